@@ -1,0 +1,236 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is every setting of winback run and winback dev.
+type Config struct {
+	Kafka      Kafka      `yaml:"kafka"`
+	Registry   Registry   `yaml:"registry"`
+	ClickHouse ClickHouse `yaml:"clickhouse"`
+	Topics     Topics     `yaml:"topics"`
+
+	TriggerFormat   string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
+	HTTPAddr        string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long a graceful shutdown may take before winback exits anyway"`
+	CommitInterval  time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
+	MaxPollRecords  int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
+	LogFormat       string        `yaml:"log_format" help:"log format: json or text"`
+	LogLevel        string        `yaml:"log_level" help:"log level: debug, info, warn or error"`
+	MaxValueBytes   int           `yaml:"max_value_bytes" help:"input records larger than this go to the dead-letter topic"`
+}
+
+// Kafka is how winback reaches the brokers.
+type Kafka struct {
+	Brokers         []string      `yaml:"brokers" help:"seed brokers, host:port, comma-separated"`
+	Group           string        `yaml:"group" help:"consumer group of the winback instances"`
+	TransactionalID string        `yaml:"transactional_id" help:"transactional id prefix; each instance appends its own instance id"`
+	InstanceID      string        `yaml:"instance_id" help:"unique id of this instance (default: hostname)"`
+	SessionTimeout  time.Duration `yaml:"session_timeout" help:"group session timeout"`
+	SASL            SASL          `yaml:"sasl"`
+	TLS             TLS           `yaml:"tls"`
+}
+
+// SASL authenticates to the brokers.
+type SASL struct {
+	Mechanism string `yaml:"mechanism" help:"SASL mechanism: empty (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"`
+	Username  string `yaml:"username" help:"SASL user name"`
+	Password  string `yaml:"password" help:"SASL password (prefer the env variable)"`
+}
+
+// TLS secures the connection to the brokers.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled" help:"connect to the brokers with TLS"`
+	CAFile             string `yaml:"ca_file" help:"PEM file of the CA that signed the brokers' certificates (default: system roots)"`
+	CertFile           string `yaml:"cert_file" help:"PEM client certificate for mutual TLS"`
+	KeyFile            string `yaml:"key_file" help:"PEM client key for mutual TLS"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" help:"do not verify the brokers' certificates (testing only)"`
+}
+
+// Registry is the Confluent-compatible schema registry.
+type Registry struct {
+	URL      string        `yaml:"url" help:"schema registry URL (Confluent REST API)"`
+	Username string        `yaml:"username" help:"basic-auth user for the registry"`
+	Password string        `yaml:"password" help:"basic-auth password for the registry"`
+	Retry    time.Duration `yaml:"retry" help:"how long to retry an unreachable registry for an unknown schema id before the record goes to the dead-letter topic"`
+}
+
+// ClickHouse is where the aggregates go.
+type ClickHouse struct {
+	DSN           string        `yaml:"dsn" help:"ClickHouse DSN, native protocol: clickhouse://user:pass@host:9000/db"`
+	Database      string        `yaml:"database" help:"database of winback's tables and views"`
+	BatchRows     int           `yaml:"batch_rows" help:"rows per insert batch at most"`
+	FlushInterval time.Duration `yaml:"flush_interval" help:"longest time rows wait before they are written"`
+	ActiveDays    int           `yaml:"active_days" help:"a customer is active in the retention views if they ordered within this many days"`
+}
+
+// Topics names the topics winback reads and writes.
+type Topics struct {
+	Orders     string `yaml:"orders" help:"input topic of orders"`
+	Email      string `yaml:"email" help:"input topic of email engagement events"`
+	Support    string `yaml:"support" help:"input topic of support ticket events"`
+	Triggers   string `yaml:"triggers" help:"output topic of win-back triggers"`
+	DLQ        string `yaml:"dlq" help:"dead-letter topic for undecodable or invalid input"`
+	State      string `yaml:"state" help:"compacted changelog topic of per-customer state (co-partitioned with the inputs)"`
+	Partitions int    `yaml:"partitions" help:"partitions of topics winback creates when they are missing (0: do not create)"`
+}
+
+// Default returns the defaults; every field the user leaves alone keeps them.
+func Default() Config {
+	return Config{
+		Kafka: Kafka{
+			Brokers:         []string{"127.0.0.1:9092"},
+			Group:           "winback",
+			TransactionalID: "winback",
+			SessionTimeout:  45 * time.Second,
+		},
+		Registry: Registry{URL: "http://127.0.0.1:8081", Retry: 30 * time.Second},
+		ClickHouse: ClickHouse{
+			DSN:           "clickhouse://127.0.0.1:9000/default",
+			Database:      "winback",
+			BatchRows:     10000,
+			FlushInterval: time.Second,
+			ActiveDays:    90,
+		},
+		Topics: Topics{
+			Orders:   "orders",
+			Email:    "email-events",
+			Support:  "support-events",
+			Triggers: "winback-triggers",
+			DLQ:      "winback-dlq",
+			State:    "winback-state",
+		},
+		TriggerFormat:   "avro",
+		HTTPAddr:        "127.0.0.1:8080",
+		ShutdownTimeout: 30 * time.Second,
+		CommitInterval:  time.Second,
+		MaxPollRecords:  10000,
+		LogFormat:       "json",
+		LogLevel:        "info",
+		MaxValueBytes:   1 << 20,
+	}
+}
+
+// Validate checks every setting and returns all problems at once, each
+// naming the setting (as its flag) and the fix.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka-brokers", "no brokers; give at least one host:port")
+	}
+	for _, b := range c.Kafka.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			bad("kafka-brokers", "%q is not host:port (e.g. kafka-1:9092)", b)
+		}
+	}
+	if c.Kafka.Group == "" {
+		bad("kafka-group", "empty; name the consumer group, e.g. winback")
+	}
+	if c.Kafka.TransactionalID == "" {
+		bad("kafka-transactional-id", "empty; exactly-once needs a transactional id prefix, e.g. winback")
+	}
+	if c.Kafka.SessionTimeout < 6*time.Second {
+		bad("kafka-session-timeout", "%s is below the 6s brokers accept by default", c.Kafka.SessionTimeout)
+	}
+	switch strings.ToUpper(c.Kafka.SASL.Mechanism) {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if c.Kafka.SASL.Username == "" {
+			bad("kafka-sasl-username", "SASL %s needs a user name", c.Kafka.SASL.Mechanism)
+		}
+	default:
+		bad("kafka-sasl-mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.Kafka.SASL.Mechanism)
+	}
+	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
+		bad("kafka-tls-cert-file", "mutual TLS needs both --kafka-tls-cert-file and --kafka-tls-key-file")
+	}
+	if u, err := url.Parse(c.Registry.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("registry-url", "%q is not an http(s) URL, e.g. http://registry:8081", c.Registry.URL)
+	}
+	if c.Registry.Retry < 0 {
+		bad("registry-retry", "negative duration")
+	}
+	if u, err := url.Parse(c.ClickHouse.DSN); err != nil || (u.Scheme != "clickhouse" && u.Scheme != "tcp") || u.Host == "" {
+		bad("clickhouse-dsn", "%q is not a native-protocol DSN, e.g. clickhouse://default:@127.0.0.1:9000/default", c.ClickHouse.DSN)
+	}
+	if !isIdent(c.ClickHouse.Database) {
+		bad("clickhouse-database", "%q is not a plain identifier (letters, digits, _)", c.ClickHouse.Database)
+	}
+	if c.ClickHouse.BatchRows < 1 {
+		bad("clickhouse-batch-rows", "%d; must be at least 1 (10000 is a good size)", c.ClickHouse.BatchRows)
+	}
+	if c.ClickHouse.FlushInterval <= 0 {
+		bad("clickhouse-flush-interval", "must be positive, e.g. 1s")
+	}
+	if c.ClickHouse.ActiveDays < 1 {
+		bad("clickhouse-active-days", "%d; must be at least 1", c.ClickHouse.ActiveDays)
+	}
+	topics := map[string]string{
+		"topics-orders": c.Topics.Orders, "topics-email": c.Topics.Email, "topics-support": c.Topics.Support,
+		"topics-triggers": c.Topics.Triggers, "topics-dlq": c.Topics.DLQ, "topics-state": c.Topics.State,
+	}
+	seen := map[string]string{}
+	for _, flag := range []string{"topics-orders", "topics-email", "topics-support", "topics-triggers", "topics-dlq", "topics-state"} {
+		name := topics[flag]
+		if name == "" {
+			bad(flag, "empty topic name")
+			continue
+		}
+		if other, ok := seen[name]; ok {
+			bad(flag, "topic %q is also --%s; every topic must be distinct", name, other)
+		}
+		seen[name] = flag
+	}
+	if c.Topics.Partitions < 0 {
+		bad("topics-partitions", "negative")
+	}
+	if c.TriggerFormat != "avro" && c.TriggerFormat != "json" {
+		bad("trigger-format", "%q; use avro or json", c.TriggerFormat)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("http-addr", "%q is not host:port (e.g. :8080)", c.HTTPAddr)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be positive, e.g. 30s")
+	}
+	if c.CommitInterval <= 0 {
+		bad("commit-interval", "must be positive, e.g. 1s")
+	}
+	if c.MaxPollRecords < 1 {
+		bad("max-poll-records", "must be at least 1")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("log-format", "%q; use json or text", c.LogFormat)
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		bad("log-level", "%v", err)
+	}
+	if c.MaxValueBytes < 1024 {
+		bad("max-value-bytes", "%d is too small; at least 1024", c.MaxValueBytes)
+	}
+	return errors.Join(errs...)
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
