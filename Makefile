@@ -1,0 +1,56 @@
+# winback: `make run` starts everything on the embedded default; `make test`
+# sets everything up and runs every test. Both install what is missing.
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO      ?= go
+BIN     := bin/winback
+CHDB_LIB = $(shell cat .cache/chdb/libpath 2>/dev/null)
+FUZZTIME ?= 5s
+
+.PHONY: all deps build run test unit fuzz-short fuzz bench bench-tiny lint clean
+
+all: build
+
+## deps: install Debian's clickhouse-server, clickhouse-client and kcat, and chDB, when missing
+deps:
+	@bash scripts/deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/winback
+
+## run: the embedded default (kfake + srfake + a local ClickHouse) with generated traffic
+run: deps build
+	$(BIN) dev --generate
+
+## test: every test, including integration tests on a real ClickHouse and short fuzz runs
+test: deps
+	$(GO) vet ./...
+	CHDB_LIB_PATH=$(CHDB_LIB) $(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz-short
+	$(MAKE) --no-print-directory bench-tiny
+
+# Each fuzz target runs for FUZZTIME, with its corpus in the package's testdata/fuzz.
+FUZZ_TARGETS = $(shell grep -rl --include='*_test.go' --exclude-dir=.cache '^func Fuzz' . | xargs -r grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func /:/')
+
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		f=$${t%%:*}; name=$${t##*:}; pkg=./$$(dirname $$f); \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+## fuzz: long fuzz runs (FUZZTIME=10m make fuzz)
+fuzz: FUZZTIME=2m
+fuzz: fuzz-short
+
+## bench: the benchmark harness (winback vs ceiling vs goka vs ClickHouse-only) and micro-benchmarks
+bench: deps
+	cd bench && $(GO) run . -events 1000000 -customers 100000 -out results.json
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./pipeline/... ./sinks/... | tee bench/micro.txt
+
+bench-tiny:
+	cd bench && $(GO) run . -events 10000 -customers 1000 -out /tmp/winback-bench-tiny.json
+
+clean:
+	rm -rf bin .cache
