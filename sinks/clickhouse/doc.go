@@ -1,0 +1,99 @@
+// Package clickhouse writes winback's per-customer aggregates, daily
+// snapshots, win-back triggers and dead-letter records to ClickHouse, and
+// creates the tables and the views analysts and BI tools read.
+//
+// # Writing
+//
+// AddAggregate, AddTrigger and AddDeadLetter add rows to a pending batch
+// without I/O. Within the batch only the latest version of a customer (and
+// of a customer-day in customer_daily) is kept, one row per trigger id and
+// per dead-lettered record. Flush writes the batch, one columnar insert per
+// table over the native protocol, and blocks until ClickHouse confirmed
+// every row. On an error it retries with exponential backoff (from 100 ms,
+// doubling, capped at Config.MaxRetryBackoff, jittered over the upper
+// half) until its context is done. The stream runner calls Flush before it
+// commits its Kafka transaction and stops polling while Flush blocks, so
+// consumption pauses while ClickHouse is down and memory stays bounded.
+// NeedsFlush says when to flush: BatchRows rows pending, or FlushInterval
+// since the last flush.
+//
+// Writes are idempotent. The tables are ReplacingMergeTree: aggregates and
+// daily snapshots are versioned by the customer's state version, which a
+// replay reproduces; triggers are keyed by their deterministic trigger_id
+// (the latest emitted_at wins: the attempt whose transaction committed);
+// dead letters by (topic, partition, offset). Every view reads with FINAL,
+// so rows written twice never count twice, merged or not.
+//
+// # Server versions
+//
+// Open runs SELECT version() and picks Features; it logs what it uses.
+//
+//	feature                              needs   on 18.16        on 22.2+ (production)
+//	ReplacingMergeTree(ver), FINAL       any     yes             yes
+//	DateTime('UTC'), Nullable, Nested    any     yes             yes
+//	LowCardinality(String) for tiers,    20.1    no: String      yes
+//	  reasons, actions, topics
+//	insert_deduplication_token on each   22.2    no              yes: sha256 of the batch's
+//	  insert + non_replicated_                                     content without updated_at
+//	  deduplication_window on the tables                          (Config.DedupWindow, 1000)
+//	string-valued query settings         22.2    no: only int    yes
+//	                                             and bool sent
+//	async_insert                         21.11   not available   available, not used: winback
+//	                                                              batches itself and must know
+//	                                                              the rows are stored before it
+//	                                                              commits
+//	DateTime64, Map, Bool, JSON          20+     not available   not used: times are DateTime
+//	                                                              (seconds), bools UInt8, the
+//	                                                              evidence map two arrays
+//
+// On 18.16 idempotence rests on ReplacingMergeTree alone: a replayed batch
+// is inserted again and collapses under FINAL and in merges. From 22.2 the
+// replayed batch is also dropped at insert time. The DDL that differs by
+// version is rendered from templates (see Migrations); both branches are
+// tested: the integration tests run on the 18.16 server, the chDB test
+// (sinks/clickhouse/chdbtest) on ClickHouse 26 in process.
+//
+// # Migrations
+//
+// Migrate applies schemas.ClickHouseMigrations(): NNN_name.sql files that
+// are Go text/templates, rendered with the database (Config.Database,
+// created if missing), the activity window (Config.ActiveDays) and the
+// version-dependent types and settings. The ledger is
+// <db>.schema_migrations (version, name, checksum of the file, checksum of
+// the rendered SQL, params, server_version, applied_at). A new migration
+// runs and is recorded; an applied one whose file changed is an error that
+// names the file (*MigrationChecksumError: put changes in a new file); an
+// applied one whose rendered SQL changed (another ActiveDays, a server
+// upgrade) runs again: every migration is idempotent. Running Migrate twice
+// is a no-op.
+//
+// Views cannot take parameters on 18.16, so "active" (ordered within
+// ActiveDays days) is rendered into customer_months and customer_weeks at
+// migrate time; changing ActiveDays and running Migrate re-creates those two
+// views and records the new value in schema_migrations.params, and the
+// retention views show it in their active_days column.
+//
+// # Tables and views
+//
+// Tables: customer_aggregates (one row per customer), customer_daily (a
+// snapshot per customer per event-time day on which it changed),
+// winback_triggers, dlq_records, schema_migrations. Views: retention_monthly,
+// retention_weekly (CRR, churn), kpi_monthly, kpi_weekly (orders, revenue,
+// AOV, purchase frequency, CLV estimate), customer_kpis (repeat-purchase
+// rate and lifetime KPIs), value_risk_matrix and customers_at_risk (value
+// tier × risk band), winback_funnel (recoveries per reason and action),
+// engagement_by_tier, support_by_tier; and the helpers customer_history,
+// customer_months, customer_weeks. docs/clickhouse.md explains them with
+// example queries; each .sql file documents its columns.
+//
+// # Metrics
+//
+// Registered on the prometheus.Registerer given to Open:
+//
+//	winback_clickhouse_rows_total{table}     counter    rows ClickHouse confirmed
+//	winback_clickhouse_batches_total{table}  counter    inserts ClickHouse confirmed
+//	winback_clickhouse_errors_total{table}   counter    failed insert attempts
+//	winback_clickhouse_retries_total         counter    attempts repeated after an error
+//	winback_clickhouse_flush_seconds         histogram  time Flush took, retries included
+//	winback_clickhouse_pending_rows          gauge      rows waiting for the next Flush
+package clickhouse

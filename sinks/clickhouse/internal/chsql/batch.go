@@ -1,0 +1,285 @@
+package chsql
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/winback/winback/pipeline/event"
+)
+
+// Table names.
+const (
+	TableAggregates  = "customer_aggregates"
+	TableDaily       = "customer_daily"
+	TableTriggers    = "winback_triggers"
+	TableDeadLetters = "dlq_records"
+)
+
+// Tables lists the tables a Batch writes, in the order it writes them.
+var Tables = []string{TableAggregates, TableDaily, TableTriggers, TableDeadLetters}
+
+// Caps on what a dead-letter row keeps.
+const (
+	DefaultSampleBytes = 256  // dlq_records.sample
+	MaxDetailBytes     = 4096 // dlq_records.detail
+)
+
+const msPerDay = 24 * 60 * 60 * 1000
+
+type dayKey struct {
+	customer string
+	day      int64 // days since 1970-01-01 (UTC)
+}
+
+type dlqKey struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+// Batch is the rows waiting for the next flush. Within a batch only the
+// latest version of a customer (and of a customer-day) is kept, and one
+// row per trigger id and per dead-lettered record. It copies what it is
+// given. It is not safe for concurrent use.
+type Batch struct {
+	sampleBytes int
+	aggs        map[string]*event.Aggregate
+	daily       map[dayKey]*event.Aggregate
+	triggers    map[string]*event.Trigger
+	dlq         map[dlqKey]*event.DeadLetter
+}
+
+// NewBatch returns an empty batch whose dead-letter samples keep at most
+// sampleBytes bytes (0 means DefaultSampleBytes).
+func NewBatch(sampleBytes int) *Batch {
+	if sampleBytes <= 0 {
+		sampleBytes = DefaultSampleBytes
+	}
+	return &Batch{
+		sampleBytes: sampleBytes,
+		aggs:        map[string]*event.Aggregate{},
+		daily:       map[dayKey]*event.Aggregate{},
+		triggers:    map[string]*event.Trigger{},
+		dlq:         map[dlqKey]*event.DeadLetter{},
+	}
+}
+
+// Len is the number of rows the batch would write.
+func (b *Batch) Len() int { return len(b.aggs) + len(b.daily) + len(b.triggers) + len(b.dlq) }
+
+// TableLen is the number of rows the batch would write to table.
+func (b *Batch) TableLen(table string) int {
+	switch table {
+	case TableAggregates:
+		return len(b.aggs)
+	case TableDaily:
+		return len(b.daily)
+	case TableTriggers:
+		return len(b.triggers)
+	case TableDeadLetters:
+		return len(b.dlq)
+	}
+	return 0
+}
+
+func dayOf(ms int64) int64 {
+	d := ms / msPerDay
+	if ms < 0 && ms%msPerDay != 0 {
+		d--
+	}
+	return d
+}
+
+// AddAggregate adds a's row to customer_aggregates and to customer_daily
+// (for the UTC day of a.AsOf), unless the batch holds a newer version.
+func (b *Batch) AddAggregate(a *event.Aggregate) {
+	c := *a
+	c.ActiveReasons = slices.Clone(a.ActiveReasons)
+	b.addAggregate(&c, true)
+}
+
+func (b *Batch) addAggregate(a *event.Aggregate, newer bool) {
+	if cur, ok := b.aggs[a.CustomerID]; !ok || a.Version > cur.Version || (newer && a.Version == cur.Version) {
+		b.aggs[a.CustomerID] = a
+	}
+	k := dayKey{a.CustomerID, dayOf(a.AsOf)}
+	if cur, ok := b.daily[k]; !ok || a.Version > cur.Version || (newer && a.Version == cur.Version) {
+		b.daily[k] = a
+	}
+}
+
+// AddTrigger adds t's row to winback_triggers, replacing a row with the
+// same trigger id unless that one was emitted later.
+func (b *Batch) AddTrigger(t *event.Trigger) {
+	c := *t
+	c.Reasons = slices.Clone(t.Reasons)
+	c.Evidence = maps.Clone(t.Evidence)
+	b.addTrigger(&c, true)
+}
+
+func (b *Batch) addTrigger(t *event.Trigger, newer bool) {
+	if cur, ok := b.triggers[t.TriggerID]; !ok || t.EmittedAt > cur.EmittedAt || (newer && t.EmittedAt == cur.EmittedAt) {
+		b.triggers[t.TriggerID] = t
+	}
+}
+
+// AddDeadLetter adds d's row to dlq_records, with the sample cut to the
+// batch's sample size and the detail to MaxDetailBytes.
+func (b *Batch) AddDeadLetter(d *event.DeadLetter) {
+	c := *d
+	c.Key = slices.Clone(d.Key)
+	c.Sample = slices.Clone(d.Sample[:min(len(d.Sample), b.sampleBytes)])
+	c.Detail = truncateUTF8(d.Detail, MaxDetailBytes)
+	b.addDeadLetter(&c, true)
+}
+
+func (b *Batch) addDeadLetter(d *event.DeadLetter, newer bool) {
+	k := dlqKey{d.Topic, d.Partition, d.Offset}
+	if cur, ok := b.dlq[k]; !ok || d.At > cur.At || (newer && d.At == cur.At) {
+		b.dlq[k] = d
+	}
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a rune.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// Merge adds the rows of older, a batch filled before b, where b holds
+// nothing newer: the rows of a failed flush go back in front of what was
+// added since.
+func (b *Batch) Merge(older *Batch) {
+	for _, a := range older.aggs {
+		if cur, ok := b.aggs[a.CustomerID]; !ok || a.Version > cur.Version {
+			b.aggs[a.CustomerID] = a
+		}
+	}
+	for k, a := range older.daily {
+		if cur, ok := b.daily[k]; !ok || a.Version > cur.Version {
+			b.daily[k] = a
+		}
+	}
+	for _, t := range older.triggers {
+		b.addTrigger(t, false)
+	}
+	for _, d := range older.dlq {
+		b.addDeadLetter(d, false)
+	}
+}
+
+// Drop forgets the rows of table (after they were written).
+func (b *Batch) Drop(table string) {
+	switch table {
+	case TableAggregates:
+		clear(b.aggs)
+	case TableDaily:
+		clear(b.daily)
+	case TableTriggers:
+		clear(b.triggers)
+	case TableDeadLetters:
+		clear(b.dlq)
+	}
+}
+
+// Table is the rows of one table, column by column, sorted by the table's
+// key, ready for a columnar insert.
+type Table struct {
+	Name    string
+	Columns []Column
+	Rows    int
+	// Token is a hash of the content (every column but updated_at), hex:
+	// the same rows give the same token on every replay. Set by Build
+	// when asked for.
+	Token string
+}
+
+// Column is one column's values: []string, []uint8, []uint32, []uint64,
+// []int32, []int64, []float64, []time.Time, []*time.Time, []*uint8,
+// [][]string or [][]float64.
+type Column struct {
+	Name   string
+	Values any
+	// Date marks a Date column ([]time.Time at midnight UTC).
+	Date bool
+	// Volatile marks a column left out of Token (updated_at).
+	Volatile bool
+}
+
+// Build returns the batch's rows per non-empty table, in Tables order.
+// now is updated_at; with tokens, every table gets its Token.
+func (b *Batch) Build(now time.Time, tokens bool) []*Table {
+	var out []*Table
+	if len(b.aggs) > 0 {
+		rows := slices.SortedFunc(maps.Values(b.aggs), func(x, y *event.Aggregate) int { return cmp.Compare(x.CustomerID, y.CustomerID) })
+		out = append(out, aggregatesTable(rows, now))
+	}
+	if len(b.daily) > 0 {
+		keys := slices.SortedFunc(maps.Keys(b.daily), func(x, y dayKey) int {
+			return cmp.Or(cmp.Compare(x.customer, y.customer), cmp.Compare(x.day, y.day))
+		})
+		rows := make([]*event.Aggregate, len(keys))
+		days := make([]int64, len(keys))
+		for i, k := range keys {
+			rows[i], days[i] = b.daily[k], k.day
+		}
+		out = append(out, dailyTable(rows, days, now))
+	}
+	if len(b.triggers) > 0 {
+		rows := slices.SortedFunc(maps.Values(b.triggers), func(x, y *event.Trigger) int { return cmp.Compare(x.TriggerID, y.TriggerID) })
+		out = append(out, triggersTable(rows))
+	}
+	if len(b.dlq) > 0 {
+		rows := slices.SortedFunc(maps.Values(b.dlq), func(x, y *event.DeadLetter) int {
+			return cmp.Or(cmp.Compare(x.Topic, y.Topic), cmp.Compare(x.Partition, y.Partition), cmp.Compare(x.Offset, y.Offset))
+		})
+		out = append(out, deadLettersTable(rows))
+	}
+	if tokens {
+		for _, t := range out {
+			t.Token = t.contentHash()
+		}
+	}
+	return out
+}
+
+func dateTime(ms int64) time.Time { return time.UnixMilli(ms).UTC().Truncate(time.Second) }
+
+func optTime(ms int64, backing *time.Time) *time.Time {
+	if ms == 0 {
+		return nil
+	}
+	*backing = dateTime(ms)
+	return backing
+}
+
+func optScore(s int8, backing *uint8) *uint8 {
+	if s < 0 {
+		return nil
+	}
+	*backing = uint8(s)
+	return backing
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func reasons(rs []event.Reason) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
+}

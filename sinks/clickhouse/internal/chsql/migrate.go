@@ -1,0 +1,352 @@
+package chsql
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// Executor runs SQL on a ClickHouse: a server through clickhouse-go, or
+// chDB in process.
+type Executor interface {
+	// Exec runs one statement that returns no rows.
+	Exec(ctx context.Context, query string) error
+	// Query runs one SELECT and returns its rows, each value as text
+	// (NULL as \N).
+	Query(ctx context.Context, query string) ([][]string, error)
+}
+
+// DefaultDedupWindow is how many recent insert blocks a table remembers
+// for insert deduplication, where the server supports it.
+const DefaultDedupWindow = 1000
+
+// Params are the values the migration templates are rendered with.
+type Params struct {
+	// Database holds every table and view; a plain identifier.
+	Database string
+	// ActiveDays: a customer is active if they ordered within this many
+	// days (the retention views).
+	ActiveDays int
+	// Server is the server's version, recorded in the ledger.
+	Server Version
+	// Features select the version-dependent DDL.
+	Features Features
+	// DedupWindow is non_replicated_deduplication_window where
+	// Features.InsertDedupToken holds; 0 means DefaultDedupWindow.
+	DedupWindow int
+}
+
+// tmplData is what the .sql templates see.
+type tmplData struct {
+	DB          string
+	ActiveDays  int
+	String      string // LowCardinality(String) or String
+	DedupWindow int    // 0: not supported
+}
+
+func (p Params) data() tmplData {
+	d := tmplData{DB: p.Database, ActiveDays: p.ActiveDays, String: "String"}
+	if p.Features.LowCardinality {
+		d.String = "LowCardinality(String)"
+	}
+	if p.Features.InsertDedupToken {
+		d.DedupWindow = p.DedupWindow
+		if d.DedupWindow <= 0 {
+			d.DedupWindow = DefaultDedupWindow
+		}
+	}
+	return d
+}
+
+// String is the template values as recorded in schema_migrations.params.
+func (p Params) String() string {
+	d := p.data()
+	return fmt.Sprintf("active_days=%d string=%s dedup_window=%d", d.ActiveDays, d.String, d.DedupWindow)
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ValidDatabase reports whether name can be used as the database name
+// unquoted.
+func ValidDatabase(name string) bool { return identRE.MatchString(name) }
+
+func (p Params) validate() error {
+	if !ValidDatabase(p.Database) {
+		return fmt.Errorf("chsql: database %q is not a plain identifier (letters, digits, _)", p.Database)
+	}
+	if p.ActiveDays < 1 {
+		return fmt.Errorf("chsql: active days %d: must be at least 1", p.ActiveDays)
+	}
+	return nil
+}
+
+// Migration is one NNN_name.sql file, rendered.
+type Migration struct {
+	Version          uint32
+	Name             string // the file name, e.g. 013_retention_monthly.sql
+	Checksum         string // sha256 of the file, hex
+	SQL              string // the rendered text
+	RenderedChecksum string // sha256 of SQL, hex
+	Statements       []string
+}
+
+var fileRE = regexp.MustCompile(`^(\d{3})_[a-z0-9_]+\.sql$`)
+
+// Load reads the migrations at the root of fsys (NNN_name.sql, NNN unique,
+// 000 first) and renders them with p.
+func Load(fsys fs.FS, p Params) ([]Migration, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("chsql: read migrations: %w", err)
+	}
+	var ms []Migration
+	seen := map[uint32]string{}
+	for _, e := range entries {
+		if e.IsDir() || path.Ext(e.Name()) != ".sql" {
+			continue
+		}
+		sub := fileRE.FindStringSubmatch(e.Name())
+		if sub == nil {
+			return nil, fmt.Errorf("chsql: migration %s: name must be NNN_lowercase_name.sql", e.Name())
+		}
+		v, _ := strconv.ParseUint(sub[1], 10, 32)
+		if other, dup := seen[uint32(v)]; dup {
+			return nil, fmt.Errorf("chsql: migrations %s and %s have the same version %s", other, e.Name(), sub[1])
+		}
+		seen[uint32(v)] = e.Name()
+		raw, err := fs.ReadFile(fsys, e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("chsql: migration %s: %w", e.Name(), err)
+		}
+		m, err := render(e.Name(), uint32(v), raw, p)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
+	if len(ms) == 0 || ms[0].Version != 0 {
+		return nil, errors.New("chsql: migrations must start with 000_*.sql, which creates the database and schema_migrations")
+	}
+	return ms, nil
+}
+
+func render(name string, version uint32, raw []byte, p Params) (Migration, error) {
+	t, err := template.New(name).Option("missingkey=error").Parse(string(raw))
+	if err != nil {
+		return Migration{}, fmt.Errorf("chsql: migration %s: %w", name, err)
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, p.data()); err != nil {
+		return Migration{}, fmt.Errorf("chsql: migration %s: %w", name, err)
+	}
+	sum := sha256.Sum256(raw)
+	rsum := sha256.Sum256(buf.Bytes())
+	return Migration{
+		Version:          version,
+		Name:             name,
+		Checksum:         hex.EncodeToString(sum[:]),
+		SQL:              buf.String(),
+		RenderedChecksum: hex.EncodeToString(rsum[:]),
+		Statements:       Split(buf.String()),
+	}, nil
+}
+
+// ChecksumError says a migration file was changed after it was applied.
+type ChecksumError struct {
+	File            string // the migration's file name
+	AppliedName     string // the file name recorded when it was applied
+	AppliedChecksum string
+	FileChecksum    string
+}
+
+func (e *ChecksumError) Error() string {
+	if e.AppliedName != e.File {
+		return fmt.Sprintf("clickhouse migration %s: version already applied as %s; give the new file a new version number", e.File, e.AppliedName)
+	}
+	return fmt.Sprintf("clickhouse migration %s was changed after it was applied (checksum applied %.12s, file %.12s): restore the file and put the change in a new migration", e.File, e.AppliedChecksum, e.FileChecksum)
+}
+
+type applied struct {
+	name, checksum, rendered string
+}
+
+// Apply brings the database up to the migrations in fsys:
+//
+//   - 000 runs every time (it creates the database and the ledger,
+//     idempotently);
+//   - a migration not yet in schema_migrations runs and is recorded;
+//   - an applied migration whose file changed is an error (*ChecksumError)
+//     naming the file, before anything else runs;
+//   - an applied migration whose rendered text changed (another
+//     ActiveDays, a server upgrade that enables a feature) runs again and
+//     is recorded again: every migration is idempotent (CREATE ... IF NOT
+//     EXISTS, DROP + CREATE VIEW, ALTER ... MODIFY SETTING);
+//   - otherwise nothing happens, so applying twice is a no-op.
+//
+// It returns the names of the migrations it ran (000 only when it was
+// recorded anew).
+func Apply(ctx context.Context, ex Executor, fsys fs.FS, p Params, log *slog.Logger) ([]string, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ms, err := Load(fsys, p)
+	if err != nil {
+		return nil, err
+	}
+	for i, st := range ms[0].Statements {
+		if err := ex.Exec(ctx, st); err != nil {
+			return nil, fmt.Errorf("clickhouse migration %s: statement %d: %w", ms[0].Name, i+1, err)
+		}
+	}
+	rows, err := ex.Query(ctx, fmt.Sprintf(
+		"SELECT toString(version), argMax(name, seq), argMax(checksum, seq), argMax(rendered_checksum, seq) FROM %s.schema_migrations GROUP BY version",
+		p.Database))
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse migrations: read %s.schema_migrations: %w", p.Database, err)
+	}
+	done := map[uint32]applied{}
+	for _, r := range rows {
+		if len(r) != 4 {
+			return nil, fmt.Errorf("clickhouse migrations: schema_migrations row has %d columns, want 4", len(r))
+		}
+		v, err := strconv.ParseUint(r[0], 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse migrations: schema_migrations version %q: %w", r[0], err)
+		}
+		done[uint32(v)] = applied{name: r[1], checksum: r[2], rendered: r[3]}
+	}
+	// Refuse before running anything if an applied file was edited.
+	for _, m := range ms {
+		if a, ok := done[m.Version]; ok && (a.name != m.Name || a.checksum != m.Checksum) {
+			return nil, &ChecksumError{File: m.Name, AppliedName: a.name, AppliedChecksum: a.checksum, FileChecksum: m.Checksum}
+		}
+	}
+	var ran []string
+	for _, m := range ms {
+		a, ok := done[m.Version]
+		if ok && a.rendered == m.RenderedChecksum {
+			continue
+		}
+		if m.Version != 0 {
+			for i, st := range m.Statements {
+				if err := ex.Exec(ctx, st); err != nil {
+					return ran, fmt.Errorf("clickhouse migration %s: statement %d: %w", m.Name, i+1, err)
+				}
+			}
+		}
+		now := time.Now().UTC()
+		// INSERT ... SELECT, not VALUES: over the native protocol an
+		// INSERT with VALUES in an Exec waits for data blocks on 18.16.
+		rec := fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name, checksum, rendered_checksum, params, server_version, applied_at, seq) SELECT %d, %s, %s, %s, %s, %s, toDateTime(%s, 'UTC'), %d",
+			p.Database, m.Version, Quote(m.Name), Quote(m.Checksum), Quote(m.RenderedChecksum),
+			Quote(p.String()), Quote(p.Server.String()), Quote(now.Format(time.DateTime)), now.UnixNano())
+		if err := ex.Exec(ctx, rec); err != nil {
+			return ran, fmt.Errorf("clickhouse migration %s: record: %w", m.Name, err)
+		}
+		why := "new"
+		if ok {
+			why = "rendered text changed"
+		}
+		log.Info("clickhouse migration applied", "migration", m.Name, "why", why, "statements", len(m.Statements), "params", p.String())
+		ran = append(ran, m.Name)
+	}
+	return ran, nil
+}
+
+// Quote returns s as a ClickHouse string literal.
+func Quote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\'', '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		case 0:
+			b.WriteString(`\0`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// Split splits a SQL script into statements at semicolons outside string
+// literals, quoted identifiers and comments. Statements that hold only
+// comments and white space are dropped; comments are kept inside the
+// others.
+func Split(script string) []string {
+	var (
+		out   []string
+		start int
+		code  bool // the current statement has something other than comments
+	)
+	flush := func(end int) {
+		if code {
+			out = append(out, strings.TrimSpace(script[start:end]))
+		}
+		start, code = end+1, false
+	}
+	for i := 0; i < len(script); i++ {
+		c := script[i]
+		switch {
+		case c == '-' && i+1 < len(script) && script[i+1] == '-':
+			for i < len(script) && script[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < len(script) && script[i+1] == '*':
+			end := strings.Index(script[i+2:], "*/")
+			if end < 0 {
+				i = len(script)
+			} else {
+				i += 2 + end + 1
+			}
+		case c == '\'' || c == '"' || c == '`':
+			code = true
+			for i++; i < len(script); i++ {
+				if script[i] == '\\' {
+					i++
+					continue
+				}
+				if script[i] == c {
+					if i+1 < len(script) && script[i+1] == c { // doubled quote
+						i++
+						continue
+					}
+					break
+				}
+			}
+		case c == ';':
+			flush(i)
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		default:
+			code = true
+		}
+	}
+	flush(len(script))
+	return out
+}

@@ -1,0 +1,76 @@
+package chsql
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Version is a ClickHouse server version, as SELECT version() prints it
+// ("18.16.1", "26.7.1.1").
+type Version struct {
+	Major, Minor, Patch int
+	Raw                 string
+}
+
+// ParseVersion parses the output of SELECT version().
+func ParseVersion(s string) (Version, error) {
+	v := Version{Raw: strings.TrimSpace(s)}
+	parts := strings.Split(v.Raw, ".")
+	if len(parts) < 2 {
+		return v, fmt.Errorf("chsql: server version %q: want MAJOR.MINOR[.PATCH...]", s)
+	}
+	nums := []*int{&v.Major, &v.Minor, &v.Patch}
+	for i := 0; i < len(parts) && i < len(nums); i++ {
+		n, err := strconv.Atoi(parts[i])
+		if err != nil || n < 0 {
+			return v, fmt.Errorf("chsql: server version %q: part %d is not a number", s, i+1)
+		}
+		*nums[i] = n
+	}
+	return v, nil
+}
+
+// AtLeast reports whether v >= major.minor.
+func (v Version) AtLeast(major, minor int) bool {
+	return v.Major > major || (v.Major == major && v.Minor >= minor)
+}
+
+func (v Version) String() string {
+	if v.Raw != "" {
+		return v.Raw
+	}
+	return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
+}
+
+// Features says which version-dependent ClickHouse features winback uses on
+// a server. See the version matrix in the sinks/clickhouse package doc.
+type Features struct {
+	// InsertDedupToken: inserts carry insert_deduplication_token, a hash of
+	// the batch's content, and the tables keep the hashes of their last
+	// DedupWindow blocks (non_replicated_deduplication_window), so a batch
+	// written again after a replay is dropped at insert time. 22.2+.
+	InsertDedupToken bool
+	// AsyncInsert: the server has async_insert (21.11+). Detected and
+	// logged only: winback batches itself and waits for each insert.
+	AsyncInsert bool
+	// LowCardinality: short repeated strings (tiers, reasons, actions,
+	// topics) are LowCardinality(String). Experimental in 18.x; used from
+	// 20.1.
+	LowCardinality bool
+	// StringSettings: query settings with string values can be sent. On
+	// 18.x clickhouse-go's string settings fail, so only int and bool
+	// settings are sent there. 22.2+ is the only place winback needs one
+	// (insert_deduplication_token), so it is gated the same way.
+	StringSettings bool
+}
+
+// FeaturesOf returns the features winback uses on a server of version v.
+func FeaturesOf(v Version) Features {
+	return Features{
+		InsertDedupToken: v.AtLeast(22, 2),
+		AsyncInsert:      v.AtLeast(21, 11),
+		LowCardinality:   v.AtLeast(20, 1),
+		StringSettings:   v.AtLeast(22, 2),
+	}
+}

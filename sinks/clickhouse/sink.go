@@ -1,0 +1,385 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/schemas"
+	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultDatabase        = "winback"
+	DefaultBatchRows       = 10000
+	DefaultFlushInterval   = time.Second
+	DefaultMaxRetryBackoff = 10 * time.Second
+	DefaultActiveDays      = 90
+	DefaultAttemptTimeout  = time.Minute
+	DefaultDialTimeout     = 5 * time.Second
+)
+
+// minRetryBackoff is the first pause after a failed insert.
+const minRetryBackoff = 100 * time.Millisecond
+
+// tableNames are the tables the sink writes, in write order.
+var tableNames = chsql.Tables
+
+// Config configures the sink. Zero fields take the defaults above.
+type Config struct {
+	// DSN is a native-protocol DSN: clickhouse://user:pass@host:9000/db.
+	// Its database is only the connection's default; Database names the
+	// one winback uses.
+	DSN string
+	// Database holds winback's tables and views (created if missing); a
+	// plain identifier. Default "winback".
+	Database string
+	// BatchRows: NeedsFlush reports true from this many pending rows.
+	BatchRows int
+	// FlushInterval: NeedsFlush reports true this long after the last
+	// flush when rows are pending.
+	FlushInterval time.Duration
+	// MaxRetryBackoff caps the pause between insert attempts.
+	MaxRetryBackoff time.Duration
+	// ActiveDays: a customer counts as active in the retention views if
+	// they ordered within this many days. Rendered into the views by
+	// Migrate.
+	ActiveDays int
+	// DLQSampleBytes caps dlq_records.sample (default 256).
+	DLQSampleBytes int
+	// AttemptTimeout bounds one insert attempt (default 1 min).
+	AttemptTimeout time.Duration
+	// DedupWindow is non_replicated_deduplication_window on servers with
+	// insert_deduplication_token (default 1000 blocks).
+	DedupWindow int
+	// Now is the clock for updated_at; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Database == "" {
+		c.Database = DefaultDatabase
+	}
+	if c.BatchRows <= 0 {
+		c.BatchRows = DefaultBatchRows
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.MaxRetryBackoff <= 0 {
+		c.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	if c.ActiveDays <= 0 {
+		c.ActiveDays = DefaultActiveDays
+	}
+	if c.DLQSampleBytes <= 0 {
+		c.DLQSampleBytes = chsql.DefaultSampleBytes
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = chsql.DefaultDedupWindow
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Features says which version-dependent features the sink uses on the
+// server it is connected to; see the version matrix in the package doc.
+type Features = chsql.Features
+
+// MigrationChecksumError is returned by Migrate when a migration file was
+// changed after it was applied; File names it.
+type MigrationChecksumError = chsql.ChecksumError
+
+// Sink writes customer aggregates, daily snapshots, triggers and
+// dead-letter records to ClickHouse in batches. Add*, Pending and
+// NeedsFlush are cheap and do no I/O; Flush writes. It is safe for
+// concurrent use, but Flush calls are serialised.
+type Sink struct {
+	cfg      Config
+	log      *slog.Logger
+	conn     driver.Conn
+	version  chsql.Version
+	features Features
+	m        *metrics
+
+	flushMu sync.Mutex // one Flush at a time
+
+	mu        sync.Mutex
+	pending   *chsql.Batch
+	lastFlush time.Time
+}
+
+// Open connects to ClickHouse over the native protocol, reads the
+// server's version (SELECT version()) and logs the features it will use.
+// It does not retry: a server that does not answer is an error. Metrics
+// are registered on reg (nil: not registered).
+func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Sink, error) {
+	cfg.defaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if !chsql.ValidDatabase(cfg.Database) {
+		return nil, fmt.Errorf("clickhouse: database %q is not a plain identifier (letters, digits, _)", cfg.Database)
+	}
+	opts, err := clickhouse.ParseDSN(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: DSN: %w", err)
+	}
+	if opts.Protocol != clickhouse.Native {
+		return nil, fmt.Errorf("clickhouse: DSN %q: only the native protocol is supported (clickhouse://host:9000)", redact(cfg.DSN))
+	}
+	if opts.Auth.Database == cfg.Database {
+		// It may not exist yet; Migrate creates it. Every query names
+		// the database anyway.
+		opts.Auth.Database = ""
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = cfg.AttemptTimeout
+	}
+	if opts.MaxOpenConns == 0 {
+		opts.MaxOpenConns = 4
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: open %s: %w", redact(cfg.DSN), err)
+	}
+	var raw string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&raw); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("clickhouse: %s: SELECT version(): %w", redact(cfg.DSN), err)
+	}
+	v, err := chsql.ParseVersion(raw)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("clickhouse: metrics: %w", err)
+	}
+	s := &Sink{
+		cfg:       cfg,
+		log:       logger,
+		conn:      conn,
+		version:   v,
+		features:  chsql.FeaturesOf(v),
+		m:         m,
+		pending:   chsql.NewBatch(cfg.DLQSampleBytes),
+		lastFlush: cfg.Now(),
+	}
+	f := s.features
+	logger.Info("clickhouse connected", "addr", strings.Join(opts.Addr, ","), "database", cfg.Database, "server_version", v.String(),
+		"insert_deduplication_token", f.InsertDedupToken, "low_cardinality", f.LowCardinality,
+		"async_insert_available", f.AsyncInsert, "async_insert_used", false)
+	return s, nil
+}
+
+// redact hides the password in a DSN for logs and errors.
+func redact(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return dsn
+	}
+	userinfo := dsn[scheme+3 : at]
+	if i := strings.IndexByte(userinfo, ':'); i >= 0 {
+		return dsn[:scheme+3] + userinfo[:i] + ":***" + dsn[at:]
+	}
+	return dsn
+}
+
+// ServerVersion is the server's SELECT version().
+func (s *Sink) ServerVersion() string { return s.version.String() }
+
+// Features is what the sink uses on this server.
+func (s *Sink) Features() Features { return s.features }
+
+// Migrate creates the database, tables and views, or brings them up to
+// date; see package doc. Running it again is a no-op; a migration file
+// changed after it was applied is a *MigrationChecksumError.
+func (s *Sink) Migrate(ctx context.Context) error {
+	_, err := chsql.Apply(ctx, executor{s.conn}, schemas.ClickHouseMigrations(), s.migrationParams(), s.log)
+	return err
+}
+
+func (s *Sink) migrationParams() chsql.Params {
+	return chsql.Params{
+		Database:    s.cfg.Database,
+		ActiveDays:  s.cfg.ActiveDays,
+		Server:      s.version,
+		Features:    s.features,
+		DedupWindow: s.cfg.DedupWindow,
+	}
+}
+
+// AddAggregate adds a customer's row to customer_aggregates and to
+// customer_daily (the UTC day of a.AsOf). Within the pending batch only
+// the latest version per customer and per customer-day is kept.
+func (s *Sink) AddAggregate(a *event.Aggregate) {
+	s.mu.Lock()
+	s.pending.AddAggregate(a)
+	s.m.pending.Set(float64(s.pending.Len()))
+	s.mu.Unlock()
+}
+
+// AddTrigger adds a trigger's row to winback_triggers.
+func (s *Sink) AddTrigger(t *event.Trigger) {
+	s.mu.Lock()
+	s.pending.AddTrigger(t)
+	s.m.pending.Set(float64(s.pending.Len()))
+	s.mu.Unlock()
+}
+
+// AddDeadLetter adds a dead-lettered record's row to dlq_records; its
+// sample is cut to Config.DLQSampleBytes.
+func (s *Sink) AddDeadLetter(d *event.DeadLetter) {
+	s.mu.Lock()
+	s.pending.AddDeadLetter(d)
+	s.m.pending.Set(float64(s.pending.Len()))
+	s.mu.Unlock()
+}
+
+// Pending is the number of rows the next Flush will write.
+func (s *Sink) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending.Len()
+}
+
+// NeedsFlush reports whether BatchRows rows are pending, or rows are
+// pending and FlushInterval has passed since the last flush.
+func (s *Sink) NeedsFlush(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.pending.Len()
+	return n >= s.cfg.BatchRows || (n > 0 && now.Sub(s.lastFlush) >= s.cfg.FlushInterval)
+}
+
+// Flush writes every pending row and returns once ClickHouse has confirmed
+// them. On an error it retries with capped, jittered exponential backoff
+// until ctx is done; then it returns ctx's error (wrapping the last insert
+// error) and the unwritten rows stay pending for the next Flush. Rows added
+// while Flush runs go to the next one.
+func (s *Sink) Flush(ctx context.Context) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	start := time.Now()
+	s.mu.Lock()
+	b := s.pending
+	s.pending = chsql.NewBatch(s.cfg.DLQSampleBytes)
+	s.mu.Unlock()
+	if b.Len() == 0 {
+		s.mu.Lock()
+		s.lastFlush = s.cfg.Now()
+		s.mu.Unlock()
+		return nil
+	}
+	for _, t := range b.Build(s.cfg.Now(), s.features.InsertDedupToken) {
+		if err := s.insertRetrying(ctx, t); err != nil {
+			s.mu.Lock()
+			s.pending.Merge(b)
+			s.m.pending.Set(float64(s.pending.Len()))
+			s.mu.Unlock()
+			return err
+		}
+		b.Drop(t.Name)
+	}
+	s.m.flush.Observe(time.Since(start).Seconds())
+	s.mu.Lock()
+	s.lastFlush = s.cfg.Now()
+	s.m.pending.Set(float64(s.pending.Len()))
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Sink) insertRetrying(ctx context.Context, t *chsql.Table) error {
+	backoff := minRetryBackoff
+	for attempt := 1; ; attempt++ {
+		err := s.insert(ctx, t)
+		if err == nil {
+			s.m.rows.WithLabelValues(t.Name).Add(float64(t.Rows))
+			s.m.batches.WithLabelValues(t.Name).Inc()
+			if attempt > 1 {
+				s.log.Info("clickhouse insert succeeded after retries", "table", t.Name, "rows", t.Rows, "attempts", attempt)
+			}
+			return nil
+		}
+		s.m.errors.WithLabelValues(t.Name).Inc()
+		if ctx.Err() != nil {
+			return fmt.Errorf("clickhouse: insert %d rows into %s.%s: gave up after %d attempts: %w (last error: %w)",
+				t.Rows, s.cfg.Database, t.Name, attempt, ctx.Err(), err)
+		}
+		// Full jitter over the upper half: never hammer, never sleep 0.
+		pause := backoff/2 + rand.N(backoff/2+1)
+		s.log.Warn("clickhouse insert failed, retrying", "table", t.Name, "rows", t.Rows, "attempt", attempt, "retry_in", pause, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("clickhouse: insert %d rows into %s.%s: gave up after %d attempts: %w (last error: %w)",
+				t.Rows, s.cfg.Database, t.Name, attempt, ctx.Err(), err)
+		case <-time.After(pause):
+		}
+		s.m.retries.Inc()
+		backoff = min(backoff*2, s.cfg.MaxRetryBackoff)
+	}
+}
+
+// insert makes one attempt at writing t.
+func (s *Sink) insert(ctx context.Context, t *chsql.Table) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
+	defer cancel()
+	if t.Token != "" && s.features.StringSettings {
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+			"insert_deduplication_token": t.Token,
+		}))
+	}
+	batch, err := s.conn.PrepareBatch(ctx, t.InsertQuery(s.cfg.Database))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if !batch.IsSent() {
+			err = errors.Join(err, batch.Abort())
+		}
+	}()
+	for i, c := range t.Columns {
+		if err := batch.Column(i).Append(c.Values); err != nil {
+			return fmt.Errorf("column %s: %w", c.Name, err)
+		}
+	}
+	return batch.Send()
+}
+
+// Ping checks that ClickHouse answers, for readiness probes.
+func (s *Sink) Ping(ctx context.Context) error {
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("clickhouse: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connections. Pending rows are dropped: Flush first.
+func (s *Sink) Close() error {
+	if n := s.Pending(); n > 0 {
+		s.log.Warn("clickhouse sink closed with rows pending", "rows", n)
+	}
+	return s.conn.Close()
+}
