@@ -30,7 +30,7 @@ FROM
         as_of AS triggered_at
     FROM {{.DB}}.winback_triggers FINAL
     WHERE kind = 'WINBACK'
-)
+) AS w
 ANY LEFT JOIN
 (
     SELECT
@@ -41,6 +41,6 @@ ANY LEFT JOIN
            evidence.value[indexOf(evidence.name, 'revenue_after_return')], 0) AS return_revenue
     FROM {{.DB}}.winback_triggers FINAL
     WHERE kind = 'RECOVERED'
-) USING trigger_id
+) AS r USING trigger_id
 GROUP BY reason, action
 ORDER BY triggers DESC, reason, action;

@@ -293,6 +293,7 @@ func (s *Sink) Flush(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	}
+	defer func() { s.m.flush.Observe(time.Since(start).Seconds()) }()
 	for _, t := range b.Build(s.cfg.Now(), s.features.InsertDedupToken) {
 		if err := s.insertRetrying(ctx, t); err != nil {
 			s.mu.Lock()
@@ -303,7 +304,6 @@ func (s *Sink) Flush(ctx context.Context) error {
 		}
 		b.Drop(t.Name)
 	}
-	s.m.flush.Observe(time.Since(start).Seconds())
 	s.mu.Lock()
 	s.lastFlush = s.cfg.Now()
 	s.m.pending.Set(float64(s.pending.Len()))

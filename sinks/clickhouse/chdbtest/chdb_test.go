@@ -1,0 +1,402 @@
+package chdbtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/chdb-io/chdb-go/chdb"
+	"go.uber.org/goleak"
+
+	"github.com/winback/winback/schemas"
+	"github.com/winback/winback/sinks/clickhouse/chdbtest/chdbenv"
+	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
+	"github.com/winback/winback/sinks/clickhouse/internal/fixture"
+)
+
+// session is the process's one chDB session (chDB allows one at a time).
+var session *chdb.Session
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "winback-chdb-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	session, err = chdb.NewSession(dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: chDB session with %s: %v\n", chdbenv.Path, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	session.Cleanup()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// executor runs SQL in the chDB session (chsql.Executor).
+type executor struct{}
+
+func (executor) Exec(_ context.Context, q string) error {
+	res, err := session.Query(q, "TabSeparated")
+	if err != nil {
+		return fmt.Errorf("chdb: %w", err)
+	}
+	res.Free()
+	return nil
+}
+
+func (executor) Query(_ context.Context, q string) ([][]string, error) {
+	res, err := session.Query(q, "TabSeparated")
+	if err != nil {
+		return nil, fmt.Errorf("chdb: %w", err)
+	}
+	defer res.Free()
+	return parseTSV(res.String()), nil
+}
+
+// parseTSV splits TabSeparated output into rows of unescaped values; NULL
+// stays \N.
+func parseTSV(s string) [][]string {
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		fields := strings.Split(line, "\t")
+		for i, f := range fields {
+			if f != `\N` {
+				fields[i] = strings.NewReplacer(`\t`, "\t", `\n`, "\n", `\\`, `\`, `\'`, "'").Replace(f)
+			}
+		}
+		rows = append(rows, fields)
+	}
+	return rows
+}
+
+func exec(t *testing.T, q string) {
+	t.Helper()
+	if err := (executor{}).Exec(t.Context(), q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func query(t *testing.T, q string) [][]string {
+	t.Helper()
+	rows, err := executor{}.Query(t.Context(), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return rows
+}
+
+func count(t *testing.T, q string) int {
+	t.Helper()
+	rows := query(t, q)
+	if len(rows) != 1 || len(rows[0]) != 1 {
+		t.Fatalf("%s: %v, want one value", q, rows)
+	}
+	n, err := strconv.Atoi(rows[0][0])
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func engineVersion(t *testing.T) chsql.Version {
+	t.Helper()
+	v, err := chsql.ParseVersion(query(t, "SELECT version()")[0][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+var dbSeq atomic.Int64
+
+// migrate creates a fresh database with the migrations rendered for
+// features (the engine's own, or an older server's).
+func migrate(t *testing.T, activeDays int, features chsql.Features) chsql.Params {
+	t.Helper()
+	p := chsql.Params{
+		Database:   fmt.Sprintf("wbchdb_%d", dbSeq.Add(1)),
+		ActiveDays: activeDays,
+		Server:     engineVersion(t),
+		Features:   features,
+	}
+	ran, err := chsql.Apply(t.Context(), executor{}, schemas.ClickHouseMigrations(), p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ran) < 10 {
+		t.Fatalf("ran only %v", ran)
+	}
+	return p
+}
+
+// writer batches rows like the sink and writes them with INSERT ... VALUES.
+type writer struct {
+	t      *testing.T
+	p      chsql.Params
+	b      *chsql.Batch
+	now    time.Time
+	tokens bool
+}
+
+func newWriter(t *testing.T, p chsql.Params) *writer {
+	return &writer{t: t, p: p, b: chsql.NewBatch(0), now: time.Date(2024, 4, 1, 12, 0, 0, 0, time.UTC), tokens: p.Features.InsertDedupToken}
+}
+
+func (w *writer) flush() {
+	w.t.Helper()
+	for _, table := range w.b.Build(w.now, w.tokens) {
+		settings := ""
+		if table.Token != "" {
+			settings = "insert_deduplication_token = " + chsql.Quote(table.Token)
+		}
+		exec(w.t, table.ValuesSQL(w.p.Database, settings))
+	}
+	w.b = chsql.NewBatch(0)
+}
+
+// writeFixture writes the dataset as TestViews does on 18.16: in small
+// batches, then a reversed replay, then stale versions alone.
+func writeFixture(t *testing.T, p chsql.Params, fx *fixture.Fixture) {
+	w := newWriter(t, p)
+	for i := range fx.Aggregates {
+		w.b.AddAggregate(&fx.Aggregates[i])
+		if (i+1)%4 == 0 {
+			w.flush()
+		}
+	}
+	for i := range fx.Triggers {
+		w.b.AddTrigger(&fx.Triggers[i])
+	}
+	for i := range fx.DeadLetters {
+		w.b.AddDeadLetter(&fx.DeadLetters[i])
+	}
+	w.flush()
+	rev := slices.Clone(fx.Aggregates)
+	slices.Reverse(rev)
+	for i := range rev {
+		w.b.AddAggregate(&rev[i])
+	}
+	for i := range fx.Triggers {
+		tr := fx.Triggers[i]
+		tr.EmittedAt += 1000
+		w.b.AddTrigger(&tr)
+	}
+	w.flush()
+	for i := range fx.Aggregates {
+		if a := fx.Aggregates[i]; a.Version == 1 {
+			w.b.AddAggregate(&a)
+		}
+	}
+	w.flush()
+}
+
+func loadFixture(t *testing.T) *fixture.Fixture {
+	t.Helper()
+	fx, err := fixture.Load("../testdata/views.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fx
+}
+
+// TestLibraryLocated: chdbenv set CHDB_LIB_PATH before chdb-go loaded the
+// library, and the library is a modern ClickHouse.
+func TestLibraryLocated(t *testing.T) {
+	if chdbenv.Path == "" || os.Getenv(chdbenv.EnvLibPath) != chdbenv.Path {
+		t.Fatalf("chdbenv.Path %q, %s=%q", chdbenv.Path, chdbenv.EnvLibPath, os.Getenv(chdbenv.EnvLibPath))
+	}
+	v := engineVersion(t)
+	f := chsql.FeaturesOf(v)
+	if !f.InsertDedupToken || !f.LowCardinality {
+		t.Fatalf("chDB is ClickHouse %s, features %+v: too old to prove the modern branch", v, f)
+	}
+	t.Logf("chDB: ClickHouse %s from %s", v, chdbenv.Path)
+}
+
+// TestViewsModern: the same migrations (rendered for this engine) and the
+// same dataset give the numbers worked out by hand, as on 18.16.
+func TestViewsModern(t *testing.T) {
+	fx := loadFixture(t)
+	p := migrate(t, fx.ActiveDays, chsql.FeaturesOf(engineVersion(t)))
+	for _, table := range chsql.Tables {
+		exec(t, "SYSTEM STOP MERGES "+p.Database+"."+table)
+	}
+	// The version-gated DDL took the modern branch.
+	ddl := query(t, "SELECT create_table_query FROM system.tables WHERE database = '"+p.Database+"' AND name = 'customer_aggregates'")[0][0]
+	if !strings.Contains(ddl, "LowCardinality(String)") || !strings.Contains(ddl, "non_replicated_deduplication_window = 1000") {
+		t.Fatalf("customer_aggregates DDL lacks the modern branch:\n%s", ddl)
+	}
+	checkViews(t, p, fx)
+}
+
+// TestViewsOldDDLOnModern: the DDL as rendered for 18.16 also runs on the
+// modern engine (a server upgraded under existing tables) and gives the
+// same numbers.
+func TestViewsOldDDLOnModern(t *testing.T) {
+	fx := loadFixture(t)
+	old, err := chsql.ParseVersion("18.16.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := migrate(t, fx.ActiveDays, chsql.FeaturesOf(old))
+	ddl := query(t, "SELECT create_table_query FROM system.tables WHERE database = '"+p.Database+"' AND name = 'customer_aggregates'")[0][0]
+	if strings.Contains(ddl, "LowCardinality") || strings.Contains(ddl, "non_replicated_deduplication_window") {
+		t.Fatalf("18.16 rendering has modern DDL:\n%s", ddl)
+	}
+	for _, table := range chsql.Tables {
+		exec(t, "SYSTEM STOP MERGES "+p.Database+"."+table)
+	}
+	checkViews(t, p, fx)
+}
+
+func checkViews(t *testing.T, p chsql.Params, fx *fixture.Fixture) {
+	t.Helper()
+	writeFixture(t, p, fx)
+	if n, final := count(t, "SELECT count() FROM "+p.Database+".customer_daily"),
+		count(t, "SELECT count() FROM "+p.Database+".customer_daily FINAL"); n <= final {
+		t.Fatalf("customer_daily: %d rows, %d under FINAL: no duplicates to resist", n, final)
+	}
+	for _, e := range fx.Expects {
+		t.Run(e.Name, func(t *testing.T) {
+			if err := fixture.Compare(query(t, e.SQL(p.Database)), e.Rows); err != nil {
+				t.Errorf("testdata/views.txt:%d: %s", e.Line, err)
+			}
+		})
+	}
+	t.Run("weekly", func(t *testing.T) {
+		retention, kpi := fx.Weekly()
+		if err := fixture.Compare(query(t, fixture.Expect{Query: fixture.WeeklyRetentionQuery}.SQL(p.Database)), retention); err != nil {
+			t.Errorf("retention_weekly: %v", err)
+		}
+		if err := fixture.Compare(query(t, fixture.Expect{Query: fixture.WeeklyKPIQuery}.SQL(p.Database)), kpi); err != nil {
+			t.Errorf("kpi_weekly: %v", err)
+		}
+	})
+}
+
+// TestInsertDedupToken: on the modern engine, a batch written again with
+// the same insert_deduplication_token is dropped at insert time, even
+// though its updated_at differs (as in a replay); another token is not.
+// Without the table's non_replicated_deduplication_window (the DDL as
+// rendered for 18.16) the token does nothing, and Migrate adds the window
+// when the server is upgraded.
+func TestInsertDedupToken(t *testing.T) {
+	fx := loadFixture(t)
+	modern := chsql.FeaturesOf(engineVersion(t))
+
+	build := func(at time.Time) *chsql.Table {
+		b := chsql.NewBatch(0)
+		for i := range fx.Aggregates {
+			b.AddAggregate(&fx.Aggregates[i])
+		}
+		return b.Build(at, true)[0]
+	}
+	first := build(time.Date(2024, 4, 1, 12, 0, 0, 0, time.UTC))
+	replay := build(time.Date(2024, 4, 1, 13, 0, 0, 0, time.UTC))
+	if first.Name != chsql.TableAggregates || first.Token == "" || first.Token != replay.Token {
+		t.Fatalf("tokens %q and %q for the same content", first.Token, replay.Token)
+	}
+	insert := func(p chsql.Params, tb *chsql.Table, token string) int {
+		exec(t, tb.ValuesSQL(p.Database, "insert_deduplication_token = "+chsql.Quote(token)))
+		return count(t, "SELECT count() FROM "+p.Database+"."+tb.Name)
+	}
+
+	p := migrate(t, 90, modern)
+	exec(t, "SYSTEM STOP MERGES "+p.Database+"."+first.Name)
+	n := first.Rows
+	if got := insert(p, first, first.Token); got != n {
+		t.Fatalf("first insert: %d rows, want %d", got, n)
+	}
+	if got := insert(p, replay, replay.Token); got != n {
+		t.Fatalf("replay with the same token: %d rows, want %d (deduplicated)", got, n)
+	}
+	if got := query(t, "SELECT DISTINCT toString(updated_at) FROM "+p.Database+"."+first.Name); len(got) != 1 || got[0][0] != "2024-04-01 12:00:00" {
+		t.Fatalf("updated_at %v: the replay's rows were stored", got)
+	}
+	if got := insert(p, replay, "another token"); got != 2*n {
+		t.Fatalf("another token: %d rows, want %d (not deduplicated)", got, 2*n)
+	}
+
+	// The 18.16 rendering has no window: the token does not deduplicate.
+	old, _ := chsql.ParseVersion("18.16.1")
+	po := migrate(t, 90, chsql.FeaturesOf(old))
+	exec(t, "SYSTEM STOP MERGES "+po.Database+"."+first.Name)
+	insert(po, first, first.Token)
+	if got := insert(po, replay, replay.Token); got != 2*n {
+		t.Fatalf("without the window: %d rows, want %d", got, 2*n)
+	}
+
+	// The server is upgraded: migrating again with the modern features
+	// re-runs what renders differently, 005 adds the window, and from then
+	// on the token deduplicates.
+	po.Features = modern
+	ran, err := chsql.Apply(t.Context(), executor{}, schemas.ClickHouseMigrations(), po, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ran, "005_dedup_window.sql") {
+		t.Fatalf("upgrade ran %v, want 005_dedup_window.sql among them", ran)
+	}
+	again, err := chsql.Apply(t.Context(), executor{}, schemas.ClickHouseMigrations(), po, nil)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second apply after the upgrade ran %v, %v", again, err)
+	}
+	other := build(time.Date(2024, 4, 2, 0, 0, 0, 0, time.UTC))
+	before := count(t, "SELECT count() FROM "+po.Database+"."+first.Name)
+	insert(po, other, "upgrade")
+	if got := insert(po, other, "upgrade"); got != before+n {
+		t.Fatalf("after the upgrade: %d rows, want %d", got, before+n)
+	}
+}
+
+// TestMigrateTwiceModern: on the modern engine too, a second apply is a
+// no-op and an edited applied file is refused.
+func TestMigrateTwiceModern(t *testing.T) {
+	p := migrate(t, 90, chsql.FeaturesOf(engineVersion(t)))
+	ran, err := chsql.Apply(t.Context(), executor{}, schemas.ClickHouseMigrations(), p, nil)
+	if err != nil || len(ran) != 0 {
+		t.Fatalf("second apply ran %v, %v; want nothing", ran, err)
+	}
+	files, err := fs.Glob(schemas.ClickHouseMigrations(), "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, "SELECT count() FROM "+p.Database+".schema_migrations"); n != len(files) {
+		t.Fatalf("schema_migrations has %d rows, want one per file (%d)", n, len(files))
+	}
+	// An edited applied file is refused, naming it.
+	edited := fstest.MapFS{}
+	for _, name := range files {
+		b, _ := fs.ReadFile(schemas.ClickHouseMigrations(), name)
+		if name == "001_customer_aggregates.sql" {
+			b = bytes.Replace(b, []byte("ORDER BY customer_id"), []byte("ORDER BY (customer_id, version)"), 1)
+		}
+		edited[name] = &fstest.MapFile{Data: b}
+	}
+	_, err = chsql.Apply(t.Context(), executor{}, edited, p, nil)
+	var ce *chsql.ChecksumError
+	if !errors.As(err, &ce) || ce.File != "001_customer_aggregates.sql" {
+		t.Fatalf("edited migration: %v, want a checksum error for 001_customer_aggregates.sql", err)
+	}
+}
