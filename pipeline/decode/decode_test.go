@@ -1,0 +1,210 @@
+package decode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/schemas"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testNow is the clock of the tests; the events happen a month earlier.
+var testNow = time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+
+const baseTime = 1714564800000 // 2024-05-01T12:00:00Z
+
+func newTestDecoder(reg Registry) *Decoder {
+	return NewDecoder(reg, Options{Now: func() time.Time { return testNow }, RegistryRetry: 50 * time.Millisecond})
+}
+
+func orderEvent() event.Event {
+	return event.Event{Kind: event.KindOrder, EventID: "e-1", CustomerID: "c-1", Time: baseTime,
+		OrderType: event.OrderPlaced, OrderID: "o-1", Amount: 42.5, Currency: "EUR", Items: 2}
+}
+
+func emailEvent() event.Event {
+	return event.Event{Kind: event.KindEmail, EventID: "e-2", CustomerID: "c-1", Time: baseTime,
+		EmailType: event.EmailOpened, CampaignID: "spring-sale"}
+}
+
+func supportEvent() event.Event {
+	return event.Event{Kind: event.KindSupport, EventID: "e-3", CustomerID: "c-1", Time: baseTime,
+		SupportType: event.SupportResolved, TicketID: "t-1", Category: "delivery",
+		Priority: event.PriorityHigh, CSAT: 2, NPS: event.NoScore}
+}
+
+func baseEvent(k event.Kind) event.Event {
+	switch k {
+	case event.KindEmail:
+		return emailEvent()
+	case event.KindSupport:
+		return supportEvent()
+	}
+	return orderEvent()
+}
+
+// mapRegistry is an in-process Registry. Ids 1, 2 and 3 are the contract's
+// schemas, as NewEncoder registers them in a fresh registry.
+type mapRegistry struct {
+	mu      sync.Mutex
+	schemas map[int]string
+	down    atomic.Bool
+	calls   atomic.Int64
+}
+
+func newMapRegistry() *mapRegistry {
+	return &mapRegistry{schemas: map[int]string{
+		1: schemas.Avro(schemas.AvroOrder),
+		2: schemas.Avro(schemas.AvroEmailEvent),
+		3: schemas.Avro(schemas.AvroSupportEvent),
+	}}
+}
+
+func (r *mapRegistry) add(id int, text string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.schemas[id] = text
+}
+
+func (r *mapRegistry) SchemaByID(ctx context.Context, id int) (string, error) {
+	r.calls.Add(1)
+	if r.down.Load() {
+		return "", errors.New("dial tcp 127.0.0.1:1: connection refused")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.schemas[id]
+	if !ok {
+		return "", fmt.Errorf("id %d: %w", id, ErrSchemaNotFound)
+	}
+	return s, nil
+}
+
+var kindSchemaID = map[event.Kind]int{event.KindOrder: 1, event.KindEmail: 2, event.KindSupport: 3}
+
+func mustAvro(t testing.TB, ev event.Event) []byte {
+	t.Helper()
+	b, err := appendAvro(nil, kindSchemaID[ev.Kind], &ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkReason asserts err is an *Error with the reason want ("" = no error).
+func checkReason(t *testing.T, err error, want Reason) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	var de *Error
+	if !errors.As(err, &de) {
+		t.Fatalf("got %v (%T), want an *Error with reason %s", err, err, want)
+	}
+	if de.Reason != want {
+		t.Fatalf("got reason %s (%v), want %s", de.Reason, err, want)
+	}
+}
+
+func TestRoundTripBothEncodings(t *testing.T) {
+	d := newTestDecoder(newMapRegistry())
+	enc := &Encoder{ids: [len(specs)]int{0, 1, 2, 3}}
+	evs := []event.Event{orderEvent(), emailEvent(), supportEvent()}
+	s := supportEvent()
+	s.CSAT, s.NPS = event.NoScore, 0
+	s.Category = "" // category may be empty
+	evs = append(evs, s)
+	o := orderEvent()
+	o.Amount, o.Items, o.OrderType = 0, 0, event.OrderRefunded
+	o.CustomerID = "kund-ø\"\\\n\x01" // escapes and non-ASCII survive JSON
+	evs = append(evs, o)
+	for _, want := range evs {
+		avroVal, err := enc.Avro(nil, &want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, val := range map[string][]byte{"avro": avroVal, "json": AppendJSON(nil, &want)} {
+			var got event.Event
+			got.OrderID = "stale" // Decode must reset the event
+			if err := d.Decode(context.Background(), want.Kind, []byte(want.CustomerID), val, &got); err != nil {
+				t.Fatalf("%v %s: %v\n%q", want.Kind, name, err, val)
+			}
+			if got != want {
+				t.Errorf("%v %s:\n got %+v\nwant %+v", want.Kind, name, got, want)
+			}
+		}
+	}
+}
+
+func TestDecodeResetsEventOnError(t *testing.T) {
+	d := newTestDecoder(newMapRegistry())
+	ev := orderEvent()
+	err := d.Decode(context.Background(), event.KindOrder, []byte("c-1"), []byte("nope"), &ev)
+	checkReason(t, err, ReasonEncodingUnknown)
+	if ev != (event.Event{}) {
+		t.Errorf("event not reset: %+v", ev)
+	}
+}
+
+func TestUnknownKind(t *testing.T) {
+	d := newTestDecoder(newMapRegistry())
+	var ev event.Event
+	err := d.Decode(context.Background(), event.Kind(9), []byte("c-1"), []byte("{}"), &ev)
+	if err == nil {
+		t.Fatal("no error for kind 9")
+	}
+	if _, ok := ReasonOf(err); ok {
+		t.Errorf("kind 9 is a programming error, not a record error: %v", err)
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	err := error(errorf(ReasonFieldInvalid, "amount", "%v is negative", -1))
+	if got, want := err.Error(), "decode: field.invalid: amount: -1 is negative"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	wrapped := fmt.Errorf("topic orders partition 3 offset 7: %w", newErr(ReasonAvroTruncated, "", ErrTruncated))
+	if r, ok := ReasonOf(wrapped); !ok || r != ReasonAvroTruncated {
+		t.Errorf("ReasonOf = %v, %v", r, ok)
+	}
+	if !errors.Is(wrapped, ErrTruncated) {
+		t.Error("errors.Is does not see ErrTruncated through Unwrap")
+	}
+	for _, r := range Reasons {
+		if r.Transient() != (r == ReasonRegistryUnavailable) {
+			t.Errorf("%s.Transient() = %v", r, r.Transient())
+		}
+	}
+}
+
+func TestFutureSkewOption(t *testing.T) {
+	now := testNow
+	d := NewDecoder(newMapRegistry(), Options{Now: func() time.Time { return now }, MaxFutureSkew: time.Hour})
+	f := func(at time.Time, want Reason) {
+		t.Helper()
+		ev := orderEvent()
+		ev.Time = at.UnixMilli()
+		var got event.Event
+		checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), mustAvro(t, ev), &got), want)
+	}
+	f(now.Add(time.Hour), "")
+	f(now.Add(time.Hour+time.Millisecond), ReasonTimeOutOfRange)
+	f(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), "")
+	f(time.Date(1999, 12, 31, 23, 59, 59, 999e6, time.UTC), ReasonTimeOutOfRange)
+	now = now.Add(time.Hour) // the bound follows the clock
+	f(now.Add(time.Hour), "")
+}

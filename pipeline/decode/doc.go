@@ -1,0 +1,85 @@
+// Package decode turns the record values of winback's input topics (orders,
+// email-events, support-events) into validated event.Event values, and
+// rejects every bad record with a typed *Error whose Reason is a stable code
+// for the dead-letter topic.
+//
+// # Encodings
+//
+// Both encodings may appear on the same topic; the first byte decides.
+//
+//   - 0x00: Confluent-framed Avro, 0x00 <4-byte big-endian schema id> <Avro
+//     binary>. The writer schema is looked up by id in a Registry
+//     (SchemaRegistry adapts a franz-go *sr.Client) and cached for good.
+//   - '{' (after JSON blanks): a JSON object with the same field names as the
+//     Avro schema, enums as their symbols, event_time as epoch milliseconds
+//     (a JSON integer) or an RFC 3339 string, csat and nps null or absent.
+//     Field names match exactly; unknown fields are skipped; a field given
+//     twice is rejected.
+//
+// # Schema evolution
+//
+// Avro records are resolved by field name against the writer schema, not by
+// position against a reader schema: fields winback does not know are
+// skipped, fields may come in any order, a union with null is accepted where
+// the contract has a plain type (null then counts as absent), and the usual
+// promotions apply (int → long, int/long/float → double, bytes → string,
+// timestamp-micros/nanos → millis). A writer schema whose record name is not
+// the topic's (Order, EmailEvent, SupportEvent, or an alias of it), or whose
+// field of a known name has a type that cannot be read as the contract's, is
+// avro.wrong_schema; one that lacks a required field is field.missing. Each
+// schema id is compiled once into a plan that decodes straight into the
+// event, without goavro's generic maps on the hot path; goavro validates
+// every schema before it is used and is the reference in the tests.
+//
+// # Reasons
+//
+// Checked in this order, the first failing check decides:
+//
+//	value.empty             the value is empty or null (a tombstone)
+//	value.too_large         the value exceeds Options.MaxValueBytes (1 MiB)
+//	encoding.unknown        neither 0x00 (Avro) nor '{' (a JSON object), e.g. a JSON array
+//	avro.truncated          the Avro data (or the 5-byte header) ends early
+//	avro.unknown_schema_id  the registry does not know the schema id
+//	avro.wrong_schema       the schema is not a usable record for this topic:
+//	                        another record type, a field of an incompatible
+//	                        type, not Avro, or invalid
+//	avro.decode             malformed Avro: bad varint, negative length, union
+//	                        or enum index out of range, bytes after the record
+//	registry.unavailable    the registry could not be reached within
+//	                        Options.RegistryRetry (30 s); transient, see below
+//	json.syntax             not valid JSON, or data after the object
+//	json.type               a known field has the wrong JSON type, e.g. a
+//	                        number as a string, or a fraction in an integer
+//	json.too_deep           nesting deeper than Options.MaxJSONDepth (32)
+//	field.missing           a required field is absent or null
+//	field.invalid           a value outside the contract: unknown enum symbol,
+//	                        invalid UTF-8, empty id, amount negative/NaN/Inf,
+//	                        currency not three upper-case letters, items < 0,
+//	                        csat outside 1–5, nps outside 0–10, an unparsable
+//	                        RFC 3339 time, a field given twice in JSON
+//	time.out_of_range       event_time before 2000-01-01 or more than
+//	                        Options.MaxFutureSkew (7 days) after Options.Now
+//	key.missing             the record has no key (null or empty)
+//	key.mismatch            the key differs from customer_id
+//
+// Error.Field names the contract field where there is one. registry.unavailable
+// is the only transient reason (Reason.Transient): the record itself may be
+// fine, so a consumer should stop and retry rather than dead-letter it. A
+// registry answering "not found" is not unavailable: that is
+// avro.unknown_schema_id, remembered for Options.UnknownSchemaTTL (1 minute).
+// While the registry is down, schema ids already cached keep decoding.
+//
+// # Producing
+//
+// Encoder registers the contract's schemas and writes Confluent-framed Avro;
+// AppendJSON writes the JSON form. Both write invalid events as they are, so
+// that tests can build bad records.
+//
+// # Hostile inputs
+//
+// testdata/hostile holds one file per kind of bad record and manifest.txt
+// says, for each, the topic kind, the record key and the expected Reason;
+// LoadHostileCorpus reads it (see hostile.go for the format).
+//
+// The package exports no metrics: the consumer counts records by Reason.
+package decode

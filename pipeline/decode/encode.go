@@ -1,0 +1,237 @@
+package decode
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/schemas"
+)
+
+// avroSchemaName is the embedded schema of each input kind.
+var avroSchemaName = [...]string{
+	event.KindOrder:   schemas.AvroOrder,
+	event.KindEmail:   schemas.AvroEmailEvent,
+	event.KindSupport: schemas.AvroSupportEvent,
+}
+
+// Encoder writes input events as producers do: Confluent-framed Avro with
+// the contract's schemas, or JSON. The traffic generator and the tests use it.
+type Encoder struct {
+	ids [len(specs)]int // schema id per kind; 0 if not registered
+}
+
+// Subject is the schema-registry subject of a topic's record values.
+func Subject(topic string) string {
+	if strings.HasSuffix(topic, "-value") {
+		return topic
+	}
+	return topic + "-value"
+}
+
+// NewEncoder registers the contract's schema of each kind in topics under
+// the subject <topic>-value (a name that already ends in -value is used as
+// it is). It registers in kind order (Order, EmailEvent, SupportEvent), so
+// a fresh registry gives them ids 1, 2 and 3 as testdata/hostile assumes.
+func NewEncoder(ctx context.Context, client *sr.Client, topics map[event.Kind]string) (*Encoder, error) {
+	e := &Encoder{}
+	for _, k := range []event.Kind{event.KindOrder, event.KindEmail, event.KindSupport} {
+		topic, ok := topics[k]
+		if !ok {
+			continue
+		}
+		ss, err := client.CreateSchema(ctx, Subject(topic), sr.Schema{
+			Schema: schemas.Avro(avroSchemaName[k]),
+			Type:   sr.TypeAvro,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("decode: registering the %v schema under %s: %w", k, Subject(topic), err)
+		}
+		e.ids[k] = ss.ID
+	}
+	for k := range topics {
+		if specFor(k) == nil {
+			return nil, fmt.Errorf("decode: unknown event kind %v", k)
+		}
+	}
+	return e, nil
+}
+
+// SchemaID returns the registry id of kind k's schema, 0 if not registered.
+func (e *Encoder) SchemaID(k event.Kind) int {
+	if specFor(k) == nil {
+		return 0
+	}
+	return e.ids[k]
+}
+
+// Avro appends ev to dst as Confluent-framed Avro: 0x00, the 4-byte
+// big-endian schema id, and the Avro binary encoding. It encodes what it is
+// given, valid or not (so tests can make bad records), and fails only for
+// what the schema cannot express: an unregistered kind or an enum value
+// outside the contract.
+func (e *Encoder) Avro(dst []byte, ev *event.Event) ([]byte, error) {
+	id := e.SchemaID(ev.Kind)
+	if id == 0 {
+		return dst, fmt.Errorf("decode: no schema registered for %v events", ev.Kind)
+	}
+	return appendAvro(dst, id, ev)
+}
+
+func appendAvro(dst []byte, id int, ev *event.Event) ([]byte, error) {
+	dst = append(dst, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(id))
+	dst = appendAvroString(dst, ev.EventID)
+	dst = appendAvroString(dst, ev.CustomerID)
+	dst = appendAvroLong(dst, ev.Time)
+	switch ev.Kind {
+	case event.KindOrder:
+		if ev.OrderType < event.OrderPlaced || ev.OrderType > event.OrderRefunded {
+			return dst, fmt.Errorf("decode: order type %v not in the contract", ev.OrderType)
+		}
+		dst = appendAvroLong(dst, int64(ev.OrderType)-1)
+		dst = appendAvroString(dst, ev.OrderID)
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(ev.Amount))
+		dst = appendAvroString(dst, ev.Currency)
+		dst = appendAvroLong(dst, int64(ev.Items))
+	case event.KindEmail:
+		if ev.EmailType < event.EmailSent || ev.EmailType > event.EmailComplained {
+			return dst, fmt.Errorf("decode: email type %v not in the contract", ev.EmailType)
+		}
+		dst = appendAvroLong(dst, int64(ev.EmailType)-1)
+		dst = appendAvroString(dst, ev.CampaignID)
+	case event.KindSupport:
+		if ev.SupportType < event.SupportOpened || ev.SupportType > event.SupportResolved {
+			return dst, fmt.Errorf("decode: support type %v not in the contract", ev.SupportType)
+		}
+		if ev.Priority < event.PriorityLow || ev.Priority > event.PriorityUrgent {
+			return dst, fmt.Errorf("decode: ticket priority %v not in the contract", ev.Priority)
+		}
+		dst = appendAvroLong(dst, int64(ev.SupportType)-1)
+		dst = appendAvroString(dst, ev.TicketID)
+		dst = appendAvroString(dst, ev.Category)
+		dst = appendAvroLong(dst, int64(ev.Priority)-1)
+		dst = appendAvroScore(dst, ev.CSAT)
+		dst = appendAvroScore(dst, ev.NPS)
+	default:
+		return dst, fmt.Errorf("decode: unknown event kind %v", ev.Kind)
+	}
+	return dst, nil
+}
+
+func appendAvroLong(dst []byte, v int64) []byte {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	for u >= 0x80 {
+		dst = append(dst, byte(u)|0x80)
+		u >>= 7
+	}
+	return append(dst, byte(u))
+}
+
+func appendAvroString(dst []byte, s string) []byte {
+	dst = appendAvroLong(dst, int64(len(s)))
+	return append(dst, s...)
+}
+
+// appendAvroScore writes a ["null","int"] union.
+func appendAvroScore(dst []byte, v int8) []byte {
+	if v == event.NoScore {
+		return appendAvroLong(dst, 0)
+	}
+	return appendAvroLong(appendAvroLong(dst, 1), int64(v))
+}
+
+// AppendJSON appends ev to dst as the JSON form of its kind's record:
+// the contract's field names, enums as their symbols, event_time as epoch
+// milliseconds, csat and nps null when absent. Like Encoder.Avro it writes
+// bad values as they are (an unknown enum as its String form, invalid UTF-8
+// unchanged), except a NaN or infinite amount, which JSON cannot express: it
+// is written as null.
+func AppendJSON(dst []byte, ev *event.Event) []byte {
+	dst = append(dst, `{"event_id":`...)
+	dst = appendJSONString(dst, ev.EventID)
+	dst = append(dst, `,"customer_id":`...)
+	dst = appendJSONString(dst, ev.CustomerID)
+	dst = append(dst, `,"event_time":`...)
+	dst = strconv.AppendInt(dst, ev.Time, 10)
+	dst = append(dst, `,"type":`...)
+	switch ev.Kind {
+	case event.KindOrder:
+		dst = appendJSONString(dst, ev.OrderType.String())
+		dst = append(dst, `,"order_id":`...)
+		dst = appendJSONString(dst, ev.OrderID)
+		dst = append(dst, `,"amount":`...)
+		if math.IsNaN(ev.Amount) || math.IsInf(ev.Amount, 0) {
+			dst = append(dst, "null"...)
+		} else {
+			dst = strconv.AppendFloat(dst, ev.Amount, 'g', -1, 64)
+		}
+		dst = append(dst, `,"currency":`...)
+		dst = appendJSONString(dst, ev.Currency)
+		dst = append(dst, `,"items":`...)
+		dst = strconv.AppendInt(dst, int64(ev.Items), 10)
+	case event.KindEmail:
+		dst = appendJSONString(dst, ev.EmailType.String())
+		dst = append(dst, `,"campaign_id":`...)
+		dst = appendJSONString(dst, ev.CampaignID)
+	case event.KindSupport:
+		dst = appendJSONString(dst, ev.SupportType.String())
+		dst = append(dst, `,"ticket_id":`...)
+		dst = appendJSONString(dst, ev.TicketID)
+		dst = append(dst, `,"category":`...)
+		dst = appendJSONString(dst, ev.Category)
+		dst = append(dst, `,"priority":`...)
+		dst = appendJSONString(dst, ev.Priority.String())
+		dst = append(dst, `,"csat":`...)
+		dst = appendJSONScore(dst, ev.CSAT)
+		dst = append(dst, `,"nps":`...)
+		dst = appendJSONScore(dst, ev.NPS)
+	default:
+		dst = append(dst, "null"...)
+	}
+	return append(dst, '}')
+}
+
+func appendJSONScore(dst []byte, v int8) []byte {
+	if v == event.NoScore {
+		return append(dst, "null"...)
+	}
+	return strconv.AppendInt(dst, int64(v), 10)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaping quotes, backslashes
+// and control characters and leaving every other byte as it is.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,0 +1,384 @@
+package decode
+
+import (
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/winback/winback/pipeline/event"
+)
+
+// target is an event field that a record field decodes into.
+type target uint8
+
+const (
+	tNone target = iota
+	// string targets first: they index fields.str
+	tEventID
+	tCustomerID
+	tOrderID
+	tCurrency
+	tCampaignID
+	tTicketID
+	tCategory
+	tEventTime
+	tType
+	tAmount
+	tItems
+	tPriority
+	tCSAT
+	tNPS
+	nTargets
+)
+
+const nStr = int(tCategory) + 1 // fields.str is indexed by target
+
+var targetNames = [nTargets]string{
+	tEventID: "event_id", tCustomerID: "customer_id", tOrderID: "order_id",
+	tCurrency: "currency", tCampaignID: "campaign_id", tTicketID: "ticket_id",
+	tCategory: "category", tEventTime: "event_time", tType: "type",
+	tAmount: "amount", tItems: "items", tPriority: "priority", tCSAT: "csat", tNPS: "nps",
+}
+
+func (t target) String() string { return targetNames[t] }
+
+func (t target) isString() bool { return t >= tEventID && t <= tCategory }
+
+// spec is what one input kind's record looks like.
+type spec struct {
+	kind     event.Kind
+	record   string // the Avro record name, without namespace
+	fields   uint32 // bit per target of the kind
+	required uint32 // bit per target
+	ids      uint32 // string targets that must not be empty
+}
+
+// target returns the target of the contract field name, tNone if the kind
+// has no such field. A switch, not a map: it is on the JSON hot path.
+func (s *spec) target(name string) target {
+	var t target
+	switch name {
+	case "event_id":
+		t = tEventID
+	case "customer_id":
+		t = tCustomerID
+	case "event_time":
+		t = tEventTime
+	case "type":
+		t = tType
+	case "order_id":
+		t = tOrderID
+	case "amount":
+		t = tAmount
+	case "currency":
+		t = tCurrency
+	case "items":
+		t = tItems
+	case "campaign_id":
+		t = tCampaignID
+	case "ticket_id":
+		t = tTicketID
+	case "category":
+		t = tCategory
+	case "priority":
+		t = tPriority
+	case "csat":
+		t = tCSAT
+	case "nps":
+		t = tNPS
+	default:
+		return tNone
+	}
+	if s.fields&bit(t) == 0 {
+		return tNone
+	}
+	return t
+}
+
+func bit(t target) uint32 { return 1 << t }
+
+func newSpec(k event.Kind, record string, optional uint32, ts ...target) *spec {
+	s := &spec{kind: k, record: record}
+	for _, t := range ts {
+		s.fields |= bit(t)
+		if optional&bit(t) == 0 {
+			s.required |= bit(t)
+		}
+		if t.isString() && t != tCategory {
+			s.ids |= bit(t)
+		}
+	}
+	return s
+}
+
+var specs = [...]*spec{
+	event.KindOrder: newSpec(event.KindOrder, "Order", 0,
+		tEventID, tCustomerID, tEventTime, tType, tOrderID, tAmount, tCurrency, tItems),
+	event.KindEmail: newSpec(event.KindEmail, "EmailEvent", 0,
+		tEventID, tCustomerID, tEventTime, tType, tCampaignID),
+	event.KindSupport: newSpec(event.KindSupport, "SupportEvent", bit(tCSAT)|bit(tNPS),
+		tEventID, tCustomerID, tEventTime, tType, tTicketID, tCategory, tPriority, tCSAT, tNPS),
+}
+
+func specFor(k event.Kind) *spec {
+	if int(k) < len(specs) && k != 0 {
+		return specs[k]
+	}
+	return nil
+}
+
+// enumValue maps a contract symbol of target t (tType or tPriority) to the
+// event's enum value; 0 if unknown.
+func (s *spec) enumValue(t target, sym string) uint8 {
+	if t == tPriority {
+		v, _ := event.ParseTicketPriority(sym)
+		return uint8(v)
+	}
+	switch s.kind {
+	case event.KindOrder:
+		v, _ := event.ParseOrderType(sym)
+		return uint8(v)
+	case event.KindEmail:
+		v, _ := event.ParseEmailType(sym)
+		return uint8(v)
+	case event.KindSupport:
+		v, _ := event.ParseSupportType(sym)
+		return uint8(v)
+	}
+	return 0
+}
+
+// str is a decoded string field: raw bytes of the record when no unescaping
+// was needed, or a string built while unescaping JSON.
+type str struct {
+	b   []byte
+	s   string
+	own bool // s holds the value
+}
+
+func (v *str) len() int {
+	if v.own {
+		return len(v.s)
+	}
+	return len(v.b)
+}
+
+func (v *str) valid() bool {
+	if v.own {
+		return utf8.ValidString(v.s)
+	}
+	for i, c := range v.b { // ids are ASCII: skip the call for them
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(v.b[i:])
+		}
+	}
+	return true
+}
+
+func (v *str) bytes() []byte {
+	if v.own {
+		return []byte(v.s)
+	}
+	return v.b
+}
+
+func (v *str) String() string {
+	if v.own {
+		return v.s
+	}
+	return string(v.b)
+}
+
+func (v *str) equal(b []byte) bool {
+	if v.own {
+		return v.s == string(b)
+	}
+	return string(v.b) == string(b)
+}
+
+// fields collects a record's values before validation. Nulls leave a target
+// unset, as if the field were absent.
+type fields struct {
+	set    uint32 // bit per target
+	bad    *Error // the first bad value, reported once the whole record is read
+	str    [nStr]str
+	time   int64
+	typ    uint8
+	prio   uint8
+	amount float64
+	items  int64
+	csat   int64
+	nps    int64
+}
+
+func (f *fields) has(t target) bool { return f.set&bit(t) != 0 }
+
+// invalid records a bad value of target t: it counts as present, and the
+// error is reported after the record has been read to its end, so that a
+// malformed record is reported as such whatever values come first.
+func (f *fields) invalid(t target, err *Error) {
+	f.set |= bit(t)
+	if f.bad == nil {
+		err.Field = t.String()
+		f.bad = err
+	}
+}
+
+// firstMissing returns the first target in contract order that is in want
+// but not set.
+func (f *fields) firstMissing(want uint32) target {
+	for t := tNone + 1; t < nTargets; t++ {
+		if want&bit(t) != 0 && f.set&bit(t) == 0 {
+			return t
+		}
+	}
+	return tNone
+}
+
+// bounds on event_time, Unix ms.
+const minEventTime = 946684800000 // 2000-01-01T00:00:00Z
+
+// finish validates f and fills ev. The order of checks is part of the
+// contract: presence, then field values, then time, then the key.
+func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error {
+	if m := f.firstMissing(s.required); m != tNone {
+		return errorf(ReasonFieldMissing, m.String(), "required field is absent or null")
+	}
+	if f.bad != nil {
+		return f.bad
+	}
+	for t := tEventID; t <= tCategory; t++ {
+		if !f.has(t) {
+			continue
+		}
+		v := &f.str[t]
+		if !v.valid() {
+			return errorf(ReasonFieldInvalid, t.String(), "invalid UTF-8")
+		}
+		if s.ids&bit(t) != 0 && v.len() == 0 {
+			return errorf(ReasonFieldInvalid, t.String(), "empty")
+		}
+	}
+	if f.has(tCurrency) && !isCurrency(&f.str[tCurrency]) {
+		return errorf(ReasonFieldInvalid, "currency", "%q is not three upper-case letters", f.str[tCurrency].String())
+	}
+	if f.has(tAmount) && (f.amount < 0 || math.IsNaN(f.amount) || math.IsInf(f.amount, 0)) {
+		return errorf(ReasonFieldInvalid, "amount", "%v is not a finite, non-negative number", f.amount)
+	}
+	if f.has(tItems) && (f.items < 0 || f.items > math.MaxInt32) {
+		return errorf(ReasonFieldInvalid, "items", "%d is out of range 0–%d", f.items, math.MaxInt32)
+	}
+	if f.has(tCSAT) && (f.csat < 1 || f.csat > 5) {
+		return errorf(ReasonFieldInvalid, "csat", "%d is out of range 1–5", f.csat)
+	}
+	if f.has(tNPS) && (f.nps < 0 || f.nps > 10) {
+		return errorf(ReasonFieldInvalid, "nps", "%d is out of range 0–10", f.nps)
+	}
+	if f.time < minEventTime {
+		return errorf(ReasonTimeOutOfRange, "event_time", "%s is before 2000-01-01", fmtMillis(f.time))
+	}
+	if max := d.now().UnixMilli() + d.maxSkewMs; f.time > max {
+		return errorf(ReasonTimeOutOfRange, "event_time", "%s is more than %v in the future", fmtMillis(f.time), d.opts.MaxFutureSkew)
+	}
+	if len(key) == 0 {
+		return errorf(ReasonKeyMissing, "", "record has no key; want the customer_id")
+	}
+	if !f.str[tCustomerID].equal(key) {
+		return errorf(ReasonKeyMismatch, "customer_id", "record key %q differs from customer_id", truncate(key, 64))
+	}
+
+	// CustomerID gets its own allocation, so that keeping it (as a map key,
+	// say) keeps nothing else alive; the other strings share one.
+	var strs [nStr]string
+	f.strings(s, &strs)
+	*ev = event.Event{
+		Kind:       s.kind,
+		EventID:    strs[tEventID],
+		CustomerID: f.str[tCustomerID].String(),
+		Time:       f.time,
+	}
+	switch s.kind {
+	case event.KindOrder:
+		ev.OrderType = event.OrderType(f.typ)
+		ev.OrderID = strs[tOrderID]
+		ev.Amount = f.amount
+		ev.Currency = strs[tCurrency]
+		ev.Items = int32(f.items)
+	case event.KindEmail:
+		ev.EmailType = event.EmailType(f.typ)
+		ev.CampaignID = strs[tCampaignID]
+	case event.KindSupport:
+		ev.SupportType = event.SupportType(f.typ)
+		ev.TicketID = strs[tTicketID]
+		ev.Category = strs[tCategory]
+		ev.Priority = event.TicketPriority(f.prio)
+		ev.CSAT, ev.NPS = event.NoScore, event.NoScore
+		if f.has(tCSAT) {
+			ev.CSAT = int8(f.csat)
+		}
+		if f.has(tNPS) {
+			ev.NPS = int8(f.nps)
+		}
+	}
+	return nil
+}
+
+// strings makes the string fields of s other than customer_id, with one
+// allocation.
+func (f *fields) strings(s *spec, out *[nStr]string) {
+	n := 0
+	for t := tEventID; t <= tCategory; t++ {
+		if t != tCustomerID && f.has(t) {
+			n += f.str[t].len()
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for t := tEventID; t <= tCategory; t++ {
+		if t != tCustomerID && f.has(t) {
+			if v := &f.str[t]; v.own {
+				b.WriteString(v.s)
+			} else {
+				b.Write(v.b)
+			}
+		}
+	}
+	all, at := b.String(), 0
+	for t := tEventID; t <= tCategory; t++ {
+		if t != tCustomerID && f.has(t) {
+			l := f.str[t].len()
+			out[t] = all[at : at+l]
+			at += l
+		}
+	}
+}
+
+func isCurrency(v *str) bool {
+	if v.len() != 3 {
+		return false
+	}
+	for i := range 3 {
+		var c byte
+		if v.own {
+			c = v.s[i]
+		} else {
+			c = v.b[i]
+		}
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+func fmtMillis(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}

@@ -1,0 +1,179 @@
+package decode
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/linkedin/goavro/v2"
+
+	"github.com/winback/winback/pipeline/event"
+)
+
+func fuzzKind(k uint8) event.Kind { return event.Kind(k%3 + 1) }
+
+// checkDecodeError fails unless err is nil or an *Error.
+func checkDecodeError(t *testing.T, err error) Reason {
+	t.Helper()
+	if err == nil {
+		return ""
+	}
+	r, ok := ReasonOf(err)
+	if !ok {
+		t.Fatalf("error is not a *decode.Error: %T %v", err, err)
+	}
+	return r
+}
+
+func FuzzDecodeJSON(f *testing.F) {
+	for _, ev := range []event.Event{orderEvent(), emailEvent(), supportEvent()} {
+		f.Add(uint8(ev.Kind-1), []byte("c-1"), AppendJSON(nil, &ev))
+	}
+	f.Add(uint8(0), []byte("c-1"), []byte(`{"event_id":"\u00e9\ud83d\ude00","customer_id":"c-1","x":[{"a":-0.5e+3}],"event_time":"2024-05-01T12:00:00.123Z"}`))
+	d := newTestDecoder(nil)
+	f.Fuzz(func(t *testing.T, k uint8, key, value []byte) {
+		kind := fuzzKind(k)
+		var ev event.Event
+		err := d.Decode(context.Background(), kind, key, value, &ev)
+		r := checkDecodeError(t, err)
+		valid := json.Valid(value)
+		if !valid && err == nil {
+			t.Fatalf("accepted invalid JSON %q", value)
+		}
+		if valid && r == ReasonJSONSyntax {
+			t.Fatalf("json.syntax for valid JSON %q: %v", value, err)
+		}
+		// Values are judged only once the whole object has been read.
+		switch r {
+		case ReasonFieldMissing, ReasonFieldInvalid, ReasonTimeOutOfRange, ReasonKeyMissing, ReasonKeyMismatch:
+			if !valid {
+				t.Fatalf("%s for invalid JSON %q: %v", r, value, err)
+			}
+		}
+		if err != nil {
+			return
+		}
+		// encoding/json reads the same ids.
+		var m map[string]any
+		if err := json.Unmarshal(value, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["customer_id"] != ev.CustomerID || m["event_id"] != ev.EventID {
+			t.Fatalf("encoding/json reads ids %q %q, decoder %q %q", m["customer_id"], m["event_id"], ev.CustomerID, ev.EventID)
+		}
+		// The event survives a round trip.
+		var again event.Event
+		if err := d.Decode(context.Background(), kind, key, AppendJSON(nil, &ev), &again); err != nil || again != ev {
+			t.Fatalf("round trip: %v\n got %+v\nwant %+v", err, again, ev)
+		}
+	})
+}
+
+// fuzzRegistry has the contract's schemas at 1–3 and evolved ones at 4–5.
+func fuzzRegistry() *mapRegistry {
+	reg := newMapRegistry()
+	reg.add(4, orderV2)
+	reg.add(5, supportV2)
+	return reg
+}
+
+func FuzzDecodeAvro(f *testing.F) {
+	for _, ev := range []event.Event{orderEvent(), emailEvent(), supportEvent()} {
+		f.Add(uint8(ev.Kind-1), []byte("c-1"), mustAvro(f, ev))
+	}
+	reg := fuzzRegistry()
+	codecs := map[int]*goavro.Codec{}
+	for id, text := range reg.schemas {
+		c, err := goavro.NewCodec(text)
+		if err != nil {
+			f.Fatal(err)
+		}
+		codecs[id] = c
+	}
+	d := newTestDecoder(reg)
+	f.Fuzz(func(t *testing.T, k uint8, key, value []byte) {
+		kind := fuzzKind(k)
+		var ev event.Event
+		err := d.Decode(context.Background(), kind, key, value, &ev)
+		r := checkDecodeError(t, err)
+		if len(value) < 5 || value[0] != 0 {
+			return
+		}
+		id := int(value[1])<<24 | int(value[2])<<16 | int(value[3])<<8 | int(value[4])
+		codec, ok := codecs[id]
+		if !ok {
+			return
+		}
+		// goavro, the reference, must agree that the data is well formed
+		// whenever the decoder does. (goavro is laxer: it accepts overlong
+		// varints and wraps ints, so the converse does not hold.)
+		structural := r == ReasonAvroTruncated || r == ReasonAvroDecode
+		wrongSchema := r == ReasonAvroWrongSchema || (r == ReasonFieldMissing && id == 2 && kind != event.KindEmail)
+		if structural || wrongSchema {
+			return
+		}
+		native, rest, gerr := codec.NativeFromBinary(value[5:])
+		if gerr != nil || len(rest) != 0 {
+			t.Fatalf("decoder: %v; goavro: %v, %d bytes left", err, gerr, len(rest))
+		}
+		if err != nil {
+			return
+		}
+		if id <= 3 {
+			want, nerr := eventFromNative(kind, native.(map[string]any))
+			if nerr != nil || want != ev {
+				t.Fatalf("goavro %v:\n got %+v\nwant %+v", nerr, ev, want)
+			}
+		}
+		again, aerr := appendAvro(nil, kindSchemaID[kind], &ev)
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		var ev2 event.Event
+		if err := d.Decode(context.Background(), kind, key, again, &ev2); err != nil || ev2 != ev {
+			t.Fatalf("round trip: %v\n got %+v\nwant %+v", err, ev2, ev)
+		}
+	})
+}
+
+// writeFuzzSeeds writes the hostile inputs as seeds of both fuzz targets,
+// as testdata/fuzz/<target>/hostile_*; other files there are inputs the
+// fuzzer found, kept as regression tests.
+func writeFuzzSeeds(t *testing.T, inputs []hostileInput) {
+	kinds := map[string]uint8{"order": 0, "email": 1, "support": 2}
+	for _, target := range []string{"FuzzDecodeJSON", "FuzzDecodeAvro"} {
+		dir := filepath.Join("testdata", "fuzz", target)
+		old, err := filepath.Glob(filepath.Join(dir, "hostile_*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range old { // keep the fuzzer's finds
+			if err := os.Remove(name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range inputs {
+			isAvro := len(in.value) > 0 && in.value[0] == 0
+			if isAvro != (target == "FuzzDecodeAvro") || len(in.value) > 4096 {
+				continue
+			}
+			key := in.key
+			if key == "-" {
+				key = ""
+			}
+			body := fmt.Sprintf("go test fuzz v1\nuint8(%d)\n[]byte(%s)\n[]byte(%s)\n",
+				kinds[in.kind], strconv.Quote(key), strconv.Quote(string(in.value)))
+			name := "hostile_" + in.name[:len(in.name)-len(filepath.Ext(in.name))]
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

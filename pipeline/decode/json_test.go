@@ -1,0 +1,129 @@
+package decode
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/winback/winback/pipeline/event"
+)
+
+func TestDecodeJSON(t *testing.T) {
+	d := newTestDecoder(nil)
+	const order = `{"event_id":"e-1","customer_id":"c-1","event_time":1714564800000,"type":"PLACED","order_id":"o-1","amount":42.5,"currency":"EUR","items":2}`
+	// with replaces the first occurrence of old in the valid order.
+	with := func(old, new string) string {
+		if !strings.Contains(order, old) {
+			t.Fatalf("%q not in the order", old)
+		}
+		return strings.Replace(order, old, new, 1)
+	}
+	const support = `{"event_id":"e-3","customer_id":"c-1","event_time":"2024-05-01T14:00:00+02:00","type":"RESOLVED","ticket_id":"t-1","category":"delivery","priority":"HIGH","csat":2}`
+	wantOrder := orderEvent()
+	wantSupport := supportEvent()
+	wantEmail := emailEvent()
+	deep := `{"x":` + strings.Repeat(`[`, 40) + strings.Repeat(`]`, 40) + `,` + order[1:]
+	justDeepEnough := `{"x":` + strings.Repeat(`[`, 31) + strings.Repeat(`]`, 31) + `,` + order[1:]
+
+	f := func(name string, kind event.Kind, key, value string, want Reason, wantEv *event.Event) {
+		t.Helper()
+		var k []byte
+		if key != "-" {
+			k = []byte(key)
+		}
+		var ev event.Event
+		err := d.Decode(context.Background(), kind, k, []byte(value), &ev)
+		if want == "" && err != nil {
+			t.Errorf("%s: %v", name, err)
+			return
+		}
+		if want != "" {
+			r, _ := ReasonOf(err)
+			if r != want {
+				t.Errorf("%s: got %v, want reason %s", name, err, want)
+			}
+			return
+		}
+		if wantEv != nil && ev != *wantEv {
+			t.Errorf("%s:\n got %+v\nwant %+v", name, ev, *wantEv)
+		}
+	}
+	o := event.KindOrder
+	f("order", o, "c-1", order, "", &wantOrder)
+	f("blanks", o, "c-1", " \r\n\t"+strings.ReplaceAll(order, ",", " ,\n ")+"\n ", "", &wantOrder)
+	f("field order and unknown fields", o, "c-1", `{"items":2,"extra":{"a":[1,2.5e3,true,false,null,"x\"y"]},"currency":"EUR","amount":42.5,"order_id":"o-1","type":"PLACED","event_time":1714564800000,"customer_id":"c-1","event_id":"e-1","campaign_id":7}`, "", &wantOrder)
+	f("escaped strings", o, "c-1", with(`"o-1"`, `"\u006f-\u0031"`), "", &wantOrder)
+	f("integer amount", o, "c-1", with(`42.5`, `425e-1`), "", &wantOrder)
+	f("RFC 3339 time", event.KindSupport, "c-1", support, "", &wantSupport)
+	f("email", event.KindEmail, "c-1", `{"event_id":"e-2","customer_id":"c-1","event_time":1714564800000,"type":"OPENED","campaign_id":"spring-sale"}`, "", &wantEmail)
+	f("null scores", event.KindSupport, "c-1", strings.Replace(support, `"csat":2`, `"csat":null,"nps":null`, 1), "", nil)
+	f("just deep enough", o, "c-1", justDeepEnough, "", &wantOrder)
+	f("surrogate pair", o, "c-1", with(`"o-1"`, `"o-\ud83d\ude00"`), "", nil)
+
+	f("empty", o, "c-1", ``, ReasonValueEmpty, nil)
+	f("garbage", o, "c-1", `hello`, ReasonEncodingUnknown, nil)
+	f("blank only", o, "c-1", "  \n", ReasonEncodingUnknown, nil)
+	f("array", o, "c-1", `[`+order+`]`, ReasonEncodingUnknown, nil)
+	f("string", o, "c-1", `"c-1"`, ReasonEncodingUnknown, nil)
+	f("BOM", o, "c-1", "\xef\xbb\xbf"+order, ReasonEncodingUnknown, nil)
+	f("truncated", o, "c-1", order[:40], ReasonJSONSyntax, nil)
+	f("unclosed", o, "c-1", order[:len(order)-1], ReasonJSONSyntax, nil)
+	f("trailing data", o, "c-1", order+`{}`, ReasonJSONSyntax, nil)
+	f("trailing comma", o, "c-1", with(`,"items":2`, `,"items":2,`), ReasonJSONSyntax, nil)
+	f("missing colon", o, "c-1", with(`"items":`, `"items" `), ReasonJSONSyntax, nil)
+	f("single quotes", o, "c-1", with(`"o-1"`, `'o-1'`), ReasonJSONSyntax, nil)
+	f("bad escape", o, "c-1", with(`"o-1"`, `"o\x1"`), ReasonJSONSyntax, nil)
+	f("bad unicode escape", o, "c-1", with(`"o-1"`, `"o\u12g4"`), ReasonJSONSyntax, nil)
+	f("control char", o, "c-1", with(`"o-1"`, "\"o\n1\""), ReasonJSONSyntax, nil)
+	f("bad literal", o, "c-1", with(`"o-1"`, `nul`), ReasonJSONSyntax, nil)
+	f("bad number", o, "c-1", with(`42.5`, `42.`), ReasonJSONSyntax, nil)
+	f("leading zero", o, "c-1", with(`42.5`, `042.5`), ReasonJSONSyntax, nil)
+	f("bad skipped value", o, "c-1", `{"x":[1,,2],`+order[1:], ReasonJSONSyntax, nil)
+	f("bad type then bad syntax", o, "c-1", with(`42.5`, `[1,,]`), ReasonJSONSyntax, nil)
+	f("unknown enum, then bad syntax", o, "c-1", with(`"PLACED"`, `"SHIPPED"`)+"x", ReasonJSONSyntax, nil)
+	f("duplicate, then bad syntax", o, "c-1", with(`"items":2`, `"items":2,"items":3,`), ReasonJSONSyntax, nil)
+	f("amount as string", o, "c-1", with(`42.5`, `"42.5"`), ReasonJSONType, nil)
+	f("items as string", o, "c-1", with(`"items":2`, `"items":"2"`), ReasonJSONType, nil)
+	f("items fraction", o, "c-1", with(`"items":2`, `"items":2.5`), ReasonJSONType, nil)
+	f("items exponent", o, "c-1", with(`"items":2`, `"items":2e0`), ReasonJSONType, nil)
+	f("event_time fraction", o, "c-1", with(`1714564800000`, `1714564800000.5`), ReasonJSONType, nil)
+	f("event_time bool", o, "c-1", with(`1714564800000`, `true`), ReasonJSONType, nil)
+	f("customer_id number", o, "c-1", with(`"c-1"`, `1`), ReasonJSONType, nil)
+	f("type object", o, "c-1", with(`"PLACED"`, `{"s":"PLACED"}`), ReasonJSONType, nil)
+	f("too deep", o, "c-1", deep, ReasonJSONTooDeep, nil)
+	f("empty object", o, "c-1", `{}`, ReasonFieldMissing, nil)
+	f("null customer_id", o, "c-1", with(`"c-1"`, `null`), ReasonFieldMissing, nil)
+	f("names match exactly", o, "c-1", with(`"currency"`, `"Currency"`), ReasonFieldMissing, nil)
+	f("support lacks priority", event.KindSupport, "c-1", strings.Replace(support, `"priority":"HIGH",`, ``, 1), ReasonFieldMissing, nil)
+	f("duplicate field", o, "c-1", with(`"items":2`, `"items":2,"customer_id":"c-2"`), ReasonFieldInvalid, nil)
+	f("unknown enum", o, "c-1", with(`"PLACED"`, `"SHIPPED"`), ReasonFieldInvalid, nil)
+	f("lower-case enum", o, "c-1", with(`"PLACED"`, `"placed"`), ReasonFieldInvalid, nil)
+	f("negative amount", o, "c-1", with(`42.5`, `-1`), ReasonFieldInvalid, nil)
+	f("amount overflow", o, "c-1", with(`42.5`, `1e999`), ReasonFieldInvalid, nil)
+	f("items overflow", o, "c-1", with(`"items":2`, `"items":3000000000`), ReasonFieldInvalid, nil)
+	f("items int64 overflow", o, "c-1", with(`"items":2`, `"items":99999999999999999999`), ReasonFieldInvalid, nil)
+	f("invalid UTF-8", o, "c-1", with(`"o-1"`, "\"o-\xc3\x28\""), ReasonFieldInvalid, nil)
+	f("lone surrogate", o, "c-1", with(`"o-1"`, `"o-\ud800"`), ReasonFieldInvalid, nil)
+	f("empty id", o, "c-1", with(`"e-1"`, `""`), ReasonFieldInvalid, nil)
+	f("currency", o, "c-1", with(`"EUR"`, `"€"`), ReasonFieldInvalid, nil)
+	f("bad RFC 3339", o, "c-1", with(`1714564800000`, `"2024-05-01 12:00:00"`), ReasonFieldInvalid, nil)
+	f("digits as a time string", o, "c-1", with(`1714564800000`, `"1714564800000"`), ReasonFieldInvalid, nil)
+	f("csat 9", event.KindSupport, "c-1", strings.Replace(support, `"csat":2`, `"csat":9`, 1), ReasonFieldInvalid, nil)
+	f("nps 11", event.KindSupport, "c-1", strings.Replace(support, `"csat":2`, `"nps":11`, 1), ReasonFieldInvalid, nil)
+	f("year 9999", o, "c-1", with(`1714564800000`, `"9999-12-31T23:59:59Z"`), ReasonTimeOutOfRange, nil)
+	f("before 1970", o, "c-1", with(`1714564800000`, `-86400000`), ReasonTimeOutOfRange, nil)
+	f("beyond int64", o, "c-1", with(`1714564800000`, `92233720368547758070`), ReasonTimeOutOfRange, nil)
+	f("null key", o, "-", order, ReasonKeyMissing, nil)
+	f("key mismatch", o, "C-1", order, ReasonKeyMismatch, nil)
+}
+
+// TestDecodeJSONDepthOption checks that MaxJSONDepth is honoured.
+func TestDecodeJSONDepthOption(t *testing.T) {
+	d := NewDecoder(nil, Options{MaxJSONDepth: 2, Now: func() time.Time { return testNow }})
+	val := []byte(`{"x":{"y":1},"event_id":"e-1"}`)
+	var ev event.Event
+	checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), val, &ev), ReasonFieldMissing)
+	val = []byte(`{"x":{"y":[]},"event_id":"e-1"}`)
+	checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), val, &ev), ReasonJSONTooDeep)
+}
