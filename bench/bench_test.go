@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// goka must put every key in the partition franz-go (and Kafka's Java
+// client) put its input in, or its group table would not line up.
+func TestMurmur2HasherPartitionsLikeFranzGo(t *testing.T) {
+	kp := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+	sp := sarama.NewCustomHashPartitioner(murmur2Hasher)("t")
+	for _, n := range []int{1, 3, 6, 7, 32} {
+		for i := range 20000 {
+			key := fmt.Sprintf("c%06d", i)
+			want := kp.Partition(&kgo.Record{Key: []byte(key)}, n)
+			got, err := sp.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(key)}, int32(n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(got) != want {
+				t.Fatalf("key %s, %d partitions: sarama+murmur2Hasher gives %d, franz-go %d", key, n, got, want)
+			}
+		}
+	}
+}
+
+func TestCustomerStateCodecRoundTrip(t *testing.T) {
+	f := func(s customerState) {
+		t.Helper()
+		b, err := customerStateCodec{}.Encode(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := customerStateCodec{}.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := *v.(*customerState); got != s {
+			t.Fatalf("round trip: got %+v, want %+v", got, s)
+		}
+	}
+	f(customerState{})
+	f(customerState{Orders: 7, Emails: 1 << 31, Tickets: 3, Spend: -12.5, FirstOrderAt: 1, LastOrderAt: 1767225600000, LastOrderID: "o-123"})
+	if _, err := (customerStateCodec{}).Decode([]byte("short")); err == nil {
+		t.Fatal("Decode of 5 bytes: no error")
+	}
+}
+
+func TestGokaEventCodecMarksBadInput(t *testing.T) {
+	f := func(in string, bad bool) {
+		t.Helper()
+		v, err := gokaEventCodec{}.Decode([]byte(in))
+		if err != nil {
+			t.Fatalf("Decode(%q): %v (goka would stop the processor)", in, err)
+		}
+		if got := v.(*gokaEvent).bad; got != bad {
+			t.Fatalf("Decode(%q).bad = %v, want %v", in, got, bad)
+		}
+	}
+	f(`{"event_id":"e1","customer_id":"c000001","event_time":1767225600000,"type":"PLACED","order_id":"o1","amount":12.5}`, false)
+	f(`{"customer_id":""}`, true)
+	f(`not json`, true)
+	f(``, true)
+}
+
+func TestCustomerStateApply(t *testing.T) {
+	var s customerState
+	s.apply("order", &gokaEvent{Type: "PLACED", Amount: 10, EventTime: 200, OrderID: "b"})
+	s.apply("order", &gokaEvent{Type: "PLACED", Amount: 5, EventTime: 100, OrderID: "a"})
+	s.apply("order", &gokaEvent{Type: "REFUNDED", Amount: 2, EventTime: 300})
+	s.apply("email", &gokaEvent{Type: "OPENED"})
+	s.apply("support", &gokaEvent{Type: "OPENED"})
+	want := customerState{Orders: 2, Emails: 1, Tickets: 1, Spend: 13, FirstOrderAt: 100, LastOrderAt: 200, LastOrderID: "b"}
+	if s != want {
+		t.Fatalf("got %+v, want %+v", s, want)
+	}
+}
+
+func TestHistogramDelta(t *testing.T) {
+	metrics := func(counts ...int) string {
+		les := []string{"0.01", "0.1", "1", "+Inf"}
+		var b strings.Builder
+		b.WriteString("# TYPE winback_trigger_latency_seconds histogram\n")
+		for i, le := range les {
+			fmt.Fprintf(&b, "winback_trigger_latency_seconds_bucket{le=%q} %d\n", le, counts[i])
+		}
+		fmt.Fprintf(&b, "winback_trigger_latency_seconds_count %d\nother_bucket{le=\"1\"} 99\n", counts[len(counts)-1])
+		return b.String()
+	}
+	// 100 new observations, all between 0.01 and 0.1.
+	n, p50, p99 := histogramDelta(metrics(5, 5, 5, 5), metrics(5, 105, 105, 105), "winback_trigger_latency_seconds")
+	if n != 100 {
+		t.Fatalf("n = %v, want 100", n)
+	}
+	if math.Abs(p50-0.055) > 1e-9 || math.Abs(p99-0.0991) > 1e-9 {
+		t.Fatalf("p50 %v, p99 %v; want 0.055 and 0.0991 (linear within the bucket)", p50, p99)
+	}
+	if n, _, _ := histogramDelta(metrics(1, 2, 3, 4), metrics(1, 2, 3, 4), "winback_trigger_latency_seconds"); n != 0 {
+		t.Fatalf("no new observations: n = %v", n)
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	v := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, c := range []struct{ q, want float64 }{{0.5, 5}, {0.99, 10}, {0.1, 1}, {0, 1}} {
+		if got := quantile(v, c.q); got != c.want {
+			t.Errorf("quantile(%v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+}
+
+func TestRatiosAndMarkdown(t *testing.T) {
+	r := &report{Lines: []line{
+		{Name: "ceiling", Events: 100, CPU: 1, PerCore: 100},
+		{Name: "goka-leveldb", Events: 100, CPU: 10, PerCore: 10},
+		{Name: "winback", Events: 100, CPU: 2, PerCore: 50},
+		{Name: "goka-memory", Error: "boom"},
+	}}
+	ratios(r.Lines)
+	if got := r.Lines[2]; got.VsCeiling != 0.5 || got.VsGoka != 5 {
+		t.Fatalf("winback ratios: vs ceiling %v, vs goka %v; want 0.5 and 5", got.VsCeiling, got.VsGoka)
+	}
+	md := r.markdown()
+	for _, want := range []string{"| winback | 100 |", "| 0.50× | 5.00× |", "FAILED: boom", "|---|--:|"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestProcReadsThisProcess(t *testing.T) {
+	x := 0.0
+	for i := range 30_000_000 {
+		x += math.Sqrt(float64(i))
+	}
+	_ = x
+	if procPeakRSS(os.Getpid()) <= 0 {
+		t.Fatal("procPeakRSS of this process is 0")
+	}
+	if procCPU(os.Getpid()) <= 0 {
+		t.Fatal("procCPU of this process is 0 after spinning")
+	}
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// queryResult is one run of the ClickHouse-only query over a prefix of the
+// history.
+type queryResult struct {
+	Fraction  float64 `json:"fraction"`   // share of the event-time history queried
+	Rows      int64   `json:"rows"`       // raw events in that prefix
+	Customers int64   `json:"customers"`  // customers with an event in it
+	Lapsed    int64   `json:"lapsed"`     // PURCHASE_LAPSE rows returned
+	Seconds   float64 `json:"seconds"`    // median wall time of 3 runs, client side
+	ServerCPU float64 `json:"server_cpu"` // clickhouse-server CPU per run
+	ClientCPU float64 `json:"client_cpu"` // client CPU per run
+}
+
+// chKinds maps a topic kind to the kind column's value.
+const (
+	chOrder   = 1
+	chEmail   = 2
+	chSupport = 3
+)
+
+// runClickHouseOnly is "the ClickHouse-only way": read the raw events,
+// insert them into a MergeTree table in batches (native protocol, explicit
+// column list), then answer the question with one SQL query per schedule:
+// per-customer order count, net spend, last order, average interval between
+// orders, and the PURCHASE_LAPSE list (silence > 3 × the average interval,
+// for customers with at least 4 orders). The query runs over 25, 50, 75
+// and 100% of the history, to show how its cost grows with what is stored.
+func runClickHouseOnly(ctx context.Context, spec contenderSpec, log *slog.Logger) (contenderResult, error) {
+	began := time.Now()
+	var res contenderResult
+	opts, err := clickhouse.ParseDSN(spec.ClickHouseDSN)
+	if err != nil {
+		return res, err
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close()
+	db := spec.Database
+	for _, q := range []string{
+		"CREATE DATABASE IF NOT EXISTS " + db,
+		"DROP TABLE IF EXISTS " + db + ".events",
+		`CREATE TABLE ` + db + `.events (
+			event_id String, customer_id String, kind UInt8, type String,
+			ts Int64, amount Float64, order_id String
+		) ENGINE = MergeTree() ORDER BY (customer_id, ts)`,
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			return res, fmt.Errorf("clickhouse: %s: %w", q, err)
+		}
+	}
+
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(spec.Brokers),
+		kgo.ConsumeTopics(spec.Topics.Orders, spec.Topics.Email, spec.Topics.Support),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	kinds := map[string]uint8{spec.Topics.Orders: chOrder, spec.Topics.Email: chEmail, spec.Topics.Support: chSupport}
+
+	cpu0, srv0 := selfCPU(), procCPU(spec.ClickHousePID)
+	insert := "INSERT INTO " + db + ".events (event_id, customer_id, kind, type, ts, amount, order_id)"
+	var batch driver.Batch
+	pending := 0
+	send := func() error {
+		if pending == 0 {
+			return nil
+		}
+		if err := batch.Send(); err != nil {
+			return fmt.Errorf("clickhouse: insert: %w", err)
+		}
+		res.Rows += int64(pending)
+		batch, pending = nil, 0
+		return nil
+	}
+	times := make([]int64, 0, spec.Expect)
+	var ev gokaEvent
+	for res.Records < spec.Expect {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) { ferr = errors.Join(ferr, fmt.Errorf("fetch %s/%d: %w", t, p, err)) })
+		if ferr != nil {
+			return res, ferr
+		}
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			res.Records++
+			ev = gokaEvent{}
+			if err := json.Unmarshal(r.Value, &ev); err != nil || ev.CustomerID == "" {
+				res.Bad++
+				continue
+			}
+			if batch == nil {
+				if batch, err = conn.PrepareBatch(ctx, insert); err != nil {
+					return res, fmt.Errorf("clickhouse: prepare: %w", err)
+				}
+			}
+			if err := batch.Append(ev.EventID, ev.CustomerID, kinds[r.Topic], ev.Type, ev.EventTime, ev.Amount, ev.OrderID); err != nil {
+				return res, fmt.Errorf("clickhouse: append: %w", err)
+			}
+			times = append(times, ev.EventTime)
+			if pending++; pending >= spec.BatchRows {
+				if err := send(); err != nil {
+					return res, err
+				}
+			}
+		}
+	}
+	if err := send(); err != nil {
+		return res, err
+	}
+	res.IngestWall = time.Since(began).Seconds()
+	res.IngestCPU = (selfCPU() - cpu0).Seconds()
+	res.IngestServerCPU = (procCPU(spec.ClickHousePID) - srv0).Seconds()
+	res.Wall = res.IngestWall
+	log.Info("clickhouse ingest done", "records", res.Records, "rows", res.Rows, "wall", time.Since(began).Round(time.Millisecond))
+
+	slices.Sort(times)
+	for _, f := range spec.Fractions {
+		cutoff := spec.HistoryFrom + int64(f*float64(spec.HistoryTo-spec.HistoryFrom))
+		q := queryResult{Fraction: f, Rows: int64(sort.Search(len(times), func(i int) bool { return times[i] >= cutoff }))}
+		var runs []float64
+		c0, s0 := selfCPU(), procCPU(spec.ClickHousePID)
+		for range 3 {
+			t0 := time.Now()
+			customers, lapsed, err := lapseQuery(ctx, conn, db, cutoff)
+			if err != nil {
+				return res, err
+			}
+			runs = append(runs, time.Since(t0).Seconds())
+			q.Customers, q.Lapsed = customers, lapsed
+		}
+		slices.Sort(runs)
+		q.Seconds = runs[1]
+		q.ClientCPU = (selfCPU() - c0).Seconds() / 3
+		q.ServerCPU = (procCPU(spec.ClickHousePID) - s0).Seconds() / 3
+		res.Queries = append(res.Queries, q)
+		log.Info("clickhouse query", "fraction", f, "rows", q.Rows, "lapsed", q.Lapsed, "seconds", q.Seconds)
+	}
+	return res, nil
+}
+
+// lapseQuery computes every customer's figures as of cutoff, flags the
+// PURCHASE_LAPSE customers, and reads the result into the client, as a
+// scheduled job that refreshes the aggregates and the lapse list would. It
+// returns the number of customers and of lapsed customers.
+func lapseQuery(ctx context.Context, conn driver.Conn, db string, cutoff int64) (customers, lapsed int64, err error) {
+	q := fmt.Sprintf(`
+SELECT customer_id, orders, spend, last_order, avg_interval,
+	orders >= 4 AND (%[3]d - last_order) > 3 * avg_interval AS lapsed
+FROM (
+	SELECT customer_id,
+		countIf(kind = %[2]d AND type = 'PLACED') AS orders,
+		sumIf(amount, kind = %[2]d AND type = 'PLACED') - sumIf(amount, kind = %[2]d AND type IN ('CANCELLED', 'REFUNDED')) AS spend,
+		maxIf(ts, kind = %[2]d AND type = 'PLACED') AS last_order,
+		if(orders >= 2, (last_order - minIf(ts, kind = %[2]d AND type = 'PLACED')) / (orders - 1), 0) AS avg_interval
+	FROM %[1]s.events
+	WHERE ts < %[3]d
+	GROUP BY customer_id
+)`, db, chOrder, cutoff)
+	rows, err := conn.Query(ctx, q)
+	if err != nil {
+		return 0, 0, fmt.Errorf("clickhouse: lapse query: %w", err)
+	}
+	defer rows.Close()
+	var (
+		id         string
+		orders     uint64
+		spend, avg float64
+		last       int64
+		flag       uint8
+	)
+	for rows.Next() {
+		if err := rows.Scan(&id, &orders, &spend, &last, &avg, &flag); err != nil {
+			return 0, 0, fmt.Errorf("clickhouse: lapse query scan: %w", err)
+		}
+		customers++
+		if flag != 0 {
+			lapsed++
+		}
+	}
+	return customers, lapsed, rows.Err()
+}

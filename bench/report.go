@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is the -out JSON file.
+type report struct {
+	Date     time.Time      `json:"date"`
+	Machine  machine        `json:"machine"`
+	Args     []string       `json:"args"`
+	Stream   streamInfo     `json:"stream"`
+	Lines    []line         `json:"contenders"`
+	Queries  []queryResult  `json:"clickhouse_queries,omitempty"`
+	Restore  *restoreResult `json:"restore,omitempty"`
+	Latency  *latencyResult `json:"latency,omitempty"`
+	Engine   []engineHeap   `json:"engine_heap,omitempty"`
+	Notes    []string       `json:"notes,omitempty"`
+	Failures []string       `json:"failures,omitempty"`
+}
+
+type machine struct {
+	CPU       string `json:"cpu"`
+	Cores     int    `json:"cores"`
+	GoVersion string `json:"go"`
+	OS        string `json:"os"`
+	MemTotal  string `json:"mem_total"`
+}
+
+// line is one contender's row of the table.
+type line struct {
+	Name      string  `json:"name"`
+	What      string  `json:"what"`
+	Events    int64   `json:"events"`
+	Wall      float64 `json:"wall_s"`
+	CPU       float64 `json:"cpu_s"`            // the contender's own process
+	PerSecond float64 `json:"events_per_s"`     // events / wall
+	PerCore   float64 `json:"events_per_cpu_s"` // events / CPU seconds
+	VsCeiling float64 `json:"vs_ceiling"`       // PerCore / the ceiling's PerCore
+	VsGoka    float64 `json:"vs_goka"`          // PerCore / goka-leveldb's (goka's default storage)
+	PeakRSS   int64   `json:"peak_rss_bytes"`   //
+	BrokerCPU float64 `json:"broker_cpu_s"`     // the kfake child while this contender ran
+	ServerCPU float64 `json:"clickhouse_cpu_s"` // clickhouse-server while this contender ran
+	Error     string  `json:"error,omitempty"`
+}
+
+func describeMachine() machine {
+	m := machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if f, err := os.Open("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+				m.MemTotal = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	return m
+}
+
+// ratios fills VsCeiling and VsGoka.
+func ratios(ls []line) {
+	find := func(names ...string) float64 {
+		for _, n := range names {
+			for _, l := range ls {
+				if l.Name == n && l.Error == "" && l.PerCore > 0 {
+					return l.PerCore
+				}
+			}
+		}
+		return 0
+	}
+	ceil, goka := find("ceiling"), find("goka-leveldb", "goka-memory")
+	for i := range ls {
+		if ls[i].Error != "" {
+			continue
+		}
+		if ceil > 0 {
+			ls[i].VsCeiling = ls[i].PerCore / ceil
+		}
+		if goka > 0 {
+			ls[i].VsGoka = ls[i].PerCore / goka
+		}
+	}
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+func human(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.0fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func ratio(v float64) string {
+	if v == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", v)
+}
+
+// tableRows renders the contender table as rows of cells.
+func tableRows(ls []line) [][]string {
+	rows := [][]string{{"contender", "events", "wall s", "CPU s", "events/s", "events/s per core", "vs ceiling", "vs goka", "peak RSS", "broker CPU s", "ClickHouse CPU s"}}
+	for _, l := range ls {
+		if l.Error != "" {
+			rows = append(rows, []string{l.Name, "FAILED: " + l.Error, "", "", "", "", "", "", "", "", ""})
+			continue
+		}
+		rows = append(rows, []string{l.Name, fmt.Sprint(l.Events), fmt.Sprintf("%.2f", l.Wall), fmt.Sprintf("%.2f", l.CPU),
+			human(l.PerSecond), human(l.PerCore), ratio(l.VsCeiling), ratio(l.VsGoka), mib(l.PeakRSS),
+			fmt.Sprintf("%.2f", l.BrokerCPU), fmt.Sprintf("%.2f", l.ServerCPU)})
+	}
+	return rows
+}
+
+// printText writes the human summary to w.
+func (r *report) printText(w io.Writer) {
+	fmt.Fprintf(w, "\nwinback bench, %s, %s (%d cores), %s\n", r.Date.Format(time.RFC3339), r.Machine.CPU, r.Machine.Cores, r.Machine.GoVersion)
+	fmt.Fprintf(w, "stream: %d records per encoding (%d malformed, %d duplicates), %d customers, %d days, encodings %v\n\n",
+		r.Stream.Records, r.Stream.Malformed, r.Stream.Duplicates, r.Stream.Customers, r.Stream.Days, r.Stream.Encodings)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, row := range tableRows(r.Lines) {
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	tw.Flush()
+	if len(r.Queries) > 0 {
+		fmt.Fprintln(w, "\nClickHouse-only query over a growing history:")
+		for _, q := range r.Queries {
+			fmt.Fprintf(w, "  %3.0f%%  %9d rows  %7d customers  %6d lapsed  %8.1f ms  (server CPU %.3f s)\n",
+				q.Fraction*100, q.Rows, q.Customers, q.Lapsed, q.Seconds*1000, q.ServerCPU)
+		}
+	}
+	if r.Restore != nil {
+		fmt.Fprintf(w, "\nrestore: %s\n", r.Restore.summary())
+	}
+	if r.Latency != nil {
+		fmt.Fprintf(w, "latency: %s\n", r.Latency.summary())
+	}
+	for _, e := range r.Engine {
+		fmt.Fprintf(w, "engine heap: %s\n", e.summary())
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "FAILED: %s\n", f)
+	}
+}
+
+// markdown renders the report for the README.
+func (r *report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<!-- generated by `make bench` (bench/), %s -->\n", r.Date.Format(time.RFC3339))
+	fmt.Fprintf(&b, "Measured %s on %s (%d cores, %s), %s.\n\n", r.Date.Format("2006-01-02"), r.Machine.CPU, r.Machine.Cores, r.Machine.MemTotal, r.Machine.GoVersion)
+	fmt.Fprintf(&b, "Stream: %d records (%d malformed, %d duplicates) over %d customers and %d days of event time, produced beforehand to a one-broker kfake (separate process, 6 partitions, uncompressed). Encodings: %s.\n\n",
+		r.Stream.Records, r.Stream.Malformed, r.Stream.Duplicates, r.Stream.Customers, r.Stream.Days, strings.Join(r.Stream.Encodings, ", "))
+	rows := tableRows(r.Lines)
+	for i, row := range rows {
+		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
+		if i == 0 {
+			b.WriteString("|---" + strings.Repeat("|--:", len(row)-1) + "|\n")
+		}
+	}
+	b.WriteString("\nCPU s is the contender's own process (getrusage of the child); events/s per core = events / CPU s. " +
+		"The broker's and ClickHouse's CPU while each contender ran are in their own columns. \"vs goka\" is against goka with LevelDB, its default storage.\n")
+	if len(r.Queries) > 0 {
+		b.WriteString("\n**ClickHouse-only: the lapse query over a growing stored history** (median of 3 runs)\n\n| history | rows | customers | lapsed | query ms | server CPU s |\n|--:|--:|--:|--:|--:|--:|\n")
+		for _, q := range r.Queries {
+			fmt.Fprintf(&b, "| %.0f%% | %d | %d | %d | %.1f | %.3f |\n", q.Fraction*100, q.Rows, q.Customers, q.Lapsed, q.Seconds*1000, q.ServerCPU)
+		}
+	}
+	if r.Restore != nil || r.Latency != nil || len(r.Engine) > 0 {
+		b.WriteString("\n**winback**\n\n")
+	}
+	if r.Restore != nil {
+		fmt.Fprintf(&b, "- Restore: %s\n", r.Restore.summary())
+	}
+	if r.Latency != nil {
+		fmt.Fprintf(&b, "- Trigger latency: %s\n", r.Latency.summary())
+	}
+	for _, e := range r.Engine {
+		fmt.Fprintf(&b, "- Engine heap: %s\n", e.summary())
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "- Note: %s\n", n)
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "- FAILED: %s\n", f)
+	}
+	return b.String()
+}
