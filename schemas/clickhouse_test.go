@@ -1,0 +1,44 @@
+package schemas
+
+import (
+	"io/fs"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var baseRead = regexp.MustCompile(`FROM \{\{\.DB\}\}\.(customer_aggregates|customer_daily|winback_triggers|dlq_records)\b(\s+FINAL)?`)
+
+func TestClickHouseMigrationFiles(t *testing.T) {
+	names, err := fs.Glob(ClickHouseMigrations(), "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`^(\d{3})_[a-z0-9_]+\.sql$`)
+	seen := map[string]string{}
+	for _, n := range names {
+		m := re.FindStringSubmatch(n)
+		if m == nil {
+			t.Errorf("%s: want NNN_lowercase_name.sql", n)
+			continue
+		}
+		if other, ok := seen[m[1]]; ok {
+			t.Errorf("%s and %s share version %s", n, other, m[1])
+		}
+		seen[m[1]] = n
+		b, _ := fs.ReadFile(ClickHouseMigrations(), n)
+		if !strings.HasPrefix(string(b), "--") {
+			t.Errorf("%s: start with a comment saying what it creates", n)
+		}
+		// Views read the ReplacingMergeTree tables with FINAL, so that
+		// replayed rows never count twice.
+		for _, m := range baseRead.FindAllStringSubmatch(string(b), -1) {
+			if m[2] == "" {
+				t.Errorf("%s: reads %s without FINAL", n, m[1])
+			}
+		}
+	}
+	if seen["000"] == "" || len(names) < 19 {
+		t.Fatalf("migrations %v", names)
+	}
+}

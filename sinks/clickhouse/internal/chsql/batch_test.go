@@ -1,0 +1,212 @@
+package chsql
+
+import (
+	"flag"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/winback/winback/pipeline/event"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+var t0 = time.Date(2024, 1, 5, 10, 0, 0, 0, time.UTC)
+
+func agg(id string, version uint64, at time.Time) *event.Aggregate {
+	return &event.Aggregate{CustomerID: id, Version: version, AsOf: at.UnixMilli(), LastCSAT: event.NoScore, LastNPS: event.NoScore,
+		ActiveReasons: []event.Reason{event.ReasonPurchaseLapse}}
+}
+
+func versions(b *Batch) (aggs, daily []string) {
+	for _, t := range b.Build(t0, false) {
+		if t.Name != TableAggregates && t.Name != TableDaily {
+			continue
+		}
+		for i := 0; i < t.Rows; i++ {
+			v := t.Columns[slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == "version" })].Values.([]uint64)[i]
+			id := t.Columns[0].Values.([]string)[i]
+			row := id + "@" + string(rune('0'+v))
+			switch t.Name {
+			case TableAggregates:
+				aggs = append(aggs, row)
+			case TableDaily:
+				day := t.Columns[1].Values.([]time.Time)[i].Format("02")
+				daily = append(daily, row+"/"+day)
+			}
+		}
+	}
+	return aggs, daily
+}
+
+func TestBatchLatestVersionWins(t *testing.T) {
+	b := NewBatch(0)
+	b.AddAggregate(agg("b", 1, t0))
+	b.AddAggregate(agg("a", 3, t0.Add(24*time.Hour)))
+	b.AddAggregate(agg("a", 1, t0))
+	b.AddAggregate(agg("a", 2, t0.Add(time.Hour)))
+	b.AddAggregate(agg("a", 1, t0))
+	aggs, daily := versions(b)
+	if want := []string{"a@3", "b@1"}; !slices.Equal(aggs, want) {
+		t.Errorf("aggregates %v, want %v", aggs, want)
+	}
+	if want := []string{"a@2/05", "a@3/06", "b@1/05"}; !slices.Equal(daily, want) {
+		t.Errorf("daily %v, want %v", daily, want)
+	}
+	if b.Len() != 5 || b.TableLen(TableAggregates) != 2 || b.TableLen(TableDaily) != 3 {
+		t.Errorf("Len %d, aggregates %d, daily %d", b.Len(), b.TableLen(TableAggregates), b.TableLen(TableDaily))
+	}
+}
+
+func TestBatchCopies(t *testing.T) {
+	b := NewBatch(0)
+	a := agg("a", 1, t0)
+	b.AddAggregate(a)
+	a.ActiveReasons[0] = event.ReasonEmailBounced
+	a.Version = 9
+	tr := &event.Trigger{TriggerID: "t", Evidence: map[string]float64{"x": 1}, Reasons: []event.Reason{event.ReasonPurchaseLapse}}
+	b.AddTrigger(tr)
+	tr.Evidence["x"] = 2
+	tables := b.Build(t0, false)
+	if got := tables[0].Columns[1].Values.([]uint64)[0]; got != 1 {
+		t.Errorf("version %d: the batch kept the caller's struct", got)
+	}
+	if got := tables[0].Columns[slices.IndexFunc(tables[0].Columns, func(c Column) bool { return c.Name == "active_reasons" })].Values.([][]string)[0][0]; got != "PURCHASE_LAPSE" {
+		t.Errorf("active_reasons %s: the batch kept the caller's slice", got)
+	}
+	if got := tables[2].Columns[10].Values.([][]float64)[0][0]; got != 1 {
+		t.Errorf("evidence %v: the batch kept the caller's map", got)
+	}
+}
+
+func TestBatchMerge(t *testing.T) {
+	older := NewBatch(0)
+	older.AddAggregate(agg("a", 2, t0))
+	older.AddAggregate(agg("b", 5, t0))
+	older.AddTrigger(&event.Trigger{TriggerID: "t1", EmittedAt: 10, CustomerID: "old"})
+	older.AddTrigger(&event.Trigger{TriggerID: "t2", EmittedAt: 10, CustomerID: "old"})
+	newer := NewBatch(0)
+	newer.AddAggregate(agg("a", 3, t0))
+	newer.AddAggregate(agg("b", 4, t0)) // older than what failed: the failed row wins
+	newer.AddTrigger(&event.Trigger{TriggerID: "t1", EmittedAt: 10, CustomerID: "new"})
+	newer.Merge(older)
+	aggs, _ := versions(newer)
+	if want := []string{"a@3", "b@5"}; !slices.Equal(aggs, want) {
+		t.Errorf("merged %v, want %v", aggs, want)
+	}
+	tables := newer.Build(t0, false)
+	if got := tables[len(tables)-1].Columns[1].Values.([]string); !slices.Equal(got, []string{"new", "old"}) {
+		t.Errorf("triggers' customers %v: on a tie the newer batch wins", got)
+	}
+	newer.Drop(TableAggregates)
+	if newer.TableLen(TableAggregates) != 0 || newer.TableLen(TableDaily) == 0 {
+		t.Error("Drop dropped the wrong table")
+	}
+}
+
+func TestDeadLetterCaps(t *testing.T) {
+	b := NewBatch(8)
+	d := &event.DeadLetter{Topic: "o", Sample: []byte("0123456789"), Detail: strings.Repeat("é", MaxDetailBytes), Size: 10}
+	b.AddDeadLetter(d)
+	d.Sample[0] = 'X'
+	tb := b.Build(t0, false)[0]
+	col := func(name string) any {
+		return tb.Columns[slices.IndexFunc(tb.Columns, func(c Column) bool { return c.Name == name })].Values
+	}
+	if got := col("sample").([]string)[0]; got != "01234567" {
+		t.Errorf("sample %q", got)
+	}
+	detail := col("detail").([]string)[0]
+	if len(detail) > MaxDetailBytes || len(detail) < MaxDetailBytes-1 || !strings.HasSuffix(detail, "é") {
+		t.Errorf("detail cut to %d bytes, or inside a rune", len(detail))
+	}
+}
+
+func TestTokens(t *testing.T) {
+	build := func(now time.Time, mutate func(*event.Aggregate)) []*Table {
+		b := NewBatch(0)
+		for i, id := range []string{"c", "a", "b"} {
+			a := agg(id, uint64(i+1), t0.Add(time.Duration(i)*time.Hour))
+			if mutate != nil && id == "b" {
+				mutate(a)
+			}
+			b.AddAggregate(a)
+		}
+		return b.Build(now, true)
+	}
+	base := build(t0, nil)
+	if base[0].Token == "" || base[0].Token == base[1].Token {
+		t.Fatalf("tokens %q %q: want one per table", base[0].Token, base[1].Token)
+	}
+	if later := build(t0.Add(time.Hour), nil); later[0].Token != base[0].Token || later[1].Token != base[1].Token {
+		t.Error("the token depends on updated_at")
+	}
+	for name, mutate := range map[string]func(*event.Aggregate){
+		"spend":   func(a *event.Aggregate) { a.SpendTotal = 0.5 },
+		"csat":    func(a *event.Aggregate) { a.LastCSAT = 0 },
+		"reasons": func(a *event.Aggregate) { a.ActiveReasons = nil },
+		"tier":    func(a *event.Aggregate) { a.ValueTier = event.TierHigh },
+	} {
+		if got := build(t0, mutate); got[0].Token == base[0].Token {
+			t.Errorf("%s changed, token did not", name)
+		}
+	}
+	if NewBatch(0).Build(t0, true) != nil {
+		t.Error("an empty batch built tables")
+	}
+	b := NewBatch(0)
+	b.AddAggregate(agg("a", 1, t0))
+	if b.Build(t0, false)[0].Token != "" {
+		t.Error("token without asking")
+	}
+}
+
+func TestDayOf(t *testing.T) {
+	for ms, want := range map[int64]int64{0: 0, 1: 0, msPerDay - 1: 0, msPerDay: 1, -1: -1, -msPerDay: -1, -msPerDay - 1: -2} {
+		if got := dayOf(ms); got != want {
+			t.Errorf("dayOf(%d) = %d, want %d", ms, got, want)
+		}
+	}
+}
+
+// TestValuesSQL renders a small batch of every table as the chDB test
+// inserts it (testdata/values.golden; go test -update rewrites it).
+func TestValuesSQL(t *testing.T) {
+	b := NewBatch(4)
+	a := &event.Aggregate{
+		CustomerID: "c'1", Version: 7, AsOf: t0.UnixMilli(), FirstOrderAt: t0.Add(-48 * time.Hour).UnixMilli(), LastOrderAt: t0.UnixMilli(),
+		OrdersTotal: 2, SpendTotal: 12.5, Orders30d: 1, Spend30d: 10.25, BaselineSource: "personal", UsualIntervalDays: 2,
+		EmailsDelivered30d: 3, EmailsOpened30d: 1, OpenRate30d: 1.0 / 3, Unsubscribed: true,
+		LastCSAT: 4, LastNPS: event.NoScore, ValueTier: event.TierHigh, CLV: 321.5, RiskScore: 0.25,
+		ActiveReasons: []event.Reason{event.ReasonSpendDecline, event.ReasonEngagementDecline},
+		LastTriggerID: "tr-1", LastTriggerReason: event.ReasonSpendDecline, LastTriggerAt: t0.Add(-time.Hour).UnixMilli(),
+	}
+	b.AddAggregate(a)
+	b.AddTrigger(&event.Trigger{
+		TriggerID: "tr-1", CustomerID: "c'1", Kind: event.TriggerWinback, Reasons: a.ActiveReasons, PrimaryReason: event.ReasonSpendDecline,
+		RiskScore: 0.25, ValueTier: event.TierHigh, Priority: 80, RecommendedAction: event.ActionWinbackOffer,
+		Evidence: map[string]float64{"spend_90d": 10.25, "days_since_last_order": 0}, AsOf: t0.UnixMilli(), EmittedAt: t0.Add(time.Second).UnixMilli(),
+	})
+	b.AddDeadLetter(&event.DeadLetter{Topic: "orders", Partition: 1, Offset: 2, Key: []byte("k"), Reason: "json.invalid",
+		Detail: "bad\tjson\n", Size: 9, Sample: []byte("{\"x\":\\"), At: t0.UnixMilli()})
+	var out strings.Builder
+	for _, tb := range b.Build(t0.Add(time.Hour), true) {
+		out.WriteString(tb.ValuesSQL("winback", "insert_deduplication_token = "+Quote(tb.Token)))
+		out.WriteString(";\n")
+	}
+	const golden = "testdata/values.golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != string(want) {
+		t.Errorf("got:\n%s\nwant (%s):\n%s", out.String(), golden, want)
+	}
+}

@@ -1,0 +1,37 @@
+package chsql
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/winback/winback/pipeline/event"
+)
+
+func benchAggregates(n int) []event.Aggregate {
+	out := make([]event.Aggregate, n)
+	for i := range out {
+		out[i] = event.Aggregate{
+			CustomerID: fmt.Sprintf("customer-%07d", i), Version: uint64(i%7 + 1), AsOf: t0.Add(time.Duration(i) * time.Minute).UnixMilli(),
+			FirstOrderAt: t0.UnixMilli(), LastOrderAt: t0.UnixMilli(), OrdersTotal: 3, SpendTotal: 99.5,
+			LastCSAT: 4, LastNPS: event.NoScore, ValueTier: event.TierMedium, BaselineSource: "personal",
+			ActiveReasons: []event.Reason{event.ReasonPurchaseLapse},
+		}
+	}
+	return out
+}
+
+// BenchmarkBuild: turning a full batch (10k customers) into columns, with
+// the content hash the dedup token needs.
+func BenchmarkBuild(b *testing.B) {
+	aggs := benchAggregates(10000)
+	batch := NewBatch(0)
+	for i := range aggs {
+		batch.AddAggregate(&aggs[i])
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		batch.Build(t0, true)
+	}
+	b.ReportMetric(float64(2*len(aggs)), "rows/op")
+}

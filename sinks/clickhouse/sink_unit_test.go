@@ -1,0 +1,115 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
+)
+
+// offlineSink is a sink whose connection points at a port nobody listens
+// on, for what does not need a server.
+func offlineSink(t testing.TB, cfg Config) *Sink {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cfg.defaults()
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Sink{cfg: cfg, log: slog.New(slog.DiscardHandler), conn: conn, m: m,
+		pending: chsql.NewBatch(cfg.DLQSampleBytes), lastFlush: cfg.Now()}
+}
+
+func TestNeedsFlush(t *testing.T) {
+	c := newClock(clock)
+	s := offlineSink(t, Config{BatchRows: 4, FlushInterval: time.Second, Now: c.now})
+	now := clock
+	if s.NeedsFlush(now.Add(time.Hour)) {
+		t.Error("nothing pending, yet NeedsFlush")
+	}
+	s.AddAggregate(agg("a", 1, jan5, 1, 1)) // 2 rows: aggregate + daily
+	if s.NeedsFlush(now.Add(999 * time.Millisecond)) {
+		t.Error("2 of 4 rows, interval not over, yet NeedsFlush")
+	}
+	if !s.NeedsFlush(now.Add(time.Second)) {
+		t.Error("interval over with rows pending, yet no NeedsFlush")
+	}
+	s.AddAggregate(agg("a", 2, jan5, 1, 1)) // same customer-day: still 2 rows
+	if s.Pending() != 2 || s.NeedsFlush(now) {
+		t.Errorf("Pending %d, NeedsFlush %v", s.Pending(), s.NeedsFlush(now))
+	}
+	s.AddAggregate(agg("b", 1, jan6, 1, 1))
+	if !s.NeedsFlush(now) {
+		t.Error("4 rows pending, yet no NeedsFlush")
+	}
+	if got := value(s.m.pending); got != 4 {
+		t.Errorf("pending_rows = %v, want 4", got)
+	}
+}
+
+// TestFlushGivesUp: when ctx ends while ClickHouse is unreachable, Flush
+// returns ctx's error and keeps the rows, merged with those added since.
+func TestFlushGivesUp(t *testing.T) {
+	s := offlineSink(t, Config{MaxRetryBackoff: 50 * time.Millisecond})
+	s.AddAggregate(agg("a", 2, jan5, 1, 1))
+	s.AddTrigger(&event.Trigger{TriggerID: "t", CustomerID: "a"})
+	ctx, cancel := context.WithTimeout(t.Context(), 600*time.Millisecond)
+	defer cancel()
+	err := s.Flush(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush: %v, want DeadlineExceeded", err)
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) {
+		t.Errorf("Flush error %v does not wrap the insert error", err)
+	}
+	if value(s.m.retries) < 2 || value(s.m.errors.WithLabelValues(chsql.TableAggregates)) < 3 {
+		t.Errorf("retries %v, errors %v", value(s.m.retries), value(s.m.errors.WithLabelValues(chsql.TableAggregates)))
+	}
+	if s.Pending() != 3 {
+		t.Fatalf("Pending = %d after a failed Flush, want 3", s.Pending())
+	}
+	s.AddAggregate(agg("a", 1, jan5, 1, 1)) // older than the failed row
+	s.AddAggregate(agg("b", 1, jan5, 1, 1))
+	s.mu.Lock()
+	tables := s.pending.Build(clock, false)
+	s.mu.Unlock()
+	if got := fmt.Sprint(tables[0].Columns[0].Values, tables[0].Columns[1].Values); got != "[a b] [2 1]" {
+		t.Errorf("pending aggregates %s, want a@2 and b@1", got)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := t.Context()
+	for _, cfg := range []Config{
+		{DSN: "clickhouse://127.0.0.1:9000/default", Database: "bad-name"},
+		{DSN: "http://127.0.0.1:8123/default"},
+		{DSN: "::::"},
+	} {
+		if _, err := Open(ctx, cfg, nil, nil); err == nil {
+			t.Errorf("Open(%+v): no error", cfg)
+		}
+	}
+	if got := redact("clickhouse://user:secret@host:9000/db"); got != "clickhouse://user:***@host:9000/db" {
+		t.Errorf("redact: %s", got)
+	}
+}
