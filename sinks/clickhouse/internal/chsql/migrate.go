@@ -16,6 +16,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Executor runs SQL on a ClickHouse: a server through clickhouse-go, or
@@ -342,8 +344,13 @@ func Split(script string) []string {
 			}
 		case c == ';':
 			flush(i)
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-		default:
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRuneInString(script[i:])
+			if !unicode.IsSpace(r) {
+				code = true
+			}
+			i += size - 1
+		case !unicode.IsSpace(rune(c)):
 			code = true
 		}
 	}
