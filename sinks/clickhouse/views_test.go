@@ -81,6 +81,16 @@ func TestViews(t *testing.T) {
 			t.Errorf("kpi_weekly: %v", err)
 		}
 	})
+	// Every example query in docs/clickhouse.md runs.
+	t.Run("docs", func(t *testing.T) {
+		qs, err := fixture.DocQueries("../../docs/clickhouse.md", s.cfg.Database)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			query(t, s, q)
+		}
+	})
 	// The end of one month is the start of the next.
 	t.Run("continuity", func(t *testing.T) {
 		rows := query(t, s, "SELECT customers_start, customers_end FROM "+s.cfg.Database+".retention_monthly ORDER BY period_start")

@@ -284,6 +284,15 @@ func checkViews(t *testing.T, p chsql.Params, fx *fixture.Fixture) {
 			}
 		})
 	}
+	t.Run("docs", func(t *testing.T) {
+		qs, err := fixture.DocQueries("../../../docs/clickhouse.md", p.Database)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			query(t, q)
+		}
+	})
 	t.Run("weekly", func(t *testing.T) {
 		retention, kpi := fx.Weekly()
 		if err := fixture.Compare(query(t, fixture.Expect{Query: fixture.WeeklyRetentionQuery}.SQL(p.Database)), retention); err != nil {
