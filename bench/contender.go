@@ -49,6 +49,7 @@ type contenderResult struct {
 	Bad       int64   `json:"bad"`                 // records that did not decode
 	Customers int     `json:"customers,omitempty"` // keys in the contender's state
 	Wall      float64 `json:"wall_s"`              // start of the child to done (state flushed, offsets committed)
+	PeakRSS   int64   `json:"peak_rss_bytes"`      // VmHWM of the child at the end
 	Error     string  `json:"error,omitempty"`
 
 	// ClickHouse-only peer.
@@ -94,6 +95,9 @@ func runContender(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		res.Error = err.Error()
 	}
+	// Not the rusage of the child: after a vfork-style exec, ru_maxrss
+	// starts from the parent's peak. VmHWM belongs to the new image.
+	res.PeakRSS = procPeakRSS(os.Getpid())
 	if jerr := json.NewEncoder(os.Stdout).Encode(res); jerr != nil && err == nil {
 		err = jerr
 	}

@@ -93,7 +93,7 @@ func childNamed(parent int, comm string) int {
 // usage is what the kernel says a finished child used.
 type usage struct {
 	CPU     time.Duration // user + system
-	PeakRSS int64         // bytes
+	PeakRSS int64         // bytes; ru_maxrss, which after Go's vfork+exec includes the parent's peak: prefer the child's own VmHWM
 	Wall    time.Duration // from start to exit, as the parent saw it
 }
 

@@ -217,7 +217,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 				continue
 			}
 			l := line{Name: name, What: descriptions[name], Events: res.Records, Wall: res.Wall,
-				CPU: u.CPU.Seconds(), PeakRSS: u.PeakRSS,
+				CPU: u.CPU.Seconds(), PeakRSS: res.PeakRSS,
 				BrokerCPU: (b.CPU() - b0).Seconds(), ServerCPU: (procCPU(o.chPID) - s0).Seconds()}
 			if name == "clickhouse" {
 				// The ingest phase only; the queries are reported apart.
