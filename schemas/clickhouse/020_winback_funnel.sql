@@ -8,7 +8,8 @@
 --   median_days_to_return      median of (RECOVERED.as_of - WINBACK.as_of)
 --                              in days; NULL without recoveries
 --   revenue_after_return       sum of the RECOVERED triggers' evidence
---                              revenue_after_return (0 where absent)
+--                              'revenue', the value of the return order
+--                              (0 where absent)
 DROP TABLE IF EXISTS {{.DB}}.winback_funnel;
 
 CREATE VIEW {{.DB}}.winback_funnel AS
@@ -37,8 +38,8 @@ ANY LEFT JOIN
         original_trigger_id AS trigger_id,
         toUInt8(1) AS recovered,
         as_of AS recovered_at,
-        if(has(evidence.name, 'revenue_after_return'),
-           evidence.value[indexOf(evidence.name, 'revenue_after_return')], 0) AS return_revenue
+        if(has(evidence.name, 'revenue'),
+           evidence.value[indexOf(evidence.name, 'revenue')], 0) AS return_revenue
     FROM {{.DB}}.winback_triggers FINAL
     WHERE kind = 'RECOVERED'
 ) AS r USING trigger_id
