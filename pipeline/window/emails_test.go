@@ -1,0 +1,99 @@
+package window
+
+import (
+	"math"
+	"testing"
+)
+
+func TestEmailsWindow(t *testing.T) {
+	var m Emails
+	const d0 = 20000 // even: bucket boundary
+	for i := int32(0); i < 40; i++ { // one delivered e-mail a day, opened every other day
+		m.Add(d0+i, EmailDelivered, 0)
+		if i%2 == 0 {
+			m.Add(d0+i, EmailOpened, 0)
+		}
+	}
+	s := m.Window(d0 + 39)
+	// The window is 15 buckets of 2 days: days d0+10 … d0+39.
+	if s.Delivered != 30 || s.Opened != 15 || s.Deliveries() != 30 {
+		t.Fatalf("window = %+v", s)
+	}
+	// The 10 older days went to the baseline, decayed.
+	b := m.Baseline(d0+39, 0) // no decay: plain counts
+	if math.Abs(b.Deliveries-10) > 1e-6 || math.Abs(b.Opens-5) > 1e-6 {
+		t.Fatalf("baseline without decay = %+v", b)
+	}
+	// As of a later day the window empties into the baseline.
+	if s := m.Window(d0 + 39 + 40); s.Delivered != 0 {
+		t.Fatalf("window 40 days later = %+v", s)
+	}
+	if b := m.Baseline(d0+79, 0); math.Abs(b.Deliveries-40) > 1e-6 {
+		t.Fatalf("baseline 40 days later = %+v", b)
+	}
+}
+
+func TestEmailsBaselineMatchesFold(t *testing.T) {
+	// Baseline as of a day must equal what the ring holds after it moves
+	// there, so the figure does not depend on when the customer's next
+	// e-mail arrives.
+	var m Emails
+	for i := int32(0); i < 50; i += 3 {
+		m.Add(20000+i, EmailDelivered, 45)
+		m.Add(20000+i, EmailOpened, 45)
+		m.Add(20000+i, EmailClicked, 45)
+	}
+	want := m.Baseline(20100, 45)
+	m.Add(20100, EmailSent, 45) // moves the ring; SENT is not in the baseline
+	got := m.Baseline(20100, 45)
+	if math.Abs(got.Deliveries-want.Deliveries) > 1e-4 || math.Abs(got.Opens-want.Opens) > 1e-4 {
+		t.Fatalf("baseline after move %+v, predicted %+v", got, want)
+	}
+	// Half-life 45 days: 17 e-mails between 50 and 100 days old weigh
+	// between 2^-(100/45) and 2^-(50/45) each.
+	if got.Deliveries < 17*math.Exp2(-100.0/45) || got.Deliveries > 17*math.Exp2(-50.0/45) {
+		t.Fatalf("decayed deliveries %v out of range", got.Deliveries)
+	}
+}
+
+func TestEmailsLateAndSaturation(t *testing.T) {
+	var m Emails
+	m.Add(20100, EmailDelivered, 0)
+	// Late but within the ring: in the window.
+	m.Add(20090, EmailOpened, 0)
+	if s := m.Window(20100); s.Opened != 1 {
+		t.Fatalf("late open in ring not counted: %+v", s)
+	}
+	// Late and older than the ring: into the baseline.
+	if !m.Add(20000, EmailDelivered, 0) {
+		t.Fatal("late delivery within the horizon refused")
+	}
+	if b := m.Baseline(20100, 0); b.Deliveries != 1 {
+		t.Fatalf("late delivery not in the baseline: %+v", b)
+	}
+	// Beyond the horizon: dropped.
+	if m.Add(20100-Horizon-2, EmailDelivered, 0) {
+		t.Fatal("delivery beyond the horizon accepted")
+	}
+	for range 40 {
+		m.Add(20101, EmailClicked, 0)
+	}
+	if s := m.Window(20101); s.Clicked != nibbleMax || s.Delivered != 1 {
+		t.Fatalf("saturation spilled into another counter: %+v", s)
+	}
+}
+
+func TestEmailsBinaryRoundTrip(t *testing.T) {
+	var m Emails
+	for i := int32(0); i < 90; i += 2 {
+		m.Add(20000+i, EmailKind(i%4), 30)
+	}
+	b := m.AppendBinary(nil)
+	var p Emails
+	if rest, err := p.DecodeBinary(b); err != nil || len(rest) != 0 || p != m {
+		t.Fatalf("round trip: %v, rest %d, equal %v", err, len(rest), p == m)
+	}
+	if _, err := p.DecodeBinary(b[:len(b)-1]); err == nil {
+		t.Fatal("truncated input accepted")
+	}
+}

@@ -1,0 +1,295 @@
+package window
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// OrderEntry is one day of a customer's orders: the net number of orders
+// (placed minus cancelled) and the net spend in cents (placed minus
+// cancelled minus refunded) of events whose event time falls on Day.
+type OrderEntry struct {
+	Day   int32
+	Count int32
+	Cents int64
+}
+
+// MaxOrderEntries is the largest cap Orders.Add accepts; MinOrderEntries
+// the smallest (enough for a daily buyer's 30 days, so that merging never
+// reaches into the 30-day window).
+const (
+	MaxOrderEntries = 64
+	MinOrderEntries = 32
+)
+
+// Orders is a sparse, delta-encoded list of a customer's order days within
+// the last Horizon days, oldest first. The zero value is empty. It is stored
+// as an immutable string so that a customer with a handful of order days
+// costs a handful of bytes: each entry takes a day delta (one byte for gaps
+// under 64 days), an optional count, and the zigzag varint of its cents.
+type Orders struct {
+	enc string
+}
+
+// OrderSums are the order windows as of one day: 7, 30 and 90 days ending
+// with that day, and the 90 days before the 90-day window.
+type OrderSums struct {
+	N7, N30, N90, NPrev90 int32
+	C7, C30, C90, CPrev90 int64 // cents
+}
+
+var errOrders = errors.New("window: corrupt order entries")
+
+// Len returns the number of stored days.
+func (o *Orders) Len() int {
+	n := 0
+	o.each(func(OrderEntry) { n++ })
+	return n
+}
+
+// Bytes returns the encoded size of the entries.
+func (o *Orders) Bytes() int { return len(o.enc) }
+
+func (o *Orders) each(fn func(OrderEntry)) {
+	it := orderIter{s: o.enc}
+	for it.next() {
+		fn(it.e)
+	}
+}
+
+// orderIter walks the encoded entries without a closure, so the hot loops
+// inline.
+type orderIter struct {
+	s string
+	e OrderEntry
+}
+
+func (it *orderIter) next() bool {
+	if len(it.s) == 0 {
+		return false
+	}
+	e, n := decodeEntry(it.s, int64(it.e.Day))
+	if n <= 0 {
+		it.s = "" // cannot happen for entries built by Add or validated by Decode
+		return false
+	}
+	it.s, it.e = it.s[n:], e
+	return true
+}
+
+// Entries appends the stored entries, oldest first, to dst.
+func (o *Orders) Entries(dst []OrderEntry) []OrderEntry {
+	o.each(func(e OrderEntry) { dst = append(dst, e) })
+	return dst
+}
+
+// decodeEntry decodes one entry after the entry on day prev. It returns
+// n <= 0 on malformed input.
+func decodeEntry(s string, prev int64) (OrderEntry, int) {
+	v, n := uvarintString(s)
+	if n <= 0 {
+		return OrderEntry{}, -1
+	}
+	off := n
+	day := prev + int64(v>>1)
+	if day > MaxDay || v>>1 > MaxDay {
+		return OrderEntry{}, -1
+	}
+	count := int64(1)
+	if v&1 == 1 {
+		c, m := varintString(s[off:])
+		if m <= 0 || c > 1<<30 || c < -(1<<30) {
+			return OrderEntry{}, -1
+		}
+		count = c
+		off += m
+	}
+	cents, m := varintString(s[off:])
+	if m <= 0 {
+		return OrderEntry{}, -1
+	}
+	off += m
+	return OrderEntry{Day: int32(day), Count: int32(count), Cents: cents}, off
+}
+
+func uvarintString(s string) (uint64, int) {
+	if len(s) > 0 && s[0] < 0x80 {
+		return uint64(s[0]), 1
+	}
+	var x uint64
+	var sh uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		b := s[i]
+		if b < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b > 1 {
+				return 0, -1
+			}
+			return x | uint64(b)<<sh, i + 1
+		}
+		x |= uint64(b&0x7f) << sh
+		sh += 7
+	}
+	return 0, -1
+}
+
+func varintString(s string) (int64, int) {
+	ux, n := uvarintString(s)
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
+	}
+	return x, n
+}
+
+// Add records count orders and cents on day. headDay is the customer's
+// newest event day: entries on or before headDay-Horizon are dropped, and an
+// add that old is ignored (Add reports false). Entries that net to zero are
+// removed. When more than maxEntries days remain (maxEntries is clamped to
+// [MinOrderEntries, MaxOrderEntries]), the two closest entries older than 30 days before
+// the newest are merged into the later one.
+func (o *Orders) Add(day, count int32, cents int64, headDay int32, maxEntries int) bool {
+	maxEntries = min(max(maxEntries, MinOrderEntries), MaxOrderEntries)
+	if day > headDay {
+		headDay = day
+	}
+	minDay := headDay - Horizon + 1
+	if day < minDay {
+		return false
+	}
+	var buf [MaxOrderEntries + 2]OrderEntry
+	es := buf[:0]
+	added := false
+	for it := (orderIter{s: o.enc}); it.next(); {
+		e := it.e
+		if e.Day < minDay {
+			continue
+		}
+		if !added && e.Day >= day {
+			if e.Day == day {
+				e.Count += count
+				e.Cents += cents
+				added = true
+			} else {
+				es = append(es, OrderEntry{Day: day, Count: count, Cents: cents})
+				added = true
+			}
+		}
+		es = append(es, e)
+	}
+	if !added {
+		es = append(es, OrderEntry{Day: day, Count: count, Cents: cents})
+	}
+	// Drop entries that net to nothing.
+	k := 0
+	for _, e := range es {
+		if e.Count != 0 || e.Cents != 0 {
+			es[k] = e
+			k++
+		}
+	}
+	es = es[:k]
+	for len(es) > maxEntries {
+		es = mergeClosest(es)
+	}
+	o.encode(es)
+	return true
+}
+
+// mergeClosest merges the adjacent pair with the smallest day gap among the
+// entries older than 30 days before the newest (or the oldest pair if there
+// is none) into the later day.
+func mergeClosest(es []OrderEntry) []OrderEntry {
+	newest := es[len(es)-1].Day
+	best, bestGap := 0, int32(-1)
+	for i := 0; i+1 < len(es); i++ {
+		if es[i+1].Day > newest-30 {
+			break
+		}
+		if g := es[i+1].Day - es[i].Day; bestGap < 0 || g < bestGap {
+			best, bestGap = i, g
+		}
+	}
+	es[best+1].Count += es[best].Count
+	es[best+1].Cents += es[best].Cents
+	return append(es[:best], es[best+1:]...)
+}
+
+func (o *Orders) encode(es []OrderEntry) {
+	var buf [MaxOrderEntries * 24]byte
+	b := buf[:0]
+	var prev int32
+	for _, e := range es {
+		v := uint64(e.Day-prev) << 1
+		if e.Count != 1 {
+			v |= 1
+		}
+		b = binary.AppendUvarint(b, v)
+		if e.Count != 1 {
+			b = binary.AppendVarint(b, int64(e.Count))
+		}
+		b = binary.AppendVarint(b, e.Cents)
+		prev = e.Day
+	}
+	if string(b) != o.enc {
+		o.enc = string(b)
+	}
+}
+
+// Sums returns the windows as of day asOf: entries after asOf are left out.
+func (o *Orders) Sums(asOf int32) OrderSums {
+	var s OrderSums
+	for it := (orderIter{s: o.enc}); it.next(); {
+		e := it.e
+		age := asOf - e.Day
+		switch {
+		case age < 0 || age >= 2*90:
+		case age >= 90:
+			s.NPrev90 += e.Count
+			s.CPrev90 += e.Cents
+		default:
+			s.N90 += e.Count
+			s.C90 += e.Cents
+			if age < 30 {
+				s.N30 += e.Count
+				s.C30 += e.Cents
+			}
+			if age < 7 {
+				s.N7 += e.Count
+				s.C7 += e.Cents
+			}
+		}
+	}
+	return s
+}
+
+// AppendBinary appends the encoded entries (length-prefixed) to dst.
+func (o *Orders) AppendBinary(dst []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(o.enc)))
+	return append(dst, o.enc...)
+}
+
+// DecodeBinary reads entries written by AppendBinary from b and returns the
+// rest of b. It validates every entry.
+func (o *Orders) DecodeBinary(b []byte) ([]byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) || n > MaxOrderEntries*24 {
+		return nil, errOrders
+	}
+	s := string(b[k : k+int(n)])
+	var day int64
+	cnt := 0
+	for rest := s; len(rest) > 0; {
+		e, m := decodeEntry(rest, day)
+		if m <= 0 || (cnt > 0 && int64(e.Day) <= day) {
+			return nil, errOrders
+		}
+		cnt++
+		if cnt > MaxOrderEntries {
+			return nil, errOrders
+		}
+		day = int64(e.Day)
+		rest = rest[m:]
+	}
+	o.enc = s
+	return b[k+int(n):], nil
+}

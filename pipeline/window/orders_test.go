@@ -1,0 +1,131 @@
+package window
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+func TestOrdersSums(t *testing.T) {
+	var o Orders
+	const d0 = 20000
+	add := func(day int32, n int32, cents int64) {
+		t.Helper()
+		if !o.Add(day, n, cents, max(day, lastDay(&o)), 48) {
+			t.Fatalf("Add(%d) refused", day)
+		}
+	}
+	add(d0, 1, 1000)      // 200 days before d0+200: outside
+	add(d0+30, 1, 2000)   // age 170: prev90
+	add(d0+110, 1, 3000)  // age 90: prev90 (first day of it)
+	add(d0+111, 1, 4000)  // age 89: 90d
+	add(d0+171, 1, 5000)  // age 29: 30d
+	add(d0+194, 1, 6000)  // age 6: 7d
+	add(d0+194, -1, -6000) // cancelled the same day: the entry vanishes
+	add(d0+200, 2, 7000)  // today
+	add(d0+200, 0, -500)  // partial refund
+	f := func(asOf int32, want OrderSums) {
+		t.Helper()
+		if got := o.Sums(asOf); got != want {
+			t.Fatalf("Sums(%d) = %+v, want %+v", asOf, got, want)
+		}
+	}
+	f(d0+200, OrderSums{N7: 2, N30: 3, N90: 4, NPrev90: 2, C7: 6500, C30: 11500, C90: 15500, CPrev90: 5000})
+	// One day later the prev90 entry at age 90 moves... to age 91; the
+	// 90-day entry at age 89 becomes prev90.
+	f(d0+201, OrderSums{N7: 2, N30: 2, N90: 3, NPrev90: 3, C7: 6500, C30: 6500, C90: 11500, CPrev90: 9000})
+	// Entries after asOf do not count.
+	f(d0+171, OrderSums{N7: 1, N30: 1, N90: 3, NPrev90: 1, C7: 5000, C30: 5000, C90: 12000, CPrev90: 2000})
+	if n := o.Len(); n != 5 {
+		t.Fatalf("Len = %d, want 5 (entry at d0 trimmed, cancelled day removed)", n)
+	}
+}
+
+func lastDay(o *Orders) int32 {
+	es := o.Entries(nil)
+	if len(es) == 0 {
+		return 0
+	}
+	return es[len(es)-1].Day
+}
+
+func TestOrdersLateAndHorizon(t *testing.T) {
+	var o Orders
+	o.Add(20100, 1, 100, 20100, 48)
+	// A late event 100 days back still lands in its own day.
+	if !o.Add(20000, 1, 200, 20100, 48) {
+		t.Fatal("late add within the horizon refused")
+	}
+	if s := o.Sums(20100); s.NPrev90 != 1 || s.CPrev90 != 200 || s.N90 != 1 {
+		t.Fatalf("late order in the wrong window: %+v", s)
+	}
+	// Older than the horizon: ignored.
+	if o.Add(20100-Horizon, 1, 300, 20100, 48) {
+		t.Fatal("add beyond the horizon accepted")
+	}
+	// Moving the head trims old entries.
+	o.Add(20000+Horizon, 1, 1, 20000+Horizon, 48)
+	if es := o.Entries(nil); len(es) != 2 || es[0].Day != 20100 {
+		t.Fatalf("entries after trim = %+v", es)
+	}
+}
+
+func TestOrdersCapKeepsRecentExact(t *testing.T) {
+	var o Orders
+	var ref []OrderEntry
+	const start = 20000
+	for d := int32(0); d < 179; d++ { // a daily buyer
+		o.Add(start+d, 1, int64(100+d), start+d, 32)
+		ref = append(ref, OrderEntry{Day: start + d, Count: 1, Cents: int64(100 + d)})
+	}
+	if n := o.Len(); n != 32 {
+		t.Fatalf("Len = %d, want the cap 32", n)
+	}
+	asOf := int32(start + 178)
+	got := o.Sums(asOf)
+	var want OrderSums
+	var total int64
+	for _, e := range ref {
+		age := asOf - e.Day
+		total += e.Cents
+		if age < 30 {
+			want.N30++
+			want.C30 += e.Cents
+		}
+		if age < 7 {
+			want.N7++
+			want.C7 += e.Cents
+		}
+	}
+	if got.N7 != want.N7 || got.C7 != want.C7 || got.N30 != want.N30 || got.C30 != want.C30 {
+		t.Fatalf("7/30-day windows not exact after merging: got %+v want %+v", got, want)
+	}
+	// Nothing is lost within the horizon: 90d + prev90 hold every order.
+	if got.N90+got.NPrev90 != 179 || got.C90+got.CPrev90 != total {
+		t.Fatalf("merged totals %d/%d, want 179/%d", got.N90+got.NPrev90, got.C90+got.CPrev90, total)
+	}
+}
+
+func TestOrdersBinaryRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var o Orders
+	head := int32(20000)
+	for range 500 {
+		head += int32(r.IntN(4))
+		day := head - int32(r.IntN(200))
+		o.Add(day, int32(r.IntN(3))-1, r.Int64N(100000)-20000, head, 40)
+	}
+	b := o.AppendBinary([]byte{9})
+	var p Orders
+	rest, err := p.DecodeBinary(b[1:])
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("DecodeBinary: rest %d, err %v", len(rest), err)
+	}
+	if p.enc != o.enc || p.Sums(head) != o.Sums(head) {
+		t.Fatal("round trip changed the entries")
+	}
+	for _, bad := range [][]byte{{5, 1}, {1, 0x81}, {200}, {3, 2, 2, 0}} {
+		if _, err := p.DecodeBinary(bad); err == nil {
+			t.Errorf("DecodeBinary(%x) accepted corrupt input", bad)
+		}
+	}
+}
