@@ -7,14 +7,17 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/winback/winback/pipeline/lapse"
 )
 
 // Config is every setting of winback run and winback dev.
 type Config struct {
-	Kafka      Kafka      `yaml:"kafka"`
-	Registry   Registry   `yaml:"registry"`
-	ClickHouse ClickHouse `yaml:"clickhouse"`
-	Topics     Topics     `yaml:"topics"`
+	Kafka      Kafka        `yaml:"kafka"`
+	Registry   Registry     `yaml:"registry"`
+	ClickHouse ClickHouse   `yaml:"clickhouse"`
+	Topics     Topics       `yaml:"topics"`
+	Lapse      lapse.Config `yaml:"lapse"`
 
 	TriggerFormat   string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
 	HTTPAddr        string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
@@ -114,6 +117,7 @@ func Default() Config {
 		LogFormat:       "json",
 		LogLevel:        "info",
 		MaxValueBytes:   1 << 20,
+		Lapse:           lapse.DefaultConfig(),
 	}
 }
 
@@ -216,6 +220,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxValueBytes < 1024 {
 		bad("max-value-bytes", "%d is too small; at least 1024", c.MaxValueBytes)
+	}
+	if err := c.Lapse.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("lapse: %w", err))
 	}
 	return errors.Join(errs...)
 }

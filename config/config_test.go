@@ -123,8 +123,11 @@ func TestReferenceCoversEverySetting(t *testing.T) {
 	ref := Reference()
 	cfg := Default()
 	for _, s := range Settings(&cfg) {
-		if !strings.Contains(ref, "`--"+s.Flag+"`") || !strings.Contains(ref, s.Env) {
+		if s.Type != "map" && (!strings.Contains(ref, "`--"+s.Flag+"`") || !strings.Contains(ref, s.Env)) {
 			t.Errorf("reference lacks %s", s.Key)
+		}
+		if !strings.Contains(ref, "`"+s.Key+"`") {
+			t.Errorf("reference lacks key %s", s.Key)
 		}
 		if s.Help == "" {
 			t.Errorf("setting %s has no help text", s.Key)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,8 @@ func walk(v reflect.Value, path []string, help string, out *[]*Setting) {
 		s.Type = "string"
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
 		s.Type = "list"
+	case v.Kind() == reflect.Map:
+		s.Type = "map" // YAML only: no flag or env variable
 	case v.Kind() == reflect.Bool:
 		s.Type = "bool"
 	case v.CanInt():
@@ -83,6 +86,14 @@ func format(v reflect.Value) string {
 	switch {
 	case v.Type() == durationType:
 		return time.Duration(v.Int()).String()
+	case v.Kind() == reflect.Map:
+		keys := v.MapKeys()
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%v: %v", k.Interface(), v.MapIndex(k).Interface())
+		}
+		sort.Strings(parts)
+		return "{" + strings.Join(parts, ", ") + "}"
 	case v.Kind() == reflect.Slice:
 		parts := make([]string, v.Len())
 		for i := range parts {
@@ -108,13 +119,15 @@ func (s *Setting) Set(text string) error {
 	case "string":
 		v.SetString(text)
 	case "list":
-		var items []string
+		items := reflect.MakeSlice(v.Type(), 0, 4)
 		for _, p := range strings.Split(text, ",") {
 			if p = strings.TrimSpace(p); p != "" {
-				items = append(items, p)
+				items = reflect.Append(items, reflect.ValueOf(p).Convert(v.Type().Elem()))
 			}
 		}
-		v.Set(reflect.ValueOf(items))
+		v.Set(items)
+	case "map":
+		return fmt.Errorf("%s is a map: set it in the YAML file", s.Key)
 	case "bool":
 		b, err := strconv.ParseBool(text)
 		if err != nil {
@@ -158,7 +171,9 @@ func Bind(fs *flag.FlagSet, cfg *Config) *Loader {
 	l := &Loader{cfg: cfg, settings: Settings(cfg), flags: map[string]string{}}
 	fs.StringVar(&l.file, "config", "", "optional YAML config file (flags, then WINBACK_* env, then this file, then defaults)")
 	for _, s := range l.settings {
-		s := s
+		if s.Type == "map" {
+			continue
+		}
 		help := s.Help
 		if help == "" {
 			help = s.Key
@@ -207,7 +222,7 @@ func (l *Loader) Load(lookup func(string) (string, bool)) error {
 		}
 	}
 	for _, s := range l.settings {
-		if text, ok := lookup(s.Env); ok {
+		if text, ok := lookup(s.Env); ok && s.Type != "map" {
 			if err := s.Set(text); err != nil {
 				return fmt.Errorf("env %s: %w", s.Env, err)
 			}
@@ -247,7 +262,11 @@ func Reference() string {
 		if def == "" {
 			def = " "
 		}
-		fmt.Fprintf(&b, "| `%s` | `--%s` | `%s` | `%s` | %s |\n", s.Key, s.Flag, s.Env, def, s.Help)
+		flag, env := "`--"+s.Flag+"`", "`"+s.Env+"`"
+		if s.Type == "map" {
+			flag, env = "YAML only", "YAML only"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | `%s` | %s |\n", s.Key, flag, env, def, s.Help)
 	}
 	return b.String()
 }

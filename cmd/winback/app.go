@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/plugin/kprom"
+	"github.com/twmb/franz-go/plugin/kslog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/winback/winback/admin"
+	"github.com/winback/winback/config"
+	"github.com/winback/winback/pipeline/consume"
+	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/sinks/clickhouse"
+	"github.com/winback/winback/sinks/kafka"
+)
+
+// loadConfig parses args into a Config bound to fs (plus extra flags the
+// caller registered) and loads env and file. Errors are usage errors.
+func loadConfig(fs *flag.FlagSet, args []string, cfg *config.Config) error {
+	l := config.Bind(fs, cfg)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if err := l.Load(os.LookupEnv); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	lvl, _ := config.ParseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// kafkaOpts are the client options shared by every Kafka client of winback.
+func kafkaOpts(cfg *config.Config, log *slog.Logger) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.WithLogger(kslog.New(log.With("component", "kafka"))),
+		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
+		kgo.ClientID("winback"),
+	}
+	s := cfg.Kafka.SASL
+	switch strings.ToUpper(s.Mechanism) {
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()))
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()))
+	}
+	if t := cfg.Kafka.TLS; t.Enabled {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, documented as testing only
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("--kafka-tls-ca-file: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--kafka-tls-ca-file: no PEM certificate in %s", t.CAFile)
+			}
+		}
+		if t.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("--kafka-tls-cert-file: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	return opts, nil
+}
+
+func registryClient(cfg *config.Config) (*sr.Client, error) {
+	opts := []sr.ClientOpt{sr.URLs(cfg.Registry.URL)}
+	if cfg.Registry.Username != "" {
+		opts = append(opts, sr.BasicAuth(cfg.Registry.Username, cfg.Registry.Password))
+	}
+	return sr.NewClient(opts...)
+}
+
+// clickhouseConfig maps the settings to the sink's.
+func clickhouseConfig(cfg *config.Config) clickhouse.Config {
+	return clickhouse.Config{
+		DSN:           cfg.ClickHouse.DSN,
+		Database:      cfg.ClickHouse.Database,
+		BatchRows:     cfg.ClickHouse.BatchRows,
+		FlushInterval: cfg.ClickHouse.FlushInterval,
+		ActiveDays:    cfg.ClickHouse.ActiveDays,
+	}
+}
+
+// ensureTopics creates missing topics when --topics-partitions is set, with
+// the changelog compacted.
+func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config) error {
+	n := int32(cfg.Topics.Partitions)
+	if n <= 0 {
+		return nil
+	}
+	adm := kadm.NewClient(cl)
+	t := cfg.Topics
+	create := func(compact bool, names ...string) error {
+		var conf map[string]*string
+		if compact {
+			conf = map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+		}
+		res, err := adm.CreateTopics(ctx, n, -1, conf, names...)
+		if err != nil {
+			return err
+		}
+		for _, r := range res.Sorted() {
+			if r.Err != nil && !strings.Contains(r.Err.Error(), "TOPIC_ALREADY_EXISTS") {
+				return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
+			}
+		}
+		return nil
+	}
+	if err := create(false, t.Orders, t.Email, t.Support, t.Triggers, t.DLQ); err != nil {
+		return err
+	}
+	return create(true, t.State)
+}
+
+// serve runs the pipeline and the HTTP server until ctx is done. started,
+// if not nil, is called with the HTTP address once it listens.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, started func(httpAddr string)) error {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// One kprom.Metrics per client, told apart by the client label.
+	kmetrics := func(client string) kgo.Opt {
+		return kgo.WithHooks(kprom.NewMetrics("winback_kafka", kprom.Registry(reg),
+			kprom.WithStaticLabel(prometheus.Labels{"client": client})))
+	}
+	kopts, err := kafkaOpts(cfg, log)
+	if err != nil {
+		return usageError{err}
+	}
+	probe, err := kgo.NewClient(append(kopts, kmetrics("admin"))...)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer probe.Close()
+	if err := ensureTopics(ctx, probe, cfg); err != nil {
+		return fmt.Errorf("kafka topics: %w", err)
+	}
+
+	src, err := registryClient(cfg)
+	if err != nil {
+		return usageError{fmt.Errorf("--registry-url: %w", err)}
+	}
+	dec := decode.NewDecoder(decode.SchemaRegistry(src), decode.Options{
+		MaxValueBytes: cfg.MaxValueBytes,
+		RegistryRetry: cfg.Registry.Retry,
+		Logger:        log.With("component", "decode"),
+	})
+	var regForTriggers *sr.Client
+	if cfg.TriggerFormat == "avro" {
+		regForTriggers = src
+	}
+	trig, err := kafka.NewTriggerEncoder(ctx, regForTriggers, cfg.Topics.Triggers, kafka.Format(cfg.TriggerFormat))
+	if err != nil {
+		return fmt.Errorf("trigger schema: %w", err)
+	}
+
+	sink, err := clickhouse.Open(ctx, clickhouseConfig(cfg), log.With("component", "clickhouse"), reg)
+	if err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	defer sink.Close()
+	if err := sink.Migrate(ctx); err != nil {
+		return fmt.Errorf("clickhouse migrate: %w", err)
+	}
+
+	instance := cfg.Kafka.InstanceID
+	if instance == "" {
+		instance, _ = os.Hostname()
+		instance = fmt.Sprintf("%s-%d", instance, os.Getpid())
+	}
+	runner, err := consume.New(consume.Config{
+		Topics: consume.Topics{
+			Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support,
+			Triggers: cfg.Topics.Triggers, DLQ: cfg.Topics.DLQ, State: cfg.Topics.State,
+		},
+		Group:           cfg.Kafka.Group,
+		TransactionalID: cfg.Kafka.TransactionalID + "-" + instance,
+		ClientOpts:      append(kopts, kgo.ClientID("winback@"+cfg.HTTPAddr)),
+		SessionOpts:     []kgo.Opt{kmetrics("pipeline")},
+		RestoreOpts:     []kgo.Opt{kmetrics("restore")},
+		MaxPollRecords:  cfg.MaxPollRecords,
+		CommitInterval:  cfg.CommitInterval,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Lapse:           cfg.Lapse,
+	}, consume.Deps{
+		Decoder:    dec,
+		Sink:       sink,
+		Triggers:   trig,
+		Logger:     log.With("component", "consume"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := admin.New(cfg.HTTPAddr, reg, []admin.Check{
+		{Name: "state", Fn: func(context.Context) error {
+			if !runner.Ready() {
+				return errors.New("joining the group or restoring state")
+			}
+			return nil
+		}},
+		{Name: "kafka", Fn: func(ctx context.Context) error { return probe.Ping(ctx) }},
+		{Name: "clickhouse", Fn: sink.Ping},
+	}, runner.Customer, log.With("component", "http"))
+	if err := srv.Listen(); err != nil {
+		return usageError{fmt.Errorf("--http-addr: %w", err)}
+	}
+	log.Info("winback started", "http", srv.Addr(), "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.Group,
+		"clickhouse", sink.ServerVersion(), "trigger_format", cfg.TriggerFormat, "instance", instance)
+	if started != nil {
+		started(srv.Addr())
+	}
+
+	// Shutdown order: the runner stops polling, finishes its transaction
+	// (flushing ClickHouse first) and leaves the group; then the HTTP
+	// server stops; deferred closes run last.
+	g, gctx := errgroup.WithContext(ctx)
+	runCtx, stopRunner := context.WithCancel(gctx)
+	defer stopRunner()
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	g.Go(func() error {
+		defer stopHTTP()
+		began := time.Now()
+		err := runner.Run(runCtx)
+		log.Info("pipeline stopped", "took_since_start", time.Since(began).Round(time.Second), "err", err)
+		return err
+	})
+	g.Go(func() error {
+		err := srv.Run(httpCtx)
+		stopRunner()
+		return err
+	})
+	err = g.Wait()
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/winback/winback/config"
+	"github.com/winback/winback/testenv"
+)
+
+// instance is `winback run` as a child process, configured through
+// WINBACK_* variables the way a container is.
+type instance struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+	http string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runEnv renders a run's settings as the environment of a child process.
+func runEnv(cfg *config.Config) []string {
+	env := os.Environ()
+	for _, s := range config.Settings(cfg) {
+		if s.Type != "map" {
+			env = append(env, s.Env+"="+s.Value())
+		}
+	}
+	return env
+}
+
+func startInstance(t *testing.T, cfg config.Config, name string) *instance {
+	t.Helper()
+	cfg.HTTPAddr = freeAddr(t)
+	cfg.Kafka.InstanceID = name
+	cfg.LogFormat = "json"
+	cfg.LogLevel = "info"
+	in := &instance{t: t, name: name, out: &syncBuffer{}, done: make(chan error, 1), http: cfg.HTTPAddr}
+	in.cmd = exec.Command(binPath, "run")
+	in.cmd.Env = runEnv(&cfg)
+	in.cmd.Stdout, in.cmd.Stderr = in.out, in.out
+	if err := in.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { in.done <- in.cmd.Wait() }()
+	t.Cleanup(func() {
+		if in.cmd.ProcessState == nil {
+			_ = in.cmd.Process.Kill()
+			<-in.done
+		}
+	})
+	return in
+}
+
+func (in *instance) kill() {
+	_ = in.cmd.Process.Signal(syscall.SIGKILL)
+	<-in.done
+}
+
+// stop sends SIGTERM and requires a clean exit within the shutdown timeout.
+func (in *instance) stop(timeout time.Duration) {
+	in.t.Helper()
+	began := time.Now()
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-in.done:
+		if err != nil {
+			in.t.Fatalf("%s exited with %v after SIGTERM (took %s); output:\n%s", in.name, err, time.Since(began), in.out.String())
+		}
+	case <-time.After(timeout):
+		in.t.Fatalf("%s did not exit within %s of SIGTERM; output:\n%s", in.name, timeout, in.out.String())
+	}
+}
+
+// runConfig gives a run its own group, output topics and database, so that
+// several runs over the same input compare.
+func runConfig(base config.Config, run string) config.Config {
+	cfg := base
+	cfg.Kafka.Group = "winback-" + run
+	cfg.Kafka.TransactionalID = "winback-" + run
+	cfg.Topics.Triggers = run + "-triggers"
+	cfg.Topics.DLQ = run + "-dlq"
+	cfg.Topics.State = run + "-state"
+	cfg.Topics.Partitions = 3
+	cfg.ClickHouse.Database = "chaos_" + run
+	return cfg
+}
+
+// outcome is what a run leaves behind, in a comparable form.
+type outcome struct {
+	triggerIDs []string // sorted, one per trigger record on the topic
+	aggregates []string // one line per customer, customer-local columns
+	dlq        int
+}
+
+func collect(t *testing.T, cfg config.Config) outcome {
+	t.Helper()
+	var o outcome
+	for _, r := range consumeAll(t, cfg.Kafka.Brokers, cfg.Topics.Triggers) {
+		o.triggerIDs = append(o.triggerIDs, headerValue(r, "winback.trigger_id"))
+	}
+	slices.Sort(o.triggerIDs)
+	o.dlq = len(consumeAll(t, cfg.Kafka.Brokers, cfg.Topics.DLQ))
+	db := openCH(t, cfg.ClickHouse.DSN)
+	rows, err := db.Query(fmt.Sprintf(`SELECT customer_id, version, orders_total, spend_total, last_order_at,
+		orders_30d, spend_90d, spend_prev_90d, emails_delivered_30d, emails_opened_30d, tickets_open
+		FROM %s.customer_aggregates FINAL ORDER BY customer_id`, cfg.ClickHouse.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		o.aggregates = append(o.aggregates, fmt.Sprint(vals...))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func headerValue(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func openCH(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := clickhouse.OpenDB(opts)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// compare requires two runs to have produced the same triggers (no loss,
+// no duplicate) and the same aggregates.
+func compare(t *testing.T, what string, ref, got outcome) {
+	t.Helper()
+	if len(ref.triggerIDs) == 0 {
+		t.Fatalf("reference run emitted no triggers; the test proves nothing")
+	}
+	if dups := duplicates(got.triggerIDs); len(dups) > 0 {
+		t.Errorf("%s: %d duplicated trigger ids, e.g. %v", what, len(dups), dups[:min(5, len(dups))])
+	}
+	missing, extra := diff(ref.triggerIDs, got.triggerIDs)
+	if len(missing) > 0 || len(extra) > 0 {
+		t.Errorf("%s: trigger ids differ from the reference: %d missing (e.g. %v), %d extra (e.g. %v)",
+			what, len(missing), missing[:min(5, len(missing))], len(extra), extra[:min(5, len(extra))])
+	}
+	if got.dlq != ref.dlq {
+		t.Errorf("%s: %d dead letters, reference %d", what, got.dlq, ref.dlq)
+	}
+	m, x := diff(ref.aggregates, got.aggregates)
+	if len(m) > 0 || len(x) > 0 {
+		t.Errorf("%s: %d of %d aggregate rows differ from the reference, e.g.\nwant %v\ngot  %v",
+			what, len(m), len(ref.aggregates), m[:min(3, len(m))], x[:min(3, len(x))])
+	}
+	t.Logf("%s: %d triggers, %d aggregates, %d dead letters match the reference", what, len(got.triggerIDs), len(got.aggregates), got.dlq)
+}
+
+func duplicates(sorted []string) []string {
+	var d []string
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			d = append(d, sorted[i])
+		}
+	}
+	return d
+}
+
+// diff returns what a has and b lacks, and what b has and a lacks (as
+// multisets of sorted slices).
+func diff(a, b []string) (onlyA, onlyB []string) {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch strings.Compare(a[i], b[j]) {
+		case 0:
+			i++
+			j++
+		case -1:
+			onlyA = append(onlyA, a[i])
+			i++
+		default:
+			onlyB = append(onlyB, b[j])
+			j++
+		}
+	}
+	return append(onlyA, a[i:]...), append(onlyB, b[j:]...)
+}
+
+// chaosStack produces a generated stream once; runs then read it.
+func chaosStack(t *testing.T) *stack {
+	t.Helper()
+	s := newStack(t, 3)
+	o := genOptions{customers: 300, days: 240, seed: 42, encoding: "mixed"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := produceTraffic(ctx, &s.cfg, &o, testenv.TestLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("produced %d records (%d malformed, %d duplicates)", st.Records, st.Malformed, st.Duplicates)
+	return s
+}
+
+func inputs(cfg config.Config) []string {
+	return []string{cfg.Topics.Orders, cfg.Topics.Email, cfg.Topics.Support}
+}
+
+// reference runs one instance, undisturbed, to the end of the input.
+func reference(t *testing.T, s *stack) (config.Config, outcome) {
+	t.Helper()
+	cfg := runConfig(s.cfg, "ref")
+	in := startInstance(t, cfg, "ref-0")
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
+	in.stop(45 * time.Second)
+	return cfg, collect(t, cfg)
+}
+
+// TestKillNine kills winback with SIGKILL at random points, at least ten
+// times, restarting it each time, and requires the same triggers (none
+// lost, none duplicated) and the same ClickHouse aggregates as a run with
+// no fault.
+func TestKillNine(t *testing.T) {
+	s := chaosStack(t)
+	_, ref := reference(t, s)
+
+	cfg := runConfig(s.cfg, "kill")
+	rng := rand.New(rand.NewPCG(7, 9))
+	for i := range 10 {
+		in := startInstance(t, cfg, fmt.Sprintf("kill-%d", i))
+		time.Sleep(time.Duration(800+rng.IntN(2500)) * time.Millisecond)
+		in.kill()
+	}
+	in := startInstance(t, cfg, "kill-final")
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
+	in.stop(45 * time.Second)
+	compare(t, "after 10 × SIGKILL", ref, collect(t, cfg))
+}
+
+// TestRebalanceThreeInstances starts three instances in one group, then
+// kills one, adds one and stops one gracefully while the stream is
+// processed, and requires the same result as the reference run.
+func TestRebalanceThreeInstances(t *testing.T) {
+	s := chaosStack(t)
+	_, ref := reference(t, s)
+
+	cfg := runConfig(s.cfg, "rebal")
+	a := startInstance(t, cfg, "rebal-a")
+	b := startInstance(t, cfg, "rebal-b")
+	c := startInstance(t, cfg, "rebal-c")
+	time.Sleep(3 * time.Second)
+	b.kill()
+	d := startInstance(t, cfg, "rebal-d")
+	time.Sleep(3 * time.Second)
+	c.stop(45 * time.Second)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 4*time.Minute, inputs(cfg)...)
+	a.stop(45 * time.Second)
+	d.stop(45 * time.Second)
+	compare(t, "rebalancing group", ref, collect(t, cfg))
+	restored := 0
+	for _, in := range []*instance{a, b, c, d} {
+		restored += strings.Count(in.out.String(), "partition restored")
+	}
+	if restored == 0 {
+		t.Error("no instance logged a partition restore")
+	}
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/winback/winback/config"
+	"github.com/winback/winback/testenv"
+)
+
+const devSynopsis = `Run the pipeline on the embedded default: franz-go's kfake broker on
+--kafka-addr, srfake (the Confluent schema-registry API) on --registry-addr,
+and ClickHouse (--clickhouse DSN, or a clickhouse-server started as a child
+process in a temp dir). Outside clients (kcat, any Kafka client, BI tools)
+can use all three while it runs. --generate adds synthetic traffic.
+Every 'winback run' flag works here too.`
+
+func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := config.Default()
+	cfg.LogFormat = "text"
+	cfg.LogLevel = "warn"
+	fs := newFlagSet("dev", devSynopsis, stderr)
+	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka broker (kfake)")
+	dataDir := fs.String("data-dir", "", "directory where kfake (DIR/kafka) and the local ClickHouse (DIR/clickhouse) keep their data across restarts (default: memory and a temp dir)")
+	registryAddr := fs.String("registry-addr", "127.0.0.1:8081", "address of the embedded schema registry (srfake)")
+	chDSN := fs.String("clickhouse", "", "DSN of an existing ClickHouse (default: start clickhouse-server in a temp dir)")
+	partitions := fs.Int("partitions", 6, "partitions of each topic the embedded broker creates")
+	var gopts genOptions
+	gopts.bind(fs)
+	generate := fs.Bool("generate", false, "produce synthetic traffic while the pipeline runs")
+	if err := loadConfig(fs, args, &cfg); err != nil {
+		return err
+	}
+	log := newLogger(&cfg, stderr)
+
+	t := cfg.Topics
+	kafkaDir, chDir := "", ""
+	if *dataDir != "" {
+		kafkaDir, chDir = filepath.Join(*dataDir, "kafka"), filepath.Join(*dataDir, "clickhouse")
+	}
+	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{
+		Addr:            *kafkaAddr,
+		DataDir:         kafkaDir,
+		Partitions:      int32(*partitions),
+		Topics:          []string{t.Orders, t.Email, t.Support, t.Triggers, t.DLQ},
+		CompactedTopics: []string{t.State},
+		Logger:          log.With("component", "kfake"),
+	})
+	if err != nil {
+		return fmt.Errorf("embedded kafka: %w", err)
+	}
+	defer k.Close()
+	reg, err := testenv.StartRegistry(*registryAddr)
+	if err != nil {
+		return fmt.Errorf("embedded schema registry: %w", err)
+	}
+	defer reg.Close()
+	dsn := *chDSN
+	var ch *testenv.ClickHouse
+	if dsn == "" {
+		fmt.Fprintln(stdout, "starting clickhouse-server as a child process…")
+		ch, err = testenv.StartClickHouse(ctx, testenv.ClickHouseOptions{Dir: chDir, Logger: log.With("component", "clickhouse-server")})
+		if err != nil {
+			return fmt.Errorf("local clickhouse: %w", err)
+		}
+		defer ch.Close()
+		dsn = ch.DSN()
+	}
+	cfg.Kafka.Brokers = []string{k.Addr()}
+	cfg.Registry.URL = reg.URL()
+	cfg.ClickHouse.DSN = dsn
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+
+	fmt.Fprintf(stdout, "\nwinback dev\n  Kafka (kfake)       %s\n  schema registry     %s\n  ClickHouse          %s\n",
+		k.Addr(), reg.URL(), dsn)
+	preg := prometheus.NewRegistry()
+	g, gctx := errgroup.WithContext(ctx)
+	started := make(chan string, 1)
+	g.Go(func() error {
+		return serve(gctx, &cfg, log, preg, func(addr string) { started <- addr })
+	})
+	var httpAddr string
+	select {
+	case httpAddr = <-started:
+	case <-gctx.Done():
+		return g.Wait()
+	}
+	fmt.Fprintf(stdout, "  metrics, lookups    http://%s/metrics  http://%s/v1/customers/{id}\n\n", httpAddr, httpAddr)
+	printHowTo(stdout, &cfg, k.Addr(), ch)
+
+	if *generate {
+		g.Go(func() error {
+			st, err := produceTraffic(gctx, &cfg, &gopts, log, func(n int) {})
+			if err != nil {
+				return fmt.Errorf("generator: %w", err)
+			}
+			fmt.Fprintf(stdout, "generator: produced %d records (%d malformed, %d duplicates) for %d customers over %d days\n",
+				st.Records, st.Malformed, st.Duplicates, gopts.customers, gopts.days)
+			return nil
+		})
+	}
+	g.Go(func() error {
+		p := newProgress(preg)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				fmt.Fprintln(stdout, p.line())
+				return nil
+			case <-tick.C:
+				fmt.Fprintln(stdout, p.line())
+			}
+		}
+	})
+	err = g.Wait()
+	fmt.Fprintln(stdout, "\nstopped.")
+	printHowTo(stdout, &cfg, k.Addr(), ch)
+	if *dataDir == "" {
+		fmt.Fprintln(stdout, "(the embedded broker and ClickHouse kept their data in memory and a temp dir; --data-dir DIR keeps both across runs)")
+	}
+	return err
+}
+
+func printHowTo(w io.Writer, cfg *config.Config, kafkaAddr string, ch *testenv.ClickHouse) {
+	port := "9000"
+	if ch != nil {
+		if _, p, err := net.SplitHostPort(ch.Addr()); err == nil {
+			port = p
+		}
+	}
+	db := cfg.ClickHouse.Database
+	fmt.Fprintf(w, "Query the results (while it runs):\n")
+	fmt.Fprintf(w, "  clickhouse-client --port %s --query \"SELECT customer_id, value_tier, round(risk_score,2) AS risk, active_reasons, last_trigger_reason FROM %s.customer_aggregates FINAL WHERE risk_score > 0 ORDER BY clv * risk_score DESC LIMIT 10\"\n", port, db)
+	fmt.Fprintf(w, "  clickhouse-client --port %s --query \"SELECT primary_reason, kind, count() FROM %s.winback_triggers FINAL GROUP BY primary_reason, kind ORDER BY primary_reason\"\n", port, db)
+	fmt.Fprintf(w, "  clickhouse-client --port %s --query \"SELECT * FROM %s.retention_monthly\"\n", port, db)
+	if cfg.TriggerFormat == "json" {
+		fmt.Fprintf(w, "Read the triggers:\n  kcat -b %s -C -t %s -o beginning -e\n", kafkaAddr, cfg.Topics.Triggers)
+	} else {
+		fmt.Fprintf(w, "Read the triggers (Avro, Confluent framed; start with --trigger-format json for kcat, which has no Avro support):\n  kcat -b %s -C -t %s -o beginning -e -f '%%k %%h\\n'\n", kafkaAddr, cfg.Topics.Triggers)
+	}
+	fmt.Fprintf(w, "Dead letters, with the reason in headers:\n  kcat -b %s -C -t %s -o beginning -e -f '%%h\\n'\n\n", kafkaAddr, cfg.Topics.DLQ)
+}

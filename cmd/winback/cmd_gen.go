@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/winback/winback/config"
+	"github.com/winback/winback/gen"
+	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/event"
+)
+
+// genOptions are the generator's own flags, shared by gen and dev.
+type genOptions struct {
+	customers int
+	days      int
+	seed      int64
+	encoding  string
+	end       string
+}
+
+func (o *genOptions) bind(fs *flag.FlagSet) {
+	fs.IntVar(&o.customers, "customers", 2000, "customers to generate")
+	fs.IntVar(&o.days, "days", 365, "days of history to generate")
+	fs.Int64Var(&o.seed, "seed", 1, "random seed: the same seed gives the same traffic")
+	fs.StringVar(&o.encoding, "encoding", "mixed", "encoding of the generated records: avro, json or mixed")
+	fs.StringVar(&o.end, "end", "", "last day of the generated history, YYYY-MM-DD (default: today)")
+}
+
+func (o *genOptions) config() (gen.Config, error) {
+	end := time.Now().UTC().Truncate(24 * time.Hour)
+	if o.end != "" {
+		t, err := time.Parse(time.DateOnly, o.end)
+		if err != nil {
+			return gen.Config{}, fmt.Errorf("--end: %q is not YYYY-MM-DD", o.end)
+		}
+		end = t
+	}
+	if o.customers < 1 || o.days < 1 {
+		return gen.Config{}, fmt.Errorf("--customers and --days must be at least 1")
+	}
+	switch o.encoding {
+	case "avro", "json", "mixed":
+	default:
+		return gen.Config{}, fmt.Errorf("--encoding: %q; use avro, json or mixed", o.encoding)
+	}
+	return gen.Config{
+		Customers: o.customers,
+		Days:      o.days,
+		Start:     end.AddDate(0, 0, -o.days),
+		Seed:      o.seed,
+	}, nil
+}
+
+func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := config.Default()
+	fs := newFlagSet("gen", "Produce synthetic traffic (orders, email events, support tickets) with realistic\narchetypes (steady buyers, lapsers, disengagers, unsubscribers, support friction,\nspend decliners, returners) and a small share of malformed records.", stderr)
+	var o genOptions
+	o.bind(fs)
+	if err := loadConfig(fs, args, &cfg); err != nil {
+		return err
+	}
+	if _, err := o.config(); err != nil {
+		return usageError{err}
+	}
+	log := newLogger(&cfg, stderr)
+	began := time.Now()
+	st, err := produceTraffic(ctx, &cfg, &o, log, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "produced %d records (%d malformed, %d duplicates) in %s\n", st.Records, st.Malformed, st.Duplicates, time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// produceTraffic generates traffic and produces it to cfg's brokers.
+func produceTraffic(ctx context.Context, cfg *config.Config, o *genOptions, log *slog.Logger, progress func(int)) (gen.Stats, error) {
+	gcfg, err := o.config()
+	if err != nil {
+		return gen.Stats{}, err
+	}
+	g, err := gen.New(gcfg)
+	if err != nil {
+		return gen.Stats{}, err
+	}
+	kopts, err := kafkaOpts(cfg, log)
+	if err != nil {
+		return gen.Stats{}, err
+	}
+	cl, err := kgo.NewClient(append(kopts, kgo.ProducerLinger(5*time.Millisecond))...)
+	if err != nil {
+		return gen.Stats{}, err
+	}
+	defer cl.Close()
+	var enc gen.AvroEncoder
+	if o.encoding != "json" {
+		src, err := registryClient(cfg)
+		if err != nil {
+			return gen.Stats{}, err
+		}
+		e, err := decode.NewEncoder(ctx, src, map[event.Kind]string{
+			event.KindOrder:   cfg.Topics.Orders + "-value",
+			event.KindEmail:   cfg.Topics.Email + "-value",
+			event.KindSupport: cfg.Topics.Support + "-value",
+		})
+		if err != nil {
+			return gen.Stats{}, fmt.Errorf("register input schemas: %w", err)
+		}
+		enc = e
+	}
+	return gen.Produce(ctx, g, cl, gen.Topics{Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support},
+		enc, gen.Encoding(o.encoding), progress)
+}

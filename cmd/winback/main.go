@@ -1,0 +1,90 @@
+// Command winback watches orders, email engagement and support tickets on
+// Kafka, spots customers who are lapsing, writes per-customer aggregates to
+// ClickHouse and emits win-back triggers.
+//
+//	winback run       production: real Kafka, schema registry and ClickHouse
+//	winback dev       the embedded default: kfake, srfake and a local ClickHouse
+//	winback gen       produce synthetic traffic to any cluster
+//	winback migrate   apply the ClickHouse DDL
+//	winback backtest  replay history through the signal engine, no side effects
+//	winback config    print the config reference
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `winback spots lapsing customers on Kafka and emits win-back triggers.
+
+Usage:
+  winback <command> [flags]
+
+Commands:
+  run       run the pipeline against real Kafka, a schema registry and ClickHouse
+  dev       run the pipeline on the embedded default (kfake, srfake, local ClickHouse)
+  gen       produce synthetic traffic (orders, emails, tickets) to a cluster
+  migrate   apply the ClickHouse tables and views, then exit
+  backtest  replay history through the signal engine and report how triggers did
+  config    print every setting with its flag, env variable and default
+
+Run 'winback <command> -h' for the flags of a command. Settings come from
+flags, then WINBACK_* environment variables, then --config FILE, then defaults.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the process exit code: 0 on
+// success, 2 for bad usage or configuration, 1 for a failure.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
+		"run":     cmdRun,
+		"dev":     cmdDev,
+		"gen":     cmdGen,
+		"migrate": cmdMigrate,
+		"config":  cmdConfig,
+	}
+	name := args[0]
+	if name == "-h" || name == "--help" || name == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(stderr, "winback: unknown command %q\n\n%s", name, usage)
+		return 2
+	}
+	err := cmd(ctx, args[1:], stdout, stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "winback %s: %v\n", name, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "winback %s: %v\n", name, err)
+		return 1
+	}
+}
+
+// usageError is a mistake in flags or configuration: exit code 2.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }

@@ -1,0 +1,35 @@
+// Package consume runs winback's stream tasks: it consumes the three input
+// topics in a consumer group, keeps one lapse.Engine per partition number
+// (a task), restores each task from the compacted changelog when the
+// partition is assigned, and commits the input offsets, the changelog
+// records, the triggers and the dead letters in one Kafka transaction, after
+// ClickHouse has confirmed the rows of the same batch.
+//
+// The inputs must be co-partitioned: the same partition count and the same
+// key (customer_id) with the same partitioner, so that a customer's orders,
+// emails and tickets land in one task. The group uses the range balancer,
+// which gives a member the same partition numbers of every topic;
+// cooperative-sticky would not keep the three topics together.
+//
+// Metrics (all prefixed winback_):
+//
+//	events_total{topic,outcome}            input records by outcome: ok, dlq, duplicate, late
+//	dlq_records_total{reason}              records sent to the dead-letter topic
+//	triggers_total{kind,reason,action,tier} committed triggers
+//	late_events_total                      events behind the watermark
+//	duplicate_events_total                 events ignored for a repeated event_id
+//	customers_tracked{partition}           customers in state
+//	timers_pending{partition}              silence timers armed
+//	state_bytes{partition}                 bytes of the customers' latest snapshots
+//	watermark_seconds{partition}           event-time watermark
+//	event_time_lag_seconds{partition}      wall clock minus watermark
+//	consumer_lag_records{topic,partition}  high watermark minus the next offset
+//	restore_records_total{partition}       changelog records read while restoring
+//	restore_duration_seconds               time to restore one partition
+//	restoring_partitions                   partitions being restored now
+//	transactions_committed_total           Kafka transactions committed
+//	transactions_aborted_total             Kafka transactions aborted
+//	trigger_latency_seconds                event arrival to trigger commit
+//	batch_duration_seconds                 one transaction, end to end
+//	partitions_assigned                    tasks owned by this instance
+package consume

@@ -1,0 +1,98 @@
+package consume
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	events         *prometheus.CounterVec // topic, outcome
+	dlq            *prometheus.CounterVec // reason
+	triggers       *prometheus.CounterVec // kind, reason, action, tier
+	lateEvents     prometheus.Counter
+	duplicates     prometheus.Counter
+	customers      *prometheus.GaugeVec   // partition
+	timers         *prometheus.GaugeVec   // partition
+	stateBytes     *prometheus.GaugeVec   // partition
+	watermark      *prometheus.GaugeVec   // partition
+	eventTimeLag   *prometheus.GaugeVec   // partition
+	consumerLag    *prometheus.GaugeVec   // topic, partition
+	restoreRecords *prometheus.CounterVec // partition
+	restoreSeconds prometheus.Histogram
+	restoring      prometheus.Gauge
+	txCommits      prometheus.Counter
+	txAborts       prometheus.Counter
+	triggerLatency prometheus.Histogram
+	batchSeconds   prometheus.Histogram
+	assigned       prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_events_total", Help: "Input records consumed, by topic and outcome (ok, dlq, duplicate, late).",
+		}, []string{"topic", "outcome"}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_dlq_records_total", Help: "Records sent to the dead-letter topic, by reason.",
+		}, []string{"reason"}),
+		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_triggers_total", Help: "Triggers emitted (committed), by kind, primary reason, recommended action and value tier.",
+		}, []string{"kind", "reason", "action", "tier"}),
+		lateEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_late_events_total", Help: "Events behind the watermark: counted in the aggregates, never re-firing a trigger.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_duplicate_events_total", Help: "Input events ignored because their event_id was already applied.",
+		}),
+		customers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_customers_tracked", Help: "Customers held in state, by partition.",
+		}, []string{"partition"}),
+		timers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_timers_pending", Help: "Silence timers armed, by partition.",
+		}, []string{"partition"}),
+		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_state_bytes", Help: "Estimated bytes of state (average snapshot size times customers), by partition.",
+		}, []string{"partition"}),
+		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_watermark_seconds", Help: "Event-time watermark of each partition, Unix seconds.",
+		}, []string{"partition"}),
+		eventTimeLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_event_time_lag_seconds", Help: "Wall clock minus the watermark, by partition.",
+		}, []string{"partition"}),
+		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_consumer_lag_records", Help: "High watermark minus the next offset to process, by topic and partition.",
+		}, []string{"topic", "partition"}),
+		restoreRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_restore_records_total", Help: "Changelog records read while restoring state, by partition.",
+		}, []string{"partition"}),
+		restoreSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "winback_restore_duration_seconds", Help: "Time to restore a partition's state from the changelog.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "winback_restoring_partitions", Help: "Partitions currently being restored from the changelog.",
+		}),
+		txCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_transactions_committed_total", Help: "Kafka transactions committed.",
+		}),
+		txAborts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_transactions_aborted_total", Help: "Kafka transactions aborted (rebalance, fencing or a failed write).",
+		}),
+		triggerLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "winback_trigger_latency_seconds", Help: "From the arrival of the event that made a trigger due to the commit of the trigger.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "winback_batch_duration_seconds", Help: "Wall time of one transaction: process, write ClickHouse, commit.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "winback_partitions_assigned", Help: "Input partitions (tasks) owned by this instance.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
+			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.restoreRecords, m.restoreSeconds,
+			m.restoring, m.txCommits, m.txAborts, m.triggerLatency, m.batchSeconds, m.assigned)
+	}
+	return m
+}

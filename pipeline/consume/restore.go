@@ -1,0 +1,150 @@
+package consume
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/winback/winback/pipeline/lapse"
+)
+
+// restorePending restores every assigned partition that has no task yet.
+// It reads the changelog without holding r.mu, so lookups and the group's
+// callbacks go on meanwhile.
+func (r *Runner) restorePending(ctx context.Context) error {
+	r.mu.Lock()
+	if len(r.pending) == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	parts := make([]int32, 0, len(r.pending))
+	gen := make(map[int32]uint64, len(r.pending))
+	for p := range r.pending {
+		parts = append(parts, p)
+		gen[p] = r.gen[p]
+	}
+	r.mu.Unlock()
+	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+
+	restored, err := r.restoreTasks(ctx, parts)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p, t := range restored {
+		// Install only if the partition was not revoked or re-assigned
+		// while we read: then the restore is stale and runs again.
+		if r.pending[p] && r.gen[p] == gen[p] {
+			r.tasks[p] = t
+			delete(r.pending, p)
+			r.gauges(t, r.now())
+		}
+	}
+	r.ready = len(r.pending) == 0
+	return nil
+}
+
+func (r *Runner) newTask(p int32) *task {
+	return &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, r.now())}
+}
+
+// restoreTasks reads partitions parts of the changelog from their start to
+// their last stable offset and rebuilds one task per partition.
+func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*task, error) {
+	topic := r.cfg.Topics.State
+	began := time.Now()
+	r.m.restoring.Add(float64(len(parts)))
+	defer r.m.restoring.Sub(float64(len(parts)))
+
+	starts, err := r.adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consume: changelog start offsets: %w", err)
+	}
+	ends, err := r.adm.ListCommittedOffsets(ctx, topic) // last stable offsets
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consume: changelog end offsets: %w", err)
+	}
+
+	tasks := make(map[int32]*task, len(parts))
+	todo := map[int32]int64{}
+	add := map[int32]kgo.Offset{}
+	for _, p := range parts {
+		tasks[p] = r.newTask(p)
+		s, _ := starts.Lookup(topic, p)
+		e, _ := ends.Lookup(topic, p)
+		if e.Offset > s.Offset {
+			todo[p] = e.Offset
+			add[p] = kgo.NewOffset().At(s.Offset)
+		}
+	}
+	counts := map[int32]int{}
+	partDone := map[int32]time.Duration{}
+	if len(add) > 0 {
+		r.restore.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: add})
+		defer r.restore.RemoveConsumePartitions(map[string][]int32{topic: parts})
+	}
+	for len(todo) > 0 {
+		fs := r.restore.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			r.log.Warn("consume: changelog fetch error", "topic", t, "partition", p, "err", err)
+		})
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			end, ok := todo[fp.Partition]
+			if !ok {
+				return
+			}
+			t := tasks[fp.Partition]
+			for _, rec := range fp.Records {
+				if rec.Offset >= end {
+					break
+				}
+				if !rec.Attrs.IsControl() {
+					r.restoreRecord(t, rec)
+					counts[fp.Partition]++
+				}
+				if rec.Offset+1 >= end {
+					delete(todo, fp.Partition)
+					partDone[fp.Partition] = time.Since(began)
+					break
+				}
+			}
+			r.m.restoreRecords.WithLabelValues(strconv.Itoa(int(fp.Partition))).Add(float64(len(fp.Records)))
+		})
+	}
+	for _, p := range parts {
+		d := partDone[p]
+		r.m.restoreSeconds.Observe(d.Seconds())
+		r.log.Info("consume: partition restored", "partition", p, "records", counts[p],
+			"customers", tasks[p].eng.Len(), "timers", tasks[p].eng.PendingTimers(), "duration", d)
+	}
+	return tasks, nil
+}
+
+func (r *Runner) restoreRecord(t *task, rec *kgo.Record) {
+	var err error
+	if string(rec.Key) == metaKey {
+		err = t.eng.RestoreMeta(rec.Value)
+	} else {
+		err = t.eng.RestoreCustomer(string(rec.Key), rec.Value)
+		if err == nil {
+			t.noteSnapshot(len(rec.Value))
+		}
+	}
+	if err != nil {
+		r.log.Error("consume: corrupt changelog record skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+	}
+}

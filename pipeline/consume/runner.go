@@ -1,0 +1,560 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/lapse"
+	"github.com/winback/winback/sinks/kafka"
+)
+
+// Decoder turns an input record into an event; bad input is a *decode.Error.
+type Decoder interface {
+	Decode(ctx context.Context, kind event.Kind, key, value []byte, ev *event.Event) error
+}
+
+// Sink takes the rows of a batch and writes them when flushed. Flush blocks
+// until the rows are confirmed (retrying inside), so a commit never runs
+// ahead of the sink.
+type Sink interface {
+	AddAggregate(a *event.Aggregate)
+	AddTrigger(t *event.Trigger)
+	AddDeadLetter(d *event.DeadLetter)
+	Flush(ctx context.Context) error
+}
+
+// TriggerEncoder encodes the value of a trigger record.
+type TriggerEncoder interface {
+	Encode(dst []byte, t *event.Trigger) ([]byte, error)
+}
+
+// Topics names the topics a Runner reads and writes.
+type Topics struct {
+	Orders, Email, Support string // inputs, co-partitioned
+	Triggers, DLQ, State   string // outputs; State is the compacted changelog
+}
+
+// Config is what a Runner needs besides its dependencies.
+type Config struct {
+	Topics          Topics
+	Group           string
+	TransactionalID string        // unique per instance
+	ClientOpts      []kgo.Opt     // brokers, TLS, SASL, logger: for both clients
+	SessionOpts     []kgo.Opt     // added to the transactional group client (e.g. its metrics hooks)
+	RestoreOpts     []kgo.Opt     // added to the changelog restore client
+	MaxPollRecords  int           // records per transaction at most
+	CommitInterval  time.Duration // longest time a transaction stays open
+	ShutdownTimeout time.Duration // time for the last flush and commit on shutdown
+	DLQSampleBytes  int           // bytes of a bad value kept in ClickHouse
+	Lapse           lapse.Config
+}
+
+// Deps are the Runner's collaborators.
+type Deps struct {
+	Decoder    Decoder
+	Sink       Sink
+	Triggers   TriggerEncoder
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time // wall clock; nil means time.Now
+}
+
+const metaKey = "\x00meta" // changelog key of a task's own state (watermark, cohort, tiers)
+
+// Runner is one winback instance's stream processor.
+type Runner struct {
+	cfg Config
+	dep Deps
+	log *slog.Logger
+	m   *metrics
+	now func() time.Time
+
+	sess    *kgo.GroupTransactSession
+	restore *kgo.Client // reads the changelog, read_committed, no group
+	adm     *kadm.Client
+
+	mu      sync.Mutex
+	tasks   map[int32]*task  // restored tasks owned now
+	owned   map[int32]bool   // partitions assigned to us
+	pending map[int32]bool   // assigned, not yet restored
+	gen     map[int32]uint64 // bumped on every assignment, to spot a stale restore
+	nparts  int              // partitions of each input topic
+	ready   bool             // joined, and nothing left to restore
+
+	errMu sync.Mutex // guards txErr, which produce callbacks set
+	// per transaction
+	txErr    error
+	txTrigs  []event.Trigger // emitted in this transaction, counted on commit
+	txArrive []int64         // arrival (record timestamp, ms) of event-driven triggers
+	ev       event.Event
+	trigBuf  []event.Trigger
+	snapBuf  []byte
+	aggBuf   event.Aggregate
+}
+
+type task struct {
+	p   int32
+	eng *lapse.Engine
+	// snapshot bytes and count written or restored, for the state_bytes
+	// estimate (average snapshot size × customers)
+	snapBytes, snaps int
+}
+
+func (t *task) noteSnapshot(n int) { t.snapBytes += n; t.snaps++ }
+
+func (t *task) stateBytes() float64 {
+	if t.snaps == 0 {
+		return 0
+	}
+	return float64(t.snapBytes) / float64(t.snaps) * float64(t.eng.Len())
+}
+
+// New checks the configuration and builds a Runner. It connects nothing:
+// Run does.
+func New(cfg Config, dep Deps) (*Runner, error) {
+	switch {
+	case dep.Decoder == nil, dep.Sink == nil, dep.Triggers == nil:
+		return nil, errors.New("consume: Decoder, Sink and Triggers are required")
+	case cfg.Group == "" || cfg.TransactionalID == "":
+		return nil, errors.New("consume: Group and TransactionalID are required")
+	case cfg.Topics.Orders == "" || cfg.Topics.Email == "" || cfg.Topics.Support == "" ||
+		cfg.Topics.Triggers == "" || cfg.Topics.DLQ == "" || cfg.Topics.State == "":
+		return nil, errors.New("consume: every topic must be named")
+	}
+	if cfg.MaxPollRecords <= 0 {
+		cfg.MaxPollRecords = 10000
+	}
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = time.Second
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.DLQSampleBytes <= 0 {
+		cfg.DLQSampleBytes = 512
+	}
+	if err := cfg.Lapse.Validate(); err != nil {
+		return nil, fmt.Errorf("consume: lapse config: %w", err)
+	}
+	if dep.Logger == nil {
+		dep.Logger = slog.New(slog.DiscardHandler)
+	}
+	if dep.Now == nil {
+		dep.Now = time.Now
+	}
+	return &Runner{
+		cfg:     cfg,
+		dep:     dep,
+		log:     dep.Logger,
+		m:       newMetrics(dep.Registerer),
+		now:     dep.Now,
+		tasks:   map[int32]*task{},
+		owned:   map[int32]bool{},
+		pending: map[int32]bool{},
+		gen:     map[int32]uint64{},
+	}, nil
+}
+
+// source maps an input topic to its engine source index and event kind.
+func (r *Runner) source(topic string) (int, event.Kind, bool) {
+	switch topic {
+	case r.cfg.Topics.Orders:
+		return 0, event.KindOrder, true
+	case r.cfg.Topics.Email:
+		return 1, event.KindEmail, true
+	case r.cfg.Topics.Support:
+		return 2, event.KindSupport, true
+	}
+	return 0, 0, false
+}
+
+// Run consumes until ctx is done, then finishes the open transaction (flush
+// and commit) within ShutdownTimeout, leaves the group and returns nil. It
+// returns an error only when it cannot go on.
+func (r *Runner) Run(ctx context.Context) error {
+	inputs := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support}
+	opts := append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.SessionOpts...),
+		kgo.ConsumerGroup(r.cfg.Group),
+		kgo.ConsumeTopics(inputs...),
+		kgo.TransactionalID(r.cfg.TransactionalID),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.Balancers(kgo.RangeBalancer()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordPartitioner(partitioner{manual: r.cfg.Topics.State, keyed: kgo.StickyKeyPartitioner(nil)}),
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onRevoked),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("consume: kafka client: %w", err)
+	}
+	r.sess = sess
+	restore, err := kgo.NewClient(append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.RestoreOpts...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(64<<20),
+	)...)
+	if err != nil {
+		sess.Close()
+		return fmt.Errorf("consume: kafka restore client: %w", err)
+	}
+	r.restore = restore
+	r.adm = kadm.NewClient(restore)
+	defer restore.Close()
+
+	if err := r.checkTopics(ctx); err != nil {
+		sess.Close()
+		return err
+	}
+
+	var runErr error
+	for ctx.Err() == nil {
+		if err := r.cycle(ctx); err != nil {
+			if ctx.Err() == nil {
+				runErr = err
+			}
+			break
+		}
+	}
+	r.log.Info("consume: leaving the group")
+	sess.Close()
+	r.mu.Lock()
+	r.ready = false
+	r.mu.Unlock()
+	return runErr
+}
+
+// checkTopics refuses to run on inputs that are not co-partitioned with
+// each other and with the changelog.
+func (r *Runner) checkTopics(ctx context.Context) error {
+	t := r.cfg.Topics
+	names := []string{t.Orders, t.Email, t.Support, t.State}
+	var details kadm.TopicDetails
+	var err error
+	for i := 0; ; i++ {
+		details, err = r.adm.ListTopics(ctx, names...)
+		if err == nil || i == 20 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("consume: describe topics: %w", err)
+	}
+	counts := map[string]int{}
+	for _, n := range names {
+		d, ok := details[n]
+		if !ok || d.Err != nil {
+			return fmt.Errorf("consume: topic %q does not exist; create it (co-partitioned with the inputs) or set --topics-partitions so winback creates it", n)
+		}
+		counts[n] = len(d.Partitions)
+	}
+	r.mu.Lock()
+	r.nparts = counts[names[0]]
+	r.mu.Unlock()
+	for _, n := range names[1:] {
+		if counts[n] != counts[names[0]] {
+			return fmt.Errorf("consume: topics are not co-partitioned: %s has %d partitions, %s has %d; the inputs and the changelog must have the same partition count (repartition the smaller ones)",
+				names[0], counts[names[0]], n, counts[n])
+		}
+	}
+	return nil
+}
+
+func (r *Runner) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range assigned[r.cfg.Topics.Orders] {
+		r.owned[p] = true
+		r.pending[p] = true
+		r.gen[p]++
+	}
+	r.ready = len(r.pending) == 0
+	r.m.assigned.Set(float64(len(r.owned)))
+	r.log.Info("consume: partitions assigned", "partitions", assigned[r.cfg.Topics.Orders])
+}
+
+func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range revoked[r.cfg.Topics.Orders] {
+		delete(r.owned, p)
+		delete(r.pending, p)
+		delete(r.tasks, p)
+		r.forgetGauges(p)
+	}
+	r.m.assigned.Set(float64(len(r.owned)))
+	r.log.Info("consume: partitions revoked", "partitions", revoked[r.cfg.Topics.Orders])
+}
+
+func (r *Runner) forgetGauges(p int32) {
+	l := strconv.Itoa(int(p))
+	r.m.customers.DeleteLabelValues(l)
+	r.m.timers.DeleteLabelValues(l)
+	r.m.stateBytes.DeleteLabelValues(l)
+	r.m.watermark.DeleteLabelValues(l)
+	r.m.eventTimeLag.DeleteLabelValues(l)
+}
+
+// cycle runs one transaction: poll and process until the batch is full or
+// CommitInterval has passed, fire timers, flush ClickHouse, commit.
+func (r *Runner) cycle(ctx context.Context) error {
+	start := r.now()
+	if err := r.sess.Begin(); err != nil {
+		return fmt.Errorf("consume: begin transaction: %w", err)
+	}
+	r.errMu.Lock()
+	r.txErr = nil
+	r.errMu.Unlock()
+	r.txTrigs, r.txArrive = r.txTrigs[:0], r.txArrive[:0]
+
+	deadline := start.Add(r.cfg.CommitInterval)
+	for n := 0; n < r.cfg.MaxPollRecords && ctx.Err() == nil; {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		pollCtx, cancel := context.WithTimeout(ctx, left)
+		fetches := r.sess.PollRecords(pollCtx, r.cfg.MaxPollRecords-n)
+		cancel()
+		if fetches.IsClientClosed() {
+			return errors.New("consume: kafka client closed")
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				r.log.Warn("consume: fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		if err := r.restorePending(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return err
+		}
+		r.mu.Lock()
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			for _, rec := range fp.Records {
+				r.process(ctx, rec)
+			}
+			if k := len(fp.Records); k > 0 {
+				lag := fp.HighWatermark - fp.Records[k-1].Offset - 1
+				r.m.consumerLag.WithLabelValues(fp.Topic, strconv.Itoa(int(fp.Partition))).Set(float64(max(lag, 0)))
+			}
+		})
+		r.mu.Unlock()
+		n += fetches.NumRecords()
+	}
+	// From here on the transaction finishes even if ctx is done: a
+	// graceful shutdown flushes and commits what was processed, and gives
+	// up ShutdownTimeout after ctx is done (for example, if ClickHouse is
+	// down at that moment: nothing is committed, and the next owner
+	// replays the batch).
+	fctx, cancel := graceContext(ctx, r.cfg.ShutdownTimeout)
+	defer cancel()
+
+	r.mu.Lock()
+	r.advance()
+	r.mu.Unlock()
+
+	if err := r.dep.Sink.Flush(fctx); err != nil {
+		_, _ = r.sess.End(fctx, kgo.TryAbort)
+		r.m.txAborts.Inc()
+		r.dropState()
+		return fmt.Errorf("consume: clickhouse flush: %w", err)
+	}
+	// Flush the producer first, so that a failed produce aborts.
+	if err := r.sess.Client().Flush(fctx); err != nil {
+		r.fail(fmt.Errorf("flush producer: %w", err))
+	}
+	r.errMu.Lock()
+	txErr := r.txErr
+	r.errMu.Unlock()
+	if txErr != nil {
+		r.log.Error("consume: aborting transaction", "err", txErr)
+	}
+	committed, err := r.sess.End(fctx, kgo.TransactionEndTry(txErr == nil))
+	if err != nil {
+		r.m.txAborts.Inc()
+		r.dropState()
+		return fmt.Errorf("consume: end transaction: %w", err)
+	}
+	if !committed {
+		r.m.txAborts.Inc()
+		r.log.Info("consume: transaction aborted; state will be restored from the changelog")
+		r.dropState()
+		return nil
+	}
+	r.m.txCommits.Inc()
+	end := r.now()
+	for i := range r.txTrigs {
+		t := &r.txTrigs[i]
+		r.m.triggers.WithLabelValues(string(t.Kind), string(t.PrimaryReason), string(t.RecommendedAction), string(t.ValueTier)).Inc()
+	}
+	for _, at := range r.txArrive {
+		r.m.triggerLatency.Observe(math.Max(0, float64(end.UnixMilli()-at)/1000))
+	}
+	r.m.batchSeconds.Observe(end.Sub(start).Seconds())
+	return nil
+}
+
+// fail marks the open transaction for abort.
+func (r *Runner) fail(err error) {
+	r.errMu.Lock()
+	r.txErr = errors.Join(r.txErr, err)
+	r.errMu.Unlock()
+}
+
+// graceContext is not cancelled with ctx but grace after it.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return gctx, func() { stop(); cancel() }
+}
+
+// dropState forgets every task after an abort: the session rewound to the
+// committed offsets, and the changelog holds the matching state.
+func (r *Runner) dropState() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := range r.owned {
+		r.pending[p] = true
+		delete(r.tasks, p)
+	}
+	r.ready = false
+}
+
+// process applies one input record; it runs with r.mu held.
+func (r *Runner) process(ctx context.Context, rec *kgo.Record) {
+	src, kind, ok := r.source(rec.Topic)
+	t := r.tasks[rec.Partition]
+	if !ok || t == nil {
+		// Revoked during this batch: the transaction aborts, nothing is lost.
+		return
+	}
+	if err := r.dep.Decoder.Decode(ctx, kind, rec.Key, rec.Value, &r.ev); err != nil {
+		r.deadLetter(rec, err)
+		return
+	}
+	trigs, dup, late := t.eng.Apply(r.trigBuf[:0], src, &r.ev, r.now())
+	switch {
+	case dup:
+		r.m.duplicates.Inc()
+		r.m.events.WithLabelValues(rec.Topic, "duplicate").Inc()
+	case late:
+		r.m.lateEvents.Inc()
+		r.m.events.WithLabelValues(rec.Topic, "late").Inc()
+	default:
+		r.m.events.WithLabelValues(rec.Topic, "ok").Inc()
+	}
+	for i := range trigs {
+		r.emit(&trigs[i])
+		r.txArrive = append(r.txArrive, rec.Timestamp.UnixMilli())
+	}
+	r.trigBuf = trigs[:0]
+}
+
+func (r *Runner) deadLetter(rec *kgo.Record, err error) {
+	reason := "internal"
+	var de *decode.Error
+	if errors.As(err, &de) {
+		reason = string(de.Reason)
+	}
+	r.m.dlq.WithLabelValues(reason).Inc()
+	r.m.events.WithLabelValues(rec.Topic, "dlq").Inc()
+	dl := kafka.DeadLetter(rec, err, r.cfg.DLQSampleBytes)
+	r.dep.Sink.AddDeadLetter(&dl)
+	r.produce(kafka.DeadLetterRecord(r.cfg.Topics.DLQ, rec, err, r.cfg.DLQSampleBytes))
+}
+
+func (r *Runner) emit(t *event.Trigger) {
+	val, err := r.dep.Triggers.Encode(nil, t)
+	if err != nil {
+		r.fail(fmt.Errorf("encode trigger %s: %w", t.TriggerID, err))
+		return
+	}
+	r.dep.Sink.AddTrigger(t)
+	r.produce(kafka.TriggerRecord(r.cfg.Topics.Triggers, t, val))
+	r.txTrigs = append(r.txTrigs, *t)
+}
+
+func (r *Runner) produce(rec *kgo.Record) {
+	r.sess.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
+		if err != nil {
+			r.fail(fmt.Errorf("produce to %s: %w", rec.Topic, err))
+		}
+	})
+}
+
+// advance fires each task's timers, then writes the changed customers to
+// the changelog and the sink. It runs with r.mu held.
+func (r *Runner) advance() {
+	now := r.now()
+	for p, t := range r.tasks {
+		trigs := t.eng.Advance(r.trigBuf[:0], now)
+		for i := range trigs {
+			r.emit(&trigs[i])
+		}
+		r.trigBuf = trigs[:0]
+		changed := false
+		t.eng.TakeDirty(func(c *lapse.Customer) {
+			changed = true
+			r.snapBuf = t.eng.AppendSnapshot(r.snapBuf[:0], c)
+			val := append([]byte(nil), r.snapBuf...)
+			t.noteSnapshot(len(val))
+			r.produce(&kgo.Record{Topic: r.cfg.Topics.State, Partition: p, Key: []byte(c.ID()), Value: val})
+			r.aggBuf = c.Aggregate(t.eng)
+			r.dep.Sink.AddAggregate(&r.aggBuf)
+		})
+		if changed {
+			r.produce(&kgo.Record{Topic: r.cfg.Topics.State, Partition: p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
+		}
+		r.gauges(t, now)
+	}
+}
+
+func (r *Runner) gauges(t *task, now time.Time) {
+	l := strconv.Itoa(int(t.p))
+	r.m.customers.WithLabelValues(l).Set(float64(t.eng.Len()))
+	r.m.timers.WithLabelValues(l).Set(float64(t.eng.PendingTimers()))
+	r.m.stateBytes.WithLabelValues(l).Set(t.stateBytes())
+	if wm := t.eng.Watermark(); wm != math.MinInt64 {
+		r.m.watermark.WithLabelValues(l).Set(float64(wm) / 1000)
+		r.m.eventTimeLag.WithLabelValues(l).Set(float64(now.UnixMilli()-wm) / 1000)
+	}
+}
+
+// Ready reports whether the group is joined and every owned partition is
+// restored.
+func (r *Runner) Ready() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready && r.sess != nil
+}
+
+// partitioner writes changelog records to the partition set on them (the
+// task's) and keys everything else with Kafka's murmur2 hashing.
+type partitioner struct {
+	manual string
+	keyed  kgo.Partitioner
+}
+
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == p.manual {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return p.keyed.ForTopic(topic)
+}
