@@ -176,12 +176,6 @@ func (v *str) valid() bool {
 	return true
 }
 
-func (v *str) bytes() []byte {
-	if v.own {
-		return []byte(v.s)
-	}
-	return v.b
-}
 
 func (v *str) String() string {
 	if v.own {
