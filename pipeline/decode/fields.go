@@ -176,7 +176,6 @@ func (v *str) valid() bool {
 	return true
 }
 
-
 func (v *str) String() string {
 	if v.own {
 		return v.s
