@@ -36,6 +36,15 @@ func (iv *Intervals) Len() int { return int(iv.n) }
 // Hours returns the stored intervals, oldest first.
 func (iv *Intervals) Hours() []uint16 { return append([]uint16(nil), iv.h[:iv.n]...) }
 
+// Max returns the longest stored interval in hours (0 if none).
+func (iv *Intervals) Max() float64 {
+	m := uint16(0)
+	for _, h := range iv.h[:iv.n] {
+		m = max(m, h)
+	}
+	return float64(m)
+}
+
 // Stats returns the median of the stored intervals and their median
 // absolute deviation from it, in hours (0, 0 if none). With an even count the
 // median is the mean of the middle two.

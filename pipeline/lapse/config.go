@@ -1,0 +1,458 @@
+package lapse
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/window"
+)
+
+// Config holds every threshold of the signal engine. Start from
+// DefaultConfig, override fields (or unmarshal YAML over it), then call
+// Validate. docs/signals.md explains each setting to a marketing analyst.
+type Config struct {
+	// AllowedLateness is how far behind its source's newest event an event
+	// may arrive and still count as on time; the watermark trails each
+	// source by this much.
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// IdleTimeout is how long (wall time) a source may send nothing before
+	// it stops holding the watermark back. Zero disables idleness.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxOrderDays caps the distinct order days kept per customer within
+	// 180 days (32–64); past it the oldest close entries are merged.
+	MaxOrderDays int `yaml:"max_order_days"`
+
+	Lapse        LapseConfig        `yaml:"purchase_lapse"`
+	Spend        SpendConfig        `yaml:"spend_decline"`
+	Engagement   EngagementConfig   `yaml:"engagement_decline"`
+	Channel      ChannelConfig      `yaml:"channel"`
+	Support      SupportConfig      `yaml:"support_friction"`
+	Satisfaction SatisfactionConfig `yaml:"low_satisfaction"`
+	Value        ValueConfig        `yaml:"value"`
+	Risk         RiskConfig         `yaml:"risk"`
+	// Actions maps each reason to the action recommended when it is a
+	// trigger's primary reason.
+	Actions   map[event.Reason]event.Action `yaml:"actions"`
+	Lifecycle LifecycleConfig               `yaml:"lifecycle"`
+}
+
+// LapseConfig is PURCHASE_LAPSE: silence past the customer's usual rhythm.
+type LapseConfig struct {
+	// Factor (k): a customer with a personal rhythm lapses when the
+	// silence since the last order passes max(k × usual interval,
+	// usual interval + SpreadFactor × spread).
+	Factor float64 `yaml:"factor"`
+	// SpreadFactor (m) multiplies the interval spread (1.4826 × MAD).
+	SpreadFactor float64 `yaml:"spread_factor"`
+	// MinOrders is the number of orders (purchase occasions) before the
+	// customer's own rhythm is trusted; with fewer, the cohort's is used.
+	MinOrders int `yaml:"min_orders"`
+	// MinGapDays and MaxGapDays bound the silence that counts as a lapse.
+	MinGapDays float64 `yaml:"min_gap_days"`
+	MaxGapDays float64 `yaml:"max_gap_days"`
+	// MinIntervalHours: orders closer than this are one purchase occasion.
+	MinIntervalHours float64 `yaml:"min_interval_hours"`
+	// CohortDefaultDays is the cohort interval until CohortMinCustomers
+	// customers of the task have a personal rhythm.
+	CohortDefaultDays  float64 `yaml:"cohort_default_days"`
+	CohortMinCustomers int     `yaml:"cohort_min_customers"`
+	// CohortMinDays floors the cohort interval. The cohort median leans
+	// towards frequent buyers (they reach min_orders first), and a
+	// newcomer slower than the median would otherwise be called lapsed
+	// before its second order was even due.
+	CohortMinDays float64 `yaml:"cohort_min_days"`
+}
+
+// SpendConfig is SPEND_DECLINE: still buying, but spending much less.
+type SpendConfig struct {
+	// MinDrop: fires when spend over 90 days is down by more than this
+	// share versus the 90 days before.
+	MinDrop float64 `yaml:"min_drop"`
+	// MinPrevOrders: orders needed in the earlier 90 days.
+	MinPrevOrders int `yaml:"min_prev_orders"`
+	// MinRecentOrders: orders needed in the last 90 days to count as
+	// still buying (a customer past their lapse due is not).
+	MinRecentOrders int `yaml:"min_recent_orders"`
+}
+
+// EngagementConfig is ENGAGEMENT_DECLINE: opens or clicks far below the
+// customer's own norm.
+type EngagementConfig struct {
+	// MaxRatio: fires when the 30-day open (or click) rate is below this
+	// share of the customer's baseline rate …
+	MaxRatio float64 `yaml:"max_ratio"`
+	// MaxPValue: … and so few opens (clicks) would happen with probability
+	// at most this if the customer still opened at the baseline rate
+	// (binomial tail), so that a short unlucky run does not fire.
+	MaxPValue float64 `yaml:"max_p_value"`
+	// MinDelivered30d: e-mails delivered in 30 days at least.
+	MinDelivered30d int `yaml:"min_delivered_30d"`
+	// MinBaselineDelivered: decayed deliveries behind the baseline at
+	// least.
+	MinBaselineDelivered float64 `yaml:"min_baseline_delivered"`
+	// MinOpenBaseline and MinClickBaseline: baseline rates below these are
+	// too low to decline from.
+	MinOpenBaseline  float64 `yaml:"min_open_baseline"`
+	MinClickBaseline float64 `yaml:"min_click_baseline"`
+	// BaselineHalfLifeDays is the half-life of the baseline's decayed
+	// counts. The baseline never includes the current 30 days.
+	BaselineHalfLifeDays float64 `yaml:"baseline_half_life_days"`
+}
+
+// ChannelConfig is EMAIL_UNSUBSCRIBED and EMAIL_BOUNCED.
+type ChannelConfig struct {
+	// ActiveDays: how long an unsubscribe or hard bounce counts towards
+	// the risk score after it happened.
+	ActiveDays float64 `yaml:"active_days"`
+}
+
+// SupportConfig is SUPPORT_FRICTION.
+type SupportConfig struct {
+	// Tickets30d: tickets opened or reopened within 30 days that fire.
+	Tickets30d int `yaml:"tickets_30d"`
+	// ReopenFires: any reopened ticket fires.
+	ReopenFires bool `yaml:"reopen_fires"`
+	// SLA: a ticket still open this long after it was (re)opened fires.
+	SLA time.Duration `yaml:"sla"`
+	// ComplaintCategories are the ticket categories (case-insensitive)
+	// that count as complaints; a complaint fires on its own.
+	ComplaintCategories []string `yaml:"complaint_categories"`
+	// UrgentIsComplaint also counts URGENT tickets as complaints.
+	UrgentIsComplaint bool `yaml:"urgent_is_complaint"`
+}
+
+// SatisfactionConfig is LOW_SATISFACTION.
+type SatisfactionConfig struct {
+	MaxCSAT int `yaml:"max_csat"` // CSAT at or below fires (1–5 scale)
+	MaxNPS  int `yaml:"max_nps"`  // NPS at or below fires (0–10 scale)
+	// ActiveDays: how long a low answer counts towards the risk score.
+	ActiveDays float64 `yaml:"active_days"`
+}
+
+// ValueConfig is the customer value model: CLV and tiers.
+type ValueConfig struct {
+	// LifetimeYears is the expected remaining lifetime in CLV =
+	// average order value × orders per year × lifetime.
+	LifetimeYears float64 `yaml:"lifetime_years"`
+	// DefaultIntervalDays is the purchase interval assumed for the CLV of
+	// customers without a personal rhythm.
+	DefaultIntervalDays float64 `yaml:"default_interval_days"`
+	// HighQuantile and LowQuantile split the task's CLV distribution:
+	// HIGH at or above HighQuantile, LOW below LowQuantile.
+	HighQuantile float64 `yaml:"high_quantile"`
+	LowQuantile  float64 `yaml:"low_quantile"`
+	// MinCustomers: below this many buying customers in the task every
+	// buying customer is MEDIUM (percentile 0.5).
+	MinCustomers int `yaml:"min_customers"`
+}
+
+// RiskConfig combines signals into the risk score and the priority.
+type RiskConfig struct {
+	// Weights per reason: risk = 1 − Π(1 − weight × severity) over the
+	// active reasons.
+	Weights map[event.Reason]float64 `yaml:"weights"`
+	// ValueWeight: priority = 1 + 99 × risk × ((1 − w) + w × value
+	// percentile).
+	ValueWeight float64 `yaml:"value_weight"`
+	// LoyaltyMaxRisk: a HIGH-tier customer below this risk gets
+	// LOYALTY_REWARD instead of a win-back offer or re-engagement.
+	LoyaltyMaxRisk float64 `yaml:"loyalty_max_risk"`
+}
+
+// LifecycleConfig governs trigger ids, cooldowns and recovery.
+type LifecycleConfig struct {
+	// CooldownDays: a reason does not fire again for the same customer
+	// within this many days (event time) of its last trigger …
+	CooldownDays int `yaml:"cooldown_days"`
+	// CooldownDaysByReason overrides CooldownDays per reason.
+	CooldownDaysByReason map[event.Reason]int `yaml:"cooldown_days_by_reason"`
+	// PreemptMargin: … unless the new trigger's priority is at least this
+	// many points above that last trigger's.
+	PreemptMargin int `yaml:"preempt_margin"`
+	// RecoverOn: reasons whose trigger opens an episode that an order
+	// closes with a RECOVERED trigger.
+	RecoverOn []event.Reason `yaml:"recover_on"`
+	// RecoveredAction is the action carried by RECOVERED triggers.
+	RecoveredAction event.Action `yaml:"recovered_action"`
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		AllowedLateness: time.Hour,
+		IdleTimeout:     2 * time.Minute,
+		MaxOrderDays:    48,
+		Lapse: LapseConfig{
+			Factor:             2.0,
+			SpreadFactor:       3.0,
+			MinOrders:          4,
+			MinGapDays:         7,
+			MaxGapDays:         365,
+			MinIntervalHours:   12,
+			CohortDefaultDays:  30,
+			CohortMinCustomers: 20,
+			CohortMinDays:      21,
+		},
+		Spend: SpendConfig{MinDrop: 0.5, MinPrevOrders: 3, MinRecentOrders: 2},
+		Engagement: EngagementConfig{
+			MaxRatio:             0.5,
+			MaxPValue:            0.05,
+			MinDelivered30d:      4,
+			MinBaselineDelivered: 8,
+			MinOpenBaseline:      0.1,
+			MinClickBaseline:     0.05,
+			BaselineHalfLifeDays: 60,
+		},
+		Channel: ChannelConfig{ActiveDays: 30},
+		Support: SupportConfig{
+			Tickets30d:          3,
+			ReopenFires:         true,
+			SLA:                 72 * time.Hour,
+			ComplaintCategories: []string{"complaint"},
+		},
+		Satisfaction: SatisfactionConfig{MaxCSAT: 2, MaxNPS: 6, ActiveDays: 90},
+		Value: ValueConfig{
+			LifetimeYears:       3,
+			DefaultIntervalDays: 60,
+			HighQuantile:        0.8,
+			LowQuantile:         0.5,
+			MinCustomers:        20,
+		},
+		Risk: RiskConfig{
+			Weights: map[event.Reason]float64{
+				event.ReasonPurchaseLapse:     0.6,
+				event.ReasonSpendDecline:      0.4,
+				event.ReasonEngagementDecline: 0.3,
+				event.ReasonEmailUnsubscribed: 0.35,
+				event.ReasonEmailBounced:      0.3,
+				event.ReasonSupportFriction:   0.45,
+				event.ReasonLowSatisfaction:   0.4,
+			},
+			ValueWeight:    0.6,
+			LoyaltyMaxRisk: 0.35,
+		},
+		Actions: map[event.Reason]event.Action{
+			event.ReasonPurchaseLapse:     event.ActionWinbackOffer,
+			event.ReasonSpendDecline:      event.ActionWinbackOffer,
+			event.ReasonEngagementDecline: event.ActionReengagement,
+			event.ReasonEmailUnsubscribed: event.ActionChannelSwitch,
+			event.ReasonEmailBounced:      event.ActionChannelSwitch,
+			event.ReasonSupportFriction:   event.ActionServiceRecovery,
+			event.ReasonLowSatisfaction:   event.ActionServiceRecovery,
+		},
+		Lifecycle: LifecycleConfig{
+			CooldownDays:    30,
+			PreemptMargin:   20,
+			RecoverOn:       []event.Reason{event.ReasonPurchaseLapse},
+			RecoveredAction: event.ActionLoyaltyReward,
+		},
+	}
+}
+
+var knownActions = []event.Action{
+	event.ActionWinbackOffer, event.ActionServiceRecovery, event.ActionReengagement,
+	event.ActionChannelSwitch, event.ActionLoyaltyReward,
+}
+
+// Validate checks every field and returns all problems at once; each names
+// the YAML field and how to fix it.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("lapse config: %s: "+format, append([]any{field}, args...)...))
+	}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	between := func(field string, v, lo, hi float64, fix string) {
+		if !finite(v) || v < lo || v > hi {
+			bad(field, "is %v, must be between %v and %v: %s", v, lo, hi, fix)
+		}
+	}
+	if c.AllowedLateness < 0 || c.AllowedLateness > 7*24*time.Hour {
+		bad("allowed_lateness", "is %v, must be between 0 and 168h: set how late an event may arrive, e.g. 1h", c.AllowedLateness)
+	}
+	if c.IdleTimeout < 0 {
+		bad("idle_timeout", "is %v, must be >= 0: set how long a silent source holds the watermark back, e.g. 2m (0 disables)", c.IdleTimeout)
+	}
+	if c.MaxOrderDays < window.MinOrderEntries || c.MaxOrderDays > window.MaxOrderEntries {
+		bad("max_order_days", "is %d, must be between %d and %d: e.g. 48", c.MaxOrderDays, window.MinOrderEntries, window.MaxOrderEntries)
+	}
+
+	l := &c.Lapse
+	between("purchase_lapse.factor", l.Factor, 1.1, 20, "how many usual intervals of silence make a lapse, e.g. 2")
+	between("purchase_lapse.spread_factor", l.SpreadFactor, 0, 20, "how many spreads above the usual interval to allow, e.g. 3 (0 ignores the spread)")
+	if l.MinOrders < 3 || l.MinOrders > window.MaxIntervals+1 {
+		bad("purchase_lapse.min_orders", "is %d, must be between 3 and %d: orders before a personal rhythm is trusted, e.g. 4", l.MinOrders, window.MaxIntervals+1)
+	}
+	between("purchase_lapse.min_gap_days", l.MinGapDays, 1, 365, "the shortest silence that can be a lapse, e.g. 7")
+	if !finite(l.MaxGapDays) || l.MaxGapDays < l.MinGapDays || l.MaxGapDays > 2000 {
+		bad("purchase_lapse.max_gap_days", "is %v, must be between min_gap_days (%v) and 2000: the longest silence needed for a lapse, e.g. 365", l.MaxGapDays, l.MinGapDays)
+	}
+	between("purchase_lapse.min_interval_hours", l.MinIntervalHours, 0, 72, "orders closer than this are one purchase occasion, e.g. 12")
+	between("purchase_lapse.cohort_default_days", l.CohortDefaultDays, 1, 730, "the interval assumed before the task knows enough rhythms, e.g. 30")
+	between("purchase_lapse.cohort_min_days", l.CohortMinDays, 0, 730, "the shortest interval assumed for a customer without a rhythm, e.g. 21 (0 trusts the cohort median alone)")
+	if l.CohortMinCustomers < 1 {
+		bad("purchase_lapse.cohort_min_customers", "is %d, must be >= 1: customers with a rhythm before the cohort median is used, e.g. 20", l.CohortMinCustomers)
+	}
+
+	s := &c.Spend
+	between("spend_decline.min_drop", s.MinDrop, 0.05, 0.99, "the drop in 90-day spend that fires, e.g. 0.5 for 50%")
+	if s.MinPrevOrders < 1 {
+		bad("spend_decline.min_prev_orders", "is %d, must be >= 1: orders needed in the earlier 90 days, e.g. 3", s.MinPrevOrders)
+	}
+	if s.MinRecentOrders < 1 {
+		bad("spend_decline.min_recent_orders", "is %d, must be >= 1: orders in the last 90 days to count as still buying, e.g. 2", s.MinRecentOrders)
+	}
+
+	g := &c.Engagement
+	between("engagement_decline.max_ratio", g.MaxRatio, 0.01, 0.99, "the share of the baseline rate below which engagement declined, e.g. 0.5")
+	between("engagement_decline.max_p_value", g.MaxPValue, 1e-9, 1, "the binomial tail probability that still fires, e.g. 0.05 (1 turns the test off)")
+	if g.MinDelivered30d < 1 || g.MinDelivered30d > 200 {
+		bad("engagement_decline.min_delivered_30d", "is %d, must be between 1 and 200: e-mails delivered in 30 days before a rate is judged, e.g. 4", g.MinDelivered30d)
+	}
+	between("engagement_decline.min_baseline_delivered", g.MinBaselineDelivered, 1, 10000, "decayed deliveries behind a baseline, e.g. 8")
+	between("engagement_decline.min_open_baseline", g.MinOpenBaseline, 0, 1, "the lowest baseline open rate worth watching, e.g. 0.1")
+	between("engagement_decline.min_click_baseline", g.MinClickBaseline, 0, 1, "the lowest baseline click rate worth watching, e.g. 0.05")
+	between("engagement_decline.baseline_half_life_days", g.BaselineHalfLifeDays, 7, 3650, "the baseline's half-life, e.g. 60")
+
+	between("channel.active_days", c.Channel.ActiveDays, 1, 3650, "how long a lost channel counts towards risk, e.g. 30")
+
+	p := &c.Support
+	if p.Tickets30d < 1 {
+		bad("support_friction.tickets_30d", "is %d, must be >= 1: tickets in 30 days that fire, e.g. 3", p.Tickets30d)
+	}
+	if p.SLA < time.Hour {
+		bad("support_friction.sla", "is %v, must be >= 1h: how long a ticket may stay open, e.g. 72h", p.SLA)
+	}
+	for i, cat := range p.ComplaintCategories {
+		if strings.TrimSpace(cat) == "" {
+			bad(fmt.Sprintf("support_friction.complaint_categories[%d]", i), "is empty: remove it or name a ticket category, e.g. complaint")
+		}
+	}
+
+	q := &c.Satisfaction
+	if q.MaxCSAT < 1 || q.MaxCSAT > 4 {
+		bad("low_satisfaction.max_csat", "is %d, must be between 1 and 4: the highest CSAT (1–5) that fires, e.g. 2", q.MaxCSAT)
+	}
+	if q.MaxNPS < 0 || q.MaxNPS > 9 {
+		bad("low_satisfaction.max_nps", "is %d, must be between 0 and 9: the highest NPS (0–10) that fires, e.g. 6", q.MaxNPS)
+	}
+	between("low_satisfaction.active_days", q.ActiveDays, 1, 3650, "how long a low answer counts towards risk, e.g. 90")
+
+	v := &c.Value
+	between("value.lifetime_years", v.LifetimeYears, 0.1, 50, "the expected customer lifetime in CLV, e.g. 3")
+	between("value.default_interval_days", v.DefaultIntervalDays, 1, 3650, "the purchase interval assumed for the CLV of new customers, e.g. 60")
+	between("value.high_quantile", v.HighQuantile, 0.5, 0.999, "the CLV percentile where HIGH starts, e.g. 0.8")
+	if !finite(v.LowQuantile) || v.LowQuantile < 0 || v.LowQuantile >= v.HighQuantile {
+		bad("value.low_quantile", "is %v, must be >= 0 and below high_quantile (%v): the CLV percentile where MEDIUM starts, e.g. 0.5", v.LowQuantile, v.HighQuantile)
+	}
+	if v.MinCustomers < 1 {
+		bad("value.min_customers", "is %d, must be >= 1: buying customers before tiers are assigned, e.g. 20", v.MinCustomers)
+	}
+
+	r := &c.Risk
+	for _, reason := range event.Reasons {
+		w, ok := r.Weights[reason]
+		if !ok {
+			bad("risk.weights."+string(reason), "is missing: give every reason a weight between 0 and 1, e.g. 0.4")
+		} else if !finite(w) || w < 0 || w > 1 {
+			bad("risk.weights."+string(reason), "is %v, must be between 0 and 1", w)
+		}
+	}
+	for reason := range r.Weights {
+		if !slices.Contains(event.Reasons, reason) {
+			bad("risk.weights", "names unknown reason %q: use one of %v", reason, event.Reasons)
+		}
+	}
+	between("risk.value_weight", r.ValueWeight, 0, 1, "how much customer value weighs in the priority, e.g. 0.6")
+	between("risk.loyalty_max_risk", r.LoyaltyMaxRisk, 0, 1, "the risk below which HIGH-value customers get LOYALTY_REWARD, e.g. 0.35 (0 disables)")
+
+	for _, reason := range event.Reasons {
+		a, ok := c.Actions[reason]
+		if !ok {
+			bad("actions."+string(reason), "is missing: map every reason to one of %v", knownActions)
+		} else if !slices.Contains(knownActions, a) {
+			bad("actions."+string(reason), "is %q, must be one of %v", a, knownActions)
+		}
+	}
+	for reason := range c.Actions {
+		if !slices.Contains(event.Reasons, reason) {
+			bad("actions", "names unknown reason %q: use one of %v", reason, event.Reasons)
+		}
+	}
+
+	lc := &c.Lifecycle
+	if lc.CooldownDays < 0 || lc.CooldownDays > 3650 {
+		bad("lifecycle.cooldown_days", "is %d, must be between 0 and 3650: days before a reason may fire again, e.g. 30", lc.CooldownDays)
+	}
+	for reason, d := range lc.CooldownDaysByReason {
+		if !slices.Contains(event.Reasons, reason) {
+			bad("lifecycle.cooldown_days_by_reason", "names unknown reason %q: use one of %v", reason, event.Reasons)
+		} else if d < 0 || d > 3650 {
+			bad("lifecycle.cooldown_days_by_reason."+string(reason), "is %d, must be between 0 and 3650", d)
+		}
+	}
+	if lc.PreemptMargin < 1 || lc.PreemptMargin > 100 {
+		bad("lifecycle.preempt_margin", "is %d, must be between 1 and 100: priority points a trigger needs above the last one to fire inside its cooldown, e.g. 20 (100 disables pre-emption)", lc.PreemptMargin)
+	}
+	for _, reason := range lc.RecoverOn {
+		if !slices.Contains(event.Reasons, reason) {
+			bad("lifecycle.recover_on", "names unknown reason %q: use one of %v", reason, event.Reasons)
+		}
+	}
+	if !slices.Contains(knownActions, lc.RecoveredAction) {
+		bad("lifecycle.recovered_action", "is %q, must be one of %v", lc.RecoveredAction, knownActions)
+	}
+	return errors.Join(errs...)
+}
+
+// params are the validated config in the engine's units.
+type params struct {
+	cfg          Config
+	weights      [nReasons]float64
+	actions      [nReasons]event.Action
+	cooldown     [nReasons]int32 // days
+	recoverOn    uint8
+	lateness     int64 // ms
+	sla          int64 // ms
+	minInterval  int64 // ms
+	complaint    []string
+	channelDays  int32
+	satisfyDays  int32
+	halfLife     float64
+	preempt      int
+	maxOrderDays int
+}
+
+func newParams(c Config) params {
+	p := params{
+		cfg:          c,
+		lateness:     c.AllowedLateness.Milliseconds(),
+		sla:          c.Support.SLA.Milliseconds(),
+		minInterval:  int64(c.Lapse.MinIntervalHours * 3_600_000),
+		channelDays:  int32(math.Ceil(c.Channel.ActiveDays)),
+		satisfyDays:  int32(math.Ceil(c.Satisfaction.ActiveDays)),
+		halfLife:     c.Engagement.BaselineHalfLifeDays,
+		preempt:      c.Lifecycle.PreemptMargin,
+		maxOrderDays: c.MaxOrderDays,
+	}
+	for i, r := range event.Reasons {
+		p.weights[i] = c.Risk.Weights[r]
+		p.actions[i] = c.Actions[r]
+		p.cooldown[i] = int32(c.Lifecycle.CooldownDays)
+		if d, ok := c.Lifecycle.CooldownDaysByReason[r]; ok {
+			p.cooldown[i] = int32(d)
+		}
+		if slices.Contains(c.Lifecycle.RecoverOn, r) {
+			p.recoverOn |= 1 << i
+		}
+	}
+	for _, cat := range c.Support.ComplaintCategories {
+		p.complaint = append(p.complaint, strings.ToLower(strings.TrimSpace(cat)))
+	}
+	return p
+}

@@ -1,0 +1,64 @@
+// Package lapse is winback's signal engine: one Engine per task (partition
+// number) keeps every customer's windows and baselines (package window),
+// detects lapse signals, scores value, risk and priority, recommends an
+// action, and runs the trigger lifecycle: deterministic ids, cooldowns,
+// pre-emption and recovery. It also encodes the per-customer snapshots and
+// the task meta written to the changelog, and holds the backtest report.
+//
+// The package is pure: no goroutines, no I/O, no clock. Event time comes
+// from the events, wall time from the caller (now), and the same input gives
+// the same triggers, ids, versions and snapshots whatever the batch
+// boundaries or the cadence of Advance.
+//
+// # Signals
+//
+// docs/signals.md describes each signal for analysts. In short:
+//
+//   - PURCHASE_LAPSE fires on silence, from a timer, when the task watermark
+//     passes last order + max(k × usual interval, usual + m × spread),
+//     bounded by [min_gap_days, max_gap_days]. The usual interval is the
+//     median of the last 7 intervals once the customer has min_orders
+//     purchase occasions (orders at least min_interval_hours apart), and the
+//     task's cohort median otherwise (evidence baseline_cohort = 1).
+//   - SPEND_DECLINE: still buying (min_recent_orders in 90 days, not past
+//     the lapse due) with 90-day spend down more than min_drop against the
+//     90 days before, which held min_prev_orders; judged at orders and
+//     timers.
+//   - ENGAGEMENT_DECLINE: 30-day open (or click) rate below max_ratio of the
+//     customer's own decayed baseline, which excludes the current 30 days,
+//     and a binomial tail probability at most max_p_value.
+//   - EMAIL_UNSUBSCRIBED (UNSUBSCRIBED, COMPLAINED) and EMAIL_BOUNCED (any
+//     bounce is hard): the channel is lost.
+//   - SUPPORT_FRICTION: tickets_30d tickets opened or reopened in 30 days, a
+//     reopen, a complaint (a ticket whose category is in
+//     complaint_categories, or URGENT if urgent_is_complaint), or a ticket
+//     open past the SLA (a timer).
+//   - LOW_SATISFACTION: a CSAT at or below max_csat or an NPS at or below
+//     max_nps.
+//
+// # Lifecycle
+//
+// A trigger's id is TriggerID(customer, kind, primary reason, episode): the
+// episode is the last order before the silence for PURCHASE_LAPSE and the
+// event time at which the condition fired otherwise, so a replay gives the
+// same ids. A reason does not fire again within its cooldown (event time)
+// unless the new trigger's priority is preempt_margin points higher. A
+// trigger with a reason in recover_on opens an episode; the customer's next
+// order closes it with a RECOVERED trigger. Late events are counted but
+// never re-fire a trigger already sent; repeated event ids (the last 8 per
+// customer) are ignored.
+//
+// # Timers and the watermark
+//
+// Each customer has at most one timer (the earliest of its lapse due, an
+// open ticket's SLA, and the end of a cooldown holding a reason back) in a
+// pointer-free heap. Apply fires the timers that its event's watermark move
+// makes due, after applying the event; Advance fires those that idle
+// sources make due.
+//
+// # Metrics
+//
+// The package exports no metrics itself; Engine.Stats returns the counters
+// the runner exports (events, duplicates, late events, triggers by reason,
+// recoveries, suppressed and pre-empted reasons, timers fired).
+package lapse

@@ -1,0 +1,463 @@
+package lapse
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/window"
+)
+
+// Sources of a task, in the order the runner numbers them.
+const (
+	SourceOrders  = 0
+	SourceEmail   = 1
+	SourceSupport = 2
+)
+
+const chunkBits = 8 // customers are allocated 256 at a time
+
+// Engine is the signal engine of one task (partition number). It is pure:
+// it starts no goroutines, does no I/O, and takes event time from the
+// events and wall time from its callers. It is not safe for concurrent use.
+type Engine struct {
+	p      params
+	wm     *window.Watermark
+	start  time.Time
+	timers window.Timers
+	ix     index
+	chunks [][]Customer
+	n      uint32
+	dirty  []uint32
+	cohort sketch // personal usual intervals, hours
+	value  sketch // CLV
+	stats  counters
+	fire   []dueItem // scratch for advanceTo
+	// restartIdle restarts the sources' idle clocks at the next Apply or
+	// Advance: the tracker "starts" when the task starts processing, not
+	// when it was created or restored.
+	restartIdle bool
+}
+
+type dueItem struct {
+	c   *Customer
+	due int64
+}
+
+// NewEngine returns an engine for a task with the given number of input
+// sources (3: orders, email, support), started at wall time start. cfg must
+// pass Validate (the zero Config stands for DefaultConfig); NewEngine panics
+// on an invalid one, since that is a programming error.
+func NewEngine(cfg Config, sources int, start time.Time) *Engine {
+	if cfg.Actions == nil && cfg.Risk.Weights == nil && cfg.Lapse.Factor == 0 {
+		cfg = DefaultConfig()
+	}
+	if err := cfg.Validate(); err != nil {
+		panic(fmt.Sprintf("lapse.NewEngine: %v", err))
+	}
+	e := &Engine{
+		p:      newParams(cfg),
+		wm:     window.NewWatermark(sources, cfg.AllowedLateness, cfg.IdleTimeout, start),
+		start:  start,
+		cohort: newSketch(cohortBuckets),
+		value:  newSketch(valueBuckets),
+	}
+	e.ix.init()
+	e.stats.triggers = make([]uint64, nReasons)
+	e.restartIdle = true
+	return e
+}
+
+// Config returns the engine's configuration.
+func (e *Engine) Config() Config { return e.p.cfg }
+
+// Watermark returns the task watermark (Unix ms), or math.MinInt64 before
+// any event.
+func (e *Engine) Watermark() int64 { return e.wm.Current() }
+
+// Len returns the number of customers tracked.
+func (e *Engine) Len() int { return int(e.n) }
+
+// PendingTimers returns the number of armed timers.
+func (e *Engine) PendingTimers() int { return e.timers.Len() }
+
+// Customer returns the customer with the given id, or nil.
+func (e *Engine) Customer(id string) *Customer {
+	if slot, ok := e.ix.find(e, id); ok {
+		return e.at(slot)
+	}
+	return nil
+}
+
+func (e *Engine) at(slot uint32) *Customer {
+	return &e.chunks[slot>>chunkBits][slot&(1<<chunkBits-1)]
+}
+
+func (e *Engine) customer(id string) *Customer {
+	if slot, ok := e.ix.find(e, id); ok {
+		return e.at(slot)
+	}
+	slot := e.n
+	if int(slot>>chunkBits) == len(e.chunks) {
+		e.chunks = append(e.chunks, make([]Customer, 1<<chunkBits))
+	}
+	e.n++
+	c := e.at(slot)
+	*c = Customer{eng: e, id: strings.Clone(id), slot: slot}
+	e.ix.insert(e, c.id, slot)
+	return c
+}
+
+// TakeDirty calls fn for every customer changed since the last call (an
+// event applied or a timer fired), in the order they first changed, then
+// clears the set.
+func (e *Engine) TakeDirty(fn func(c *Customer)) {
+	for _, slot := range e.dirty {
+		c := e.at(slot)
+		c.flags &^= flagDirty
+		fn(c)
+	}
+	e.dirty = e.dirty[:0]
+}
+
+// touch records a change of c at event time t.
+func (e *Engine) touch(c *Customer, t int64) {
+	c.version++
+	c.lastChange = max(c.lastChange, t)
+	if c.flags&flagDirty == 0 {
+		c.flags |= flagDirty
+		e.dirty = append(e.dirty, c.slot)
+	}
+}
+
+// Apply applies one decoded, validated event from input source src
+// (SourceOrders, SourceEmail, SourceSupport) at wall time now, appending
+// the triggers it causes to dst.
+//
+// Besides the event's own triggers (an unsubscribe, a low CSAT, a RECOVERED
+// order …), Apply fires the timers that fall due because this event moved
+// the watermark, so the triggers do not depend on how often the runner calls
+// Advance. dup reports an event id seen among the customer's last 8 (the
+// event is ignored); late reports an event behind the watermark (it is
+// counted in the windows but never re-fires a trigger already sent).
+func (e *Engine) Apply(dst []event.Trigger, src int, ev *event.Event, now time.Time) (out []event.Trigger, dup, late bool) {
+	e.started(now)
+	e.stats.Events++
+	wm := e.wm.Current()
+	late = wm != window.NoWatermark && ev.Time < wm
+	c := e.customer(ev.CustomerID)
+	h := uint32(0)
+	if ev.EventID != "" {
+		h = hash32(ev.EventID)
+		if c.seenBefore(h) {
+			e.stats.Duplicates++
+			e.wm.Observe(src, ev.Time, now)
+			return e.advanceTo(dst, now), true, false
+		}
+	}
+	if late {
+		e.stats.Late++
+	}
+	dst = e.applyEvent(dst, c, ev, h, now)
+	e.wm.Observe(src, ev.Time, now)
+	return e.advanceTo(dst, now), false, late
+}
+
+// Advance fires the silence and SLA timers due at the watermark as of wall
+// time now (idle sources stop holding it back) and appends their triggers
+// to dst.
+func (e *Engine) Advance(dst []event.Trigger, now time.Time) []event.Trigger {
+	e.started(now)
+	return e.advanceTo(dst, now)
+}
+
+func (e *Engine) started(now time.Time) {
+	if e.restartIdle {
+		e.wm.Restart(now)
+		e.restartIdle = false
+	}
+}
+
+func (e *Engine) advanceTo(dst []event.Trigger, now time.Time) []event.Trigger {
+	wm := e.wm.Advance(now)
+	for {
+		e.fire = e.fire[:0]
+		for {
+			slot, due, ok := e.timers.PopDue(wm)
+			if !ok {
+				break
+			}
+			c := e.at(slot)
+			c.due = 0
+			e.fire = append(e.fire, dueItem{c, due})
+		}
+		if len(e.fire) == 0 {
+			return dst
+		}
+		// Slots depend on arrival order (and differ after a restore); the
+		// customer id does not.
+		slices.SortFunc(e.fire, func(a, b dueItem) int {
+			if a.due != b.due {
+				if a.due < b.due {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a.c.id, b.c.id)
+		})
+		for _, it := range e.fire {
+			e.stats.TimersFired++
+			dst = e.onTimer(dst, it.c, it.due, now)
+		}
+	}
+}
+
+func (e *Engine) applyEvent(dst []event.Trigger, c *Customer, ev *event.Event, h uint32, now time.Time) []event.Trigger {
+	if h != 0 {
+		c.remember(h)
+	}
+	e.touch(c, ev.Time)
+	var cause uint8
+	evalSpend := false
+	switch ev.Kind {
+	case event.KindOrder:
+		dst = e.applyOrder(dst, c, ev, now)
+		evalSpend = true
+	case event.KindEmail:
+		cause = e.applyEmail(c, ev)
+	case event.KindSupport:
+		cause = e.applySupport(c, ev)
+	}
+	e.refresh(c)
+	dst = e.evaluate(dst, c, c.lastChange, cause, false, evalSpend, now)
+	e.rearm(c)
+	return dst
+}
+
+func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, now time.Time) []event.Trigger {
+	amount := ev.Amount
+	if math.IsNaN(amount) || math.IsInf(amount, 0) {
+		amount = 0
+	}
+	cents := int64(math.Round(math.Abs(amount) * 100))
+	var n int32
+	switch ev.OrderType {
+	case event.OrderPlaced:
+		n = 1
+	case event.OrderCancelled:
+		n, cents = -1, -cents
+	case event.OrderRefunded:
+		cents = -cents
+	default:
+		return dst
+	}
+	t := ev.Time
+	c.ordWin.Add(window.Day(t), n, cents, window.Day(c.lastChange), e.p.maxOrderDays)
+	c.spend += cents
+	switch {
+	case n > 0:
+		c.orders++
+	case n < 0 && c.orders > 0:
+		c.orders--
+	}
+	if ev.OrderType != event.OrderPlaced {
+		return dst
+	}
+	if c.firstOrder == 0 || t < c.firstOrder {
+		c.firstOrder = t
+	}
+	prev := c.lastOrder
+	if t > prev {
+		if prev != 0 && t-prev >= e.p.minInterval {
+			c.iv.Push(t - prev)
+		}
+		c.lastOrder = t
+	}
+	if c.flags&flagOpen != 0 && t >= c.openAsOf {
+		e.refresh(c)
+		dst = append(dst, e.recovered(c, t, cents, prev, now))
+		c.flags &^= flagOpen
+	}
+	return dst
+}
+
+// campaignKey tags a campaign's 16-bit hash with the event kind (open or
+// click); never 0.
+func campaignKey(campaign string, click bool) uint16 {
+	k := uint16(hash32(campaign)) &^ 1
+	if click {
+		k |= 1
+	}
+	if k == 0 {
+		k = 2
+	}
+	return k
+}
+
+func (e *Engine) applyEmail(c *Customer, ev *event.Event) uint8 {
+	day := window.Day(ev.Time)
+	hl := e.p.halfLife
+	switch ev.EmailType {
+	case event.EmailSent:
+		c.mail.Add(day, window.EmailSent, hl)
+	case event.EmailDelivered:
+		c.mail.Add(day, window.EmailDelivered, hl)
+		c.flags &^= flagHardBounced // the address works again
+	case event.EmailOpened:
+		if ev.CampaignID == "" || !c.campaignSeen(campaignKey(ev.CampaignID, false)) {
+			c.mail.Add(day, window.EmailOpened, hl)
+		}
+	case event.EmailClicked:
+		// A click implies an open (images may be blocked).
+		if ev.CampaignID == "" || !c.campaignSeen(campaignKey(ev.CampaignID, true)) {
+			c.mail.Add(day, window.EmailClicked, hl)
+		}
+		if ev.CampaignID != "" && !c.campaignSeen(campaignKey(ev.CampaignID, false)) {
+			c.mail.Add(day, window.EmailOpened, hl)
+		}
+	case event.EmailBounced:
+		if uint16(day)+1 > c.bounceDay[0] {
+			c.bounceDay[1], c.bounceDay[0] = c.bounceDay[0], uint16(min(day+1, window.MaxDay))
+		}
+		if c.flags&flagHardBounced == 0 {
+			c.flags |= flagHardBounced
+			return bitBounce
+		}
+	case event.EmailUnsubscribed, event.EmailComplained:
+		if c.flags&flagUnsubscribed == 0 {
+			c.flags |= flagUnsubscribed
+			c.unsubDay = uint16(day)
+			return bitUnsub
+		}
+	}
+	return 0
+}
+
+func (e *Engine) isComplaint(ev *event.Event) bool {
+	if e.p.cfg.Support.UrgentIsComplaint && ev.Priority == event.PriorityUrgent {
+		return true
+	}
+	if ev.Category == "" {
+		return false
+	}
+	cat := strings.TrimSpace(ev.Category)
+	for _, want := range e.p.complaint {
+		if strings.EqualFold(cat, want) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) applySupport(c *Customer, ev *event.Event) uint8 {
+	if c.sup == nil {
+		c.sup = new(window.Support)
+	}
+	s := c.sup
+	t, day := ev.Time, window.Day(ev.Time)
+	id := hash32(ev.TicketID)
+	var flags, cause uint8
+	switch ev.SupportType {
+	case event.SupportOpened:
+		flags = window.SupportOpened
+		if e.isComplaint(ev) {
+			flags |= window.SupportComplaint
+			cause |= bitFriction
+		}
+		s.OpenTicket(id, t, false)
+	case event.SupportReopened:
+		flags = window.SupportReopened
+		s.OpenTicket(id, t, true)
+		if e.p.cfg.Support.ReopenFires {
+			cause |= bitFriction
+		}
+	case event.SupportResolved:
+		flags = window.SupportResolved
+		s.ResolveTicket(id)
+	}
+	if flags != 0 {
+		s.Record(day, flags, window.Day(c.lastChange))
+	}
+	if ev.CSAT >= 1 && ev.CSAT <= 5 {
+		if _, d, ok := s.CSAT(); !ok || day >= d {
+			s.SetCSAT(ev.CSAT, day)
+			if int(ev.CSAT) <= e.p.cfg.Satisfaction.MaxCSAT {
+				cause |= bitLowSat
+			}
+		}
+	}
+	if ev.NPS >= 0 && ev.NPS <= 10 {
+		if _, d, ok := s.NPS(); !ok || day >= d {
+			s.SetNPS(ev.NPS, day)
+			if int(ev.NPS) <= e.p.cfg.Satisfaction.MaxNPS {
+				cause |= bitLowSat
+			}
+		}
+	}
+	return cause
+}
+
+// refresh updates what a change of c derives from the task: its cells in
+// the sketches, the cohort interval and its value tier.
+func (e *Engine) refresh(c *Customer) {
+	e.resketch(c)
+	c.cohortH = e.cohortHours()
+	c.tier = e.tierOf(c)
+}
+
+func (e *Engine) onTimer(dst []event.Trigger, c *Customer, due int64, now time.Time) []event.Trigger {
+	e.touch(c, due)
+	var cause uint8
+	if c.sup != nil && c.sup.Breach(due, e.p.sla) > 0 {
+		cause |= bitFriction
+	}
+	e.refresh(c)
+	dst = e.evaluate(dst, c, due, cause, true, true, now)
+	e.rearm(c)
+	return dst
+}
+
+// rearm sets c's timer to its next due time: the lapse due, an open
+// ticket's SLA, or the end of a cooldown that holds back a pending reason.
+func (e *Engine) rearm(c *Customer) {
+	due := int64(0)
+	pick := func(t int64) {
+		if t != 0 && (due == 0 || t < due) {
+			due = t
+		}
+	}
+	if c.lastOrder != 0 && c.lastOrder != c.lapseDone && c.pending&bitLapse == 0 {
+		g := e.gap(c)
+		pick(c.lastOrder + g.ms)
+	}
+	if c.sup != nil {
+		if t, ok := c.sup.NextSLA(e.p.sla); ok {
+			pick(t)
+		}
+	}
+	for r := 0; r < nReasons; r++ {
+		if c.pending&(1<<r) != 0 {
+			pick(e.cooldownEnd(c, r))
+		}
+	}
+	if due == c.due {
+		return
+	}
+	c.due = due
+	if due == 0 {
+		e.timers.Remove(c.slot)
+	} else {
+		e.timers.Set(c.slot, due)
+	}
+}
+
+// cooldownEnd returns when reason r's cooldown for c ends (start of day).
+func (e *Engine) cooldownEnd(c *Customer, r int) int64 {
+	if c.firedDay[r] == 0 {
+		return 1
+	}
+	return (int64(c.firedDay[r]) - 1 + int64(e.p.cooldown[r])) * window.MsPerDay
+}

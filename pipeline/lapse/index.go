@@ -1,0 +1,66 @@
+package lapse
+
+import "hash/maphash"
+
+// index maps customer ids to slots with open addressing over one []uint64:
+// each cell holds slot+1 in the high 32 bits and the low 32 bits of the id's
+// hash in the low ones, so growing never rehashes a string and a lookup
+// compares an id only when 32 hash bits match. Customers are never removed,
+// so there are no tombstones. It costs about 11–21 bytes per customer,
+// against about 40 for a Go map[string]uint32.
+type index struct {
+	tab  []uint64
+	n    int
+	seed maphash.Seed
+}
+
+func (ix *index) init() {
+	ix.seed = maphash.MakeSeed()
+	ix.tab = make([]uint64, 64)
+}
+
+func (ix *index) find(e *Engine, id string) (uint32, bool) {
+	h := uint32(maphash.String(ix.seed, id))
+	mask := uint64(len(ix.tab) - 1)
+	for i := uint64(h) & mask; ; i = (i + 1) & mask {
+		v := ix.tab[i]
+		if v == 0 {
+			return 0, false
+		}
+		if uint32(v) == h {
+			slot := uint32(v>>32) - 1
+			if e.at(slot).id == id {
+				return slot, true
+			}
+		}
+	}
+}
+
+func (ix *index) insert(e *Engine, id string, slot uint32) {
+	if (ix.n+1)*4 > len(ix.tab)*3 {
+		ix.grow()
+	}
+	h := uint32(maphash.String(ix.seed, id))
+	ix.put(uint64(slot+1)<<32 | uint64(h))
+	ix.n++
+}
+
+func (ix *index) put(v uint64) {
+	mask := uint64(len(ix.tab) - 1)
+	for i := uint64(uint32(v)) & mask; ; i = (i + 1) & mask {
+		if ix.tab[i] == 0 {
+			ix.tab[i] = v
+			return
+		}
+	}
+}
+
+func (ix *index) grow() {
+	old := ix.tab
+	ix.tab = make([]uint64, 2*len(old))
+	for _, v := range old {
+		if v != 0 {
+			ix.put(v)
+		}
+	}
+}

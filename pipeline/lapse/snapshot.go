@@ -1,0 +1,276 @@
+package lapse
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/winback/winback/pipeline/window"
+)
+
+// Snapshot format versions: the first byte of every snapshot.
+const (
+	customerSnapshotV1 = 1
+	metaSnapshotV1     = 1
+)
+
+// Errors of RestoreCustomer and RestoreMeta, wrapped in a *SnapshotError.
+var (
+	ErrCorruptSnapshot = errors.New("corrupt snapshot")
+	ErrSnapshotVersion = errors.New("unsupported snapshot version")
+)
+
+// SnapshotError reports a snapshot that cannot be restored.
+type SnapshotError struct {
+	What  string // "customer" or "meta"
+	ID    string // customer id, if any
+	Field string // where decoding stopped
+	Err   error  // ErrCorruptSnapshot or ErrSnapshotVersion
+}
+
+func (e *SnapshotError) Error() string {
+	if e.ID != "" {
+		return fmt.Sprintf("lapse: %s snapshot %q: %s: %v", e.What, e.ID, e.Field, e.Err)
+	}
+	return fmt.Sprintf("lapse: %s snapshot: %s: %v", e.What, e.Field, e.Err)
+}
+
+func (e *SnapshotError) Unwrap() error { return e.Err }
+
+// AppendSnapshot appends c's state to dst: a binary record whose first byte
+// is the format version, holding everything the customer needs to go on
+// exactly as before, including its timer's due time. The task sketches are
+// not in it (RestoreCustomer rebuilds them). Snapshots are deterministic:
+// the same history gives the same bytes.
+func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
+	b := append(dst, customerSnapshotV1)
+	b = binary.AppendUvarint(b, c.version)
+	for _, v := range [...]int64{c.lastChange, c.due, c.firstOrder, c.lastOrder, c.lapseDone, c.spend} {
+		b = binary.AppendVarint(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(c.orders))
+	b = c.ordWin.AppendBinary(b)
+	b = c.iv.AppendBinary(b)
+	b = append(b, c.tier, c.flags&^flagDirty)
+	b = binary.AppendUvarint(b, uint64(c.cohortH))
+	b = c.mail.AppendBinary(b)
+	b = binary.LittleEndian.AppendUint64(b, c.campaigns)
+	b = binary.AppendUvarint(b, uint64(c.unsubDay))
+	b = binary.AppendUvarint(b, uint64(c.bounceDay[0]))
+	b = binary.AppendUvarint(b, uint64(c.bounceDay[1]))
+	if c.sup == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = c.sup.AppendBinary(b)
+	}
+	for _, h := range c.seen {
+		b = binary.LittleEndian.AppendUint32(b, h)
+	}
+	b = append(b, c.seenPos, c.active, c.pending)
+	for r := 0; r < nReasons; r++ {
+		b = binary.AppendUvarint(b, uint64(c.firedDay[r]))
+	}
+	b = append(b, c.firedPrio[:]...)
+	b = append(b, c.lastKind, c.lastReason, c.openReason)
+	for _, v := range [...]int64{c.lastEpisode, c.lastAsOf, c.openEpisode, c.openAsOf} {
+		b = binary.AppendVarint(b, v)
+	}
+	return b
+}
+
+// reader decodes a snapshot and remembers the first failure.
+type reader struct {
+	b     []byte
+	field string
+	err   error
+}
+
+func (r *reader) fail(field string) {
+	if r.err == nil {
+		r.field, r.err = field, ErrCorruptSnapshot
+	}
+}
+
+func (r *reader) uvarint(field string, maxV uint64) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || v > maxV {
+		r.fail(field)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint(field string) int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(field)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) byte(field string, maxV byte) byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 1 || r.b[0] > maxV {
+		r.fail(field)
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) fixed(field string, n int) []byte {
+	if r.err != nil {
+		return make([]byte, n)
+	}
+	if len(r.b) < n {
+		r.fail(field)
+		return make([]byte, n)
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) sub(field string, dec func([]byte) ([]byte, error)) {
+	if r.err != nil {
+		return
+	}
+	rest, err := dec(r.b)
+	if err != nil {
+		r.fail(field)
+		return
+	}
+	r.b = rest
+}
+
+const (
+	maxFlags = flagUnsubscribed | flagHardBounced | flagOpen
+	allBits  = 1<<nReasons - 1
+)
+
+func decodeCustomer(c *Customer, snap []byte) (string, error) {
+	if len(snap) == 0 {
+		return "version", ErrCorruptSnapshot
+	}
+	if snap[0] != customerSnapshotV1 {
+		return "version", ErrSnapshotVersion
+	}
+	r := &reader{b: snap[1:]}
+	c.version = r.uvarint("version", 1<<62)
+	for _, p := range [...]*int64{&c.lastChange, &c.due, &c.firstOrder, &c.lastOrder, &c.lapseDone, &c.spend} {
+		*p = r.varint("times")
+	}
+	if c.due < 0 {
+		r.fail("due")
+	}
+	c.orders = uint32(r.uvarint("orders", 1<<32-1))
+	r.sub("order windows", c.ordWin.DecodeBinary)
+	r.sub("intervals", c.iv.DecodeBinary)
+	c.tier = r.byte("tier", tierHigh)
+	c.flags = r.byte("flags", 255)
+	if c.flags&^maxFlags != 0 {
+		r.fail("flags")
+	}
+	c.cohortH = uint16(r.uvarint("cohort interval", 1<<16-1))
+	r.sub("e-mail windows", c.mail.DecodeBinary)
+	c.campaigns = binary.LittleEndian.Uint64(r.fixed("campaigns", 8))
+	c.unsubDay = uint16(r.uvarint("unsubscribe day", window.MaxDay))
+	c.bounceDay[0] = uint16(r.uvarint("bounce day", window.MaxDay))
+	c.bounceDay[1] = uint16(r.uvarint("bounce day", window.MaxDay))
+	if r.byte("support", 1) == 1 {
+		c.sup = new(window.Support)
+		r.sub("support", c.sup.DecodeBinary)
+	}
+	seen := r.fixed("event ids", 4*dedupSlots)
+	for i := range c.seen {
+		c.seen[i] = binary.LittleEndian.Uint32(seen[4*i:])
+	}
+	c.seenPos = r.byte("event id position", dedupSlots-1)
+	c.active = r.byte("active reasons", allBits)
+	c.pending = r.byte("pending reasons", allBits)
+	for i := range c.firedDay {
+		c.firedDay[i] = uint16(r.uvarint("cooldowns", window.MaxDay))
+	}
+	for i := range c.firedPrio {
+		c.firedPrio[i] = r.byte("cooldown priorities", 100)
+	}
+	c.lastKind = r.byte("last trigger", 2)
+	c.lastReason = r.byte("last trigger reason", nReasons-1)
+	c.openReason = r.byte("open episode reason", nReasons-1)
+	for _, p := range [...]*int64{&c.lastEpisode, &c.lastAsOf, &c.openEpisode, &c.openAsOf} {
+		*p = r.varint("episodes")
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("trailing bytes")
+	}
+	return r.field, r.err
+}
+
+// RestoreCustomer replaces (or creates) customer id from a snapshot written
+// by AppendSnapshot, re-arms its timer at the recorded due time and moves
+// its cells in the task sketches. On corrupt input it returns a
+// *SnapshotError and changes nothing. Restoring the same id twice (an
+// uncompacted changelog) keeps the later one.
+func (e *Engine) RestoreCustomer(id string, snap []byte) error {
+	var tmp Customer
+	if field, err := decodeCustomer(&tmp, snap); err != nil {
+		return &SnapshotError{What: "customer", ID: id, Field: field, Err: err}
+	}
+	c := e.customer(id)
+	e.unsketch(c)
+	e.timers.Remove(c.slot)
+	tmp.eng, tmp.id, tmp.slot = e, c.id, c.slot
+	tmp.flags |= c.flags & flagDirty
+	*c = tmp
+	e.resketch(c)
+	if c.due != 0 {
+		e.timers.Set(c.slot, c.due)
+	}
+	return nil
+}
+
+// AppendMeta appends the task's own state to dst: the watermark and each
+// source's newest event time, after a format-version byte. The cohort and
+// value sketches are not in it: RestoreCustomer rebuilds them from the
+// customers, so they can never disagree with them.
+func (e *Engine) AppendMeta(dst []byte) []byte {
+	dst = append(dst, metaSnapshotV1)
+	return e.wm.AppendBinary(dst)
+}
+
+// RestoreMeta restores what AppendMeta wrote. The sources' idle clocks
+// restart at the next Apply or Advance. On corrupt input it returns a
+// *SnapshotError and changes nothing.
+func (e *Engine) RestoreMeta(snap []byte) error {
+	if len(snap) == 0 {
+		return &SnapshotError{What: "meta", Field: "version", Err: ErrCorruptSnapshot}
+	}
+	if snap[0] != metaSnapshotV1 {
+		return &SnapshotError{What: "meta", Field: "version", Err: ErrSnapshotVersion}
+	}
+	cfg := e.p.cfg
+	w := window.NewWatermark(e.wm.Sources(), cfg.AllowedLateness, cfg.IdleTimeout, e.start)
+	rest, err := w.Restore(snap[1:], e.start)
+	if err != nil {
+		return &SnapshotError{What: "meta", Field: "watermark", Err: ErrCorruptSnapshot}
+	}
+	if len(rest) != 0 {
+		return &SnapshotError{What: "meta", Field: "trailing bytes", Err: ErrCorruptSnapshot}
+	}
+	e.wm = w
+	e.restartIdle = true
+	return nil
+}

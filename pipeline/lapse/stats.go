@@ -1,0 +1,47 @@
+package lapse
+
+import "github.com/winback/winback/pipeline/event"
+
+// Stats are the engine's counters, for the runner to export as metrics.
+type Stats struct {
+	Events     uint64 // events applied, including duplicates
+	Duplicates uint64 // events ignored as a repeated event_id
+	Late       uint64 // events behind the watermark (counted in the windows)
+	// Triggers counts WINBACK triggers by primary reason.
+	Triggers    map[event.Reason]uint64
+	Recovered   uint64 // RECOVERED triggers
+	Suppressed  uint64 // candidate reasons held back by a cooldown
+	Preempted   uint64 // reasons that fired inside their cooldown on priority
+	TimersFired uint64
+
+	Customers     int
+	PendingTimers int
+	Watermark     int64 // Unix ms; math.MinInt64 if none yet
+}
+
+type counters struct {
+	Events, Duplicates, Late                      uint64
+	Recovered, Suppressed, Preempted, TimersFired uint64
+	triggers                                      []uint64
+}
+
+// Stats returns a copy of the counters.
+func (e *Engine) Stats() Stats {
+	s := Stats{
+		Events:        e.stats.Events,
+		Duplicates:    e.stats.Duplicates,
+		Late:          e.stats.Late,
+		Triggers:      make(map[event.Reason]uint64, nReasons),
+		Recovered:     e.stats.Recovered,
+		Suppressed:    e.stats.Suppressed,
+		Preempted:     e.stats.Preempted,
+		TimersFired:   e.stats.TimersFired,
+		Customers:     e.Len(),
+		PendingTimers: e.PendingTimers(),
+		Watermark:     e.Watermark(),
+	}
+	for i, r := range event.Reasons {
+		s.Triggers[r] = e.stats.triggers[i]
+	}
+	return s
+}

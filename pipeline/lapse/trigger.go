@@ -1,0 +1,307 @@
+package lapse
+
+import (
+	"math"
+	"math/bits"
+	"slices"
+	"time"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/window"
+)
+
+// evaluate looks at c as of event time T and emits its WINBACK triggers. cause holds the reasons this very event (or timer) caused: an
+// unsubscribe, a bounce, a low score, a reopened or complaint ticket, an SLA
+// breach. fromTimer marks a timer (the only place a lapse fires); evalSpend
+// marks an order or a timer (the only places spend decline is judged, so a
+// window sliding between two orders of a monthly buyer cannot fake a drop).
+//
+// Candidates are the caused reasons, the state reasons (spend, engagement,
+// friction) that start to hold, a due lapse, and reasons held back earlier
+// by a cooldown that still hold. A candidate is suppressed while its reason
+// is in cooldown, unless the trigger's priority is at least PreemptMargin
+// above that earlier trigger's (pre-emption). The surviving candidates make
+// one trigger per recommended action; in each, the strongest reason
+// (weight × severity) is the primary one.
+func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T int64, cause uint8, fromTimer, evalSpend bool, now time.Time) []event.Trigger {
+	v := e.view(c, T)
+	active := v.active()
+	if !evalSpend && (active^c.active)&bitSpend != 0 {
+		// Keep spend decline as last judged.
+		if c.active&bitSpend == 0 {
+			v.sev[rSpend] = 0
+			e.rescore(&v)
+		}
+		active = active&^bitSpend | c.active&bitSpend
+	}
+	cands := cause & active
+	cands |= active & stateBits &^ c.active
+	if fromTimer && active&bitLapse != 0 && c.lastOrder != c.lapseDone {
+		cands |= bitLapse
+	}
+	if c.lastOrder == c.lapseDone {
+		cands &^= bitLapse
+	}
+	wasPending := c.pending & active
+	cands |= wasPending
+	c.pending &= active
+	c.active = active
+	if cands == 0 {
+		return dst
+	}
+	prio := e.priority(&v)
+	var allowed uint8
+	for r := 0; r < nReasons; r++ {
+		if cands&(1<<r) == 0 {
+			continue
+		}
+		switch e.cooldown(c, r, v.day, prio) {
+		case cdFree:
+			allowed |= 1 << r
+		case cdPreempt:
+			allowed |= 1 << r
+			e.stats.Preempted++
+		}
+	}
+	if held := cands &^ allowed; held != 0 {
+		e.stats.Suppressed += uint64(bits.OnesCount8(held &^ wasPending))
+		c.pending |= held & deferBits
+	}
+	if allowed == 0 {
+		return dst
+	}
+	if allowed&bitLapse != 0 {
+		c.lapseDone = c.lastOrder
+	}
+	for r := 0; r < nReasons; r++ {
+		if allowed&(1<<r) != 0 {
+			c.firedDay[r] = uint16(min(v.day+1, window.MaxDay))
+			c.firedPrio[r] = uint8(prio)
+		}
+	}
+	c.pending &^= allowed
+	// One trigger per recommended action: reasons that call for the same
+	// action (a lapse and a spend decline) share a trigger, reasons that
+	// call for different ones (friction and an unsubscribe) do not, so no
+	// action is lost. The strongest group goes first.
+	first := true
+	for allowed != 0 {
+		primary := strongest(e, &v, allowed)
+		var group uint8
+		for r := 0; r < nReasons; r++ {
+			if allowed&(1<<r) != 0 && e.p.actions[r] == e.p.actions[primary] {
+				group |= 1 << r
+			}
+		}
+		allowed &^= group
+		episode := T
+		if primary == rLapse {
+			episode = c.lastOrder
+		}
+		if group&e.p.recoverOn != 0 {
+			c.flags |= flagOpen
+			c.openReason, c.openEpisode, c.openAsOf = uint8(primary), episode, T
+		}
+		if first {
+			c.lastKind, c.lastReason, c.lastEpisode, c.lastAsOf = 1, uint8(primary), episode, T
+			first = false
+		}
+		e.stats.triggers[primary]++
+		dst = append(dst, e.winback(c, &v, primary, active|group, prio, episode, now))
+	}
+	return dst
+}
+
+// strongest returns the reason in mask with the largest weight × severity
+// (the first in reason order on a tie).
+func strongest(e *Engine, v *view, mask uint8) int {
+	best := -1
+	for r := 0; r < nReasons; r++ {
+		if mask&(1<<r) != 0 && (best < 0 || e.p.weights[r]*v.sev[r] > e.p.weights[best]*v.sev[best]) {
+			best = r
+		}
+	}
+	return best
+}
+
+// winback builds a WINBACK trigger with the given primary reason; reasons
+// lists every active reason, the primary first, then by weight × severity.
+func (e *Engine) winback(c *Customer, v *view, primary int, reasons uint8, prio int, episode int64, now time.Time) event.Trigger {
+	var order []int
+	for r := 0; r < nReasons; r++ {
+		if reasons&(1<<r) != 0 && r != primary {
+			order = append(order, r)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		wa, wb := e.p.weights[a]*v.sev[a], e.p.weights[b]*v.sev[b]
+		switch {
+		case wa > wb:
+			return -1
+		case wa < wb:
+			return 1
+		}
+		return 0
+	})
+	list := make([]event.Reason, 0, len(order)+1)
+	list = append(list, event.Reasons[primary])
+	for _, r := range order {
+		list = append(list, event.Reasons[r])
+	}
+	return event.Trigger{
+		TriggerID:         TriggerID(c.id, event.TriggerWinback, event.Reasons[primary], episode),
+		CustomerID:        c.id,
+		Kind:              event.TriggerWinback,
+		Reasons:           list,
+		PrimaryReason:     event.Reasons[primary],
+		RiskScore:         round4(v.risk),
+		ValueTier:         tierNames[c.tier],
+		Priority:          int32(prio),
+		RecommendedAction: e.action(primary, c.tier, v.risk),
+		Evidence:          e.evidence(c, v, reasons),
+		AsOf:              v.T,
+		EmittedAt:         now.UnixMilli(),
+	}
+}
+
+const (
+	cdFree = iota
+	cdHeld
+	cdPreempt
+)
+
+// cooldown says whether reason r may fire for c on day with priority prio.
+func (e *Engine) cooldown(c *Customer, r int, day int32, prio int) int {
+	fd := c.firedDay[r]
+	if fd == 0 || day-(int32(fd)-1) >= e.p.cooldown[r] {
+		return cdFree
+	}
+	if prio >= int(c.firedPrio[r])+e.p.preempt {
+		return cdPreempt
+	}
+	return cdHeld
+}
+
+func (e *Engine) rescore(v *view) {
+	keep := 1.0
+	for r, s := range v.sev {
+		keep *= 1 - e.p.weights[r]*s
+	}
+	v.risk = 1 - keep
+}
+
+// priority maps risk and value to 1–100: 1 + 99 × risk × ((1 − w) + w ×
+// value percentile), so that the most valuable customers at the highest
+// risk come first.
+func (e *Engine) priority(v *view) int {
+	w := e.p.cfg.Risk.ValueWeight
+	p := 1 + 99*v.risk*((1-w)+w*v.pct)
+	return int(min(max(math.Round(p), 1), 100))
+}
+
+// action maps the primary reason to the configured action; HIGH-tier
+// customers at early risk get LOYALTY_REWARD instead of an offer or a
+// re-engagement campaign.
+func (e *Engine) action(primary int, tier uint8, risk float64) event.Action {
+	a := e.p.actions[primary]
+	if tier == tierHigh && risk < e.p.cfg.Risk.LoyaltyMaxRisk &&
+		(a == event.ActionWinbackOffer || a == event.ActionReengagement) {
+		return event.ActionLoyaltyReward
+	}
+	return a
+}
+
+// recovered builds the RECOVERED trigger of c's open episode for an order
+// at t worth cents; prev is the order before it.
+func (e *Engine) recovered(c *Customer, t, cents, prev int64, now time.Time) event.Trigger {
+	v := e.view(c, c.lastChange)
+	r := int(c.openReason)
+	reason := event.Reasons[r]
+	ev := map[string]float64{
+		"days_to_return":        round4(float64(t-c.openAsOf) / float64(window.MsPerDay)),
+		"revenue":               float64(cents) / 100,
+		"days_since_last_order": 0,
+		"clv":                   round2(v.clv),
+		"orders_total":          float64(c.orders),
+	}
+	if prev != 0 {
+		ev["days_since_last_order"] = round4(float64(t-prev) / float64(window.MsPerDay))
+	}
+	c.lastKind, c.lastReason, c.lastEpisode, c.lastAsOf = 2, uint8(r), c.openEpisode, t
+	e.stats.Recovered++
+	return event.Trigger{
+		TriggerID:         TriggerID(c.id, event.TriggerRecovered, reason, c.openEpisode),
+		CustomerID:        c.id,
+		Kind:              event.TriggerRecovered,
+		Reasons:           []event.Reason{reason},
+		PrimaryReason:     reason,
+		RiskScore:         round4(v.risk),
+		ValueTier:         tierNames[c.tier],
+		Priority:          int32(e.priority(&v)),
+		RecommendedAction: e.p.cfg.Lifecycle.RecoveredAction,
+		Evidence:          ev,
+		OriginalTriggerID: TriggerID(c.id, event.TriggerWinback, reason, c.openEpisode),
+		AsOf:              t,
+		EmittedAt:         now.UnixMilli(),
+	}
+}
+
+// evidence names the numbers behind a trigger: the customer's value and
+// rhythm always, and each active reason's figures.
+func (e *Engine) evidence(c *Customer, v *view, reasons uint8) map[string]float64 {
+	m := map[string]float64{
+		"clv":              round2(v.clv),
+		"value_percentile": round4(v.pct),
+		"orders_total":     float64(c.orders),
+	}
+	if c.lastOrder != 0 {
+		m["days_since_last_order"] = round4(v.sinceDays)
+		m["usual_interval_days"] = round4(v.g.usualDays)
+		m["interval_spread_days"] = round4(v.g.spreadDays)
+		m["due_gap_days"] = round4(v.g.gapDays)
+		m["baseline_cohort"] = b2f(!v.g.personal)
+	}
+	if reasons&(bitLapse|bitSpend) != 0 {
+		m["orders_90d"] = float64(v.o.N90)
+		m["orders_prev_90d"] = float64(v.o.NPrev90)
+		m["spend_90d"] = float64(v.o.C90) / 100
+		m["spend_prev_90d"] = float64(v.o.CPrev90) / 100
+		if v.o.CPrev90 > 0 {
+			m["spend_change_pct"] = round2(100 * (float64(v.o.C90) - float64(v.o.CPrev90)) / float64(v.o.CPrev90))
+		}
+	}
+	if reasons&(bitEngagement|bitUnsub|bitBounce) != 0 {
+		m["delivered_30d"] = float64(v.m.Deliveries())
+		m["open_rate_30d"] = round4(v.openRate)
+		m["open_rate_baseline"] = round4(v.openBase)
+		m["click_rate_30d"] = round4(v.clickRate)
+		m["click_rate_baseline"] = round4(v.clickBase)
+		m["baseline_delivered"] = round2(v.base.Deliveries)
+		if reasons&bitEngagement != 0 {
+			m["open_p_value"] = round4(v.openP)
+			m["click_p_value"] = round4(v.clickP)
+		}
+		m["unsubscribed"] = b2f(c.flags&flagUnsubscribed != 0)
+		m["hard_bounced"] = b2f(c.flags&flagHardBounced != 0)
+	}
+	if reasons&(bitFriction|bitLowSat) != 0 {
+		m["open_tickets"] = float64(v.openTickets)
+		m["tickets_30d"] = float64(v.s.Opened30 + v.s.Reopened30)
+		m["reopened_90d"] = float64(v.s.Reopened90)
+		m["complaints_90d"] = float64(v.s.Complaint90)
+		m["sla_breached"] = float64(v.pastSLA)
+		m["last_csat"] = float64(v.csat)
+		m["last_nps"] = float64(v.nps)
+	}
+	return m
+}
+
+func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,152 @@
+package lapse
+
+import "math"
+
+// The task keeps two streaming sketches, each a fixed histogram over
+// log-spaced buckets, 16 per decade (each bucket about 15% wide):
+//
+//   - cohort: the personal usual interval (hours) of every customer with a
+//     personal rhythm; its median is the cohort interval used for customers
+//     without one.
+//   - value: the CLV of every customer with an order; a customer's value
+//     percentile is the share of customers below its bucket plus half of
+//     its own bucket, which sets the tier (HIGH at or above HighQuantile,
+//     LOW below LowQuantile).
+//
+// Each customer remembers its cell in both, so a change moves one count.
+// The sketches are not snapshotted: they are rebuilt from the customers when
+// a task is restored, so they always agree with them.
+const (
+	bucketsPerDecade = 16
+	cohortBuckets    = 96  // 1 h … 65535 h
+	valueBuckets     = 130 // 1 … 10^8 currency units
+)
+
+type sketch struct {
+	counts []uint32
+	total  uint32
+}
+
+func newSketch(n int) sketch { return sketch{counts: make([]uint32, n)} }
+
+func (s *sketch) move(from, to uint8) {
+	if from == to {
+		return
+	}
+	if from != 0 && s.counts[from] > 0 {
+		s.counts[from]--
+		s.total--
+	}
+	if to != 0 {
+		s.counts[to]++
+		s.total++
+	}
+}
+
+func logBucket(x float64, n int) uint8 {
+	if !(x >= 1) { // also NaN
+		return 1
+	}
+	b := 1 + int(math.Floor(bucketsPerDecade*math.Log10(x)))
+	return uint8(min(max(b, 1), n-1))
+}
+
+// bucketMid is the geometric middle of bucket b.
+func bucketMid(b int) float64 {
+	return math.Pow(10, (float64(b)-0.5)/bucketsPerDecade)
+}
+
+// resketch moves c's cells in the sketches to its current state.
+func (e *Engine) resketch(c *Customer) {
+	var ivb, clvb uint8
+	if c.iv.Len() >= e.p.cfg.Lapse.MinOrders-1 {
+		med, _ := c.iv.Stats()
+		ivb = logBucket(med, cohortBuckets)
+	}
+	if c.orders > 0 {
+		clvb = logBucket(e.clv(c), valueBuckets)
+	}
+	e.cohort.move(c.ivBucket, ivb)
+	e.value.move(c.clvBucket, clvb)
+	c.ivBucket, c.clvBucket = ivb, clvb
+}
+
+// unsketch removes c from the sketches.
+func (e *Engine) unsketch(c *Customer) {
+	e.cohort.move(c.ivBucket, 0)
+	e.value.move(c.clvBucket, 0)
+	c.ivBucket, c.clvBucket = 0, 0
+}
+
+// clv is average order value × orders per year × lifetime. Orders per year
+// come from the personal interval, or the configured default interval for
+// customers without one, so a customer's CLV depends only on its own
+// history.
+func (e *Engine) clv(c *Customer) float64 {
+	if c.orders == 0 || c.spend <= 0 {
+		return 0
+	}
+	v := &e.p.cfg.Value
+	aov := float64(c.spend) / 100 / float64(c.orders)
+	interval := v.DefaultIntervalDays
+	if c.iv.Len() >= e.p.cfg.Lapse.MinOrders-1 {
+		med, _ := c.iv.Stats()
+		interval = med / 24
+	}
+	return aov * 365 / max(interval, 1) * v.LifetimeYears
+}
+
+// percentile returns c's value percentile (0 without orders; 0.5 while the
+// task has fewer than MinCustomers buying customers).
+func (e *Engine) percentile(c *Customer) float64 {
+	b := int(c.clvBucket)
+	if b == 0 {
+		return 0
+	}
+	if int(e.value.total) < e.p.cfg.Value.MinCustomers {
+		return 0.5
+	}
+	var below uint64
+	for _, n := range e.value.counts[:b] {
+		below += uint64(n)
+	}
+	return (float64(below) + float64(e.value.counts[b])/2) / float64(e.value.total)
+}
+
+func (e *Engine) tierOf(c *Customer) uint8 {
+	if c.clvBucket == 0 {
+		return tierLow
+	}
+	p := e.percentile(c)
+	v := &e.p.cfg.Value
+	switch {
+	case p >= v.HighQuantile:
+		return tierHigh
+	case p < v.LowQuantile:
+		return tierLow
+	}
+	return tierMedium
+}
+
+// cohortHours is the task's median personal interval in hours, or the
+// configured default while fewer than CohortMinCustomers customers have
+// one.
+func (e *Engine) cohortHours() uint16 {
+	l := &e.p.cfg.Lapse
+	if int(e.cohort.total) < l.CohortMinCustomers {
+		return uint16(min(max(math.Round(l.CohortDefaultDays*24), 1), math.MaxUint16))
+	}
+	half := (e.cohort.total + 1) / 2
+	var cum uint32
+	for b, n := range e.cohort.counts {
+		cum += n
+		if cum >= half {
+			return uint16(min(max(math.Round(bucketMid(b)), 1), math.MaxUint16))
+		}
+	}
+	return uint16(math.Round(l.CohortDefaultDays * 24))
+}
+
+// CohortIntervalDays returns the interval (days) used for customers without
+// a personal rhythm.
+func (e *Engine) CohortIntervalDays() float64 { return float64(e.cohortHours()) / 24 }

@@ -1,0 +1,214 @@
+package lapse
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/window"
+)
+
+// settled is c's view as of its last change, with spend decline as last
+// judged (see evaluate).
+func (e *Engine) settled(c *Customer) view {
+	v := e.view(c, c.lastChange)
+	if (v.active()^c.active)&bitSpend != 0 && c.active&bitSpend == 0 {
+		v.sev[rSpend] = 0
+		e.rescore(&v)
+	}
+	return v
+}
+
+func reasonsOf(mask uint8) []event.Reason {
+	var out []event.Reason
+	for r := 0; r < nReasons; r++ {
+		if mask&(1<<r) != 0 {
+			out = append(out, event.Reasons[r])
+		}
+	}
+	return out
+}
+
+func nonNeg(n int32) uint32 { return uint32(max(n, 0)) }
+
+func (c *Customer) bounces90(day int32) uint32 {
+	var n uint32
+	for _, d := range c.bounceDay {
+		if d != 0 && day-(int32(d)-1) < 90 {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *Customer) lastTriggerID() string {
+	switch c.lastKind {
+	case 1:
+		return TriggerID(c.id, event.TriggerWinback, event.Reasons[c.lastReason], c.lastEpisode)
+	case 2:
+		return TriggerID(c.id, event.TriggerRecovered, event.Reasons[c.lastReason], c.lastEpisode)
+	}
+	return ""
+}
+
+// Aggregate returns c's figures as of its last change (AsOf), so the same
+// version always carries the same figures whatever the batch boundaries.
+func (c *Customer) Aggregate(e *Engine) event.Aggregate {
+	v := e.settled(c)
+	a := event.Aggregate{
+		CustomerID:   c.id,
+		Version:      c.version,
+		AsOf:         c.lastChange,
+		FirstOrderAt: c.firstOrder,
+		LastOrderAt:  c.lastOrder,
+		OrdersTotal:  c.orders,
+		SpendTotal:   float64(c.spend) / 100,
+
+		Orders7d: nonNeg(v.o.N7), Orders30d: nonNeg(v.o.N30), Orders90d: nonNeg(v.o.N90), OrdersPrev90d: nonNeg(v.o.NPrev90),
+		Spend7d: float64(v.o.C7) / 100, Spend30d: float64(v.o.C30) / 100, Spend90d: float64(v.o.C90) / 100, SpendPrev90d: float64(v.o.CPrev90) / 100,
+
+		BaselineSource: "cohort",
+
+		EmailsDelivered30d: uint32(v.m.Deliveries()),
+		EmailsOpened30d:    uint32(v.m.Opened),
+		EmailsClicked30d:   uint32(v.m.Clicked),
+		EmailsBounced90d:   c.bounces90(v.day),
+		OpenRate30d:        round4(v.openRate),
+		ClickRate30d:       round4(v.clickRate),
+		OpenRateBaseline:   round4(v.openBase),
+		ClickRateBaseline:  round4(v.clickBase),
+		Unsubscribed:       c.flags&flagUnsubscribed != 0,
+		HardBounced:        c.flags&flagHardBounced != 0,
+
+		TicketsOpened30d:   uint32(v.s.Opened30),
+		TicketsOpened90d:   uint32(v.s.Opened90),
+		TicketsReopened90d: uint32(v.s.Reopened90),
+		TicketsOpen:        uint32(v.openTickets),
+		Complaints90d:      uint32(v.s.Complaint90),
+		LastCSAT:           v.csat,
+		LastNPS:            v.nps,
+
+		ValueTier:     tierNames[c.tier],
+		CLV:           round2(v.clv),
+		RiskScore:     round4(v.risk),
+		ActiveReasons: reasonsOf(c.active),
+
+		LastTriggerID: c.lastTriggerID(),
+	}
+	if c.lastOrder != 0 {
+		a.UsualIntervalDays = round4(v.g.usualDays)
+		a.IntervalSpreadDays = round4(v.g.spreadDays)
+	}
+	if v.g.personal {
+		a.BaselineSource = "personal"
+	}
+	if c.lastKind != 0 {
+		a.LastTriggerReason = event.Reasons[c.lastReason]
+		a.LastTriggerAt = c.lastAsOf
+	}
+	return a
+}
+
+type signalJSON struct {
+	Reason   event.Reason `json:"reason"`
+	Severity float64      `json:"severity"`
+}
+
+type triggerRefJSON struct {
+	ID     string       `json:"trigger_id"`
+	Kind   string       `json:"kind"`
+	Reason event.Reason `json:"reason"`
+	AsOf   string       `json:"as_of"`
+}
+
+func isoMilli(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// MarshalJSON renders the customer for the live lookup API: windows,
+// baselines, signals, value, risk and the pending timer, as of its last
+// change. Like every Customer method it must not run concurrently with the
+// engine.
+func (c *Customer) MarshalJSON() ([]byte, error) {
+	e := c.eng
+	v := e.settled(c)
+	var due *string
+	if c.due != 0 {
+		s := isoMilli(c.due)
+		due = &s
+	}
+	out := struct {
+		ID      string          `json:"customer_id"`
+		Version uint64          `json:"version"`
+		AsOf    string          `json:"as_of"`
+		Orders  any             `json:"orders"`
+		Rhythm  any             `json:"rhythm"`
+		Email   any             `json:"email"`
+		Support any             `json:"support"`
+		Value   any             `json:"value"`
+		Risk    float64         `json:"risk_score"`
+		Signals []signalJSON    `json:"signals"`
+		Pending []event.Reason  `json:"held_by_cooldown,omitempty"`
+		Timer   *string         `json:"pending_timer"`
+		Last    *triggerRefJSON `json:"last_trigger,omitempty"`
+		Open    *triggerRefJSON `json:"open_episode,omitempty"`
+	}{
+		ID:      c.id,
+		Version: c.version,
+		AsOf:    isoMilli(c.lastChange),
+		Orders: map[string]any{
+			"first_order_at": isoMilli(c.firstOrder), "last_order_at": isoMilli(c.lastOrder),
+			"orders_total": c.orders, "spend_total": float64(c.spend) / 100,
+			"orders_7d": v.o.N7, "orders_30d": v.o.N30, "orders_90d": v.o.N90, "orders_prev_90d": v.o.NPrev90,
+			"spend_7d": float64(v.o.C7) / 100, "spend_30d": float64(v.o.C30) / 100,
+			"spend_90d": float64(v.o.C90) / 100, "spend_prev_90d": float64(v.o.CPrev90) / 100,
+			"order_days_kept": c.ordWin.Len(),
+		},
+		Rhythm: map[string]any{
+			"source":              map[bool]string{true: "personal", false: "cohort"}[v.g.personal],
+			"usual_interval_days": round4(v.g.usualDays), "interval_spread_days": round4(v.g.spreadDays),
+			"due_gap_days": round4(v.g.gapDays), "lapse_due_at": isoMilli(v.lapseDue),
+			"recent_interval_hours": c.iv.Hours(),
+		},
+		Email: map[string]any{
+			"sent_30d": v.m.Sent, "delivered_30d": v.m.Deliveries(), "opened_30d": v.m.Opened, "clicked_30d": v.m.Clicked,
+			"open_rate_30d": round4(v.openRate), "click_rate_30d": round4(v.clickRate),
+			"open_rate_baseline": round4(v.openBase), "click_rate_baseline": round4(v.clickBase),
+			"baseline_delivered": round2(v.base.Deliveries),
+			"unsubscribed":       c.flags&flagUnsubscribed != 0, "hard_bounced": c.flags&flagHardBounced != 0,
+			"bounced_90d": c.bounces90(v.day),
+		},
+		Support: map[string]any{
+			"opened_30d": v.s.Opened30, "opened_90d": v.s.Opened90, "resolved_90d": v.s.Resolved90,
+			"reopened_90d": v.s.Reopened90, "complaints_90d": v.s.Complaint90, "open_now": v.openTickets,
+			"past_sla": v.pastSLA, "last_csat": v.csat, "last_nps": v.nps,
+		},
+		Value:   map[string]any{"clv": round2(v.clv), "percentile": round4(v.pct), "tier": tierNames[c.tier]},
+		Risk:    round4(v.risk),
+		Signals: []signalJSON{},
+		Pending: reasonsOf(c.pending),
+		Timer:   due,
+	}
+	for r := 0; r < nReasons; r++ {
+		if c.active&(1<<r) != 0 {
+			out.Signals = append(out.Signals, signalJSON{event.Reasons[r], round4(v.sev[r])})
+		}
+	}
+	if c.lastKind != 0 {
+		kind := event.TriggerWinback
+		if c.lastKind == 2 {
+			kind = event.TriggerRecovered
+		}
+		out.Last = &triggerRefJSON{c.lastTriggerID(), string(kind), event.Reasons[c.lastReason], isoMilli(c.lastAsOf)}
+	}
+	if c.flags&flagOpen != 0 {
+		r := event.Reasons[c.openReason]
+		out.Open = &triggerRefJSON{TriggerID(c.id, event.TriggerWinback, r, c.openEpisode), string(event.TriggerWinback), r, isoMilli(c.openAsOf)}
+	}
+	return json.Marshal(out)
+}
+
+var _ = window.Day
