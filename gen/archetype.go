@@ -70,6 +70,16 @@ type Truth struct {
 	// ReturnAt is the event time (Unix ms) of a returner's first order
 	// after the silence; 0 if none.
 	ReturnAt int64
+	// Settled is the event time (Unix ms) from which a correct engine
+	// knows the customer's rhythm: their purchase_lapse.min_orders-th
+	// order, or the end of the data if they never place that many. Before
+	// it an engine can only judge a silence against the cohort's interval,
+	// so a PURCHASE_LAPSE (and the RECOVERED that closes it) before
+	// Settled is the cohort's call, not the customer's, and AllowsAt
+	// allows it. New customers are planted so that no silence of theirs
+	// reaches twice even a weekly cohort interval: their Settled is their
+	// first order. 0 for customers without orders.
+	Settled int64
 	// IntervalDays is the planted usual interval between orders, in days;
 	// 0 for archetypes without a rhythm.
 	IntervalDays float64
@@ -115,6 +125,16 @@ func (t *Truth) Allows(r event.Reason) bool {
 		}
 	}
 	return false
+}
+
+// AllowsAt reports whether a WINBACK trigger with reason r as of event
+// time at is acceptable for t: expected, allowed, or a PURCHASE_LAPSE
+// before the customer's rhythm is known (before Settled).
+func (t *Truth) AllowsAt(r event.Reason, at int64) bool {
+	if t.Allows(r) {
+		return true
+	}
+	return r == event.ReasonPurchaseLapse && at < t.Settled
 }
 
 // ExpectsRecovery reports whether t expects a RECOVERED trigger.

@@ -46,6 +46,7 @@ type plan struct {
 	interval   float64
 	jitter     float64 // grid jitter, a share of the interval (total width)
 	sigma      float64 // log-normal spread of order values
+	refund     float64 // largest share of an order refunded
 	firstOrder int64
 	pauseAt    int64 // no order at or after pauseAt …
 	resumeAt   int64 // … until resumeAt (returners); 0: never again
@@ -366,10 +367,11 @@ func (c *customer) expandOrder(t int64) {
 	orderID := fmt.Sprintf("ord-%s-%04d", c.id, c.nPlaced)
 	c.push(c.orderEvent(t, event.OrderPlaced, orderID, amount, items))
 	// A partial refund now and then: a returned item, days later. It
-	// never touches more than a third of the order, so it cannot make a
-	// steady customer's spend fall by the decline threshold.
+	// never touches more than p.refund of the order (a third, a sixth for
+	// monthly buyers), so it cannot make a steady customer's spend fall by
+	// the decline threshold.
 	if c.ro.Float64() < refundShare {
-		back := cents(amount * uniform(c.ro, 0.1, 0.35))
+		back := cents(amount * uniform(c.ro, 0.3, 1) * p.refund)
 		c.push(c.orderEvent(t+days(uniform(c.ro, 3, 14)), event.OrderRefunded, orderID, back, 1))
 	}
 }
@@ -477,7 +479,7 @@ func (c *customer) backgroundTicket(t int64) *ticketPlan {
 		at:           t,
 		category:     pick(c.rs, backgroundCategories, backgroundCatWeights),
 		priority:     pick(c.rs, []event.TicketPriority{event.PriorityLow, event.PriorityNormal}, []float64{0.3, 0.7}),
-		resolveAfter: uniform(c.rs, 0.2, 3),
+		resolveAfter: uniform(c.rs, 0.2, quickResolveDays),
 		csat:         event.NoScore,
 		nps:          event.NoScore,
 	}

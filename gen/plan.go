@@ -31,6 +31,7 @@ func (pl *planner) common(a Archetype) plan {
 		hour:      uniform(r, 8, 21),
 		jitter:    orderJitter,
 		sigma:     amountSigma,
+		refund:    maxRefund,
 		emailFrom: pl.start,
 		openP:     uniform(r, 0.40, 0.60),
 		clickP:    uniform(r, 0.15, 0.35),
@@ -45,10 +46,10 @@ var rhythms = []float64{7, 14, 30}
 // the first interval.
 func (pl *planner) rhythm(p *plan, base float64) {
 	p.interval = base * uniform(pl.r, 0.95, 1.05)
-	p.jitter, p.sigma = orderJitter, amountSigma
+	p.jitter, p.sigma, p.refund = orderJitter, amountSigma, maxRefund
 	if base >= 28 {
 		p.interval = uniform(pl.r, monthlyMin, monthlyMax)
-		p.jitter, p.sigma = monthlyJitter, monthlySigma
+		p.jitter, p.sigma, p.refund = monthlyJitter, monthlySigma, monthlyRefund
 	}
 	p.firstOrder = atHour(pl.start+days(uniform(pl.r, 0, p.interval)), p.hour)
 	if p.firstOrder < pl.start {
@@ -151,10 +152,11 @@ func (pl *planner) plan(idx int, a Archetype) (plan, Truth) {
 		p.openP = uniform(r, 0.45, 0.60)
 		p.disengageAt = E - days(disengageDays)
 		if ok && p.disengageAt > S {
-			// After the ramp the 30-day open rate is near 5%, a tenth
-			// of the baseline.
+			// 30 days after the ramp the 30-day open rate is near 5%, a
+			// tenth of the baseline, with at most one open in 8–9
+			// e-mails (binomial tail below 0.04 at a 45% baseline).
 			expect(event.TriggerWinback, event.ReasonEngagementDecline,
-				p.disengageAt, p.disengageAt+days(disengageRampDays+20))
+				p.disengageAt, p.disengageAt+days(disengageRampDays+30))
 		} else {
 			allow(event.ReasonEngagementDecline)
 		}
@@ -219,7 +221,7 @@ func (pl *planner) plan(idx int, a Archetype) (plan, Truth) {
 			at:           atHour(at, uniform(r, 7, 22)),
 			category:     pick(r, []string{"delivery", "product", "billing"}, []float64{0.4, 0.4, 0.2}),
 			priority:     pick(r, []event.TicketPriority{event.PriorityNormal, event.PriorityHigh}, []float64{0.6, 0.4}),
-			resolveAfter: uniform(r, 0.5, 4),
+			resolveAfter: uniform(r, 0.5, quickResolveDays),
 			csat:         event.NoScore,
 			nps:          event.NoScore,
 		}
@@ -236,14 +238,17 @@ func (pl *planner) plan(idx int, a Archetype) (plan, Truth) {
 		expect(event.TriggerWinback, event.ReasonLowSatisfaction, tp.at, tp.at+days(tp.resolveAfter)+days(1))
 
 	case SpendDecliner:
-		ok := pl.fitRhythm(&p, 0, 200, true)
-		p.dropAt = E - days(100)
+		ok := pl.fitRhythm(&p, 0, 2*90+declineDays, true)
+		p.dropAt = E - days(declineDays)
 		p.dropFactor = uniform(r, 0.12, 0.22)
 		if ok {
-			// 60 days after the drop the 90-day spend is at most about
-			// 1-(1-0.22)·60/90 ≈ 0.48 of the 90 days before; at 95 days
-			// at most about 0.25.
-			expect(event.TriggerWinback, event.ReasonSpendDecline, p.dropAt+days(60), p.dropAt+days(95))
+			// x days after the drop the 90-day spend is about
+			// 1 − (1 − f)·x/90 of the 90 days before (f the new share):
+			// under one half from about 56 days on (sooner when the
+			// amounts before happened to run high), about f from 90
+			// days on. Spend is judged at orders, at most 15 days apart,
+			// and the last order falls after 105 days.
+			expect(event.TriggerWinback, event.ReasonSpendDecline, p.dropAt, p.dropAt+days(90+15))
 		} else {
 			allow(event.ReasonSpendDecline)
 		}
@@ -262,13 +267,18 @@ func (pl *planner) plan(idx int, a Archetype) (plan, Truth) {
 		}
 
 	case NewCustomer:
-		p.interval = uniform(r, 7, 14)
-		p.firstOrder = atHour(E-days(uniform(r, 6, 40)), p.hour)
-		if p.firstOrder < S {
-			p.firstOrder = S + days(uniform(r, 0, 0.5))
+		// 1–3 orders 5–9 days apart, the last within 6 days of the end:
+		// no silence reaches twice even a weekly cohort interval.
+		t := atHour(E-days(uniform(r, 1, 6)), p.hour)
+		for n := 1 + r.IntN(3); n > 0 && t >= S; n-- {
+			p.times = append(p.times, t)
+			t = atHour(t-days(uniform(r, 5, 9)), p.hour+uniform(r, -2, 2))
 		}
-		p.maxOrders = 1 + r.IntN(3)
-		p.emailFrom = p.firstOrder
+		slices.Sort(p.times)
+		if len(p.times) == 0 {
+			p.times = []int64{S + days(uniform(r, 0, 0.5))}
+		}
+		p.emailFrom = p.times[0]
 
 	case OneTimeBuyer:
 		p.times = []int64{atHour(S+days(uniform(r, 0.05, 0.5)*pl.span), p.hour)}
@@ -282,6 +292,15 @@ func (pl *planner) plan(idx int, a Archetype) (plan, Truth) {
 	// Truth that needs the actual order times.
 	ts := pl.replay(idx, &p)
 	tr.Orders = len(ts)
+	switch {
+	case a == NewCustomer && len(ts) > 0:
+		// Planted safe against any cohort interval of a week or more.
+		tr.Settled = ts[0]
+	case len(ts) >= lapseMinOrders:
+		tr.Settled = ts[lapseMinOrders-1]
+	case len(ts) > 0:
+		tr.Settled = E
+	}
 	tr.IntervalDays = p.interval
 	switch a {
 	case Lapser:

@@ -133,7 +133,7 @@ func TestTruthConsistency(t *testing.T) {
 			}
 			checkQuietSupport(t, errorf, h)
 			checkSubscribed(errorf, h)
-			checkSteadySpend(errorf, h, start, end)
+			checkSteadySpend(errorf, h, start)
 			checkSteadyOpens(errorf, h, start, end)
 
 		case gen.Lapser:
@@ -257,16 +257,23 @@ func TestTruthConsistency(t *testing.T) {
 		case gen.SpendDecliner:
 			last := spend(h, end-90*day, end)
 			prev := spend(h, end-180*day, end-90*day)
-			if last > 0.35*prev {
+			if last > 0.4*prev {
 				errorf("spend %.0f in the last 90 days, %.0f in the 90 before", last, prev)
 			}
 			if g := maxGap(h.placed); float64(g) > 1.5*float64(I) {
 				errorf("gap of %.1f days, interval %.1f", float64(g)/float64(day), tr.IntervalDays)
 			}
+			// Judged at its last order, the decline is far below half.
+			if r := lastSpendRatio(h, start); r > 0.4 {
+				errorf("90-day spend %.2f of the 90 days before at the last order", r)
+			}
 
 		case gen.NewCustomer:
 			if len(h.placed) == 0 || len(h.placed) > 3 || h.placed[0].Time < end-45*day {
 				errorf("%d orders, first %.0f days before the end", len(h.placed), float64(end-h.placed[0].Time)/float64(day))
+			}
+			if last := h.placed[len(h.placed)-1].Time; end-last > 6*day {
+				errorf("last order %.1f days before the end", float64(end-last)/float64(day))
 			}
 			if len(h.email) > 0 && h.email[0].Time < h.placed[0].Time {
 				errorf("e-mailed before the first order")
@@ -330,15 +337,65 @@ func checkSubscribed(errorf func(string, ...any), h *history) {
 	}
 }
 
-// checkSteadySpend: the 90-day spend never falls near the decline
-// threshold against the 90 days before.
-func checkSteadySpend(errorf func(string, ...any), h *history, start, end int64) {
-	for t := start + 180*day; t <= end; t += day {
-		last, prev := spend(h, t-90*day, t), spend(h, t-180*day, t-90*day)
-		if last < 0.5*prev {
-			errorf("90-day spend %.0f against %.0f at day %d", last, prev, (t-start)/day)
-			return
+// spendRatioAt returns the ratio of 90-day net spend to the 90 days
+// before that an engine judging at order event i sees, with windows of
+// whole UTC days as pipeline/window keeps them; ok is false unless the
+// earlier window holds at least 3 orders and the later at least 2 (what
+// lapse.DefaultConfig requires to judge).
+func spendRatioAt(h *history, start int64, i int) (ratio float64, d int64, ok bool) {
+	dayOf := func(t int64) int64 { return (t - start) / day }
+	d = dayOf(h.orders[i].Time)
+	var c90, cPrev float64
+	var n90, nPrev int
+	for _, x := range h.orders[:i+1] {
+		xd := dayOf(x.Time)
+		v := x.Amount
+		if x.OrderType != event.OrderPlaced {
+			v = -v
 		}
+		placed := 0
+		if x.OrderType == event.OrderPlaced {
+			placed = 1
+		}
+		switch {
+		case xd > d-90 && xd <= d:
+			c90 += v
+			n90 += placed
+		case xd > d-180 && xd <= d-90:
+			cPrev += v
+			nPrev += placed
+		}
+	}
+	if nPrev < 3 || n90 < 2 || cPrev <= 0 {
+		return 0, d, false
+	}
+	return c90 / cPrev, d, true
+}
+
+// minSpendRatio returns the lowest spendRatioAt over all order events.
+func minSpendRatio(h *history, start int64) (ratio float64, at int64) {
+	ratio = math.Inf(1)
+	for i := range h.orders {
+		if r, d, ok := spendRatioAt(h, start, i); ok && r < ratio {
+			ratio, at = r, d
+		}
+	}
+	return ratio, at
+}
+
+// lastSpendRatio is spendRatioAt the last order event (+Inf if not judged).
+func lastSpendRatio(h *history, start int64) float64 {
+	if r, _, ok := spendRatioAt(h, start, len(h.orders)-1); ok {
+		return r
+	}
+	return math.Inf(1)
+}
+
+// checkSteadySpend: the 90-day spend stays at least 10% above the decline
+// threshold (half the 90 days before).
+func checkSteadySpend(errorf func(string, ...any), h *history, start int64) {
+	if r, d := minSpendRatio(h, start); r < 0.55 {
+		errorf("90-day spend %.2f of the 90 days before at day %d", r, d)
 	}
 }
 
