@@ -41,6 +41,9 @@ type contenderSpec struct {
 	Days      int    `json:"days,omitempty"`
 	Seed      int64  `json:"seed,omitempty"`
 	Profile   string `json:"profile,omitempty"`
+	// StateTopic, if set, receives a snapshot of every customer (restore
+	// measurement at this size).
+	StateTopic string `json:"state_topic,omitempty"`
 }
 
 // contenderResult is the last line a contender child prints.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -8,7 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"sync"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/winback/winback/gen"
 	"github.com/winback/winback/pipeline/event"
@@ -35,9 +39,63 @@ func (e engineHeap) summary() string {
 
 // runEngine is "bench contender" for the engine measurement: a process of
 // its own, so that nothing else lives on its heap.
-func runEngine(ctx context.Context, spec contenderSpec, _ *slog.Logger) (contenderResult, error) {
-	e, err := measureEngine(ctx, spec.Customers, spec.Days, spec.Seed, spec.Profile)
-	return contenderResult{Records: e.Events, Customers: e.Customers, Engine: &e}, err
+// With spec.StateTopic set, it then writes every customer's snapshot to
+// that changelog topic (partitioned as winback partitions its tasks), for
+// the restore measurement at this many customers.
+func runEngine(ctx context.Context, spec contenderSpec, log *slog.Logger) (contenderResult, error) {
+	e, eng, g, err := measureEngine(ctx, spec.Customers, spec.Days, spec.Seed, spec.Profile)
+	res := contenderResult{Records: e.Events, Customers: e.Customers, Engine: &e}
+	if err != nil || spec.StateTopic == "" {
+		return res, err
+	}
+	began := time.Now()
+	n, err := writeChangelog(ctx, spec, eng, g)
+	log.Info("changelog written", "topic", spec.StateTopic, "snapshots", n, "took", time.Since(began).Round(time.Millisecond))
+	return res, err
+}
+
+// writeChangelog produces a snapshot of every customer of eng, keyed by
+// customer id, to the partition of spec.StateTopic that is the customer's
+// task (murmur2 of the key, as the inputs are partitioned), plus each
+// partition's meta record.
+func writeChangelog(ctx context.Context, spec contenderSpec, eng *lapse.Engine, g *gen.Generator) (int, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(spec.Brokers), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.MaxBufferedRecords(100_000))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			mu.Lock()
+			firstErr = cmp.Or(firstErr, err)
+			mu.Unlock()
+		}
+	}
+	n := 0
+	for _, t := range g.Truth() {
+		c := eng.Customer(t.CustomerID)
+		if c == nil {
+			continue
+		}
+		p := int32(murmur2([]byte(t.CustomerID))&0x7fffffff) % int32(spec.Partitions)
+		cl.Produce(ctx, &kgo.Record{Topic: spec.StateTopic, Partition: p, Key: []byte(t.CustomerID), Value: eng.AppendSnapshot(nil, c)}, promise)
+		n++
+	}
+	meta := eng.AppendMeta(nil)
+	for p := range int32(spec.Partitions) {
+		cl.Produce(ctx, &kgo.Record{Topic: spec.StateTopic, Partition: p, Key: []byte("\x00meta"), Value: meta}, promise)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return n, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return n, firstErr
 }
 
 var sourceOf = [...]int{event.KindOrder: lapse.SourceOrders, event.KindEmail: lapse.SourceEmail, event.KindSupport: lapse.SourceSupport}
@@ -47,11 +105,11 @@ var sourceOf = [...]int{event.KindOrder: lapse.SourceOrders, event.KindEmail: la
 // heap the engine keeps: runtime.GC and HeapAlloc before and after, with
 // the generator's own plan already allocated in the "before". If
 // profilePath is set, Apply runs under the CPU profiler.
-func measureEngine(ctx context.Context, customers, days int, seed int64, profilePath string) (engineHeap, error) {
+func measureEngine(ctx context.Context, customers, days int, seed int64, profilePath string) (engineHeap, *lapse.Engine, *gen.Generator, error) {
 	res := engineHeap{Days: days}
 	g, err := gen.New(gen.Config{Customers: customers, Days: days, Seed: seed})
 	if err != nil {
-		return res, err
+		return res, nil, nil, err
 	}
 	var ms runtime.MemStats
 	runtime.GC()
@@ -60,15 +118,15 @@ func measureEngine(ctx context.Context, customers, days int, seed int64, profile
 
 	if profilePath != "" {
 		if err := os.MkdirAll(filepath.Dir(profilePath), 0o755); err != nil {
-			return res, err
+			return res, nil, nil, err
 		}
 		f, err := os.Create(profilePath)
 		if err != nil {
-			return res, err
+			return res, nil, nil, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return res, err
+			return res, nil, nil, err
 		}
 		res.Profile = profilePath
 	}
@@ -86,6 +144,10 @@ func measureEngine(ctx context.Context, customers, days int, seed int64, profile
 		for i := range buf {
 			trig, _, _ = eng.Apply(trig[:0], sourceOf[buf[i].Kind], &buf[i].Event, t0)
 		}
+		// As the runner does after each batch: take the changed
+		// customers (it writes their snapshots), so the dirty list does
+		// not grow with the whole population.
+		eng.TakeDirty(func(*lapse.Customer) {})
 		applying += time.Since(t0)
 		res.Events += int64(len(buf))
 		buf = buf[:0]
@@ -106,7 +168,7 @@ func measureEngine(ctx context.Context, customers, days int, seed int64, profile
 		pprof.StopCPUProfile()
 	}
 	if err != nil {
-		return res, err
+		return res, nil, nil, err
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
@@ -121,5 +183,5 @@ func measureEngine(ctx context.Context, customers, days int, seed int64, profile
 	if applying > 0 {
 		res.EventsPerS = float64(res.Events) / applying.Seconds()
 	}
-	return res, nil
+	return res, eng, g, nil
 }

@@ -65,6 +65,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	profiles := fs.String("profiles", "", "directory for CPU profiles (default: profiles/ next to -out)")
 	probes := fs.Int("latency-probes", 200, "live events sent to winback to measure trigger latency (0: skip)")
 	probeRate := fs.Float64("latency-rate", 50, "live events per second in the latency probe")
+	restoreLarge := fs.Bool("restore-large", true, "with winback: write the largest engine measurement's customers to a changelog and time a winback restore of them")
 	keep := fs.Bool("keep", false, "keep the scratch directory (broker data, logs)")
 	timeout := fs.Duration("timeout", 15*time.Minute, "longest time one contender may take")
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +110,14 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	if want("winback") {
 		topics = append(topics, wbJSON.Triggers, wbJSON.DLQ)
 		compacted = append(compacted, wbJSON.State)
+	}
+	// A synthetic changelog of the largest engine measurement's customers,
+	// behind empty input topics, for a restore at that size.
+	wbRestore := outputTopics("restore")
+	wbRestore.In = gen.Topics{Orders: "orders-restore", Email: "email-events-restore", Support: "support-events-restore"}
+	if *restoreLarge && want("winback") {
+		topics = append(topics, wbRestore.In.Orders, wbRestore.In.Email, wbRestore.In.Support, wbRestore.Triggers, wbRestore.DLQ)
+		compacted = append(compacted, wbRestore.State)
 	}
 
 	// Build winback first: a broken build fails fast.
@@ -191,11 +200,11 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 			run.line.What = descriptions[name]
 			rep.Lines = append(rep.Lines, run.line)
 			if name == "winback" {
-				r, err := o.measureRestore(ctx, name, t)
+				r, err := o.measureRestore(ctx, name, "after the end-to-end run", t)
 				if err != nil {
 					fail(name+" restore", err)
 				} else {
-					rep.Restore = r
+					rep.Restores = append(rep.Restores, *r)
 				}
 			}
 		default:
@@ -231,6 +240,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 		l := &rep.Lines[i]
 		if l.Error == "" && l.Wall > 0 && l.CPU > 0 {
 			l.PerSecond, l.PerCore = float64(l.Events)/l.Wall, float64(l.Events)/l.CPU
+			l.PerCoreAll = float64(l.Events) / (l.CPU + l.BrokerCPU + l.ServerCPU)
 		}
 	}
 	ratios(rep.Lines)
@@ -241,18 +251,29 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	for i, n := range sizes {
-		prof := ""
+		spec := contenderSpec{Name: "engine", Customers: n, Days: *engineDays, Seed: *seed, Brokers: b.Kafka, Partitions: *partitions}
 		if i == 0 {
-			prof = filepath.Join(*profiles, "engine.cpu.pprof")
+			spec.Profile = filepath.Join(*profiles, "engine.cpu.pprof")
+		}
+		large := i == len(sizes)-1 && *restoreLarge && want("winback") && o.winbackBin != ""
+		if large {
+			spec.StateTopic = wbRestore.State
 		}
 		log.Info("measuring the engine", "customers", n, "days", *engineDays)
-		res, _, err := runContenderChild(ctx, contenderSpec{Name: "engine", Customers: n, Days: *engineDays, Seed: *seed, Profile: prof})
+		res, _, err := runContenderChild(ctx, spec)
 		if err != nil {
 			rep.Failures = append(rep.Failures, fmt.Sprintf("engine heap at %d customers: %v", n, err))
 			continue
 		}
-		e := *res.Engine
-		rep.Engine = append(rep.Engine, e)
+		rep.Engine = append(rep.Engine, *res.Engine)
+		if large {
+			r, err := o.measureRestore(ctx, "restore-synthetic", fmt.Sprintf("synthetic changelog of %d customers (%d days of history each)", res.Customers, *engineDays), wbRestore)
+			if err != nil {
+				rep.Failures = append(rep.Failures, fmt.Sprintf("restore of %d customers: %v", n, err))
+				continue
+			}
+			rep.Restores = append(rep.Restores, *r)
+		}
 	}
 
 	rep.Notes = append(rep.Notes,

@@ -246,6 +246,7 @@ func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winback
 // restoreResult is the time a fresh winback instance takes to restore the
 // state of every customer from the changelog.
 type restoreResult struct {
+	Label            string  `json:"label"`
 	Customers        int     `json:"customers"`         // summed over the "partition restored" log lines
 	ChangelogRecords int     `json:"changelog_records"` // read from the (compacted) changelog
 	ReadySeconds     float64 `json:"ready_s"`           // process start to /readyz 200
@@ -256,15 +257,15 @@ type restoreResult struct {
 }
 
 func (r *restoreResult) summary() string {
-	return fmt.Sprintf("%d customers (%d changelog records%s) restored in %.2f s from process start to /readyz 200 (slowest partition %.2f s, %.2f CPU s, peak RSS %s)",
-		r.Customers, r.ChangelogRecords, map[bool]string{true: ", compacted first", false: ""}[r.Compacted],
+	return fmt.Sprintf("%s: %d customers (%d changelog records%s) restored in %.2f s from process start to /readyz 200 (slowest partition %.2f s, %.2f CPU s, peak RSS %s)",
+		r.Label, r.Customers, r.ChangelogRecords, map[bool]string{true: ", compacted first", false: ""}[r.Compacted],
 		r.ReadySeconds, r.MaxPartitionS, r.CPUSeconds, mib(r.PeakRSS))
 }
 
 // measureRestore starts a second instance in the group of a finished run
 // and times it from start to /readyz 200.
-func (o *orchestrator) measureRestore(ctx context.Context, name string, t winbackTopics) (*restoreResult, error) {
-	res := &restoreResult{}
+func (o *orchestrator) measureRestore(ctx context.Context, name, label string, t winbackTopics) (*restoreResult, error) {
+	res := &restoreResult{Label: label}
 	if err := o.broker.Compact(); err != nil {
 		o.log.Warn("compaction failed; restoring from the whole changelog", "err", err)
 	} else {
