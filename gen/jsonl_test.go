@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/winback/winback/gen"
 	"github.com/winback/winback/pipeline/event"
@@ -138,4 +139,53 @@ func ExampleGenerator_WriteJSONL() {
 	// {"topic":"email-events","event_id":"e-c000001-1","customer_id":"c000001","event_time":1767354755579,"type":"SENT","campaign_id":"cmp-0001"}
 	// {"topic":"email-events","event_id":"e-c000001-3","customer_id":"c000001","event_time":1767639970420,"type":"SENT","campaign_id":"cmp-0002"}
 	// {"topic":"orders","event_id":"o-c000001-1","customer_id":"c000001","event_time":1767687155395,"type":"PLACED","order_id":"ord-c000001-0001","amount":21.15,"currency":"GBP","items":1}
+}
+
+// FuzzReadJSONL: any input either routes or fails with a *JSONLError (or a
+// scanner error), never panics; a line written by AppendJSONL routes to its
+// kind and customer.
+func FuzzReadJSONL(f *testing.F) {
+	f.Add([]byte(`{"topic":"orders","event_id":"o-1","customer_id":"c1","event_time":1,"type":"PLACED","order_id":"x","amount":1,"currency":"EUR","items":1}`))
+	f.Add([]byte("{\"topic\":\"email-events\",\"customer_id\":\"c\\\"2\"}\n\n{\"topic\":\"support-events\"}"))
+	f.Add([]byte(`{"topic":"`))
+	f.Add([]byte{0, 1, 2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		err := gen.ReadJSONL(bytes.NewReader(data), gen.DefaultTopics(), func(k event.Kind, key, value []byte) error {
+			if k < event.KindOrder || k > event.KindSupport || len(value) == 0 {
+				t.Fatalf("routed kind %v, value %q", k, value)
+			}
+			return nil
+		})
+		var je *gen.JSONLError
+		if err != nil && !errors.As(err, &je) && !strings.Contains(err.Error(), "reading JSON lines") {
+			t.Fatalf("unexpected error type %T: %v", err, err)
+		}
+		// A customer id made of the input round-trips when it needs no
+		// escaping.
+		id := string(data)
+		if strings.ContainsAny(id, "\"\\\n\r") || !utf8.ValidString(id) || hasControl(id) {
+			return
+		}
+		line := gen.AppendJSONL(nil, "support-events", &event.Event{Kind: event.KindSupport, CustomerID: id, CSAT: event.NoScore, NPS: event.NoScore})
+		var gotKey string
+		var gotKind event.Kind
+		if err := gen.ReadJSONL(bytes.NewReader(line), gen.DefaultTopics(), func(k event.Kind, key, _ []byte) error {
+			gotKind, gotKey = k, string(key)
+			return nil
+		}); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if gotKind != event.KindSupport || gotKey != id {
+			t.Fatalf("line %q routed to %v key %q", line, gotKind, gotKey)
+		}
+	})
+}
+
+func hasControl(s string) bool {
+	for _, c := range s {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
