@@ -13,7 +13,8 @@ const (
 	flagUnsubscribed uint8 = 1 << iota
 	flagHardBounced
 	flagDirty
-	flagOpen // an episode in recover_on is open (see openReason)
+	flagOpen      // an episode in recover_on is open (see openReason)
+	flagLapseDone // the silence since lastOrder was handled (fired)
 )
 
 // Customer is one customer's state in a task. Its methods read it; only the
@@ -21,48 +22,59 @@ const (
 // life.
 type Customer struct {
 	eng        *Engine
-	id         string
-	version    uint64
 	lastChange int64 // event time of the latest change (Unix ms)
-	due        int64 // armed timer, 0 = none
+	lastOrder  int64
+	spend      int64 // lifetime net spend, cents
 
-	// Orders.
-	firstOrder, lastOrder int64
-	lapseDone             int64 // lastOrder whose silence was already handled
-	spend                 int64 // lifetime net spend, cents
-	orders                uint32
-	slot                  uint32
-	ordWin                window.Orders
-	iv                    window.Intervals
-	ivBucket, clvBucket   uint8 // this customer's cell in the task sketches
-	tier                  uint8 // tierLow… as of the last change
-	flags                 uint8
-	cohortH               uint16 // cohort interval (hours) as of the last change
+	// The episodes of the last trigger and of the open one (a trigger with
+	// a reason in recover_on that no order has closed yet).
+	lastEpisode, openEpisode int64
 
-	// E-mail.
+	campaigns uint64 // 4 × 16-bit hashes of recently opened/clicked campaigns
+	ordWin    window.Orders
+	sup       *window.Support // nil until the first ticket event
 	mail      window.Emails
-	campaigns uint64    // 4 × 16-bit hashes of recently opened/clicked campaigns
-	unsubDay  uint16    // day of the unsubscribe
-	bounceDay [2]uint16 // days+1 of the last two bounces, newest first
-
-	sup *window.Support // nil until the first ticket event
 
 	// Duplicate detection: hashes of the last event ids.
-	seen    [dedupSlots]uint32
-	seenPos uint8
+	seen [dedupSlots]uint32
 
-	// Trigger lifecycle.
-	active, pending uint8            // reason masks as of the last evaluation
-	firedDay        [nReasons]uint16 // day+1 of the reason's last trigger; 0 = never
-	firedPrio       [nReasons]uint8  // its priority
-	lastKind        uint8            // 0 none, 1 WINBACK, 2 RECOVERED
-	lastReason      uint8            // reason index of the last trigger
-	openReason      uint8            // primary reason of the open episode
-	lastEpisode     int64            // episode of the last trigger
-	lastAsOf        int64            // its AsOf
-	openEpisode     int64            // episode of the open trigger
-	openAsOf        int64            // its AsOf
+	version uint32
+	orders  uint32 // lifetime net orders
+	slot    uint32
+	idRef   uint32 // see idStore
+	// Unix seconds (ClickHouse keeps these to the second anyway).
+	firstOrder uint32 // 0 = none
+	lastAsOf   uint32 // AsOf of the last trigger
+	openAsOf   uint32 // AsOf of the open trigger
+
+	iv        window.Intervals
+	firedDay  [nReasons]uint16 // day+1 of the reason's last trigger; 0 = never
+	bounceDay [2]uint16        // days+1 of the last two bounces, newest first
+	unsubDay  uint16           // day of the unsubscribe
+	cohortH   uint16           // cohort interval (hours) as of the last change
+	firedPrio [nReasons]uint8  // the priority of that trigger
+
+	idLen               uint8
+	seenPos             uint8
+	active, pending     uint8 // reason masks as of the last evaluation
+	lastKind            uint8 // 0 none, 1 WINBACK, 2 RECOVERED
+	lastReason          uint8 // reason index of the last trigger
+	openReason          uint8 // primary reason of the open episode
+	ivBucket, clvBucket uint8 // this customer's cell in the task sketches
+	tier                uint8 // tierLow… as of the last change
+	flags               uint8
 }
+
+// seconds converts Unix ms to the Unix seconds the customer stores
+// (clamped to [1, 2^32-1] for times after 1970, 0 before).
+func seconds(ms int64) uint32 {
+	if ms < 1000 {
+		return 0
+	}
+	return uint32(min(ms/1000, 1<<32-1))
+}
+
+func millis(s uint32) int64 { return int64(s) * 1000 }
 
 const (
 	tierUnknown uint8 = iota
@@ -74,15 +86,15 @@ const (
 var tierNames = [...]event.Tier{tierUnknown: event.TierLow, tierLow: event.TierLow, tierMedium: event.TierMedium, tierHigh: event.TierHigh}
 
 // ID returns the customer id.
-func (c *Customer) ID() string { return c.id }
+func (c *Customer) ID() string { return c.eng.ids.get(c.idRef, c.idLen) }
 
 // Version grows by one with every change of the customer's state (an event
 // applied, a timer fired); the same input gives the same versions.
-func (c *Customer) Version() uint64 { return c.version }
+func (c *Customer) Version() uint64 { return uint64(c.version) }
 
 // Due returns the customer's pending timer (Unix ms) and whether there is
 // one.
-func (c *Customer) Due() (int64, bool) { return c.due, c.due != 0 }
+func (c *Customer) Due() (int64, bool) { return c.eng.timers.Due(c.slot) }
 
 // seenBefore reports whether h is among the remembered event ids.
 func (c *Customer) seenBefore(h uint32) bool {

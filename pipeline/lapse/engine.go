@@ -29,6 +29,7 @@ type Engine struct {
 	start  time.Time
 	timers window.Timers
 	ix     index
+	ids    idStore
 	chunks [][]Customer
 	n      uint32
 	dirty  []uint32
@@ -36,6 +37,11 @@ type Engine struct {
 	value  sketch // CLV
 	stats  counters
 	fire   []dueItem // scratch for advanceTo
+	decay  *window.Decay
+	ivMemo struct {
+		iv       window.Intervals
+		med, mad float64
+	}
 	// restartIdle restarts the sources' idle clocks at the next Apply or
 	// Advance: the tracker "starts" when the task starts processing, not
 	// when it was created or restored.
@@ -64,6 +70,7 @@ func NewEngine(cfg Config, sources int, start time.Time) *Engine {
 		start:  start,
 		cohort: newSketch(cohortBuckets),
 		value:  newSketch(valueBuckets),
+		decay:  window.NewDecay(cfg.Engagement.BaselineHalfLifeDays),
 	}
 	e.ix.init()
 	e.stats.triggers = make([]uint64, nReasons)
@@ -106,8 +113,9 @@ func (e *Engine) customer(id string) *Customer {
 	}
 	e.n++
 	c := e.at(slot)
-	*c = Customer{eng: e, id: strings.Clone(id), slot: slot}
-	e.ix.insert(e, c.id, slot)
+	*c = Customer{eng: e, slot: slot}
+	c.idRef, c.idLen = e.ids.add(id)
+	e.ix.insert(e, id, slot)
 	return c
 }
 
@@ -190,9 +198,7 @@ func (e *Engine) advanceTo(dst []event.Trigger, now time.Time) []event.Trigger {
 			if !ok {
 				break
 			}
-			c := e.at(slot)
-			c.due = 0
-			e.fire = append(e.fire, dueItem{c, due})
+			e.fire = append(e.fire, dueItem{e.at(slot), due})
 		}
 		if len(e.fire) == 0 {
 			return dst
@@ -206,7 +212,7 @@ func (e *Engine) advanceTo(dst []event.Trigger, now time.Time) []event.Trigger {
 				}
 				return 1
 			}
-			return strings.Compare(a.c.id, b.c.id)
+			return strings.Compare(a.c.ID(), b.c.ID())
 		})
 		for _, it := range e.fire {
 			e.stats.TimersFired++
@@ -266,8 +272,8 @@ func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, n
 	if ev.OrderType != event.OrderPlaced {
 		return dst
 	}
-	if c.firstOrder == 0 || t < c.firstOrder {
-		c.firstOrder = t
+	if c.firstOrder == 0 || seconds(t) < c.firstOrder {
+		c.firstOrder = max(seconds(t), 1)
 	}
 	prev := c.lastOrder
 	if t > prev {
@@ -275,8 +281,9 @@ func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, n
 			c.iv.Push(t - prev)
 		}
 		c.lastOrder = t
+		c.flags &^= flagLapseDone // a new silence starts
 	}
-	if c.flags&flagOpen != 0 && t >= c.openAsOf {
+	if c.flags&flagOpen != 0 && seconds(t) >= c.openAsOf {
 		e.refresh(c)
 		dst = append(dst, e.recovered(c, t, cents, prev, now))
 		c.flags &^= flagOpen
@@ -299,7 +306,7 @@ func campaignKey(campaign string, click bool) uint16 {
 
 func (e *Engine) applyEmail(c *Customer, ev *event.Event) uint8 {
 	day := window.Day(ev.Time)
-	hl := e.p.halfLife
+	hl := e.decay
 	switch ev.EmailType {
 	case event.EmailSent:
 		c.mail.Add(day, window.EmailSent, hl)
@@ -429,7 +436,7 @@ func (e *Engine) rearm(c *Customer) {
 			due = t
 		}
 	}
-	if c.lastOrder != 0 && c.lastOrder != c.lapseDone && c.pending&bitLapse == 0 {
+	if c.lastOrder != 0 && c.flags&flagLapseDone == 0 && c.pending&bitLapse == 0 {
 		g := e.gap(c)
 		pick(c.lastOrder + g.ms)
 	}
@@ -439,19 +446,25 @@ func (e *Engine) rearm(c *Customer) {
 		}
 	}
 	for r := 0; r < nReasons; r++ {
-		if c.pending&(1<<r) != 0 {
+		if c.pending&deferBits&(1<<r) != 0 {
 			pick(e.cooldownEnd(c, r))
 		}
 	}
-	if due == c.due {
-		return
-	}
-	c.due = due
 	if due == 0 {
 		e.timers.Remove(c.slot)
-	} else {
+	} else if old, ok := e.timers.Due(c.slot); !ok || old != due {
 		e.timers.Set(c.slot, due)
 	}
+}
+
+// ivStats returns the median and MAD (hours) of c's intervals, memoised:
+// one event asks for them several times.
+func (e *Engine) ivStats(c *Customer) (med, mad float64) {
+	if e.ivMemo.iv != c.iv {
+		e.ivMemo.iv = c.iv
+		e.ivMemo.med, e.ivMemo.mad = c.iv.Stats()
+	}
+	return e.ivMemo.med, e.ivMemo.mad
 }
 
 // cooldownEnd returns when reason r's cooldown for c ends (start of day).

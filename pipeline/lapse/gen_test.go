@@ -27,6 +27,11 @@ var genStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // refunds and cancellations. dupShare of the events are repeated with the
 // same event id.
 func genStream(seed uint64, n, days int, dupShare float64) []srcEvent {
+	return genStreamFrom(seed, 0, n, days, dupShare)
+}
+
+// genStreamFrom is genStream for customers first … first+n-1.
+func genStreamFrom(seed uint64, first, n, days int, dupShare float64) []srcEvent {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var out []srcEvent
 	end := genStart.Add(time.Duration(days) * 24 * time.Hour)
@@ -40,7 +45,7 @@ func genStream(seed uint64, n, days int, dupShare float64) []srcEvent {
 		}
 		out = append(out, srcEvent{src, ev})
 	}
-	for i := range n {
+	for i := first; i < first+n; i++ {
 		id := fmt.Sprintf("c%06d", i)
 		interval := []float64{7, 7, 14, 30, 30, 45}[r.IntN(6)]
 		amount := 20 + r.Float64()*120
@@ -118,9 +123,16 @@ func genStream(seed uint64, n, days int, dupShare float64) []srcEvent {
 			}
 		}
 		// Support tickets.
-		nt := r.IntN(4)
-		if r.IntN(10) == 0 {
-			nt += 3
+		// Most customers open no ticket in half a year; a few have a run
+		// of them.
+		nt := 0
+		switch x := r.IntN(20); {
+		case x < 5:
+			nt = 1
+		case x < 7:
+			nt = 2
+		case x == 7:
+			nt = 4
 		}
 		for k := range nt {
 			ot := genStart.Add(time.Duration(r.Float64()*float64(days)) * 24 * time.Hour)
@@ -153,15 +165,26 @@ func genStream(seed uint64, n, days int, dupShare float64) []srcEvent {
 			}
 		}
 	}
-	slices.SortStableFunc(out, func(a, b srcEvent) int {
+	// Sort by time (stable) through an index: the events are big.
+	idx := make([]int32, len(out))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		ta, tb := out[a].ev.Time, out[b].ev.Time
 		switch {
-		case a.ev.Time < b.ev.Time:
+		case ta < tb:
 			return -1
-		case a.ev.Time > b.ev.Time:
+		case ta > tb:
 			return 1
 		}
-		return 0
+		return int(a - b)
 	})
+	sorted := make([]srcEvent, len(out))
+	for i, j := range idx {
+		sorted[i] = out[j]
+	}
+	out = sorted
 	if dupShare > 0 {
 		var withDups []srcEvent
 		for _, e := range out {

@@ -29,7 +29,7 @@ func (ix *index) find(e *Engine, id string) (uint32, bool) {
 		}
 		if uint32(v) == h {
 			slot := uint32(v>>32) - 1
-			if e.at(slot).id == id {
+			if e.at(slot).ID() == id {
 				return slot, true
 			}
 		}

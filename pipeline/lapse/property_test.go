@@ -39,8 +39,8 @@ func collect(e *Engine, trigs []event.Trigger) runResult {
 	res := runResult{triggers: trigs, snaps: map[string][]byte{}, aggs: map[string]event.Aggregate{}}
 	for slot := uint32(0); slot < e.n; slot++ {
 		c := e.at(slot)
-		res.snaps[c.id] = e.AppendSnapshot(nil, c)
-		res.aggs[c.id] = c.Aggregate(e)
+		res.snaps[c.ID()] = e.AppendSnapshot(nil, c)
+		res.aggs[c.ID()] = c.Aggregate(e)
 	}
 	return res
 }
@@ -183,14 +183,14 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	for slot := uint32(0); slot < e.n; slot++ {
 		c := e.at(slot)
 		a := e.AppendSnapshot(nil, c)
-		if err := f.RestoreCustomer(c.id, a); err != nil {
+		if err := f.RestoreCustomer(c.ID(), a); err != nil {
 			t.Fatal(err)
 		}
-		if b := f.AppendSnapshot(nil, f.Customer(c.id)); !bytes.Equal(a, b) {
-			t.Fatalf("snapshot of %s changed by a round trip", c.id)
+		if b := f.AppendSnapshot(nil, f.Customer(c.ID())); !bytes.Equal(a, b) {
+			t.Fatalf("snapshot of %s changed by a round trip", c.ID())
 		}
-		if !reflect.DeepEqual(c.Aggregate(e), f.Customer(c.id).Aggregate(f)) {
-			t.Fatalf("aggregate of %s changed by a round trip", c.id)
+		if !reflect.DeepEqual(c.Aggregate(e), f.Customer(c.ID()).Aggregate(f)) {
+			t.Fatalf("aggregate of %s changed by a round trip", c.ID())
 		}
 	}
 	if e.PendingTimers() != f.PendingTimers() || e.cohort.total != f.cohort.total || !slices.Equal(e.value.counts, f.value.counts) {
@@ -198,7 +198,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	// Restoring a customer again (an uncompacted changelog) replaces it.
 	c := e.at(0)
-	if err := f.RestoreCustomer(c.id, e.AppendSnapshot(nil, c)); err != nil {
+	if err := f.RestoreCustomer(c.ID(), e.AppendSnapshot(nil, c)); err != nil {
 		t.Fatal(err)
 	}
 	if f.Len() != e.Len() || e.cohort.total != f.cohort.total || e.value.total != f.value.total {

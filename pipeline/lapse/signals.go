@@ -26,7 +26,7 @@ func (e *Engine) gap(c *Customer) gapInfo {
 	l := &e.p.cfg.Lapse
 	var g gapInfo
 	if c.iv.Len() >= l.MinOrders-1 {
-		med, mad := c.iv.Stats()
+		med, mad := e.ivStats(c)
 		g.personal = true
 		g.usualDays = med / 24
 		g.spreadDays = 1.4826 * mad / 24
@@ -108,7 +108,7 @@ func (e *Engine) view(c *Customer, T int64) view {
 
 	// E-mail.
 	v.m = c.mail.Window(v.day)
-	v.base = c.mail.Baseline(v.day, e.p.halfLife)
+	v.base = c.mail.Baseline(v.day, e.decay)
 	n := v.m.Deliveries()
 	if n > 0 {
 		v.openRate = min(float64(v.m.Opened)/float64(n), 1)

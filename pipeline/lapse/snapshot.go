@@ -44,9 +44,13 @@ func (e *SnapshotError) Unwrap() error { return e.Err }
 // the same history gives the same bytes.
 func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
 	b := append(dst, customerSnapshotV1)
-	b = binary.AppendUvarint(b, c.version)
-	for _, v := range [...]int64{c.lastChange, c.due, c.firstOrder, c.lastOrder, c.lapseDone, c.spend} {
+	b = binary.AppendUvarint(b, uint64(c.version))
+	due, _ := e.timers.Due(c.slot)
+	for _, v := range [...]int64{c.lastChange, due, c.lastOrder, c.spend, c.lastEpisode, c.openEpisode} {
 		b = binary.AppendVarint(b, v)
+	}
+	for _, v := range [...]uint32{c.firstOrder, c.lastAsOf, c.openAsOf} {
+		b = binary.AppendUvarint(b, uint64(v))
 	}
 	b = binary.AppendUvarint(b, uint64(c.orders))
 	b = c.ordWin.AppendBinary(b)
@@ -72,11 +76,7 @@ func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
 		b = binary.AppendUvarint(b, uint64(c.firedDay[r]))
 	}
 	b = append(b, c.firedPrio[:]...)
-	b = append(b, c.lastKind, c.lastReason, c.openReason)
-	for _, v := range [...]int64{c.lastEpisode, c.lastAsOf, c.openEpisode, c.openAsOf} {
-		b = binary.AppendVarint(b, v)
-	}
-	return b
+	return append(b, c.lastKind, c.lastReason, c.openReason)
 }
 
 // reader decodes a snapshot and remembers the first failure.
@@ -157,11 +157,11 @@ func (r *reader) sub(field string, dec func([]byte) ([]byte, error)) {
 }
 
 const (
-	maxFlags = flagUnsubscribed | flagHardBounced | flagOpen
+	maxFlags = flagUnsubscribed | flagHardBounced | flagOpen | flagLapseDone
 	allBits  = 1<<nReasons - 1
 )
 
-func decodeCustomer(c *Customer, snap []byte) (string, error) {
+func decodeCustomer(c *Customer, due *int64, snap []byte) (string, error) {
 	if len(snap) == 0 {
 		return "version", ErrCorruptSnapshot
 	}
@@ -169,11 +169,14 @@ func decodeCustomer(c *Customer, snap []byte) (string, error) {
 		return "version", ErrSnapshotVersion
 	}
 	r := &reader{b: snap[1:]}
-	c.version = r.uvarint("version", 1<<62)
-	for _, p := range [...]*int64{&c.lastChange, &c.due, &c.firstOrder, &c.lastOrder, &c.lapseDone, &c.spend} {
+	c.version = uint32(r.uvarint("version", 1<<32-1))
+	for _, p := range [...]*int64{&c.lastChange, due, &c.lastOrder, &c.spend, &c.lastEpisode, &c.openEpisode} {
 		*p = r.varint("times")
 	}
-	if c.due < 0 {
+	for _, p := range [...]*uint32{&c.firstOrder, &c.lastAsOf, &c.openAsOf} {
+		*p = uint32(r.uvarint("times", 1<<32-1))
+	}
+	if *due < 0 {
 		r.fail("due")
 	}
 	c.orders = uint32(r.uvarint("orders", 1<<32-1))
@@ -210,9 +213,6 @@ func decodeCustomer(c *Customer, snap []byte) (string, error) {
 	c.lastKind = r.byte("last trigger", 2)
 	c.lastReason = r.byte("last trigger reason", nReasons-1)
 	c.openReason = r.byte("open episode reason", nReasons-1)
-	for _, p := range [...]*int64{&c.lastEpisode, &c.lastAsOf, &c.openEpisode, &c.openAsOf} {
-		*p = r.varint("episodes")
-	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")
 	}
@@ -226,18 +226,19 @@ func decodeCustomer(c *Customer, snap []byte) (string, error) {
 // uncompacted changelog) keeps the later one.
 func (e *Engine) RestoreCustomer(id string, snap []byte) error {
 	var tmp Customer
-	if field, err := decodeCustomer(&tmp, snap); err != nil {
+	var due int64
+	if field, err := decodeCustomer(&tmp, &due, snap); err != nil {
 		return &SnapshotError{What: "customer", ID: id, Field: field, Err: err}
 	}
 	c := e.customer(id)
 	e.unsketch(c)
 	e.timers.Remove(c.slot)
-	tmp.eng, tmp.id, tmp.slot = e, c.id, c.slot
+	tmp.eng, tmp.slot, tmp.idRef, tmp.idLen = e, c.slot, c.idRef, c.idLen
 	tmp.flags |= c.flags & flagDirty
 	*c = tmp
 	e.resketch(c)
-	if c.due != 0 {
-		e.timers.Set(c.slot, c.due)
+	if due != 0 {
+		e.timers.Set(c.slot, due)
 	}
 	return nil
 }

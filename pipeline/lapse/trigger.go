@@ -36,11 +36,13 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T int64, cause uint8
 	}
 	cands := cause & active
 	cands |= active & stateBits &^ c.active
-	if fromTimer && active&bitLapse != 0 && c.lastOrder != c.lapseDone {
+	if fromTimer && active&bitLapse != 0 && c.flags&flagLapseDone == 0 {
 		cands |= bitLapse
 	}
-	if c.lastOrder == c.lapseDone {
+	if c.flags&flagLapseDone != 0 {
+		// This silence was handled already.
 		cands &^= bitLapse
+		c.pending &^= bitLapse
 	}
 	wasPending := c.pending & active
 	cands |= wasPending
@@ -71,7 +73,7 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T int64, cause uint8
 		return dst
 	}
 	if allowed&bitLapse != 0 {
-		c.lapseDone = c.lastOrder
+		c.flags |= flagLapseDone
 	}
 	for r := 0; r < nReasons; r++ {
 		if allowed&(1<<r) != 0 {
@@ -100,10 +102,10 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T int64, cause uint8
 		}
 		if group&e.p.recoverOn != 0 {
 			c.flags |= flagOpen
-			c.openReason, c.openEpisode, c.openAsOf = uint8(primary), episode, T
+			c.openReason, c.openEpisode, c.openAsOf = uint8(primary), episode, seconds(T)
 		}
 		if first {
-			c.lastKind, c.lastReason, c.lastEpisode, c.lastAsOf = 1, uint8(primary), episode, T
+			c.lastKind, c.lastReason, c.lastEpisode, c.lastAsOf = 1, uint8(primary), episode, seconds(T)
 			first = false
 		}
 		e.stats.triggers[primary]++
@@ -149,8 +151,8 @@ func (e *Engine) winback(c *Customer, v *view, primary int, reasons uint8, prio 
 		list = append(list, event.Reasons[r])
 	}
 	return event.Trigger{
-		TriggerID:         TriggerID(c.id, event.TriggerWinback, event.Reasons[primary], episode),
-		CustomerID:        c.id,
+		TriggerID:         TriggerID(c.ID(), event.TriggerWinback, event.Reasons[primary], episode),
+		CustomerID:        c.ID(),
 		Kind:              event.TriggerWinback,
 		Reasons:           list,
 		PrimaryReason:     event.Reasons[primary],
@@ -218,7 +220,7 @@ func (e *Engine) recovered(c *Customer, t, cents, prev int64, now time.Time) eve
 	r := int(c.openReason)
 	reason := event.Reasons[r]
 	ev := map[string]float64{
-		"days_to_return":        round4(float64(t-c.openAsOf) / float64(window.MsPerDay)),
+		"days_to_return":        round4(float64(t-millis(c.openAsOf)) / float64(window.MsPerDay)),
 		"revenue":               float64(cents) / 100,
 		"days_since_last_order": 0,
 		"clv":                   round2(v.clv),
@@ -227,11 +229,11 @@ func (e *Engine) recovered(c *Customer, t, cents, prev int64, now time.Time) eve
 	if prev != 0 {
 		ev["days_since_last_order"] = round4(float64(t-prev) / float64(window.MsPerDay))
 	}
-	c.lastKind, c.lastReason, c.lastEpisode, c.lastAsOf = 2, uint8(r), c.openEpisode, t
+	c.lastKind, c.lastReason, c.lastEpisode, c.lastAsOf = 2, uint8(r), c.openEpisode, seconds(t)
 	e.stats.Recovered++
 	return event.Trigger{
-		TriggerID:         TriggerID(c.id, event.TriggerRecovered, reason, c.openEpisode),
-		CustomerID:        c.id,
+		TriggerID:         TriggerID(c.ID(), event.TriggerRecovered, reason, c.openEpisode),
+		CustomerID:        c.ID(),
 		Kind:              event.TriggerRecovered,
 		Reasons:           []event.Reason{reason},
 		PrimaryReason:     reason,
@@ -240,7 +242,7 @@ func (e *Engine) recovered(c *Customer, t, cents, prev int64, now time.Time) eve
 		Priority:          int32(e.priority(&v)),
 		RecommendedAction: e.p.cfg.Lifecycle.RecoveredAction,
 		Evidence:          ev,
-		OriginalTriggerID: TriggerID(c.id, event.TriggerWinback, reason, c.openEpisode),
+		OriginalTriggerID: TriggerID(c.ID(), event.TriggerWinback, reason, c.openEpisode),
 		AsOf:              t,
 		EmittedAt:         now.UnixMilli(),
 	}

@@ -60,7 +60,7 @@ func bucketMid(b int) float64 {
 func (e *Engine) resketch(c *Customer) {
 	var ivb, clvb uint8
 	if c.iv.Len() >= e.p.cfg.Lapse.MinOrders-1 {
-		med, _ := c.iv.Stats()
+		med, _ := e.ivStats(c)
 		ivb = logBucket(med, cohortBuckets)
 	}
 	if c.orders > 0 {
@@ -90,7 +90,7 @@ func (e *Engine) clv(c *Customer) float64 {
 	aov := float64(c.spend) / 100 / float64(c.orders)
 	interval := v.DefaultIntervalDays
 	if c.iv.Len() >= e.p.cfg.Lapse.MinOrders-1 {
-		med, _ := c.iv.Stats()
+		med, _ := e.ivStats(c)
 		interval = med / 24
 	}
 	return aov * 365 / max(interval, 1) * v.LifetimeYears

@@ -44,9 +44,9 @@ func (c *Customer) bounces90(day int32) uint32 {
 func (c *Customer) lastTriggerID() string {
 	switch c.lastKind {
 	case 1:
-		return TriggerID(c.id, event.TriggerWinback, event.Reasons[c.lastReason], c.lastEpisode)
+		return TriggerID(c.ID(), event.TriggerWinback, event.Reasons[c.lastReason], c.lastEpisode)
 	case 2:
-		return TriggerID(c.id, event.TriggerRecovered, event.Reasons[c.lastReason], c.lastEpisode)
+		return TriggerID(c.ID(), event.TriggerRecovered, event.Reasons[c.lastReason], c.lastEpisode)
 	}
 	return ""
 }
@@ -56,10 +56,10 @@ func (c *Customer) lastTriggerID() string {
 func (c *Customer) Aggregate(e *Engine) event.Aggregate {
 	v := e.settled(c)
 	a := event.Aggregate{
-		CustomerID:   c.id,
-		Version:      c.version,
+		CustomerID:   c.ID(),
+		Version:      uint64(c.version),
 		AsOf:         c.lastChange,
-		FirstOrderAt: c.firstOrder,
+		FirstOrderAt: millis(c.firstOrder),
 		LastOrderAt:  c.lastOrder,
 		OrdersTotal:  c.orders,
 		SpendTotal:   float64(c.spend) / 100,
@@ -104,7 +104,7 @@ func (c *Customer) Aggregate(e *Engine) event.Aggregate {
 	}
 	if c.lastKind != 0 {
 		a.LastTriggerReason = event.Reasons[c.lastReason]
-		a.LastTriggerAt = c.lastAsOf
+		a.LastTriggerAt = millis(c.lastAsOf)
 	}
 	return a
 }
@@ -136,8 +136,8 @@ func (c *Customer) MarshalJSON() ([]byte, error) {
 	e := c.eng
 	v := e.settled(c)
 	var due *string
-	if c.due != 0 {
-		s := isoMilli(c.due)
+	if d, ok := c.Due(); ok {
+		s := isoMilli(d)
 		due = &s
 	}
 	out := struct {
@@ -156,11 +156,11 @@ func (c *Customer) MarshalJSON() ([]byte, error) {
 		Last    *triggerRefJSON `json:"last_trigger,omitempty"`
 		Open    *triggerRefJSON `json:"open_episode,omitempty"`
 	}{
-		ID:      c.id,
-		Version: c.version,
+		ID:      c.ID(),
+		Version: uint64(c.version),
 		AsOf:    isoMilli(c.lastChange),
 		Orders: map[string]any{
-			"first_order_at": isoMilli(c.firstOrder), "last_order_at": isoMilli(c.lastOrder),
+			"first_order_at": isoMilli(millis(c.firstOrder)), "last_order_at": isoMilli(c.lastOrder),
 			"orders_total": c.orders, "spend_total": float64(c.spend) / 100,
 			"orders_7d": v.o.N7, "orders_30d": v.o.N30, "orders_90d": v.o.N90, "orders_prev_90d": v.o.NPrev90,
 			"spend_7d": float64(v.o.C7) / 100, "spend_30d": float64(v.o.C30) / 100,
@@ -202,11 +202,11 @@ func (c *Customer) MarshalJSON() ([]byte, error) {
 		if c.lastKind == 2 {
 			kind = event.TriggerRecovered
 		}
-		out.Last = &triggerRefJSON{c.lastTriggerID(), string(kind), event.Reasons[c.lastReason], isoMilli(c.lastAsOf)}
+		out.Last = &triggerRefJSON{c.lastTriggerID(), string(kind), event.Reasons[c.lastReason], isoMilli(millis(c.lastAsOf))}
 	}
 	if c.flags&flagOpen != 0 {
 		r := event.Reasons[c.openReason]
-		out.Open = &triggerRefJSON{TriggerID(c.id, event.TriggerWinback, r, c.openEpisode), string(event.TriggerWinback), r, isoMilli(c.openAsOf)}
+		out.Open = &triggerRefJSON{TriggerID(c.ID(), event.TriggerWinback, r, c.openEpisode), string(event.TriggerWinback), r, isoMilli(millis(c.openAsOf))}
 	}
 	return json.Marshal(out)
 }

@@ -59,23 +59,52 @@ func slotOf(b int32) int { return int(b % EmailBuckets) }
 
 func nibble(v uint16, k EmailKind) int { return int(v>>(4*k)) & nibbleMax }
 
-// decay returns the weight of a count n buckets old under a half-life of hl
-// days (no decay if hl <= 0).
-func decay(n int32, hl float64) float32 {
-	if hl <= 0 || n <= 0 {
+// Decay holds the weights of a count 0, 1, 2 … buckets old under one
+// half-life, so the hot path does not call math.Exp2. The zero value (or a
+// nil *Decay) does not decay.
+type Decay struct {
+	halfLife float64
+	w        [decayTable]float32
+}
+
+const decayTable = Horizon/EmailBucketDays + EmailBuckets + 1
+
+// NewDecay returns the weights for a half-life of halfLifeDays (none if
+// halfLifeDays <= 0).
+func NewDecay(halfLifeDays float64) *Decay {
+	d := &Decay{halfLife: halfLifeDays}
+	for n := range d.w {
+		d.w[n] = d.slow(int32(n))
+	}
+	return d
+}
+
+func (d *Decay) slow(n int32) float32 {
+	if d == nil || d.halfLife <= 0 || n <= 0 {
 		return 1
 	}
-	return float32(math.Exp2(-float64(n) * EmailBucketDays / hl))
+	return float32(math.Exp2(-float64(n) * EmailBucketDays / d.halfLife))
+}
+
+// weight returns the weight of a count n buckets old.
+func (d *Decay) weight(n int32) float32 {
+	if d == nil || d.halfLife <= 0 || n <= 0 {
+		return 1
+	}
+	if int(n) < len(d.w) {
+		return d.w[n]
+	}
+	return d.slow(n)
 }
 
 // Empty reports whether nothing was ever counted.
 func (m *Emails) Empty() bool { return m.head == 0 }
 
-// Add counts one e-mail event of kind k on day. halfLife is the baseline's
-// half-life in days. An event older than the ring but within Horizon days of
+// Add counts one e-mail event of kind k on day. An event older than the ring but within Horizon days of
 // the newest bucket goes straight into the decayed baseline (deliveries,
 // opens and clicks only); anything older is ignored and Add reports false.
-func (m *Emails) Add(day int32, k EmailKind, halfLife float64) bool {
+// d gives the baseline's decay (nil: none).
+func (m *Emails) Add(day int32, k EmailKind, d *Decay) bool {
 	if k > EmailClicked {
 		return false
 	}
@@ -86,13 +115,13 @@ func (m *Emails) Add(day int32, k EmailKind, halfLife float64) bool {
 	h := m.head - 1
 	switch {
 	case b > h:
-		m.advance(b, halfLife)
+		m.advance(b, d)
 	case b <= h-EmailBuckets:
 		age := h - b
 		if age*EmailBucketDays >= Horizon || k == EmailSent {
 			return false
 		}
-		m.base[k-1] += decay(age, halfLife)
+		m.base[k-1] += d.weight(age)
 		return true
 	}
 	s := slotOf(b)
@@ -104,9 +133,9 @@ func (m *Emails) Add(day int32, k EmailKind, halfLife float64) bool {
 
 // advance moves the ring head to bucket b, folding the buckets that leave
 // the ring into the decayed baseline.
-func (m *Emails) advance(b int32, hl float64) {
+func (m *Emails) advance(b int32, d *Decay) {
 	h := m.head - 1
-	f := decay(b-h, hl)
+	f := d.weight(b - h)
 	for i := range m.base {
 		m.base[i] *= f
 	}
@@ -115,7 +144,7 @@ func (m *Emails) advance(b int32, hl float64) {
 			continue
 		}
 		s := slotOf(x)
-		m.fold(m.ring[s], decay(b-x, hl))
+		m.fold(m.ring[s], d.weight(b-x))
 		m.ring[s] = 0
 	}
 	m.head = b + 1
@@ -155,8 +184,9 @@ func (m *Emails) Window(asOf int32) EmailSums {
 // Baseline returns the decayed counts as of asOf: the folded baseline
 // decayed to asOf's bucket plus the ring buckets that are older than the
 // window as of asOf. It is what the baseline will hold once the ring moves
-// to asOf, so it does not depend on when the ring last moved.
-func (m *Emails) Baseline(asOf int32, halfLife float64) EmailBaseline {
+// to asOf, so it does not depend on when the ring last moved. d must be the
+// decay Add was given.
+func (m *Emails) Baseline(asOf int32, d *Decay) EmailBaseline {
 	if m.head == 0 {
 		return EmailBaseline{}
 	}
@@ -166,7 +196,7 @@ func (m *Emails) Baseline(asOf int32, halfLife float64) EmailBaseline {
 	}
 	var c Emails
 	c.base = m.base
-	f := decay(B-h, halfLife)
+	f := d.weight(B - h)
 	for i := range c.base {
 		c.base[i] *= f
 	}
@@ -174,7 +204,7 @@ func (m *Emails) Baseline(asOf int32, halfLife float64) EmailBaseline {
 		if x < 0 || x > B-EmailBuckets {
 			continue
 		}
-		c.fold(m.ring[slotOf(x)], decay(B-x, halfLife))
+		c.fold(m.ring[slotOf(x)], d.weight(B-x))
 	}
 	return EmailBaseline{Deliveries: float64(c.base[0]), Opens: float64(c.base[1]), Clicks: float64(c.base[2])}
 }

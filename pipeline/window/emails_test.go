@@ -9,9 +9,9 @@ func TestEmailsWindow(t *testing.T) {
 	var m Emails
 	const d0 = 20000 // even: bucket boundary
 	for i := int32(0); i < 40; i++ { // one delivered e-mail a day, opened every other day
-		m.Add(d0+i, EmailDelivered, 0)
+		m.Add(d0+i, EmailDelivered, nil)
 		if i%2 == 0 {
-			m.Add(d0+i, EmailOpened, 0)
+			m.Add(d0+i, EmailOpened, nil)
 		}
 	}
 	s := m.Window(d0 + 39)
@@ -20,7 +20,7 @@ func TestEmailsWindow(t *testing.T) {
 		t.Fatalf("window = %+v", s)
 	}
 	// The 10 older days went to the baseline, decayed.
-	b := m.Baseline(d0+39, 0) // no decay: plain counts
+	b := m.Baseline(d0+39, nil) // no decay: plain counts
 	if math.Abs(b.Deliveries-10) > 1e-6 || math.Abs(b.Opens-5) > 1e-6 {
 		t.Fatalf("baseline without decay = %+v", b)
 	}
@@ -28,7 +28,7 @@ func TestEmailsWindow(t *testing.T) {
 	if s := m.Window(d0 + 39 + 40); s.Delivered != 0 {
 		t.Fatalf("window 40 days later = %+v", s)
 	}
-	if b := m.Baseline(d0+79, 0); math.Abs(b.Deliveries-40) > 1e-6 {
+	if b := m.Baseline(d0+79, nil); math.Abs(b.Deliveries-40) > 1e-6 {
 		t.Fatalf("baseline 40 days later = %+v", b)
 	}
 }
@@ -39,13 +39,13 @@ func TestEmailsBaselineMatchesFold(t *testing.T) {
 	// e-mail arrives.
 	var m Emails
 	for i := int32(0); i < 50; i += 3 {
-		m.Add(20000+i, EmailDelivered, 45)
-		m.Add(20000+i, EmailOpened, 45)
-		m.Add(20000+i, EmailClicked, 45)
+		m.Add(20000+i, EmailDelivered, NewDecay(45))
+		m.Add(20000+i, EmailOpened, NewDecay(45))
+		m.Add(20000+i, EmailClicked, NewDecay(45))
 	}
-	want := m.Baseline(20100, 45)
-	m.Add(20100, EmailSent, 45) // moves the ring; SENT is not in the baseline
-	got := m.Baseline(20100, 45)
+	want := m.Baseline(20100, NewDecay(45))
+	m.Add(20100, EmailSent, NewDecay(45)) // moves the ring; SENT is not in the baseline
+	got := m.Baseline(20100, NewDecay(45))
 	if math.Abs(got.Deliveries-want.Deliveries) > 1e-4 || math.Abs(got.Opens-want.Opens) > 1e-4 {
 		t.Fatalf("baseline after move %+v, predicted %+v", got, want)
 	}
@@ -58,25 +58,25 @@ func TestEmailsBaselineMatchesFold(t *testing.T) {
 
 func TestEmailsLateAndSaturation(t *testing.T) {
 	var m Emails
-	m.Add(20100, EmailDelivered, 0)
+	m.Add(20100, EmailDelivered, nil)
 	// Late but within the ring: in the window.
-	m.Add(20090, EmailOpened, 0)
+	m.Add(20090, EmailOpened, nil)
 	if s := m.Window(20100); s.Opened != 1 {
 		t.Fatalf("late open in ring not counted: %+v", s)
 	}
 	// Late and older than the ring: into the baseline.
-	if !m.Add(20000, EmailDelivered, 0) {
+	if !m.Add(20000, EmailDelivered, nil) {
 		t.Fatal("late delivery within the horizon refused")
 	}
-	if b := m.Baseline(20100, 0); b.Deliveries != 1 {
+	if b := m.Baseline(20100, nil); b.Deliveries != 1 {
 		t.Fatalf("late delivery not in the baseline: %+v", b)
 	}
 	// Beyond the horizon: dropped.
-	if m.Add(20100-Horizon-2, EmailDelivered, 0) {
+	if m.Add(20100-Horizon-2, EmailDelivered, nil) {
 		t.Fatal("delivery beyond the horizon accepted")
 	}
 	for range 40 {
-		m.Add(20101, EmailClicked, 0)
+		m.Add(20101, EmailClicked, nil)
 	}
 	if s := m.Window(20101); s.Clicked != nibbleMax || s.Delivered != 1 {
 		t.Fatalf("saturation spilled into another counter: %+v", s)
@@ -86,7 +86,7 @@ func TestEmailsLateAndSaturation(t *testing.T) {
 func TestEmailsBinaryRoundTrip(t *testing.T) {
 	var m Emails
 	for i := int32(0); i < 90; i += 2 {
-		m.Add(20000+i, EmailKind(i%4), 30)
+		m.Add(20000+i, EmailKind(i%4), NewDecay(30))
 	}
 	b := m.AppendBinary(nil)
 	var p Emails

@@ -12,7 +12,7 @@ func FuzzDecode(f *testing.F) {
 	o.Add(20000, 1, 1234, 20000, 48)
 	o.Add(20010, 2, 99, 20010, 48)
 	var m Emails
-	m.Add(20000, EmailOpened, 30)
+	m.Add(20000, EmailOpened, NewDecay(30))
 	var s Support
 	s.Record(20000, SupportOpened, 20000)
 	s.OpenTicket(5, 77, false)
@@ -48,8 +48,8 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("emails re-encode: %v", err)
 			}
 			x.Window(30000)
-			x.Baseline(30000, 60)
-			x.Add(29000, EmailClicked, 60)
+			x.Baseline(30000, NewDecay(60))
+			x.Add(29000, EmailClicked, NewDecay(60))
 		case 2:
 			var x, y Support
 			if _, err := x.DecodeBinary(b); err != nil {

@@ -2,7 +2,6 @@ package window
 
 import (
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 )
@@ -79,7 +78,7 @@ func TestSupport(t *testing.T) {
 	if rest, err := p.DecodeBinary(b); err != nil || len(rest) != 0 {
 		t.Fatalf("round trip: %v", err)
 	}
-	if !slices.Equal(p.events, s.events) || !slices.Equal(p.open, s.open) || p.overflow != s.overflow || p.csat != s.csat {
+	if p != s {
 		t.Fatal("round trip changed the state")
 	}
 }

@@ -1,6 +1,7 @@
 package window
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 )
@@ -20,6 +21,8 @@ const (
 	MaxOpenTickets    = 8  // open tickets tracked for the SLA at most
 	noScore           = 0
 	maxTicketsTracked = 1<<16 - 1
+	eventBytes        = 4  // day<<8 | flags, little endian
+	ticketBytes       = 13 // id (4), since (8), breached (1)
 )
 
 // Ticket is one open ticket: a hash of its id, when it was (re)opened, and
@@ -33,25 +36,83 @@ type Ticket struct {
 // Support keeps a customer's ticket events of the last SupportDays days,
 // the open tickets, and the last CSAT and NPS answers. The zero value is
 // empty. Customers without support activity need not have one at all.
+//
+// The events and open tickets live in one immutable string, rebuilt on each
+// change (ticket events are rare), so a customer with a ticket or two costs
+// a few dozen bytes and no spare slice capacity.
 type Support struct {
-	events   []uint32 // day<<8 | flags, by day
-	open     []Ticket
+	data     string // nEvents, nOpen, events (eventBytes each, by day), tickets (ticketBytes each)
 	overflow uint16 // open tickets beyond MaxOpenTickets (counted, no SLA)
 	csat     int8   // score+1; 0 = none
 	nps      int8   // score+1; 0 = none
-	csatDay  int32
-	npsDay   int32
+	csatDay  uint16
+	npsDay   uint16
 }
 
 // SupportSums are the ticket counts of the 30- and 90-day windows.
 type SupportSums struct {
-	Opened30, Opened90     int
-	Resolved30, Resolved90 int
-	Reopened30, Reopened90 int
+	Opened30, Opened90       int
+	Resolved30, Resolved90   int
+	Reopened30, Reopened90   int
 	Complaint30, Complaint90 int
 }
 
 var errSupport = errors.New("window: corrupt support state")
+
+// unpacked is the decoded form of Support.data.
+type unpacked struct {
+	events []uint32
+	open   []Ticket
+}
+
+func (s *Support) unpack(ev *[MaxSupportEvents + 1]uint32, tk *[MaxOpenTickets + 1]Ticket) unpacked {
+	u := unpacked{events: ev[:0], open: tk[:0]}
+	if len(s.data) < 2 {
+		return u
+	}
+	ne, no := int(s.data[0]), int(s.data[1])
+	b := s.data[2:]
+	for i := 0; i < ne; i++ {
+		u.events = append(u.events, uint32(b[0])|uint32(b[1])<<8|uint32(b[2])<<16|uint32(b[3])<<24)
+		b = b[eventBytes:]
+	}
+	for i := 0; i < no; i++ {
+		var t Ticket
+		t.ID = uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		var since uint64
+		for k := 7; k >= 0; k-- {
+			since = since<<8 | uint64(b[4+k])
+		}
+		t.Since, t.Breached = int64(since), b[12] == 1
+		u.open = append(u.open, t)
+		b = b[ticketBytes:]
+	}
+	return u
+}
+
+func (s *Support) pack(u unpacked) {
+	if len(u.events) == 0 && len(u.open) == 0 {
+		s.data = ""
+		return
+	}
+	var buf [2 + eventBytes*(MaxSupportEvents+1) + ticketBytes*(MaxOpenTickets+1)]byte
+	b := append(buf[:0], byte(len(u.events)), byte(len(u.open)))
+	for _, e := range u.events {
+		b = binary.LittleEndian.AppendUint32(b, e)
+	}
+	for _, t := range u.open {
+		b = binary.LittleEndian.AppendUint32(b, t.ID)
+		b = binary.LittleEndian.AppendUint64(b, uint64(t.Since))
+		if t.Breached {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	if string(b) != s.data {
+		s.data = string(b)
+	}
+}
 
 // Record adds a ticket event with the given flags on day. headDay is the
 // customer's newest event day; events on or before headDay-SupportDays are
@@ -59,35 +120,44 @@ var errSupport = errors.New("window: corrupt support state")
 func (s *Support) Record(day int32, flags uint8, headDay int32) bool {
 	headDay = max(headDay, day)
 	minDay := headDay - SupportDays + 1
-	if day < minDay {
+	if day < minDay || day > MaxDay {
 		return false
 	}
+	var ev [MaxSupportEvents + 1]uint32
+	var tk [MaxOpenTickets + 1]Ticket
+	u := s.unpack(&ev, &tk)
 	k := 0
-	for _, e := range s.events {
+	for _, e := range u.events {
 		if int32(e>>8) >= minDay {
-			s.events[k] = e
+			u.events[k] = e
 			k++
 		}
 	}
-	s.events = s.events[:k]
-	v := uint32(day)<<8 | uint32(flags)
-	i, _ := slices.BinarySearchFunc(s.events, day, func(e uint32, d int32) int {
+	u.events = u.events[:k]
+	i, _ := slices.BinarySearchFunc(u.events, day, func(e uint32, d int32) int {
 		if int32(e>>8) <= d {
 			return -1
 		}
 		return 1
 	})
-	s.events = slices.Insert(s.events, i, v)
-	if len(s.events) > MaxSupportEvents {
-		s.events = slices.Delete(s.events, 0, len(s.events)-MaxSupportEvents)
+	u.events = slices.Insert(u.events, i, uint32(day)<<8|uint32(flags))
+	if len(u.events) > MaxSupportEvents {
+		u.events = u.events[len(u.events)-MaxSupportEvents:]
 	}
+	s.pack(u)
 	return true
 }
 
 // Sums counts the ticket events of the 30 and 90 days ending with asOf.
 func (s *Support) Sums(asOf int32) SupportSums {
 	var r SupportSums
-	for _, e := range s.events {
+	if len(s.data) < 2 {
+		return r
+	}
+	ne := int(s.data[0])
+	for i := 0; i < ne; i++ {
+		o := 2 + eventBytes*i
+		e := uint32(s.data[o]) | uint32(s.data[o+1])<<8 | uint32(s.data[o+2])<<16 | uint32(s.data[o+3])<<24
 		age := asOf - int32(e>>8)
 		if age < 0 || age >= SupportDays {
 			continue
@@ -115,35 +185,44 @@ func (s *Support) Sums(asOf int32) SupportSums {
 // call changes nothing. Past MaxOpenTickets the oldest open ticket stops
 // being tracked for the SLA but is still counted as open.
 func (s *Support) OpenTicket(id uint32, since int64, restart bool) {
-	for i := range s.open {
-		if s.open[i].ID == id {
+	var ev [MaxSupportEvents + 1]uint32
+	var tk [MaxOpenTickets + 1]Ticket
+	u := s.unpack(&ev, &tk)
+	for i := range u.open {
+		if u.open[i].ID == id {
 			if restart {
-				s.open[i] = Ticket{ID: id, Since: since}
+				u.open[i] = Ticket{ID: id, Since: since}
+				s.pack(u)
 			}
 			return
 		}
 	}
-	s.open = append(s.open, Ticket{ID: id, Since: since})
-	if len(s.open) > MaxOpenTickets {
+	u.open = append(u.open, Ticket{ID: id, Since: since})
+	if len(u.open) > MaxOpenTickets {
 		oldest := 0
-		for i, t := range s.open {
-			if t.Since < s.open[oldest].Since {
+		for i, t := range u.open {
+			if t.Since < u.open[oldest].Since {
 				oldest = i
 			}
 		}
-		s.open = slices.Delete(s.open, oldest, oldest+1)
+		u.open = slices.Delete(u.open, oldest, oldest+1)
 		if s.overflow < maxTicketsTracked {
 			s.overflow++
 		}
 	}
+	s.pack(u)
 }
 
 // ResolveTicket closes ticket id. It reports whether the ticket was open
 // (tracked or counted in the overflow).
 func (s *Support) ResolveTicket(id uint32) bool {
-	for i := range s.open {
-		if s.open[i].ID == id {
-			s.open = slices.Delete(s.open, i, i+1)
+	var ev [MaxSupportEvents + 1]uint32
+	var tk [MaxOpenTickets + 1]Ticket
+	u := s.unpack(&ev, &tk)
+	for i := range u.open {
+		if u.open[i].ID == id {
+			u.open = slices.Delete(u.open, i, i+1)
+			s.pack(u)
 			return true
 		}
 	}
@@ -154,33 +233,69 @@ func (s *Support) ResolveTicket(id uint32) bool {
 	return false
 }
 
+func (s *Support) nOpen() int {
+	if len(s.data) < 2 {
+		return 0
+	}
+	return int(s.data[1])
+}
+
 // OpenCount returns the number of open tickets.
-func (s *Support) OpenCount() int { return len(s.open) + int(s.overflow) }
+func (s *Support) OpenCount() int { return s.nOpen() + int(s.overflow) }
+
+// HeapBytes returns the bytes of the encoded events and tickets (the
+// struct itself is not counted).
+func (s *Support) HeapBytes() int { return len(s.data) }
 
 // OpenTickets returns the tracked open tickets.
-func (s *Support) OpenTickets() []Ticket { return slices.Clone(s.open) }
+func (s *Support) OpenTickets() []Ticket {
+	var ev [MaxSupportEvents + 1]uint32
+	var tk [MaxOpenTickets + 1]Ticket
+	return slices.Clone(s.unpack(&ev, &tk).open)
+}
+
+func (s *Support) eachOpen(fn func(t Ticket)) {
+	n := s.nOpen()
+	if n == 0 {
+		return
+	}
+	var ev [MaxSupportEvents + 1]uint32
+	var tk [MaxOpenTickets + 1]Ticket
+	for _, t := range s.unpack(&ev, &tk).open {
+		fn(t)
+	}
+}
 
 // NextSLA returns the earliest time at which a tracked open ticket whose
 // breach was not reported yet passes the SLA of sla milliseconds.
 func (s *Support) NextSLA(sla int64) (int64, bool) {
 	due, ok := int64(0), false
-	for _, t := range s.open {
+	s.eachOpen(func(t Ticket) {
 		if !t.Breached && (!ok || t.Since+sla < due) {
 			due, ok = t.Since+sla, true
 		}
-	}
+	})
 	return due, ok
 }
 
 // Breach marks the open tickets past the SLA at asOf as reported and
 // returns how many were newly marked.
 func (s *Support) Breach(asOf, sla int64) int {
+	if s.nOpen() == 0 {
+		return 0
+	}
+	var ev [MaxSupportEvents + 1]uint32
+	var tk [MaxOpenTickets + 1]Ticket
+	u := s.unpack(&ev, &tk)
 	n := 0
-	for i := range s.open {
-		if !s.open[i].Breached && s.open[i].Since+sla <= asOf {
-			s.open[i].Breached = true
+	for i := range u.open {
+		if !u.open[i].Breached && u.open[i].Since+sla <= asOf {
+			u.open[i].Breached = true
 			n++
 		}
+	}
+	if n > 0 {
+		s.pack(u)
 	}
 	return n
 }
@@ -188,87 +303,71 @@ func (s *Support) Breach(asOf, sla int64) int {
 // PastSLA returns how many tracked open tickets are past the SLA at asOf.
 func (s *Support) PastSLA(asOf, sla int64) int {
 	n := 0
-	for _, t := range s.open {
+	s.eachOpen(func(t Ticket) {
 		if t.Since+sla <= asOf {
 			n++
 		}
-	}
+	})
 	return n
 }
 
+func clampDay(d int32) uint16 { return uint16(min(max(d, 0), MaxDay)) }
+
 // SetCSAT records a CSAT answer (1–5) given on day.
-func (s *Support) SetCSAT(score int8, day int32) { s.csat, s.csatDay = score+1, day }
+func (s *Support) SetCSAT(score int8, day int32) { s.csat, s.csatDay = score+1, clampDay(day) }
 
 // SetNPS records an NPS answer (0–10) given on day.
-func (s *Support) SetNPS(score int8, day int32) { s.nps, s.npsDay = score+1, day }
+func (s *Support) SetNPS(score int8, day int32) { s.nps, s.npsDay = score+1, clampDay(day) }
 
 // CSAT returns the last CSAT answer and its day; ok is false if none.
 func (s *Support) CSAT() (score int8, day int32, ok bool) {
-	return s.csat - 1, s.csatDay, s.csat != noScore
+	return s.csat - 1, int32(s.csatDay), s.csat != noScore
 }
 
 // NPS returns the last NPS answer and its day; ok is false if none.
 func (s *Support) NPS() (score int8, day int32, ok bool) {
-	return s.nps - 1, s.npsDay, s.nps != noScore
+	return s.nps - 1, int32(s.npsDay), s.nps != noScore
 }
 
 // AppendBinary appends the support state to dst.
 func (s *Support) AppendBinary(dst []byte) []byte {
-	dst = appendUvarint(dst, uint64(len(s.events)))
-	for _, e := range s.events {
-		dst = appendUvarint(dst, uint64(e))
-	}
-	dst = appendUvarint(dst, uint64(len(s.open)))
-	for _, t := range s.open {
-		dst = appendUvarint(dst, uint64(t.ID))
-		dst = appendVarint(dst, t.Since)
-		if t.Breached {
-			dst = append(dst, 1)
-		} else {
-			dst = append(dst, 0)
-		}
-	}
+	dst = appendUvarint(dst, uint64(len(s.data)))
+	dst = append(dst, s.data...)
 	dst = appendUvarint(dst, uint64(s.overflow))
 	dst = append(dst, byte(s.csat), byte(s.nps))
 	dst = appendUvarint(dst, uint64(s.csatDay))
 	return appendUvarint(dst, uint64(s.npsDay))
 }
 
-// DecodeBinary reads what AppendBinary wrote and returns the rest of b.
+// DecodeBinary reads what AppendBinary wrote and returns the rest of b. It
+// validates every event and ticket.
 func (s *Support) DecodeBinary(b []byte) ([]byte, error) {
 	var out Support
 	n, k := uvarint(b)
-	if k <= 0 || n > MaxSupportEvents {
+	if k <= 0 || n > uint64(len(b)-k) || n == 1 {
 		return nil, errSupport
 	}
-	b = b[k:]
-	prev := int32(-1)
-	for i := uint64(0); i < n; i++ {
-		v, k := uvarint(b)
-		if k <= 0 || v>>8 > MaxDay || int32(v>>8) < prev || v&0xff == 0 || v&0xf0 != 0 {
+	data := b[k : k+int(n)]
+	b = b[k+int(n):]
+	if n >= 2 {
+		ne, no := int(data[0]), int(data[1])
+		if ne > MaxSupportEvents || no > MaxOpenTickets || len(data) != 2+eventBytes*ne+ticketBytes*no || ne+no == 0 {
 			return nil, errSupport
 		}
-		prev = int32(v >> 8)
-		out.events = append(out.events, uint32(v))
-		b = b[k:]
-	}
-	n, k = uvarint(b)
-	if k <= 0 || n > MaxOpenTickets {
-		return nil, errSupport
-	}
-	b = b[k:]
-	for i := uint64(0); i < n; i++ {
-		id, k := uvarint(b)
-		if k <= 0 || id > 1<<32-1 {
-			return nil, errSupport
+		prev := int32(-1)
+		for i := 0; i < ne; i++ {
+			v := binary.LittleEndian.Uint32(data[2+eventBytes*i:])
+			if v>>8 > MaxDay || int32(v>>8) < prev || v&0xff == 0 || v&0xf0 != 0 {
+				return nil, errSupport
+			}
+			prev = int32(v >> 8)
 		}
-		b = b[k:]
-		since, k := varint(b)
-		if k <= 0 || len(b) < k+1 || b[k] > 1 {
-			return nil, errSupport
+		for i := 0; i < no; i++ {
+			if f := data[2+eventBytes*ne+ticketBytes*i+12]; f > 1 {
+				return nil, errSupport
+			}
 		}
-		out.open = append(out.open, Ticket{ID: uint32(id), Since: since, Breached: b[k] == 1})
-		b = b[k+1:]
+		out.data = string(data)
 	}
 	ov, k := uvarint(b)
 	if k <= 0 || ov > maxTicketsTracked || len(b) < k+2 {
@@ -281,12 +380,12 @@ func (s *Support) DecodeBinary(b []byte) ([]byte, error) {
 		return nil, errSupport
 	}
 	b = b[2:]
-	for _, d := range []*int32{&out.csatDay, &out.npsDay} {
+	for _, d := range []*uint16{&out.csatDay, &out.npsDay} {
 		v, k := uvarint(b)
 		if k <= 0 || v > MaxDay {
 			return nil, errSupport
 		}
-		*d = int32(v)
+		*d = uint16(v)
 		b = b[k:]
 	}
 	*s = out

@@ -56,9 +56,10 @@ func BenchmarkOrdersSums(b *testing.B) {
 // BenchmarkEmailsAdd counts one e-mail event, moving the ring every so often.
 func BenchmarkEmailsAdd(b *testing.B) {
 	var m Emails
+	d := NewDecay(60)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		m.Add(20000+int32(i/8), EmailKind(i%4), 60)
+		m.Add(20000+int32(i/8), EmailKind(i%4), d)
 	}
 }
 

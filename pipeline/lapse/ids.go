@@ -1,0 +1,44 @@
+package lapse
+
+import "strings"
+
+// idStore keeps customer ids back to back in append-only blocks, so a
+// customer holds a 4-byte reference and a length instead of a 16-byte
+// string header and its own small allocation. A block's bytes never move
+// or change once written (the builder's capacity is reserved up front and
+// a full block is left alone), so the substrings handed out stay valid.
+type idStore struct {
+	blocks []string // the content of each block so far
+	cur    *strings.Builder
+	long   []string // ids of longLen bytes or more
+}
+
+const (
+	idBlockSize = 64 << 10
+	longLen     = 255
+)
+
+func (s *idStore) add(id string) (ref uint32, n uint8) {
+	if len(id) >= longLen {
+		s.long = append(s.long, strings.Clone(id))
+		return uint32(len(s.long) - 1), longLen
+	}
+	if s.cur == nil || s.cur.Len()+len(id) > idBlockSize {
+		s.cur = new(strings.Builder)
+		s.cur.Grow(idBlockSize)
+		s.blocks = append(s.blocks, "")
+	}
+	off := s.cur.Len()
+	s.cur.WriteString(id)
+	b := len(s.blocks) - 1
+	s.blocks[b] = s.cur.String()
+	return uint32(b)<<16 | uint32(off), uint8(len(id))
+}
+
+func (s *idStore) get(ref uint32, n uint8) string {
+	if n == longLen {
+		return s.long[ref]
+	}
+	off := int(ref & 0xffff)
+	return s.blocks[ref>>16][off : off+int(n)]
+}
