@@ -7,7 +7,7 @@ import (
 
 func TestEmailsWindow(t *testing.T) {
 	var m Emails
-	const d0 = 20000 // even: bucket boundary
+	const d0 = 20000                 // even: bucket boundary
 	for i := int32(0); i < 40; i++ { // one delivered e-mail a day, opened every other day
 		m.Add(d0+i, EmailDelivered, nil)
 		if i%2 == 0 {

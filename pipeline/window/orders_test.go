@@ -14,15 +14,15 @@ func TestOrdersSums(t *testing.T) {
 			t.Fatalf("Add(%d) refused", day)
 		}
 	}
-	add(d0, 1, 1000)      // 200 days before d0+200: outside
-	add(d0+30, 1, 2000)   // age 170: prev90
-	add(d0+110, 1, 3000)  // age 90: prev90 (first day of it)
-	add(d0+111, 1, 4000)  // age 89: 90d
-	add(d0+171, 1, 5000)  // age 29: 30d
-	add(d0+194, 1, 6000)  // age 6: 7d
+	add(d0, 1, 1000)       // 200 days before d0+200: outside
+	add(d0+30, 1, 2000)    // age 170: prev90
+	add(d0+110, 1, 3000)   // age 90: prev90 (first day of it)
+	add(d0+111, 1, 4000)   // age 89: 90d
+	add(d0+171, 1, 5000)   // age 29: 30d
+	add(d0+194, 1, 6000)   // age 6: 7d
 	add(d0+194, -1, -6000) // cancelled the same day: the entry vanishes
-	add(d0+200, 2, 7000)  // today
-	add(d0+200, 0, -500)  // partial refund
+	add(d0+200, 2, 7000)   // today
+	add(d0+200, 0, -500)   // partial refund
 	f := func(asOf int32, want OrderSums) {
 		t.Helper()
 		if got := o.Sums(asOf); got != want {
