@@ -238,7 +238,7 @@ func (e *Engine) applyEvent(dst []event.Trigger, c *Customer, ev *event.Event, h
 		cause = e.applySupport(c, ev)
 	}
 	e.refresh(c)
-	dst = e.evaluate(dst, c, c.lastChange, cause, false, evalSpend, now)
+	dst = e.evaluate(dst, c, c.lastChange, ev.Time, cause, false, evalSpend, now)
 	e.rearm(c)
 	return dst
 }
@@ -422,7 +422,7 @@ func (e *Engine) onTimer(dst []event.Trigger, c *Customer, due int64, now time.T
 		cause |= bitFriction
 	}
 	e.refresh(c)
-	dst = e.evaluate(dst, c, due, cause, true, true, now)
+	dst = e.evaluate(dst, c, due, due, cause, true, true, now)
 	e.rearm(c)
 	return dst
 }

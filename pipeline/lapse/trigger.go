@@ -10,7 +10,12 @@ import (
 	"github.com/winback/winback/pipeline/window"
 )
 
-// evaluate looks at c as of event time T and emits its WINBACK triggers. cause holds the reasons this very event (or timer) caused: an
+// evaluate looks at c's figures as of event time T (the customer's present)
+// and emits its WINBACK triggers as of event time at: the time of the event
+// (or timer) that caused the evaluation. Triggers carry at as their AsOf and
+// (except a lapse, keyed by its last order) as their episode, and cooldowns
+// count from it, so they do not depend on how the customer's three topics
+// interleaved before it. cause holds the reasons this very event (or timer) caused: an
 // unsubscribe, a bounce, a low score, a reopened or complaint ticket, an SLA
 // breach. fromTimer marks a timer (the only place a lapse fires); evalSpend
 // marks an order or a timer (the only places spend decline is judged, so a
@@ -23,8 +28,9 @@ import (
 // above that earlier trigger's (pre-emption). The surviving candidates make
 // one trigger per recommended action; in each, the strongest reason
 // (weight × severity) is the primary one.
-func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T int64, cause uint8, fromTimer, evalSpend bool, now time.Time) []event.Trigger {
+func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause uint8, fromTimer, evalSpend bool, now time.Time) []event.Trigger {
 	v := e.view(c, T)
+	day := window.Day(at)
 	active := v.active()
 	if !evalSpend && (active^c.active)&bitSpend != 0 {
 		// Keep spend decline as last judged.
@@ -57,7 +63,7 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T int64, cause uint8
 		if cands&(1<<r) == 0 {
 			continue
 		}
-		switch e.cooldown(c, r, v.day, prio) {
+		switch e.cooldown(c, r, day, prio) {
 		case cdFree:
 			allowed |= 1 << r
 		case cdPreempt:
@@ -77,7 +83,7 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T int64, cause uint8
 	}
 	for r := 0; r < nReasons; r++ {
 		if allowed&(1<<r) != 0 {
-			c.firedDay[r] = uint16(min(v.day+1, window.MaxDay))
+			c.firedDay[r] = uint16(min(day+1, window.MaxDay))
 			c.firedPrio[r] = uint8(prio)
 		}
 	}
@@ -96,20 +102,20 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T int64, cause uint8
 			}
 		}
 		allowed &^= group
-		episode := T
+		episode := at
 		if primary == rLapse {
 			episode = c.lastOrder
 		}
 		if group&e.p.recoverOn != 0 {
 			c.flags |= flagOpen
-			c.openReason, c.openEpisode, c.openAsOf = uint8(primary), episode, seconds(T)
+			c.openReason, c.openEpisode, c.openAsOf = uint8(primary), episode, seconds(at)
 		}
 		if first {
-			c.lastKind, c.lastReason, c.lastEpisode, c.lastAsOf = 1, uint8(primary), episode, seconds(T)
+			c.lastKind, c.lastReason, c.lastEpisode, c.lastAsOf = 1, uint8(primary), episode, seconds(at)
 			first = false
 		}
 		e.stats.triggers[primary]++
-		dst = append(dst, e.winback(c, &v, primary, active|group, prio, episode, now))
+		dst = append(dst, e.winback(c, &v, primary, active|group, prio, episode, at, now))
 	}
 	return dst
 }
@@ -128,7 +134,7 @@ func strongest(e *Engine, v *view, mask uint8) int {
 
 // winback builds a WINBACK trigger with the given primary reason; reasons
 // lists every active reason, the primary first, then by weight × severity.
-func (e *Engine) winback(c *Customer, v *view, primary int, reasons uint8, prio int, episode int64, now time.Time) event.Trigger {
+func (e *Engine) winback(c *Customer, v *view, primary int, reasons uint8, prio int, episode, at int64, now time.Time) event.Trigger {
 	var order []int
 	for r := 0; r < nReasons; r++ {
 		if reasons&(1<<r) != 0 && r != primary {
@@ -161,7 +167,7 @@ func (e *Engine) winback(c *Customer, v *view, primary int, reasons uint8, prio 
 		Priority:          int32(prio),
 		RecommendedAction: e.action(primary, c.tier, v.risk),
 		Evidence:          e.evidence(c, v, reasons),
-		AsOf:              v.T,
+		AsOf:              at,
 		EmittedAt:         now.UnixMilli(),
 	}
 }

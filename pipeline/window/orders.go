@@ -84,61 +84,50 @@ func (o *Orders) Entries(dst []OrderEntry) []OrderEntry {
 }
 
 // decodeEntry decodes one entry after the entry on day prev. It returns
-// n <= 0 on malformed input.
+// n <= 0 on malformed input. It is the hot loop of every window query, so
+// it reads the varints itself.
 func decodeEntry(s string, prev int64) (OrderEntry, int) {
-	v, n := uvarintString(s)
-	if n <= 0 {
-		return OrderEntry{}, -1
-	}
-	off := n
-	day := prev + int64(v>>1)
-	if day > MaxDay || v>>1 > MaxDay {
-		return OrderEntry{}, -1
-	}
-	count := int64(1)
-	if v&1 == 1 {
-		c, m := varintString(s[off:])
-		if m <= 0 || c > 1<<30 || c < -(1<<30) {
-			return OrderEntry{}, -1
+	var vals [3]uint64
+	off := 0
+	for k := 0; k < 3; k++ {
+		if k == 1 && vals[0]&1 == 0 {
+			vals[1] = 2 // zigzag(1): the count is 1
+			continue
 		}
-		count = c
-		off += m
-	}
-	cents, m := varintString(s[off:])
-	if m <= 0 {
-		return OrderEntry{}, -1
-	}
-	off += m
-	return OrderEntry{Day: int32(day), Count: int32(count), Cents: cents}, off
-}
-
-func uvarintString(s string) (uint64, int) {
-	if len(s) > 0 && s[0] < 0x80 {
-		return uint64(s[0]), 1
-	}
-	var x uint64
-	var sh uint
-	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
-		b := s[i]
-		if b < 0x80 {
-			if i == binary.MaxVarintLen64-1 && b > 1 {
-				return 0, -1
+		var x uint64
+		var sh uint
+		for {
+			if off >= len(s) || sh > 63 {
+				return OrderEntry{}, -1
 			}
-			return x | uint64(b)<<sh, i + 1
+			b := s[off]
+			off++
+			x |= uint64(b&0x7f) << sh
+			if b < 0x80 {
+				break
+			}
+			sh += 7
 		}
-		x |= uint64(b&0x7f) << sh
-		sh += 7
+		vals[k] = x
 	}
-	return 0, -1
+	delta := vals[0] >> 1
+	day := prev + int64(delta)
+	if delta > MaxDay || day > MaxDay {
+		return OrderEntry{}, -1
+	}
+	count := unzig(vals[1])
+	if count > 1<<30 || count < -(1<<30) {
+		return OrderEntry{}, -1
+	}
+	return OrderEntry{Day: int32(day), Count: int32(count), Cents: unzig(vals[2])}, off
 }
 
-func varintString(s string) (int64, int) {
-	ux, n := uvarintString(s)
+func unzig(ux uint64) int64 {
 	x := int64(ux >> 1)
 	if ux&1 != 0 {
 		x = ^x
 	}
-	return x, n
+	return x
 }
 
 // Add records count orders and cents on day. headDay is the customer's
