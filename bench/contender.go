@@ -35,6 +35,7 @@ type contenderSpec struct {
 	HistoryFrom   int64     `json:"history_from,omitempty"` // Unix ms
 	HistoryTo     int64     `json:"history_to,omitempty"`   // Unix ms
 	Fractions     []float64 `json:"fractions,omitempty"`
+	HistoryGrowth int64     `json:"history_growth,omitempty"` // grow the stored history to this many copies of the stream (1, 2, 4, 8 …)
 
 	// Engine heap measurement.
 	Customers int    `json:"customers,omitempty"`

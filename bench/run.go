@@ -66,6 +66,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	probes := fs.Int("latency-probes", 200, "live events sent to winback to measure trigger latency (0: skip)")
 	probeRate := fs.Float64("latency-rate", 50, "live events per second in the latency probe")
 	restoreLarge := fs.Bool("restore-large", true, "with winback: write the largest engine measurement's customers to a changelog and time a winback restore of them")
+	growth := fs.Int64("clickhouse-history", 8, "the ClickHouse peer also times its query over this many copies of the stream's history (1, 2, 4, … up to it), made on the server with INSERT … SELECT")
 	keep := fs.Bool("keep", false, "keep the scratch directory (broker data, logs)")
 	timeout := fs.Duration("timeout", 15*time.Minute, "longest time one contender may take")
 	if err := fs.Parse(args); err != nil {
@@ -185,6 +186,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		o.settle(ctx)
 		log.Info("running", "contender", name)
 		switch name {
 		case "winback", "winback-avro":
@@ -216,6 +218,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 				spec.ClickHouseDSN, spec.ClickHousePID, spec.Database, spec.BatchRows = o.ch.DSN(), o.chPID, "bench_peer", 100_000
 				spec.HistoryFrom, spec.HistoryTo = from.UnixMilli(), to.UnixMilli()
 				spec.Fractions = []float64{0.25, 0.5, 0.75, 1}
+				spec.HistoryGrowth = *growth
 			}
 			b0, s0 := b.CPU(), procCPU(o.chPID)
 			cctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -283,6 +286,28 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 		"goka and the ClickHouse peer count duplicate records twice; winback drops them by event_id",
 	)
 	return o.finish(*out)
+}
+
+// settle waits (at most 30 s) until the broker and ClickHouse are idle,
+// below 5% of a core over half a second, so that the work one contender
+// left behind (background merges, compaction) is not charged to the next.
+func (o *orchestrator) settle(ctx context.Context) {
+	busy := func() time.Duration { return o.broker.CPU() + procCPU(o.chPID) }
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		c0 := busy()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		if d := busy() - c0; d <= 25*time.Millisecond {
+			return
+		} else {
+			o.log.Debug("waiting for the broker and ClickHouse to settle", "cpu_last_500ms", d)
+		}
+	}
+	o.log.Warn("the broker and ClickHouse are still busy after 30 s; going on")
 }
 
 // finish prints the report and writes the JSON and Markdown files; it
