@@ -20,6 +20,10 @@ const (
 
 const chunkBits = 8 // customers are allocated 256 at a time
 
+// maxAmount caps an order amount (currency units) so that sums of cents
+// cannot overflow.
+const maxAmount = 1e12
+
 // Engine is the signal engine of one task (partition number). It is pure:
 // it starts no goroutines, does no I/O, and takes event time from the
 // events and wall time from its callers. It is not safe for concurrent use.
@@ -248,7 +252,7 @@ func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, n
 	if math.IsNaN(amount) || math.IsInf(amount, 0) {
 		amount = 0
 	}
-	cents := int64(math.Round(math.Abs(amount) * 100))
+	cents := int64(math.Round(min(math.Abs(amount), maxAmount) * 100))
 	var n int32
 	switch ev.OrderType {
 	case event.OrderPlaced:

@@ -10,7 +10,7 @@ import "strings"
 type idStore struct {
 	blocks []string // the content of each block so far
 	cur    *strings.Builder
-	long   []string // ids of longLen bytes or more
+	long   []string // ids of longLen bytes or more (or past 4 GiB of ids)
 }
 
 const (
@@ -19,7 +19,7 @@ const (
 )
 
 func (s *idStore) add(id string) (ref uint32, n uint8) {
-	if len(id) >= longLen {
+	if len(id) >= longLen || (len(s.blocks) == 1<<16 && s.cur.Len()+len(id) > idBlockSize) {
 		s.long = append(s.long, strings.Clone(id))
 		return uint32(len(s.long) - 1), longLen
 	}

@@ -22,7 +22,8 @@
 //     is the last 15 two-day buckets, so it covers the last 29 or 30 days
 //     (exact to two days). Each counter saturates at 15 per bucket. Older
 //     buckets fold into exponentially decayed baseline counts (half-life
-//     configurable), so the baseline never includes the current window.
+//     configurable through a precomputed [Decay]), so the baseline never
+//     includes the current window.
 //   - [Intervals] keeps the last [MaxIntervals] inter-purchase intervals in
 //     whole hours (up to 65535 h, about 7.5 years).
 //   - [Support] keeps up to 32 ticket events of the last 90 days and up to 8

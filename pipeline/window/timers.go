@@ -23,7 +23,7 @@ func (t *Timers) Due(key uint32) (int64, bool) {
 	return t.due[t.pos[key]-1], true
 }
 
-// Set arms key's timer at due, replacing any earlier setting.
+// Set arms key's timer at due, or resets it if it is armed already.
 func (t *Timers) Set(key uint32, due int64) {
 	if int(key) >= len(t.pos) {
 		n := max(int(key)+1, 2*len(t.pos), 64)
