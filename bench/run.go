@@ -85,6 +85,10 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	if *probeRate <= 0 {
 		return errors.New("-latency-rate must be positive")
 	}
+	sizes, err := engineCustomerCounts(*engineSizes, *customers)
+	if err != nil {
+		return err
+	}
 
 	dir, err := os.MkdirTemp("", "winback-bench-")
 	if err != nil {
@@ -248,11 +252,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	ratios(rep.Lines)
 
-	// The engine alone, in this process.
-	sizes, err := engineCustomerCounts(*engineSizes, *customers)
-	if err != nil {
-		return err
-	}
+	// The engine alone, in a child process per size.
 	for i, n := range sizes {
 		spec := contenderSpec{Name: "engine", Customers: n, Days: *engineDays, Seed: *seed, Brokers: b.Kafka, Partitions: *partitions}
 		if i == 0 {
