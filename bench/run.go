@@ -99,7 +99,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	rep := &report{Date: time.Now().UTC(), Machine: describeMachine(), Args: args}
+	rep := &report{Date: time.Now().UTC(), Machine: describeMachine(), Args: args, Commit: gitCommit(*repo)}
 	o := &orchestrator{log: log, dir: dir, rep: rep, timeout: *timeout, stopTimeout: time.Minute, probes: *probes, probeRate: *probeRate}
 
 	jsonTopics := gen.Topics{Orders: "orders", Email: "email-events", Support: "support-events"}
