@@ -34,8 +34,9 @@ type Kafka struct {
 	Brokers         []string      `yaml:"brokers" help:"seed brokers, host:port, comma-separated"`
 	Group           string        `yaml:"group" help:"consumer group of the winback instances"`
 	TransactionalID string        `yaml:"transactional_id" help:"transactional id prefix; each instance appends its own instance id"`
-	InstanceID      string        `yaml:"instance_id" help:"unique id of this instance (default: hostname)"`
+	InstanceID      string        `yaml:"instance_id" help:"id of this instance, unique in the group and stable across its restarts, so that a restart fences its own unfinished transaction (default: hostname)"`
 	SessionTimeout  time.Duration `yaml:"session_timeout" help:"group session timeout"`
+	TxnTimeout      time.Duration `yaml:"transaction_timeout" help:"how long the broker keeps a transaction open; a crashed instance's open batch is aborted after it (at once when it restarts with the same instance id)"`
 	SASL            SASL          `yaml:"sasl"`
 	TLS             TLS           `yaml:"tls"`
 }
@@ -92,6 +93,7 @@ func Default() Config {
 			Group:           "winback",
 			TransactionalID: "winback",
 			SessionTimeout:  45 * time.Second,
+			TxnTimeout:      40 * time.Second,
 		},
 		Registry: Registry{URL: "http://127.0.0.1:8081", Retry: 30 * time.Second},
 		ClickHouse: ClickHouse{
@@ -144,6 +146,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.SessionTimeout < 6*time.Second {
 		bad("kafka-session-timeout", "%s is below the 6s brokers accept by default", c.Kafka.SessionTimeout)
+	}
+	if c.Kafka.TxnTimeout < time.Second {
+		bad("kafka-transaction-timeout", "%s is too short; use at least 1s (40s is the usual)", c.Kafka.TxnTimeout)
 	}
 	switch strings.ToUpper(c.Kafka.SASL.Mechanism) {
 	case "":

@@ -199,23 +199,25 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 
 	instance := cfg.Kafka.InstanceID
 	if instance == "" {
-		instance, _ = os.Hostname()
-		instance = fmt.Sprintf("%s-%d", instance, os.Getpid())
+		if instance, err = os.Hostname(); err != nil || instance == "" {
+			return usageError{errors.New("--kafka-instance-id: empty and the hostname is unknown; give each instance a stable id")}
+		}
 	}
 	runner, err := consume.New(consume.Config{
 		Topics: consume.Topics{
 			Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support,
 			Triggers: cfg.Topics.Triggers, DLQ: cfg.Topics.DLQ, State: cfg.Topics.State,
 		},
-		Group:           cfg.Kafka.Group,
-		TransactionalID: cfg.Kafka.TransactionalID + "-" + instance,
-		ClientOpts:      append(kopts, kgo.ClientID("winback@"+cfg.HTTPAddr)),
-		SessionOpts:     []kgo.Opt{kmetrics("pipeline")},
-		RestoreOpts:     []kgo.Opt{kmetrics("restore")},
-		MaxPollRecords:  cfg.MaxPollRecords,
-		CommitInterval:  cfg.CommitInterval,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		Lapse:           cfg.Lapse,
+		Group:              cfg.Kafka.Group,
+		TransactionalID:    cfg.Kafka.TransactionalID + "-" + instance,
+		ClientOpts:         append(kopts, kgo.ClientID("winback@"+cfg.HTTPAddr)),
+		SessionOpts:        []kgo.Opt{kmetrics("pipeline")},
+		RestoreOpts:        []kgo.Opt{kmetrics("restore")},
+		MaxPollRecords:     cfg.MaxPollRecords,
+		CommitInterval:     cfg.CommitInterval,
+		ShutdownTimeout:    cfg.ShutdownTimeout,
+		TransactionTimeout: cfg.Kafka.TxnTimeout,
+		Lapse:              cfg.Lapse,
 	}, consume.Deps{
 		Decoder:    dec,
 		Sink:       sink,

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/winback/winback/config"
@@ -92,6 +93,7 @@ func (in *instance) kill() {
 // stop sends SIGTERM and requires a clean exit within the shutdown timeout.
 func (in *instance) stop(timeout time.Duration) {
 	in.t.Helper()
+	waitReady(in.t, in.http, time.Minute)
 	began := time.Now()
 	_ = in.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -115,6 +117,13 @@ func runConfig(base config.Config, run string) config.Config {
 	cfg.Topics.State = run + "-state"
 	cfg.Topics.Partitions = 3
 	cfg.ClickHouse.Database = "chaos_" + run
+	// A killed instance that never comes back holds its open transaction
+	// until this timeout; keep it short so the rebalance test is quick.
+	cfg.Kafka.TxnTimeout = 8 * time.Second
+	// Small transactions, so that processing takes several seconds and
+	// the kills land mid-stream.
+	cfg.MaxPollRecords = 500
+	cfg.CommitInterval = 100 * time.Millisecond
 	return cfg
 }
 
@@ -242,7 +251,7 @@ func diff(a, b []string) (onlyA, onlyB []string) {
 func chaosStack(t *testing.T) *stack {
 	t.Helper()
 	s := newStack(t, 3)
-	o := genOptions{customers: 300, days: 240, seed: 42, encoding: "mixed"}
+	o := genOptions{customers: 600, days: 300, seed: 42, encoding: "mixed"}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st, err := produceTraffic(ctx, &s.cfg, &o, testenv.TestLogger(t), nil)
@@ -251,6 +260,35 @@ func chaosStack(t *testing.T) *stack {
 	}
 	t.Logf("produced %d records (%d malformed, %d duplicates)", st.Records, st.Malformed, st.Duplicates)
 	return s
+}
+
+// behind counts the input partitions whose committed offset is short of
+// the end.
+func behind(t *testing.T, cfg config.Config) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, inputs(cfg)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := adm.FetchOffsets(ctx, cfg.Kafka.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	ends.Each(func(o kadm.ListedOffset) {
+		if c, ok := committed.Lookup(o.Topic, o.Partition); o.Offset > 0 && (!ok || c.At < o.Offset) {
+			n++
+		}
+	})
+	return n
 }
 
 func inputs(cfg config.Config) []string {
@@ -277,12 +315,22 @@ func TestKillNine(t *testing.T) {
 
 	cfg := runConfig(s.cfg, "kill")
 	rng := rand.New(rand.NewPCG(7, 9))
-	for i := range 10 {
-		in := startInstance(t, cfg, fmt.Sprintf("kill-%d", i))
-		time.Sleep(time.Duration(800+rng.IntN(2500)) * time.Millisecond)
+	// The same instance id on every restart, as a restarted container
+	// keeps its pod name: the restart fences its own open transaction.
+	midway := 0
+	for range 10 {
+		in := startInstance(t, cfg, "kill")
+		waitReady(t, in.http, time.Minute)
+		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
 		in.kill()
+		if behind(t, cfg) > 0 {
+			midway++
+		}
 	}
-	in := startInstance(t, cfg, "kill-final")
+	if midway < 5 {
+		t.Fatalf("only %d of 10 kills landed before the input was processed; the stream is too small to prove anything", midway)
+	}
+	in := startInstance(t, cfg, "kill")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
 	in.stop(45 * time.Second)
 	compare(t, "after 10 × SIGKILL", ref, collect(t, cfg))

@@ -12,11 +12,9 @@ import (
 	"time"
 
 	"github.com/linkedin/goavro/v2"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/winback/winback/gen"
-	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/testenv"
 )
@@ -27,33 +25,6 @@ type expected struct {
 	orders int64 // placed minus cancelled
 	cents  int64 // net of refunds and cancellations
 	last   int64 // last PLACED order, Unix ms
-}
-
-// plant produces, as JSON, a weekly buyer who keeps buying and a weekly
-// buyer who stops 70 days before the end of the data.
-func plant(t *testing.T, brokers []string, topic string, end time.Time) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	order := func(cust string, i int, at time.Time) {
-		ev := event.Event{Kind: event.KindOrder, EventID: fmt.Sprintf("%s-%d", cust, i), CustomerID: cust,
-			Time: at.UnixMilli(), OrderType: event.OrderPlaced, OrderID: fmt.Sprintf("%s-o%d", cust, i),
-			Amount: 30 + float64(i%3), Currency: "EUR", Items: 1}
-		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(cust), Value: decode.AppendJSON(nil, &ev)})
-	}
-	for i := range 26 {
-		order("planted-steady", i, end.AddDate(0, 0, -7*(25-i)))
-	}
-	for i := range 12 {
-		order("planted-lapser", i, end.AddDate(0, 0, -70-7*(11-i)))
-	}
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestEndToEnd puts generated traffic (Avro and JSON, with malformed
@@ -120,8 +91,6 @@ func TestEndToEnd(t *testing.T) {
 	if st.Malformed != malformed {
 		t.Fatalf("produced %d malformed records, the independent pass counted %d", st.Malformed, malformed)
 	}
-	end := gcfg.Start.AddDate(0, 0, gcfg.Days)
-	plant(t, s.cfg.Kafka.Brokers, s.cfg.Topics.Orders, end)
 
 	httpAddr, _ := s.serveInProcess(t, s.cfg)
 	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 3*time.Minute, inputs(s.cfg)...)
@@ -144,9 +113,6 @@ func TestEndToEnd(t *testing.T) {
 		}
 		got[id] = true
 		w := want[id]
-		if strings.HasPrefix(id, "planted-") {
-			continue
-		}
 		if w == nil {
 			t.Errorf("%s: in ClickHouse with %d orders, but bought nothing in the stream", id, orders)
 			continue
@@ -202,11 +168,28 @@ func TestEndToEnd(t *testing.T) {
 	if len(byCustomer) == 0 {
 		t.Fatal("no triggers at all")
 	}
-	if !contains(byCustomer["planted-lapser"], "WINBACK/PURCHASE_LAPSE") {
-		t.Errorf("planted lapser: triggers %v, want WINBACK/PURCHASE_LAPSE", byCustomer["planted-lapser"])
+	// The generator plants lapsers and steady buyers with known truth.
+	var lapser string
+	lapsers, steady := 0, 0
+	for _, tr := range g.Truth() {
+		switch {
+		case tr.Archetype == gen.Lapser:
+			lapsers++
+			if lapser == "" {
+				lapser = tr.CustomerID
+			}
+			if !contains(byCustomer[tr.CustomerID], "WINBACK/PURCHASE_LAPSE") {
+				t.Errorf("lapser %s: triggers %v, want WINBACK/PURCHASE_LAPSE", tr.CustomerID, byCustomer[tr.CustomerID])
+			}
+		case tr.MustNotTrigger:
+			steady++
+			if got := byCustomer[tr.CustomerID]; len(got) > 0 {
+				t.Errorf("steady buyer %s (%s) got triggers %v", tr.CustomerID, tr.Archetype, got)
+			}
+		}
 	}
-	if tr := byCustomer["planted-steady"]; len(tr) > 0 {
-		t.Errorf("planted steady buyer got triggers %v", tr)
+	if lapsers == 0 || steady == 0 {
+		t.Fatalf("the stream planted %d lapsers and %d steady buyers; need both", lapsers, steady)
 	}
 
 	// Every malformed record is in the dead-letter topic, with a reason,
@@ -237,12 +220,12 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	var view map[string]any
-	body := httpGet(t, "http://"+httpAddr+"/v1/customers/planted-lapser", http.StatusOK)
+	body := httpGet(t, "http://"+httpAddr+"/v1/customers/"+lapser, http.StatusOK)
 	if err := json.Unmarshal([]byte(body), &view); err != nil {
 		t.Fatalf("lookup is not JSON: %v: %s", err, body)
 	}
-	if !strings.Contains(body, "planted-lapser") {
-		t.Errorf("lookup of planted-lapser does not name it: %s", body)
+	if !strings.Contains(body, lapser) || !strings.Contains(body, "PURCHASE_LAPSE") {
+		t.Errorf("lookup of lapser %s does not show it and its lapse: %s", lapser, body)
 	}
 	httpGet(t, "http://"+httpAddr+"/v1/customers/nobody-at-all", http.StatusNotFound)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/winback/winback/pipeline/lapse"
@@ -49,8 +50,8 @@ func (r *Runner) restorePending(ctx context.Context) error {
 	return nil
 }
 
-func (r *Runner) newTask(p int32) *task {
-	return &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, r.now())}
+func (r *Runner) newTask(p int32, pos inputPositions) *task {
+	return &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, r.now()), src: newSources(r.cfg.Topics, p, pos, r.now())}
 }
 
 // restoreTasks reads partitions parts of the changelog from their start to
@@ -61,6 +62,9 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 	r.m.restoring.Add(float64(len(parts)))
 	defer r.m.restoring.Sub(float64(len(parts)))
 
+	if err := r.waitStable(ctx, parts); err != nil {
+		return nil, err
+	}
 	starts, err := r.adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = starts.Error()
@@ -76,11 +80,17 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 		return nil, fmt.Errorf("consume: changelog end offsets: %w", err)
 	}
 
+	// After waitStable: a previous owner's transaction has ended, so the
+	// committed input offsets match the changelog.
+	pos, err := r.inputPositions(ctx)
+	if err != nil {
+		return nil, err
+	}
 	tasks := make(map[int32]*task, len(parts))
 	todo := map[int32]int64{}
 	add := map[int32]kgo.Offset{}
 	for _, p := range parts {
-		tasks[p] = r.newTask(p)
+		tasks[p] = r.newTask(p, pos)
 		s, _ := starts.Lookup(topic, p)
 		e, _ := ends.Lookup(topic, p)
 		if e.Offset > s.Offset {
@@ -146,5 +156,60 @@ func (r *Runner) restoreRecord(t *task, rec *kgo.Record) {
 	}
 	if err != nil {
 		r.log.Error("consume: corrupt changelog record skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+	}
+}
+
+// waitStable waits until no transaction is open on partitions parts of the
+// changelog (last stable offset = high watermark). An open transaction
+// there belongs to a previous owner that died mid-batch: the broker aborts
+// it within its transaction timeout (at once if the owner restarts with
+// the same transactional id). Reading past a stable offset that it holds
+// back would miss later committed state, so the restore waits for it, as
+// the group's offset fetch does (RequireStable).
+func (r *Runner) waitStable(ctx context.Context, parts []int32) error {
+	topic := r.cfg.Topics.State
+	deadline := time.Now().Add(2*r.cfg.TransactionTimeout + 10*time.Second)
+	logged := false
+	for {
+		hw, err := r.adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = hw.Error()
+		}
+		var lso kadm.ListedOffsets
+		if err == nil {
+			lso, err = r.adm.ListCommittedOffsets(ctx, topic)
+			if err == nil {
+				err = lso.Error()
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("consume: changelog offsets: %w", err)
+		}
+		var open []int32
+		for _, p := range parts {
+			h, _ := hw.Lookup(topic, p)
+			l, _ := lso.Lookup(topic, p)
+			if l.Offset < h.Offset {
+				open = append(open, p)
+			}
+		}
+		if len(open) == 0 {
+			if logged {
+				r.log.Info("consume: changelog transactions settled", "partitions", parts)
+			}
+			return nil
+		}
+		if !logged {
+			r.log.Info("consume: waiting for a previous owner's open transaction on the changelog to end", "partitions", open)
+			logged = true
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("consume: changelog partitions %v still have an open transaction after %s; is another instance using this group's transactional id?", open, 2*r.cfg.TransactionTimeout+10*time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }

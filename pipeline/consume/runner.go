@@ -57,8 +57,11 @@ type Config struct {
 	MaxPollRecords  int           // records per transaction at most
 	CommitInterval  time.Duration // longest time a transaction stays open
 	ShutdownTimeout time.Duration // time for the last flush and commit on shutdown
-	DLQSampleBytes  int           // bytes of a bad value kept in ClickHouse
-	Lapse           lapse.Config
+	// TransactionTimeout is how long the broker lets a transaction stay
+	// open; a dead instance's open transaction is aborted after it.
+	TransactionTimeout time.Duration
+	DLQSampleBytes     int // bytes of a bad value kept in ClickHouse
+	Lapse              lapse.Config
 }
 
 // Deps are the Runner's collaborators.
@@ -93,12 +96,12 @@ type Runner struct {
 	nparts  int              // partitions of each input topic
 	ready   bool             // joined, and nothing left to restore
 
-	errMu sync.Mutex // guards txErr, which produce callbacks set
+	backoff time.Duration // wait after a failed transaction
+	errMu   sync.Mutex    // guards txErr, which produce callbacks set
 	// per transaction
 	txErr    error
 	txTrigs  []event.Trigger // emitted in this transaction, counted on commit
 	txArrive []int64         // arrival (record timestamp, ms) of event-driven triggers
-	ev       event.Event
 	trigBuf  []event.Trigger
 	snapBuf  []byte
 	aggBuf   event.Aggregate
@@ -107,6 +110,7 @@ type Runner struct {
 type task struct {
 	p   int32
 	eng *lapse.Engine
+	src [3]source // orders, email, support: buffered in event-time order
 	// snapshot bytes and count written or restored, for the state_bytes
 	// estimate (average snapshot size × customers)
 	snapBytes, snaps int
@@ -141,6 +145,9 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.TransactionTimeout <= 0 {
+		cfg.TransactionTimeout = 40 * time.Second
 	}
 	if cfg.DLQSampleBytes <= 0 {
 		cfg.DLQSampleBytes = 512
@@ -189,6 +196,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(inputs...),
 		kgo.TransactionalID(r.cfg.TransactionalID),
+		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.Balancers(kgo.RangeBalancer()),
@@ -203,6 +211,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("consume: kafka client: %w", err)
 	}
 	r.sess = sess
+	// Initialising the producer id now, before any restore, fences this
+	// instance's previous incarnation (same transactional id) and aborts
+	// its unfinished transaction, so the changelog is stable at once.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		sess.Close()
+		return fmt.Errorf("consume: init transactional producer: %w", err)
+	}
 	restore, err := kgo.NewClient(append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.RestoreOpts...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
@@ -294,7 +309,7 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 	for _, p := range revoked[r.cfg.Topics.Orders] {
 		delete(r.owned, p)
 		delete(r.pending, p)
-		delete(r.tasks, p)
+		r.dropTask(p)
 		r.forgetGauges(p)
 	}
 	r.m.assigned.Set(float64(len(r.owned)))
@@ -346,15 +361,10 @@ func (r *Runner) cycle(ctx context.Context) error {
 			return err
 		}
 		r.mu.Lock()
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			for _, rec := range fp.Records {
-				r.process(ctx, rec)
-			}
-			if k := len(fp.Records); k > 0 {
-				lag := fp.HighWatermark - fp.Records[k-1].Offset - 1
-				r.m.consumerLag.WithLabelValues(fp.Topic, strconv.Itoa(int(fp.Partition))).Set(float64(max(lag, 0)))
-			}
-		})
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) { r.enqueue(ctx, fp) })
+		for _, t := range r.tasks {
+			r.drain(t)
+		}
 		r.mu.Unlock()
 		n += fetches.NumRecords()
 	}
@@ -386,7 +396,8 @@ func (r *Runner) cycle(ctx context.Context) error {
 	if txErr != nil {
 		r.log.Error("consume: aborting transaction", "err", txErr)
 	}
-	committed, err := r.sess.End(fctx, kgo.TransactionEndTry(txErr == nil))
+	commitCtx := kgo.PreTxnCommitFnContext(fctx, r.commitOffsets())
+	committed, err := r.sess.End(commitCtx, kgo.TransactionEndTry(txErr == nil))
 	if err != nil {
 		r.m.txAborts.Inc()
 		r.dropState()
@@ -394,10 +405,20 @@ func (r *Runner) cycle(ctx context.Context) error {
 	}
 	if !committed {
 		r.m.txAborts.Inc()
-		r.log.Info("consume: transaction aborted; state will be restored from the changelog")
+		r.log.Info("consume: transaction aborted; state will be restored from the changelog", "err", txErr)
 		r.dropState()
+		if txErr != nil {
+			// A failed write or an unreachable registry: wait
+			// before replaying, doubling up to 30 s.
+			r.backoff = min(max(2*r.backoff, 500*time.Millisecond), 30*time.Second)
+			select {
+			case <-ctx.Done():
+			case <-time.After(r.backoff):
+			}
+		}
 		return nil
 	}
+	r.backoff = 0
 	r.m.txCommits.Inc()
 	end := r.now()
 	for i := range r.txTrigs {
@@ -432,39 +453,9 @@ func (r *Runner) dropState() {
 	defer r.mu.Unlock()
 	for p := range r.owned {
 		r.pending[p] = true
-		delete(r.tasks, p)
+		r.dropTask(p)
 	}
 	r.ready = false
-}
-
-// process applies one input record; it runs with r.mu held.
-func (r *Runner) process(ctx context.Context, rec *kgo.Record) {
-	src, kind, ok := r.source(rec.Topic)
-	t := r.tasks[rec.Partition]
-	if !ok || t == nil {
-		// Revoked during this batch: the transaction aborts, nothing is lost.
-		return
-	}
-	if err := r.dep.Decoder.Decode(ctx, kind, rec.Key, rec.Value, &r.ev); err != nil {
-		r.deadLetter(rec, err)
-		return
-	}
-	trigs, dup, late := t.eng.Apply(r.trigBuf[:0], src, &r.ev, r.now())
-	switch {
-	case dup:
-		r.m.duplicates.Inc()
-		r.m.events.WithLabelValues(rec.Topic, "duplicate").Inc()
-	case late:
-		r.m.lateEvents.Inc()
-		r.m.events.WithLabelValues(rec.Topic, "late").Inc()
-	default:
-		r.m.events.WithLabelValues(rec.Topic, "ok").Inc()
-	}
-	for i := range trigs {
-		r.emit(&trigs[i])
-		r.txArrive = append(r.txArrive, rec.Timestamp.UnixMilli())
-	}
-	r.trigBuf = trigs[:0]
 }
 
 func (r *Runner) deadLetter(rec *kgo.Record, err error) {

@@ -1,0 +1,266 @@
+package consume
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/event"
+)
+
+// A task reads three input partitions, and fetches return them in whatever
+// interleaving the network gives. Applying events in that order would make
+// a customer's signals depend on it, and a replay after a crash could then
+// emit different triggers. So each task buffers its three sources and
+// applies events in event-time order (ties: source, then offset), the way
+// Kafka Streams picks the lowest timestamp among a task's partition heads.
+// An empty source holds the others back only while it may still have
+// earlier data: until it is caught up with its high watermark, or has sent
+// nothing for taskIdle.
+//
+// Offsets committed for an input partition are those of its first
+// unapplied record, so buffered records are read again after a crash.
+
+const (
+	// taskIdle bounds how long an empty source that should have data (its
+	// position is short of its high watermark) holds the others back, in
+	// case its partition cannot be fetched.
+	taskIdle    = 10 * time.Second
+	maxBuffered = 20000 // per source: past this, fetching of the partition pauses
+)
+
+type queued struct {
+	ev     event.Event
+	rec    *kgo.Record // set for bad input, to dead-letter
+	err    error       // why it is bad
+	off    int64
+	arrive int64 // record timestamp, Unix ms
+}
+
+type source struct {
+	topic  string
+	q      []queued
+	head   int
+	next   int64 // offset after the last record fetched; -1 unknown
+	hwm    int64 // high watermark at the last fetch; -1 unknown
+	seen   time.Time
+	paused bool
+}
+
+func (s *source) len() int { return len(s.q) - s.head }
+
+func (s *source) push(q queued) {
+	if s.head > 0 && s.head == len(s.q) {
+		s.q, s.head = s.q[:0], 0
+	}
+	s.q = append(s.q, q)
+}
+
+func (s *source) pop() *queued {
+	q := &s.q[s.head]
+	s.head++
+	return q
+}
+
+// caughtUp reports whether the source has fetched everything the broker had
+// at its last fetch.
+func (s *source) caughtUp() bool { return s.hwm >= 0 && s.next >= s.hwm }
+
+// mayHoldBack reports whether an empty source may still deliver an event
+// earlier than the others' heads.
+func (s *source) mayHoldBack(now time.Time) bool {
+	return s.len() == 0 && !s.caughtUp() && now.Sub(s.seen) < taskIdle
+}
+
+// newSources starts task p's queues at the group's committed offsets (or
+// the log start, where nothing is committed) and the partitions' high
+// watermarks, so that a source with nothing to read holds nobody back and
+// one with data is waited for.
+func newSources(t Topics, p int32, pos inputPositions, now time.Time) [3]source {
+	mk := func(topic string) source {
+		s := source{topic: topic, next: -1, hwm: -1, seen: now}
+		if e, ok := pos.ends.Lookup(topic, p); ok && e.Err == nil {
+			s.hwm = e.Offset
+		}
+		if c, ok := pos.committed.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
+			s.next = c.At
+		} else if st, ok := pos.starts.Lookup(topic, p); ok && st.Err == nil {
+			s.next = st.Offset
+		}
+		return s
+	}
+	return [3]source{mk(t.Orders), mk(t.Email), mk(t.Support)}
+}
+
+// inputPositions are the input partitions' offsets when tasks start.
+type inputPositions struct {
+	committed    kadm.OffsetResponses
+	starts, ends kadm.ListedOffsets
+}
+
+func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
+	t := r.cfg.Topics
+	var pos inputPositions
+	var err error
+	if pos.committed, err = r.adm.FetchOffsets(ctx, r.cfg.Group); err != nil {
+		return pos, fmt.Errorf("consume: committed offsets: %w", err)
+	}
+	if pos.starts, err = r.adm.ListStartOffsets(ctx, t.Orders, t.Email, t.Support); err != nil {
+		return pos, fmt.Errorf("consume: input start offsets: %w", err)
+	}
+	if pos.ends, err = r.adm.ListEndOffsets(ctx, t.Orders, t.Email, t.Support); err != nil {
+		return pos, fmt.Errorf("consume: input end offsets: %w", err)
+	}
+	return pos, nil
+}
+
+// enqueue decodes a fetch's records into their task's source queue. Bad
+// input is queued too, to be dead-lettered in offset order. It runs with
+// r.mu held.
+func (r *Runner) enqueue(ctx context.Context, fp kgo.FetchTopicPartition) {
+	if len(fp.Records) == 0 {
+		return
+	}
+	src, kind, ok := r.source(fp.Topic)
+	t := r.tasks[fp.Partition]
+	if !ok || t == nil {
+		// Revoked (or re-assigned) while this batch ran: abort rather
+		// than commit offsets past records that were not applied.
+		r.fail(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
+		return
+	}
+	s := &t.src[src]
+	for _, rec := range fp.Records {
+		q := queued{off: rec.Offset, arrive: rec.Timestamp.UnixMilli()}
+		if err := r.dep.Decoder.Decode(ctx, kind, rec.Key, rec.Value, &q.ev); err != nil {
+			q.rec, q.err = rec, err
+		}
+		s.push(q)
+	}
+	s.next, s.hwm, s.seen = fp.Records[len(fp.Records)-1].Offset+1, fp.HighWatermark, r.now()
+	r.m.consumerLag.WithLabelValues(fp.Topic, strconv.Itoa(int(fp.Partition))).Set(float64(max(s.hwm-s.next, 0)))
+	if s.len() > maxBuffered && !s.paused {
+		r.sess.Client().PauseFetchPartitions(map[string][]int32{s.topic: {t.p}})
+		s.paused = true
+	}
+}
+
+// drain applies t's buffered events in event-time order for as long as no
+// source may still deliver an earlier one. It runs with r.mu held.
+func (r *Runner) drain(t *task) {
+	now := r.now()
+	for {
+		i := t.pick(now)
+		if i < 0 {
+			break
+		}
+		s := &t.src[i]
+		q := s.pop()
+		if q.rec != nil {
+			if reason, ok := decode.ReasonOf(q.err); ok && reason.Transient() {
+				// The record may be fine (the registry is down):
+				// abort and replay later rather than dead-letter it.
+				r.fail(fmt.Errorf("%s/%d@%d: %w", q.rec.Topic, q.rec.Partition, q.rec.Offset, q.err))
+				return
+			}
+			r.deadLetter(q.rec, q.err)
+			continue
+		}
+		trigs, dup, late := t.eng.Apply(r.trigBuf[:0], i, &q.ev, now)
+		switch {
+		case dup:
+			r.m.duplicates.Inc()
+			r.m.events.WithLabelValues(s.topic, "duplicate").Inc()
+		case late:
+			r.m.lateEvents.Inc()
+			r.m.events.WithLabelValues(s.topic, "late").Inc()
+		default:
+			r.m.events.WithLabelValues(s.topic, "ok").Inc()
+		}
+		for j := range trigs {
+			r.emit(&trigs[j])
+			r.txArrive = append(r.txArrive, q.arrive)
+		}
+		r.trigBuf = trigs[:0]
+	}
+	for i := range t.src {
+		if s := &t.src[i]; s.paused && s.len() < maxBuffered/2 {
+			r.sess.Client().ResumeFetchPartitions(map[string][]int32{s.topic: {t.p}})
+			s.paused = false
+		}
+	}
+}
+
+// dropTask forgets task p and its buffers; fetching resumes at the
+// committed offsets. It runs with r.mu held.
+func (r *Runner) dropTask(p int32) {
+	t := r.tasks[p]
+	if t == nil {
+		return
+	}
+	for i := range t.src {
+		if t.src[i].paused {
+			r.sess.Client().ResumeFetchPartitions(map[string][]int32{t.src[i].topic: {p}})
+		}
+	}
+	delete(r.tasks, p)
+}
+
+// commitOffsets returns the function that rewrites the transaction's offset
+// commit so that each input partition commits its first unapplied record.
+func (r *Runner) commitOffsets() func(*kmsg.TxnOffsetCommitRequest) error {
+	r.mu.Lock()
+	heads := map[string]map[int32]int64{}
+	for p, t := range r.tasks {
+		for i := range t.src {
+			s := &t.src[i]
+			if s.len() > 0 {
+				if heads[s.topic] == nil {
+					heads[s.topic] = map[int32]int64{}
+				}
+				heads[s.topic][p] = s.q[s.head].off
+			}
+		}
+	}
+	r.mu.Unlock()
+	return func(req *kmsg.TxnOffsetCommitRequest) error {
+		for i := range req.Topics {
+			tp := &req.Topics[i]
+			for j := range tp.Partitions {
+				pp := &tp.Partitions[j]
+				if off, ok := heads[tp.Topic][pp.Partition]; ok && off < pp.Offset {
+					pp.Offset, pp.LeaderEpoch = off, -1
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// pick returns the source whose head is to be applied now, or -1.
+func (t *task) pick(now time.Time) int {
+	best := -1
+	for i := range t.src {
+		s := &t.src[i]
+		if s.len() == 0 {
+			if s.mayHoldBack(now) {
+				return -1
+			}
+			continue
+		}
+		h := &s.q[s.head]
+		if h.rec != nil {
+			return i // bad input leaves at once, in its offset order
+		}
+		if best < 0 || h.ev.Time < t.src[best].q[t.src[best].head].ev.Time {
+			best = i
+		}
+	}
+	return best
+}
