@@ -19,13 +19,13 @@ type Config struct {
 	// AllowedLateness is how far behind its source's newest event an event
 	// may arrive and still count as on time; the watermark trails each
 	// source by this much.
-	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	AllowedLateness time.Duration `yaml:"allowed_lateness" help:"how late an event may arrive (behind the newest event of its input) and still count as on time, as a duration, e.g. 1h"`
 	// IdleTimeout is how long (wall time) a source may send nothing before
 	// it stops holding the watermark back. Zero disables idleness.
-	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	IdleTimeout time.Duration `yaml:"idle_timeout" help:"how long an input may stay silent (wall time) before it stops holding back event time, as a duration; 0 disables"`
 	// MaxOrderDays caps the distinct order days kept per customer within
 	// 180 days (32–64); past it the oldest close entries are merged.
-	MaxOrderDays int `yaml:"max_order_days"`
+	MaxOrderDays int `yaml:"max_order_days" help:"distinct order days kept per customer over 180 days (32 to 64); older close ones are merged past it"`
 
 	Lapse        LapseConfig        `yaml:"purchase_lapse"`
 	Spend        SpendConfig        `yaml:"spend_decline"`
@@ -37,7 +37,7 @@ type Config struct {
 	Risk         RiskConfig         `yaml:"risk"`
 	// Actions maps each reason to the action recommended when it is a
 	// trigger's primary reason.
-	Actions   map[event.Reason]event.Action `yaml:"actions"`
+	Actions   map[event.Reason]event.Action `yaml:"actions" help:"action recommended for each primary reason, e.g. PURCHASE_LAPSE: WINBACK_OFFER"`
 	Lifecycle LifecycleConfig               `yaml:"lifecycle"`
 }
 
@@ -46,38 +46,38 @@ type LapseConfig struct {
 	// Factor (k): a customer with a personal rhythm lapses when the
 	// silence since the last order passes max(k × usual interval,
 	// usual interval + SpreadFactor × spread).
-	Factor float64 `yaml:"factor"`
+	Factor float64 `yaml:"factor" help:"silence of this many usual purchase intervals makes a lapse, a multiple, e.g. 2"`
 	// SpreadFactor (m) multiplies the interval spread (1.4826 × MAD).
-	SpreadFactor float64 `yaml:"spread_factor"`
+	SpreadFactor float64 `yaml:"spread_factor" help:"a lapse also needs silence past the usual interval plus this many spreads (robust standard deviations); 0 ignores the spread"`
 	// MinOrders is the number of orders (purchase occasions) before the
 	// customer's own rhythm is trusted; with fewer, the cohort's is used.
-	MinOrders int `yaml:"min_orders"`
+	MinOrders int `yaml:"min_orders" help:"purchases needed before a customer's own rhythm is trusted; fewer use the cohort rhythm"`
 	// MinGapDays and MaxGapDays bound the silence that counts as a lapse.
-	MinGapDays float64 `yaml:"min_gap_days"`
-	MaxGapDays float64 `yaml:"max_gap_days"`
+	MinGapDays float64 `yaml:"min_gap_days" help:"shortest silence that can count as a lapse, in days"`
+	MaxGapDays float64 `yaml:"max_gap_days" help:"longest silence in days needed for a lapse, whatever the customer's rhythm"`
 	// MinIntervalHours: orders closer than this are one purchase occasion.
-	MinIntervalHours float64 `yaml:"min_interval_hours"`
+	MinIntervalHours float64 `yaml:"min_interval_hours" help:"orders closer than this many hours count as one purchase"`
 	// CohortDefaultDays is the cohort interval until CohortMinCustomers
 	// customers of the task have a personal rhythm.
-	CohortDefaultDays  float64 `yaml:"cohort_default_days"`
-	CohortMinCustomers int     `yaml:"cohort_min_customers"`
+	CohortDefaultDays  float64 `yaml:"cohort_default_days" help:"purchase interval in days assumed for customers without a rhythm until enough customers have one"`
+	CohortMinCustomers int     `yaml:"cohort_min_customers" help:"customers with their own rhythm needed before the cohort median interval is used"`
 	// CohortMinDays floors the cohort interval. The cohort median leans
 	// towards frequent buyers (they reach min_orders first), and a
 	// newcomer slower than the median would otherwise be called lapsed
 	// before its second order was even due.
-	CohortMinDays float64 `yaml:"cohort_min_days"`
+	CohortMinDays float64 `yaml:"cohort_min_days" help:"shortest purchase interval in days assumed for a customer without their own rhythm; 0 trusts the cohort median alone"`
 }
 
 // SpendConfig is SPEND_DECLINE: still buying, but spending much less.
 type SpendConfig struct {
 	// MinDrop: fires when spend over 90 days is down by more than this
 	// share versus the 90 days before.
-	MinDrop float64 `yaml:"min_drop"`
+	MinDrop float64 `yaml:"min_drop" help:"share of 90-day spend lost against the 90 days before that fires, 0 to 1 (0.5 = down 50%)"`
 	// MinPrevOrders: orders needed in the earlier 90 days.
-	MinPrevOrders int `yaml:"min_prev_orders"`
+	MinPrevOrders int `yaml:"min_prev_orders" help:"orders needed in the earlier 90 days to judge a spend decline"`
 	// MinRecentOrders: orders needed in the last 90 days to count as
 	// still buying (a customer past their lapse due is not).
-	MinRecentOrders int `yaml:"min_recent_orders"`
+	MinRecentOrders int `yaml:"min_recent_orders" help:"orders needed in the last 90 days to count as still buying"`
 }
 
 // EngagementConfig is ENGAGEMENT_DECLINE: opens or clicks far below the
@@ -85,100 +85,100 @@ type SpendConfig struct {
 type EngagementConfig struct {
 	// MaxRatio: fires when the 30-day open (or click) rate is below this
 	// share of the customer's baseline rate …
-	MaxRatio float64 `yaml:"max_ratio"`
+	MaxRatio float64 `yaml:"max_ratio" help:"fires when the 30-day open or click rate falls below this share of the customer's own baseline rate, 0 to 1"`
 	// MaxPValue: … and so few opens (clicks) would happen with probability
 	// at most this if the customer still opened at the baseline rate
 	// (binomial tail), so that a short unlucky run does not fire.
-	MaxPValue float64 `yaml:"max_p_value"`
+	MaxPValue float64 `yaml:"max_p_value" help:"highest chance (0 to 1) that the drop is bad luck at the baseline rate for it to fire; 1 turns this check off"`
 	// MinDelivered30d: e-mails delivered in 30 days at least.
-	MinDelivered30d int `yaml:"min_delivered_30d"`
+	MinDelivered30d int `yaml:"min_delivered_30d" help:"e-mails delivered in the last 30 days needed before the rate is judged"`
 	// MinBaselineDelivered: decayed deliveries behind the baseline at
 	// least.
-	MinBaselineDelivered float64 `yaml:"min_baseline_delivered"`
+	MinBaselineDelivered float64 `yaml:"min_baseline_delivered" help:"weighted past deliveries needed behind the baseline rate"`
 	// MinOpenBaseline and MinClickBaseline: baseline rates below these are
 	// too low to decline from.
-	MinOpenBaseline  float64 `yaml:"min_open_baseline"`
-	MinClickBaseline float64 `yaml:"min_click_baseline"`
+	MinOpenBaseline  float64 `yaml:"min_open_baseline" help:"baseline open rates below this share (0 to 1) are too low to decline from"`
+	MinClickBaseline float64 `yaml:"min_click_baseline" help:"baseline click rates below this share (0 to 1) are too low to decline from"`
 	// BaselineHalfLifeDays is the half-life of the baseline's decayed
 	// counts. The baseline never includes the current 30 days.
-	BaselineHalfLifeDays float64 `yaml:"baseline_half_life_days"`
+	BaselineHalfLifeDays float64 `yaml:"baseline_half_life_days" help:"days after which a past delivery or open counts half in the baseline"`
 }
 
 // ChannelConfig is EMAIL_UNSUBSCRIBED and EMAIL_BOUNCED.
 type ChannelConfig struct {
 	// ActiveDays: how long an unsubscribe or hard bounce counts towards
 	// the risk score after it happened.
-	ActiveDays float64 `yaml:"active_days"`
+	ActiveDays float64 `yaml:"active_days" help:"days an unsubscribe or bounce counts towards the risk score"`
 }
 
 // SupportConfig is SUPPORT_FRICTION.
 type SupportConfig struct {
 	// Tickets30d: tickets opened or reopened within 30 days that fire.
-	Tickets30d int `yaml:"tickets_30d"`
+	Tickets30d int `yaml:"tickets_30d" help:"tickets opened or reopened within 30 days that fire support friction"`
 	// ReopenFires: any reopened ticket fires.
-	ReopenFires bool `yaml:"reopen_fires"`
+	ReopenFires bool `yaml:"reopen_fires" help:"a reopened ticket fires support friction on its own (true or false)"`
 	// SLA: a ticket still open this long after it was (re)opened fires.
-	SLA time.Duration `yaml:"sla"`
+	SLA time.Duration `yaml:"sla" help:"a ticket still open this long after it was opened or reopened fires, as a duration, e.g. 72h"`
 	// ComplaintCategories are the ticket categories (case-insensitive)
 	// that count as complaints; a complaint fires on its own.
-	ComplaintCategories []string `yaml:"complaint_categories"`
+	ComplaintCategories []string `yaml:"complaint_categories" help:"ticket categories that count as complaints and fire on their own, comma-separated, any case"`
 	// UrgentIsComplaint also counts URGENT tickets as complaints.
-	UrgentIsComplaint bool `yaml:"urgent_is_complaint"`
+	UrgentIsComplaint bool `yaml:"urgent_is_complaint" help:"also count URGENT tickets as complaints (true or false)"`
 }
 
 // SatisfactionConfig is LOW_SATISFACTION.
 type SatisfactionConfig struct {
-	MaxCSAT int `yaml:"max_csat"` // CSAT at or below fires (1–5 scale)
-	MaxNPS  int `yaml:"max_nps"`  // NPS at or below fires (0–10 scale)
+	MaxCSAT int `yaml:"max_csat" help:"a CSAT answer at or below this fires (scale 1 to 5)"` // CSAT at or below fires (1–5 scale)
+	MaxNPS  int `yaml:"max_nps" help:"an NPS answer at or below this fires (scale 0 to 10)"` // NPS at or below fires (0–10 scale)
 	// ActiveDays: how long a low answer counts towards the risk score.
-	ActiveDays float64 `yaml:"active_days"`
+	ActiveDays float64 `yaml:"active_days" help:"days a low survey answer counts towards the risk score"`
 }
 
 // ValueConfig is the customer value model: CLV and tiers.
 type ValueConfig struct {
 	// LifetimeYears is the expected remaining lifetime in CLV =
 	// average order value × orders per year × lifetime.
-	LifetimeYears float64 `yaml:"lifetime_years"`
+	LifetimeYears float64 `yaml:"lifetime_years" help:"expected remaining customer lifetime in years used for CLV"`
 	// DefaultIntervalDays is the purchase interval assumed for the CLV of
 	// customers without a personal rhythm.
-	DefaultIntervalDays float64 `yaml:"default_interval_days"`
+	DefaultIntervalDays float64 `yaml:"default_interval_days" help:"purchase interval in days assumed in the CLV of customers without their own rhythm"`
 	// HighQuantile and LowQuantile split the task's CLV distribution:
 	// HIGH at or above HighQuantile, LOW below LowQuantile.
-	HighQuantile float64 `yaml:"high_quantile"`
-	LowQuantile  float64 `yaml:"low_quantile"`
+	HighQuantile float64 `yaml:"high_quantile" help:"CLV percentile (0 to 1) from which a customer is HIGH value"`
+	LowQuantile  float64 `yaml:"low_quantile" help:"CLV percentile (0 to 1) below which a customer is LOW value"`
 	// MinCustomers: below this many buying customers in the task every
 	// buying customer is MEDIUM (percentile 0.5).
-	MinCustomers int `yaml:"min_customers"`
+	MinCustomers int `yaml:"min_customers" help:"buying customers needed in a task before value tiers are assigned (until then all are MEDIUM)"`
 }
 
 // RiskConfig combines signals into the risk score and the priority.
 type RiskConfig struct {
 	// Weights per reason: risk = 1 − Π(1 − weight × severity) over the
 	// active reasons.
-	Weights map[event.Reason]float64 `yaml:"weights"`
+	Weights map[event.Reason]float64 `yaml:"weights" help:"weight (0 to 1) of each reason in the risk score, e.g. PURCHASE_LAPSE: 0.6"`
 	// ValueWeight: priority = 1 + 99 × risk × ((1 − w) + w × value
 	// percentile).
-	ValueWeight float64 `yaml:"value_weight"`
+	ValueWeight float64 `yaml:"value_weight" help:"how much customer value counts in the priority, 0 (risk only) to 1"`
 	// LoyaltyMaxRisk: a HIGH-tier customer below this risk gets
 	// LOYALTY_REWARD instead of a win-back offer or re-engagement.
-	LoyaltyMaxRisk float64 `yaml:"loyalty_max_risk"`
+	LoyaltyMaxRisk float64 `yaml:"loyalty_max_risk" help:"HIGH-value customers below this risk (0 to 1) get LOYALTY_REWARD instead of an offer; 0 disables"`
 }
 
 // LifecycleConfig governs trigger ids, cooldowns and recovery.
 type LifecycleConfig struct {
 	// CooldownDays: a reason does not fire again for the same customer
 	// within this many days (event time) of its last trigger …
-	CooldownDays int `yaml:"cooldown_days"`
+	CooldownDays int `yaml:"cooldown_days" help:"days (event time) before the same reason may fire again for a customer"`
 	// CooldownDaysByReason overrides CooldownDays per reason.
-	CooldownDaysByReason map[event.Reason]int `yaml:"cooldown_days_by_reason"`
+	CooldownDaysByReason map[event.Reason]int `yaml:"cooldown_days_by_reason" help:"cooldown in days per reason, overriding cooldown_days, e.g. SUPPORT_FRICTION: 14"`
 	// PreemptMargin: … unless the new trigger's priority is at least this
 	// many points above that last trigger's.
-	PreemptMargin int `yaml:"preempt_margin"`
+	PreemptMargin int `yaml:"preempt_margin" help:"priority points (1 to 100) a trigger needs above the last one to fire within its cooldown; 100 disables"`
 	// RecoverOn: reasons whose trigger opens an episode that an order
 	// closes with a RECOVERED trigger.
-	RecoverOn []event.Reason `yaml:"recover_on"`
+	RecoverOn []event.Reason `yaml:"recover_on" help:"reasons whose trigger is followed by a RECOVERED trigger when the customer orders again, comma-separated"`
 	// RecoveredAction is the action carried by RECOVERED triggers.
-	RecoveredAction event.Action `yaml:"recovered_action"`
+	RecoveredAction event.Action `yaml:"recovered_action" help:"action carried by RECOVERED triggers, e.g. LOYALTY_REWARD"`
 }
 
 // DefaultConfig returns the documented defaults.
