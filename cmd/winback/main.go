@@ -52,11 +52,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"run":     cmdRun,
-		"dev":     cmdDev,
-		"gen":     cmdGen,
-		"migrate": cmdMigrate,
-		"config":  cmdConfig,
+		"run":      cmdRun,
+		"dev":      cmdDev,
+		"gen":      cmdGen,
+		"migrate":  cmdMigrate,
+		"backtest": cmdBacktest,
+		"config":   cmdConfig,
 	}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
