@@ -193,7 +193,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		return fmt.Errorf("clickhouse: %w", err)
 	}
 	defer sink.Close()
-	if err := sink.Migrate(ctx); err != nil {
+	if err := migrate(ctx, sink, log); err != nil {
 		return fmt.Errorf("clickhouse migrate: %w", err)
 	}
 
@@ -271,6 +271,29 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	err = g.Wait()
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		err = nil
+	}
+	return err
+}
+
+// migrate applies the DDL, retrying a few times: instances that start
+// together race to apply the same migrations, and a loser's retry finds
+// them applied.
+func migrate(ctx context.Context, sink *clickhouse.Sink, log *slog.Logger) error {
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if err = sink.Migrate(ctx); err == nil {
+			return nil
+		}
+		var tampered *clickhouse.MigrationChecksumError
+		if errors.As(err, &tampered) {
+			return err // retrying cannot fix a changed migration file
+		}
+		log.Warn("clickhouse migration failed; retrying (another instance may be migrating)", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * time.Second):
+		}
 	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -85,6 +86,23 @@ func startInstance(t *testing.T, cfg config.Config, name string) *instance {
 	return in
 }
 
+// waitReady waits for /readyz, and shows the instance's log if it never is.
+func (in *instance) waitReady(timeout time.Duration) {
+	in.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + in.http + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out := in.out.String()
+	in.t.Fatalf("%s not ready within %s; last output:\n%s", in.name, timeout, out[max(0, len(out)-6000):])
+}
+
 func (in *instance) kill() {
 	_ = in.cmd.Process.Signal(syscall.SIGKILL)
 	<-in.done
@@ -93,7 +111,7 @@ func (in *instance) kill() {
 // stop sends SIGTERM and requires a clean exit within the shutdown timeout.
 func (in *instance) stop(timeout time.Duration) {
 	in.t.Helper()
-	waitReady(in.t, in.http, time.Minute)
+	in.waitReady(time.Minute)
 	began := time.Now()
 	_ = in.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -320,8 +338,8 @@ func TestKillNine(t *testing.T) {
 	midway := 0
 	for range 10 {
 		in := startInstance(t, cfg, "kill")
-		waitReady(t, in.http, time.Minute)
-		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
+		in.waitReady(time.Minute)
+		time.Sleep(time.Duration(50+rng.IntN(450)) * time.Millisecond)
 		in.kill()
 		if behind(t, cfg) > 0 {
 			midway++
@@ -348,6 +366,9 @@ func TestRebalanceThreeInstances(t *testing.T) {
 	b := startInstance(t, cfg, "rebal-b")
 	c := startInstance(t, cfg, "rebal-c")
 	time.Sleep(3 * time.Second)
+	if behind(t, cfg) == 0 {
+		t.Fatal("the group caught up before the first fault; the stream is too small to prove anything")
+	}
 	b.kill()
 	d := startInstance(t, cfg, "rebal-d")
 	time.Sleep(3 * time.Second)

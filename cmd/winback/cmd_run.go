@@ -44,7 +44,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer sink.Close()
-	if err := sink.Migrate(ctx); err != nil {
+	if err := migrate(ctx, sink, log); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "migrated database %s on ClickHouse %s\n", cfg.ClickHouse.Database, sink.ServerVersion())

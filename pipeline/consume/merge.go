@@ -20,17 +20,15 @@ import (
 // emit different triggers. So each task buffers its three sources and
 // applies events in event-time order (ties: source, then offset), the way
 // Kafka Streams picks the lowest timestamp among a task's partition heads.
-// An empty source holds the others back only while it may still have
-// earlier data: until it is caught up with its high watermark, or has sent
-// nothing for taskIdle.
+// An empty source holds the others back while it may still have earlier
+// data: until it has fetched up to the high watermark it last saw.
 //
 // Offsets committed for an input partition are those of its first
 // unapplied record, so buffered records are read again after a crash.
 
 const (
-	// taskIdle bounds how long an empty source that should have data (its
-	// position is short of its high watermark) holds the others back, in
-	// case its partition cannot be fetched.
+	// taskIdle bounds how long an empty source whose high watermark is
+	// unknown holds the others back.
 	taskIdle    = 10 * time.Second
 	maxBuffered = 20000 // per source: past this, fetching of the partition pauses
 )
@@ -68,14 +66,18 @@ func (s *source) pop() *queued {
 	return q
 }
 
-// caughtUp reports whether the source has fetched everything the broker had
-// at its last fetch.
-func (s *source) caughtUp() bool { return s.hwm >= 0 && s.next >= s.hwm }
-
 // mayHoldBack reports whether an empty source may still deliver an event
-// earlier than the others' heads.
+// earlier than the others' heads: it has not fetched up to the high
+// watermark it last saw. Only a source whose high watermark is unknown
+// (no fetch and no listing yet) stops holding back after taskIdle.
 func (s *source) mayHoldBack(now time.Time) bool {
-	return s.len() == 0 && !s.caughtUp() && now.Sub(s.seen) < taskIdle
+	if s.len() > 0 {
+		return false
+	}
+	if s.hwm < 0 {
+		return now.Sub(s.seen) < taskIdle
+	}
+	return s.next < s.hwm
 }
 
 // newSources starts task p's queues at the group's committed offsets (or

@@ -354,19 +354,21 @@ func (r *Runner) cycle(ctx context.Context) error {
 				r.log.Warn("consume: fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
+		// Every polled record must be queued: its offset is in the
+		// commit unless a queued head holds it back.
 		if err := r.restorePending(ctx); err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			return err
+			r.fail(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
 		}
 		r.mu.Lock()
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) { r.enqueue(ctx, fp) })
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) { r.enqueue(context.WithoutCancel(ctx), fp) })
 		for _, t := range r.tasks {
 			r.drain(t)
 		}
 		r.mu.Unlock()
 		n += fetches.NumRecords()
+		if r.failed() {
+			break // the transaction aborts; no use reading on
+		}
 	}
 	// From here on the transaction finishes even if ctx is done: a
 	// graceful shutdown flushes and commits what was processed, and gives
@@ -437,6 +439,12 @@ func (r *Runner) fail(err error) {
 	r.errMu.Lock()
 	r.txErr = errors.Join(r.txErr, err)
 	r.errMu.Unlock()
+}
+
+func (r *Runner) failed() bool {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return r.txErr != nil
 }
 
 // graceContext is not cancelled with ctx but grace after it.
