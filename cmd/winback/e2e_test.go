@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,42 +43,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]*expected{}
-	seen := map[string]bool{}
-	malformed := 0
-	err = g.Each(func(r *gen.Record) error {
-		if r.Malformed != nil {
-			malformed++
-			return nil
-		}
-		ev := r.Event
-		if seen[ev.EventID] || ev.Kind != event.KindOrder {
-			seen[ev.EventID] = true
-			return nil
-		}
-		seen[ev.EventID] = true
-		e := want[ev.CustomerID]
-		if e == nil {
-			e = &expected{}
-			want[ev.CustomerID] = e
-		}
-		cents := int64(math.Round(ev.Amount * 100))
-		switch ev.OrderType {
-		case event.OrderPlaced:
-			e.orders++
-			e.cents += cents
-			e.last = max(e.last, ev.Time)
-		case event.OrderCancelled:
-			e.orders--
-			e.cents -= cents
-		case event.OrderRefunded:
-			e.cents -= cents
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	want, malformed := independentPass(t, g)
 	if malformed == 0 || len(want) < 100 {
 		t.Fatalf("generated stream too small to prove anything: %d malformed, %d buyers", malformed, len(want))
 	}
@@ -97,41 +63,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Exact aggregates for every buyer.
 	db := openCH(t, s.cfg.ClickHouse.DSN)
-	rows, err := db.Query(fmt.Sprintf(`SELECT customer_id, orders_total, spend_total, toUnixTimestamp(last_order_at)
-		FROM %s.customer_aggregates FINAL WHERE orders_total > 0 OR spend_total != 0`, s.cfg.ClickHouse.Database))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]bool{}
-	for rows.Next() {
-		var id string
-		var orders uint32
-		var spend float64
-		var last *uint32
-		if err := rows.Scan(&id, &orders, &spend, &last); err != nil {
-			t.Fatal(err)
-		}
-		got[id] = true
-		w := want[id]
-		if w == nil {
-			t.Errorf("%s: in ClickHouse with %d orders, but bought nothing in the stream", id, orders)
-			continue
-		}
-		if int64(orders) != w.orders || math.Abs(spend-float64(w.cents)/100) > 0.005 {
-			t.Errorf("%s: orders %d spend %.2f, want %d and %.2f", id, orders, spend, w.orders, float64(w.cents)/100)
-		}
-		if w.last != 0 && (last == nil || int64(*last) != w.last/1000) {
-			t.Errorf("%s: last order %v, want %d", id, last, w.last/1000)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	for id, w := range want {
-		if w.orders > 0 && !got[id] {
-			t.Errorf("%s: %d orders in the stream, no aggregate in ClickHouse", id, w.orders)
-		}
-	}
+	checkAggregates(t, db, s.cfg.ClickHouse.Database, want)
 
 	// Triggers: decoded with the registry through franz-go's sr client
 	// and goavro, as any registry-aware consumer would.
@@ -228,6 +160,91 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("lookup of lapser %s does not show it and its lapse: %s", lapser, body)
 	}
 	httpGet(t, "http://"+httpAddr+"/v1/customers/nobody-at-all", http.StatusNotFound)
+}
+
+// independentPass computes, from the generated stream alone, each buyer's
+// expected figures and the number of malformed records.
+func independentPass(t *testing.T, g *gen.Generator) (map[string]*expected, int) {
+	t.Helper()
+	want := map[string]*expected{}
+	seen := map[string]bool{}
+	malformed := 0
+	err := g.Each(func(r *gen.Record) error {
+		if r.Malformed != nil {
+			malformed++
+			return nil
+		}
+		ev := r.Event
+		if seen[ev.EventID] || ev.Kind != event.KindOrder {
+			seen[ev.EventID] = true
+			return nil
+		}
+		seen[ev.EventID] = true
+		e := want[ev.CustomerID]
+		if e == nil {
+			e = &expected{}
+			want[ev.CustomerID] = e
+		}
+		cents := int64(math.Round(ev.Amount * 100))
+		switch ev.OrderType {
+		case event.OrderPlaced:
+			e.orders++
+			e.cents += cents
+			e.last = max(e.last, ev.Time)
+		case event.OrderCancelled:
+			e.orders--
+			e.cents -= cents
+		case event.OrderRefunded:
+			e.cents -= cents
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want, malformed
+}
+
+// checkAggregates requires ClickHouse to hold exactly the expected orders,
+// spend and last order of every buyer.
+func checkAggregates(t *testing.T, db *sql.DB, database string, want map[string]*expected) {
+	t.Helper()
+	rows, err := db.Query(fmt.Sprintf(`SELECT customer_id, orders_total, spend_total, toUnixTimestamp(last_order_at)
+		FROM %s.customer_aggregates FINAL WHERE orders_total > 0 OR spend_total != 0`, database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for rows.Next() {
+		var id string
+		var orders uint32
+		var spend float64
+		var last *uint32
+		if err := rows.Scan(&id, &orders, &spend, &last); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = true
+		w := want[id]
+		if w == nil {
+			t.Errorf("%s: in ClickHouse with %d orders, but bought nothing in the stream", id, orders)
+			continue
+		}
+		if int64(orders) != w.orders || math.Abs(spend-float64(w.cents)/100) > 0.005 {
+			t.Errorf("%s: orders %d spend %.2f, want %d and %.2f", id, orders, spend, w.orders, float64(w.cents)/100)
+		}
+		if w.last != 0 && (last == nil || int64(*last) != w.last/1000) {
+			t.Errorf("%s: last order %v, want %d", id, last, w.last/1000)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for id, w := range want {
+		if w.orders > 0 && !got[id] {
+			t.Errorf("%s: %d orders in the stream, no aggregate in ClickHouse", id, w.orders)
+		}
+	}
+
 }
 
 func contains(xs []string, x string) bool {

@@ -34,10 +34,25 @@ func (e *NotOwnedError) Unwrap() error { return ErrNotOwned }
 // PartitionOf returns the input partition of a customer id, as the default
 // Kafka partitioner (murmur2) places it.
 func PartitionOf(customerID string, partitions int) int32 {
+	return Partitioner().Of(customerID, partitions)
+}
+
+// KeyPartitioner computes input partitions; build one with Partitioner
+// and reuse it, since building one costs more than using it.
+type KeyPartitioner struct{ tp kgo.TopicPartitioner }
+
+// Partitioner returns a KeyPartitioner with Kafka's default (murmur2)
+// placement of keyed records.
+func Partitioner() KeyPartitioner {
+	return KeyPartitioner{kgo.StickyKeyPartitioner(nil).ForTopic("")}
+}
+
+// Of returns the partition of customerID among partitions, or -1.
+func (k KeyPartitioner) Of(customerID string, partitions int) int32 {
 	if partitions <= 0 {
 		return -1
 	}
-	return int32(kgo.StickyKeyPartitioner(nil).ForTopic("").Partition(&kgo.Record{Key: []byte(customerID)}, partitions))
+	return int32(k.tp.Partition(&kgo.Record{Key: []byte(customerID)}, partitions))
 }
 
 // Customer returns the live state of a customer as JSON, with its partition.
@@ -45,7 +60,7 @@ func PartitionOf(customerID string, partitions int) int32 {
 // returns a *NotOwnedError naming the owner.
 func (r *Runner) Customer(ctx context.Context, id string) ([]byte, int32, error) {
 	r.mu.Lock()
-	p := PartitionOf(id, r.nparts)
+	p := r.keys.Of(id, r.nparts)
 	t := r.tasks[p]
 	restoring := r.pending[p]
 	var data []byte

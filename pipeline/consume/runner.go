@@ -94,7 +94,8 @@ type Runner struct {
 	pending map[int32]bool   // assigned, not yet restored
 	gen     map[int32]uint64 // bumped on every assignment, to spot a stale restore
 	nparts  int              // partitions of each input topic
-	ready   bool             // joined, and nothing left to restore
+	keys    KeyPartitioner
+	ready   bool // joined, and nothing left to restore
 
 	backoff time.Duration // wait after a failed transaction
 	errMu   sync.Mutex    // guards txErr, which produce callbacks set
@@ -171,6 +172,7 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 		owned:   map[int32]bool{},
 		pending: map[int32]bool{},
 		gen:     map[int32]uint64{},
+		keys:    Partitioner(),
 	}, nil
 }
 
@@ -318,6 +320,9 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 
 func (r *Runner) forgetGauges(p int32) {
 	l := strconv.Itoa(int(p))
+	for _, topic := range []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support} {
+		r.m.consumerLag.DeleteLabelValues(topic, l)
+	}
 	r.m.customers.DeleteLabelValues(l)
 	r.m.timers.DeleteLabelValues(l)
 	r.m.stateBytes.DeleteLabelValues(l)
