@@ -27,11 +27,13 @@ type Decoder interface {
 
 // Sink takes the rows of a batch and writes them when flushed. Flush blocks
 // until the rows are confirmed (retrying inside), so a commit never runs
-// ahead of the sink.
+// ahead of the sink. NeedsFlush ends a transaction early when the sink's
+// batch is full.
 type Sink interface {
 	AddAggregate(a *event.Aggregate)
 	AddTrigger(t *event.Trigger)
 	AddDeadLetter(d *event.DeadLetter)
+	NeedsFlush(now time.Time) bool
 	Flush(ctx context.Context) error
 }
 
@@ -373,6 +375,9 @@ func (r *Runner) cycle(ctx context.Context) error {
 		n += fetches.NumRecords()
 		if r.failed() {
 			break // the transaction aborts; no use reading on
+		}
+		if r.dep.Sink.NeedsFlush(r.now()) {
+			break // a full ClickHouse batch: commit it
 		}
 	}
 	// From here on the transaction finishes even if ctx is done: a
