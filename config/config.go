@@ -19,14 +19,15 @@ type Config struct {
 	Topics     Topics       `yaml:"topics"`
 	Lapse      lapse.Config `yaml:"lapse"`
 
-	TriggerFormat   string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
-	HTTPAddr        string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long a graceful shutdown may take before winback exits anyway"`
-	CommitInterval  time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
-	MaxPollRecords  int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
-	LogFormat       string        `yaml:"log_format" help:"log format: json or text"`
-	LogLevel        string        `yaml:"log_level" help:"log level: debug, info, warn or error"`
-	MaxValueBytes   int           `yaml:"max_value_bytes" help:"input records larger than this go to the dead-letter topic"`
+	TriggerFormat    string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
+	HTTPAddr         string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
+	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout" help:"how long a graceful shutdown may take before winback exits anyway"`
+	CommitInterval   time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
+	MaxPollRecords   int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
+	LogFormat        string        `yaml:"log_format" help:"log format: json or text"`
+	LogLevel         string        `yaml:"log_level" help:"log level: debug, info, warn or error"`
+	MaxValueBytes    int           `yaml:"max_value_bytes" help:"input records larger than this go to the dead-letter topic"`
+	DLQMaxValueBytes int           `yaml:"dlq_max_value_bytes" help:"a dead-lettered value longer than this is cut (headers winback.truncated and winback.source.size say so); keep it below the dead-letter topic's max.message.bytes and the producer's 1 MB batch limit"`
 }
 
 // Kafka is how winback reaches the brokers.
@@ -111,15 +112,16 @@ func Default() Config {
 			DLQ:      "winback-dlq",
 			State:    "winback-state",
 		},
-		TriggerFormat:   "avro",
-		HTTPAddr:        "127.0.0.1:8080",
-		ShutdownTimeout: 30 * time.Second,
-		CommitInterval:  time.Second,
-		MaxPollRecords:  10000,
-		LogFormat:       "json",
-		LogLevel:        "info",
-		MaxValueBytes:   1 << 20,
-		Lapse:           lapse.DefaultConfig(),
+		TriggerFormat:    "avro",
+		HTTPAddr:         "127.0.0.1:8080",
+		ShutdownTimeout:  30 * time.Second,
+		CommitInterval:   time.Second,
+		MaxPollRecords:   10000,
+		LogFormat:        "json",
+		LogLevel:         "info",
+		MaxValueBytes:    1 << 20,
+		DLQMaxValueBytes: 900 << 10,
+		Lapse:            lapse.DefaultConfig(),
 	}
 }
 
@@ -222,6 +224,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		bad("log-level", "%v", err)
+	}
+	if c.DLQMaxValueBytes < 1024 {
+		bad("dlq-max-value-bytes", "%d is too small; at least 1024", c.DLQMaxValueBytes)
 	}
 	if c.MaxValueBytes < 1024 {
 		bad("max-value-bytes", "%d is too small; at least 1024", c.MaxValueBytes)

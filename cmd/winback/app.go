@@ -217,6 +217,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		CommitInterval:     cfg.CommitInterval,
 		ShutdownTimeout:    cfg.ShutdownTimeout,
 		TransactionTimeout: cfg.Kafka.TxnTimeout,
+		DLQMaxValueBytes:   cfg.DLQMaxValueBytes,
 		Lapse:              cfg.Lapse,
 	}, consume.Deps{
 		Decoder:    dec,

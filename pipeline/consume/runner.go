@@ -63,6 +63,7 @@ type Config struct {
 	// open; a dead instance's open transaction is aborted after it.
 	TransactionTimeout time.Duration
 	DLQSampleBytes     int // bytes of a bad value kept in ClickHouse
+	DLQMaxValueBytes   int // a bad value longer than this is cut in the dead-letter record
 	Lapse              lapse.Config
 }
 
@@ -151,6 +152,9 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 	}
 	if cfg.TransactionTimeout <= 0 {
 		cfg.TransactionTimeout = 40 * time.Second
+	}
+	if cfg.DLQMaxValueBytes <= 0 {
+		cfg.DLQMaxValueBytes = 900 << 10
 	}
 	if cfg.DLQSampleBytes <= 0 {
 		cfg.DLQSampleBytes = 512
@@ -486,7 +490,7 @@ func (r *Runner) deadLetter(rec *kgo.Record, err error) {
 	r.m.events.WithLabelValues(rec.Topic, "dlq").Inc()
 	dl := kafka.DeadLetter(rec, err, r.cfg.DLQSampleBytes)
 	r.dep.Sink.AddDeadLetter(&dl)
-	r.produce(kafka.DeadLetterRecord(r.cfg.Topics.DLQ, rec, err, r.cfg.DLQSampleBytes))
+	r.produce(kafka.DeadLetterRecord(r.cfg.Topics.DLQ, rec, err, r.cfg.DLQMaxValueBytes))
 }
 
 func (r *Runner) emit(t *event.Trigger) {

@@ -25,6 +25,8 @@ const (
 	HeaderSourcePartition = "winback.source.partition"
 	HeaderSourceOffset    = "winback.source.offset"
 	HeaderSourceTimestamp = "winback.source.timestamp"
+	HeaderTruncated       = "winback.truncated"   // "true" when the value was cut
+	HeaderSourceSize      = "winback.source.size" // the original value's size, when cut
 )
 
 // ReasonInternal is the dead-letter reason of an error that is not a
@@ -60,12 +62,15 @@ func Reason(err error) string {
 }
 
 // DeadLetterRecord returns the dead-letter record on topic for src, which
-// failed with err: src's key and value unchanged, the winback.* headers
-// (see the package doc) and then src's own headers. maxSample is not used:
-// the record keeps the whole value; it is there to mirror DeadLetter.
-func DeadLetterRecord(topic string, src *kgo.Record, err error, maxSample int) *kgo.Record {
-	_ = maxSample
-	h := make([]kgo.RecordHeader, 0, 6+len(src.Headers))
+// failed with err: src's key and value, the winback.* headers (see the
+// package doc) and then src's own headers. A value longer than maxValue
+// bytes (maxValue > 0) is cut to maxValue, with the headers
+// winback.truncated=true and winback.source.size, so that the record fits
+// the dead-letter topic: one that does not would fail its transaction on
+// every replay and stall the pipeline. The source coordinates in the
+// headers still point at the whole original record.
+func DeadLetterRecord(topic string, src *kgo.Record, err error, maxValue int) *kgo.Record {
+	h := make([]kgo.RecordHeader, 0, 8+len(src.Headers))
 	h = append(h,
 		kgo.RecordHeader{Key: HeaderReason, Value: []byte(Reason(err))},
 		kgo.RecordHeader{Key: HeaderError, Value: []byte(errorText(err))},
@@ -74,8 +79,16 @@ func DeadLetterRecord(topic string, src *kgo.Record, err error, maxSample int) *
 		kgo.RecordHeader{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
 		kgo.RecordHeader{Key: HeaderSourceTimestamp, Value: strconv.AppendInt(nil, src.Timestamp.UnixMilli(), 10)},
 	)
+	value := src.Value
+	if maxValue > 0 && len(value) > maxValue {
+		value = value[:maxValue]
+		h = append(h,
+			kgo.RecordHeader{Key: HeaderTruncated, Value: []byte("true")},
+			kgo.RecordHeader{Key: HeaderSourceSize, Value: strconv.AppendInt(nil, int64(len(src.Value)), 10)},
+		)
+	}
 	h = append(h, src.Headers...)
-	return &kgo.Record{Topic: topic, Key: src.Key, Value: src.Value, Headers: h}
+	return &kgo.Record{Topic: topic, Key: src.Key, Value: value, Headers: h}
 }
 
 // DeadLetter describes src, which failed with err, as a row for ClickHouse:

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/event"
+)
+
+// TestHostileInput sends the hostile-input corpus (and an oversized
+// record) through the running pipeline, followed by a valid order. Every
+// bad record must land in the dead-letter topic with its reason, nothing
+// may crash or stall, and the valid order after them must be applied.
+func TestHostileInput(t *testing.T) {
+	s := newStack(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cases, err := decode.LoadHostileCorpus("../../pipeline/decode/testdata/hostile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 25 {
+		t.Fatalf("only %d hostile cases; the corpus must have at least 25 kinds", len(cases))
+	}
+	// The corpus's Avro records use schema ids 1-3, which a fresh
+	// registry gives the three input schemas in this order.
+	src, err := sr.NewClient(sr.URLs(s.cfg.Registry.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := map[event.Kind]string{event.KindOrder: s.cfg.Topics.Orders, event.KindEmail: s.cfg.Topics.Email, event.KindSupport: s.cfg.Topics.Support}
+	if _, err := decode.NewEncoder(ctx, src, topics); err != nil {
+		t.Fatal(err)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Kafka.Brokers...), kgo.ProducerBatchMaxBytes(4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	type origin struct {
+		topic     string
+		partition int32
+		offset    int64
+	}
+	want := map[origin]string{}
+	send := func(topic string, key, value []byte, reason string) {
+		t.Helper()
+		r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).First()
+		if err != nil {
+			t.Fatalf("produce %s: %v", reason, err)
+		}
+		if reason != "" {
+			want[origin{r.Topic, r.Partition, r.Offset}] = reason
+		}
+	}
+	for _, c := range cases {
+		send(topics[c.Kind], c.Key, c.Value, string(c.Reason))
+	}
+	big := []byte(`{"event_id":"big","customer_id":"c-big","pad":"` + strings.Repeat("x", 1<<20+100) + `"}`)
+	send(s.cfg.Topics.Orders, []byte("c-big"), big, string(decode.ReasonValueTooLarge))
+	now := time.Now().Add(-time.Hour).UnixMilli()
+	valid := event.Event{Kind: event.KindOrder, EventID: "after-1", CustomerID: "after-hostile", Time: now,
+		OrderType: event.OrderPlaced, OrderID: "o-after", Amount: 12.5, Currency: "EUR", Items: 1}
+	send(s.cfg.Topics.Orders, []byte("after-hostile"), decode.AppendJSON(nil, &valid), "")
+
+	_, reg := s.serveInProcess(t, s.cfg)
+	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, time.Minute, inputs(s.cfg)...)
+
+	dlq := consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.DLQ)
+	if len(dlq) != len(want) {
+		t.Errorf("%d dead letters, want %d", len(dlq), len(want))
+	}
+	for _, r := range dlq {
+		var o origin
+		o.topic = headerValue(r, "winback.source.topic")
+		fmt.Sscan(headerValue(r, "winback.source.partition"), &o.partition)
+		fmt.Sscan(headerValue(r, "winback.source.offset"), &o.offset)
+		w, ok := want[o]
+		if !ok {
+			t.Errorf("dead letter for %+v, which was not bad input", o)
+			continue
+		}
+		if got := headerValue(r, "winback.reason"); got != w {
+			t.Errorf("%+v: reason %q, want %q (error %q)", o, got, w, headerValue(r, "winback.error"))
+		}
+		delete(want, o)
+	}
+	for o, w := range want {
+		t.Errorf("no dead letter for %+v (%s)", o, w)
+	}
+	if n := counter(t, reg, "winback_dlq_records_total"); int(n) != len(cases)+1 {
+		t.Errorf("winback_dlq_records_total = %v, want %d", n, len(cases)+1)
+	}
+	db := openCH(t, s.cfg.ClickHouse.DSN)
+	var orders uint32
+	if err := db.QueryRow(fmt.Sprintf("SELECT orders_total FROM %s.customer_aggregates FINAL WHERE customer_id = 'after-hostile'", s.cfg.ClickHouse.Database)).Scan(&orders); err != nil || orders != 1 {
+		t.Errorf("the valid order after the hostile records: orders_total %d, err %v", orders, err)
+	}
+}
