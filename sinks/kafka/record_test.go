@@ -86,6 +86,13 @@ func TestDeadLetterRecord(t *testing.T) {
 		t.Errorf("%d headers, want 7", len(r.Headers))
 	}
 
+	// A value over the cap is cut, and the headers say so.
+	src.Value = bytes.Repeat([]byte("x"), 40)
+	r = DeadLetterRecord("winback-dlq", src, err, 16)
+	if len(r.Value) != 16 || header(t, r, HeaderTruncated) != "true" || header(t, r, HeaderSourceSize) != "40" {
+		t.Errorf("cut record: value %d bytes, truncated %q, size %q", len(r.Value), header(t, r, HeaderTruncated), header(t, r, HeaderSourceSize))
+	}
+
 	// A null key stays null; other errors are "internal".
 	src.Key = nil
 	r = DeadLetterRecord("winback-dlq", src, errors.New("boom"), 0)
