@@ -63,7 +63,7 @@ type Registry struct {
 	URL      string        `yaml:"url" help:"schema registry URL (Confluent REST API)"`
 	Username string        `yaml:"username" help:"basic-auth user for the registry"`
 	Password string        `yaml:"password" help:"basic-auth password for the registry"`
-	Retry    time.Duration `yaml:"retry" help:"how long to retry an unreachable registry for an unknown schema id before the record goes to the dead-letter topic"`
+	Retry    time.Duration `yaml:"retry" help:"how long a schema lookup retries an unreachable registry; then the batch aborts and is replayed with backoff (never dead-lettered)"`
 }
 
 // ClickHouse is where the aggregates go.

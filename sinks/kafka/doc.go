@@ -28,8 +28,7 @@
 // # Dead letters
 //
 // A dead-letter record (DeadLetterRecord) has the bad input record's key and
-// value unchanged, so nothing is lost and it can be replayed, its headers,
-// and before them these:
+// value, so it can be replayed, its headers, and before them these:
 //
 //	winback.reason            the decode.Reason, e.g. avro.unknown_schema_id;
 //	                          "internal" for errors that are not a *decode.Error
@@ -38,9 +37,13 @@
 //	winback.source.partition  its partition, decimal
 //	winback.source.offset     its offset, decimal
 //	winback.source.timestamp  its timestamp, Unix milliseconds, decimal
+//	winback.truncated         "true" when the value was cut to the cap
+//	winback.source.size       the original value's size, when cut
 //
-// The dead-letter topic must accept records as large as the input topics'
-// plus about 2 KiB of headers. DeadLetter gives the same facts as an
+// A value longer than the cap passed to DeadLetterRecord is cut to it, so
+// that the record always fits the dead-letter topic (a record the broker
+// refuses would fail its transaction on every replay); the source
+// coordinates still point at the whole original. DeadLetter gives the same facts as an
 // event.DeadLetter row for ClickHouse, with the value cut to a sample.
 //
 // The package exports no metrics.
