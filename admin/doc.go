@@ -5,4 +5,5 @@
 //	GET /readyz                200 when state is restored, Kafka is reachable and ClickHouse accepts writes; 503 with the failing check otherwise
 //	GET /v1/customers/{id}     the live state of a customer as JSON, from the instance that owns it;
 //	                           404 if unknown, 421 with the owning partition and member if another instance owns it
+//	GET /debug/pprof/...       Go's profiler (net/http/pprof); keep --http-addr off the public network
 package admin
