@@ -108,7 +108,8 @@ func (in *instance) kill() {
 	<-in.done
 }
 
-// stop sends SIGTERM and requires a clean exit within the shutdown timeout.
+// stop sends SIGTERM and requires a clean exit within timeout (the
+// callers pass the shutdown timeout).
 func (in *instance) stop(timeout time.Duration) {
 	in.t.Helper()
 	in.waitReady(time.Minute)
@@ -319,7 +320,7 @@ func reference(t *testing.T, s *stack) (config.Config, outcome) {
 	cfg := runConfig(s.cfg, "ref")
 	in := startInstance(t, cfg, "ref-0")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
-	in.stop(45 * time.Second)
+	in.stop(cfg.ShutdownTimeout)
 	return cfg, collect(t, cfg)
 }
 
@@ -350,7 +351,7 @@ func TestKillNine(t *testing.T) {
 	}
 	in := startInstance(t, cfg, "kill")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
-	in.stop(45 * time.Second)
+	in.stop(cfg.ShutdownTimeout)
 	compare(t, "after 10 × SIGKILL", ref, collect(t, cfg))
 }
 
@@ -372,10 +373,10 @@ func TestRebalanceThreeInstances(t *testing.T) {
 	b.kill()
 	d := startInstance(t, cfg, "rebal-d")
 	time.Sleep(3 * time.Second)
-	c.stop(45 * time.Second)
+	c.stop(cfg.ShutdownTimeout)
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 4*time.Minute, inputs(cfg)...)
-	a.stop(45 * time.Second)
-	d.stop(45 * time.Second)
+	a.stop(cfg.ShutdownTimeout)
+	d.stop(cfg.ShutdownTimeout)
 	compare(t, "rebalancing group", ref, collect(t, cfg))
 	restored := 0
 	for _, in := range []*instance{a, b, c, d} {

@@ -196,9 +196,48 @@ func (r *Runner) source(topic string) (int, event.Kind, bool) {
 }
 
 // Run consumes until ctx is done, then finishes the open transaction (flush
-// and commit) within ShutdownTimeout, leaves the group and returns nil. It
-// returns an error only when it cannot go on.
+// and commit) within ShutdownTimeout, leaves the group and returns nil. A
+// session that fails (the brokers went away in the middle of a
+// transaction, the producer was fenced) is closed, every task dropped, and
+// a new session starts after a backoff, as a restarted process would. Run
+// returns an error only for a problem a retry cannot fix, such as inputs
+// that are not co-partitioned.
 func (r *Runner) Run(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		began := time.Now()
+		err := r.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ce configError
+		if errors.As(err, &ce) {
+			return err
+		}
+		if time.Since(began) > time.Minute {
+			backoff = time.Second
+		}
+		r.log.Error("consume: session failed; starting a new one", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// configError is a problem with the topics that retrying cannot fix.
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
+
+// session runs one transactional group session until ctx is done or it
+// fails.
+func (r *Runner) session(ctx context.Context) error {
+	r.mu.Lock()
+	r.tasks, r.owned, r.pending, r.ready = map[int32]*task{}, map[int32]bool{}, map[int32]bool{}, false
+	r.mu.Unlock()
 	inputs := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support}
 	opts := append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.SessionOpts...),
 		kgo.ConsumerGroup(r.cfg.Group),
@@ -282,7 +321,7 @@ func (r *Runner) checkTopics(ctx context.Context) error {
 	for _, n := range names {
 		d, ok := details[n]
 		if !ok || d.Err != nil {
-			return fmt.Errorf("consume: topic %q does not exist; create it (co-partitioned with the inputs) or set --topics-partitions so winback creates it", n)
+			return configError{fmt.Errorf("consume: topic %q does not exist; create it (co-partitioned with the inputs) or set --topics-partitions so winback creates it", n)}
 		}
 		counts[n] = len(d.Partitions)
 	}
@@ -291,8 +330,8 @@ func (r *Runner) checkTopics(ctx context.Context) error {
 	r.mu.Unlock()
 	for _, n := range names[1:] {
 		if counts[n] != counts[names[0]] {
-			return fmt.Errorf("consume: topics are not co-partitioned: %s has %d partitions, %s has %d; the inputs and the changelog must have the same partition count (repartition the smaller ones)",
-				names[0], counts[names[0]], n, counts[n])
+			return configError{fmt.Errorf("consume: topics are not co-partitioned: %s has %d partitions, %s has %d; the inputs and the changelog must have the same partition count (repartition the smaller ones)",
+				names[0], counts[names[0]], n, counts[n])}
 		}
 	}
 	return nil
