@@ -35,15 +35,7 @@ type expected struct {
 func TestEndToEnd(t *testing.T) {
 	s := newStack(t, 3)
 	o := genOptions{customers: 250, days: 200, seed: 11, encoding: "mixed"}
-	gcfg, err := o.config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gen.New(gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, malformed := independentPass(t, g)
+	g, want, malformed := independentPass(t, o)
 	if malformed == 0 || len(want) < 100 {
 		t.Fatalf("generated stream too small to prove anything: %d malformed, %d buyers", malformed, len(want))
 	}
@@ -162,14 +154,23 @@ func TestEndToEnd(t *testing.T) {
 	httpGet(t, "http://"+httpAddr+"/v1/customers/nobody-at-all", http.StatusNotFound)
 }
 
-// independentPass computes, from the generated stream alone, each buyer's
-// expected figures and the number of malformed records.
-func independentPass(t *testing.T, g *gen.Generator) (map[string]*expected, int) {
+// independentPass builds the generator that o describes and computes, from
+// its stream alone, each buyer's expected figures and the number of
+// malformed records.
+func independentPass(t *testing.T, o genOptions) (*gen.Generator, map[string]*expected, int) {
 	t.Helper()
+	gcfg, err := o.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gen.New(gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]*expected{}
 	seen := map[string]bool{}
 	malformed := 0
-	err := g.Each(func(r *gen.Record) error {
+	err = g.Each(func(r *gen.Record) error {
 		if r.Malformed != nil {
 			malformed++
 			return nil
@@ -202,7 +203,7 @@ func independentPass(t *testing.T, g *gen.Generator) (map[string]*expected, int)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return want, malformed
+	return g, want, malformed
 }
 
 // checkAggregates requires ClickHouse to hold exactly the expected orders,

@@ -7,7 +7,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/winback/winback/gen"
 	"github.com/winback/winback/testenv"
 )
 
@@ -18,15 +17,7 @@ import (
 func TestClickHouseOutage(t *testing.T) {
 	s := newStack(t, 3)
 	o := genOptions{customers: 200, days: 150, seed: 5, encoding: "json"}
-	gcfg, err := o.config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gen.New(gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := independentPass(t, g)
+	_, want, _ := independentPass(t, o)
 
 	_, reg := s.serveInProcess(t, s.cfg)
 	if err := s.ch.Kill(); err != nil {

@@ -52,16 +52,26 @@ type stack struct {
 
 func newStack(t *testing.T, partitions int32) *stack {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cfg := config.Default()
-	tp := cfg.Topics
-	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{
+	return newStackWith(t, stackKafka(partitions))
+}
+
+// stackKafka is the broker of a stack: a free port, the default topics.
+func stackKafka(partitions int32) testenv.KafkaOptions {
+	tp := config.Default().Topics
+	return testenv.KafkaOptions{
 		Addr:            "127.0.0.1:0",
 		Partitions:      partitions,
 		Topics:          []string{tp.Orders, tp.Email, tp.Support, tp.Triggers, tp.DLQ},
 		CompactedTopics: []string{tp.State},
-	})
+	}
+}
+
+func newStackWith(t *testing.T, kopts testenv.KafkaOptions) *stack {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := config.Default()
+	k, err := testenv.StartKafka(ctx, kopts)
 	if err != nil {
 		t.Fatal(err)
 	}

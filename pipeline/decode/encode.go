@@ -155,17 +155,17 @@ func appendAvroScore(dst []byte, v int8) []byte {
 // is written as null.
 func AppendJSON(dst []byte, ev *event.Event) []byte {
 	dst = append(dst, `{"event_id":`...)
-	dst = appendJSONString(dst, ev.EventID)
+	dst = AppendJSONString(dst, ev.EventID)
 	dst = append(dst, `,"customer_id":`...)
-	dst = appendJSONString(dst, ev.CustomerID)
+	dst = AppendJSONString(dst, ev.CustomerID)
 	dst = append(dst, `,"event_time":`...)
 	dst = strconv.AppendInt(dst, ev.Time, 10)
 	dst = append(dst, `,"type":`...)
 	switch ev.Kind {
 	case event.KindOrder:
-		dst = appendJSONString(dst, ev.OrderType.String())
+		dst = AppendJSONString(dst, ev.OrderType.String())
 		dst = append(dst, `,"order_id":`...)
-		dst = appendJSONString(dst, ev.OrderID)
+		dst = AppendJSONString(dst, ev.OrderID)
 		dst = append(dst, `,"amount":`...)
 		if math.IsNaN(ev.Amount) || math.IsInf(ev.Amount, 0) {
 			dst = append(dst, "null"...)
@@ -173,21 +173,21 @@ func AppendJSON(dst []byte, ev *event.Event) []byte {
 			dst = strconv.AppendFloat(dst, ev.Amount, 'g', -1, 64)
 		}
 		dst = append(dst, `,"currency":`...)
-		dst = appendJSONString(dst, ev.Currency)
+		dst = AppendJSONString(dst, ev.Currency)
 		dst = append(dst, `,"items":`...)
 		dst = strconv.AppendInt(dst, int64(ev.Items), 10)
 	case event.KindEmail:
-		dst = appendJSONString(dst, ev.EmailType.String())
+		dst = AppendJSONString(dst, ev.EmailType.String())
 		dst = append(dst, `,"campaign_id":`...)
-		dst = appendJSONString(dst, ev.CampaignID)
+		dst = AppendJSONString(dst, ev.CampaignID)
 	case event.KindSupport:
-		dst = appendJSONString(dst, ev.SupportType.String())
+		dst = AppendJSONString(dst, ev.SupportType.String())
 		dst = append(dst, `,"ticket_id":`...)
-		dst = appendJSONString(dst, ev.TicketID)
+		dst = AppendJSONString(dst, ev.TicketID)
 		dst = append(dst, `,"category":`...)
-		dst = appendJSONString(dst, ev.Category)
+		dst = AppendJSONString(dst, ev.Category)
 		dst = append(dst, `,"priority":`...)
-		dst = appendJSONString(dst, ev.Priority.String())
+		dst = AppendJSONString(dst, ev.Priority.String())
 		dst = append(dst, `,"csat":`...)
 		dst = appendJSONScore(dst, ev.CSAT)
 		dst = append(dst, `,"nps":`...)
@@ -207,9 +207,9 @@ func appendJSONScore(dst []byte, v int8) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string, escaping quotes, backslashes
+// AppendJSONString appends s as a JSON string, escaping quotes, backslashes
 // and control characters and leaving every other byte as it is.
-func appendJSONString(dst []byte, s string) []byte {
+func AppendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {

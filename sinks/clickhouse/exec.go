@@ -3,13 +3,14 @@ package clickhouse
 import (
 	"context"
 	"fmt"
-	"math"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
 )
 
 // executor runs migrations and queries through clickhouse-go
@@ -64,9 +65,9 @@ func formatValue(v reflect.Value, date bool) string {
 		}
 		return x.UTC().Format(time.DateTime)
 	case float64:
-		return formatFloat(x)
+		return chsql.FloatLiteral(x)
 	case float32:
-		return formatFloat(float64(x))
+		return chsql.FloatLiteral(float64(x))
 	case bool:
 		if x {
 			return "1"
@@ -90,16 +91,4 @@ func formatValue(v reflect.Value, date bool) string {
 		return strconv.FormatUint(v.Uint(), 10)
 	}
 	return fmt.Sprint(v.Interface())
-}
-
-func formatFloat(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "nan"
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
 }

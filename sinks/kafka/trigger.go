@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/schemas"
 )
@@ -205,34 +206,34 @@ func appendString(dst []byte, s string) []byte {
 
 func appendTriggerJSON(dst []byte, t *event.Trigger, keys []string) []byte {
 	dst = append(dst, `{"trigger_id":`...)
-	dst = appendJSONString(dst, t.TriggerID)
+	dst = decode.AppendJSONString(dst, t.TriggerID)
 	dst = append(dst, `,"customer_id":`...)
-	dst = appendJSONString(dst, t.CustomerID)
+	dst = decode.AppendJSONString(dst, t.CustomerID)
 	dst = append(dst, `,"kind":`...)
-	dst = appendJSONString(dst, string(t.Kind))
+	dst = decode.AppendJSONString(dst, string(t.Kind))
 	dst = append(dst, `,"reasons":[`...)
 	for i, r := range t.Reasons {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, string(r))
+		dst = decode.AppendJSONString(dst, string(r))
 	}
 	dst = append(dst, `],"primary_reason":`...)
-	dst = appendJSONString(dst, string(t.PrimaryReason))
+	dst = decode.AppendJSONString(dst, string(t.PrimaryReason))
 	dst = append(dst, `,"risk_score":`...)
 	dst = strconv.AppendFloat(dst, t.RiskScore, 'g', -1, 64)
 	dst = append(dst, `,"value_tier":`...)
-	dst = appendJSONString(dst, string(t.ValueTier))
+	dst = decode.AppendJSONString(dst, string(t.ValueTier))
 	dst = append(dst, `,"priority":`...)
 	dst = strconv.AppendInt(dst, int64(t.Priority), 10)
 	dst = append(dst, `,"recommended_action":`...)
-	dst = appendJSONString(dst, string(t.RecommendedAction))
+	dst = decode.AppendJSONString(dst, string(t.RecommendedAction))
 	dst = append(dst, `,"evidence":{`...)
 	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, k)
+		dst = decode.AppendJSONString(dst, k)
 		dst = append(dst, ':')
 		dst = strconv.AppendFloat(dst, t.Evidence[k], 'g', -1, 64)
 	}
@@ -240,41 +241,11 @@ func appendTriggerJSON(dst []byte, t *event.Trigger, keys []string) []byte {
 	if t.OriginalTriggerID == "" {
 		dst = append(dst, "null"...)
 	} else {
-		dst = appendJSONString(dst, t.OriginalTriggerID)
+		dst = decode.AppendJSONString(dst, t.OriginalTriggerID)
 	}
 	dst = append(dst, `,"as_of":`...)
 	dst = strconv.AppendInt(dst, t.AsOf, 10)
 	dst = append(dst, `,"emitted_at":`...)
 	dst = strconv.AppendInt(dst, t.EmittedAt, 10)
 	return append(dst, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s, valid UTF-8, as a JSON string.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

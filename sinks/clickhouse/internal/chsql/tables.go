@@ -234,7 +234,7 @@ func writeLiteral(b *strings.Builder, c Column, i int) {
 	case []int64:
 		b.WriteString(strconv.FormatInt(v[i], 10))
 	case []float64:
-		b.WriteString(floatLiteral(v[i]))
+		b.WriteString(FloatLiteral(v[i]))
 	case []time.Time:
 		if c.Date {
 			b.WriteString(Quote(v[i].UTC().Format(time.DateOnly)))
@@ -268,7 +268,7 @@ func writeLiteral(b *strings.Builder, c Column, i int) {
 			if k > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(floatLiteral(f))
+			b.WriteString(FloatLiteral(f))
 		}
 		b.WriteByte(']')
 	default:
@@ -276,7 +276,9 @@ func writeLiteral(b *strings.Builder, c Column, i int) {
 	}
 }
 
-func floatLiteral(f float64) string {
+// FloatLiteral renders f as a ClickHouse Float64 literal (nan and inf
+// included).
+func FloatLiteral(f float64) string {
 	switch {
 	case math.IsNaN(f):
 		return "nan"
