@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -63,6 +64,7 @@ func (r *Runner) Customer(ctx context.Context, id string) ([]byte, int32, error)
 	p := r.keys.Of(id, r.nparts)
 	t := r.tasks[p]
 	restoring := r.pending[p]
+	adm := r.adm
 	var data []byte
 	var err error
 	if t != nil {
@@ -81,13 +83,16 @@ func (r *Runner) Customer(ctx context.Context, id string) ([]byte, int32, error)
 	case restoring:
 		return nil, p, fmt.Errorf("partition %d is being restored; retry shortly", p)
 	}
-	return nil, p, r.owner(ctx, p)
+	return nil, p, r.owner(ctx, adm, p)
 }
 
 // owner finds the group member that owns partition p of the orders topic.
-func (r *Runner) owner(ctx context.Context, p int32) error {
+func (r *Runner) owner(ctx context.Context, adm *kadm.Client, p int32) error {
 	e := &NotOwnedError{Partition: p}
-	groups, err := r.adm.DescribeGroups(ctx, r.cfg.Group)
+	if adm == nil {
+		return e
+	}
+	groups, err := adm.DescribeGroups(ctx, r.cfg.Group)
 	if err != nil {
 		return e
 	}

@@ -107,7 +107,6 @@ type Runner struct {
 	txTrigs  []event.Trigger // emitted in this transaction, counted on commit
 	txArrive []int64         // arrival (record timestamp, ms) of event-driven triggers
 	trigBuf  []event.Trigger
-	snapBuf  []byte
 	aggBuf   event.Aggregate
 }
 
@@ -275,7 +274,9 @@ func (r *Runner) session(ctx context.Context) error {
 		return fmt.Errorf("consume: kafka restore client: %w", err)
 	}
 	r.restore = restore
-	r.adm = kadm.NewClient(restore)
+	r.mu.Lock()
+	r.adm = kadm.NewClient(restore) // also read by Customer lookups
+	r.mu.Unlock()
 	defer restore.Close()
 
 	if err := r.checkTopics(ctx); err != nil {
@@ -564,8 +565,7 @@ func (r *Runner) advance() {
 		changed := false
 		t.eng.TakeDirty(func(c *lapse.Customer) {
 			changed = true
-			r.snapBuf = t.eng.AppendSnapshot(r.snapBuf[:0], c)
-			val := append([]byte(nil), r.snapBuf...)
+			val := t.eng.AppendSnapshot(nil, c) // the record keeps it
 			t.noteSnapshot(len(val))
 			r.produce(&kgo.Record{Topic: r.cfg.Topics.State, Partition: p, Key: []byte(c.ID()), Value: val})
 			r.aggBuf = c.Aggregate(t.eng)
