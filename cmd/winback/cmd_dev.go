@@ -82,6 +82,18 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	fmt.Fprintf(stdout, "\nwinback dev\n  Kafka (kfake)       %s\n  schema registry     %s\n  ClickHouse          %s\n",
 		k.Addr(), reg.URL(), dsn)
+	if *generate {
+		// The history is produced before the pipeline starts: a generator
+		// that writes a year of events in a second, racing the consumer,
+		// would deliver a task's three topics far out of step in event
+		// time, which real producers do not.
+		st, err := produceTraffic(ctx, &cfg, &gopts, log, nil)
+		if err != nil {
+			return fmt.Errorf("generator: %w", err)
+		}
+		fmt.Fprintf(stdout, "generator: produced %d records (%d malformed, %d duplicates) for %d customers over %d days\n\n",
+			st.Records, st.Malformed, st.Duplicates, gopts.customers, gopts.days)
+	}
 	preg := prometheus.NewRegistry()
 	g, gctx := errgroup.WithContext(ctx)
 	started := make(chan string, 1)
@@ -97,17 +109,6 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "  metrics, lookups    http://%s/metrics  http://%s/v1/customers/{id}\n\n", httpAddr, httpAddr)
 	printHowTo(stdout, &cfg, k.Addr(), ch)
 
-	if *generate {
-		g.Go(func() error {
-			st, err := produceTraffic(gctx, &cfg, &gopts, log, func(n int) {})
-			if err != nil {
-				return fmt.Errorf("generator: %w", err)
-			}
-			fmt.Fprintf(stdout, "generator: produced %d records (%d malformed, %d duplicates) for %d customers over %d days\n",
-				st.Records, st.Malformed, st.Duplicates, gopts.customers, gopts.days)
-			return nil
-		})
-	}
 	g.Go(func() error {
 		p := newProgress(preg)
 		tick := time.NewTicker(2 * time.Second)
