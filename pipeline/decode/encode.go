@@ -87,25 +87,25 @@ func (e *Encoder) Avro(dst []byte, ev *event.Event) ([]byte, error) {
 func appendAvro(dst []byte, id int, ev *event.Event) ([]byte, error) {
 	dst = append(dst, 0)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(id))
-	dst = appendAvroString(dst, ev.EventID)
-	dst = appendAvroString(dst, ev.CustomerID)
-	dst = appendAvroLong(dst, ev.Time)
+	dst = AppendAvroString(dst, ev.EventID)
+	dst = AppendAvroString(dst, ev.CustomerID)
+	dst = AppendAvroLong(dst, ev.Time)
 	switch ev.Kind {
 	case event.KindOrder:
 		if ev.OrderType < event.OrderPlaced || ev.OrderType > event.OrderRefunded {
 			return dst, fmt.Errorf("decode: order type %v not in the contract", ev.OrderType)
 		}
-		dst = appendAvroLong(dst, int64(ev.OrderType)-1)
-		dst = appendAvroString(dst, ev.OrderID)
+		dst = AppendAvroLong(dst, int64(ev.OrderType)-1)
+		dst = AppendAvroString(dst, ev.OrderID)
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(ev.Amount))
-		dst = appendAvroString(dst, ev.Currency)
-		dst = appendAvroLong(dst, int64(ev.Items))
+		dst = AppendAvroString(dst, ev.Currency)
+		dst = AppendAvroLong(dst, int64(ev.Items))
 	case event.KindEmail:
 		if ev.EmailType < event.EmailSent || ev.EmailType > event.EmailComplained {
 			return dst, fmt.Errorf("decode: email type %v not in the contract", ev.EmailType)
 		}
-		dst = appendAvroLong(dst, int64(ev.EmailType)-1)
-		dst = appendAvroString(dst, ev.CampaignID)
+		dst = AppendAvroLong(dst, int64(ev.EmailType)-1)
+		dst = AppendAvroString(dst, ev.CampaignID)
 	case event.KindSupport:
 		if ev.SupportType < event.SupportOpened || ev.SupportType > event.SupportResolved {
 			return dst, fmt.Errorf("decode: support type %v not in the contract", ev.SupportType)
@@ -113,10 +113,10 @@ func appendAvro(dst []byte, id int, ev *event.Event) ([]byte, error) {
 		if ev.Priority < event.PriorityLow || ev.Priority > event.PriorityUrgent {
 			return dst, fmt.Errorf("decode: ticket priority %v not in the contract", ev.Priority)
 		}
-		dst = appendAvroLong(dst, int64(ev.SupportType)-1)
-		dst = appendAvroString(dst, ev.TicketID)
-		dst = appendAvroString(dst, ev.Category)
-		dst = appendAvroLong(dst, int64(ev.Priority)-1)
+		dst = AppendAvroLong(dst, int64(ev.SupportType)-1)
+		dst = AppendAvroString(dst, ev.TicketID)
+		dst = AppendAvroString(dst, ev.Category)
+		dst = AppendAvroLong(dst, int64(ev.Priority)-1)
 		dst = appendAvroScore(dst, ev.CSAT)
 		dst = appendAvroScore(dst, ev.NPS)
 	default:
@@ -125,7 +125,8 @@ func appendAvro(dst []byte, id int, ev *event.Event) ([]byte, error) {
 	return dst, nil
 }
 
-func appendAvroLong(dst []byte, v int64) []byte {
+// AppendAvroLong appends v as an Avro long (zig-zag varint).
+func AppendAvroLong(dst []byte, v int64) []byte {
 	u := uint64(v<<1) ^ uint64(v>>63)
 	for u >= 0x80 {
 		dst = append(dst, byte(u)|0x80)
@@ -134,17 +135,18 @@ func appendAvroLong(dst []byte, v int64) []byte {
 	return append(dst, byte(u))
 }
 
-func appendAvroString(dst []byte, s string) []byte {
-	dst = appendAvroLong(dst, int64(len(s)))
+// AppendAvroString appends s as an Avro string (length, then bytes).
+func AppendAvroString(dst []byte, s string) []byte {
+	dst = AppendAvroLong(dst, int64(len(s)))
 	return append(dst, s...)
 }
 
 // appendAvroScore writes a ["null","int"] union.
 func appendAvroScore(dst []byte, v int8) []byte {
 	if v == event.NoScore {
-		return appendAvroLong(dst, 0)
+		return AppendAvroLong(dst, 0)
 	}
-	return appendAvroLong(appendAvroLong(dst, 1), int64(v))
+	return AppendAvroLong(AppendAvroLong(dst, 1), int64(v))
 }
 
 // AppendJSON appends ev to dst as the JSON form of its kind's record:

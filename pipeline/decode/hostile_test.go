@@ -122,11 +122,11 @@ func hostileInputs(t testing.TB) []hostileInput {
 // contract order.
 func avroPatchType(t testing.TB, order []byte, index int64) []byte {
 	ev := orderEvent()
-	prefix := appendAvroLong(appendAvroString(appendAvroString(framed(1, nil), ev.EventID), ev.CustomerID), ev.Time)
+	prefix := AppendAvroLong(AppendAvroString(AppendAvroString(framed(1, nil), ev.EventID), ev.CustomerID), ev.Time)
 	if !bytes.HasPrefix(order, prefix) {
 		t.Fatal("unexpected order layout")
 	}
-	out := appendAvroLong(bytes.Clone(prefix), index)
+	out := AppendAvroLong(bytes.Clone(prefix), index)
 	return append(out, order[len(prefix)+1:]...)
 }
 

@@ -159,49 +159,36 @@ func evidenceKeys(m map[string]float64) []string {
 func appendTriggerAvro(dst []byte, id int, t *event.Trigger, idx *triggerIndexes, keys []string) []byte {
 	dst = append(dst, 0)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(id))
-	dst = appendString(dst, t.TriggerID)
-	dst = appendString(dst, t.CustomerID)
-	dst = appendLong(dst, int64(idx.kind))
+	dst = decode.AppendAvroString(dst, t.TriggerID)
+	dst = decode.AppendAvroString(dst, t.CustomerID)
+	dst = decode.AppendAvroLong(dst, int64(idx.kind))
 	if len(idx.reasons) > 0 {
-		dst = appendLong(dst, int64(len(idx.reasons)))
+		dst = decode.AppendAvroLong(dst, int64(len(idx.reasons)))
 		for _, r := range idx.reasons {
-			dst = appendLong(dst, int64(r))
+			dst = decode.AppendAvroLong(dst, int64(r))
 		}
 	}
-	dst = appendLong(dst, 0)
-	dst = appendLong(dst, int64(idx.primary))
+	dst = decode.AppendAvroLong(dst, 0)
+	dst = decode.AppendAvroLong(dst, int64(idx.primary))
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(t.RiskScore))
-	dst = appendLong(dst, int64(idx.tier))
-	dst = appendLong(dst, int64(t.Priority))
-	dst = appendLong(dst, int64(idx.action))
+	dst = decode.AppendAvroLong(dst, int64(idx.tier))
+	dst = decode.AppendAvroLong(dst, int64(t.Priority))
+	dst = decode.AppendAvroLong(dst, int64(idx.action))
 	if len(keys) > 0 {
-		dst = appendLong(dst, int64(len(keys)))
+		dst = decode.AppendAvroLong(dst, int64(len(keys)))
 		for _, k := range keys {
-			dst = appendString(dst, k)
+			dst = decode.AppendAvroString(dst, k)
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(t.Evidence[k]))
 		}
 	}
-	dst = appendLong(dst, 0)
+	dst = decode.AppendAvroLong(dst, 0)
 	if t.OriginalTriggerID == "" {
-		dst = appendLong(dst, 0)
+		dst = decode.AppendAvroLong(dst, 0)
 	} else {
-		dst = appendString(appendLong(dst, 1), t.OriginalTriggerID)
+		dst = decode.AppendAvroString(decode.AppendAvroLong(dst, 1), t.OriginalTriggerID)
 	}
-	dst = appendLong(dst, t.AsOf)
-	return appendLong(dst, t.EmittedAt)
-}
-
-func appendLong(dst []byte, v int64) []byte {
-	u := uint64(v<<1) ^ uint64(v>>63)
-	for u >= 0x80 {
-		dst = append(dst, byte(u)|0x80)
-		u >>= 7
-	}
-	return append(dst, byte(u))
-}
-
-func appendString(dst []byte, s string) []byte {
-	return append(appendLong(dst, int64(len(s))), s...)
+	dst = decode.AppendAvroLong(dst, t.AsOf)
+	return decode.AppendAvroLong(dst, t.EmittedAt)
 }
 
 func appendTriggerJSON(dst []byte, t *event.Trigger, keys []string) []byte {
