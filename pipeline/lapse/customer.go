@@ -22,7 +22,8 @@ const (
 // life.
 type Customer struct {
 	eng        *Engine
-	lastChange int64 // event time of the latest change (Unix ms)
+	idTag      uint64 // the id's first 8 bytes (see idTag)
+	lastChange int64  // event time of the latest change (Unix ms)
 	lastOrder  int64
 	spend      int64 // lifetime net spend, cents
 
@@ -87,6 +88,35 @@ var tierNames = [...]event.Tier{tierUnknown: event.TierLow, tierLow: event.TierL
 
 // ID returns the customer id.
 func (c *Customer) ID() string { return c.eng.ids.get(c.idRef, c.idLen) }
+
+// idTag packs the first (up to) 8 bytes of id little-endian, zero padded.
+func idTag(id string) uint64 {
+	if len(id) >= 8 {
+		return uint64(id[0]) | uint64(id[1])<<8 | uint64(id[2])<<16 | uint64(id[3])<<24 |
+			uint64(id[4])<<32 | uint64(id[5])<<40 | uint64(id[6])<<48 | uint64(id[7])<<56
+	}
+	var t uint64
+	for i := len(id) - 1; i >= 0; i-- {
+		t = t<<8 | uint64(id[i])
+	}
+	return t
+}
+
+// hasID reports whether c's id is id. The length and the first 8 bytes
+// are in c itself, so only ids longer than 8 bytes read the idStore.
+func (c *Customer) hasID(id string, tag uint64) bool {
+	switch {
+	case c.idTag != tag:
+		return false
+	case c.idLen == longLen:
+		return c.ID() == id // long, or past 4 GiB of ids
+	case int(c.idLen) != len(id):
+		return false
+	case len(id) <= 8:
+		return true
+	}
+	return c.ID()[8:] == id[8:]
+}
 
 // Version grows by one with every change of the customer's state (an event
 // applied, a timer fired); the same input gives the same versions.

@@ -63,7 +63,7 @@
 // # Memory
 //
 // About 370 bytes of heap per customer with half a year of history (see
-// BenchmarkMemoryPerCustomer): a 248-byte Customer in 256-customer slabs,
+// BenchmarkMemoryPerCustomer): a 256-byte Customer in 256-customer slabs,
 // its order days as a delta-encoded string, ids packed back to back, an
 // open-addressing index of 8-byte cells and a pointer-free timer heap.
 //

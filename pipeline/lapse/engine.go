@@ -97,7 +97,7 @@ func (e *Engine) PendingTimers() int { return e.timers.Len() }
 
 // Customer returns the customer with the given id, or nil.
 func (e *Engine) Customer(id string) *Customer {
-	if slot, ok := e.ix.find(e, id); ok {
+	if slot, ok := e.ix.find(e, id, e.ix.hash(id)); ok {
 		return e.at(slot)
 	}
 	return nil
@@ -108,7 +108,8 @@ func (e *Engine) at(slot uint32) *Customer {
 }
 
 func (e *Engine) customer(id string) *Customer {
-	if slot, ok := e.ix.find(e, id); ok {
+	h := e.ix.hash(id)
+	if slot, ok := e.ix.find(e, id, h); ok {
 		return e.at(slot)
 	}
 	slot := e.n
@@ -119,7 +120,8 @@ func (e *Engine) customer(id string) *Customer {
 	c := e.at(slot)
 	*c = Customer{eng: e, slot: slot}
 	c.idRef, c.idLen = e.ids.add(id)
-	e.ix.insert(e, id, slot)
+	c.idTag = idTag(id)
+	e.ix.insert(h, slot)
 	return c
 }
 

@@ -233,7 +233,7 @@ func (e *Engine) RestoreCustomer(id string, snap []byte) error {
 	c := e.customer(id)
 	e.unsketch(c)
 	e.timers.Remove(c.slot)
-	tmp.eng, tmp.slot, tmp.idRef, tmp.idLen = e, c.slot, c.idRef, c.idLen
+	tmp.eng, tmp.slot, tmp.idRef, tmp.idLen, tmp.idTag = e, c.slot, c.idRef, c.idLen, c.idTag
 	tmp.flags |= c.flags & flagDirty
 	*c = tmp
 	e.resketch(c)
