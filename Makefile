@@ -50,7 +50,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./pipeline/... ./sinks/... | tee bench/micro.txt
 
 bench-tiny:
-	cd bench && $(GO) run . -events 10000 -customers 1000 -out /tmp/winback-bench-tiny.json
+	cd bench && $(GO) run . -events 10000 -customers 1000 -out /tmp/winback-bench-tiny.json -winback-profile-seconds 1
 
 clean:
 	rm -rf bin .cache

@@ -148,3 +148,23 @@ func TestProcReadsThisProcess(t *testing.T) {
 		t.Fatal("procCPU of this process is 0 after spinning")
 	}
 }
+
+func TestWorkOf(t *testing.T) {
+	text := `# HELP winback_transactions_committed_total Kafka transactions committed.
+# TYPE winback_transactions_committed_total counter
+winback_transactions_committed_total 12
+winback_batch_duration_seconds_sum 10.5
+winback_batch_duration_seconds_count 12
+winback_clickhouse_flush_seconds_sum 7.25
+winback_clickhouse_rows_total{table="customer_aggregates"} 1000
+winback_clickhouse_rows_total{table="customer_daily"} 900
+`
+	w := workOf("winback", text)
+	if w.Transactions != 12 || w.BatchSeconds != 10.5 || w.FlushSeconds != 7.25 ||
+		w.Rows["customer_aggregates"] != 1000 || w.Rows["customer_daily"] != 900 || len(w.Rows) != 2 {
+		t.Fatalf("workOf = %+v", w)
+	}
+	if got, want := w.summary(), "winback: 12 transactions, 10.50 s in them, of which 7.25 s waiting for ClickHouse flushes; ClickHouse rows: customer_aggregates 1000, customer_daily 900"; got != want {
+		t.Fatalf("summary\n got %s\nwant %s", got, want)
+	}
+}

@@ -26,6 +26,7 @@ type report struct {
 	Queries  []queryResult   `json:"clickhouse_queries,omitempty"`
 	Restores []restoreResult `json:"restore,omitempty"`
 	Latency  *latencyResult  `json:"latency,omitempty"`
+	Work     []winbackWork   `json:"winback_work,omitempty"`
 	Engine   []engineHeap    `json:"engine_heap,omitempty"`
 	Notes    []string        `json:"notes,omitempty"`
 	Failures []string        `json:"failures,omitempty"`
@@ -180,6 +181,9 @@ func (r *report) printText(w io.Writer) {
 	if r.Latency != nil {
 		fmt.Fprintf(w, "latency: %s\n", r.Latency.summary())
 	}
+	for _, x := range r.Work {
+		fmt.Fprintf(w, "work: %s\n", x.summary())
+	}
 	for _, e := range r.Engine {
 		fmt.Fprintf(w, "engine heap: %s\n", e.summary())
 	}
@@ -213,7 +217,7 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| %.0f%% | %d | %d | %d | %.1f | %.1f | %.3f |\n", q.Fraction*100, q.Rows, q.Customers, q.Lapsed, q.Seconds*1000, q.CountSeconds*1000, q.ServerCPU)
 		}
 	}
-	if len(r.Restores) > 0 || r.Latency != nil || len(r.Engine) > 0 {
+	if len(r.Restores) > 0 || r.Latency != nil || len(r.Work) > 0 || len(r.Engine) > 0 {
 		b.WriteString("\n**winback**\n\n")
 	}
 	for _, x := range r.Restores {
@@ -221,6 +225,9 @@ func (r *report) markdown() string {
 	}
 	if r.Latency != nil {
 		fmt.Fprintf(&b, "- Trigger latency: %s\n", r.Latency.summary())
+	}
+	for _, x := range r.Work {
+		fmt.Fprintf(&b, "- Work: %s\n", x.summary())
 	}
 	for _, e := range r.Engine {
 		fmt.Fprintf(&b, "- Engine heap: %s\n", e.summary())

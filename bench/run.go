@@ -48,7 +48,10 @@ type orchestrator struct {
 	stopTimeout time.Duration
 	probes      int
 	probeRate   float64
-	mu          sync.Mutex
+	// a CPU profile of each winback run: its first profileSeconds, into profileDir
+	profileDir     string
+	profileSeconds int
+	mu             sync.Mutex
 }
 
 func runBench(ctx context.Context, args []string, log *slog.Logger) error {
@@ -67,6 +70,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	probeRate := fs.Float64("latency-rate", 50, "live events per second in the latency probe")
 	restoreLarge := fs.Bool("restore-large", true, "with winback: write the largest engine measurement's customers to a changelog and time a winback restore of them")
 	growth := fs.Int64("clickhouse-history", 8, "the ClickHouse peer also times its query over this many copies of the stream's history (1, 2, 4, … up to it), made on the server with INSERT … SELECT")
+	profileSeconds := fs.Int("winback-profile-seconds", 8, "seconds of each winback run's CPU profile (profiles/NAME.cpu.pprof; 0: none)")
 	keep := fs.Bool("keep", false, "keep the scratch directory (broker data, logs)")
 	timeout := fs.Duration("timeout", 15*time.Minute, "longest time one contender may take")
 	if err := fs.Parse(args); err != nil {
@@ -100,7 +104,8 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 		defer os.RemoveAll(dir)
 	}
 	rep := &report{Date: time.Now().UTC(), Machine: describeMachine(), Args: args, Commit: gitCommit(*repo)}
-	o := &orchestrator{log: log, dir: dir, rep: rep, timeout: *timeout, stopTimeout: time.Minute, probes: *probes, probeRate: *probeRate}
+	o := &orchestrator{log: log, dir: dir, rep: rep, timeout: *timeout, stopTimeout: time.Minute, probes: *probes, probeRate: *probeRate,
+		profileDir: *profiles, profileSeconds: *profileSeconds}
 
 	jsonTopics := gen.Topics{Orders: "orders", Email: "email-events", Support: "support-events"}
 	avroTopics := gen.Topics{Orders: "orders-avro", Email: "email-events-avro", Support: "support-events-avro"}
@@ -205,6 +210,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 			}
 			run.line.What = descriptions[name]
 			rep.Lines = append(rep.Lines, run.line)
+			rep.Work = append(rep.Work, run.work)
 			if name == "winback" {
 				r, err := o.measureRestore(ctx, name, "after the end-to-end run", t)
 				if err != nil {

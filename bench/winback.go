@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -192,8 +193,8 @@ func winbackEnv(b *broker, chDSN, database, group, instance string, t winbackTop
 
 // winbackRun is what one end-to-end run measured.
 type winbackRun struct {
-	line    line
-	metrics string // /metrics at the end
+	line line
+	work winbackWork // from /metrics when caught up
 }
 
 // runWinbackE2E runs `winback run` on a fresh group until its committed
@@ -218,6 +219,7 @@ func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winback
 		return run, err
 	}
 	defer p.stop(o.stopTimeout)
+	prof := o.profileWinback(ctx, p, name)
 	wall, err := waitCaughtUp(ctx, kadm.NewClient(o.admin), p, group, ends, o.timeout)
 	if err != nil {
 		return run, err
@@ -226,6 +228,9 @@ func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winback
 	l.Wall, l.CPU, l.PeakRSS = wall.Seconds(), cpu.Seconds(), rss
 	l.BrokerCPU, l.ServerCPU = (o.broker.CPU() - b0).Seconds(), (procCPU(o.chPID) - s0).Seconds()
 	o.log.Info("winback caught up", "run", name, "events", l.Events, "wall", wall.Round(time.Millisecond), "cpu", cpu)
+	if code, body, err := p.get(ctx, "/metrics"); err == nil && code == http.StatusOK {
+		run.work = workOf(name, body)
+	}
 
 	if probe {
 		lat, err := o.probeLatency(ctx, p, t)
@@ -234,8 +239,8 @@ func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winback
 		}
 		o.rep.Latency = lat
 	}
-	if code, body, err := p.get(ctx, "/metrics"); err == nil && code == http.StatusOK {
-		run.metrics = body
+	if err := <-prof; err != nil {
+		o.log.Warn("no CPU profile of winback", "run", name, "err", err)
 	}
 	if err := p.stop(o.stopTimeout); err != nil {
 		return run, err
@@ -578,3 +583,82 @@ func buildWinback(ctx context.Context, repo, dir string, log *slog.Logger) (stri
 }
 
 var errSkipped = errors.New("skipped")
+
+// profileWinback fetches a CPU profile of the winback child over its first
+// o.profileSeconds (from /debug/pprof, after a second for start-up) into
+// o.profileDir/NAME.cpu.pprof. The channel yields the outcome.
+func (o *orchestrator) profileWinback(ctx context.Context, p *winbackProc, name string) <-chan error {
+	done := make(chan error, 1)
+	if o.profileDir == "" || o.profileSeconds <= 0 {
+		done <- nil
+		return done
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			done <- ctx.Err()
+			return
+		case <-time.After(time.Second):
+		}
+		code, body, err := p.get(ctx, "/debug/pprof/profile?seconds="+strconv.Itoa(o.profileSeconds))
+		switch {
+		case err != nil:
+			done <- err
+		case code != http.StatusOK:
+			done <- fmt.Errorf("/debug/pprof/profile: HTTP %d: %s", code, firstLine(body))
+		default:
+			if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+				done <- err
+				return
+			}
+			done <- os.WriteFile(filepath.Join(o.profileDir, name+".cpu.pprof"), []byte(body), 0o644)
+		}
+	}()
+	return done
+}
+
+// winbackWork is what a winback run did to get through the stream, from its
+// /metrics when it caught up: where the wall time and the ClickHouse CPU go.
+type winbackWork struct {
+	Run          string             `json:"run"`
+	Transactions float64            `json:"transactions"`
+	BatchSeconds float64            `json:"batch_s"`            // summed wall time of the transactions
+	FlushSeconds float64            `json:"clickhouse_flush_s"` // of which waiting for ClickHouse
+	Rows         map[string]float64 `json:"clickhouse_rows"`    // by table
+}
+
+func (w *winbackWork) summary() string {
+	tables := slices.Sorted(maps.Keys(w.Rows))
+	rows := make([]string, len(tables))
+	for i, t := range tables {
+		rows[i] = fmt.Sprintf("%s %.0f", t, w.Rows[t])
+	}
+	return fmt.Sprintf("%s: %.0f transactions, %.2f s in them, of which %.2f s waiting for ClickHouse flushes; ClickHouse rows: %s",
+		w.Run, w.Transactions, w.BatchSeconds, w.FlushSeconds, strings.Join(rows, ", "))
+}
+
+// workOf reads a winbackWork from a /metrics text.
+func workOf(run, text string) winbackWork {
+	w := winbackWork{Run: run, Rows: map[string]float64{}}
+	for _, ln := range strings.Split(text, "\n") {
+		name, rest, ok := strings.Cut(ln, " ")
+		if !ok || strings.HasPrefix(ln, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == "winback_transactions_committed_total":
+			w.Transactions = v
+		case name == "winback_batch_duration_seconds_sum":
+			w.BatchSeconds = v
+		case name == "winback_clickhouse_flush_seconds_sum":
+			w.FlushSeconds = v
+		case strings.HasPrefix(name, `winback_clickhouse_rows_total{table="`):
+			w.Rows[strings.TrimSuffix(strings.TrimPrefix(name, `winback_clickhouse_rows_total{table="`), `"}`)] = v
+		}
+	}
+	return w
+}
