@@ -22,7 +22,7 @@ import (
 // Defaults for the zero fields of Config.
 const (
 	DefaultDatabase        = "winback"
-	DefaultBatchRows       = 10000
+	DefaultBatchRows       = 100000
 	DefaultFlushInterval   = time.Second
 	DefaultMaxRetryBackoff = 10 * time.Second
 	DefaultActiveDays      = 90
@@ -33,7 +33,7 @@ const (
 // minRetryBackoff is the first pause after a failed insert.
 const minRetryBackoff = 100 * time.Millisecond
 
-// tableNames are the tables the sink writes, in write order.
+// tableNames are the tables the sink writes.
 var tableNames = chsql.Tables
 
 // Config configures the sink. Zero fields take the defaults above.
@@ -155,7 +155,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		opts.ReadTimeout = cfg.AttemptTimeout
 	}
 	if opts.MaxOpenConns == 0 {
-		opts.MaxOpenConns = 4
+		opts.MaxOpenConns = len(tableNames) // Flush inserts every table at once
 	}
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
@@ -279,9 +279,15 @@ func (s *Sink) NeedsFlush(now time.Time) bool {
 // until ctx is done; then it returns ctx's error (wrapping the last insert
 // error) and the unwritten rows stay pending for the next Flush. Rows added
 // while Flush runs go to the next one.
-func (s *Sink) Flush(ctx context.Context) error {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
+func (s *Sink) Flush(ctx context.Context) error { return <-s.StartFlush(ctx) }
+
+// StartFlush is Flush in the background: it takes the pending rows at once
+// (rows added after it returns go to the next flush), writes them, and
+// sends the outcome on the returned channel. Flushes run one at a time; a
+// StartFlush waits for the previous one to finish.
+func (s *Sink) StartFlush(ctx context.Context) <-chan error {
+	done := make(chan error, 1)
+	s.flushMu.Lock() // unlocked when this flush ends
 	start := time.Now()
 	s.mu.Lock()
 	b := s.pending
@@ -291,23 +297,46 @@ func (s *Sink) Flush(ctx context.Context) error {
 		s.mu.Lock()
 		s.lastFlush = s.cfg.Now()
 		s.mu.Unlock()
-		return nil
+		s.flushMu.Unlock()
+		done <- nil
+		return done
 	}
-	defer func() { s.m.flush.Observe(time.Since(start).Seconds()) }()
-	for _, t := range b.Build(s.cfg.Now(), s.features.InsertDedupToken) {
-		if err := s.insertRetrying(ctx, t); err != nil {
-			s.mu.Lock()
-			s.pending.Merge(b)
-			s.m.pending.Set(float64(s.pending.Len()))
-			s.mu.Unlock()
-			return err
+	go func() {
+		defer s.flushMu.Unlock()
+		err := s.write(ctx, b)
+		s.m.flush.Observe(time.Since(start).Seconds())
+		done <- err
+	}()
+	return done
+}
+
+// write inserts b's tables and drops what was written; whatever was not
+// goes back in front of the pending rows.
+func (s *Sink) write(ctx context.Context, b *chsql.Batch) error {
+	// The tables are independent, so they are inserted at the same time,
+	// one connection each: ClickHouse works on them in parallel, and the
+	// flush takes as long as the largest table instead of their sum.
+	tables := b.Build(s.cfg.Now(), s.features.InsertDedupToken)
+	errs := make([]error, len(tables))
+	var wg sync.WaitGroup
+	for i, t := range tables {
+		wg.Go(func() { errs[i] = s.insertRetrying(ctx, t) })
+	}
+	wg.Wait()
+	for i, t := range tables {
+		if errs[i] == nil {
+			b.Drop(t.Name)
 		}
-		b.Drop(t.Name)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		s.pending.Merge(b)
+		s.m.pending.Set(float64(s.pending.Len()))
+		return err
+	}
 	s.lastFlush = s.cfg.Now()
 	s.m.pending.Set(float64(s.pending.Len()))
-	s.mu.Unlock()
 	return nil
 }
 
