@@ -23,6 +23,9 @@ func TestBrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Small transactions, so that the broker stops in the middle of the
+	// stream.
+	s.cfg.MaxPollRecords = 500
 	s.serveInProcess(t, s.cfg)
 	time.Sleep(time.Second)
 	if behind(t, s.cfg) == 0 {

@@ -134,7 +134,7 @@ func (r *Runner) enqueue(ctx context.Context, fp kgo.FetchTopicPartition) {
 	if !ok || t == nil {
 		// Revoked (or re-assigned) while this batch ran: abort rather
 		// than commit offsets past records that were not applied.
-		r.fail(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
+		r.failWork(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
 		return
 	}
 	s := &t.src[src]
@@ -168,7 +168,7 @@ func (r *Runner) drain(t *task) {
 			if reason, ok := decode.ReasonOf(q.err); ok && reason.Transient() {
 				// The record may be fine (the registry is down):
 				// abort and replay later rather than dead-letter it.
-				r.fail(fmt.Errorf("%s/%d@%d: %w", q.rec.Topic, q.rec.Partition, q.rec.Offset, q.err))
+				r.failWork(fmt.Errorf("%s/%d@%d: %w", q.rec.Topic, q.rec.Partition, q.rec.Offset, q.err))
 				return
 			}
 			r.deadLetter(q.rec, q.err)
@@ -187,7 +187,11 @@ func (r *Runner) drain(t *task) {
 		}
 		for j := range trigs {
 			r.emit(&trigs[j])
-			r.txArrive = append(r.txArrive, q.arrive)
+			if r.hold {
+				r.held.arrive = append(r.held.arrive, q.arrive)
+			} else {
+				r.txArrive = append(r.txArrive, q.arrive)
+			}
 		}
 		r.trigBuf = trigs[:0]
 	}
@@ -215,32 +219,50 @@ func (r *Runner) dropTask(p int32) {
 }
 
 // commitOffsets returns the function that rewrites the transaction's offset
-// commit so that each input partition commits its first unapplied record.
+// commit so that each input partition commits its first unapplied record:
+// the head of its queue, or the offset after the last record fetched when
+// the queue is empty. It takes them when called, so records polled and
+// applied afterwards (processing ahead) are not committed by it.
 func (r *Runner) commitOffsets() func(*kmsg.TxnOffsetCommitRequest) error {
 	r.mu.Lock()
 	heads := map[string]map[int32]int64{}
 	for p, t := range r.tasks {
 		for i := range t.src {
 			s := &t.src[i]
+			off := s.next
 			if s.len() > 0 {
-				if heads[s.topic] == nil {
-					heads[s.topic] = map[int32]int64{}
-				}
-				heads[s.topic][p] = s.q[s.head].off
+				off = s.q[s.head].off
 			}
+			if off < 0 {
+				continue
+			}
+			if heads[s.topic] == nil {
+				heads[s.topic] = map[int32]int64{}
+			}
+			heads[s.topic][p] = off
 		}
 	}
 	r.mu.Unlock()
 	return func(req *kmsg.TxnOffsetCommitRequest) error {
-		for i := range req.Topics {
-			tp := &req.Topics[i]
-			for j := range tp.Partitions {
-				pp := &tp.Partitions[j]
-				if off, ok := heads[tp.Topic][pp.Partition]; ok && off < pp.Offset {
-					pp.Offset, pp.LeaderEpoch = off, -1
+		// A partition without a position here has no task (it was
+		// assigned while processing ahead): its polled records were
+		// not applied, so its commit stays where it was.
+		topics := req.Topics[:0]
+		for _, tp := range req.Topics {
+			parts := tp.Partitions[:0]
+			for _, pp := range tp.Partitions {
+				if off, ok := heads[tp.Topic][pp.Partition]; ok {
+					if off < pp.Offset {
+						pp.Offset, pp.LeaderEpoch = off, -1
+					}
+					parts = append(parts, pp)
 				}
 			}
+			if tp.Partitions = parts; len(parts) > 0 {
+				topics = append(topics, tp)
+			}
 		}
+		req.Topics = topics
 		return nil
 	}
 }

@@ -1,10 +1,13 @@
 package consume
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // queue builds a source holding events at the given event times, read up
@@ -82,5 +85,55 @@ func TestPartitionOfIsMurmur2(t *testing.T) {
 	}
 	if k.Of("c", 0) != -1 {
 		t.Error("no partitions must give -1")
+	}
+}
+
+// TestCommitOffsets checks the rewrite of a transaction's offset commit:
+// each input partition commits its first unapplied record as of the call,
+// never more than the client would, and a partition without a task commits
+// nothing.
+func TestCommitOffsets(t *testing.T) {
+	r := &Runner{tasks: map[int32]*task{}}
+	orders := queue(12, 20, 100, 200) // offsets 0 and 1 queued, unapplied
+	orders.q[0].off, orders.q[1].off = 10, 11
+	orders.topic = "orders"
+	email := source{topic: "email", next: 7, hwm: 7} // everything fetched was applied
+	support := source{topic: "support", next: -1, hwm: -1}
+	r.tasks[0] = &task{p: 0, src: [3]source{orders, email, support}}
+	r.tasks[1] = &task{p: 1, src: [3]source{{topic: "orders", next: 3}, {topic: "email", next: 9}, {topic: "support", next: 0}}}
+
+	rewrite := r.commitOffsets()
+	// Processing ahead after the call changes nothing in the rewrite.
+	r.tasks[0].src[0].pop()
+	r.tasks[0].src[1].next = 50
+
+	part := func(p int32, off int64) kmsg.TxnOffsetCommitRequestTopicPartition {
+		pp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		pp.Partition, pp.Offset, pp.LeaderEpoch = p, off, 5
+		return pp
+	}
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	req.Topics = []kmsg.TxnOffsetCommitRequestTopic{
+		{Topic: "orders", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{part(0, 30), part(1, 2), part(2, 40)}},
+		{Topic: "email", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{part(0, 50)}},
+		{Topic: "support", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{part(0, 4), part(7, 4)}},
+	}
+	if err := rewrite(req); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tp := range req.Topics {
+		for _, pp := range tp.Partitions {
+			got = append(got, fmt.Sprintf("%s/%d@%d epoch %d", tp.Topic, pp.Partition, pp.Offset, pp.LeaderEpoch))
+		}
+	}
+	want := []string{
+		"orders/0@10 epoch -1", // the queue's head
+		"orders/1@2 epoch 5",   // the client's offset is lower: kept
+		"email/0@7 epoch -1",   // empty queue: after the last record fetched, as of the call
+	}
+	// orders/2 and support/7 have no task, support/0 no position: dropped.
+	if !slices.Equal(got, want) {
+		t.Errorf("rewritten commit\n got %q\nwant %q", got, want)
 	}
 }

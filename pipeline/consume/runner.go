@@ -25,16 +25,18 @@ type Decoder interface {
 	Decode(ctx context.Context, kind event.Kind, key, value []byte, ev *event.Event) error
 }
 
-// Sink takes the rows of a batch and writes them when flushed. Flush blocks
-// until the rows are confirmed (retrying inside), so a commit never runs
-// ahead of the sink. NeedsFlush ends a transaction early when the sink's
-// batch is full.
+// Sink takes the rows of a batch and writes them when flushed. StartFlush
+// takes the rows added so far (later ones go to the next flush) and writes
+// them in the background, retrying inside; the transaction commits only
+// after its channel says they are confirmed, so a commit never runs ahead
+// of the sink. NeedsFlush ends a transaction early when the sink's batch
+// is full.
 type Sink interface {
 	AddAggregate(a *event.Aggregate)
 	AddTrigger(t *event.Trigger)
 	AddDeadLetter(d *event.DeadLetter)
 	NeedsFlush(now time.Time) bool
-	Flush(ctx context.Context) error
+	StartFlush(ctx context.Context) <-chan error
 }
 
 // TriggerEncoder encodes the value of a trigger record.
@@ -106,8 +108,22 @@ type Runner struct {
 	txErr    error
 	txTrigs  []event.Trigger // emitted in this transaction, counted on commit
 	txArrive []int64         // arrival (record timestamp, ms) of event-driven triggers
-	trigBuf  []event.Trigger
-	aggBuf   event.Aggregate
+	// While ClickHouse writes a transaction's rows, the next batch is
+	// processed ahead with its outputs held for the next transaction.
+	hold    bool
+	held    heldWork
+	trigBuf []event.Trigger
+	aggBuf  event.Aggregate
+}
+
+// heldWork is what processing ahead produced for the next transaction.
+type heldWork struct {
+	err    error         // the next transaction must abort
+	recs   []*kgo.Record // produced when it begins
+	trigs  []event.Trigger
+	arrive []int64
+	polled int       // records polled
+	start  time.Time // when processing ahead began
 }
 
 type task struct {
@@ -141,7 +157,7 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 		return nil, errors.New("consume: every topic must be named")
 	}
 	if cfg.MaxPollRecords <= 0 {
-		cfg.MaxPollRecords = 10000
+		cfg.MaxPollRecords = 100000
 	}
 	if cfg.CommitInterval <= 0 {
 		cfg.CommitInterval = time.Second
@@ -234,6 +250,7 @@ func (e configError) Unwrap() error { return e.error }
 // session runs one transactional group session until ctx is done or it
 // fails.
 func (r *Runner) session(ctx context.Context) error {
+	r.dropHeld()
 	r.mu.Lock()
 	r.tasks, r.owned, r.pending, r.ready = map[int32]*task{}, map[int32]bool{}, map[int32]bool{}, false
 	r.mu.Unlock()
@@ -377,52 +394,33 @@ func (r *Runner) forgetGauges(p int32) {
 }
 
 // cycle runs one transaction: poll and process until the batch is full or
-// CommitInterval has passed, fire timers, flush ClickHouse, commit.
+// CommitInterval has passed, fire timers, write ClickHouse, commit. While
+// ClickHouse writes, the next batch is processed ahead: its events are
+// applied, and its outputs are held for the next transaction. The offsets
+// this transaction commits are taken before that, so a crash or an abort
+// replays the batch processed ahead.
 func (r *Runner) cycle(ctx context.Context) error {
 	start := r.now()
+	if !r.held.start.IsZero() {
+		start = r.held.start
+	}
 	if err := r.sess.Begin(); err != nil {
+		r.dropHeld()
 		return fmt.Errorf("consume: begin transaction: %w", err)
 	}
 	r.errMu.Lock()
-	r.txErr = nil
+	r.txErr = r.held.err
 	r.errMu.Unlock()
-	r.txTrigs, r.txArrive = r.txTrigs[:0], r.txArrive[:0]
+	r.txTrigs, r.held.trigs = r.held.trigs, r.txTrigs[:0]
+	r.txArrive, r.held.arrive = r.held.arrive, r.txArrive[:0]
+	for _, rec := range r.held.recs {
+		r.produce(rec)
+	}
+	polled := r.held.polled
+	r.held = heldWork{recs: r.held.recs[:0], trigs: r.held.trigs, arrive: r.held.arrive}
 
-	deadline := start.Add(r.cfg.CommitInterval)
-	for n := 0; n < r.cfg.MaxPollRecords && ctx.Err() == nil; {
-		left := time.Until(deadline)
-		if left <= 0 {
-			break
-		}
-		pollCtx, cancel := context.WithTimeout(ctx, left)
-		fetches := r.sess.PollRecords(pollCtx, r.cfg.MaxPollRecords-n)
-		cancel()
-		if fetches.IsClientClosed() {
-			return errors.New("consume: kafka client closed")
-		}
-		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				r.log.Warn("consume: fetch error", "topic", topic, "partition", p, "err", err)
-			}
-		})
-		// Every polled record must be queued: its offset is in the
-		// commit unless a queued head holds it back.
-		if err := r.restorePending(ctx); err != nil {
-			r.fail(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
-		}
-		r.mu.Lock()
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) { r.enqueue(context.WithoutCancel(ctx), fp) })
-		for _, t := range r.tasks {
-			r.drain(t)
-		}
-		r.mu.Unlock()
-		n += fetches.NumRecords()
-		if r.failed() {
-			break // the transaction aborts; no use reading on
-		}
-		if r.dep.Sink.NeedsFlush(r.now()) {
-			break // a full ClickHouse batch: commit it
-		}
+	if err := r.process(ctx, start.Add(r.cfg.CommitInterval), polled); err != nil {
+		return err
 	}
 	// From here on the transaction finishes even if ctx is done: a
 	// graceful shutdown flushes and commits what was processed, and gives
@@ -435,12 +433,31 @@ func (r *Runner) cycle(ctx context.Context) error {
 	r.mu.Lock()
 	r.advance()
 	r.mu.Unlock()
+	offsets := r.commitOffsets()
+	flushed := r.dep.Sink.StartFlush(fctx)
 
-	if err := r.dep.Sink.Flush(fctx); err != nil {
+	// Process ahead until ClickHouse has confirmed, unless this
+	// transaction is already lost or the instance is stopping.
+	var flushErr error
+	if ctx.Err() == nil && !r.failed() {
+		actx, stop := context.WithCancel(ctx)
+		wrote := make(chan struct{})
+		go func() { flushErr = <-flushed; stop(); close(wrote) }()
+		r.hold, r.held.start = true, r.now()
+		err := r.process(actx, r.held.start.Add(r.cfg.CommitInterval), 0)
+		r.hold = false
+		<-wrote
+		if err != nil {
+			return err
+		}
+	} else {
+		flushErr = <-flushed
+	}
+	if flushErr != nil {
 		_, _ = r.sess.End(fctx, kgo.TryAbort)
 		r.m.txAborts.Inc()
 		r.dropState()
-		return fmt.Errorf("consume: clickhouse flush: %w", err)
+		return fmt.Errorf("consume: clickhouse flush: %w", flushErr)
 	}
 	// Flush the producer first, so that a failed produce aborts.
 	if err := r.sess.Client().Flush(fctx); err != nil {
@@ -452,8 +469,7 @@ func (r *Runner) cycle(ctx context.Context) error {
 	if txErr != nil {
 		r.log.Error("consume: aborting transaction", "err", txErr)
 	}
-	commitCtx := kgo.PreTxnCommitFnContext(fctx, r.commitOffsets())
-	committed, err := r.sess.End(commitCtx, kgo.TransactionEndTry(txErr == nil))
+	committed, err := r.sess.End(kgo.PreTxnCommitFnContext(fctx, offsets), kgo.TransactionEndTry(txErr == nil))
 	if err != nil {
 		r.m.txAborts.Inc()
 		r.dropState()
@@ -488,11 +504,87 @@ func (r *Runner) cycle(ctx context.Context) error {
 	return nil
 }
 
+// process polls and applies records until deadline, MaxPollRecords
+// (counting polled already), a failure, ctx is done, or the sink's batch
+// needs a flush. Processing ahead (r.hold) restores no task: a rebalance
+// during it makes the next transaction abort and replay.
+func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) error {
+	for polled < r.cfg.MaxPollRecords && ctx.Err() == nil {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		pollCtx, cancel := context.WithTimeout(ctx, left)
+		fetches := r.sess.PollRecords(pollCtx, r.cfg.MaxPollRecords-polled)
+		cancel()
+		if fetches.IsClientClosed() {
+			return errors.New("consume: kafka client closed")
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				r.log.Warn("consume: fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		// Every polled record must be queued: its offset is in the
+		// commit unless a queued head holds it back.
+		if r.hold {
+			if r.restoring() {
+				r.failWork(errors.New("partitions were assigned while processing ahead"))
+			}
+		} else if err := r.restorePending(ctx); err != nil {
+			r.failWork(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
+		}
+		r.mu.Lock()
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) { r.enqueue(context.WithoutCancel(ctx), fp) })
+		for _, t := range r.tasks {
+			r.drain(t)
+		}
+		r.mu.Unlock()
+		polled += fetches.NumRecords()
+		if r.hold {
+			r.held.polled = polled
+			if r.held.err != nil {
+				break
+			}
+			continue
+		}
+		if r.failed() {
+			break // the transaction aborts; no use reading on
+		}
+		if r.dep.Sink.NeedsFlush(r.now()) {
+			break // a full ClickHouse batch: commit it
+		}
+	}
+	return nil
+}
+
+// restoring reports whether an assigned partition waits for its restore.
+func (r *Runner) restoring() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending) > 0
+}
+
+// dropHeld forgets the work processed ahead; dropState replays it.
+func (r *Runner) dropHeld() {
+	r.held = heldWork{recs: r.held.recs[:0], trigs: r.held.trigs[:0], arrive: r.held.arrive[:0]}
+}
+
 // fail marks the open transaction for abort.
 func (r *Runner) fail(err error) {
 	r.errMu.Lock()
 	r.txErr = errors.Join(r.txErr, err)
 	r.errMu.Unlock()
+}
+
+// failWork marks the transaction of the work being processed for abort:
+// the next one while processing ahead.
+func (r *Runner) failWork(err error) {
+	if r.hold {
+		r.held.err = errors.Join(r.held.err, err)
+		return
+	}
+	r.fail(err)
 }
 
 func (r *Runner) failed() bool {
@@ -511,6 +603,7 @@ func graceContext(ctx context.Context, grace time.Duration) (context.Context, co
 // dropState forgets every task after an abort: the session rewound to the
 // committed offsets, and the changelog holds the matching state.
 func (r *Runner) dropState() {
+	r.dropHeld()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range r.owned {
@@ -536,15 +629,25 @@ func (r *Runner) deadLetter(rec *kgo.Record, err error) {
 func (r *Runner) emit(t *event.Trigger) {
 	val, err := r.dep.Triggers.Encode(nil, t)
 	if err != nil {
-		r.fail(fmt.Errorf("encode trigger %s: %w", t.TriggerID, err))
+		r.failWork(fmt.Errorf("encode trigger %s: %w", t.TriggerID, err))
 		return
 	}
 	r.dep.Sink.AddTrigger(t)
 	r.produce(kafka.TriggerRecord(r.cfg.Topics.Triggers, t, val))
-	r.txTrigs = append(r.txTrigs, *t)
+	if r.hold {
+		r.held.trigs = append(r.held.trigs, *t)
+	} else {
+		r.txTrigs = append(r.txTrigs, *t)
+	}
 }
 
+// produce sends rec in the open transaction, or holds it for the next one
+// while processing ahead.
 func (r *Runner) produce(rec *kgo.Record) {
+	if r.hold {
+		r.held.recs = append(r.held.recs, rec)
+		return
+	}
 	r.sess.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
 		if err != nil {
 			r.fail(fmt.Errorf("produce to %s: %w", rec.Topic, err))
