@@ -100,7 +100,7 @@ func Default() Config {
 		ClickHouse: ClickHouse{
 			DSN:           "clickhouse://127.0.0.1:9000/default",
 			Database:      "winback",
-			BatchRows:     10000,
+			BatchRows:     100000,
 			FlushInterval: time.Second,
 			ActiveDays:    90,
 		},
@@ -116,7 +116,7 @@ func Default() Config {
 		HTTPAddr:         "127.0.0.1:8080",
 		ShutdownTimeout:  30 * time.Second,
 		CommitInterval:   time.Second,
-		MaxPollRecords:   10000,
+		MaxPollRecords:   100000,
 		LogFormat:        "json",
 		LogLevel:         "info",
 		MaxValueBytes:    1 << 20,
@@ -177,7 +177,7 @@ func (c *Config) Validate() error {
 		bad("clickhouse-database", "%q is not a plain identifier (letters, digits, _)", c.ClickHouse.Database)
 	}
 	if c.ClickHouse.BatchRows < 1 {
-		bad("clickhouse-batch-rows", "%d; must be at least 1 (10000 is a good size)", c.ClickHouse.BatchRows)
+		bad("clickhouse-batch-rows", "%d; must be at least 1 (100000 is a good size)", c.ClickHouse.BatchRows)
 	}
 	if c.ClickHouse.FlushInterval <= 0 {
 		bad("clickhouse-flush-interval", "must be positive, e.g. 1s")
