@@ -38,6 +38,11 @@ type Engine struct {
 	n      uint32
 	dirty  []uint32
 	cohort sketch // personal usual intervals, hours
+	// cohortMemo is cohortHours as of the cohort sketch's generation gen.
+	cohortMemo struct {
+		h   uint16
+		gen uint64
+	}
 	value  sketch // CLV
 	stats  counters
 	fire   []dueItem // scratch for advanceTo
@@ -243,7 +248,7 @@ func (e *Engine) applyEvent(dst []event.Trigger, c *Customer, ev *event.Event, h
 	case event.KindSupport:
 		cause = e.applySupport(c, ev)
 	}
-	e.refresh(c)
+	e.refresh(c, ev.Kind == event.KindOrder)
 	dst = e.evaluate(dst, c, c.lastChange, ev.Time, cause, false, evalSpend, now)
 	e.rearm(c)
 	return dst
@@ -290,7 +295,7 @@ func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, n
 		c.flags &^= flagLapseDone // a new silence starts
 	}
 	if c.flags&flagOpen != 0 && seconds(t) >= c.openAsOf {
-		e.refresh(c)
+		e.refresh(c, true)
 		dst = append(dst, e.recovered(c, t, cents, prev, now))
 		c.flags &^= flagOpen
 	}
@@ -414,9 +419,12 @@ func (e *Engine) applySupport(c *Customer, ev *event.Event) uint8 {
 }
 
 // refresh updates what a change of c derives from the task: its cells in
-// the sketches, the cohort interval and its value tier.
-func (e *Engine) refresh(c *Customer) {
-	e.resketch(c)
+// the sketches (if ordered, i.e. its orders, spend or intervals changed:
+// nothing else moves them), the cohort interval and its value tier.
+func (e *Engine) refresh(c *Customer, ordered bool) {
+	if ordered {
+		e.resketch(c)
+	}
 	c.cohortH = e.cohortHours()
 	c.tier = e.tierOf(c)
 }
@@ -427,7 +435,7 @@ func (e *Engine) onTimer(dst []event.Trigger, c *Customer, due int64, now time.T
 	if c.sup != nil && c.sup.Breach(due, e.p.sla) > 0 {
 		cause |= bitFriction
 	}
-	e.refresh(c)
+	e.refresh(c, false)
 	dst = e.evaluate(dst, c, due, due, cause, true, true, now)
 	e.rearm(c)
 	return dst

@@ -82,8 +82,25 @@ func (v *view) active() uint8 {
 	return m
 }
 
-// view computes c's figures and signal severities as of T.
+// view computes c's figures and signal severities as of T, with risk and
+// value.
 func (e *Engine) view(c *Customer, T int64) view {
+	v := e.signals(c, T)
+	e.score(c, &v)
+	return v
+}
+
+// score fills in v's risk (from its severities) and c's value.
+func (e *Engine) score(c *Customer, v *view) {
+	e.rescore(v)
+	v.clv = e.clv(c)
+	v.pct = e.percentile(c)
+}
+
+// signals computes c's figures and signal severities as of T; risk and
+// value are left to score, which evaluate needs only when a reason is a
+// candidate.
+func (e *Engine) signals(c *Customer, T int64) view {
 	cfg := &e.p.cfg
 	v := view{T: T, day: window.Day(T), csat: -1, nps: -1}
 
@@ -181,13 +198,6 @@ func (e *Engine) view(c *Customer, T int64) view {
 		}
 	}
 
-	keep := 1.0
-	for r, s := range v.sev {
-		keep *= 1 - e.p.weights[r]*s
-	}
-	v.risk = 1 - keep
-	v.clv = e.clv(c)
-	v.pct = e.percentile(c)
 	return v
 }
 

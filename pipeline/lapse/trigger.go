@@ -29,14 +29,13 @@ import (
 // one trigger per recommended action; in each, the strongest reason
 // (weight × severity) is the primary one.
 func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause uint8, fromTimer, evalSpend bool, now time.Time) []event.Trigger {
-	v := e.view(c, T)
+	v := e.signals(c, T)
 	day := window.Day(at)
 	active := v.active()
 	if !evalSpend && (active^c.active)&bitSpend != 0 {
 		// Keep spend decline as last judged.
 		if c.active&bitSpend == 0 {
 			v.sev[rSpend] = 0
-			e.rescore(&v)
 		}
 		active = active&^bitSpend | c.active&bitSpend
 	}
@@ -57,6 +56,7 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 	if cands == 0 {
 		return dst
 	}
+	e.score(c, &v)
 	prio := e.priority(&v)
 	var allowed uint8
 	for r := 0; r < nReasons; r++ {

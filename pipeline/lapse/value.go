@@ -25,9 +25,13 @@ const (
 type sketch struct {
 	counts []uint32
 	total  uint32
+	gen    uint64 // changes with every count, so answers can be memoised
+
+	below    []uint64 // below[b] = sum of counts[:b] as of belowGen
+	belowGen uint64
 }
 
-func newSketch(n int) sketch { return sketch{counts: make([]uint32, n)} }
+func newSketch(n int) sketch { return sketch{counts: make([]uint32, n), gen: 1} }
 
 func (s *sketch) move(from, to uint8) {
 	if from == to {
@@ -36,11 +40,31 @@ func (s *sketch) move(from, to uint8) {
 	if from != 0 && s.counts[from] > 0 {
 		s.counts[from]--
 		s.total--
+		s.gen++
 	}
 	if to != 0 {
 		s.counts[to]++
 		s.total++
+		s.gen++
 	}
+}
+
+// countBelow returns the sum of the counts of the buckets below b. The
+// prefix sums are rebuilt only after the sketch changed: most events move
+// no count.
+func (s *sketch) countBelow(b int) uint64 {
+	if s.belowGen != s.gen {
+		if s.below == nil {
+			s.below = make([]uint64, len(s.counts))
+		}
+		var sum uint64
+		for i, n := range s.counts {
+			s.below[i] = sum
+			sum += uint64(n)
+		}
+		s.belowGen = s.gen
+	}
+	return s.below[b]
 }
 
 func logBucket(x float64, n int) uint8 {
@@ -106,10 +130,7 @@ func (e *Engine) percentile(c *Customer) float64 {
 	if int(e.value.total) < e.p.cfg.Value.MinCustomers {
 		return 0.5
 	}
-	var below uint64
-	for _, n := range e.value.counts[:b] {
-		below += uint64(n)
-	}
+	below := e.value.countBelow(b)
 	return (float64(below) + float64(e.value.counts[b])/2) / float64(e.value.total)
 }
 
@@ -132,6 +153,13 @@ func (e *Engine) tierOf(c *Customer) uint8 {
 // configured default while fewer than CohortMinCustomers customers have
 // one.
 func (e *Engine) cohortHours() uint16 {
+	if e.cohortMemo.gen != e.cohort.gen {
+		e.cohortMemo.h, e.cohortMemo.gen = e.cohortMedian(), e.cohort.gen
+	}
+	return e.cohortMemo.h
+}
+
+func (e *Engine) cohortMedian() uint16 {
 	l := &e.p.cfg.Lapse
 	if int(e.cohort.total) < l.CohortMinCustomers {
 		return uint16(min(max(math.Round(l.CohortDefaultDays*24), 1), math.MaxUint16))
