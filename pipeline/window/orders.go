@@ -87,6 +87,35 @@ func (o *Orders) Entries(dst []OrderEntry) []OrderEntry {
 // n <= 0 on malformed input. It is the hot loop of every window query, so
 // it reads the varints itself.
 func decodeEntry(s string, prev int64) (OrderEntry, int) {
+	// Fast path: a one-byte day delta with a count of 1 (the flag bit
+	// clear) and cents of up to three bytes (±10,485.75), as most entries
+	// are.
+	if len(s) >= 2 && s[0] < 0x80 && s[0]&1 == 0 {
+		day := prev + int64(s[0]>>1)
+		if day <= MaxDay {
+			e := OrderEntry{Day: int32(day), Count: 1}
+			c := uint64(s[1])
+			if c < 0x80 {
+				e.Cents = unzig(c)
+				return e, 2
+			}
+			if len(s) >= 3 {
+				c = c&0x7f | uint64(s[2])<<7
+				if c < 0x80<<7 {
+					e.Cents = unzig(c)
+					return e, 3
+				}
+				if len(s) >= 4 && s[3] < 0x80 {
+					e.Cents = unzig(c&(1<<14-1) | uint64(s[3])<<14)
+					return e, 4
+				}
+			}
+		}
+	}
+	return decodeEntrySlow(s, prev)
+}
+
+func decodeEntrySlow(s string, prev int64) (OrderEntry, int) {
 	var vals [3]uint64
 	off := 0
 	for k := 0; k < 3; k++ {

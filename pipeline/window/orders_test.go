@@ -129,3 +129,37 @@ func TestOrdersBinaryRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeEntryFastPath checks that the fast path of decodeEntry agrees
+// with the general decoder on every short input, valid or not.
+func TestDecodeEntryFastPath(t *testing.T) {
+	thirds := []byte{0, 1, 0x7f, 0x80, 0xff}
+	for _, prev := range []int64{0, MaxDay - 40, MaxDay} {
+		for b0 := range 256 {
+			for b1 := range 256 {
+				for _, s := range []string{string([]byte{byte(b0)}), string([]byte{byte(b0), byte(b1)})} {
+					checkDecodeEntry(t, s, prev)
+				}
+				for _, b2 := range thirds {
+					checkDecodeEntry(t, string([]byte{byte(b0), byte(b1), b2}), prev)
+					for _, b3 := range thirds {
+						checkDecodeEntry(t, string([]byte{byte(b0), byte(b1), b2, b3}), prev)
+						checkDecodeEntry(t, string([]byte{byte(b0), byte(b1), b2, b3, 0x05}), prev)
+					}
+				}
+			}
+		}
+	}
+}
+
+func checkDecodeEntry(t *testing.T, s string, prev int64) {
+	t.Helper()
+	e, n := decodeEntry(s, prev)
+	we, wn := decodeEntrySlow(s, prev)
+	if n <= 0 && wn <= 0 {
+		return
+	}
+	if e != we || n != wn {
+		t.Fatalf("decodeEntry(%q, %d) = %+v, %d; want %+v, %d", s, prev, e, n, we, wn)
+	}
+}
