@@ -3,9 +3,9 @@ package consume
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -49,6 +49,10 @@ type source struct {
 	hwm    int64 // high watermark at the last fetch; -1 unknown
 	seen   time.Time
 	paused bool
+	// the partition's series of winback_events_total and
+	// winback_consumer_lag_records, looked up once
+	ok, duplicates, late prometheus.Counter
+	lag                  prometheus.Gauge
 }
 
 func (s *source) len() int { return len(s.q) - s.head }
@@ -122,21 +126,10 @@ func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
 	return pos, nil
 }
 
-// enqueue decodes a fetch's records into their task's source queue. Bad
-// input is queued too, to be dead-lettered in offset order. It runs with
-// r.mu held.
-func (r *Runner) enqueue(ctx context.Context, fp kgo.FetchTopicPartition) {
-	if len(fp.Records) == 0 {
-		return
-	}
-	src, kind, ok := r.source(fp.Topic)
-	t := r.tasks[fp.Partition]
-	if !ok || t == nil {
-		// Revoked (or re-assigned) while this batch ran: abort rather
-		// than commit offsets past records that were not applied.
-		r.failWork(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
-		return
-	}
+// enqueue decodes a fetch's records into task t's source queue. Bad input
+// is queued too, to be dead-lettered in offset order.
+func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartition) {
+	src, kind, _ := r.source(fp.Topic)
 	s := &t.src[src]
 	for _, rec := range fp.Records {
 		q := queued{off: rec.Offset, arrive: rec.Timestamp.UnixMilli()}
@@ -146,7 +139,7 @@ func (r *Runner) enqueue(ctx context.Context, fp kgo.FetchTopicPartition) {
 		s.push(q)
 	}
 	s.next, s.hwm, s.seen = fp.Records[len(fp.Records)-1].Offset+1, fp.HighWatermark, r.now()
-	r.m.consumerLag.WithLabelValues(fp.Topic, strconv.Itoa(int(fp.Partition))).Set(float64(max(s.hwm-s.next, 0)))
+	s.lag.Set(float64(max(s.hwm-s.next, 0)))
 	if s.len() > maxBuffered && !s.paused {
 		r.sess.Client().PauseFetchPartitions(map[string][]int32{s.topic: {t.p}})
 		s.paused = true
@@ -154,7 +147,7 @@ func (r *Runner) enqueue(ctx context.Context, fp kgo.FetchTopicPartition) {
 }
 
 // drain applies t's buffered events in event-time order for as long as no
-// source may still deliver an earlier one. It runs with r.mu held.
+// source may still deliver an earlier one.
 func (r *Runner) drain(t *task) {
 	now := r.now()
 	for {
@@ -168,32 +161,27 @@ func (r *Runner) drain(t *task) {
 			if reason, ok := decode.ReasonOf(q.err); ok && reason.Transient() {
 				// The record may be fine (the registry is down):
 				// abort and replay later rather than dead-letter it.
-				r.failWork(fmt.Errorf("%s/%d@%d: %w", q.rec.Topic, q.rec.Partition, q.rec.Offset, q.err))
+				t.out.fail(fmt.Errorf("%s/%d@%d: %w", q.rec.Topic, q.rec.Partition, q.rec.Offset, q.err))
 				return
 			}
-			r.deadLetter(q.rec, q.err)
+			r.deadLetter(t, q.rec, q.err)
 			continue
 		}
-		trigs, dup, late := t.eng.Apply(r.trigBuf[:0], i, &q.ev, now)
+		trigs, dup, late := t.eng.Apply(t.trigBuf[:0], i, &q.ev, now)
 		switch {
 		case dup:
 			r.m.duplicates.Inc()
-			r.m.events.WithLabelValues(s.topic, "duplicate").Inc()
+			s.duplicates.Inc()
 		case late:
 			r.m.lateEvents.Inc()
-			r.m.events.WithLabelValues(s.topic, "late").Inc()
+			s.late.Inc()
 		default:
-			r.m.events.WithLabelValues(s.topic, "ok").Inc()
+			s.ok.Inc()
 		}
 		for j := range trigs {
-			r.emit(&trigs[j])
-			if r.hold {
-				r.held.arrive = append(r.held.arrive, q.arrive)
-			} else {
-				r.txArrive = append(r.txArrive, q.arrive)
-			}
+			r.emit(t, &trigs[j], q.arrive)
 		}
-		r.trigBuf = trigs[:0]
+		t.trigBuf = trigs[:0]
 	}
 	for i := range t.src {
 		if s := &t.src[i]; s.paused && s.len() < maxBuffered/2 {

@@ -51,7 +51,16 @@ func (r *Runner) restorePending(ctx context.Context) error {
 }
 
 func (r *Runner) newTask(p int32, pos inputPositions) *task {
-	return &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, r.now()), src: newSources(r.cfg.Topics, p, pos, r.now())}
+	t := &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, r.now()), src: newSources(r.cfg.Topics, p, pos, r.now())}
+	l := strconv.Itoa(int(p))
+	for i := range t.src {
+		s := &t.src[i]
+		s.ok = r.m.events.WithLabelValues(s.topic, "ok")
+		s.duplicates = r.m.events.WithLabelValues(s.topic, "duplicate")
+		s.late = r.m.events.WithLabelValues(s.topic, "late")
+		s.lag = r.m.consumerLag.WithLabelValues(s.topic, l)
+	}
+	return t
 }
 
 // restoreTasks reads partitions parts of the changelog from their start to

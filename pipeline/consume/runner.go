@@ -1,13 +1,17 @@
 package consume
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,10 +114,8 @@ type Runner struct {
 	txArrive []int64         // arrival (record timestamp, ms) of event-driven triggers
 	// While ClickHouse writes a transaction's rows, the next batch is
 	// processed ahead with its outputs held for the next transaction.
-	hold    bool
-	held    heldWork
-	trigBuf []event.Trigger
-	aggBuf  event.Aggregate
+	hold bool
+	held heldWork
 }
 
 // heldWork is what processing ahead produced for the next transaction.
@@ -133,7 +135,24 @@ type task struct {
 	// snapshot bytes and count written or restored, for the state_bytes
 	// estimate (average snapshot size × customers)
 	snapBytes, snaps int
+
+	// Tasks are processed in parallel: each keeps its own scratch and
+	// outputs, which collect moves to the transaction in partition order.
+	fetched []kgo.FetchTopicPartition // this poll's, for enqueue
+	out     taskOut
+	trigBuf []event.Trigger
+	aggBuf  event.Aggregate
 }
+
+// taskOut is what a task produced since its outputs were last collected.
+type taskOut struct {
+	recs   []*kgo.Record
+	trigs  []event.Trigger // emitted, counted on commit
+	arrive []int64         // arrival (record timestamp, ms) of event-driven triggers
+	err    error           // the transaction must abort
+}
+
+func (o *taskOut) fail(err error) { o.err = errors.Join(o.err, err) }
 
 func (t *task) noteSnapshot(n int) { t.snapBytes += n; t.snaps++ }
 
@@ -535,10 +554,28 @@ func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) er
 			r.failWork(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
 		}
 		r.mu.Lock()
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) { r.enqueue(context.WithoutCancel(ctx), fp) })
-		for _, t := range r.tasks {
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if len(fp.Records) == 0 {
+				return
+			}
+			if t := r.tasks[fp.Partition]; t != nil {
+				t.fetched = append(t.fetched, fp)
+				return
+			}
+			// Revoked (or re-assigned) while this batch ran: abort
+			// rather than commit offsets past records that were not
+			// applied.
+			r.failWork(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
+		})
+		dctx := context.WithoutCancel(ctx)
+		r.eachTask(func(t *task) {
+			for _, fp := range t.fetched {
+				r.enqueue(dctx, t, fp)
+			}
+			clear(t.fetched)
+			t.fetched = t.fetched[:0]
 			r.drain(t)
-		}
+		})
 		r.mu.Unlock()
 		polled += fetches.NumRecords()
 		if r.hold {
@@ -613,7 +650,59 @@ func (r *Runner) dropState() {
 	r.ready = false
 }
 
-func (r *Runner) deadLetter(rec *kgo.Record, err error) {
+// eachTask runs fn on every task, several tasks at once (up to GOMAXPROCS),
+// then collects their outputs in partition order, so the records of a
+// transaction come out in the same order whatever the scheduling. It runs
+// with r.mu held; fn must touch only its task and thread-safe dependencies.
+func (r *Runner) eachTask(fn func(t *task)) {
+	ts := make([]*task, 0, len(r.tasks))
+	for _, t := range r.tasks {
+		ts = append(ts, t)
+	}
+	slices.SortFunc(ts, func(a, b *task) int { return cmp.Compare(a.p, b.p) })
+	if workers := min(runtime.GOMAXPROCS(0), len(ts)); workers <= 1 {
+		for _, t := range ts {
+			fn(t)
+		}
+	} else {
+		var next atomic.Int32
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; int(i) < len(ts); i = next.Add(1) - 1 {
+					fn(ts[i])
+				}
+			})
+		}
+		wg.Wait()
+	}
+	for _, t := range ts {
+		r.collect(t)
+	}
+}
+
+// collect moves t's outputs to the open transaction, or to the held work
+// while processing ahead.
+func (r *Runner) collect(t *task) {
+	o := &t.out
+	if o.err != nil {
+		r.failWork(o.err)
+	}
+	for _, rec := range o.recs {
+		r.produce(rec)
+	}
+	if r.hold {
+		r.held.trigs = append(r.held.trigs, o.trigs...)
+		r.held.arrive = append(r.held.arrive, o.arrive...)
+	} else {
+		r.txTrigs = append(r.txTrigs, o.trigs...)
+		r.txArrive = append(r.txArrive, o.arrive...)
+	}
+	clear(o.recs)
+	*o = taskOut{recs: o.recs[:0], trigs: o.trigs[:0], arrive: o.arrive[:0]}
+}
+
+func (r *Runner) deadLetter(t *task, rec *kgo.Record, err error) {
 	reason := "internal"
 	var de *decode.Error
 	if errors.As(err, &de) {
@@ -623,21 +712,22 @@ func (r *Runner) deadLetter(rec *kgo.Record, err error) {
 	r.m.events.WithLabelValues(rec.Topic, "dlq").Inc()
 	dl := kafka.DeadLetter(rec, err, r.cfg.DLQSampleBytes)
 	r.dep.Sink.AddDeadLetter(&dl)
-	r.produce(kafka.DeadLetterRecord(r.cfg.Topics.DLQ, rec, err, r.cfg.DLQMaxValueBytes))
+	t.out.recs = append(t.out.recs, kafka.DeadLetterRecord(r.cfg.Topics.DLQ, rec, err, r.cfg.DLQMaxValueBytes))
 }
 
-func (r *Runner) emit(t *event.Trigger) {
-	val, err := r.dep.Triggers.Encode(nil, t)
+// emit sends a trigger of task t; arrive is the arrival of the event that
+// made it due, or -1 for a timer.
+func (r *Runner) emit(t *task, tr *event.Trigger, arrive int64) {
+	val, err := r.dep.Triggers.Encode(nil, tr)
 	if err != nil {
-		r.failWork(fmt.Errorf("encode trigger %s: %w", t.TriggerID, err))
+		t.out.fail(fmt.Errorf("encode trigger %s: %w", tr.TriggerID, err))
 		return
 	}
-	r.dep.Sink.AddTrigger(t)
-	r.produce(kafka.TriggerRecord(r.cfg.Topics.Triggers, t, val))
-	if r.hold {
-		r.held.trigs = append(r.held.trigs, *t)
-	} else {
-		r.txTrigs = append(r.txTrigs, *t)
+	r.dep.Sink.AddTrigger(tr)
+	t.out.recs = append(t.out.recs, kafka.TriggerRecord(r.cfg.Topics.Triggers, tr, val))
+	t.out.trigs = append(t.out.trigs, *tr)
+	if arrive >= 0 {
+		t.out.arrive = append(t.out.arrive, arrive)
 	}
 }
 
@@ -659,26 +749,26 @@ func (r *Runner) produce(rec *kgo.Record) {
 // the changelog and the sink. It runs with r.mu held.
 func (r *Runner) advance() {
 	now := r.now()
-	for p, t := range r.tasks {
-		trigs := t.eng.Advance(r.trigBuf[:0], now)
+	r.eachTask(func(t *task) {
+		trigs := t.eng.Advance(t.trigBuf[:0], now)
 		for i := range trigs {
-			r.emit(&trigs[i])
+			r.emit(t, &trigs[i], -1)
 		}
-		r.trigBuf = trigs[:0]
+		t.trigBuf = trigs[:0]
 		changed := false
 		t.eng.TakeDirty(func(c *lapse.Customer) {
 			changed = true
 			val := t.eng.AppendSnapshot(nil, c) // the record keeps it
 			t.noteSnapshot(len(val))
-			r.produce(&kgo.Record{Topic: r.cfg.Topics.State, Partition: p, Key: []byte(c.ID()), Value: val})
-			r.aggBuf = c.Aggregate(t.eng)
-			r.dep.Sink.AddAggregate(&r.aggBuf)
+			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(c.ID()), Value: val})
+			t.aggBuf = c.Aggregate(t.eng)
+			r.dep.Sink.AddAggregate(&t.aggBuf)
 		})
 		if changed {
-			r.produce(&kgo.Record{Topic: r.cfg.Topics.State, Partition: p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
+			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
 		}
 		r.gauges(t, now)
-	}
+	})
 }
 
 func (r *Runner) gauges(t *task, now time.Time) {
