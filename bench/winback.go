@@ -231,6 +231,13 @@ func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winback
 	if code, body, err := p.get(ctx, "/metrics"); err == nil && code == http.StatusOK {
 		run.work = workOf(name, body)
 	}
+	if o.profileDir != "" {
+		if code, body, err := p.get(ctx, "/debug/pprof/heap"); err == nil && code == http.StatusOK {
+			if err := os.WriteFile(filepath.Join(o.profileDir, name+".heap.pprof"), []byte(body), 0o644); err != nil {
+				o.log.Warn("no heap profile of winback", "run", name, "err", err)
+			}
+		}
+	}
 
 	if probe {
 		lat, err := o.probeLatency(ctx, p, t)

@@ -83,6 +83,40 @@ func TestWriteLatestVersionWins(t *testing.T) {
 	}
 }
 
+// TestStartFlush: StartFlush takes the rows pending when it is called; rows
+// added while it writes wait for the next flush.
+func TestStartFlush(t *testing.T) {
+	ch := testenv.NewClickHouse(t)
+	s, _ := openSink(t, ch, Config{})
+	ctx := testCtx(t, time.Minute)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db := s.cfg.Database
+	s.AddAggregate(agg("c1", 1, jan5, 1, 10))
+	s.AddAggregate(agg("c2", 1, jan5, 1, 20))
+	done := s.StartFlush(ctx)
+	s.AddAggregate(agg("c3", 1, jan6, 1, 30)) // while the first flush writes
+	if got := s.Pending(); got != 2 {
+		t.Fatalf("Pending = %d right after StartFlush, want the 2 rows added since", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := query(t, s, "SELECT customer_id FROM "+db+".customer_aggregates ORDER BY customer_id"); fixture.Compare(got, [][]string{{"c1"}, {"c2"}}) != nil {
+		t.Fatalf("after the first flush: %v, want c1 and c2", got)
+	}
+	if err := <-s.StartFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := query(t, s, "SELECT customer_id, day FROM "+db+".customer_daily ORDER BY customer_id"); fixture.Compare(got, [][]string{{"c1", "2024-01-05"}, {"c2", "2024-01-05"}, {"c3", "2024-01-06"}}) != nil {
+		t.Fatalf("customer_daily after both flushes: %v", got)
+	}
+	if s.Pending() != 0 {
+		t.Fatalf("Pending = %d after both flushes", s.Pending())
+	}
+}
+
 func TestDeadLetterSample(t *testing.T) {
 	ch := testenv.NewClickHouse(t)
 	s, _ := openSink(t, ch, Config{DLQSampleBytes: 100})
