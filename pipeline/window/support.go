@@ -243,6 +243,15 @@ func (s *Support) nOpen() int {
 // OpenCount returns the number of open tickets.
 func (s *Support) OpenCount() int { return s.nOpen() + int(s.overflow) }
 
+// Prefetch reads the first byte of the ticket events (0 if none); see
+// Orders.Prefetch.
+func (s *Support) Prefetch() uint8 {
+	if len(s.data) == 0 {
+		return 0
+	}
+	return s.data[0]
+}
+
 // HeapBytes returns the bytes of the encoded events and tickets (the
 // struct itself is not counted).
 func (s *Support) HeapBytes() int { return len(s.data) }
