@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -218,18 +219,40 @@ type Column struct {
 // now is updated_at; with tokens, every table gets its Token.
 func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 	var out []*Table
+	// Rows are sorted by the table's key, with the key next to the row
+	// pointer so that comparisons do not chase pointers.
+	type keyed struct {
+		dayKey
+		a *event.Aggregate
+	}
+	byKey := func(m int) []keyed { return make([]keyed, 0, m) }
+	sortKeyed := func(ks []keyed) {
+		slices.SortFunc(ks, func(x, y keyed) int {
+			return cmp.Or(strings.Compare(x.customer, y.customer), cmp.Compare(x.day, y.day))
+		})
+	}
 	if len(b.aggs) > 0 {
-		rows := slices.SortedFunc(maps.Values(b.aggs), func(x, y *event.Aggregate) int { return cmp.Compare(x.CustomerID, y.CustomerID) })
+		ks := byKey(len(b.aggs))
+		for id, a := range b.aggs {
+			ks = append(ks, keyed{dayKey{customer: id}, a})
+		}
+		sortKeyed(ks)
+		rows := make([]*event.Aggregate, len(ks))
+		for i := range ks {
+			rows[i] = ks[i].a
+		}
 		out = append(out, aggregatesTable(rows, now))
 	}
 	if len(b.daily) > 0 {
-		keys := slices.SortedFunc(maps.Keys(b.daily), func(x, y dayKey) int {
-			return cmp.Or(cmp.Compare(x.customer, y.customer), cmp.Compare(x.day, y.day))
-		})
-		rows := make([]*event.Aggregate, len(keys))
-		days := make([]int64, len(keys))
-		for i, k := range keys {
-			rows[i], days[i] = b.daily[k], k.day
+		ks := byKey(len(b.daily))
+		for k, a := range b.daily {
+			ks = append(ks, keyed{k, a})
+		}
+		sortKeyed(ks)
+		rows := make([]*event.Aggregate, len(ks))
+		days := make([]int64, len(ks))
+		for i := range ks {
+			rows[i], days[i] = ks[i].a, ks[i].day
 		}
 		out = append(out, dailyTable(rows, days, now))
 	}
