@@ -1,7 +1,9 @@
 package decode
 
 import (
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -168,9 +170,17 @@ func (v *str) valid() bool {
 	if v.own {
 		return utf8.ValidString(v.s)
 	}
-	for i, c := range v.b { // ids are ASCII: skip the call for them
+	// Ids are ASCII: check them 8 bytes at a time and skip the call.
+	b := v.b
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return utf8.Valid(b)
+		}
+		b = b[8:]
+	}
+	for i, c := range b {
 		if c >= utf8.RuneSelf {
-			return utf8.Valid(v.b[i:])
+			return utf8.Valid(b[i:])
 		}
 	}
 	return true
@@ -220,11 +230,10 @@ func (f *fields) invalid(t target, err *Error) {
 
 // firstMissing returns the first target in contract order that is in want
 // but not set.
+// Targets are numbered in contract order, so it is the lowest bit missing.
 func (f *fields) firstMissing(want uint32) target {
-	for t := tNone + 1; t < nTargets; t++ {
-		if want&bit(t) != 0 && f.set&bit(t) == 0 {
-			return t
-		}
+	if m := want &^ f.set &^ bit(tNone); m != 0 {
+		return target(bits.TrailingZeros32(m))
 	}
 	return tNone
 }
