@@ -139,9 +139,9 @@ func runConfig(base config.Config, run string) config.Config {
 	// A killed instance that never comes back holds its open transaction
 	// until this timeout; keep it short so the rebalance test is quick.
 	cfg.Kafka.TxnTimeout = 8 * time.Second
-	// Small transactions, so that processing takes several seconds and
-	// the kills land mid-stream.
-	cfg.MaxPollRecords = 500
+	// Small transactions (a batch processed ahead doubles them), so that
+	// processing takes several seconds and the kills land mid-stream.
+	cfg.MaxPollRecords = 150
 	cfg.CommitInterval = 100 * time.Millisecond
 	return cfg
 }
