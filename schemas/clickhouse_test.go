@@ -31,10 +31,16 @@ func TestClickHouseMigrationFiles(t *testing.T) {
 			t.Errorf("%s: start with a comment saying what it creates", n)
 		}
 		// Views read the ReplacingMergeTree tables with FINAL, so that
-		// replayed rows never count twice.
-		for _, m := range baseRead.FindAllStringSubmatch(string(b), -1) {
-			if m[2] == "" {
-				t.Errorf("%s: reads %s without FINAL", n, m[1])
+		// replayed rows never count twice. A materialized view is fed
+		// the inserted blocks, where FINAL means nothing.
+		for _, stmt := range strings.Split(string(b), ";") {
+			if strings.Contains(stmt, "CREATE MATERIALIZED VIEW") {
+				continue
+			}
+			for _, m := range baseRead.FindAllStringSubmatch(stmt, -1) {
+				if m[2] == "" {
+					t.Errorf("%s: reads %s without FINAL", n, m[1])
+				}
 			}
 		}
 	}

@@ -1,15 +1,18 @@
-// Package clickhouse writes winback's per-customer aggregates, daily
-// snapshots, win-back triggers and dead-letter records to ClickHouse, and
-// creates the tables and the views analysts and BI tools read.
+// Package clickhouse writes winback's per-customer aggregates, win-back
+// triggers and dead-letter records to ClickHouse, and creates the tables
+// (with the materialized view that keeps the daily snapshots) and the
+// views analysts and BI tools read.
 //
 // # Writing
 //
 // AddAggregate, AddTrigger and AddDeadLetter add rows to a pending batch
-// without I/O. Within the batch only the latest version of a customer (and
-// of a customer-day in customer_daily) is kept, one row per trigger id and
-// per dead-lettered record. Flush writes the batch, one columnar insert per
-// table over the native protocol, and blocks until ClickHouse confirmed
-// every row. On an error it retries with exponential backoff (from 100 ms,
+// without I/O. Within the batch only the latest version of a customer per
+// event-time day is kept, one row per trigger id and per dead-lettered
+// record. Flush writes the batch, one columnar insert per table over the
+// native protocol, and blocks until ClickHouse confirmed every row. The
+// materialized view customer_daily_feed copies the aggregate rows into
+// customer_daily as they are inserted, so the daily history costs winback
+// no second insert. On an error it retries with exponential backoff (from 100 ms,
 // doubling, capped at Config.MaxRetryBackoff, jittered over the upper
 // half) until its context is done. The stream runner calls Flush before it
 // commits its Kafka transaction and stops polling while Flush blocks, so
@@ -35,7 +38,9 @@
 //	  reasons, actions, topics
 //	insert_deduplication_token on each   22.2    no              yes: sha256 of the batch's
 //	  insert + non_replicated_                                     content without updated_at
-//	  deduplication_window on the tables                          (Config.DedupWindow, 1000)
+//	  deduplication_window on the tables                          (Config.DedupWindow, 1000),
+//	  + deduplicate_blocks_in_                                     so a retry also reaches
+//	  dependent_materialized_views = 1                             customer_daily_feed
 //	string-valued query settings         22.2    no: only int    yes
 //	                                             and bool sent
 //	async_insert                         21.11   not available   available, not used: winback
@@ -76,7 +81,8 @@
 // # Tables and views
 //
 // Tables: customer_aggregates (one row per customer), customer_daily (a
-// snapshot per customer per event-time day on which it changed),
+// snapshot per customer per event-time day on which it changed, filled by
+// the materialized view customer_daily_feed),
 // winback_triggers, dlq_records, schema_migrations. Views: retention_monthly,
 // retention_weekly (CRR, churn), kpi_monthly, kpi_weekly (orders, revenue,
 // AOV, purchase frequency, CLV estimate), customer_kpis (repeat-purchase

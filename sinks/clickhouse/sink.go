@@ -231,9 +231,10 @@ func (s *Sink) migrationParams() chsql.Params {
 	}
 }
 
-// AddAggregate adds a customer's row to customer_aggregates and to
-// customer_daily (the UTC day of a.AsOf). Within the pending batch only
-// the latest version per customer and per customer-day is kept.
+// AddAggregate adds a customer's row to customer_aggregates (and so,
+// through customer_daily_feed, to customer_daily for the UTC day of
+// a.AsOf). Within the pending batch only the latest version per
+// customer-day is kept.
 func (s *Sink) AddAggregate(a *event.Aggregate) {
 	s.mu.Lock()
 	s.pending.AddAggregate(a)
@@ -375,10 +376,8 @@ func (s *Sink) insertRetrying(ctx context.Context, t *chsql.Table) error {
 func (s *Sink) insert(ctx context.Context, t *chsql.Table) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
 	defer cancel()
-	if t.Token != "" && s.features.StringSettings {
-		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
-			"insert_deduplication_token": t.Token,
-		}))
+	if settings := t.Settings(); settings != nil && s.features.StringSettings {
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 	}
 	batch, err := s.conn.PrepareBatch(ctx, t.InsertQuery(s.cfg.Database))
 	if err != nil {

@@ -11,16 +11,17 @@ import (
 	"github.com/winback/winback/pipeline/event"
 )
 
-// Table names.
+// Table names. customer_daily is not among them: the materialized view
+// customer_daily_feed fills it from the rows inserted into
+// customer_aggregates.
 const (
 	TableAggregates  = "customer_aggregates"
-	TableDaily       = "customer_daily"
 	TableTriggers    = "winback_triggers"
 	TableDeadLetters = "dlq_records"
 )
 
 // Tables lists the tables a Batch writes, in the order it writes them.
-var Tables = []string{TableAggregates, TableDaily, TableTriggers, TableDeadLetters}
+var Tables = []string{TableAggregates, TableTriggers, TableDeadLetters}
 
 // Caps on what a dead-letter row keeps.
 const (
@@ -42,13 +43,15 @@ type dlqKey struct {
 }
 
 // Batch is the rows waiting for the next flush. Within a batch only the
-// latest version of a customer (and of a customer-day) is kept, and one
-// row per trigger id and per dead-lettered record. It copies what it is
-// given. It is not safe for concurrent use.
+// latest version of a customer-day (the UTC day of the aggregate's AsOf) is
+// kept, and one row per trigger id and per dead-lettered record. A
+// customer has one row per day, not one in all, so that the daily
+// snapshots customer_daily_feed derives from them lose no day, even when
+// the rows of a failed flush are merged with later ones. It copies what it
+// is given. It is not safe for concurrent use.
 type Batch struct {
 	sampleBytes int
-	aggs        map[string]*event.Aggregate
-	daily       map[dayKey]*event.Aggregate
+	aggs        map[dayKey]*event.Aggregate
 	triggers    map[string]*event.Trigger
 	dlq         map[dlqKey]*event.DeadLetter
 }
@@ -61,23 +64,20 @@ func NewBatch(sampleBytes int) *Batch {
 	}
 	return &Batch{
 		sampleBytes: sampleBytes,
-		aggs:        map[string]*event.Aggregate{},
-		daily:       map[dayKey]*event.Aggregate{},
+		aggs:        map[dayKey]*event.Aggregate{},
 		triggers:    map[string]*event.Trigger{},
 		dlq:         map[dlqKey]*event.DeadLetter{},
 	}
 }
 
 // Len is the number of rows the batch would write.
-func (b *Batch) Len() int { return len(b.aggs) + len(b.daily) + len(b.triggers) + len(b.dlq) }
+func (b *Batch) Len() int { return len(b.aggs) + len(b.triggers) + len(b.dlq) }
 
 // TableLen is the number of rows the batch would write to table.
 func (b *Batch) TableLen(table string) int {
 	switch table {
 	case TableAggregates:
 		return len(b.aggs)
-	case TableDaily:
-		return len(b.daily)
 	case TableTriggers:
 		return len(b.triggers)
 	case TableDeadLetters:
@@ -94,8 +94,9 @@ func dayOf(ms int64) int64 {
 	return d
 }
 
-// AddAggregate adds a's row to customer_aggregates and to customer_daily
-// (for the UTC day of a.AsOf), unless the batch holds a newer version.
+// AddAggregate adds a's row to customer_aggregates (and so, through the
+// view, to customer_daily for the UTC day of a.AsOf), unless the batch
+// holds a newer version of the customer-day.
 func (b *Batch) AddAggregate(a *event.Aggregate) {
 	c := *a
 	c.ActiveReasons = slices.Clone(a.ActiveReasons)
@@ -103,12 +104,9 @@ func (b *Batch) AddAggregate(a *event.Aggregate) {
 }
 
 func (b *Batch) addAggregate(a *event.Aggregate, newer bool) {
-	if cur, ok := b.aggs[a.CustomerID]; !ok || a.Version > cur.Version || (newer && a.Version == cur.Version) {
-		b.aggs[a.CustomerID] = a
-	}
 	k := dayKey{a.CustomerID, dayOf(a.AsOf)}
-	if cur, ok := b.daily[k]; !ok || a.Version > cur.Version || (newer && a.Version == cur.Version) {
-		b.daily[k] = a
+	if cur, ok := b.aggs[k]; !ok || a.Version > cur.Version || (newer && a.Version == cur.Version) {
+		b.aggs[k] = a
 	}
 }
 
@@ -160,14 +158,7 @@ func truncateUTF8(s string, n int) string {
 // added since.
 func (b *Batch) Merge(older *Batch) {
 	for _, a := range older.aggs {
-		if cur, ok := b.aggs[a.CustomerID]; !ok || a.Version > cur.Version {
-			b.aggs[a.CustomerID] = a
-		}
-	}
-	for k, a := range older.daily {
-		if cur, ok := b.daily[k]; !ok || a.Version > cur.Version {
-			b.daily[k] = a
-		}
+		b.addAggregate(a, false)
 	}
 	for _, t := range older.triggers {
 		b.addTrigger(t, false)
@@ -182,8 +173,6 @@ func (b *Batch) Drop(table string) {
 	switch table {
 	case TableAggregates:
 		clear(b.aggs)
-	case TableDaily:
-		clear(b.daily)
 	case TableTriggers:
 		clear(b.triggers)
 	case TableDeadLetters:
@@ -219,42 +208,25 @@ type Column struct {
 // now is updated_at; with tokens, every table gets its Token.
 func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 	var out []*Table
-	// Rows are sorted by the table's key, with the key next to the row
-	// pointer so that comparisons do not chase pointers.
-	type keyed struct {
-		dayKey
-		a *event.Aggregate
-	}
-	byKey := func(m int) []keyed { return make([]keyed, 0, m) }
-	sortKeyed := func(ks []keyed) {
+	if len(b.aggs) > 0 {
+		// Rows are sorted by customer and day, with the key next to the
+		// row pointer so that comparisons do not chase pointers.
+		type keyed struct {
+			dayKey
+			a *event.Aggregate
+		}
+		ks := make([]keyed, 0, len(b.aggs))
+		for k, a := range b.aggs {
+			ks = append(ks, keyed{k, a})
+		}
 		slices.SortFunc(ks, func(x, y keyed) int {
 			return cmp.Or(strings.Compare(x.customer, y.customer), cmp.Compare(x.day, y.day))
 		})
-	}
-	if len(b.aggs) > 0 {
-		ks := byKey(len(b.aggs))
-		for id, a := range b.aggs {
-			ks = append(ks, keyed{dayKey{customer: id}, a})
-		}
-		sortKeyed(ks)
 		rows := make([]*event.Aggregate, len(ks))
 		for i := range ks {
 			rows[i] = ks[i].a
 		}
 		out = append(out, aggregatesTable(rows, now))
-	}
-	if len(b.daily) > 0 {
-		ks := byKey(len(b.daily))
-		for k, a := range b.daily {
-			ks = append(ks, keyed{k, a})
-		}
-		sortKeyed(ks)
-		rows := make([]*event.Aggregate, len(ks))
-		days := make([]int64, len(ks))
-		for i := range ks {
-			rows[i], days[i] = ks[i].a, ks[i].day
-		}
-		out = append(out, dailyTable(rows, days, now))
 	}
 	if len(b.triggers) > 0 {
 		rows := slices.SortedFunc(maps.Values(b.triggers), func(x, y *event.Trigger) int { return cmp.Compare(x.TriggerID, y.TriggerID) })

@@ -20,27 +20,26 @@ func agg(id string, version uint64, at time.Time) *event.Aggregate {
 		ActiveReasons: []event.Reason{event.ReasonPurchaseLapse}}
 }
 
-func versions(b *Batch) (aggs, daily []string) {
+// versions lists the batch's customer_aggregates rows as id@version/day.
+func versions(b *Batch) (aggs []string) {
 	for _, t := range b.Build(t0, false) {
-		if t.Name != TableAggregates && t.Name != TableDaily {
+		if t.Name != TableAggregates {
 			continue
 		}
+		col := func(name string) any {
+			return t.Columns[slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == name })].Values
+		}
 		for i := 0; i < t.Rows; i++ {
-			v := t.Columns[slices.IndexFunc(t.Columns, func(c Column) bool { return c.Name == "version" })].Values.([]uint64)[i]
-			id := t.Columns[0].Values.([]string)[i]
-			row := id + "@" + string(rune('0'+v))
-			switch t.Name {
-			case TableAggregates:
-				aggs = append(aggs, row)
-			case TableDaily:
-				day := t.Columns[1].Values.([]time.Time)[i].Format("02")
-				daily = append(daily, row+"/"+day)
-			}
+			v := col("version").([]uint64)[i]
+			day := col("as_of").([]time.Time)[i].Format("02")
+			aggs = append(aggs, col("customer_id").([]string)[i]+"@"+string(rune('0'+v))+"/"+day)
 		}
 	}
-	return aggs, daily
+	return aggs
 }
 
+// Within a batch the latest version of each customer-day is kept: the
+// customer_daily_feed view makes a day's snapshot of each row.
 func TestBatchLatestVersionWins(t *testing.T) {
 	b := NewBatch(0)
 	b.AddAggregate(agg("b", 1, t0))
@@ -48,15 +47,11 @@ func TestBatchLatestVersionWins(t *testing.T) {
 	b.AddAggregate(agg("a", 1, t0))
 	b.AddAggregate(agg("a", 2, t0.Add(time.Hour)))
 	b.AddAggregate(agg("a", 1, t0))
-	aggs, daily := versions(b)
-	if want := []string{"a@3", "b@1"}; !slices.Equal(aggs, want) {
-		t.Errorf("aggregates %v, want %v", aggs, want)
+	if want, got := []string{"a@2/05", "a@3/06", "b@1/05"}, versions(b); !slices.Equal(got, want) {
+		t.Errorf("aggregates %v, want %v", got, want)
 	}
-	if want := []string{"a@2/05", "a@3/06", "b@1/05"}; !slices.Equal(daily, want) {
-		t.Errorf("daily %v, want %v", daily, want)
-	}
-	if b.Len() != 5 || b.TableLen(TableAggregates) != 2 || b.TableLen(TableDaily) != 3 {
-		t.Errorf("Len %d, aggregates %d, daily %d", b.Len(), b.TableLen(TableAggregates), b.TableLen(TableDaily))
+	if b.Len() != 3 || b.TableLen(TableAggregates) != 3 {
+		t.Errorf("Len %d, aggregates %d", b.Len(), b.TableLen(TableAggregates))
 	}
 }
 
@@ -76,7 +71,7 @@ func TestBatchCopies(t *testing.T) {
 	if got := tables[0].Columns[slices.IndexFunc(tables[0].Columns, func(c Column) bool { return c.Name == "active_reasons" })].Values.([][]string)[0][0]; got != "PURCHASE_LAPSE" {
 		t.Errorf("active_reasons %s: the batch kept the caller's slice", got)
 	}
-	if got := tables[2].Columns[10].Values.([][]float64)[0][0]; got != 1 {
+	if got := tables[1].Columns[10].Values.([][]float64)[0][0]; got != 1 {
 		t.Errorf("evidence %v: the batch kept the caller's map", got)
 	}
 }
@@ -92,8 +87,8 @@ func TestBatchMerge(t *testing.T) {
 	newer.AddAggregate(agg("b", 4, t0)) // older than what failed: the failed row wins
 	newer.AddTrigger(&event.Trigger{TriggerID: "t1", EmittedAt: 10, CustomerID: "new"})
 	newer.Merge(older)
-	aggs, _ := versions(newer)
-	if want := []string{"a@3", "b@5"}; !slices.Equal(aggs, want) {
+	aggs := versions(newer)
+	if want := []string{"a@3/05", "b@5/05"}; !slices.Equal(aggs, want) {
 		t.Errorf("merged %v, want %v", aggs, want)
 	}
 	tables := newer.Build(t0, false)
@@ -101,7 +96,7 @@ func TestBatchMerge(t *testing.T) {
 		t.Errorf("triggers' customers %v: on a tie the newer batch wins", got)
 	}
 	newer.Drop(TableAggregates)
-	if newer.TableLen(TableAggregates) != 0 || newer.TableLen(TableDaily) == 0 {
+	if newer.TableLen(TableAggregates) != 0 || newer.TableLen(TableTriggers) == 0 {
 		t.Error("Drop dropped the wrong table")
 	}
 }
@@ -134,6 +129,7 @@ func TestTokens(t *testing.T) {
 			}
 			b.AddAggregate(a)
 		}
+		b.AddTrigger(&event.Trigger{TriggerID: "t", CustomerID: "a", EmittedAt: t0.UnixMilli()})
 		return b.Build(now, true)
 	}
 	base := build(t0, nil)
@@ -193,7 +189,7 @@ func TestValuesSQL(t *testing.T) {
 		Detail: "bad\tjson\n", Size: 9, Sample: []byte("{\"x\":\\"), At: t0.UnixMilli()})
 	var out strings.Builder
 	for _, tb := range b.Build(t0.Add(time.Hour), true) {
-		out.WriteString(tb.ValuesSQL("winback", "insert_deduplication_token = "+Quote(tb.Token)))
+		out.WriteString(tb.ValuesSQL("winback", tb.Settings()))
 		out.WriteString(";\n")
 	}
 	const golden = "testdata/values.golden"

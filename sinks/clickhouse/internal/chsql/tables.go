@@ -97,40 +97,6 @@ func aggregatesTable(rows []*event.Aggregate, now time.Time) *Table {
 	}}
 }
 
-func dailyTable(rows []*event.Aggregate, days []int64, now time.Time) *Table {
-	n := len(rows)
-	r := func(i int) *event.Aggregate { return rows[i] }
-	day := col("day", n, func(i int) time.Time { return time.UnixMilli(days[i] * msPerDay).UTC() })
-	day.Date = true
-	return &Table{Name: TableDaily, Rows: n, Columns: []Column{
-		col("customer_id", n, func(i int) string { return r(i).CustomerID }),
-		day,
-		col("version", n, func(i int) uint64 { return r(i).Version }),
-		timeCol("as_of", n, func(i int) int64 { return r(i).AsOf }),
-		optTimeCol("first_order_at", n, func(i int) int64 { return r(i).FirstOrderAt }),
-		optTimeCol("last_order_at", n, func(i int) int64 { return r(i).LastOrderAt }),
-		col("orders_total", n, func(i int) uint32 { return r(i).OrdersTotal }),
-		col("spend_total", n, func(i int) float64 { return r(i).SpendTotal }),
-		col("orders_30d", n, func(i int) uint32 { return r(i).Orders30d }),
-		col("orders_90d", n, func(i int) uint32 { return r(i).Orders90d }),
-		col("spend_30d", n, func(i int) float64 { return r(i).Spend30d }),
-		col("spend_90d", n, func(i int) float64 { return r(i).Spend90d }),
-		col("usual_interval_days", n, func(i int) float64 { return r(i).UsualIntervalDays }),
-		col("value_tier", n, func(i int) string { return string(r(i).ValueTier) }),
-		col("clv", n, func(i int) float64 { return r(i).CLV }),
-		col("risk_score", n, func(i int) float64 { return r(i).RiskScore }),
-		col("active_reasons", n, func(i int) []string { return reasons(r(i).ActiveReasons) }),
-		col("open_rate_30d", n, func(i int) float64 { return r(i).OpenRate30d }),
-		col("click_rate_30d", n, func(i int) float64 { return r(i).ClickRate30d }),
-		col("tickets_opened_90d", n, func(i int) uint32 { return r(i).TicketsOpened90d }),
-		optScoreCol("last_csat", n, func(i int) int8 { return r(i).LastCSAT }),
-		optScoreCol("last_nps", n, func(i int) int8 { return r(i).LastNPS }),
-		col("unsubscribed", n, func(i int) uint8 { return b2u(r(i).Unsubscribed) }),
-		col("hard_bounced", n, func(i int) uint8 { return b2u(r(i).HardBounced) }),
-		updatedAt(n, now),
-	}}
-}
-
 func triggersTable(rows []*event.Trigger) *Table {
 	n := len(rows)
 	r := func(i int) *event.Trigger { return rows[i] }
@@ -192,15 +158,42 @@ func (t *Table) InsertQuery(db string) string {
 	return fmt.Sprintf("INSERT INTO %s.%s (%s)", db, t.Name, strings.Join(t.ColumnNames(), ", "))
 }
 
-// ValuesSQL renders the rows as one INSERT ... VALUES statement, with
-// settings (e.g. "insert_deduplication_token = 'abc'") when not empty. For
-// executors that take SQL text only (chDB).
-func (t *Table) ValuesSQL(db, settings string) string {
+// Settings are the query settings of the table's insert: none without a
+// Token; with one, insert_deduplication_token, and
+// deduplicate_blocks_in_dependent_materialized_views so that a retried
+// insert still reaches customer_daily_feed when the first attempt stored
+// the source block but failed in the view (ClickHouse would otherwise
+// drop the retry at the source and never run the view), the view's target
+// deduplicating the block itself.
+func (t *Table) Settings() map[string]any {
+	if t.Token == "" {
+		return nil
+	}
+	return map[string]any{
+		"insert_deduplication_token":                         t.Token,
+		"deduplicate_blocks_in_dependent_materialized_views": 1,
+	}
+}
+
+// ValuesSQL renders the rows as one INSERT ... VALUES statement, with its
+// settings (strings quoted, in name order). For executors that take SQL
+// text only (chDB).
+func (t *Table) ValuesSQL(db string, settings map[string]any) string {
 	var b strings.Builder
 	b.WriteString(t.InsertQuery(db))
-	if settings != "" {
-		b.WriteString(" SETTINGS ")
-		b.WriteString(settings)
+	for i, name := range slices.Sorted(maps.Keys(settings)) {
+		if i == 0 {
+			b.WriteString(" SETTINGS ")
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(name)
+		b.WriteString(" = ")
+		if v, ok := settings[name].(string); ok {
+			b.WriteString(Quote(v))
+		} else {
+			fmt.Fprint(&b, settings[name])
+		}
 	}
 	b.WriteString(" VALUES ")
 	for i := 0; i < t.Rows; i++ {
