@@ -9,7 +9,8 @@
 // without I/O. Within the batch only the latest version of a customer per
 // event-time day is kept, one row per trigger id and per dead-lettered
 // record. Flush writes the batch, one columnar insert per table over the
-// native protocol, and blocks until ClickHouse confirmed every row. The
+// native protocol (in blocks of 8192 rows, so that the driver's buffers
+// stay small), and blocks until ClickHouse confirmed every row. The
 // materialized view customer_daily_feed copies the aggregate rows into
 // customer_daily as they are inserted, so the daily history costs winback
 // no second insert. On an error it retries with exponential backoff (from 100 ms,

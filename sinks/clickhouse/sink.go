@@ -388,13 +388,28 @@ func (s *Sink) insert(ctx context.Context, t *chsql.Table) (err error) {
 			err = errors.Join(err, batch.Abort())
 		}
 	}()
-	for i, c := range t.Columns {
-		if err := batch.Column(i).Append(c.Values); err != nil {
-			return fmt.Errorf("column %s: %w", c.Name, err)
+	// The rows go in blocks of insertBlockRows: the driver copies each
+	// column into buffers that Flush empties but keeps, so a large batch
+	// never grows them past a block, and the server squashes the blocks
+	// of one INSERT into parts as usual (min_insert_block_size_rows).
+	for lo := 0; lo < t.Rows; lo += insertBlockRows {
+		hi := min(lo+insertBlockRows, t.Rows)
+		for i, c := range t.Columns {
+			if err := batch.Column(i).Append(c.Slice(lo, hi)); err != nil {
+				return fmt.Errorf("column %s: %w", c.Name, err)
+			}
+		}
+		if hi < t.Rows {
+			if err := batch.Flush(); err != nil {
+				return err
+			}
 		}
 	}
 	return batch.Send()
 }
+
+// insertBlockRows is the rows of one block sent to the server.
+const insertBlockRows = 8192
 
 // Ping checks that ClickHouse answers, for readiness probes.
 func (s *Sink) Ping(ctx context.Context) error {

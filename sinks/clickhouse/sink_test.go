@@ -119,6 +119,41 @@ func TestStartFlush(t *testing.T) {
 	}
 }
 
+// TestFlushBlocks: a batch larger than a block goes in several blocks of
+// one insert, and every row arrives, in both tables, with its own values.
+func TestFlushBlocks(t *testing.T) {
+	ch := testenv.NewClickHouse(t)
+	s, _ := openSink(t, ch, Config{})
+	ctx := testCtx(t, time.Minute)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db := s.cfg.Database
+	n := 2*insertBlockRows + 7
+	want := 0
+	for i := range n {
+		s.AddAggregate(agg(fmt.Sprintf("c%06d", i), 1, jan5, uint32(i%5), float64(i)))
+		want += i % 5
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"customer_aggregates", "customer_daily"} {
+		got := query(t, s, "SELECT count(), uniqExact(customer_id), sum(orders_total), min(customer_id), max(customer_id) FROM "+db+"."+table)
+		if w := []string{fmt.Sprint(n), fmt.Sprint(n), fmt.Sprint(want), "c000000", fmt.Sprintf("c%06d", n-1)}; fixture.Compare(got, [][]string{w}) != nil {
+			t.Errorf("%s: %v, want %v", table, got, w)
+		}
+	}
+	// A row's columns stay together across the block boundary.
+	i := insertBlockRows
+	if got := query(t, s, fmt.Sprintf("SELECT orders_total, spend_total FROM %s.customer_aggregates WHERE customer_id = 'c%06d'", db, i)); fixture.Compare(got, [][]string{{fmt.Sprint(i % 5), fmt.Sprint(i)}}) != nil {
+		t.Errorf("row %d: %v", i, got)
+	}
+	if got := value(s.m.batches.WithLabelValues("customer_aggregates")); got != 1 {
+		t.Errorf("batches_total = %v, want 1 insert", got)
+	}
+}
+
 func TestDeadLetterSample(t *testing.T) {
 	ch := testenv.NewClickHouse(t)
 	s, _ := openSink(t, ch, Config{DLQSampleBytes: 100})

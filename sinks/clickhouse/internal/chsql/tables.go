@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,6 +142,12 @@ func deadLettersTable(rows []*event.DeadLetter) *Table {
 		col("sample", n, func(i int) string { return string(r(i).Sample) }),
 		timeCol("at", n, func(i int) int64 { return r(i).At }),
 	}}
+}
+
+// Slice returns the values of rows lo to hi (exclusive), of the same
+// slice type as Values.
+func (c Column) Slice(lo, hi int) any {
+	return reflect.ValueOf(c.Values).Slice(lo, hi).Interface()
 }
 
 // ColumnNames lists the table's columns in insert order.
