@@ -42,9 +42,8 @@ type queued struct {
 }
 
 type source struct {
+	fifo
 	topic  string
-	q      []queued
-	head   int
 	next   int64 // offset after the last record fetched; -1 unknown
 	hwm    int64 // high watermark at the last fetch; -1 unknown
 	seen   time.Time
@@ -55,18 +54,58 @@ type source struct {
 	lag                  prometheus.Gauge
 }
 
-func (s *source) len() int { return len(s.q) - s.head }
-
-func (s *source) push(q queued) {
-	if s.head > 0 && s.head == len(s.q) {
-		s.q, s.head = s.q[:0], 0
-	}
-	s.q = append(s.q, q)
+// fifo is a source's queue of decoded records, in fixed-size chunks: it
+// grows a chunk at a time and never copies entries. Emptied chunks are
+// kept for reuse, so, like a slice's capacity, the queue holds on to its
+// peak size (bounded by the pause at maxBuffered plus a fetch) and a
+// stream that stays below it allocates nothing.
+type fifo struct {
+	chunks     []*chunk // chunks[0][head:] ... chunks[last][:tail]
+	head, tail int
+	free       []*chunk
 }
 
-func (s *source) pop() *queued {
-	q := &s.q[s.head]
-	s.head++
+type chunk [256]queued
+
+func (f *fifo) len() int {
+	if len(f.chunks) == 0 {
+		return 0
+	}
+	return (len(f.chunks)-1)*len(chunk{}) + f.tail - f.head
+}
+
+// add appends a zero entry and returns it, to be filled in place.
+func (f *fifo) add() *queued {
+	if len(f.chunks) == 0 || f.tail == len(chunk{}) {
+		var c *chunk
+		if n := len(f.free); n > 0 {
+			c, f.free = f.free[n-1], f.free[:n-1]
+		} else {
+			c = new(chunk)
+		}
+		f.chunks, f.tail = append(f.chunks, c), 0
+	}
+	q := &f.chunks[len(f.chunks)-1][f.tail]
+	*q = queued{}
+	f.tail++
+	return q
+}
+
+// peek returns the first entry; the queue must not be empty.
+func (f *fifo) peek() *queued { return &f.chunks[0][f.head] }
+
+// pop removes the first entry and returns it, valid until the next add.
+func (f *fifo) pop() *queued {
+	c := f.chunks[0]
+	q := &c[f.head]
+	f.head++
+	switch {
+	case len(f.chunks) == 1 && f.head == f.tail:
+		f.head, f.tail = 0, 0 // empty: start the chunk over
+	case f.head == len(c):
+		f.chunks = append(f.chunks[:0], f.chunks[1:]...)
+		f.head, f.free = 0, append(f.free, c)
+	}
 	return q
 }
 
@@ -132,11 +171,11 @@ func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartitio
 	src, kind, _ := r.source(fp.Topic)
 	s := &t.src[src]
 	for _, rec := range fp.Records {
-		q := queued{off: rec.Offset, arrive: rec.Timestamp.UnixMilli()}
+		q := s.add()
+		q.off, q.arrive = rec.Offset, rec.Timestamp.UnixMilli()
 		if err := r.dep.Decoder.Decode(ctx, kind, rec.Key, rec.Value, &q.ev); err != nil {
 			q.rec, q.err = rec, err
 		}
-		s.push(q)
 	}
 	s.next, s.hwm, s.seen = fp.Records[len(fp.Records)-1].Offset+1, fp.HighWatermark, r.now()
 	s.lag.Set(float64(max(s.hwm-s.next, 0)))
@@ -219,7 +258,7 @@ func (r *Runner) commitOffsets() func(*kmsg.TxnOffsetCommitRequest) error {
 			s := &t.src[i]
 			off := s.next
 			if s.len() > 0 {
-				off = s.q[s.head].off
+				off = s.peek().off
 			}
 			if off < 0 {
 				continue
@@ -266,11 +305,11 @@ func (t *task) pick(now time.Time) int {
 			}
 			continue
 		}
-		h := &s.q[s.head]
+		h := s.peek()
 		if h.rec != nil {
 			return i // bad input leaves at once, in its offset order
 		}
-		if best < 0 || h.ev.Time < t.src[best].q[t.src[best].head].ev.Time {
+		if best < 0 || h.ev.Time < t.src[best].peek().ev.Time {
 			best = i
 		}
 	}

@@ -15,11 +15,66 @@ import (
 func queue(next, hwm int64, times ...int64) source {
 	s := source{next: next, hwm: hwm, seen: time.Unix(0, 0)}
 	for i, t := range times {
-		q := queued{off: int64(i)}
-		q.ev.Time = t
-		s.push(q)
+		q := s.add()
+		q.off, q.ev.Time = int64(i), t
 	}
 	return s
+}
+
+// TestFIFO: the queue stays first in, first out across chunk boundaries
+// while it never empties, holds chunks for what is queued rather than for
+// what was ever added, and allocates nothing once a steady stream runs.
+func TestFIFO(t *testing.T) {
+	var f fifo
+	next, want, most := int64(0), int64(0), 0
+	pop := func() {
+		t.Helper()
+		if got := f.pop().off; got != want {
+			t.Fatalf("popped %d, want %d", got, want)
+		}
+		want++
+	}
+	for range 500 {
+		for range 7 {
+			f.add().off = next
+			next++
+		}
+		for range 6 { // one more queued each round: never empty
+			pop()
+		}
+		if f.len() != int(next-want) {
+			t.Fatalf("len %d, want %d", f.len(), next-want)
+		}
+		most = max(most, f.len())
+	}
+	if n, bound := len(f.chunks), most/len(chunk{})+2; n > bound {
+		t.Fatalf("%d chunks for at most %d queued", n, most)
+	}
+	round := func() {
+		for range 1000 { // four chunks' worth in and out
+			f.add().off = next
+			next++
+		}
+		for range 1000 {
+			pop()
+		}
+	}
+	round()
+	for range 20 {
+		if n := testing.AllocsPerRun(1, round); n != 0 {
+			t.Fatalf("%v allocations in a round below the peak, want 0", n)
+		}
+	}
+	for f.len() > 0 {
+		pop()
+	}
+	if want != next {
+		t.Fatalf("drained at %d, want %d", want, next)
+	}
+	f.add().off = 1
+	if f.len() != 1 || f.peek().off != 1 {
+		t.Fatalf("after draining: len %d", f.len())
+	}
 }
 
 func TestPick(t *testing.T) {
@@ -58,7 +113,7 @@ func TestPick(t *testing.T) {
 	f("until empty", [3]source{queue(1, 5, 10), queue(1, 1, 20), queue(0, 0)}, []int{0})
 	// Bad input (no event time) leaves at once, in offset order.
 	bad := queue(1, 1, 0)
-	bad.q[0].rec = &kgo.Record{}
+	bad.peek().rec = &kgo.Record{}
 	f("bad first", [3]source{queue(1, 1, 10), bad, queue(0, 0)}, []int{1, 0})
 }
 
@@ -95,7 +150,7 @@ func TestPartitionOfIsMurmur2(t *testing.T) {
 func TestCommitOffsets(t *testing.T) {
 	r := &Runner{tasks: map[int32]*task{}}
 	orders := queue(12, 20, 100, 200) // offsets 0 and 1 queued, unapplied
-	orders.q[0].off, orders.q[1].off = 10, 11
+	orders.chunks[0][0].off, orders.chunks[0][1].off = 10, 11
 	orders.topic = "orders"
 	email := source{topic: "email", next: 7, hwm: 7} // everything fetched was applied
 	support := source{topic: "support", next: -1, hwm: -1}
