@@ -142,6 +142,7 @@ type task struct {
 	out     taskOut
 	trigBuf []event.Trigger
 	aggBuf  event.Aggregate
+	arena   arena // changelog records
 }
 
 // taskOut is what a task produced since its outputs were last collected.
@@ -758,9 +759,12 @@ func (r *Runner) advance() {
 		changed := false
 		t.eng.TakeDirty(func(c *lapse.Customer) {
 			changed = true
-			val := t.eng.AppendSnapshot(nil, c) // the record keeps it
-			t.noteSnapshot(len(val))
-			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(c.ID()), Value: val})
+			rec := t.arena.record()
+			rec.Topic, rec.Partition = r.cfg.Topics.State, t.p
+			rec.Key = t.arena.bytes(func(b []byte) []byte { return append(b, c.ID()...) })
+			rec.Value = t.arena.bytes(func(b []byte) []byte { return t.eng.AppendSnapshot(b, c) })
+			t.noteSnapshot(len(rec.Value))
+			t.out.recs = append(t.out.recs, rec)
 			t.aggBuf = c.Aggregate(t.eng)
 			r.dep.Sink.AddAggregate(&t.aggBuf)
 		})
