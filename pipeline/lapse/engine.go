@@ -55,7 +55,6 @@ type Engine struct {
 	// Advance: the tracker "starts" when the task starts processing, not
 	// when it was created or restored.
 	restartIdle bool
-	sink        uint8 // see prefetch
 }
 
 type dueItem struct {
@@ -187,19 +186,16 @@ func (e *Engine) Apply(dst []event.Trigger, src int, ev *event.Event, now time.T
 	return e.advanceTo(dst, now), false, late
 }
 
-// prefetch reads the first bytes of c's state kept outside c (its order
-// days, its tickets, its timer) and the line of c that the customer lookup
-// did not read, so that their cache misses overlap instead of coming one
-// after another as Apply reaches each.
+// prefetch starts loading c's state kept outside c (its order days, its
+// tickets, its timer) at once, so that their cache misses overlap instead
+// of coming one after another as Apply reaches each. After a full Probe
+// they are in cache already.
 func (e *Engine) prefetch(c *Customer) {
-	x := c.ordWin.Prefetch() ^ uint8(c.version)
+	c.ordWin.Prefetch()
 	if c.sup != nil {
-		x ^= c.sup.Prefetch()
+		c.sup.Prefetch()
 	}
-	if d, ok := e.timers.Due(c.slot); ok {
-		x ^= uint8(d)
-	}
-	e.sink ^= x
+	e.timers.PrefetchDue(c.slot)
 }
 
 // Advance fires the silence and SLA timers due at the watermark as of wall

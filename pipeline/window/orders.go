@@ -3,6 +3,8 @@ package window
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/winback/winback/pipeline/internal/prefetch"
 )
 
 // OrderEntry is one day of a customer's orders: the net number of orders
@@ -47,15 +49,9 @@ func (o *Orders) Len() int {
 	return n
 }
 
-// Prefetch reads the first encoded byte (0 if none), so that a caller can
-// start the load of the entries early: a cache miss that overlaps others
-// costs less than one met later on its own.
-func (o *Orders) Prefetch() uint8 {
-	if len(o.enc) == 0 {
-		return 0
-	}
-	return o.enc[0]
-}
+// Prefetch starts loading the entries into the CPU caches, so that a
+// caller that knows it will need them soon meets no cache miss then.
+func (o *Orders) Prefetch() { prefetch.String(o.enc) }
 
 // Bytes returns the encoded size of the entries.
 func (o *Orders) Bytes() int { return len(o.enc) }

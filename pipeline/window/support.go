@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+
+	"github.com/winback/winback/pipeline/internal/prefetch"
 )
 
 // Support event flags, combined in one byte per recorded ticket event.
@@ -243,14 +245,9 @@ func (s *Support) nOpen() int {
 // OpenCount returns the number of open tickets.
 func (s *Support) OpenCount() int { return s.nOpen() + int(s.overflow) }
 
-// Prefetch reads the first byte of the ticket events (0 if none); see
-// Orders.Prefetch.
-func (s *Support) Prefetch() uint8 {
-	if len(s.data) == 0 {
-		return 0
-	}
-	return s.data[0]
-}
+// Prefetch starts loading the ticket events and tickets into the CPU
+// caches; see Orders.Prefetch.
+func (s *Support) Prefetch() { prefetch.String(s.data) }
 
 // HeapBytes returns the bytes of the encoded events and tickets (the
 // struct itself is not counted).

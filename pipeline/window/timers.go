@@ -1,5 +1,11 @@
 package window
 
+import (
+	"unsafe"
+
+	"github.com/winback/winback/pipeline/internal/prefetch"
+)
+
 // Timers is a min-heap of (due time, key) with at most one timer per key.
 // Keys are small dense integers (a customer's slot in its task); the heap is
 // two parallel slices plus a position index by key, so it holds no pointers
@@ -21,6 +27,25 @@ func (t *Timers) Due(key uint32) (int64, bool) {
 		return 0, false
 	}
 	return t.due[t.pos[key]-1], true
+}
+
+// Prefetch starts loading key's place in the position index into the CPU
+// caches; PrefetchDue, called later, reads it and starts loading the
+// timer's due time. Together they take the cache misses of a Due, Set or
+// Remove of key off the path of the call.
+func (t *Timers) Prefetch(key uint32) {
+	if int(key) < len(t.pos) {
+		prefetch.Addr(unsafe.Pointer(&t.pos[key]))
+	}
+}
+
+// PrefetchDue: see Prefetch.
+func (t *Timers) PrefetchDue(key uint32) {
+	if int(key) < len(t.pos) {
+		if i := t.pos[key]; i > 0 && int(i) <= len(t.due) {
+			prefetch.Addr(unsafe.Pointer(&t.due[i-1]))
+		}
+	}
 }
 
 // Set arms key's timer at due, or resets it if it is armed already.
