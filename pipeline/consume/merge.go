@@ -12,6 +12,7 @@ import (
 
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/lapse"
 )
 
 // A task reads three input partitions, and fetches return them in whatever
@@ -39,6 +40,7 @@ type queued struct {
 	err    error       // why it is bad
 	off    int64
 	arrive int64 // record timestamp, Unix ms
+	probe  lapse.Probe
 }
 
 type source struct {
@@ -94,6 +96,12 @@ func (f *fifo) add() *queued {
 // peek returns the first entry; the queue must not be empty.
 func (f *fifo) peek() *queued { return &f.chunks[0][f.head] }
 
+// at returns the entry i places behind the first; i must be below len.
+func (f *fifo) at(i int) *queued {
+	i += f.head
+	return &f.chunks[i/len(chunk{})][i%len(chunk{})]
+}
+
 // pop removes the first entry and returns it, valid until the next add.
 func (f *fifo) pop() *queued {
 	c := f.chunks[0]
@@ -107,6 +115,27 @@ func (f *fifo) pop() *queued {
 		f.head, f.free = 0, append(f.free, c)
 	}
 	return q
+}
+
+// probeDistance is where in a queue probeAhead takes each step of an
+// event's lapse.Probe: the head (the next event of the source to apply)
+// takes its last step, the event 7 places behind it its first. The steps
+// are spaced out so that each one's prefetches have arrived, while other
+// events were applied, by the time the next step reads them.
+var probeDistance = [lapse.ProbeSteps]int{7, 3, 1, 0}
+
+// probeAhead advances the probes of the events in f that eng will apply
+// soon; the runner calls it after each pop, so every event meets each
+// distance once. Bad input is not applied and is left alone.
+func probeAhead(eng *lapse.Engine, f *fifo) {
+	n := f.len()
+	for _, d := range probeDistance {
+		if d < n {
+			if q := f.at(d); q.rec == nil {
+				eng.Probe(&q.probe, q.ev.CustomerID)
+			}
+		}
+	}
 }
 
 // mayHoldBack reports whether an empty source may still deliver an event
@@ -196,6 +225,7 @@ func (r *Runner) drain(t *task) {
 		}
 		s := &t.src[i]
 		q := s.pop()
+		probeAhead(t.eng, &s.fifo)
 		if q.rec != nil {
 			if reason, ok := decode.ReasonOf(q.err); ok && reason.Transient() {
 				// The record may be fine (the registry is down):

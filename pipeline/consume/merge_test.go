@@ -45,6 +45,11 @@ func TestFIFO(t *testing.T) {
 		if f.len() != int(next-want) {
 			t.Fatalf("len %d, want %d", f.len(), next-want)
 		}
+		for i := range f.len() {
+			if got := f.at(i).off; got != want+int64(i) {
+				t.Fatalf("at(%d) = %d, want %d", i, got, want+int64(i))
+			}
+		}
 		most = max(most, f.len())
 	}
 	if n, bound := len(f.chunks), most/len(chunk{})+2; n > bound {

@@ -2,6 +2,7 @@ package consume
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -112,54 +113,84 @@ func newAvroStream(customers, days int) (*avroStream, error) {
 
 var sourceOf = [...]int{event.KindOrder: lapse.SourceOrders, event.KindEmail: lapse.SourceEmail, event.KindSupport: lapse.SourceSupport}
 
-// BenchmarkDecodeApply is "decode + window + signals" of one task: per op,
-// the real decoder turns one Confluent-framed Avro record into an event
-// and lapse.Engine.Apply applies it. The stream is 60 days of gen's
-// archetypes over 100k customers (about 4.5M records, 0.1 % duplicates);
-// the first 45 days are decoded and applied before the timer starts, so
-// the customers have a history, and the last 15 days (about 1.1M records)
-// are measured. If they run out, the engine is rebuilt with the timer
-// stopped. Batching, the sinks and the changelog are left out; TakeDirty
-// runs every 4096 records, as the runner takes the changed customers after
-// each batch.
+// BenchmarkDecodeApply is "decode + window + signals" of one task, the
+// way the runner does it: the real decoder turns a fetch's worth of
+// Confluent-framed Avro records into events in a task queue (enqueue), and
+// they are popped and applied to a lapse.Engine in order (drain), with the
+// customer state of the next events probed ahead (probe=true) or not. One
+// op is one record. The stream is 60 days of gen's archetypes over 100k
+// customers (about 4.5M records, 0.1 % duplicates); the first 45 days are
+// applied before the timer starts, so the customers have a history, and
+// the last 15 days (about 1.1M records) are measured. If they run out, the
+// engine is rebuilt with the timer stopped. The sinks and the changelog
+// are left out; TakeDirty runs every 4096 records, as the runner takes the
+// changed customers after each batch.
 func BenchmarkDecodeApply(b *testing.B) {
+	for _, probe := range []bool{false, true} {
+		b.Run(fmt.Sprintf("probe=%t", probe), func(b *testing.B) { benchDecodeApply(b, probe) })
+	}
+}
+
+func benchDecodeApply(b *testing.B, probe bool) {
 	const customers, days, warmDays = 100_000, 60, 45
+	const fetch = 1024 // records per fetched partition
 	s := benchStream(b, customers, days)
 	ctx := context.Background()
 	warmEnd := gen.DefaultStart.Add(warmDays * 24 * time.Hour).UnixMilli()
 	var (
-		eng *lapse.Engine
-		ev  event.Event
-		out []event.Trigger
-		i   int
+		eng  *lapse.Engine
+		q    fifo
+		out  []event.Trigger
+		i    int
+		kind []event.Kind // of the queued records
 	)
-	step := func() {
-		kind, key, val := s.record(i)
-		if err := s.dec.Decode(ctx, kind, key, val, &ev); err != nil {
-			b.Fatal(err)
+	enqueue := func() {
+		kind = kind[:0]
+		for end := min(i+fetch, len(s.recs)); i < end; i++ {
+			k, key, val := s.record(i)
+			if err := s.dec.Decode(ctx, k, key, val, &q.add().ev); err != nil {
+				b.Fatal(err)
+			}
+			kind = append(kind, k)
 		}
-		out, _, _ = eng.Apply(out[:0], sourceOf[kind], &ev, s.now)
-		i++
-		if i&4095 == 0 {
+	}
+	// apply applies the next queued event and reports its event time.
+	apply := func(j int) int64 {
+		e := q.pop()
+		if probe {
+			probeAhead(eng, &q)
+		}
+		out, _, _ = eng.Apply(out[:0], sourceOf[kind[j]], &e.ev, s.now)
+		if (i-q.len())&4095 == 0 {
 			eng.TakeDirty(func(*lapse.Customer) {})
 		}
+		return e.ev.Time
 	}
 	reset := func() {
 		eng = lapse.NewEngine(lapse.DefaultConfig(), 3, s.now)
-		i, ev = 0, event.Event{}
-		for ev.Time < warmEnd {
-			step()
+		q, i = fifo{}, 0
+		for t := int64(0); t < warmEnd; {
+			enqueue()
+			for j := range kind {
+				t = apply(j)
+			}
 		}
 	}
 	reset()
 	b.ReportAllocs()
+	j := 0
 	for b.Loop() {
-		if i == len(s.recs) {
-			b.StopTimer()
-			reset()
-			b.StartTimer()
+		if q.len() == 0 {
+			if i == len(s.recs) {
+				b.StopTimer()
+				reset()
+				b.StartTimer()
+			}
+			enqueue()
+			j = 0
 		}
-		step()
+		apply(j)
+		j++
 	}
 	b.ReportMetric(float64(eng.Len()), "customers")
 }

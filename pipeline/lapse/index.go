@@ -41,6 +41,24 @@ func (ix *index) find(e *Engine, id string, h uint32) (uint32, bool) {
 	}
 }
 
+// cell returns the first cell a lookup of hash h reads.
+func (ix *index) cell(h uint32) *uint64 { return &ix.tab[uint64(h)&uint64(len(ix.tab)-1)] }
+
+// peek returns the slot of the first cell holding hash h: the id's slot,
+// unless another id shares its 32 hash bits (good enough for a prefetch).
+func (ix *index) peek(h uint32) (uint32, bool) {
+	mask := uint64(len(ix.tab) - 1)
+	for i := uint64(h) & mask; ; i = (i + 1) & mask {
+		v := ix.tab[i]
+		if v == 0 {
+			return 0, false
+		}
+		if uint32(v) == h {
+			return uint32(v>>32) - 1, true
+		}
+	}
+}
+
 // insert adds slot under an id whose hash is h.
 func (ix *index) insert(h uint32, slot uint32) {
 	if (ix.n+1)*4 > len(ix.tab)*3 {
