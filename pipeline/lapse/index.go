@@ -26,35 +26,41 @@ func (ix *index) hash(id string) uint32 { return uint32(maphash.String(ix.seed, 
 // find returns the slot of id, whose hash is h.
 func (ix *index) find(e *Engine, id string, h uint32) (uint32, bool) {
 	tag := idTag(id)
-	mask := uint64(len(ix.tab) - 1)
-	for i := uint64(h) & mask; ; i = (i + 1) & mask {
-		v := ix.tab[i]
-		if v == 0 {
-			return 0, false
+	i := ix.start(h)
+	for {
+		slot, at, ok := ix.next(h, i)
+		if !ok || e.at(slot).hasID(id, tag) {
+			return slot, ok
 		}
-		if uint32(v) == h {
-			slot := uint32(v>>32) - 1
-			if e.at(slot).hasID(id, tag) {
-				return slot, true
-			}
-		}
+		i = at + 1
 	}
 }
-
-// cell returns the first cell a lookup of hash h reads.
-func (ix *index) cell(h uint32) *uint64 { return &ix.tab[uint64(h)&uint64(len(ix.tab)-1)] }
 
 // peek returns the slot of the first cell holding hash h: the id's slot,
 // unless another id shares its 32 hash bits (good enough for a prefetch).
 func (ix *index) peek(h uint32) (uint32, bool) {
+	slot, _, ok := ix.next(h, ix.start(h))
+	return slot, ok
+}
+
+// start returns the position of the first cell a lookup of hash h reads.
+func (ix *index) start(h uint32) uint64 { return uint64(h) & uint64(len(ix.tab)-1) }
+
+// cell returns the first cell a lookup of hash h reads.
+func (ix *index) cell(h uint32) *uint64 { return &ix.tab[ix.start(h)] }
+
+// next returns the slot in the first cell from position i on that holds
+// hash h, and that cell's position; ok is false if an empty cell comes
+// first (no id with hash h lies beyond it).
+func (ix *index) next(h uint32, i uint64) (slot uint32, at uint64, ok bool) {
 	mask := uint64(len(ix.tab) - 1)
-	for i := uint64(h) & mask; ; i = (i + 1) & mask {
+	for i &= mask; ; i = (i + 1) & mask {
 		v := ix.tab[i]
 		if v == 0 {
-			return 0, false
+			return 0, i, false
 		}
 		if uint32(v) == h {
-			return uint32(v>>32) - 1, true
+			return uint32(v>>32) - 1, i, true
 		}
 	}
 }

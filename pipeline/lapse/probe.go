@@ -38,7 +38,7 @@ func (e *Engine) Probe(p *Probe, id string) {
 		prefetch.Addr(unsafe.Pointer(e.ix.cell(p.h)))
 	case 1:
 		slot, ok := e.ix.peek(p.h)
-		if !ok || slot >= e.n {
+		if !ok {
 			p.step = ProbeSteps // a new customer: nothing to load
 			return
 		}
