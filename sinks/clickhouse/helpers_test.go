@@ -66,6 +66,16 @@ func openSink(t testing.TB, ch *testenv.ClickHouse, cfg Config) (*Sink, *prometh
 	return s, reg
 }
 
+// migratedSink is openSink with the tables and views in place.
+func migratedSink(t testing.TB, ch *testenv.ClickHouse, cfg Config) *Sink {
+	t.Helper()
+	s, _ := openSink(t, ch, cfg)
+	if err := s.Migrate(testCtx(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // query returns the rows of q as text.
 func query(t testing.TB, s *Sink, q string) [][]string {
 	t.Helper()

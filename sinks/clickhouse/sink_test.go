@@ -34,11 +34,8 @@ func agg(id string, version uint64, at time.Time, orders uint32, spend float64) 
 func TestWriteLatestVersionWins(t *testing.T) {
 	ch := testenv.NewClickHouse(t)
 	c := newClock(clock)
-	s, _ := openSink(t, ch, Config{Now: c.now})
+	s := migratedSink(t, ch, Config{Now: c.now})
 	ctx := testCtx(t, time.Minute)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	db := s.cfg.Database
 
 	s.AddAggregate(agg("c1", 1, jan5, 1, 10))
@@ -89,11 +86,8 @@ func TestWriteLatestVersionWins(t *testing.T) {
 // added while it writes wait for the next flush.
 func TestStartFlush(t *testing.T) {
 	ch := testenv.NewClickHouse(t)
-	s, _ := openSink(t, ch, Config{})
+	s := migratedSink(t, ch, Config{})
 	ctx := testCtx(t, time.Minute)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	db := s.cfg.Database
 	s.AddAggregate(agg("c1", 1, jan5, 1, 10))
 	s.AddAggregate(agg("c2", 1, jan5, 1, 20))
@@ -123,11 +117,8 @@ func TestStartFlush(t *testing.T) {
 // one insert, and every row arrives, in both tables, with its own values.
 func TestFlushBlocks(t *testing.T) {
 	ch := testenv.NewClickHouse(t)
-	s, _ := openSink(t, ch, Config{})
+	s := migratedSink(t, ch, Config{})
 	ctx := testCtx(t, time.Minute)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	db := s.cfg.Database
 	n := 2*insertBlockRows + 7
 	want := 0
@@ -156,11 +147,8 @@ func TestFlushBlocks(t *testing.T) {
 
 func TestDeadLetterSample(t *testing.T) {
 	ch := testenv.NewClickHouse(t)
-	s, _ := openSink(t, ch, Config{DLQSampleBytes: 100})
+	s := migratedSink(t, ch, Config{DLQSampleBytes: 100})
 	ctx := testCtx(t, time.Minute)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	payload := make([]byte, 5000)
 	for i := range payload {
 		payload[i] = byte(i)
@@ -241,10 +229,7 @@ func TestReplay(t *testing.T) {
 	}
 	ch := testenv.NewClickHouse(t)
 	c := newClock(clock)
-	s, _ := openSink(t, ch, Config{Now: c.now, ActiveDays: fx.ActiveDays})
-	if err := s.Migrate(testCtx(t, time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	s := migratedSink(t, ch, Config{Now: c.now, ActiveDays: fx.ActiveDays})
 	writeFixture(t, s, fx, 7)
 	first := tableDump(t, s, true)
 	rowsFirst := count(t, s, "SELECT count() FROM "+s.cfg.Database+".customer_daily")
@@ -297,11 +282,8 @@ func TestFlushWhileClickHouseDown(t *testing.T) {
 	if ch.External() {
 		t.Fatal("this test kills and restarts the server: run it without CLICKHOUSE_DSN")
 	}
-	s, _ := openSink(t, ch, Config{MaxRetryBackoff: 200 * time.Millisecond, AttemptTimeout: 5 * time.Second})
+	s := migratedSink(t, ch, Config{MaxRetryBackoff: 200 * time.Millisecond, AttemptTimeout: 5 * time.Second})
 	ctx := testCtx(t, 2*time.Minute)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	db := s.cfg.Database
 	for i := range fx.Aggregates {
 		s.AddAggregate(&fx.Aggregates[i])

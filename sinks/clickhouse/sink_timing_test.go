@@ -42,11 +42,8 @@ func BenchmarkAddAggregate(b *testing.B) {
 // sink costs winback.
 func BenchmarkFlush(b *testing.B) {
 	ch := testenv.NewClickHouse(b)
-	s, _ := openSink(b, ch, Config{})
+	s := migratedSink(b, ch, Config{})
 	ctx := testCtx(b, 10*time.Minute)
-	if err := s.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
 	const customers = 20000
 	aggs := make([]event.Aggregate, customers)
 	for i := range aggs {

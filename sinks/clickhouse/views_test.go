@@ -23,11 +23,8 @@ func TestViews(t *testing.T) {
 		t.Fatalf("only %d expectations in the fixture", len(fx.Expects))
 	}
 	ch := testenv.NewClickHouse(t)
-	s, _ := openSink(t, ch, Config{ActiveDays: fx.ActiveDays, Now: newClock(clock).now})
+	s := migratedSink(t, ch, Config{ActiveDays: fx.ActiveDays, Now: newClock(clock).now})
 	ctx := testCtx(t, 2*time.Minute)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	// Keep the duplicates unmerged, so that a view without FINAL counts
 	// them and fails.
 	for _, table := range tableNames {
@@ -106,11 +103,8 @@ func TestViews(t *testing.T) {
 // event-time day and is_complete is 0.
 func TestViewsRunningPeriod(t *testing.T) {
 	ch := testenv.NewClickHouse(t)
-	s, _ := openSink(t, ch, Config{ActiveDays: 10})
+	s := migratedSink(t, ch, Config{ActiveDays: 10})
 	ctx := testCtx(t, time.Minute)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	day := func(d int) int64 { return time.Date(2024, 5, d, 12, 0, 0, 0, time.UTC).UnixMilli() }
 	for i, a := range []event.Aggregate{
 		{CustomerID: "a", Version: 1, AsOf: day(1), FirstOrderAt: day(1), LastOrderAt: day(1), OrdersTotal: 1, SpendTotal: 10},
