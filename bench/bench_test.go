@@ -168,3 +168,29 @@ winback_clickhouse_rows_total{table="customer_daily"} 900
 		t.Fatalf("summary\n got %s\nwant %s", got, want)
 	}
 }
+
+func TestBudgets(t *testing.T) {
+	ls := []line{
+		{Name: "ceiling", Events: 1000, PerSecond: 1000},
+		{Name: "winback", Events: 1000, PerSecond: 250, CPU: 3, BrokerCPU: 0.5, ServerCPU: 1.5},
+		{Name: "winback-avro", Error: "boom"},
+		{Name: "goka-leveldb", Events: 1000, PerSecond: 100},
+	}
+	bs := budgets(ls, 2)
+	if len(bs) != 1 {
+		t.Fatalf("budgets = %+v, want one (winback; the failed run and the peers have none)", bs)
+	}
+	b := bs[0]
+	// 50% of 1000/s is 500/s: 1000 events in 2 s, 4 CPU s on 2 cores.
+	if b.Share != 0.25 || b.TargetWall != 2 || b.CPUBudget != 4 || b.CPUUsed != 5 {
+		t.Fatalf("budget = %+v; want share 0.25, 2 s, 4 CPU s budget, 5 CPU s used", b)
+	}
+	want := "winback: 250 events/s is 25% of the ceiling's 1k. At 50% of it, the 1000 events would take 2.00 s, so 4.00 CPU s on 2 cores for every process; " +
+		"the run used 5.00 CPU s (1.2× that), of which ClickHouse's inserts alone 1.50 s (0.4× that)"
+	if got := b.summary(); got != want {
+		t.Fatalf("summary\n got %s\nwant %s", got, want)
+	}
+	if budgets(ls[1:], 2) != nil {
+		t.Fatal("budgets without a ceiling line should be nil")
+	}
+}

@@ -27,6 +27,7 @@ type report struct {
 	Restores []restoreResult `json:"restore,omitempty"`
 	Latency  *latencyResult  `json:"latency,omitempty"`
 	Work     []winbackWork   `json:"winback_work,omitempty"`
+	Budgets  []wallBudget    `json:"wall_budget,omitempty"`
 	Engine   []engineHeap    `json:"engine_heap,omitempty"`
 	Notes    []string        `json:"notes,omitempty"`
 	Failures []string        `json:"failures,omitempty"`
@@ -124,6 +125,58 @@ func ratios(ls []line) {
 	}
 }
 
+// ceilingShare is the end-to-end target: a share of the ceiling's events/s
+// (wall).
+const ceilingShare = 0.5
+
+// wallBudget checks a winback line against the end-to-end target: how far
+// its wall rate is from ceilingShare of the ceiling's, and what the target
+// leaves for the CPU of every process in the run. The machine's cores are
+// shared by the contender, the broker and ClickHouse, so the target can
+// only be met if their CPU together fits in wall time × cores.
+type wallBudget struct {
+	Run         string  `json:"run"`
+	Share       float64 `json:"share_of_ceiling"` // events/s over the ceiling's events/s
+	TargetWall  float64 `json:"target_wall_s"`    // the stream's wall time at ceilingShare of the ceiling's rate
+	CPUBudget   float64 `json:"cpu_budget_s"`     // TargetWall × cores
+	CPUUsed     float64 `json:"cpu_used_s"`       // winback + broker + ClickHouse
+	ServerCPU   float64 `json:"clickhouse_cpu_s"` // of which ClickHouse
+	Cores       int     `json:"cores"`
+	CeilingRate float64 `json:"ceiling_events_per_s"`
+	Rate        float64 `json:"events_per_s"`
+	Events      int64   `json:"events"`
+}
+
+// budgets returns a wallBudget for every winback line, if the ceiling ran.
+func budgets(ls []line, cores int) []wallBudget {
+	var ceil float64
+	for _, l := range ls {
+		if l.Name == "ceiling" && l.Error == "" {
+			ceil = l.PerSecond
+		}
+	}
+	if ceil <= 0 || cores <= 0 {
+		return nil
+	}
+	var out []wallBudget
+	for _, l := range ls {
+		if !strings.HasPrefix(l.Name, "winback") || l.Error != "" || l.PerSecond <= 0 {
+			continue
+		}
+		wall := float64(l.Events) / (ceilingShare * ceil)
+		out = append(out, wallBudget{Run: l.Name, Share: l.PerSecond / ceil, TargetWall: wall, CPUBudget: wall * float64(cores),
+			CPUUsed: l.CPU + l.BrokerCPU + l.ServerCPU, ServerCPU: l.ServerCPU, Cores: cores, CeilingRate: ceil, Rate: l.PerSecond, Events: l.Events})
+	}
+	return out
+}
+
+func (w *wallBudget) summary() string {
+	return fmt.Sprintf("%s: %s events/s is %.0f%% of the ceiling's %s. At %.0f%% of it, the %d events would take %.2f s, so %.2f CPU s on %d cores for every process; "+
+		"the run used %.2f CPU s (%.1f× that), of which ClickHouse's inserts alone %.2f s (%.1f× that)",
+		w.Run, human(w.Rate), 100*w.Share, human(w.CeilingRate), 100*ceilingShare, w.Events, w.TargetWall, w.CPUBudget, w.Cores,
+		w.CPUUsed, w.CPUUsed/w.CPUBudget, w.ServerCPU, w.ServerCPU/w.CPUBudget)
+}
+
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 func human(v float64) string {
@@ -184,6 +237,9 @@ func (r *report) printText(w io.Writer) {
 	for _, x := range r.Work {
 		fmt.Fprintf(w, "work: %s\n", x.summary())
 	}
+	for _, x := range r.Budgets {
+		fmt.Fprintf(w, "wall budget: %s\n", x.summary())
+	}
 	for _, e := range r.Engine {
 		fmt.Fprintf(w, "engine heap: %s\n", e.summary())
 	}
@@ -217,7 +273,7 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| %.0f%% | %d | %d | %d | %.1f | %.1f | %.3f |\n", q.Fraction*100, q.Rows, q.Customers, q.Lapsed, q.Seconds*1000, q.CountSeconds*1000, q.ServerCPU)
 		}
 	}
-	if len(r.Restores) > 0 || r.Latency != nil || len(r.Work) > 0 || len(r.Engine) > 0 {
+	if len(r.Restores) > 0 || r.Latency != nil || len(r.Work) > 0 || len(r.Budgets) > 0 || len(r.Engine) > 0 {
 		b.WriteString("\n**winback**\n\n")
 	}
 	for _, x := range r.Restores {
@@ -228,6 +284,9 @@ func (r *report) markdown() string {
 	}
 	for _, x := range r.Work {
 		fmt.Fprintf(&b, "- Work: %s\n", x.summary())
+	}
+	for _, x := range r.Budgets {
+		fmt.Fprintf(&b, "- Wall budget: %s\n", x.summary())
 	}
 	for _, e := range r.Engine {
 		fmt.Fprintf(&b, "- Engine heap: %s\n", e.summary())

@@ -257,6 +257,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 	}
 	ratios(rep.Lines)
+	rep.Budgets = budgets(rep.Lines, rep.Machine.Cores)
 
 	// The engine alone, in a child process per size.
 	for i, n := range sizes {
