@@ -13,6 +13,9 @@ FUZZTIME ?= 40000x
 # Minimising a new input is bounded by executions too (the default is 60 s
 # each, which a count-bounded run would wait through).
 FUZZMINIMIZE ?= 200x
+# benchstat summarises the micro-benchmarks (and compares runs:
+# go run $(BENCHSTAT) old.txt new.txt).
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
 .PHONY: all deps build run test unit fuzz-short fuzz bench bench-tiny lint clean
 
@@ -54,6 +57,7 @@ fuzz: fuzz-short
 bench: deps
 	cd bench && $(GO) run . -events 1000000 -customers 100000 -out results.json
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./pipeline/... ./sinks/... | tee bench/micro.txt
+	$(GO) run $(BENCHSTAT) bench/micro.txt > bench/micro.benchstat.txt
 
 bench-tiny:
 	cd bench && $(GO) run . -events 10000 -customers 1000 -out /tmp/winback-bench-tiny.json -winback-profile-seconds 1
