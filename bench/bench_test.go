@@ -186,7 +186,7 @@ func TestBudgets(t *testing.T) {
 		t.Fatalf("budget = %+v; want share 0.25, 2 s, 4 CPU s budget, 5 CPU s used", b)
 	}
 	want := "winback: 250 events/s is 25% of the ceiling's 1k. At 50% of it, the 1000 events would take 2.00 s, so 4.00 CPU s on 2 cores for every process; " +
-		"the run used 5.00 CPU s (1.2× that), of which ClickHouse's inserts alone 1.50 s (0.4× that)"
+		"the run used 5.00 CPU s (1.2× that): winback's own 3.00 s (0.8×) and ClickHouse's inserts 1.50 s (0.4×)"
 	if got := b.summary(); got != want {
 		t.Fatalf("summary\n got %s\nwant %s", got, want)
 	}

@@ -140,6 +140,7 @@ type wallBudget struct {
 	TargetWall  float64 `json:"target_wall_s"`    // the stream's wall time at ceilingShare of the ceiling's rate
 	CPUBudget   float64 `json:"cpu_budget_s"`     // TargetWall × cores
 	CPUUsed     float64 `json:"cpu_used_s"`       // winback + broker + ClickHouse
+	OwnCPU      float64 `json:"winback_cpu_s"`    // of which winback
 	ServerCPU   float64 `json:"clickhouse_cpu_s"` // of which ClickHouse
 	Cores       int     `json:"cores"`
 	CeilingRate float64 `json:"ceiling_events_per_s"`
@@ -165,16 +166,16 @@ func budgets(ls []line, cores int) []wallBudget {
 		}
 		wall := float64(l.Events) / (ceilingShare * ceil)
 		out = append(out, wallBudget{Run: l.Name, Share: l.PerSecond / ceil, TargetWall: wall, CPUBudget: wall * float64(cores),
-			CPUUsed: l.CPU + l.BrokerCPU + l.ServerCPU, ServerCPU: l.ServerCPU, Cores: cores, CeilingRate: ceil, Rate: l.PerSecond, Events: l.Events})
+			CPUUsed: l.CPU + l.BrokerCPU + l.ServerCPU, OwnCPU: l.CPU, ServerCPU: l.ServerCPU, Cores: cores, CeilingRate: ceil, Rate: l.PerSecond, Events: l.Events})
 	}
 	return out
 }
 
 func (w *wallBudget) summary() string {
 	return fmt.Sprintf("%s: %s events/s is %.0f%% of the ceiling's %s. At %.0f%% of it, the %d events would take %.2f s, so %.2f CPU s on %d cores for every process; "+
-		"the run used %.2f CPU s (%.1f× that), of which ClickHouse's inserts alone %.2f s (%.1f× that)",
+		"the run used %.2f CPU s (%.1f× that): winback's own %.2f s (%.1f×) and ClickHouse's inserts %.2f s (%.1f×)",
 		w.Run, human(w.Rate), 100*w.Share, human(w.CeilingRate), 100*ceilingShare, w.Events, w.TargetWall, w.CPUBudget, w.Cores,
-		w.CPUUsed, w.CPUUsed/w.CPUBudget, w.ServerCPU, w.ServerCPU/w.CPUBudget)
+		w.CPUUsed, w.CPUUsed/w.CPUBudget, w.OwnCPU, w.OwnCPU/w.CPUBudget, w.ServerCPU, w.ServerCPU/w.CPUBudget)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
