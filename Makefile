@@ -59,7 +59,10 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./pipeline/... ./sinks/... | tee bench/micro.txt
 	$(GO) run $(BENCHSTAT) bench/micro.txt > bench/micro.benchstat.txt
 
+# The harness's own tests (a module of its own, so go test ./... above
+# does not reach them), then one run at a tiny size so that it cannot rot.
 bench-tiny:
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 	cd bench && $(GO) run . -events 10000 -customers 1000 -out /tmp/winback-bench-tiny.json -winback-profile-seconds 1
 
 clean:

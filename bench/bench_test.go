@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -192,5 +194,49 @@ func TestBudgets(t *testing.T) {
 	}
 	if budgets(ls[1:], 2) != nil {
 		t.Fatal("budgets without a ceiling line should be nil")
+	}
+}
+
+// TestGitCommitIgnoresBenchOutputs: a run after another, before its
+// results are committed, still names a clean commit; any other change is
+// dirty.
+func TestGitCommitIgnoresBenchOutputs(t *testing.T) {
+	repo := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@t"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	write := func(name, text string) {
+		t.Helper()
+		p := filepath.Join(repo, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git("init", "-q")
+	for _, f := range []string{"main.go", "bench/results.json", "bench/micro.txt", "bench/profiles/winback.cpu.pprof"} {
+		write(f, "a")
+	}
+	git("add", "-A")
+	git("commit", "-qm", "one")
+	clean := gitCommit(repo)
+	if clean == "" || strings.HasSuffix(clean, "-dirty") {
+		t.Fatalf("gitCommit of a clean tree = %q", clean)
+	}
+	for _, f := range []string{"bench/results.json", "bench/micro.txt", "bench/profiles/winback.cpu.pprof"} {
+		write(f, "b")
+	}
+	if got := gitCommit(repo); got != clean {
+		t.Fatalf("with only bench outputs changed: %q, want %q", got, clean)
+	}
+	write("main.go", "b")
+	if got := gitCommit(repo); got != clean+"-dirty" {
+		t.Fatalf("with main.go changed: %q, want %q", got, clean+"-dirty")
 	}
 }

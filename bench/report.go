@@ -86,14 +86,18 @@ func describeMachine() machine {
 }
 
 // gitCommit names the commit of the repository at repo, with "-dirty" if
-// its work tree has changes; "" if git cannot tell.
+// its work tree has changes other than the outputs of make bench (a run
+// that follows another before its results are committed measures the
+// same code); "" if git cannot tell.
 func gitCommit(repo string) string {
 	out, err := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
 		return ""
 	}
 	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+	status := []string{"-C", repo, "status", "--porcelain", "--untracked-files=no", "--", ".",
+		":!bench/results.*", ":!bench/micro.*", ":!bench/profiles"}
+	if st, err := exec.Command("git", status...).Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
 		c += "-dirty"
 	}
 	return c
