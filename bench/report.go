@@ -103,19 +103,25 @@ func gitCommit(repo string) string {
 	return c
 }
 
-// ratios fills VsCeiling and VsGoka.
-func ratios(ls []line) {
-	find := func(names ...string) float64 {
-		for _, n := range names {
-			for _, l := range ls {
-				if l.Name == n && l.Error == "" && l.PerCore > 0 {
-					return l.PerCore
-				}
+// rateOf is rate of the first of names, in that order, that ran and has
+// it; 0 if none has.
+func rateOf(ls []line, rate func(line) float64, names ...string) float64 {
+	for _, n := range names {
+		for _, l := range ls {
+			if l.Name == n && l.Error == "" && rate(l) > 0 {
+				return rate(l)
 			}
 		}
-		return 0
 	}
-	ceil, goka := find("ceiling"), find("goka-leveldb", "goka-memory")
+	return 0
+}
+
+func perCore(l line) float64   { return l.PerCore }
+func perSecond(l line) float64 { return l.PerSecond }
+
+// ratios fills VsCeiling and VsGoka.
+func ratios(ls []line) {
+	ceil, goka := rateOf(ls, perCore, "ceiling"), rateOf(ls, perCore, "goka-leveldb", "goka-memory")
 	for i := range ls {
 		if ls[i].Error != "" {
 			continue
@@ -154,12 +160,7 @@ type wallBudget struct {
 
 // budgets returns a wallBudget for every winback line, if the ceiling ran.
 func budgets(ls []line, cores int) []wallBudget {
-	var ceil float64
-	for _, l := range ls {
-		if l.Name == "ceiling" && l.Error == "" {
-			ceil = l.PerSecond
-		}
-	}
+	ceil := rateOf(ls, perSecond, "ceiling")
 	if ceil <= 0 || cores <= 0 {
 		return nil
 	}
