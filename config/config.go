@@ -19,15 +19,17 @@ type Config struct {
 	Topics     Topics       `yaml:"topics"`
 	Lapse      lapse.Config `yaml:"lapse"`
 
-	TriggerFormat    string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
-	HTTPAddr         string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
-	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout" help:"how long a graceful shutdown may take before winback exits anyway"`
-	CommitInterval   time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
-	MaxPollRecords   int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
-	LogFormat        string        `yaml:"log_format" help:"log format: json or text"`
-	LogLevel         string        `yaml:"log_level" help:"log level: debug, info, warn or error"`
-	MaxValueBytes    int           `yaml:"max_value_bytes" help:"input records larger than this go to the dead-letter topic"`
-	DLQMaxValueBytes int           `yaml:"dlq_max_value_bytes" help:"a dead-lettered value longer than this is cut (headers winback.truncated and winback.source.size say so); keep it below the dead-letter topic's max.message.bytes and the producer's 1 MB batch limit"`
+	TriggerFormat   string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
+	HTTPAddr        string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long a graceful shutdown may take before winback exits anyway"`
+	CommitInterval  time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
+	MaxPollRecords  int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
+	LogFormat       string        `yaml:"log_format" help:"log format: json or text"`
+	LogLevel        string        `yaml:"log_level" help:"log level: debug, info, warn or error"`
+	MaxValueBytes   int           `yaml:"max_value_bytes" help:"input records larger than this go to the dead-letter topic"`
+	// InputPartitioning is auto or strict.
+	InputPartitioning string `yaml:"input_partitioning" help:"auto: input records whose key is not the customer_id or that another partitioner placed (librdkafka's CRC32, null keys) are routed to their customer's partition through the repartition topic; strict: they go to the dead-letter topic (key.partition_mismatch)"`
+	DLQMaxValueBytes  int    `yaml:"dlq_max_value_bytes" help:"a dead-lettered value longer than this is cut (headers winback.truncated and winback.source.size say so); keep it below the dead-letter topic's max.message.bytes and the producer's 1 MB batch limit"`
 }
 
 // Kafka is how winback reaches the brokers.
@@ -84,6 +86,9 @@ type Topics struct {
 	DLQ        string `yaml:"dlq" help:"dead-letter topic for undecodable or invalid input"`
 	State      string `yaml:"state" help:"compacted changelog topic of per-customer state (co-partitioned with the inputs)"`
 	Partitions int    `yaml:"partitions" help:"partitions of topics winback creates when they are missing (0: do not create)"`
+	// Internal topics, created by winback when missing.
+	Repartition string `yaml:"repartition" help:"internal topic for input records whose key or partitioner does not place them in their customer's partition (empty: <kafka.group>-repartition); created when missing, with the inputs' partition count"`
+	Progress    string `yaml:"progress" help:"internal compacted topic where each partition publishes its event-time progress, so that quiet partitions follow the pipeline (empty: <kafka.group>-progress); created when missing"`
 }
 
 // Default returns the defaults; every field the user leaves alone keeps them.
@@ -112,16 +117,17 @@ func Default() Config {
 			DLQ:      "winback-dlq",
 			State:    "winback-state",
 		},
-		TriggerFormat:    "avro",
-		HTTPAddr:         "127.0.0.1:8080",
-		ShutdownTimeout:  30 * time.Second,
-		CommitInterval:   time.Second,
-		MaxPollRecords:   100000,
-		LogFormat:        "json",
-		LogLevel:         "info",
-		MaxValueBytes:    1 << 20,
-		DLQMaxValueBytes: 900 << 10,
-		Lapse:            lapse.DefaultConfig(),
+		TriggerFormat:     "avro",
+		HTTPAddr:          "127.0.0.1:8080",
+		ShutdownTimeout:   30 * time.Second,
+		CommitInterval:    time.Second,
+		MaxPollRecords:    100000,
+		LogFormat:         "json",
+		InputPartitioning: "auto",
+		LogLevel:          "info",
+		MaxValueBytes:     1 << 20,
+		DLQMaxValueBytes:  900 << 10,
+		Lapse:             lapse.DefaultConfig(),
 	}
 }
 
@@ -188,9 +194,10 @@ func (c *Config) Validate() error {
 	topics := map[string]string{
 		"topics-orders": c.Topics.Orders, "topics-email": c.Topics.Email, "topics-support": c.Topics.Support,
 		"topics-triggers": c.Topics.Triggers, "topics-dlq": c.Topics.DLQ, "topics-state": c.Topics.State,
+		"topics-repartition": c.RepartitionTopic(), "topics-progress": c.ProgressTopic(),
 	}
 	seen := map[string]string{}
-	for _, flag := range []string{"topics-orders", "topics-email", "topics-support", "topics-triggers", "topics-dlq", "topics-state"} {
+	for _, flag := range []string{"topics-orders", "topics-email", "topics-support", "topics-triggers", "topics-dlq", "topics-state", "topics-repartition", "topics-progress"} {
 		name := topics[flag]
 		if name == "" {
 			bad(flag, "empty topic name")
@@ -203,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Topics.Partitions < 0 {
 		bad("topics-partitions", "negative")
+	}
+	if c.InputPartitioning != "auto" && c.InputPartitioning != "strict" {
+		bad("input-partitioning", "%q; use auto (route misplaced records through the repartition topic) or strict (dead-letter them)", c.InputPartitioning)
 	}
 	if c.TriggerFormat != "avro" && c.TriggerFormat != "json" {
 		bad("trigger-format", "%q; use avro or json", c.TriggerFormat)
@@ -235,6 +245,24 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("lapse: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// RepartitionTopic is the repartition topic's name: Topics.Repartition, or
+// <group>-repartition.
+func (c *Config) RepartitionTopic() string {
+	if c.Topics.Repartition != "" {
+		return c.Topics.Repartition
+	}
+	return c.Kafka.Group + "-repartition"
+}
+
+// ProgressTopic is the progress topic's name: Topics.Progress, or
+// <group>-progress.
+func (c *Config) ProgressTopic() string {
+	if c.Topics.Progress != "" {
+		return c.Topics.Progress
+	}
+	return c.Kafka.Group + "-progress"
 }
 
 func isIdent(s string) bool {

@@ -207,7 +207,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		Topics: consume.Topics{
 			Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support,
 			Triggers: cfg.Topics.Triggers, DLQ: cfg.Topics.DLQ, State: cfg.Topics.State,
+			Progress: cfg.ProgressTopic(), Repartition: cfg.RepartitionTopic(),
 		},
+		StrictPartitioning: cfg.InputPartitioning == "strict",
 		Group:              cfg.Kafka.Group,
 		TransactionalID:    cfg.Kafka.TransactionalID + "-" + instance,
 		ClientOpts:         append(kopts, kgo.ClientID("winback@"+cfg.HTTPAddr)),

@@ -32,4 +32,6 @@
 //	trigger_latency_seconds                event arrival to trigger commit
 //	batch_duration_seconds                 one transaction, end to end
 //	partitions_assigned                    tasks owned by this instance
+//	repartitioned_records_total{topic}     input records forwarded to the repartition topic
+//	event_time_follows_total               quiet tasks raised to the pipeline's event time
 package consume

@@ -38,6 +38,7 @@ type queued struct {
 	ev     event.Event
 	rec    *kgo.Record // set for bad input, to dead-letter
 	err    error       // why it is bad
+	fwd    bool        // rec is valid but in the wrong task: forward it
 	off    int64
 	arrive int64 // record timestamp, Unix ms
 	probe  lapse.Probe
@@ -47,7 +48,7 @@ type source struct {
 	fifo
 	topic  string
 	next   int64 // offset after the last record fetched; -1 unknown
-	hwm    int64 // high watermark at the last fetch; -1 unknown
+	hwm    int64 // last stable offset at the last fetch (read_committed's end); -1 unknown
 	seen   time.Time
 	paused bool
 	// the partition's series of winback_events_total and
@@ -156,7 +157,7 @@ func (s *source) mayHoldBack(now time.Time) bool {
 // the log start, where nothing is committed) and the partitions' high
 // watermarks, so that a source with nothing to read holds nobody back and
 // one with data is waited for.
-func newSources(t Topics, p int32, pos inputPositions, now time.Time) [3]source {
+func newSources(t Topics, p int32, pos inputPositions, now time.Time) [4]source {
 	mk := func(topic string) source {
 		s := source{topic: topic, next: -1, hwm: -1, seen: now}
 		if e, ok := pos.ends.Lookup(topic, p); ok && e.Err == nil {
@@ -169,7 +170,7 @@ func newSources(t Topics, p int32, pos inputPositions, now time.Time) [3]source 
 		}
 		return s
 	}
-	return [3]source{mk(t.Orders), mk(t.Email), mk(t.Support)}
+	return [4]source{mk(t.Orders), mk(t.Email), mk(t.Support), mk(t.Repartition)}
 }
 
 // inputPositions are the input partitions' offsets when tasks start.
@@ -185,10 +186,11 @@ func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
 	if pos.committed, err = r.adm.FetchOffsets(ctx, r.cfg.Group); err != nil {
 		return pos, fmt.Errorf("consume: committed offsets: %w", err)
 	}
-	if pos.starts, err = r.adm.ListStartOffsets(ctx, t.Orders, t.Email, t.Support); err != nil {
+	if pos.starts, err = r.adm.ListStartOffsets(ctx, t.Orders, t.Email, t.Support, t.Repartition); err != nil {
 		return pos, fmt.Errorf("consume: input start offsets: %w", err)
 	}
-	if pos.ends, err = r.adm.ListEndOffsets(ctx, t.Orders, t.Email, t.Support); err != nil {
+	// The last stable offsets: what a read_committed consumer reaches.
+	if pos.ends, err = r.adm.ListCommittedOffsets(ctx, t.Orders, t.Email, t.Support, t.Repartition); err != nil {
 		return pos, fmt.Errorf("consume: input end offsets: %w", err)
 	}
 	return pos, nil
@@ -199,14 +201,25 @@ func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
 func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartition) {
 	src, kind, _ := r.source(fp.Topic)
 	s := &t.src[src]
+	now := r.now()
 	for _, rec := range fp.Records {
+		if rec.Attrs.IsControl() {
+			continue // a transaction marker: only its offset counts
+		}
+		t.lastInput = now
 		q := s.add()
 		q.off, q.arrive = rec.Offset, rec.Timestamp.UnixMilli()
-		if err := r.dep.Decoder.Decode(ctx, kind, rec.Key, rec.Value, &q.ev); err != nil {
-			q.rec, q.err = rec, err
+		k := kind
+		if src == srcRepartition {
+			var ok bool
+			if k, ok = kindOf(rec); !ok {
+				q.rec, q.err = rec, &decode.Error{Reason: decode.ReasonFieldInvalid, Field: hdrKind, Err: fmt.Errorf("repartitioned record without a valid %s header", hdrKind)}
+				continue
+			}
 		}
+		r.place(t, src, rec, q, r.dep.Decoder.Decode(ctx, k, rec.Key, rec.Value, &q.ev))
 	}
-	s.next, s.hwm, s.seen = fp.Records[len(fp.Records)-1].Offset+1, fp.HighWatermark, r.now()
+	s.next, s.hwm, s.seen = fp.Records[len(fp.Records)-1].Offset+1, fp.LastStableOffset, now
 	s.lag.Set(float64(max(s.hwm-s.next, 0)))
 	if s.len() > maxBuffered && !s.paused {
 		r.sess.Client().PauseFetchPartitions(map[string][]int32{s.topic: {t.p}})
@@ -226,6 +239,10 @@ func (r *Runner) drain(t *task) {
 		s := &t.src[i]
 		q := s.pop()
 		probeAhead(t.eng, &s.fifo)
+		if q.fwd {
+			r.forward(t, q)
+			continue
+		}
 		if q.rec != nil {
 			if reason, ok := decode.ReasonOf(q.err); ok && reason.Transient() {
 				// The record may be fine (the registry is down):
@@ -236,7 +253,7 @@ func (r *Runner) drain(t *task) {
 			r.deadLetter(t, q.rec, q.err)
 			continue
 		}
-		trigs, dup, late := t.eng.Apply(t.trigBuf[:0], i, &q.ev, now)
+		trigs, dup, late := t.eng.Apply(t.trigBuf[:0], engineSource(q.ev.Kind), &q.ev, now)
 		switch {
 		case dup:
 			r.m.duplicates.Inc()

@@ -86,7 +86,9 @@ func TestPick(t *testing.T) {
 	now := time.Unix(0, 0)
 	f := func(name string, src [3]source, want []int) {
 		t.Helper()
-		tk := &task{src: src}
+		tk := &task{}
+		copy(tk.src[:], src[:])
+		tk.src[srcRepartition] = queue(0, 0) // nothing repartitioned
 		var got []int
 		for {
 			i := tk.pick(now)
@@ -159,8 +161,8 @@ func TestCommitOffsets(t *testing.T) {
 	orders.topic = "orders"
 	email := source{topic: "email", next: 7, hwm: 7} // everything fetched was applied
 	support := source{topic: "support", next: -1, hwm: -1}
-	r.tasks[0] = &task{p: 0, src: [3]source{orders, email, support}}
-	r.tasks[1] = &task{p: 1, src: [3]source{{topic: "orders", next: 3}, {topic: "email", next: 9}, {topic: "support", next: 0}}}
+	r.tasks[0] = &task{p: 0, src: [4]source{orders, email, support, {topic: "repartition", next: -1, hwm: -1}}}
+	r.tasks[1] = &task{p: 1, src: [4]source{{topic: "orders", next: 3}, {topic: "email", next: 9}, {topic: "support", next: 0}, {topic: "repartition", next: -1}}}
 
 	rewrite := r.commitOffsets()
 	// Processing ahead after the call changes nothing in the rewrite.

@@ -24,6 +24,8 @@ type metrics struct {
 	triggerLatency prometheus.Histogram
 	batchSeconds   prometheus.Histogram
 	assigned       prometheus.Gauge
+	repartitioned  *prometheus.CounterVec // topic
+	follows        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -88,11 +90,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "winback_partitions_assigned", Help: "Input partitions (tasks) owned by this instance.",
 		}),
+		repartitioned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_repartitioned_records_total", Help: "Input records forwarded to the repartition topic because their key or partitioner did not place them in their customer's task, by input topic.",
+		}, []string{"topic"}),
+		follows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_event_time_follows_total", Help: "Times a quiet task raised its watermark to the pipeline's event time.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
 			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.restoreRecords, m.restoreSeconds,
-			m.restoring, m.txCommits, m.txAborts, m.triggerLatency, m.batchSeconds, m.assigned)
+			m.restoring, m.txCommits, m.txAborts, m.triggerLatency, m.batchSeconds, m.assigned,
+			m.repartitioned, m.follows)
 	}
 	return m
 }

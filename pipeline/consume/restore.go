@@ -51,7 +51,8 @@ func (r *Runner) restorePending(ctx context.Context) error {
 }
 
 func (r *Runner) newTask(p int32, pos inputPositions) *task {
-	t := &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, r.now()), src: newSources(r.cfg.Topics, p, pos, r.now())}
+	now := r.now()
+	t := &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now}
 	l := strconv.Itoa(int(p))
 	for i := range t.src {
 		s := &t.src[i]

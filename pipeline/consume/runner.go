@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/winback/winback/pipeline/decode"
@@ -52,6 +53,12 @@ type TriggerEncoder interface {
 type Topics struct {
 	Orders, Email, Support string // inputs, co-partitioned
 	Triggers, DLQ, State   string // outputs; State is the compacted changelog
+	// Progress is the compacted topic (one partition) where every task
+	// publishes its event-time progress; Repartition carries input
+	// records whose key does not place them in their customer's task.
+	// Both are internal: the runner creates them when missing. Empty
+	// names default to <group>-progress and <group>-repartition.
+	Progress, Repartition string
 }
 
 // Config is what a Runner needs besides its dependencies.
@@ -70,6 +77,13 @@ type Config struct {
 	TransactionTimeout time.Duration
 	DLQSampleBytes     int // bytes of a bad value kept in ClickHouse
 	DLQMaxValueBytes   int // a bad value longer than this is cut in the dead-letter record
+	// MaxFutureSkew caps the event time a quiet task follows: wall clock
+	// plus this.
+	MaxFutureSkew time.Duration
+	// StrictPartitioning dead-letters input records whose key does not
+	// place them in their customer's task (reason key.partition_mismatch)
+	// instead of routing them through the Repartition topic.
+	StrictPartitioning bool
 	Lapse              lapse.Config
 }
 
@@ -96,6 +110,8 @@ type Runner struct {
 	sess    *kgo.GroupTransactSession
 	restore *kgo.Client // reads the changelog, read_committed, no group
 	adm     *kadm.Client
+	board   *board // every task's published progress, from the progress topic
+	checked time.Time // when the input partition counts were last checked
 
 	mu      sync.Mutex
 	tasks   map[int32]*task  // restored tasks owned now
@@ -131,7 +147,7 @@ type heldWork struct {
 type task struct {
 	p   int32
 	eng *lapse.Engine
-	src [3]source // orders, email, support: buffered in event-time order
+	src [4]source // orders, email, support, repartition: buffered in event-time order
 	// snapshot bytes and count written or restored, for the state_bytes
 	// estimate (average snapshot size × customers)
 	snapBytes, snaps int
@@ -143,6 +159,10 @@ type task struct {
 	trigBuf []event.Trigger
 	aggBuf  event.Aggregate
 	arena   arena // changelog records
+
+	lastInput time.Time // wall time of the last input record fetched
+	followed  bool      // the watermark followed the pipeline since the last meta record
+	published *progress // last progress record produced; nil: none yet
 }
 
 // taskOut is what a task produced since its outputs were last collected.
@@ -194,6 +214,15 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 	if cfg.DLQSampleBytes <= 0 {
 		cfg.DLQSampleBytes = 512
 	}
+	if cfg.MaxFutureSkew <= 0 {
+		cfg.MaxFutureSkew = 5 * time.Minute
+	}
+	if cfg.Topics.Progress == "" {
+		cfg.Topics.Progress = cfg.Group + "-progress"
+	}
+	if cfg.Topics.Repartition == "" {
+		cfg.Topics.Repartition = cfg.Group + "-repartition"
+	}
 	if err := cfg.Lapse.Validate(); err != nil {
 		return nil, fmt.Errorf("consume: lapse config: %w", err)
 	}
@@ -214,6 +243,7 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 		pending: map[int32]bool{},
 		gen:     map[int32]uint64{},
 		keys:    Partitioner(),
+		board:   newBoard(),
 	}, nil
 }
 
@@ -226,6 +256,8 @@ func (r *Runner) source(topic string) (int, event.Kind, bool) {
 		return 1, event.KindEmail, true
 	case r.cfg.Topics.Support:
 		return 2, event.KindSupport, true
+	case r.cfg.Topics.Repartition:
+		return srcRepartition, 0, true // the kind is in a header
 	}
 	return 0, 0, false
 }
@@ -274,17 +306,21 @@ func (r *Runner) session(ctx context.Context) error {
 	r.mu.Lock()
 	r.tasks, r.owned, r.pending, r.ready = map[int32]*task{}, map[int32]bool{}, map[int32]bool{}, false
 	r.mu.Unlock()
-	inputs := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support}
+	inputs := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Repartition}
 	opts := append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.SessionOpts...),
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(inputs...),
 		kgo.TransactionalID(r.cfg.TransactionalID),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers come through, so that a source whose
+		// log ends in one (an upstream transactional producer, or the
+		// repartition topic this group writes) counts as fully read.
+		kgo.KeepControlRecords(),
 		kgo.RequireStableFetchOffsets(),
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.RecordPartitioner(partitioner{manual: r.cfg.Topics.State, keyed: kgo.StickyKeyPartitioner(nil)}),
+		kgo.RecordPartitioner(partitioner{manual: []string{r.cfg.Topics.State, r.cfg.Topics.Progress}, keyed: kgo.StickyKeyPartitioner(nil)}),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onRevoked),
@@ -320,6 +356,18 @@ func (r *Runner) session(ctx context.Context) error {
 		sess.Close()
 		return err
 	}
+	progress, err := kgo.NewClient(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topics.Progress: {0: kgo.NewOffset().AtStart()}}),
+	)...)
+	if err != nil {
+		sess.Close()
+		return fmt.Errorf("consume: kafka progress client: %w", err)
+	}
+	pctx, stopProgress := context.WithCancel(ctx)
+	var readers sync.WaitGroup
+	readers.Go(func() { readProgress(pctx, progress, r.board, r.log) })
+	defer func() { stopProgress(); readers.Wait(); progress.Close() }()
 
 	var runErr error
 	for ctx.Err() == nil {
@@ -339,10 +387,48 @@ func (r *Runner) session(ctx context.Context) error {
 }
 
 // checkTopics refuses to run on inputs that are not co-partitioned with
-// each other and with the changelog.
+// each other and with the changelog, and creates the internal topics
+// (repartition, progress) when they are missing.
 func (r *Runner) checkTopics(ctx context.Context) error {
 	t := r.cfg.Topics
 	names := []string{t.Orders, t.Email, t.Support, t.State}
+	counts, err := r.partitionCounts(ctx, names...)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if counts[n] == 0 {
+			return configError{fmt.Errorf("consume: topic %q does not exist; create it (co-partitioned with the inputs) or set --topics-partitions so winback creates it", n)}
+		}
+	}
+	for _, n := range names[1:] {
+		if counts[n] != counts[names[0]] {
+			return configError{fmt.Errorf("consume: topics are not co-partitioned: %s has %d partitions, %s has %d; the inputs and the changelog must have the same partition count (repartition the smaller ones)",
+				names[0], counts[names[0]], n, counts[n])}
+		}
+	}
+	n := counts[names[0]]
+	if err := r.ensureInternal(ctx, t.Repartition, n, nil); err != nil {
+		return err
+	}
+	if err := r.ensureInternal(ctx, t.Progress, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}); err != nil {
+		return err
+	}
+	if c, err := r.partitionCounts(ctx, t.Repartition); err != nil {
+		return err
+	} else if c[t.Repartition] != n {
+		return configError{fmt.Errorf("consume: the repartition topic %s has %d partitions, the inputs %d; delete it while winback is stopped (it is recreated) or add partitions to match", t.Repartition, c[t.Repartition], n)}
+	}
+	r.mu.Lock()
+	r.nparts = n
+	r.mu.Unlock()
+	r.checked = r.now()
+	return nil
+}
+
+// partitionCounts returns the partition count of each named topic, 0 for a
+// topic that does not exist.
+func (r *Runner) partitionCounts(ctx context.Context, names ...string) (map[string]int, error) {
 	var details kadm.TopicDetails
 	var err error
 	for i := 0; ; i++ {
@@ -353,26 +439,70 @@ func (r *Runner) checkTopics(ctx context.Context) error {
 		time.Sleep(250 * time.Millisecond)
 	}
 	if err != nil {
-		return fmt.Errorf("consume: describe topics: %w", err)
+		return nil, fmt.Errorf("consume: describe topics: %w", err)
 	}
-	counts := map[string]int{}
+	counts := make(map[string]int, len(names))
 	for _, n := range names {
-		d, ok := details[n]
-		if !ok || d.Err != nil {
-			return configError{fmt.Errorf("consume: topic %q does not exist; create it (co-partitioned with the inputs) or set --topics-partitions so winback creates it", n)}
+		if d, ok := details[n]; ok && d.Err == nil {
+			counts[n] = len(d.Partitions)
 		}
-		counts[n] = len(d.Partitions)
 	}
+	return counts, nil
+}
+
+// ensureInternal creates an internal topic of winback's when it is missing.
+func (r *Runner) ensureInternal(ctx context.Context, name string, partitions int, conf map[string]*string) error {
+	res, err := r.adm.CreateTopic(ctx, int32(partitions), -1, conf, name)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("consume: create internal topic %s: %w", name, err)
+	}
+	if err == nil {
+		r.log.Info("consume: created internal topic", "topic", name, "partitions", partitions)
+	}
+	return nil
+}
+
+// partitionsCheckEvery is how often a running session checks that the
+// inputs' partition counts have not changed.
+const partitionsCheckEvery = 10 * time.Second
+
+// checkPartitions stops the session when an input's partition count has
+// changed since it started: customers would re-hash into tasks that do not
+// hold their state.
+func (r *Runner) checkPartitions(ctx context.Context) error {
+	if r.now().Sub(r.checked) < partitionsCheckEvery {
+		return nil
+	}
+	t := r.cfg.Topics
+	counts, err := r.partitionCounts(ctx, t.Orders, t.Email, t.Support)
+	if err != nil {
+		r.log.Warn("consume: cannot check the inputs' partition counts", "err", err)
+		return nil
+	}
+	r.checked = r.now()
 	r.mu.Lock()
-	r.nparts = counts[names[0]]
+	n := r.nparts
 	r.mu.Unlock()
-	for _, n := range names[1:] {
-		if counts[n] != counts[names[0]] {
-			return configError{fmt.Errorf("consume: topics are not co-partitioned: %s has %d partitions, %s has %d; the inputs and the changelog must have the same partition count (repartition the smaller ones)",
-				names[0], counts[names[0]], n, counts[n])}
+	for _, name := range []string{t.Orders, t.Email, t.Support} {
+		if c := counts[name]; c != n && c != 0 {
+			return configError{&PartitionsChangedError{Topic: name, Was: n, Now: c}}
 		}
 	}
 	return nil
+}
+
+// PartitionsChangedError stops winback when an input topic's partition
+// count changes while it runs.
+type PartitionsChangedError struct {
+	Topic    string
+	Was, Now int
+}
+
+func (e *PartitionsChangedError) Error() string {
+	return fmt.Sprintf("consume: input topic %s changed from %d to %d partitions while running; customers would move to tasks without their state. Stop every instance and follow docs/production.md, section \"Changing the partition count\"", e.Topic, e.Was, e.Now)
 }
 
 func (r *Runner) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
@@ -420,6 +550,10 @@ func (r *Runner) forgetGauges(p int32) {
 // this transaction commits are taken before that, so a crash or an abort
 // replays the batch processed ahead.
 func (r *Runner) cycle(ctx context.Context) error {
+	if err := r.checkPartitions(ctx); err != nil {
+		r.dropHeld()
+		return err
+	}
 	start := r.now()
 	if !r.held.start.IsZero() {
 		start = r.held.start
@@ -750,7 +884,9 @@ func (r *Runner) produce(rec *kgo.Record) {
 // the changelog and the sink. It runs with r.mu held.
 func (r *Runner) advance() {
 	now := r.now()
+	g, ok := r.board.pipelineTime(r.localProgress())
 	r.eachTask(func(t *task) {
+		r.follow(t, g, ok, now)
 		trigs := t.eng.Advance(t.trigBuf[:0], now)
 		for i := range trigs {
 			r.emit(t, &trigs[i], -1)
@@ -768,9 +904,11 @@ func (r *Runner) advance() {
 			t.aggBuf = c.Aggregate(t.eng)
 			r.dep.Sink.AddAggregate(&t.aggBuf)
 		})
-		if changed {
+		if changed || t.followed {
 			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
+			t.followed = false
 		}
+		r.publish(t)
 		r.gauges(t, now)
 	})
 }
@@ -797,12 +935,12 @@ func (r *Runner) Ready() bool {
 // partitioner writes changelog records to the partition set on them (the
 // task's) and keys everything else with Kafka's murmur2 hashing.
 type partitioner struct {
-	manual string
+	manual []string
 	keyed  kgo.Partitioner
 }
 
 func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
-	if topic == p.manual {
+	if slices.Contains(p.manual, topic) {
 		return kgo.ManualPartitioner().ForTopic(topic)
 	}
 	return p.keyed.ForTopic(topic)

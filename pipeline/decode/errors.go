@@ -28,6 +28,11 @@ const (
 	ReasonTimeOutOfRange      Reason = "time.out_of_range"
 	ReasonKeyMissing          Reason = "key.missing"
 	ReasonKeyMismatch         Reason = "key.mismatch"
+	// ReasonKeyPartition is not the decoder's: consume uses it for a
+	// record whose key is the customer_id but whose partition is not the
+	// one murmur2 gives it (another partitioner), with strict
+	// partitioning on.
+	ReasonKeyPartition Reason = "key.partition_mismatch"
 )
 
 // Reasons lists every Reason the decoder returns.
@@ -44,6 +49,14 @@ var Reasons = []Reason{
 // the record: the same record may decode later. Only registry.unavailable is
 // transient; a consumer should pause and retry rather than dead-letter it.
 func (r Reason) Transient() bool { return r == ReasonRegistryUnavailable }
+
+// IsKeyError reports whether err says only that the record's key is
+// missing or is not its customer_id: the event was decoded and filled in
+// all the same, so the record can be routed to its customer's partition.
+func IsKeyError(err error) bool {
+	r, ok := ReasonOf(err)
+	return ok && (r == ReasonKeyMissing || r == ReasonKeyMismatch)
+}
 
 // Error is the error Decode returns for every record it rejects. Use
 // errors.As to get it, or ReasonOf.

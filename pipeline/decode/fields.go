@@ -283,11 +283,14 @@ func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error 
 	if max := d.now().UnixMilli() + d.maxSkewMs; f.time > max {
 		return errorf(ReasonTimeOutOfRange, "event_time", "%s is more than %v in the future", fmtMillis(f.time), d.opts.MaxFutureSkew)
 	}
+	// A key that is not the customer_id is reported after the event is
+	// filled in: the event itself is valid, and the caller may route it
+	// to its customer's partition (IsKeyError).
+	var keyErr *Error
 	if len(key) == 0 {
-		return errorf(ReasonKeyMissing, "", "record has no key; want the customer_id")
-	}
-	if !f.str[tCustomerID].equal(key) {
-		return errorf(ReasonKeyMismatch, "customer_id", "record key %q differs from customer_id", truncate(key, 64))
+		keyErr = errorf(ReasonKeyMissing, "", "record has no key; want the customer_id")
+	} else if !f.str[tCustomerID].equal(key) {
+		keyErr = errorf(ReasonKeyMismatch, "customer_id", "record key %q differs from customer_id", truncate(key, 64))
 	}
 
 	// CustomerID gets its own allocation, so that keeping it (as a map key,
@@ -322,6 +325,9 @@ func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error 
 		if f.has(tNPS) {
 			ev.NPS = int8(f.nps)
 		}
+	}
+	if keyErr != nil {
+		return keyErr
 	}
 	return nil
 }

@@ -206,6 +206,20 @@ func (e *Engine) Advance(dst []event.Trigger, now time.Time) []event.Trigger {
 	return e.advanceTo(dst, now)
 }
 
+// Follow raises the task's watermark to t, the event time of the rest of
+// the pipeline, when the task's own inputs are silent, and fires the
+// timers that fall due, appending their triggers to dst. A t at or below
+// the watermark changes nothing. The caller decides when a task may follow
+// (caught up and idle) and records the new watermark (AppendMeta), so that
+// a restore does not take it back.
+func (e *Engine) Follow(dst []event.Trigger, t int64, now time.Time) []event.Trigger {
+	e.started(now)
+	if !e.wm.Raise(t) {
+		return dst
+	}
+	return e.advanceTo(dst, now)
+}
+
 func (e *Engine) started(now time.Time) {
 	if e.restartIdle {
 		e.wm.Restart(now)

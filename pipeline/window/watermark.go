@@ -96,6 +96,18 @@ func (w *Watermark) Restart(now time.Time) {
 	}
 }
 
+// Raise moves the watermark up to t (never down) from outside the
+// sources: the pipeline's event time, followed by a task whose own inputs
+// are silent. It reports whether the watermark moved. A later Advance
+// never takes it back.
+func (w *Watermark) Raise(t int64) bool {
+	if t <= w.wm {
+		return false
+	}
+	w.wm = t
+	return true
+}
+
 // Current returns the watermark as of the last Advance.
 func (w *Watermark) Current() int64 { return w.wm }
 

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/winback/winback/pipeline/consume"
+	"github.com/winback/winback/testenv"
+)
+
+// devProcess is `winback dev` running as a child process with JSON
+// triggers, reached only through kcat and HTTP.
+type devProcess struct {
+	kafka, http string
+	kcat        string
+	out         *bytes.Buffer
+}
+
+// startDev starts `winback dev` on free ports with a fresh ClickHouse
+// database and the extra flags given; it is stopped with SIGTERM at the
+// end of the test, which must exit 0.
+func startDev(t *testing.T, database string, extra ...string) *devProcess {
+	t.Helper()
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatalf("kcat is not installed (make deps installs it): %v", err)
+	}
+	ch := testenv.NewClickHouse(t)
+	d := &devProcess{kafka: freeAddr(t), http: freeAddr(t), kcat: kcat, out: &bytes.Buffer{}}
+	args := append([]string{"dev",
+		"--kafka-addr", d.kafka, "--registry-addr", freeAddr(t), "--clickhouse", ch.DSN(),
+		"--clickhouse-database", database, "--trigger-format", "json",
+		"--http-addr", d.http, "--commit-interval", "200ms"}, extra...)
+	cmd := exec.Command(binPath, args...)
+	cmd.Stdout, cmd.Stderr = d.out, d.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("winback dev exited with %v after SIGTERM; output:\n%s", err, d.out.String())
+			}
+		case <-time.After(45 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("winback dev did not exit within 45s of SIGTERM; output:\n%s", d.out.String())
+		}
+	})
+	waitReady(t, d.http, 90*time.Second)
+	return d
+}
+
+// kc runs kcat against the dev broker with stdin and returns its output.
+func (d *devProcess) kc(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	c := exec.Command(d.kcat, append([]string{"-b", d.kafka}, args...)...)
+	c.Stdin = strings.NewReader(stdin)
+	b, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kcat %v: %v\n%s", args, err, b)
+	}
+	return string(b)
+}
+
+// jsonTrigger is the JSON trigger contract, as far as the tests read it.
+type jsonTrigger struct {
+	TriggerID     string             `json:"trigger_id"`
+	CustomerID    string             `json:"customer_id"`
+	Kind          string             `json:"kind"`
+	PrimaryReason string             `json:"primary_reason"`
+	Reasons       []string           `json:"reasons"`
+	Priority      int                `json:"priority"`
+	Action        string             `json:"recommended_action"`
+	Evidence      map[string]float64 `json:"evidence"`
+}
+
+// triggers reads every committed trigger with kcat.
+func (d *devProcess) triggers(t *testing.T) []jsonTrigger {
+	t.Helper()
+	lines := d.kc(t, "", "-C", "-t", "winback-triggers", "-o", "beginning", "-e", "-q",
+		"-X", "isolation.level=read_committed", "-f", "%s\n")
+	var got []jsonTrigger
+	for _, l := range strings.Split(strings.TrimSpace(lines), "\n") {
+		if l == "" {
+			continue
+		}
+		var tr jsonTrigger
+		if err := json.Unmarshal([]byte(l), &tr); err != nil {
+			t.Fatalf("trigger is not JSON: %v: %q", err, l)
+		}
+		got = append(got, tr)
+	}
+	return got
+}
+
+// TestKcatQuietPartition is the quiet-partition scenario from outside:
+// plain kcat (librdkafka's default CRC32 partitioner, no flags) produces
+// twelve weekly orders of customer A, the last one 83 days ago, and 23
+// weekly orders of customer B up to 6 days ago, on different tasks. A's
+// task hears nothing after its own orders, so only the pipeline's event
+// time (B's) can bring A's silence due: A gets a PURCHASE_LAPSE within
+// the idle timeout plus 10 s of B's orders being processed, B nothing.
+func TestKcatQuietPartition(t *testing.T) {
+	const partitions = 4
+	d := startDev(t, "quiet", "--partitions", fmt.Sprint(partitions), "--lapse-idle-timeout", "3s")
+	// Two ids in different tasks (murmur2), so that A's task really is
+	// quiet.
+	a, b := "quiet-a", ""
+	for i := 0; b == ""; i++ {
+		if c := fmt.Sprintf("steady-b%d", i); consume.PartitionOf(c, partitions) != consume.PartitionOf(a, partitions) {
+			b = c
+		}
+	}
+	now := time.Now().UTC()
+	var orders strings.Builder
+	order := func(cust string, n int, at time.Time) {
+		fmt.Fprintf(&orders, `%s|{"event_id":"%s-%d","customer_id":"%s","event_time":"%s","type":"PLACED","order_id":"%s-o%d","amount":30.0,"currency":"EUR","items":1}`+"\n",
+			cust, cust, n, cust, at.Format(time.RFC3339), cust, n)
+	}
+	for i := range 12 {
+		order(a, i, now.AddDate(0, 0, -83-7*(11-i)))
+	}
+	for i := range 23 {
+		order(b, i, now.AddDate(0, 0, -6-7*(22-i)))
+	}
+	d.kc(t, orders.String(), "-P", "-t", "orders", "-K", "|")
+	produced := time.Now()
+
+	var got []jsonTrigger
+	for deadline := produced.Add(3*time.Second + 10*time.Second + 5*time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if got = d.triggers(t); len(got) > 0 {
+			break
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("want one trigger (PURCHASE_LAPSE for %s) within the idle timeout + 10 s, got %d: %+v\nwinback output:\n%s", a, len(got), got, d.out.String())
+	}
+	if tr := got[0]; tr.CustomerID != a || tr.PrimaryReason != "PURCHASE_LAPSE" {
+		t.Fatalf("unexpected trigger %+v", tr)
+	}
+	t.Logf("A's PURCHASE_LAPSE committed %.1fs after kcat produced", time.Since(produced).Seconds())
+	// B stays quiet; nothing else fires while the pipeline idles.
+	time.Sleep(3 * time.Second)
+	if got := d.triggers(t); len(got) != 1 {
+		t.Fatalf("after idling: %d triggers, want 1: %+v", len(got), got)
+	}
+	// Both customers are whole in their tasks: kcat's partitioner put
+	// some of their orders elsewhere, and the repartition topic brought
+	// them home.
+	for cust, n := range map[string]int{a: 12, b: 23} {
+		body := httpGet(t, "http://"+d.http+"/v1/customers/"+cust, 200)
+		if !strings.Contains(body, fmt.Sprintf(`"orders_total":%d`, n)) {
+			t.Errorf("customer %s: want %d orders in its state, got %s", cust, n, body)
+		}
+	}
+	// librdkafka's consistent_random partitioner is CRC32 of the key
+	// modulo the partition count: every record it put elsewhere than
+	// murmur2 was forwarded once.
+	want := 0
+	for cust, n := range map[string]int{a: 12, b: 23} {
+		if int32(crc32.ChecksumIEEE([]byte(cust))%partitions) != consume.PartitionOf(cust, partitions) {
+			want += n
+		}
+	}
+	if got := metricSum(t, d.http, "winback_repartitioned_records_total"); got != float64(want) {
+		t.Errorf("winback_repartitioned_records_total = %v, want %d (records kcat placed off their murmur2 partition)", got, want)
+	}
+}
+
+// metricSum adds up every series of a metric on the /metrics page.
+func metricSum(t *testing.T, httpAddr, name string) float64 {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(httpGet(t, "http://"+httpAddr+"/metrics", 200)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	if mf := mfs[name]; mf != nil {
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}

@@ -1,0 +1,217 @@
+package consume
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// A task's event time comes from its own inputs. A task whose partitions
+// go quiet (a small shop, a night, the end of a backfill) would then stop
+// firing its customers' silence timers, since nothing moves its watermark.
+// So every task publishes its progress (watermark, caught up or not) to a
+// small compacted topic, in the same transaction as its changelog, and
+// every instance reads that topic. A task that is caught up (nothing left
+// to read on any input, up to the last stable offset) and has had no input
+// for lapse.idle_timeout follows the pipeline's event time: the most
+// advanced task's watermark, held back by any task that still has input to
+// read. The follow is recorded like any other state change (the task's
+// meta record in the changelog, in the same transaction as the triggers it
+// fires), so a restore never takes it back and a replay does not recompute
+// it from the wall clock.
+//
+// When every input of the group is silent, no watermark moves, so neither
+// does the pipeline's event time: an upstream outage declares nobody
+// lapsed. The followed time is also capped at wall clock plus
+// MaxFutureSkew.
+
+const progressVersion = 1
+
+// progress is one task's published state.
+type progress struct {
+	wm       int64 // watermark, Unix ms; math.MinInt64 before any event
+	caughtUp bool  // no input left to read up to the last stable offset
+}
+
+func progressKey(p int32) []byte {
+	return binary.BigEndian.AppendUint32([]byte("task/"), uint32(p))
+}
+
+func parseProgressKey(k []byte) (int32, bool) {
+	if len(k) != 9 || string(k[:5]) != "task/" {
+		return 0, false
+	}
+	return int32(binary.BigEndian.Uint32(k[5:])), true
+}
+
+func (g progress) appendBinary(dst []byte) []byte {
+	dst = append(dst, progressVersion)
+	dst = binary.AppendVarint(dst, g.wm)
+	if g.caughtUp {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+var errProgress = errors.New("consume: corrupt progress record")
+
+func parseProgress(b []byte) (progress, error) {
+	if len(b) < 3 || b[0] != progressVersion {
+		return progress{}, errProgress
+	}
+	wm, n := binary.Varint(b[1:])
+	if n <= 0 || len(b) != 1+n+1 || b[1+n] > 1 {
+		return progress{}, errProgress
+	}
+	return progress{wm: wm, caughtUp: b[1+n] == 1}, nil
+}
+
+// board holds every task's latest committed progress, as read from the
+// progress topic, for all instances of the group.
+type board struct {
+	mu    sync.Mutex
+	tasks map[int32]progress
+}
+
+func newBoard() *board { return &board{tasks: map[int32]progress{}} }
+
+func (b *board) set(p int32, g progress) {
+	b.mu.Lock()
+	b.tasks[p] = g
+	b.mu.Unlock()
+}
+
+func (b *board) forget(p int32) {
+	b.mu.Lock()
+	delete(b.tasks, p)
+	b.mu.Unlock()
+}
+
+// pipelineTime returns the pipeline's event time: the largest watermark
+// among the tasks, held back by the smallest among those that still have
+// input to read (their events may be older). local overrides the board for
+// the tasks this instance holds (fresher than what it committed). ok is
+// false when no task has a watermark.
+func (b *board) pipelineTime(local map[int32]progress) (t int64, ok bool) {
+	hi, lo := int64(math.MinInt64), int64(math.MaxInt64)
+	add := func(g progress) {
+		if g.wm == math.MinInt64 {
+			return
+		}
+		hi = max(hi, g.wm)
+		if !g.caughtUp {
+			lo = min(lo, g.wm)
+		}
+	}
+	b.mu.Lock()
+	for p, g := range b.tasks {
+		if _, mine := local[p]; !mine {
+			add(g)
+		}
+	}
+	b.mu.Unlock()
+	for _, g := range local {
+		add(g)
+	}
+	if hi == math.MinInt64 {
+		return 0, false
+	}
+	return min(hi, lo), true
+}
+
+// readProgress follows the progress topic (one partition, read_committed)
+// into b until ctx is done.
+func readProgress(ctx context.Context, cl *kgo.Client, b *board, log *slog.Logger) {
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				log.Warn("consume: progress fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		fs.EachRecord(func(rec *kgo.Record) {
+			p, ok := parseProgressKey(rec.Key)
+			if !ok {
+				return
+			}
+			if rec.Value == nil {
+				b.forget(p)
+				return
+			}
+			g, err := parseProgress(rec.Value)
+			if err != nil {
+				log.Warn("consume: progress record skipped", "offset", rec.Offset, "err", err)
+				return
+			}
+			b.set(p, g)
+		})
+	}
+}
+
+// caughtUp reports whether t has nothing left to read on any input: every
+// queue is empty and every source has fetched up to the last stable offset
+// it last saw (transaction markers and aborted tails count as read).
+func (t *task) caughtUp() bool {
+	for i := range t.src {
+		s := &t.src[i]
+		if s.len() > 0 || s.hwm < 0 || s.next < s.hwm {
+			return false
+		}
+	}
+	return true
+}
+
+// follow raises t's watermark to the pipeline's event time when t is
+// caught up and has had no input for the idle timeout, and fires the
+// timers that fall due. It runs in advance, with r.mu held.
+func (r *Runner) follow(t *task, g int64, ok bool, now time.Time) {
+	idle := r.cfg.Lapse.IdleTimeout
+	if !ok || idle <= 0 || !t.caughtUp() || now.Sub(t.lastInput) < idle {
+		return
+	}
+	g = min(g, now.Add(r.cfg.MaxFutureSkew).UnixMilli())
+	if g <= t.eng.Watermark() {
+		return
+	}
+	trigs := t.eng.Follow(t.trigBuf[:0], g, now)
+	for i := range trigs {
+		r.emit(t, &trigs[i], -1)
+	}
+	t.trigBuf = trigs[:0]
+	t.followed = true
+	r.m.follows.Inc()
+}
+
+// localProgress returns the progress of the tasks this instance holds.
+// It runs with r.mu held.
+func (r *Runner) localProgress() map[int32]progress {
+	out := make(map[int32]progress, len(r.tasks))
+	for p, t := range r.tasks {
+		out[p] = progress{wm: t.eng.Watermark(), caughtUp: t.caughtUp()}
+	}
+	return out
+}
+
+// publish adds t's progress record to its outputs when it changed since
+// the last one.
+func (r *Runner) publish(t *task) {
+	g := progress{wm: t.eng.Watermark(), caughtUp: t.caughtUp()}
+	if t.published != nil && *t.published == g {
+		return
+	}
+	t.published = &g
+	rec := t.arena.record()
+	rec.Topic, rec.Partition = r.cfg.Topics.Progress, 0
+	rec.Key = progressKey(t.p)
+	rec.Value = g.appendBinary(nil)
+	t.out.recs = append(t.out.recs, rec)
+}

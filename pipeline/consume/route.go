@@ -1,0 +1,120 @@
+package consume
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/event"
+)
+
+// A task holds a customer's state only if all of the customer's records
+// reach it: keyed by customer_id and placed by Kafka's default murmur2
+// partitioner, on the same partition number of each input. Producers do
+// not all do that: librdkafka's default partitioner (kcat,
+// confluent-kafka-python, -go, -dotnet) hashes keys with CRC32, some
+// producers send no key, others key by order or ticket id. Such a record
+// is valid; it is in the wrong task. So the task that reads it forwards it
+// to the repartition topic, keyed by customer_id (murmur2), in the same
+// transaction that commits its input offset, as Kafka Streams and ksqlDB
+// do for PARTITION BY: it is applied exactly once, by the customer's own
+// task, which reads the repartition topic as a fourth source. The record's
+// kind travels in a header. With StrictPartitioning such records are
+// dead-lettered instead.
+
+// srcRepartition is the task's source index of the repartition topic;
+// 0–2 are the inputs (lapse.SourceOrders, SourceEmail, SourceSupport).
+const srcRepartition = 3
+
+// Headers of a forwarded record.
+const (
+	hdrKind      = "winback.kind" // order, email or support
+	hdrTopic     = "winback.source.topic"
+	hdrPartition = "winback.source.partition"
+	hdrOffset    = "winback.source.offset"
+)
+
+var kindNames = map[event.Kind]string{event.KindOrder: "order", event.KindEmail: "email", event.KindSupport: "support"}
+
+// kindOf reads the kind header of a forwarded record.
+func kindOf(rec *kgo.Record) (event.Kind, bool) {
+	for _, h := range rec.Headers {
+		if h.Key == hdrKind {
+			for k, name := range kindNames {
+				if string(h.Value) == name {
+					return k, true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// engineSource is the watermark source of an event: its kind's input,
+// whether it came directly or through the repartition topic.
+func engineSource(k event.Kind) int {
+	switch k {
+	case event.KindEmail:
+		return 1
+	case event.KindSupport:
+		return 2
+	}
+	return 0
+}
+
+// place decides what task t does with a record of source src decoded into
+// q.ev with error err: apply it (nil q.rec), forward it (q.fwd), or
+// dead-letter it.
+func (r *Runner) place(t *task, src int, rec *kgo.Record, q *queued, err error) {
+	switch {
+	case err == nil:
+		p := r.keys.Of(q.ev.CustomerID, r.nparts)
+		if p == t.p {
+			return
+		}
+		if src == srcRepartition {
+			// Only a change of partition count while running can
+			// do this; forwarding again would loop.
+			q.rec, q.err = rec, &decode.Error{Reason: decode.ReasonKeyPartition, Field: "customer_id",
+				Err: fmt.Errorf("repartitioned record for customer %q is on partition %d, not %d", q.ev.CustomerID, t.p, p)}
+			return
+		}
+		if r.cfg.StrictPartitioning {
+			q.rec, q.err = rec, &decode.Error{Reason: decode.ReasonKeyPartition, Field: "customer_id",
+				Err: fmt.Errorf("key %q is on partition %d, but murmur2 places it on %d; produce with the murmur2 partitioner or set --input-partitioning=auto", truncate(rec.Key, 64), t.p, p)}
+			return
+		}
+	case decode.IsKeyError(err) && !r.cfg.StrictPartitioning && src != srcRepartition && q.ev.CustomerID != "":
+	default:
+		q.rec, q.err = rec, err
+		return
+	}
+	q.rec, q.fwd = rec, true
+}
+
+// forward produces q's record to the repartition topic, keyed by its
+// customer_id, in t's outputs.
+func (r *Runner) forward(t *task, q *queued) {
+	src := q.rec
+	rec := t.arena.record()
+	rec.Topic = r.cfg.Topics.Repartition
+	rec.Key = t.arena.bytes(func(b []byte) []byte { return append(b, q.ev.CustomerID...) })
+	rec.Value = src.Value
+	rec.Headers = append(append(rec.Headers[:0], src.Headers...),
+		kgo.RecordHeader{Key: hdrKind, Value: []byte(kindNames[q.ev.Kind])},
+		kgo.RecordHeader{Key: hdrTopic, Value: []byte(src.Topic)},
+		kgo.RecordHeader{Key: hdrPartition, Value: strconv.AppendInt(nil, int64(src.Partition), 10)},
+		kgo.RecordHeader{Key: hdrOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
+	)
+	t.out.recs = append(t.out.recs, rec)
+	r.m.repartitioned.WithLabelValues(src.Topic).Inc()
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
