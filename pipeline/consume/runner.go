@@ -110,7 +110,7 @@ type Runner struct {
 	sess    *kgo.GroupTransactSession
 	restore *kgo.Client // reads the changelog, read_committed, no group
 	adm     *kadm.Client
-	board   *board // every task's published progress, from the progress topic
+	board   *board    // every task's published progress, from the progress topic
 	checked time.Time // when the input partition counts were last checked
 
 	mu      sync.Mutex
