@@ -62,16 +62,15 @@ const maxNegative = 1024 // bounds the cache of unknown ids
 // plan returns the plan for decoding records of schema id into kind k.
 // The hot path is one lock-free map load.
 func (d *Decoder) plan(ctx context.Context, k event.Kind, id int) (*avroPlan, error) {
-	if v, ok := d.cache.Load(id); ok {
-		e := v.(*schemaEntry)
-		if e.expires.IsZero() || d.now().Before(e.expires) {
-			return e.result(k)
-		}
-		if d.cache.CompareAndDelete(id, v) {
-			d.negative.Add(-1)
-		}
+	if e := d.cached(id); e != nil {
+		return e.result(k)
 	}
 	ch := d.flight.DoChan(strconv.Itoa(id), func() (any, error) {
+		// A flight that ended between our cache miss and DoChan has
+		// stored its result: use it rather than ask again.
+		if e := d.cached(id); e != nil {
+			return e, nil
+		}
 		return d.load(context.WithoutCancel(ctx), id)
 	})
 	select {
@@ -83,6 +82,23 @@ func (d *Decoder) plan(ctx context.Context, k event.Kind, id int) (*avroPlan, er
 	case <-ctx.Done():
 		return nil, newErr(ReasonRegistryUnavailable, "", fmt.Errorf("looking up schema id %d: %w", id, ctx.Err()))
 	}
+}
+
+// cached returns the live cache entry of schema id, or nil; an expired
+// negative entry is dropped.
+func (d *Decoder) cached(id int) *schemaEntry {
+	v, ok := d.cache.Load(id)
+	if !ok {
+		return nil
+	}
+	e := v.(*schemaEntry)
+	if e.expires.IsZero() || d.now().Before(e.expires) {
+		return e
+	}
+	if d.cache.CompareAndDelete(id, v) {
+		d.negative.Add(-1)
+	}
+	return nil
 }
 
 func (e *schemaEntry) result(k event.Kind) (*avroPlan, error) {
