@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/winback/winback/config"
+	"github.com/winback/winback/gen"
+	"github.com/winback/winback/pipeline/consume"
+	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/event"
+)
+
+// TestProducerStyles puts one generated stream through the pipeline three
+// ways, as data platforms produce it:
+//
+//   - plain: every input keyed by customer_id, murmur2 (Java, franz-go);
+//   - mixed: orders murmur2, emails placed by librdkafka's default
+//     partitioner (CRC32, as kcat and confluent-kafka-python do), support
+//     events with no key at all;
+//   - transactional: murmur2 through a transactional producer, with one
+//     aborted transaction across every input partition half-way.
+//
+// The transactional run must equal the plain one exactly: the same
+// trigger ids and the same customer_aggregates FINAL rows. The mixed run
+// must hold every customer whole (the same per-customer totals as the
+// plain run, nothing split into half-customers) and find the planted
+// lapsers; its order-dependent outputs may differ where a forwarded event
+// arrived after later events of its customer (see docs/ARCHITECTURE.md),
+// and the test reports by how much.
+func TestProducerStyles(t *testing.T) {
+	o := genOptions{customers: 300, days: 240, seed: 23, encoding: "json"}
+	plain := runStyle(t, "plain", o)
+	txn := runStyle(t, "transactional", o)
+	mixed := runStyle(t, "mixed", o)
+
+	if !slices.Equal(plain.triggers, txn.triggers) {
+		t.Errorf("transactional producer: %d trigger ids, plain %d; they differ", len(txn.triggers), len(plain.triggers))
+	}
+	if d := diffRows(plain.rows, txn.rows); d != "" {
+		t.Errorf("transactional producer: customer_aggregates FINAL differs from the plain run: %s", d)
+	}
+	if d := diffRows(plain.totals, mixed.totals); d != "" {
+		t.Errorf("mixed producers: per-customer totals differ from the plain run: %s", d)
+	}
+	if mixed.repartitioned == 0 {
+		t.Error("mixed producers: nothing was repartitioned")
+	}
+	same := 0
+	for _, id := range mixed.triggers {
+		if _, ok := slices.BinarySearch(plain.triggers, id); ok {
+			same++
+		}
+	}
+	t.Logf("plain: %d triggers; transactional: %d; mixed: %d, of which %d also in the plain run; %.0f records repartitioned",
+		len(plain.triggers), len(txn.triggers), len(mixed.triggers), same, mixed.repartitioned)
+	for _, c := range plain.lapsers {
+		if !mixed.lapse[c] {
+			t.Errorf("mixed producers: planted lapser %s got no PURCHASE_LAPSE", c)
+		}
+	}
+}
+
+type styleOutcome struct {
+	triggers      []string // sorted ids
+	lapse         map[string]bool
+	lapsers       []string // planted
+	rows, totals  []string // customer_aggregates FINAL, all columns / per-customer totals
+	repartitioned float64
+}
+
+// runStyle produces o's stream in the given style to a fresh stack, runs
+// the pipeline until it has read everything, and collects its outputs.
+func runStyle(t *testing.T, style string, o genOptions) styleOutcome {
+	t.Helper()
+	const partitions = 4
+	s := newStack(t, partitions)
+	s.cfg.TriggerFormat = "json"
+	s.cfg.ClickHouse.Database = "wb_style_" + style
+	gcfg, err := o.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gen.New(gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	produceStyled(ctx, t, &s.cfg, g, style, partitions)
+
+	httpAddr, _ := s.serveInProcess(t, s.cfg)
+	topics := append(inputs(s.cfg), s.cfg.RepartitionTopic())
+	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 3*time.Minute, topics...)
+	// Forwarded records are applied a transaction later: wait until the
+	// repartition topic, written last, is read too.
+	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, time.Minute, topics...)
+
+	var out styleOutcome
+	out.lapse = map[string]bool{}
+	for _, r := range consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.Triggers) {
+		var tr jsonTrigger
+		if err := json.Unmarshal(r.Value, &tr); err != nil {
+			t.Fatalf("%s: trigger is not JSON: %v", style, err)
+		}
+		out.triggers = append(out.triggers, tr.TriggerID)
+		if tr.PrimaryReason == "PURCHASE_LAPSE" {
+			out.lapse[tr.CustomerID] = true
+		}
+	}
+	slices.Sort(out.triggers)
+	for _, tr := range g.Truth() {
+		if tr.Archetype == gen.Lapser {
+			out.lapsers = append(out.lapsers, tr.CustomerID)
+		}
+	}
+	db := openCH(t, s.cfg.ClickHouse.DSN)
+	cols := queryRows(t, db, fmt.Sprintf(`SELECT name FROM system.columns WHERE database = '%s' AND table = 'customer_aggregates' AND name != 'updated_at'`, s.cfg.ClickHouse.Database))
+	out.rows = queryRows(t, db, fmt.Sprintf(`SELECT %s FROM %s.customer_aggregates FINAL ORDER BY customer_id`, strings.Join(cols, ", "), s.cfg.ClickHouse.Database))
+	out.totals = queryRows(t, db, fmt.Sprintf(`SELECT customer_id, orders_total, round(spend_total, 2), first_order_at, last_order_at,
+		unsubscribed, hard_bounced, last_csat, last_nps FROM %s.customer_aggregates FINAL ORDER BY customer_id`, s.cfg.ClickHouse.Database))
+	out.repartitioned = metricSum(t, httpAddr, "winback_repartitioned_records_total")
+	if len(out.rows) < 100 || len(out.triggers) == 0 {
+		t.Fatalf("%s: %d customers and %d triggers: too few to compare", style, len(out.rows), len(out.triggers))
+	}
+	return out
+}
+
+// produceStyled produces g's stream as JSON, placed as style says.
+func produceStyled(ctx context.Context, t *testing.T, cfg *config.Config, g *gen.Generator, style string, partitions int) {
+	t.Helper()
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Kafka.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner())}
+	if style == "transactional" {
+		opts = append(opts, kgo.TransactionalID("upstream-"+style))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topics := gen.Topics{Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support}
+	txn := func(commit bool) {
+		if err := cl.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	begin := func() {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if style == "transactional" {
+		begin()
+	}
+	var n, total int
+	_ = g.Each(func(*gen.Record) error { total++; return nil })
+	var last []byte
+	err = g.Each(func(r *gen.Record) error {
+		rec := &kgo.Record{Topic: topics.For(r.Kind), Key: []byte(r.Event.CustomerID)}
+		switch {
+		case r.Malformed != nil:
+			rec.Value = r.Malformed
+		case r.Duplicate:
+			rec.Value = last
+		default:
+			rec.Value = decode.AppendJSON(nil, &r.Event)
+			last = rec.Value
+		}
+		rec.Partition = consume.PartitionOf(string(rec.Key), partitions)
+		if style == "mixed" {
+			switch r.Kind {
+			case event.KindEmail:
+				rec.Partition = int32(crc32.ChecksumIEEE(rec.Key) % uint32(partitions))
+			case event.KindSupport:
+				rec.Key, rec.Partition = nil, int32(n%partitions)
+			}
+		}
+		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+		n++
+		if style == "transactional" && n%5000 == 0 {
+			txn(true)
+			begin()
+		}
+		if style == "transactional" && n == total/2 {
+			// An aborted transaction on every input partition: its
+			// records must never be applied.
+			txn(true)
+			begin()
+			for _, topic := range []string{topics.Orders, topics.Email, topics.Support} {
+				for p := range partitions {
+					ev := event.Event{Kind: event.KindOrder, EventID: fmt.Sprintf("aborted-%s-%d", topic, p), CustomerID: "aborted-customer",
+						Time: r.Event.Time, OrderType: event.OrderPlaced, OrderID: "aborted", Amount: 1, Currency: "EUR", Items: 1}
+					cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Key: []byte(ev.CustomerID), Value: decode.AppendJSON(nil, &ev)}, nil)
+				}
+			}
+			txn(false)
+			begin()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if style == "transactional" {
+		txn(true)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// queryRows returns each row of query as one string.
+func queryRows(t *testing.T, db *sql.DB, query string) []string {
+	t.Helper()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for i, v := range vals {
+			if i > 0 {
+				b.WriteByte('|')
+			}
+			fmt.Fprint(&b, deref(v))
+		}
+		out = append(out, b.String())
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func deref(v any) any {
+	switch p := v.(type) {
+	case *time.Time:
+		if p == nil {
+			return "NULL"
+		}
+		return p.UTC()
+	case *uint8:
+		if p == nil {
+			return "NULL"
+		}
+		return *p
+	}
+	return v
+}
+
+// diffRows describes the first differences between two row lists, or "".
+func diffRows(a, b []string) string {
+	if slices.Equal(a, b) {
+		return ""
+	}
+	var d []string
+	for i := 0; i < max(len(a), len(b)) && len(d) < 5; i++ {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			d = append(d, fmt.Sprintf("\n  row %d: %q\n      vs %q", i, x, y))
+		}
+	}
+	return fmt.Sprintf("%d vs %d rows;%s", len(a), len(b), strings.Join(d, ""))
+}
