@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os/exec"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/winback/winback/pipeline/consume"
 	"github.com/winback/winback/testenv"
@@ -196,4 +200,54 @@ func metricSum(t *testing.T, httpAddr, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestPartitionCountChange adds partitions to an input while winback runs:
+// customers would re-hash into tasks without their state, so the process
+// must stop within 30 s, non-zero, naming the topic, both counts and the
+// procedure to follow.
+func TestPartitionCountChange(t *testing.T) {
+	ch := testenv.NewClickHouse(t)
+	kafkaAddr, httpAddr := freeAddr(t), freeAddr(t)
+	var out bytes.Buffer
+	cmd := exec.Command(binPath, "dev", "--kafka-addr", kafkaAddr, "--registry-addr", freeAddr(t),
+		"--clickhouse", ch.DSN(), "--clickhouse-database", "parts", "--partitions", "2",
+		"--http-addr", httpAddr, "--commit-interval", "200ms")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	waitReady(t, httpAddr, 90*time.Second)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := kadm.NewClient(cl).CreatePartitions(ctx, 1, "email-events")
+	if err == nil {
+		err = res.Error()
+	}
+	if err != nil {
+		t.Fatalf("add a partition: %v", err)
+	}
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+			t.Fatalf("winback exited with %v, want a non-zero exit; output:\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("winback still runs 30 s after email-events went from 2 to 3 partitions; output:\n%s", out.String())
+	}
+	for _, want := range []string{"email-events", "from 2 to 3 partitions", "docs/production.md", "Changing the partition count"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("exit message lacks %q; output:\n%s", want, out.String())
+		}
+	}
 }
