@@ -1,0 +1,173 @@
+package consume
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/lapse"
+)
+
+func TestProgressRecord(t *testing.T) {
+	for _, g := range []progress{{wm: math.MinInt64}, {wm: 0, caughtUp: true}, {wm: 1765000000000}, {wm: -5, caughtUp: true}} {
+		got, err := parseProgress(g.appendBinary(nil))
+		if err != nil || got != g {
+			t.Errorf("round trip of %+v: %+v, %v", g, got, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, {1}, {2, 0, 0}, {1, 0x80}, {1, 2, 7}, {1, 2, 0, 0}} {
+		if _, err := parseProgress(bad); err == nil {
+			t.Errorf("parseProgress(%v) accepted corrupt input", bad)
+		}
+	}
+	for _, p := range []int32{0, 1, 4095} {
+		if got, ok := parseProgressKey(progressKey(p)); !ok || got != p {
+			t.Errorf("key of task %d: %d, %v", p, got, ok)
+		}
+	}
+	if _, ok := parseProgressKey([]byte("\x00meta")); ok {
+		t.Error("a foreign key parsed as a task")
+	}
+}
+
+func TestPipelineTime(t *testing.T) {
+	const none = math.MinInt64
+	f := func(name string, board, local map[int32]progress, want int64, wantOK bool) {
+		t.Helper()
+		b := newBoard()
+		for p, g := range board {
+			b.set(p, g)
+		}
+		got, ok := b.pipelineTime(local)
+		if ok != wantOK || (ok && got != want) {
+			t.Errorf("%s: pipelineTime = %d, %v; want %d, %v", name, got, ok, want, wantOK)
+		}
+	}
+	f("nothing yet", nil, nil, 0, false)
+	f("no watermark anywhere", map[int32]progress{0: {wm: none, caughtUp: true}}, nil, 0, false)
+	f("the most advanced task", map[int32]progress{0: {wm: 100, caughtUp: true}, 1: {wm: 300, caughtUp: true}}, nil, 300, true)
+	// A task still reading may deliver older events: it holds the rest back.
+	f("held back by a task with input left", map[int32]progress{0: {wm: 100, caughtUp: true}, 1: {wm: 300, caughtUp: true}, 2: {wm: 150}}, nil, 150, true)
+	f("a task without a watermark holds nothing", map[int32]progress{0: {wm: 300, caughtUp: true}, 1: {wm: none}}, nil, 300, true)
+	// This instance's own tasks are fresher than what it committed.
+	f("local overrides the board", map[int32]progress{0: {wm: 100}, 1: {wm: 300, caughtUp: true}},
+		map[int32]progress{0: {wm: 200, caughtUp: true}}, 300, true)
+	f("local only", nil, map[int32]progress{3: {wm: 50, caughtUp: true}}, 50, true)
+
+	b := newBoard()
+	b.set(0, progress{wm: 500, caughtUp: true})
+	b.forget(0)
+	if _, ok := b.pipelineTime(nil); ok {
+		t.Error("a forgotten task still counts")
+	}
+}
+
+// nopSink and jsonTriggers stand in for the outputs; follow's tests read
+// what the task produced.
+type nopSink struct{}
+
+func (nopSink) AddAggregate(*event.Aggregate)           {}
+func (nopSink) AddTrigger(*event.Trigger)               {}
+func (nopSink) AddDeadLetter(*event.DeadLetter)         {}
+func (nopSink) NeedsFlush(time.Time) bool               { return false }
+func (nopSink) StartFlush(context.Context) <-chan error { return nil }
+
+type idTriggers struct{}
+
+func (idTriggers) Encode(dst []byte, t *event.Trigger) ([]byte, error) {
+	return append(dst, t.TriggerID...), nil
+}
+
+// TestFollow: a quiet task follows the pipeline's event time only when it
+// is caught up and idle, never past wall clock + skew, and a wall clock
+// that runs on without input (an outage) fires nothing new.
+func TestFollow(t *testing.T) {
+	day := 24 * time.Hour
+	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	wall := t0.Add(120 * day)
+	cfg := lapse.DefaultConfig()
+	newRunner := func() *Runner {
+		return &Runner{cfg: Config{Lapse: cfg, MaxFutureSkew: 5 * time.Minute, Topics: Topics{Triggers: "t", State: "st", Progress: "pr"}},
+			dep: Deps{Sink: nopSink{}, Triggers: idTriggers{}}, m: newMetrics(nil), now: func() time.Time { return wall }}
+	}
+	// A weekly buyer whose eight orders end on day 49: lapse due within
+	// weeks after that.
+	newTask := func() *task {
+		tk := &task{p: 0, eng: lapse.NewEngine(cfg, 3, wall.Add(-time.Hour))}
+		for i := range 8 {
+			ev := event.Event{Kind: event.KindOrder, EventID: string(rune('a' + i)), CustomerID: "quiet", Time: t0.Add(time.Duration(7*i) * day).UnixMilli(),
+				OrderType: event.OrderPlaced, OrderID: string(rune('a' + i)), Amount: 20, Currency: "EUR", Items: 1}
+			tk.eng.Apply(nil, lapse.SourceOrders, &ev, wall.Add(-time.Hour))
+		}
+		// The silent inputs stop holding the task's watermark back; it
+		// stands at its last order (minus the allowed lateness).
+		if trigs := tk.eng.Advance(nil, wall); len(trigs) != 0 {
+			t.Fatalf("the task's own time fired %d triggers", len(trigs))
+		}
+		for i := range tk.src {
+			tk.src[i] = queue(10, 10) // read to the last stable offset
+		}
+		tk.lastInput = wall.Add(-cfg.IdleTimeout - time.Second)
+		return tk
+	}
+	lapses := func(tk *task) int {
+		n := 0
+		for _, rec := range tk.out.recs {
+			if rec.Topic == "t" {
+				n++
+			}
+		}
+		return n
+	}
+	pipeline := t0.Add(110 * day).UnixMilli() // far past the lapse
+
+	r := newRunner()
+	tk := newTask()
+	r.follow(tk, pipeline, true, wall)
+	if lapses(tk) != 1 || !tk.followed || tk.eng.Watermark() != pipeline {
+		t.Fatalf("caught up and idle: %d triggers, followed %v, watermark %d; want 1, true, %d", lapses(tk), tk.followed, tk.eng.Watermark(), pipeline)
+	}
+	// Nothing new while the pipeline's time stands still, however long the
+	// wall clock runs (an outage of every input).
+	for _, later := range []time.Duration{10 * time.Minute, 30 * day} {
+		wall := wall.Add(later)
+		r.now = func() time.Time { return wall }
+		r.follow(tk, pipeline, true, wall)
+		if lapses(tk) != 1 {
+			t.Fatalf("after %v of silence: %d triggers, want still 1", later, lapses(tk))
+		}
+	}
+
+	for _, c := range []struct {
+		name string
+		prep func(*task)
+		g    int64
+		ok   bool
+	}{
+		{"input within the idle timeout", func(tk *task) { tk.lastInput = wall.Add(-time.Second) }, pipeline, true},
+		{"a queue not empty", func(tk *task) { tk.src[1] = queue(10, 10, t0.UnixMilli()) }, pipeline, true},
+		{"behind the last stable offset", func(tk *task) { tk.src[2] = queue(4, 10) }, pipeline, true},
+		{"no pipeline time", func(*task) {}, 0, false},
+		{"pipeline time behind the task", func(*task) {}, t0.UnixMilli(), true},
+	} {
+		r := newRunner()
+		tk := newTask()
+		c.prep(tk)
+		before := tk.eng.Watermark()
+		r.follow(tk, c.g, c.ok, wall)
+		if lapses(tk) != 0 || tk.followed || tk.eng.Watermark() != before {
+			t.Errorf("%s: followed (%d triggers, watermark %d → %d)", c.name, lapses(tk), before, tk.eng.Watermark())
+		}
+	}
+
+	// A pipeline time in the future (a producer's clock) is cut to wall
+	// clock + skew.
+	r = newRunner()
+	tk = newTask()
+	r.follow(tk, wall.Add(30*day).UnixMilli(), true, wall)
+	if want := wall.Add(r.cfg.MaxFutureSkew).UnixMilli(); tk.eng.Watermark() != want {
+		t.Errorf("watermark %d after following a future time, want wall + skew %d", tk.eng.Watermark(), want)
+	}
+}
