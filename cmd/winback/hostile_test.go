@@ -17,7 +17,11 @@ import (
 // TestHostileInput sends the hostile-input corpus (and an oversized
 // record) through the running pipeline, followed by a valid order. Every
 // bad record must land in the dead-letter topic with its reason, nothing
-// may crash or stall, and the valid order after them must be applied.
+// may crash or stall, and the valid order after them must be applied. The
+// corpus's key.missing and key.mismatch cases are valid events under a
+// wrong key: with the default input partitioning they are routed to their
+// customer's task, not dead-lettered (TestStrictPartitioning covers the
+// other setting).
 func TestHostileInput(t *testing.T) {
 	s := newStack(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -51,13 +55,18 @@ func TestHostileInput(t *testing.T) {
 		offset    int64
 	}
 	want := map[origin]string{}
+	routed := 0 // valid events under a wrong or missing key: repartitioned, not dead-lettered
 	send := func(topic string, key, value []byte, reason string) {
 		t.Helper()
 		r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).First()
 		if err != nil {
 			t.Fatalf("produce %s: %v", reason, err)
 		}
-		if reason != "" {
+		switch decode.Reason(reason) {
+		case "":
+		case decode.ReasonKeyMissing, decode.ReasonKeyMismatch:
+			routed++
+		default:
 			want[origin{r.Topic, r.Partition, r.Offset}] = reason
 		}
 	}
@@ -96,8 +105,14 @@ func TestHostileInput(t *testing.T) {
 	for o, w := range want {
 		t.Errorf("no dead letter for %+v (%s)", o, w)
 	}
-	if n := counter(t, reg, "winback_dlq_records_total"); int(n) != len(cases)+1 {
-		t.Errorf("winback_dlq_records_total = %v, want %d", n, len(cases)+1)
+	if n := counter(t, reg, "winback_dlq_records_total"); int(n) != len(cases)+1-routed {
+		t.Errorf("winback_dlq_records_total = %v, want %d", n, len(cases)+1-routed)
+	}
+	if routed == 0 {
+		t.Error("the corpus has no key.missing or key.mismatch case")
+	}
+	if n := counter(t, reg, "winback_repartitioned_records_total"); int(n) != routed {
+		t.Errorf("winback_repartitioned_records_total = %v, want %d (the key.missing and key.mismatch cases)", n, routed)
 	}
 	db := openCH(t, s.cfg.ClickHouse.DSN)
 	var orders uint32

@@ -298,3 +298,55 @@ func diffRows(a, b []string) string {
 	}
 	return fmt.Sprintf("%d vs %d rows;%s", len(a), len(b), strings.Join(d, ""))
 }
+
+// TestStrictPartitioning: with --input-partitioning=strict, records that
+// are not keyed by customer_id and placed by murmur2 go to the dead-letter
+// topic with the reason that names the problem; the others are applied.
+func TestStrictPartitioning(t *testing.T) {
+	const partitions = 3
+	s := newStack(t, partitions)
+	s.cfg.InputPartitioning = "strict"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Kafka.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	at := time.Now().Add(-time.Hour).UnixMilli()
+	rec := func(cust string, key []byte, wrong bool) *kgo.Record {
+		ev := event.Event{Kind: event.KindOrder, EventID: "e-" + cust, CustomerID: cust, Time: at,
+			OrderType: event.OrderPlaced, OrderID: "o-" + cust, Amount: 10, Currency: "EUR", Items: 1}
+		p := consume.PartitionOf(cust, partitions)
+		if wrong {
+			p = (p + 1) % partitions
+		}
+		return &kgo.Record{Topic: s.cfg.Topics.Orders, Partition: p, Key: key, Value: decode.AppendJSON(nil, &ev)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cl.ProduceSync(ctx,
+		rec("placed-right", []byte("placed-right"), false),
+		rec("placed-wrong", []byte("placed-wrong"), true),
+		rec("no-key", nil, false),
+		rec("order-keyed", []byte("o-123"), false),
+	).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	s.serveInProcess(t, s.cfg)
+	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, time.Minute, inputs(s.cfg)...)
+	got := map[string]string{}
+	for _, r := range consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.DLQ) {
+		var ev struct {
+			CustomerID string `json:"customer_id"`
+		}
+		_ = json.Unmarshal(r.Value, &ev)
+		got[ev.CustomerID] = headerValue(r, "winback.reason")
+	}
+	want := map[string]string{"placed-wrong": "key.partition_mismatch", "no-key": "key.missing", "order-keyed": "key.mismatch"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dead letters by customer: %v, want %v", got, want)
+	}
+	rows := queryRows(t, openCH(t, s.cfg.ClickHouse.DSN), fmt.Sprintf("SELECT customer_id FROM %s.customer_aggregates FINAL", s.cfg.ClickHouse.Database))
+	if !slices.Equal(rows, []string{"placed-right"}) {
+		t.Errorf("customers in ClickHouse: %v, want only placed-right", rows)
+	}
+}

@@ -325,6 +325,26 @@ func (r *Runner) session(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onRevoked),
 	)
+	// The topics are checked, and the internal ones created, before the
+	// session joins the group: a subscribed topic that appears later
+	// makes the group rebalance and the first transaction abort.
+	restore, err := kgo.NewClient(append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.RestoreOpts...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(64<<20),
+	)...)
+	if err != nil {
+		return fmt.Errorf("consume: kafka restore client: %w", err)
+	}
+	r.restore = restore
+	r.mu.Lock()
+	r.adm = kadm.NewClient(restore) // also read by Customer lookups
+	r.mu.Unlock()
+	defer restore.Close()
+	if err := r.checkTopics(ctx); err != nil {
+		return err
+	}
+
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("consume: kafka client: %w", err)
@@ -336,25 +356,6 @@ func (r *Runner) session(ctx context.Context) error {
 	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
 		sess.Close()
 		return fmt.Errorf("consume: init transactional producer: %w", err)
-	}
-	restore, err := kgo.NewClient(append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.RestoreOpts...),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(64<<20),
-	)...)
-	if err != nil {
-		sess.Close()
-		return fmt.Errorf("consume: kafka restore client: %w", err)
-	}
-	r.restore = restore
-	r.mu.Lock()
-	r.adm = kadm.NewClient(restore) // also read by Customer lookups
-	r.mu.Unlock()
-	defer restore.Close()
-
-	if err := r.checkTopics(ctx); err != nil {
-		sess.Close()
-		return err
 	}
 	progress, err := kgo.NewClient(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
