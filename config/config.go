@@ -18,6 +18,7 @@ type Config struct {
 	ClickHouse ClickHouse   `yaml:"clickhouse"`
 	Topics     Topics       `yaml:"topics"`
 	Lapse      lapse.Config `yaml:"lapse"`
+	Decode     Decode       `yaml:"decode"`
 
 	TriggerFormat    string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
 	HTTPAddr         string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
@@ -75,6 +76,11 @@ type ClickHouse struct {
 	ActiveDays    int           `yaml:"active_days" help:"a customer is active in the retention views if they ordered within this many days"`
 }
 
+// Decode bounds what input records winback accepts.
+type Decode struct {
+	MaxFutureSkew time.Duration `yaml:"max_future_skew" help:"an event_time further than this after the wall clock goes to the dead-letter topic (time.in_future), so that one mis-dated event cannot fire timers early"`
+}
+
 // Topics names the topics winback reads and writes.
 type Topics struct {
 	Orders     string `yaml:"orders" help:"input topic of orders"`
@@ -122,6 +128,7 @@ func Default() Config {
 		MaxValueBytes:    1 << 20,
 		DLQMaxValueBytes: 900 << 10,
 		Lapse:            lapse.DefaultConfig(),
+		Decode:           Decode{MaxFutureSkew: 5 * time.Minute},
 	}
 }
 
@@ -230,6 +237,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxValueBytes < 1024 {
 		bad("max-value-bytes", "%d is too small; at least 1024", c.MaxValueBytes)
+	}
+	if c.Decode.MaxFutureSkew <= 0 {
+		bad("decode-max-future-skew", "must be positive, e.g. 5m (raise it only if producers' clocks run ahead)")
 	}
 	if err := c.Lapse.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("lapse: %w", err))

@@ -176,6 +176,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	}
 	dec := decode.NewDecoder(decode.SchemaRegistry(src), decode.Options{
 		MaxValueBytes: cfg.MaxValueBytes,
+		MaxFutureSkew: cfg.Decode.MaxFutureSkew,
 		RegistryRetry: cfg.Registry.Retry,
 		Logger:        log.With("component", "decode"),
 	})

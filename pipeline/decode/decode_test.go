@@ -202,9 +202,56 @@ func TestFutureSkewOption(t *testing.T) {
 		checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), mustAvro(t, ev), &got), want)
 	}
 	f(now.Add(time.Hour), "")
-	f(now.Add(time.Hour+time.Millisecond), ReasonTimeOutOfRange)
+	f(now.Add(time.Hour+time.Millisecond), ReasonTimeInFuture)
 	f(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), "")
 	f(time.Date(1999, 12, 31, 23, 59, 59, 999e6, time.UTC), ReasonTimeOutOfRange)
 	now = now.Add(time.Hour) // the bound follows the clock
 	f(now.Add(time.Hour), "")
+}
+
+// TestFutureEvents checks the bound on event_time against the wall clock:
+// with the default skew of 5 minutes, one event dated days ahead (which
+// would otherwise move event time, and fire every timer early) is
+// time.in_future in both encodings, while clocks a little apart are fine.
+func TestFutureEvents(t *testing.T) {
+	cases := []struct {
+		name  string
+		skew  time.Duration // Options.MaxFutureSkew; 0 = the default
+		ahead time.Duration // event_time - Options.Now
+		want  Reason
+	}{
+		{"now", 0, 0, ""},
+		{"a second ahead", 0, time.Second, ""},
+		{"at the default skew", 0, DefaultMaxFutureSkew, ""},
+		{"a millisecond past the default skew", 0, DefaultMaxFutureSkew + time.Millisecond, ReasonTimeInFuture},
+		{"six days ahead", 0, 6 * 24 * time.Hour, ReasonTimeInFuture},
+		{"a year behind", 0, -365 * 24 * time.Hour, ""},
+		{"six days ahead, 7-day skew", 7 * 24 * time.Hour, 6 * 24 * time.Hour, ""},
+		{"eight days ahead, 7-day skew", 7 * 24 * time.Hour, 8 * 24 * time.Hour, ReasonTimeInFuture},
+		{"a minute ahead, 1s skew", time.Second, time.Minute, ReasonTimeInFuture},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := NewDecoder(newMapRegistry(), Options{Now: func() time.Time { return testNow }, MaxFutureSkew: c.skew})
+			for _, k := range []event.Kind{event.KindOrder, event.KindEmail, event.KindSupport} {
+				ev := baseEvent(k)
+				ev.Time = testNow.Add(c.ahead).UnixMilli()
+				var got event.Event
+				err := d.Decode(context.Background(), k, []byte("c-1"), AppendJSON(nil, &ev), &got)
+				checkReason(t, err, c.want)
+				if c.want != "" {
+					var de *Error
+					if !errors.As(err, &de) || de.Field != "event_time" {
+						t.Errorf("%v: error %v does not name event_time", k, err)
+					}
+					continue
+				}
+				if got.Time != ev.Time {
+					t.Errorf("%v: time %d, want %d", k, got.Time, ev.Time)
+				}
+				// Avro says the same.
+				checkReason(t, d.Decode(context.Background(), k, []byte("c-1"), mustAvro(t, ev), &got), c.want)
+			}
+		})
+	}
 }

@@ -57,8 +57,10 @@
 //	                        currency not three upper-case letters, items < 0,
 //	                        csat outside 1–5, nps outside 0–10, an unparsable
 //	                        RFC 3339 time, a field given twice in JSON
-//	time.out_of_range       event_time before 2000-01-01 or more than
-//	                        Options.MaxFutureSkew (7 days) after Options.Now
+//	time.out_of_range       event_time before 2000-01-01, or not a number
+//	                        that fits in Unix milliseconds
+//	time.in_future          event_time more than Options.MaxFutureSkew
+//	                        (5 minutes) after Options.Now
 //	key.missing             the record has no key (null or empty)
 //	key.mismatch            the key differs from customer_id
 //

@@ -26,6 +26,7 @@ const (
 	ReasonFieldMissing        Reason = "field.missing"
 	ReasonFieldInvalid        Reason = "field.invalid"
 	ReasonTimeOutOfRange      Reason = "time.out_of_range"
+	ReasonTimeInFuture        Reason = "time.in_future"
 	ReasonKeyMissing          Reason = "key.missing"
 	ReasonKeyMismatch         Reason = "key.mismatch"
 )
@@ -36,7 +37,8 @@ var Reasons = []Reason{
 	ReasonJSONSyntax, ReasonJSONType, ReasonJSONTooDeep,
 	ReasonAvroTruncated, ReasonAvroUnknownSchemaID, ReasonAvroWrongSchema, ReasonAvroDecode,
 	ReasonRegistryUnavailable,
-	ReasonFieldMissing, ReasonFieldInvalid, ReasonTimeOutOfRange,
+	ReasonFieldMissing, ReasonFieldInvalid,
+	ReasonTimeOutOfRange, ReasonTimeInFuture,
 	ReasonKeyMissing, ReasonKeyMismatch,
 }
 

@@ -281,7 +281,7 @@ func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error 
 		return errorf(ReasonTimeOutOfRange, "event_time", "%s is before 2000-01-01", fmtMillis(f.time))
 	}
 	if max := d.now().UnixMilli() + d.maxSkewMs; f.time > max {
-		return errorf(ReasonTimeOutOfRange, "event_time", "%s is more than %v in the future", fmtMillis(f.time), d.opts.MaxFutureSkew)
+		return errorf(ReasonTimeInFuture, "event_time", "%s is more than %v after the clock (%s)", fmtMillis(f.time), d.opts.MaxFutureSkew, fmtMillis(max-d.maxSkewMs))
 	}
 	if len(key) == 0 {
 		return errorf(ReasonKeyMissing, "", "record has no key; want the customer_id")
