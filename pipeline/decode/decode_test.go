@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -251,6 +252,69 @@ func TestFutureEvents(t *testing.T) {
 				}
 				// Avro says the same.
 				checkReason(t, d.Decode(context.Background(), k, []byte("c-1"), mustAvro(t, ev), &got), c.want)
+			}
+		})
+	}
+}
+
+// TestIDLength checks MaxIDBytes on each id field of each kind, in both
+// encodings: at the limit the record decodes, one byte over it (or half a
+// megabyte over it, as on an unsubscribe that would otherwise make output
+// records the producer refuses) it is field.too_long, naming the field.
+func TestIDLength(t *testing.T) {
+	set := map[string]func(*event.Event, string){
+		"event_id":    func(e *event.Event, s string) { e.EventID = s },
+		"customer_id": func(e *event.Event, s string) { e.CustomerID = s },
+		"order_id":    func(e *event.Event, s string) { e.OrderID = s },
+		"campaign_id": func(e *event.Event, s string) { e.CampaignID = s },
+		"ticket_id":   func(e *event.Event, s string) { e.TicketID = s },
+	}
+	cases := []struct {
+		kind  event.Kind
+		field string
+		n     int
+		want  Reason
+	}{
+		{event.KindOrder, "event_id", MaxIDBytes, ""},
+		{event.KindOrder, "event_id", MaxIDBytes + 1, ReasonFieldTooLong},
+		{event.KindOrder, "customer_id", MaxIDBytes, ""},
+		{event.KindOrder, "customer_id", MaxIDBytes + 1, ReasonFieldTooLong},
+		{event.KindOrder, "order_id", MaxIDBytes, ""},
+		{event.KindOrder, "order_id", MaxIDBytes + 1, ReasonFieldTooLong},
+		{event.KindEmail, "campaign_id", MaxIDBytes, ""},
+		{event.KindEmail, "campaign_id", MaxIDBytes + 1, ReasonFieldTooLong},
+		{event.KindEmail, "customer_id", 510_000, ReasonFieldTooLong},
+		{event.KindSupport, "ticket_id", MaxIDBytes, ""},
+		{event.KindSupport, "ticket_id", MaxIDBytes + 1, ReasonFieldTooLong},
+		{event.KindSupport, "event_id", 100 << 10, ReasonFieldTooLong},
+	}
+	d := NewDecoder(newMapRegistry(), Options{Now: func() time.Time { return testNow }})
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%v/%s/%d", c.kind, c.field, c.n), func(t *testing.T) {
+			ev := baseEvent(c.kind)
+			if c.kind == event.KindEmail {
+				ev.EmailType = event.EmailUnsubscribed
+			}
+			id := strings.Repeat("x", c.n)
+			set[c.field](&ev, id)
+			key := []byte(ev.CustomerID) // the producer keys by customer_id
+			for enc, value := range map[string][]byte{"json": AppendJSON(nil, &ev), "avro": mustAvro(t, ev)} {
+				var got event.Event
+				err := d.Decode(context.Background(), c.kind, key, value, &got)
+				checkReason(t, err, c.want)
+				if c.want == "" {
+					if got != ev {
+						t.Errorf("%s: decoded %+v, want %+v", enc, got, ev)
+					}
+					continue
+				}
+				var de *Error
+				if errors.As(err, &de); de.Field != c.field {
+					t.Errorf("%s: field %q, want %q", enc, de.Field, c.field)
+				}
+				if len(err.Error()) > 200 {
+					t.Errorf("%s: the error repeats the value: %d bytes", enc, len(err.Error()))
+				}
 			}
 		})
 	}

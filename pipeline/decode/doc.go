@@ -57,6 +57,8 @@
 //	                        currency not three upper-case letters, items < 0,
 //	                        csat outside 1–5, nps outside 0–10, an unparsable
 //	                        RFC 3339 time, a field given twice in JSON
+//	field.too_long          event_id, customer_id, order_id, campaign_id or
+//	                        ticket_id longer than MaxIDBytes (256 bytes)
 //	time.out_of_range       event_time before 2000-01-01, or not a number
 //	                        that fits in Unix milliseconds
 //	time.in_future          event_time more than Options.MaxFutureSkew

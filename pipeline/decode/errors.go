@@ -25,6 +25,7 @@ const (
 	ReasonRegistryUnavailable Reason = "registry.unavailable"
 	ReasonFieldMissing        Reason = "field.missing"
 	ReasonFieldInvalid        Reason = "field.invalid"
+	ReasonFieldTooLong        Reason = "field.too_long"
 	ReasonTimeOutOfRange      Reason = "time.out_of_range"
 	ReasonTimeInFuture        Reason = "time.in_future"
 	ReasonKeyMissing          Reason = "key.missing"
@@ -37,7 +38,7 @@ var Reasons = []Reason{
 	ReasonJSONSyntax, ReasonJSONType, ReasonJSONTooDeep,
 	ReasonAvroTruncated, ReasonAvroUnknownSchemaID, ReasonAvroWrongSchema, ReasonAvroDecode,
 	ReasonRegistryUnavailable,
-	ReasonFieldMissing, ReasonFieldInvalid,
+	ReasonFieldMissing, ReasonFieldInvalid, ReasonFieldTooLong,
 	ReasonTimeOutOfRange, ReasonTimeInFuture,
 	ReasonKeyMissing, ReasonKeyMismatch,
 }

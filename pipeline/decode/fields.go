@@ -238,6 +238,16 @@ func (f *fields) firstMissing(want uint32) target {
 	return tNone
 }
 
+// MaxIDBytes is the longest event_id, customer_id, order_id, campaign_id or
+// ticket_id accepted; a longer one fails with field.too_long. Every output
+// record (trigger, changelog state, dead letter, ClickHouse row) carries ids,
+// so bounding them bounds the outputs: a 500 KB customer_id would make
+// output records that the producer refuses on every replay.
+const MaxIDBytes = 256
+
+// limited are the targets that MaxIDBytes bounds.
+const limited = 1<<tEventID | 1<<tCustomerID | 1<<tOrderID | 1<<tCampaignID | 1<<tTicketID
+
 // bounds on event_time, Unix ms.
 const minEventTime = 946684800000 // 2000-01-01T00:00:00Z
 
@@ -255,6 +265,9 @@ func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error 
 			continue
 		}
 		v := &f.str[t]
+		if limited&bit(t) != 0 && v.len() > MaxIDBytes {
+			return errorf(ReasonFieldTooLong, t.String(), "%d bytes; the limit is %d", v.len(), MaxIDBytes)
+		}
 		if !v.valid() {
 			return errorf(ReasonFieldInvalid, t.String(), "invalid UTF-8")
 		}
