@@ -28,7 +28,7 @@ type Config struct {
 	LogFormat        string        `yaml:"log_format" help:"log format: json or text"`
 	LogLevel         string        `yaml:"log_level" help:"log level: debug, info, warn or error"`
 	MaxValueBytes    int           `yaml:"max_value_bytes" help:"input records larger than this go to the dead-letter topic"`
-	DLQMaxValueBytes int           `yaml:"dlq_max_value_bytes" help:"a dead-lettered value longer than this is cut (headers winback.truncated and winback.source.size say so); keep it below the dead-letter topic's max.message.bytes and the producer's 1 MB batch limit"`
+	DLQMaxValueBytes int           `yaml:"dlq_max_value_bytes" help:"a dead-lettered value longer than this is cut (headers winback.truncated and winback.source.size say so); the key (over 4 KiB) and source headers (over 16 KiB) are cut too; at most 950 KiB, and keep it 24 KiB below the dead-letter topic's max.message.bytes"`
 }
 
 // Kafka is how winback reaches the brokers.
@@ -234,6 +234,13 @@ func (c *Config) Validate() error {
 	}
 	if c.DLQMaxValueBytes < 1024 {
 		bad("dlq-max-value-bytes", "%d is too small; at least 1024", c.DLQMaxValueBytes)
+	}
+	// A dead letter carries up to 24 KiB beside its value (a key cut to
+	// 4 KiB, source headers cut to 16 KiB, winback's own headers:
+	// kafka.DeadLetterOverhead), and must fit the producer's batch limit
+	// of 1,000,012 bytes (kafka.DefaultMaxBatchBytes).
+	if c.DLQMaxValueBytes > 950<<10 {
+		bad("dlq-max-value-bytes", "%d is too large: with the key and headers a dead letter may carry beside it, it would not fit the producer's 1,000,012-byte batch limit; at most 972800 (950 KiB)", c.DLQMaxValueBytes)
 	}
 	if c.MaxValueBytes < 1024 {
 		bad("max-value-bytes", "%d is too small; at least 1024", c.MaxValueBytes)
