@@ -22,6 +22,8 @@ type Config struct {
 
 	TriggerFormat    string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
 	HTTPAddr         string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
+	HTTPTokenFile    string        `yaml:"http_token_file" help:"file holding a bearer token; when set, /v1/customers/{id} and /debug/pprof/ require the header Authorization: Bearer <token> (401 otherwise)"`
+	HTTPPprof        bool          `yaml:"http_pprof" help:"serve Go's profiler under /debug/pprof/ on http_addr (behind the token when http_token_file is set)"`
 	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout" help:"how long a graceful shutdown may take before winback exits anyway"`
 	CommitInterval   time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
 	MaxPollRecords   int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
@@ -172,13 +174,13 @@ func (c *Config) Validate() error {
 		bad("kafka-tls-cert-file", "mutual TLS needs both --kafka-tls-cert-file and --kafka-tls-key-file")
 	}
 	if u, err := url.Parse(c.Registry.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("registry-url", "%q is not an http(s) URL, e.g. http://registry:8081", c.Registry.URL)
+		bad("registry-url", "%q is not an http(s) URL, e.g. http://registry:8081", Redact(c.Registry.URL))
 	}
 	if c.Registry.Retry < 0 {
 		bad("registry-retry", "negative duration")
 	}
 	if u, err := url.Parse(c.ClickHouse.DSN); err != nil || (u.Scheme != "clickhouse" && u.Scheme != "tcp") || u.Host == "" {
-		bad("clickhouse-dsn", "%q is not a native-protocol DSN, e.g. clickhouse://default:@127.0.0.1:9000/default", c.ClickHouse.DSN)
+		bad("clickhouse-dsn", "%q is not a native-protocol DSN, e.g. clickhouse://default:@127.0.0.1:9000/default", Redact(c.ClickHouse.DSN))
 	}
 	if !isIdent(c.ClickHouse.Database) {
 		bad("clickhouse-database", "%q is not a plain identifier (letters, digits, _)", c.ClickHouse.Database)
