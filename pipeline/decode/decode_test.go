@@ -131,7 +131,8 @@ func TestRoundTripBothEncodings(t *testing.T) {
 	evs = append(evs, s)
 	o := orderEvent()
 	o.Amount, o.Items, o.OrderType = 0, 0, event.OrderRefunded
-	o.CustomerID = "kund-ø\"\\\n\x01" // escapes and non-ASCII survive JSON
+	o.CustomerID = "kund-ø\"\\" // escapes and non-ASCII survive JSON
+	o.OrderID = "o-\n\x01"      // control characters too, where the contract allows them
 	evs = append(evs, o)
 	for _, want := range evs {
 		avroVal, err := enc.Avro(nil, &want)
@@ -317,5 +318,49 @@ func TestIDLength(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCustomerIDControlCharacters: a customer_id with a control character
+// (C0, DEL, C1) is field.invalid in both encodings, so that no customer can
+// collide with winback's own changelog keys ("\x00meta"); printable
+// Unicode is fine.
+func TestCustomerIDControlCharacters(t *testing.T) {
+	cases := []struct {
+		id   string
+		want Reason
+	}{
+		{"c-1", ""},
+		{"Zoë-Müller", ""},
+		{"客户-42", ""},
+		{"c\u00a01", ""}, // no-break space: printable
+		{"\x00meta", ReasonFieldInvalid},
+		{"c\x00", ReasonFieldInvalid},
+		{"c\t1", ReasonFieldInvalid},
+		{"c\n", ReasonFieldInvalid},
+		{"c\x1f1", ReasonFieldInvalid},
+		{"c\x7f", ReasonFieldInvalid},
+		{"c\u0085", ReasonFieldInvalid}, // NEL, a C1 control
+		{"c\u009f", ReasonFieldInvalid},
+	}
+	d := newTestDecoder(newMapRegistry())
+	for _, c := range cases {
+		ev := orderEvent()
+		ev.CustomerID = c.id
+		for enc, value := range map[string][]byte{"json": AppendJSON(nil, &ev), "avro": mustAvro(t, ev)} {
+			var got event.Event
+			err := d.Decode(context.Background(), event.KindOrder, []byte(c.id), value, &got)
+			if r, _ := ReasonOf(err); r != c.want {
+				t.Errorf("%s %q: reason %q (%v), want %q", enc, c.id, r, err, c.want)
+				continue
+			}
+			if c.want == "" && got.CustomerID != c.id {
+				t.Errorf("%s %q: decoded %q", enc, c.id, got.CustomerID)
+			}
+			var de *Error
+			if c.want != "" && (!errors.As(err, &de) || de.Field != "customer_id") {
+				t.Errorf("%s %q: %v does not name customer_id", enc, c.id, err)
+			}
+		}
 	}
 }

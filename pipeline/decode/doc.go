@@ -53,7 +53,8 @@
 //	json.too_deep           nesting deeper than Options.MaxJSONDepth (32)
 //	field.missing           a required field is absent or null
 //	field.invalid           a value outside the contract: unknown enum symbol,
-//	                        invalid UTF-8, empty id, amount negative/NaN/Inf,
+//	                        invalid UTF-8, empty id, a control character in
+//	                        customer_id, amount negative/NaN/Inf,
 //	                        currency not three upper-case letters, items < 0,
 //	                        csat outside 1–5, nps outside 0–10, an unparsable
 //	                        RFC 3339 time, a field given twice in JSON

@@ -275,6 +275,9 @@ func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error 
 			return errorf(ReasonFieldInvalid, t.String(), "empty")
 		}
 	}
+	if i := controlAt(&f.str[tCustomerID]); i >= 0 {
+		return errorf(ReasonFieldInvalid, "customer_id", "control character at byte %d", i)
+	}
 	if f.has(tCurrency) && !isCurrency(&f.str[tCurrency]) {
 		return errorf(ReasonFieldInvalid, "currency", "%q is not three upper-case letters", f.str[tCurrency].String())
 	}
@@ -367,6 +370,27 @@ func (f *fields) strings(s *spec, out *[nStr]string) {
 			at += l
 		}
 	}
+}
+
+// controlAt returns the offset of the first control character (C0, DEL or
+// C1) in a valid UTF-8 string, or -1. customer_id may hold none: it is a
+// Kafka key, a ClickHouse key and a log field, and winback's own changelog
+// keys start with one (the task's meta record is "\x00meta"), so no
+// customer can collide with them.
+func controlAt(v *str) int {
+	if v.own {
+		return controlIn(v.s)
+	}
+	return controlIn(v.b)
+}
+
+func controlIn[T string | []byte](b T) int {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c == 0x7f || (c == 0xc2 && i+1 < len(b) && b[i+1] < 0xa0) {
+			return i
+		}
+	}
+	return -1
 }
 
 func isCurrency(v *str) bool {
