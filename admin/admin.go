@@ -2,12 +2,15 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,15 +36,48 @@ type Server struct {
 	log    *slog.Logger
 	checks []Check
 	lookup Lookup
+	opts   options
+}
+
+type options struct {
+	tokenSum [sha256.Size]byte
+	token    bool
+	pprof    bool
+	cmdline  []string
+}
+
+// Option configures a Server.
+type Option func(*options)
+
+// WithToken makes /v1/customers/{id} and /debug/pprof/ answer only requests
+// with the header "Authorization: Bearer <token>"; others get 401. The
+// comparison takes the same time whatever the token sent. An empty token
+// leaves them open.
+func WithToken(token string) Option {
+	return func(o *options) {
+		if token != "" {
+			o.token, o.tokenSum = true, sha256.Sum256([]byte(token))
+		}
+	}
+}
+
+// WithPprof serves Go's profiler under /debug/pprof/ (off without it).
+// /debug/pprof/cmdline shows cmdline, which the caller passes with its
+// secrets masked (config.RedactArgs(os.Args)), never os.Args itself.
+func WithPprof(cmdline []string) Option {
+	return func(o *options) { o.pprof, o.cmdline = true, cmdline }
 }
 
 // New builds the server; g gathers the metrics (usually the registry the
 // other components registered on).
-func New(addr string, g prometheus.Gatherer, checks []Check, lookup Lookup, log *slog.Logger) *Server {
+func New(addr string, g prometheus.Gatherer, checks []Check, lookup Lookup, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{addr: addr, log: log, checks: checks, lookup: lookup}
+	for _, o := range opts {
+		o(&s.opts)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -49,14 +85,43 @@ func New(addr string, g prometheus.Gatherer, checks []Check, lookup Lookup, log 
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.HandleFunc("GET /v1/customers/{id}", s.customer)
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.Handle("GET /v1/customers/{id}", s.auth(http.HandlerFunc(s.customer)))
+	if s.opts.pprof {
+		mux.Handle("GET /debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", s.auth(http.HandlerFunc(s.cmdline)))
+		mux.Handle("GET /debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", s.auth(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", s.auth(http.HandlerFunc(pprof.Trace)))
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s
+}
+
+// auth lets a request through h if it carries the token, or if there is
+// none to carry.
+func (s *Server) auth(h http.Handler) http.Handler {
+	if !s.opts.token {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// Hashes of equal length, so that the comparison's time says
+		// nothing about the token's length or prefix.
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.opts.tokenSum[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="winback"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token (see --http-token-file)"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// cmdline is pprof.Cmdline with the command line the caller gave.
+func (s *Server) cmdline(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte(strings.Join(s.opts.cmdline, "\x00")))
 }
 
 // Listen binds the address, so that Addr is known before Run.

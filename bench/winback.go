@@ -62,7 +62,7 @@ func startWinback(ctx context.Context, bin string, env []string, logPath string)
 		return nil, err
 	}
 	cmd := exec.Command(bin, "run")
-	cmd.Env = append(append(os.Environ(), env...), "WINBACK_HTTP_ADDR="+addr, "WINBACK_LOG_FORMAT=json", "WINBACK_LOG_LEVEL=info")
+	cmd.Env = append(append(os.Environ(), env...), "WINBACK_HTTP_ADDR="+addr, "WINBACK_HTTP_PPROF=true", "WINBACK_LOG_FORMAT=json", "WINBACK_LOG_LEVEL=info")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &winbackProc{cmd: cmd, http: addr, logPath: logPath, exited: make(chan struct{})}

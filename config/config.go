@@ -18,9 +18,12 @@ type Config struct {
 	ClickHouse ClickHouse   `yaml:"clickhouse"`
 	Topics     Topics       `yaml:"topics"`
 	Lapse      lapse.Config `yaml:"lapse"`
+	Decode     Decode       `yaml:"decode"`
 
 	TriggerFormat   string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
 	HTTPAddr        string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
+	HTTPTokenFile   string        `yaml:"http_token_file" help:"file holding a bearer token; when set, /v1/customers/{id} and /debug/pprof/ require the header Authorization: Bearer <token> (401 otherwise)"`
+	HTTPPprof       bool          `yaml:"http_pprof" help:"serve Go's profiler under /debug/pprof/ on http_addr (behind the token when http_token_file is set)"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long a graceful shutdown may take before winback exits anyway"`
 	CommitInterval  time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
 	MaxPollRecords  int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
@@ -29,7 +32,7 @@ type Config struct {
 	MaxValueBytes   int           `yaml:"max_value_bytes" help:"input records larger than this go to the dead-letter topic"`
 	// InputPartitioning is auto or strict.
 	InputPartitioning string `yaml:"input_partitioning" help:"auto: input records whose key is not the customer_id or that another partitioner placed (librdkafka's CRC32, null keys) are routed to their customer's partition through the repartition topic; strict: they go to the dead-letter topic (key.partition_mismatch)"`
-	DLQMaxValueBytes  int    `yaml:"dlq_max_value_bytes" help:"a dead-lettered value longer than this is cut (headers winback.truncated and winback.source.size say so); keep it below the dead-letter topic's max.message.bytes and the producer's 1 MB batch limit"`
+	DLQMaxValueBytes  int    `yaml:"dlq_max_value_bytes" help:"a dead-lettered value longer than this is cut (headers winback.truncated and winback.source.size say so); the key (over 4 KiB) and source headers (over 16 KiB) are cut too; at most 950 KiB, and keep it 24 KiB below the dead-letter topic's max.message.bytes"`
 }
 
 // Kafka is how winback reaches the brokers.
@@ -75,6 +78,11 @@ type ClickHouse struct {
 	BatchRows     int           `yaml:"batch_rows" help:"rows per insert batch at most"`
 	FlushInterval time.Duration `yaml:"flush_interval" help:"longest time rows wait before they are written"`
 	ActiveDays    int           `yaml:"active_days" help:"a customer is active in the retention views if they ordered within this many days"`
+}
+
+// Decode bounds what input records winback accepts.
+type Decode struct {
+	MaxFutureSkew time.Duration `yaml:"max_future_skew" help:"an event_time further than this after the wall clock goes to the dead-letter topic (time.in_future), so that one mis-dated event cannot fire timers early"`
 }
 
 // Topics names the topics winback reads and writes.
@@ -128,6 +136,7 @@ func Default() Config {
 		MaxValueBytes:     1 << 20,
 		DLQMaxValueBytes:  900 << 10,
 		Lapse:             lapse.DefaultConfig(),
+		Decode:            Decode{MaxFutureSkew: 5 * time.Minute},
 	}
 }
 
@@ -171,13 +180,13 @@ func (c *Config) Validate() error {
 		bad("kafka-tls-cert-file", "mutual TLS needs both --kafka-tls-cert-file and --kafka-tls-key-file")
 	}
 	if u, err := url.Parse(c.Registry.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("registry-url", "%q is not an http(s) URL, e.g. http://registry:8081", c.Registry.URL)
+		bad("registry-url", "%q is not an http(s) URL, e.g. http://registry:8081", Redact(c.Registry.URL))
 	}
 	if c.Registry.Retry < 0 {
 		bad("registry-retry", "negative duration")
 	}
 	if u, err := url.Parse(c.ClickHouse.DSN); err != nil || (u.Scheme != "clickhouse" && u.Scheme != "tcp") || u.Host == "" {
-		bad("clickhouse-dsn", "%q is not a native-protocol DSN, e.g. clickhouse://default:@127.0.0.1:9000/default", c.ClickHouse.DSN)
+		bad("clickhouse-dsn", "%q is not a native-protocol DSN, e.g. clickhouse://default:@127.0.0.1:9000/default", Redact(c.ClickHouse.DSN))
 	}
 	if !isIdent(c.ClickHouse.Database) {
 		bad("clickhouse-database", "%q is not a plain identifier (letters, digits, _)", c.ClickHouse.Database)
@@ -238,8 +247,18 @@ func (c *Config) Validate() error {
 	if c.DLQMaxValueBytes < 1024 {
 		bad("dlq-max-value-bytes", "%d is too small; at least 1024", c.DLQMaxValueBytes)
 	}
+	// A dead letter carries up to 24 KiB beside its value (a key cut to
+	// 4 KiB, source headers cut to 16 KiB, winback's own headers:
+	// kafka.DeadLetterOverhead), and must fit the producer's batch limit
+	// of 1,000,012 bytes (kafka.DefaultMaxBatchBytes).
+	if c.DLQMaxValueBytes > 950<<10 {
+		bad("dlq-max-value-bytes", "%d is too large: with the key and headers a dead letter may carry beside it, it would not fit the producer's 1,000,012-byte batch limit; at most 972800 (950 KiB)", c.DLQMaxValueBytes)
+	}
 	if c.MaxValueBytes < 1024 {
 		bad("max-value-bytes", "%d is too small; at least 1024", c.MaxValueBytes)
+	}
+	if c.Decode.MaxFutureSkew <= 0 {
+		bad("decode-max-future-skew", "must be positive, e.g. 5m (raise it only if producers' clocks run ahead)")
 	}
 	if err := c.Lapse.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("lapse: %w", err))

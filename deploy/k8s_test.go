@@ -135,7 +135,13 @@ type deployment struct {
 							Path string `yaml:"path"`
 						} `yaml:"items"`
 					} `yaml:"configMap"`
-					Secret   any `yaml:"secret"`
+					Secret *struct {
+						SecretName string `yaml:"secretName"`
+						Items      []struct {
+							Key  string `yaml:"key"`
+							Path string `yaml:"path"`
+						} `yaml:"items"`
+					} `yaml:"secret"`
 					EmptyDir any `yaml:"emptyDir"`
 				} `yaml:"volumes"`
 			} `yaml:"spec"`
@@ -226,7 +232,7 @@ func TestKustomization(t *testing.T) {
 	if k.Namespace != "" {
 		t.Errorf("kustomization.yaml sets namespace %q; leave it to an overlay or the current context", k.Namespace)
 	}
-	for _, want := range []string{"configmap.yaml", "deployment.yaml", "service.yaml", "pdb.yaml"} {
+	for _, want := range []string{"configmap.yaml", "deployment.yaml", "service.yaml", "pdb.yaml", "networkpolicy.yaml"} {
 		if !slices.Contains(k.Resources, want) {
 			t.Errorf("kustomization.yaml does not list %s", want)
 		}
@@ -357,6 +363,18 @@ func TestDeployment(t *testing.T) {
 	files := map[string]string{}
 	for _, m := range c.VolumeMounts {
 		for _, v := range spec.Volumes {
+			if v.Name == m.Name && v.Secret != nil {
+				for _, it := range v.Secret.Items {
+					data, ok := secrets[v.Secret.SecretName][it.Key]
+					if !ok {
+						t.Errorf("volume %s: secret %s has no key %s in secret.example.yaml", v.Name, v.Secret.SecretName, it.Key)
+					}
+					files[path.Join(m.MountPath, it.Path)] = data
+				}
+				if !m.ReadOnly {
+					t.Errorf("secret volume mount %s is not readOnly", m.MountPath)
+				}
+			}
 			if v.Name != m.Name || v.ConfigMap == nil {
 				continue
 			}
@@ -386,6 +404,19 @@ func TestDeployment(t *testing.T) {
 	cfg, err := loadLikeWinback(t, cli, args, env, files)
 	if err != nil {
 		t.Fatalf("winback %s with the Deployment's env and ConfigMap does not load: %v", strings.Join(args, " "), err)
+	}
+
+	// Customer state is personal data: the pods require a bearer token,
+	// read from a file the Secret provides, and do not serve pprof.
+	if cfg.HTTPTokenFile == "" {
+		t.Error("http_token_file is not set: /v1/customers/{id} would answer anyone")
+	} else if tok, ok := files[cfg.HTTPTokenFile]; !ok {
+		t.Errorf("http_token_file %s is not a file a Secret volume provides", cfg.HTTPTokenFile)
+	} else if len(strings.TrimSpace(tok)) < 16 {
+		t.Errorf("the example token is %d characters; winback requires at least 16", len(strings.TrimSpace(tok)))
+	}
+	if cfg.HTTPPprof {
+		t.Error("http_pprof is on in the Deployment; enable it per pod when profiling")
 	}
 
 	// Ports and probes against the loaded configuration.
@@ -626,5 +657,81 @@ func TestQuantities(t *testing.T) {
 	}
 	if _, err := q("2GB"); err == nil {
 		t.Error("quantity 2GB accepted")
+	}
+}
+
+// TestNetworkPolicy checks that a NetworkPolicy guards the winback pods'
+// HTTP port: it selects the Deployment's pods, restricts ingress, and every
+// rule names its sources (a rule without one would let anyone in) and only
+// the http port.
+func TestNetworkPolicy(t *testing.T) {
+	type peer struct {
+		PodSelector       *labelSelector `yaml:"podSelector"`
+		NamespaceSelector *labelSelector `yaml:"namespaceSelector"`
+		IPBlock           any            `yaml:"ipBlock"`
+	}
+	type networkPolicy struct {
+		k8sObject `yaml:",inline"`
+		Spec      struct {
+			PodSelector labelSelector `yaml:"podSelector"`
+			PolicyTypes []string      `yaml:"policyTypes"`
+			Ingress     []struct {
+				From  []peer `yaml:"from"`
+				Ports []struct {
+					Port     any    `yaml:"port"`
+					Protocol string `yaml:"protocol"`
+				} `yaml:"ports"`
+			} `yaml:"ingress"`
+		} `yaml:"spec"`
+	}
+	all := k8sManifests(t)
+	d := manifest[deployment](t, all, "Deployment/winback")
+	np := manifest[networkPolicy](t, all, "NetworkPolicy/winback")
+	if np.APIVersion != "networking.k8s.io/v1" {
+		t.Errorf("apiVersion %s", np.APIVersion)
+	}
+	if !selects(np.Spec.PodSelector, d.Spec.Template.Metadata.Labels) {
+		t.Errorf("podSelector %v does not select the winback pods %v", np.Spec.PodSelector.MatchLabels, d.Spec.Template.Metadata.Labels)
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, "Ingress") {
+		t.Errorf("policyTypes %v: no Ingress, so ingress is not restricted", np.Spec.PolicyTypes)
+	}
+	if len(np.Spec.Ingress) == 0 {
+		t.Error("no ingress rule: Prometheus could not scrape /metrics")
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	portOK := func(p any) bool {
+		for _, cp := range c.Ports {
+			if fmt.Sprint(p) == cp.Name || fmt.Sprint(p) == strconv.Itoa(cp.ContainerPort) {
+				return true
+			}
+		}
+		return false
+	}
+	for i, r := range np.Spec.Ingress {
+		if len(r.From) == 0 {
+			t.Errorf("ingress rule %d has no from: it admits every source", i)
+		}
+		for _, f := range r.From {
+			if f.IPBlock != nil {
+				t.Errorf("ingress rule %d admits an ipBlock; select pods and namespaces", i)
+			}
+			if f.PodSelector == nil && f.NamespaceSelector == nil {
+				t.Errorf("ingress rule %d has a peer with no selector", i)
+			}
+			for _, sel := range []*labelSelector{f.PodSelector, f.NamespaceSelector} {
+				if sel != nil && len(sel.MatchLabels) == 0 {
+					t.Errorf("ingress rule %d has an empty selector: it matches everything", i)
+				}
+			}
+		}
+		if len(r.Ports) == 0 {
+			t.Errorf("ingress rule %d opens every port", i)
+		}
+		for _, p := range r.Ports {
+			if !portOK(p.Port) {
+				t.Errorf("ingress rule %d opens port %v, not the container's http port", i, p.Port)
+			}
+		}
 	}
 }

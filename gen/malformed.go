@@ -54,7 +54,7 @@ func MalformedReason(kind string) decode.Reason {
 	case MalformedNegativeAmount, MalformedUnknownEnum, MalformedCSATOutOfRange:
 		return decode.ReasonFieldInvalid
 	case MalformedFarFuture:
-		return decode.ReasonTimeOutOfRange
+		return decode.ReasonTimeInFuture
 	case MalformedEmptyValue:
 		return decode.ReasonValueEmpty
 	case MalformedWrongType:

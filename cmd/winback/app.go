@@ -106,6 +106,29 @@ func registryClient(cfg *config.Config) (*sr.Client, error) {
 	return sr.NewClient(opts...)
 }
 
+// adminOptions reads --http-token-file and --http-pprof. It warns when
+// customer state is served without a token.
+func adminOptions(cfg *config.Config, log *slog.Logger) ([]admin.Option, error) {
+	var opts []admin.Option
+	if cfg.HTTPTokenFile != "" {
+		data, err := os.ReadFile(cfg.HTTPTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--http-token-file: %w", err)
+		}
+		token := strings.TrimSpace(string(data))
+		if len(token) < 16 {
+			return nil, fmt.Errorf("--http-token-file: %s holds %d characters; use a random token of at least 16 (e.g. openssl rand -hex 32)", cfg.HTTPTokenFile, len(token))
+		}
+		opts = append(opts, admin.WithToken(token))
+	} else {
+		log.Warn("serving /v1/customers/{id} without authentication; set --http-token-file", "http", cfg.HTTPAddr)
+	}
+	if cfg.HTTPPprof {
+		opts = append(opts, admin.WithPprof(config.RedactArgs(os.Args)))
+	}
+	return opts, nil
+}
+
 // clickhouseConfig maps the settings to the sink's.
 func clickhouseConfig(cfg *config.Config) clickhouse.Config {
 	return clickhouse.Config{
@@ -176,6 +199,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	}
 	dec := decode.NewDecoder(decode.SchemaRegistry(src), decode.Options{
 		MaxValueBytes: cfg.MaxValueBytes,
+		MaxFutureSkew: cfg.Decode.MaxFutureSkew,
 		RegistryRetry: cfg.Registry.Retry,
 		Logger:        log.With("component", "decode"),
 	})
@@ -210,6 +234,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 			Progress: cfg.ProgressTopic(), Repartition: cfg.RepartitionTopic(),
 		},
 		StrictPartitioning: cfg.InputPartitioning == "strict",
+		MaxFutureSkew:      cfg.Decode.MaxFutureSkew,
 		Group:              cfg.Kafka.Group,
 		TransactionalID:    cfg.Kafka.TransactionalID + "-" + instance,
 		ClientOpts:         append(kopts, kgo.ClientID("winback@"+cfg.HTTPAddr)),
@@ -232,6 +257,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		return err
 	}
 
+	httpOpts, err := adminOptions(cfg, log)
+	if err != nil {
+		return usageError{err}
+	}
 	srv := admin.New(cfg.HTTPAddr, reg, []admin.Check{
 		{Name: "state", Fn: func(context.Context) error {
 			if !runner.Ready() {
@@ -241,7 +270,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		}},
 		{Name: "kafka", Fn: func(ctx context.Context) error { return probe.Ping(ctx) }},
 		{Name: "clickhouse", Fn: sink.Ping},
-	}, runner.Customer, log.With("component", "http"))
+	}, runner.Customer, log.With("component", "http"), httpOpts...)
 	if err := srv.Listen(); err != nil {
 		return usageError{fmt.Errorf("--http-addr: %w", err)}
 	}

@@ -257,10 +257,10 @@ func TestBacktestMalformedLines(t *testing.T) {
 	}
 	rep, _ := backtestJSON(t, "--file", path)
 	want := map[string]int{
-		reasonUnroutable:                    3,
-		string(decode.ReasonJSONSyntax):     1,
-		string(decode.ReasonFieldMissing):   1,
-		string(decode.ReasonTimeOutOfRange): 1,
+		reasonUnroutable:                  3,
+		string(decode.ReasonJSONSyntax):   1,
+		string(decode.ReasonFieldMissing): 1,
+		string(decode.ReasonTimeInFuture): 1,
 	}
 	if len(rep.BadRecords) != len(want) || rep.BadTotal != 6 {
 		t.Errorf("bad records %v (total %d), want %v", rep.BadRecords, rep.BadTotal, want)

@@ -252,7 +252,7 @@ func backtestFile(ctx context.Context, cfg *config.Config, o *backtestOptions, n
 		parts = 1
 	}
 	bt := newBacktestRun("file:"+o.file, parts)
-	dec := decode.NewDecoder(nil, decode.Options{Now: func() time.Time { return now }, MaxValueBytes: cfg.MaxValueBytes})
+	dec := decode.NewDecoder(nil, decode.Options{Now: func() time.Time { return now }, MaxValueBytes: cfg.MaxValueBytes, MaxFutureSkew: cfg.Decode.MaxFutureSkew})
 	topics := gen.Topics{Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support}
 	names := topics.Kinds()
 	var ev event.Event
@@ -397,6 +397,7 @@ func backtestTopics(ctx context.Context, cfg *config.Config, o *backtestOptions,
 	dec := decode.NewDecoder(decode.SchemaRegistry(src), decode.Options{
 		Now:           func() time.Time { return now },
 		MaxValueBytes: cfg.MaxValueBytes,
+		MaxFutureSkew: cfg.Decode.MaxFutureSkew,
 		RegistryRetry: cfg.Registry.Retry,
 		Logger:        log.With("component", "decode"),
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/sinks/kafka"
 )
 
 // TestHostileInput sends the hostile-input corpus (and an oversized
@@ -76,6 +77,15 @@ func TestHostileInput(t *testing.T) {
 	big := []byte(`{"event_id":"big","customer_id":"c-big","pad":"` + strings.Repeat("x", 1<<20+100) + `"}`)
 	send(s.cfg.Topics.Orders, []byte("c-big"), big, string(decode.ReasonValueTooLarge))
 	now := time.Now().Add(-time.Hour).UnixMilli()
+	// Records whose dead letters, copied whole, would be over the
+	// producer's 1,000,012-byte batch limit, failing every replay of their
+	// transaction (issue 18): a 510 KB customer_id on an unsubscribe (key
+	// and value both hold it), and a 100 KiB key with an 880 KiB bad value.
+	longID := strings.Repeat("c", 510_000)
+	unsub := fmt.Appendf(nil, `{"event_id":"u-1","customer_id":%q,"event_time":%d,"type":"UNSUBSCRIBED","campaign_id":"x"}`, longID, now)
+	send(s.cfg.Topics.Email, []byte(longID), unsub, string(decode.ReasonFieldTooLong))
+	bigKey := []byte(strings.Repeat("k", 100<<10))
+	send(s.cfg.Topics.Orders, bigKey, append([]byte(`{"event_id":`), strings.Repeat("x", 880<<10)...), string(decode.ReasonJSONSyntax))
 	valid := event.Event{Kind: event.KindOrder, EventID: "after-1", CustomerID: "after-hostile", Time: now,
 		OrderType: event.OrderPlaced, OrderID: "o-after", Amount: 12.5, Currency: "EUR", Items: 1}
 	send(s.cfg.Topics.Orders, []byte("after-hostile"), decode.AppendJSON(nil, &valid), "")
@@ -100,13 +110,19 @@ func TestHostileInput(t *testing.T) {
 		if got := headerValue(r, "winback.reason"); got != w {
 			t.Errorf("%+v: reason %q, want %q (error %q)", o, got, w, headerValue(r, "winback.error"))
 		}
+		if n := kafka.BatchSize(r); n > kafka.DefaultMaxBatchBytes {
+			t.Errorf("%+v: dead letter of %d bytes", o, n)
+		}
+		if len(r.Key) > kafka.MaxDeadLetterKeyBytes {
+			t.Errorf("%+v: dead letter key of %d bytes", o, len(r.Key))
+		}
 		delete(want, o)
 	}
 	for o, w := range want {
 		t.Errorf("no dead letter for %+v (%s)", o, w)
 	}
-	if n := counter(t, reg, "winback_dlq_records_total"); int(n) != len(cases)+1-routed {
-		t.Errorf("winback_dlq_records_total = %v, want %d", n, len(cases)+1-routed)
+	if n := counter(t, reg, "winback_dlq_records_total"); int(n) != len(cases)+3-routed {
+		t.Errorf("winback_dlq_records_total = %v, want %d", n, len(cases)+3-routed)
 	}
 	if routed == 0 {
 		t.Error("the corpus has no key.missing or key.mismatch case")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/sinks/kafka"
 )
 
 // A task holds a customer's state only if all of the customer's records
@@ -102,6 +103,13 @@ func (r *Runner) place(t *task, src int, rec *kgo.Record, q *queued, err error) 
 // customer_id, in t's outputs.
 func (r *Runner) forward(t *task, q *queued) {
 	src := q.rec
+	if n := kafka.BatchSize(src) + 256; n > kafka.DefaultMaxBatchBytes {
+		// With winback's headers it would not fit the producer's
+		// limit, and fail every replay of the transaction.
+		r.deadLetter(t, src, &decode.Error{Reason: decode.ReasonValueTooLarge, Field: "",
+			Err: fmt.Errorf("a record of %d bytes cannot be forwarded to the repartition topic (producer limit %d)", n, kafka.DefaultMaxBatchBytes)})
+		return
+	}
 	rec := t.arena.record()
 	rec.Topic = r.cfg.Topics.Repartition
 	rec.Key = t.arena.bytes(func(b []byte) []byte { return append(b, q.ev.CustomerID...) })

@@ -436,7 +436,7 @@ func (r *Runner) checkTopics(ctx context.Context) error {
 	r.nparts = n
 	r.mu.Unlock()
 	r.checked = r.now()
-	return nil
+	return checkChangelogPolicy(ctx, r.adm, t.State)
 }
 
 // partitionCounts returns the partition count of each named topic, 0 for a
@@ -883,6 +883,13 @@ func (r *Runner) emit(t *task, tr *event.Trigger, arrive int64) {
 // produce sends rec in the open transaction, or holds it for the next one
 // while processing ahead.
 func (r *Runner) produce(rec *kgo.Record) {
+	// A record the producer refuses would fail this transaction and every
+	// replay of it; inputs are bounded so that none is, and this says so
+	// loudly if one slips through.
+	if err := kafka.CheckSize(rec, 0); err != nil {
+		r.failWork(fmt.Errorf("consume: %w", err))
+		return
+	}
 	if r.hold {
 		r.held.recs = append(r.held.recs, rec)
 		return
@@ -906,6 +913,7 @@ func (r *Runner) advance() {
 			r.emit(t, &trigs[i], -1)
 		}
 		t.trigBuf = trigs[:0]
+		t.eng.TakeClosedDays(func(a *event.Aggregate) { r.dep.Sink.AddAggregate(a) })
 		changed := false
 		t.eng.TakeDirty(func(c *lapse.Customer) {
 			changed = true

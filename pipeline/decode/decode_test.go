@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -130,7 +131,8 @@ func TestRoundTripBothEncodings(t *testing.T) {
 	evs = append(evs, s)
 	o := orderEvent()
 	o.Amount, o.Items, o.OrderType = 0, 0, event.OrderRefunded
-	o.CustomerID = "kund-ø\"\\\n\x01" // escapes and non-ASCII survive JSON
+	o.CustomerID = "kund-ø\"\\" // escapes and non-ASCII survive JSON
+	o.OrderID = "o-\n\x01"      // control characters too, where the contract allows them
 	evs = append(evs, o)
 	for _, want := range evs {
 		avroVal, err := enc.Avro(nil, &want)
@@ -202,9 +204,163 @@ func TestFutureSkewOption(t *testing.T) {
 		checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), mustAvro(t, ev), &got), want)
 	}
 	f(now.Add(time.Hour), "")
-	f(now.Add(time.Hour+time.Millisecond), ReasonTimeOutOfRange)
+	f(now.Add(time.Hour+time.Millisecond), ReasonTimeInFuture)
 	f(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), "")
 	f(time.Date(1999, 12, 31, 23, 59, 59, 999e6, time.UTC), ReasonTimeOutOfRange)
 	now = now.Add(time.Hour) // the bound follows the clock
 	f(now.Add(time.Hour), "")
+}
+
+// TestFutureEvents checks the bound on event_time against the wall clock:
+// with the default skew of 5 minutes, one event dated days ahead (which
+// would otherwise move event time, and fire every timer early) is
+// time.in_future in both encodings, while clocks a little apart are fine.
+func TestFutureEvents(t *testing.T) {
+	cases := []struct {
+		name  string
+		skew  time.Duration // Options.MaxFutureSkew; 0 = the default
+		ahead time.Duration // event_time - Options.Now
+		want  Reason
+	}{
+		{"now", 0, 0, ""},
+		{"a second ahead", 0, time.Second, ""},
+		{"at the default skew", 0, DefaultMaxFutureSkew, ""},
+		{"a millisecond past the default skew", 0, DefaultMaxFutureSkew + time.Millisecond, ReasonTimeInFuture},
+		{"six days ahead", 0, 6 * 24 * time.Hour, ReasonTimeInFuture},
+		{"a year behind", 0, -365 * 24 * time.Hour, ""},
+		{"six days ahead, 7-day skew", 7 * 24 * time.Hour, 6 * 24 * time.Hour, ""},
+		{"eight days ahead, 7-day skew", 7 * 24 * time.Hour, 8 * 24 * time.Hour, ReasonTimeInFuture},
+		{"a minute ahead, 1s skew", time.Second, time.Minute, ReasonTimeInFuture},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := NewDecoder(newMapRegistry(), Options{Now: func() time.Time { return testNow }, MaxFutureSkew: c.skew})
+			for _, k := range []event.Kind{event.KindOrder, event.KindEmail, event.KindSupport} {
+				ev := baseEvent(k)
+				ev.Time = testNow.Add(c.ahead).UnixMilli()
+				var got event.Event
+				err := d.Decode(context.Background(), k, []byte("c-1"), AppendJSON(nil, &ev), &got)
+				checkReason(t, err, c.want)
+				if c.want != "" {
+					var de *Error
+					if !errors.As(err, &de) || de.Field != "event_time" {
+						t.Errorf("%v: error %v does not name event_time", k, err)
+					}
+					continue
+				}
+				if got.Time != ev.Time {
+					t.Errorf("%v: time %d, want %d", k, got.Time, ev.Time)
+				}
+				// Avro says the same.
+				checkReason(t, d.Decode(context.Background(), k, []byte("c-1"), mustAvro(t, ev), &got), c.want)
+			}
+		})
+	}
+}
+
+// TestIDLength checks MaxIDBytes on each id field of each kind, in both
+// encodings: at the limit the record decodes, one byte over it (or half a
+// megabyte over it, as on an unsubscribe that would otherwise make output
+// records the producer refuses) it is field.too_long, naming the field.
+func TestIDLength(t *testing.T) {
+	set := map[string]func(*event.Event, string){
+		"event_id":    func(e *event.Event, s string) { e.EventID = s },
+		"customer_id": func(e *event.Event, s string) { e.CustomerID = s },
+		"order_id":    func(e *event.Event, s string) { e.OrderID = s },
+		"campaign_id": func(e *event.Event, s string) { e.CampaignID = s },
+		"ticket_id":   func(e *event.Event, s string) { e.TicketID = s },
+	}
+	cases := []struct {
+		kind  event.Kind
+		field string
+		n     int
+		want  Reason
+	}{
+		{event.KindOrder, "event_id", MaxIDBytes, ""},
+		{event.KindOrder, "event_id", MaxIDBytes + 1, ReasonFieldTooLong},
+		{event.KindOrder, "customer_id", MaxIDBytes, ""},
+		{event.KindOrder, "customer_id", MaxIDBytes + 1, ReasonFieldTooLong},
+		{event.KindOrder, "order_id", MaxIDBytes, ""},
+		{event.KindOrder, "order_id", MaxIDBytes + 1, ReasonFieldTooLong},
+		{event.KindEmail, "campaign_id", MaxIDBytes, ""},
+		{event.KindEmail, "campaign_id", MaxIDBytes + 1, ReasonFieldTooLong},
+		{event.KindEmail, "customer_id", 510_000, ReasonFieldTooLong},
+		{event.KindSupport, "ticket_id", MaxIDBytes, ""},
+		{event.KindSupport, "ticket_id", MaxIDBytes + 1, ReasonFieldTooLong},
+		{event.KindSupport, "event_id", 100 << 10, ReasonFieldTooLong},
+	}
+	d := NewDecoder(newMapRegistry(), Options{Now: func() time.Time { return testNow }})
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%v/%s/%d", c.kind, c.field, c.n), func(t *testing.T) {
+			ev := baseEvent(c.kind)
+			if c.kind == event.KindEmail {
+				ev.EmailType = event.EmailUnsubscribed
+			}
+			id := strings.Repeat("x", c.n)
+			set[c.field](&ev, id)
+			key := []byte(ev.CustomerID) // the producer keys by customer_id
+			for enc, value := range map[string][]byte{"json": AppendJSON(nil, &ev), "avro": mustAvro(t, ev)} {
+				var got event.Event
+				err := d.Decode(context.Background(), c.kind, key, value, &got)
+				checkReason(t, err, c.want)
+				if c.want == "" {
+					if got != ev {
+						t.Errorf("%s: decoded %+v, want %+v", enc, got, ev)
+					}
+					continue
+				}
+				var de *Error
+				if errors.As(err, &de); de.Field != c.field {
+					t.Errorf("%s: field %q, want %q", enc, de.Field, c.field)
+				}
+				if len(err.Error()) > 200 {
+					t.Errorf("%s: the error repeats the value: %d bytes", enc, len(err.Error()))
+				}
+			}
+		})
+	}
+}
+
+// TestCustomerIDControlCharacters: a customer_id with a control character
+// (C0, DEL, C1) is field.invalid in both encodings, so that no customer can
+// collide with winback's own changelog keys ("\x00meta"); printable
+// Unicode is fine.
+func TestCustomerIDControlCharacters(t *testing.T) {
+	cases := []struct {
+		id   string
+		want Reason
+	}{
+		{"c-1", ""},
+		{"Zoë-Müller", ""},
+		{"客户-42", ""},
+		{"c\u00a01", ""}, // no-break space: printable
+		{"\x00meta", ReasonFieldInvalid},
+		{"c\x00", ReasonFieldInvalid},
+		{"c\t1", ReasonFieldInvalid},
+		{"c\n", ReasonFieldInvalid},
+		{"c\x1f1", ReasonFieldInvalid},
+		{"c\x7f", ReasonFieldInvalid},
+		{"c\u0085", ReasonFieldInvalid}, // NEL, a C1 control
+		{"c\u009f", ReasonFieldInvalid},
+	}
+	d := newTestDecoder(newMapRegistry())
+	for _, c := range cases {
+		ev := orderEvent()
+		ev.CustomerID = c.id
+		for enc, value := range map[string][]byte{"json": AppendJSON(nil, &ev), "avro": mustAvro(t, ev)} {
+			var got event.Event
+			err := d.Decode(context.Background(), event.KindOrder, []byte(c.id), value, &got)
+			if r, _ := ReasonOf(err); r != c.want {
+				t.Errorf("%s %q: reason %q (%v), want %q", enc, c.id, r, err, c.want)
+				continue
+			}
+			if c.want == "" && got.CustomerID != c.id {
+				t.Errorf("%s %q: decoded %q", enc, c.id, got.CustomerID)
+			}
+			var de *Error
+			if c.want != "" && (!errors.As(err, &de) || de.Field != "customer_id") {
+				t.Errorf("%s %q: %v does not name customer_id", enc, c.id, err)
+			}
+		}
+	}
 }

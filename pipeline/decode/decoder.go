@@ -14,11 +14,17 @@ import (
 	"github.com/winback/winback/pipeline/event"
 )
 
+// DefaultMaxFutureSkew is Options.MaxFutureSkew when it is not set: enough
+// for clocks that disagree by a little, not enough for one mis-dated event to
+// move event time (and so every timer) by days.
+const DefaultMaxFutureSkew = 5 * time.Minute
+
 // Options configures a Decoder. The zero value means every default.
 type Options struct {
 	// MaxValueBytes is the largest record value accepted; default 1 MiB.
 	MaxValueBytes int
-	// MaxFutureSkew is how far past Now an event_time may lie; default 7 days.
+	// MaxFutureSkew is how far past Now an event_time may lie; a later one
+	// fails with time.in_future. Default DefaultMaxFutureSkew (5 minutes).
 	MaxFutureSkew time.Duration
 	// Now is the clock for MaxFutureSkew and the schema cache; default time.Now.
 	Now func() time.Time
@@ -40,7 +46,7 @@ func (o Options) withDefaults() Options {
 		o.MaxValueBytes = 1 << 20
 	}
 	if o.MaxFutureSkew <= 0 {
-		o.MaxFutureSkew = 7 * 24 * time.Hour
+		o.MaxFutureSkew = DefaultMaxFutureSkew
 	}
 	if o.Now == nil {
 		o.Now = time.Now

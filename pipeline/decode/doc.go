@@ -53,12 +53,17 @@
 //	json.too_deep           nesting deeper than Options.MaxJSONDepth (32)
 //	field.missing           a required field is absent or null
 //	field.invalid           a value outside the contract: unknown enum symbol,
-//	                        invalid UTF-8, empty id, amount negative/NaN/Inf,
+//	                        invalid UTF-8, empty id, a control character in
+//	                        customer_id, amount negative/NaN/Inf,
 //	                        currency not three upper-case letters, items < 0,
 //	                        csat outside 1–5, nps outside 0–10, an unparsable
 //	                        RFC 3339 time, a field given twice in JSON
-//	time.out_of_range       event_time before 2000-01-01 or more than
-//	                        Options.MaxFutureSkew (7 days) after Options.Now
+//	field.too_long          event_id, customer_id, order_id, campaign_id or
+//	                        ticket_id longer than MaxIDBytes (256 bytes)
+//	time.out_of_range       event_time before 2000-01-01, or not a number
+//	                        that fits in Unix milliseconds
+//	time.in_future          event_time more than Options.MaxFutureSkew
+//	                        (5 minutes) after Options.Now
 //	key.missing             the record has no key (null or empty)
 //	key.mismatch            the key differs from customer_id
 //

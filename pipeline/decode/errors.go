@@ -25,7 +25,9 @@ const (
 	ReasonRegistryUnavailable Reason = "registry.unavailable"
 	ReasonFieldMissing        Reason = "field.missing"
 	ReasonFieldInvalid        Reason = "field.invalid"
+	ReasonFieldTooLong        Reason = "field.too_long"
 	ReasonTimeOutOfRange      Reason = "time.out_of_range"
+	ReasonTimeInFuture        Reason = "time.in_future"
 	ReasonKeyMissing          Reason = "key.missing"
 	ReasonKeyMismatch         Reason = "key.mismatch"
 	// ReasonKeyPartition is not the decoder's: consume uses it for a
@@ -41,7 +43,8 @@ var Reasons = []Reason{
 	ReasonJSONSyntax, ReasonJSONType, ReasonJSONTooDeep,
 	ReasonAvroTruncated, ReasonAvroUnknownSchemaID, ReasonAvroWrongSchema, ReasonAvroDecode,
 	ReasonRegistryUnavailable,
-	ReasonFieldMissing, ReasonFieldInvalid, ReasonTimeOutOfRange,
+	ReasonFieldMissing, ReasonFieldInvalid, ReasonFieldTooLong,
+	ReasonTimeOutOfRange, ReasonTimeInFuture,
 	ReasonKeyMissing, ReasonKeyMismatch,
 }
 

@@ -238,6 +238,16 @@ func (f *fields) firstMissing(want uint32) target {
 	return tNone
 }
 
+// MaxIDBytes is the longest event_id, customer_id, order_id, campaign_id or
+// ticket_id accepted; a longer one fails with field.too_long. Every output
+// record (trigger, changelog state, dead letter, ClickHouse row) carries ids,
+// so bounding them bounds the outputs: a 500 KB customer_id would make
+// output records that the producer refuses on every replay.
+const MaxIDBytes = 256
+
+// limited are the targets that MaxIDBytes bounds.
+const limited = 1<<tEventID | 1<<tCustomerID | 1<<tOrderID | 1<<tCampaignID | 1<<tTicketID
+
 // bounds on event_time, Unix ms.
 const minEventTime = 946684800000 // 2000-01-01T00:00:00Z
 
@@ -255,12 +265,18 @@ func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error 
 			continue
 		}
 		v := &f.str[t]
+		if limited&bit(t) != 0 && v.len() > MaxIDBytes {
+			return errorf(ReasonFieldTooLong, t.String(), "%d bytes; the limit is %d", v.len(), MaxIDBytes)
+		}
 		if !v.valid() {
 			return errorf(ReasonFieldInvalid, t.String(), "invalid UTF-8")
 		}
 		if s.ids&bit(t) != 0 && v.len() == 0 {
 			return errorf(ReasonFieldInvalid, t.String(), "empty")
 		}
+	}
+	if i := controlAt(&f.str[tCustomerID]); i >= 0 {
+		return errorf(ReasonFieldInvalid, "customer_id", "control character at byte %d", i)
 	}
 	if f.has(tCurrency) && !isCurrency(&f.str[tCurrency]) {
 		return errorf(ReasonFieldInvalid, "currency", "%q is not three upper-case letters", f.str[tCurrency].String())
@@ -281,7 +297,7 @@ func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error 
 		return errorf(ReasonTimeOutOfRange, "event_time", "%s is before 2000-01-01", fmtMillis(f.time))
 	}
 	if max := d.now().UnixMilli() + d.maxSkewMs; f.time > max {
-		return errorf(ReasonTimeOutOfRange, "event_time", "%s is more than %v in the future", fmtMillis(f.time), d.opts.MaxFutureSkew)
+		return errorf(ReasonTimeInFuture, "event_time", "%s is more than %v after the clock (%s)", fmtMillis(f.time), d.opts.MaxFutureSkew, fmtMillis(max-d.maxSkewMs))
 	}
 	// A key that is not the customer_id is reported after the event is
 	// filled in: the event itself is valid, and the caller may route it
@@ -360,6 +376,27 @@ func (f *fields) strings(s *spec, out *[nStr]string) {
 			at += l
 		}
 	}
+}
+
+// controlAt returns the offset of the first control character (C0, DEL or
+// C1) in a valid UTF-8 string, or -1. customer_id may hold none: it is a
+// Kafka key, a ClickHouse key and a log field, and winback's own changelog
+// keys start with one (the task's meta record is "\x00meta"), so no
+// customer can collide with them.
+func controlAt(v *str) int {
+	if v.own {
+		return controlIn(v.s)
+	}
+	return controlIn(v.b)
+}
+
+func controlIn[T string | []byte](b T) int {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c == 0x7f || (c == 0xc2 && i+1 < len(b) && b[i+1] < 0xa0) {
+			return i
+		}
+	}
+	return -1
 }
 
 func isCurrency(v *str) bool {

@@ -49,7 +49,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 		// Values are judged only once the whole object has been read.
 		switch r {
-		case ReasonFieldMissing, ReasonFieldInvalid, ReasonTimeOutOfRange, ReasonKeyMissing, ReasonKeyMismatch:
+		case ReasonFieldMissing, ReasonFieldInvalid, ReasonFieldTooLong, ReasonTimeOutOfRange, ReasonTimeInFuture, ReasonKeyMissing, ReasonKeyMismatch:
 			if !valid {
 				t.Fatalf("%s for invalid JSON %q: %v", r, value, err)
 			}

@@ -106,9 +106,14 @@ func hostileInputs(t testing.TB) []hostileInput {
 		{"json_duplicate_customer_id.json", "order", "c-1", jsonWith(`"items":2`, `"items":2,"customer_id":"c-2"`), ReasonFieldInvalid, "customer_id given twice"},
 		{"json_time_digits_string.json", "order", "c-1", jsonWith(`1714564800000`, `"1714564800000"`), ReasonFieldInvalid, "epoch millis as a string: not RFC 3339"},
 
-		{"avro_year_9999.bin", "order", "c-1", avro(orderEvent(), func(e *event.Event) { e.Time = 253402300799000 }), ReasonTimeOutOfRange, "event_time 9999-12-31T23:59:59Z"},
+		{"json_customer_id_too_long.json", "email", "c-1", json(emailEvent(), func(e *event.Event) { e.EmailType = event.EmailUnsubscribed; e.CustomerID = strings.Repeat("c", 300) }), ReasonFieldTooLong, "an unsubscribe whose customer_id is 300 bytes (the limit is 256)"},
+		{"avro_order_id_too_long.bin", "order", "c-1", avro(orderEvent(), func(e *event.Event) { e.OrderID = strings.Repeat("o", 257) }), ReasonFieldTooLong, "order_id of 257 bytes"},
+
+		{"avro_customer_id_meta_key.bin", "order", "c-1", avro(orderEvent(), func(e *event.Event) { e.CustomerID = "\x00meta" }), ReasonFieldInvalid, "customer_id equal to the changelog's meta key (a control character)"},
+
+		{"avro_year_9999.bin", "order", "c-1", avro(orderEvent(), func(e *event.Event) { e.Time = 253402300799000 }), ReasonTimeInFuture, "event_time 9999-12-31T23:59:59Z"},
 		{"avro_before_1970.bin", "email", "c-1", avro(emailEvent(), func(e *event.Event) { e.Time = -86400000 }), ReasonTimeOutOfRange, "event_time 1969-12-31"},
-		{"json_year_9999.json", "order", "c-1", jsonWith(`1714564800000`, `"9999-12-31T23:59:59Z"`), ReasonTimeOutOfRange, "event_time 9999-12-31 as RFC 3339"},
+		{"json_year_9999.json", "order", "c-1", jsonWith(`1714564800000`, `"9999-12-31T23:59:59Z"`), ReasonTimeInFuture, "event_time 9999-12-31 as RFC 3339"},
 		{"json_year_1999.json", "order", "c-1", jsonWith(`1714564800000`, `"1999-12-31T23:59:59Z"`), ReasonTimeOutOfRange, "event_time before 2000"},
 
 		{"avro_null_key.bin", "order", "-", validOrder, ReasonKeyMissing, "a valid order with a null key"},

@@ -10,6 +10,13 @@
 // the same triggers, ids, versions and snapshots whatever the batch
 // boundaries or the cadence of Advance.
 //
+// TakeDirty hands out the customers changed since its last call, whose
+// Aggregate rows go to ClickHouse. With KeepDays the engine also keeps, for
+// TakeClosedDays, the end-of-day row of a customer whose next change falls
+// on a later event-time day before TakeDirty took it, so that ClickHouse's
+// customer_daily has one row per customer and changed day whether the input
+// came live or as a backfill of months per batch (days.go).
+//
 // # Signals
 //
 // docs/signals.md describes each signal for analysts. In short:

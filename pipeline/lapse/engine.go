@@ -55,6 +55,7 @@ type Engine struct {
 	// Advance: the tracker "starts" when the task starts processing, not
 	// when it was created or restored.
 	restartIdle bool
+	days        dayRows // see days.go
 }
 
 type dueItem struct {
@@ -144,6 +145,7 @@ func (e *Engine) TakeDirty(fn func(c *Customer)) {
 
 // touch records a change of c at event time t.
 func (e *Engine) touch(c *Customer, t int64) {
+	e.days.closeDay(e, c, t)
 	c.version++
 	c.lastChange = max(c.lastChange, t)
 	if c.flags&flagDirty == 0 {

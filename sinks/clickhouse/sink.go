@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/winback/winback/config"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/schemas"
 	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
@@ -193,19 +194,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	return s, nil
 }
 
-// redact hides the password in a DSN for logs and errors.
-func redact(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
-	scheme := strings.Index(dsn, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return dsn
-	}
-	userinfo := dsn[scheme+3 : at]
-	if i := strings.IndexByte(userinfo, ':'); i >= 0 {
-		return dsn[:scheme+3] + userinfo[:i] + ":***" + dsn[at:]
-	}
-	return dsn
-}
+// redact hides the password in a DSN for logs and errors: the userinfo's
+// and a password query parameter's (config.Redact).
+func redact(dsn string) string { return config.Redact(dsn) }
 
 // ServerVersion is the server's SELECT version().
 func (s *Sink) ServerVersion() string { return s.version.String() }

@@ -112,4 +112,7 @@ func TestOpenErrors(t *testing.T) {
 	if got := redact("clickhouse://user:secret@host:9000/db"); got != "clickhouse://user:***@host:9000/db" {
 		t.Errorf("redact: %s", got)
 	}
+	if got := redact("clickhouse://host:9000/db?username=u&password=secret"); got != "clickhouse://host:9000/db?username=u&password=***" {
+		t.Errorf("redact: %s", got)
+	}
 }

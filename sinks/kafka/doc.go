@@ -37,13 +37,23 @@
 //	winback.source.partition  its partition, decimal
 //	winback.source.offset     its offset, decimal
 //	winback.source.timestamp  its timestamp, Unix milliseconds, decimal
-//	winback.truncated         "true" when the value was cut to the cap
-//	winback.source.size       the original value's size, when cut
+//	winback.source.size       the original value's size, when it was cut
+//	winback.source.key_size   the original key's size, when it was cut
+//	winback.source.headers_dropped  how many source headers were left out
+//	winback.truncated         "true" when anything was cut
 //
-// A value longer than the cap passed to DeadLetterRecord is cut to it, so
-// that the record always fits the dead-letter topic (a record the broker
-// refuses would fail its transaction on every replay); the source
-// coordinates still point at the whole original. DeadLetter gives the same facts as an
+// A value longer than the cap passed to DeadLetterRecord is cut to it, a
+// key to MaxDeadLetterKeyBytes (4 KiB), and the source headers to
+// MaxDeadLetterHeaderBytes (16 KiB), so that the record always fits the
+// dead-letter topic (a record the broker refuses would fail its transaction
+// on every replay); the source coordinates still point at the whole
+// original.
+//
+// # Size
+//
+// BatchSize is the size of a record in a batch of its own, as the producer
+// counts it against ProducerBatchMaxBytes; CheckSize compares it with the
+// limit. Check every output record before it joins a transaction. DeadLetter gives the same facts as an
 // event.DeadLetter row for ClickHouse, with the value cut to a sample.
 //
 // The package exports no metrics.

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/winback/winback/pipeline/decode"
@@ -25,8 +26,28 @@ const (
 	HeaderSourcePartition = "winback.source.partition"
 	HeaderSourceOffset    = "winback.source.offset"
 	HeaderSourceTimestamp = "winback.source.timestamp"
-	HeaderTruncated       = "winback.truncated"   // "true" when the value was cut
+	HeaderTruncated       = "winback.truncated"   // "true" when the value, key or source headers were cut
 	HeaderSourceSize      = "winback.source.size" // the original value's size, when cut
+	// HeaderSourceKeySize is the original key's size, when the key was cut.
+	HeaderSourceKeySize = "winback.source.key_size"
+	// HeaderSourceHeadersDropped counts the source headers left out.
+	HeaderSourceHeadersDropped = "winback.source.headers_dropped"
+)
+
+// Caps on what a dead letter copies from its source record beside the
+// value, so that a hostile key or header set cannot make a dead letter the
+// producer refuses. Together with the winback.* headers (at most about
+// 1.5 KiB: the error is capped at MaxErrorBytes) a dead letter is at most
+// DeadLetterOverhead bytes larger than its value cap.
+const (
+	// MaxDeadLetterKeyBytes caps the key. A valid key is a customer_id of
+	// at most decode.MaxIDBytes, so only a bad record's key is ever cut.
+	MaxDeadLetterKeyBytes = 4 << 10
+	// MaxDeadLetterHeaderBytes caps the source's own headers (names and
+	// values); headers past it are left out, in order.
+	MaxDeadLetterHeaderBytes = 16 << 10
+	// DeadLetterOverhead bounds BatchSize(dead letter) - value cap.
+	DeadLetterOverhead = MaxDeadLetterKeyBytes + MaxDeadLetterHeaderBytes + 4<<10
 )
 
 // ReasonInternal is the dead-letter reason of an error that is not a
@@ -63,14 +84,21 @@ func Reason(err error) string {
 
 // DeadLetterRecord returns the dead-letter record on topic for src, which
 // failed with err: src's key and value, the winback.* headers (see the
-// package doc) and then src's own headers. A value longer than maxValue
-// bytes (maxValue > 0) is cut to maxValue, with the headers
-// winback.truncated=true and winback.source.size, so that the record fits
-// the dead-letter topic: one that does not would fail its transaction on
-// every replay and stall the pipeline. The source coordinates in the
-// headers still point at the whole original record.
+// package doc) and then src's own headers.
+//
+// What would not fit is cut, so that the record always fits the dead-letter
+// topic and the producer's batch limit (one that does not would fail its
+// transaction on every replay and stall the pipeline): a value longer than
+// maxValue bytes (maxValue > 0) is cut to maxValue, a key longer than
+// MaxDeadLetterKeyBytes to that, and src's headers are kept in order while
+// they total at most MaxDeadLetterHeaderBytes. Each cut adds
+// winback.truncated=true and says what was cut: winback.source.size (the
+// value's size), winback.source.key_size, winback.source.headers_dropped.
+// The source coordinates (topic, partition, offset) are never cut: they
+// still point at the whole original record. With maxValue > 0,
+// BatchSize of the result is at most maxValue + DeadLetterOverhead.
 func DeadLetterRecord(topic string, src *kgo.Record, err error, maxValue int) *kgo.Record {
-	h := make([]kgo.RecordHeader, 0, 8+len(src.Headers))
+	h := make([]kgo.RecordHeader, 0, 10+len(src.Headers))
 	h = append(h,
 		kgo.RecordHeader{Key: HeaderReason, Value: []byte(Reason(err))},
 		kgo.RecordHeader{Key: HeaderError, Value: []byte(errorText(err))},
@@ -79,28 +107,51 @@ func DeadLetterRecord(topic string, src *kgo.Record, err error, maxValue int) *k
 		kgo.RecordHeader{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
 		kgo.RecordHeader{Key: HeaderSourceTimestamp, Value: strconv.AppendInt(nil, src.Timestamp.UnixMilli(), 10)},
 	)
-	value := src.Value
+	value, key := src.Value, src.Key
+	cut := false
 	if maxValue > 0 && len(value) > maxValue {
-		value = value[:maxValue]
-		h = append(h,
-			kgo.RecordHeader{Key: HeaderTruncated, Value: []byte("true")},
-			kgo.RecordHeader{Key: HeaderSourceSize, Value: strconv.AppendInt(nil, int64(len(src.Value)), 10)},
-		)
+		value, cut = value[:maxValue], true
+		h = append(h, kgo.RecordHeader{Key: HeaderSourceSize, Value: strconv.AppendInt(nil, int64(len(src.Value)), 10)})
 	}
-	h = append(h, src.Headers...)
-	return &kgo.Record{Topic: topic, Key: src.Key, Value: value, Headers: h}
+	if len(key) > MaxDeadLetterKeyBytes {
+		key, cut = key[:MaxDeadLetterKeyBytes], true
+		h = append(h, kgo.RecordHeader{Key: HeaderSourceKeySize, Value: strconv.AppendInt(nil, int64(len(src.Key)), 10)})
+	}
+	kept, size := 0, 0
+	for _, sh := range src.Headers {
+		size += headerSize(sh)
+		if size > MaxDeadLetterHeaderBytes {
+			break
+		}
+		kept++
+	}
+	if kept < len(src.Headers) {
+		cut = true
+		h = append(h, kgo.RecordHeader{Key: HeaderSourceHeadersDropped, Value: strconv.AppendInt(nil, int64(len(src.Headers)-kept), 10)})
+	}
+	if cut {
+		h = append(h, kgo.RecordHeader{Key: HeaderTruncated, Value: []byte("true")})
+	}
+	h = append(h, src.Headers[:kept]...)
+	return &kgo.Record{Topic: topic, Key: key, Value: value, Headers: h}
+}
+
+// headerSize is what h adds to a record on the wire.
+func headerSize(h kgo.RecordHeader) int {
+	return kbin.VarintLen(int32(len(h.Key))) + len(h.Key) + kbin.VarintLen(int32(len(h.Value))) + len(h.Value)
 }
 
 // DeadLetter describes src, which failed with err, as a row for ClickHouse:
 // the value is cut to its first sampleCap bytes (none if sampleCap <= 0),
-// and At is the wall time now. Key and Sample are copies.
+// the key to MaxDeadLetterKeyBytes, and At is the wall time now. Key and
+// Sample are copies.
 func DeadLetter(src *kgo.Record, err error, sampleCap int) event.DeadLetter {
 	n := min(max(sampleCap, 0), len(src.Value))
 	return event.DeadLetter{
 		Topic:     src.Topic,
 		Partition: src.Partition,
 		Offset:    src.Offset,
-		Key:       bytes.Clone(src.Key),
+		Key:       bytes.Clone(src.Key[:min(len(src.Key), MaxDeadLetterKeyBytes)]),
 		Reason:    Reason(err),
 		Detail:    errorText(err),
 		Size:      len(src.Value),
