@@ -288,6 +288,9 @@ func (e *Engine) evidence(c *Customer, v *view, reasons uint8) map[string]float6
 		if reasons&bitEngagement != 0 {
 			m["open_p_value"] = round4(v.openP)
 			m["click_p_value"] = round4(v.clickP)
+			m["open_cusum"] = round2(v.openS)
+			m["open_cusum_rate"] = round4(v.openS0)
+			m["cusum_threshold"] = e.p.cfg.Engagement.CUSUMThreshold
 		}
 		m["unsubscribed"] = b2f(c.flags&flagUnsubscribed != 0)
 		m["hard_bounced"] = b2f(c.flags&flagHardBounced != 0)
