@@ -340,7 +340,7 @@ func (c *Config) Validate() error {
 		bad("spend_decline.min_recent_orders", "is %d, must be >= 1: orders in the last 90 days to count as still buying, e.g. 2", s.MinRecentOrders)
 	}
 
-	between("spend_decline.min_order_value_drop", s.MinOrderValueDrop, 0, 0.99, "the drop in spend per order that must come with a spend decline, e.g. 0.4 for 40% (0 turns the check off)")
+	between("spend_decline.min_order_value_drop", s.MinOrderValueDrop, 0, 0.99, "the drop in spend per order that must come with a spend decline, e.g. 0.5 for 50% (0 turns the check off)")
 
 	g := &c.Engagement
 	between("engagement_decline.max_ratio", g.MaxRatio, 0.01, 0.99, "the share of the baseline rate below which engagement declined, e.g. 0.5")
