@@ -344,7 +344,7 @@ func (c *Config) Validate() error {
 
 	g := &c.Engagement
 	between("engagement_decline.max_ratio", g.MaxRatio, 0.01, 0.99, "the share of the baseline rate below which engagement declined, e.g. 0.5")
-	between("engagement_decline.max_p_value", g.MaxPValue, 1e-9, 1, "the binomial tail probability that still fires, e.g. 0.05 (1 turns the test off)")
+	between("engagement_decline.max_p_value", g.MaxPValue, 1e-9, 1, "the binomial tail probability of the 30-day drop that still fires, e.g. 1 (off: the sequential test bounds false alarms) or 0.05 for an extra per-look check")
 	if g.MinDelivered30d < 1 || g.MinDelivered30d > 200 {
 		bad("engagement_decline.min_delivered_30d", "is %d, must be between 1 and 200: e-mails delivered in 30 days before a rate is judged, e.g. 4", g.MinDelivered30d)
 	}

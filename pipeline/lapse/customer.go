@@ -15,6 +15,7 @@ const (
 	flagDirty
 	flagOpen      // an episode in recover_on is open (see openReason)
 	flagLapseDone // the silence since lastOrder was handled (fired)
+	flagSpendSeen // SPEND_DECLINE's condition held at the last order
 )
 
 // Customer is one customer's state in a task. Its methods read it; only the

@@ -24,7 +24,9 @@
 //   - SPEND_DECLINE: still buying (min_recent_orders in 90 days, not past
 //     the lapse due) with 90-day spend down more than min_drop against the
 //     90 days before, which held min_prev_orders, and spend per order down
-//     more than min_order_value_drop; judged at orders and timers.
+//     more than min_order_value_drop, at two orders in a row (a new
+//     decline must have held at the previous order); judged at orders and
+//     timers.
 //   - ENGAGEMENT_DECLINE: a sequential test (cusum.go): Page's CUSUM of the
 //     log-likelihood ratio "open rate fell to alt_ratio × p0" against "is
 //     p0", per delivered e-mail, has reached cusum_threshold nats, where

@@ -163,7 +163,7 @@ func (r *reader) sub(field string, dec func([]byte) ([]byte, error)) {
 }
 
 const (
-	maxFlags = flagUnsubscribed | flagHardBounced | flagOpen | flagLapseDone
+	maxFlags = flagUnsubscribed | flagHardBounced | flagOpen | flagLapseDone | flagSpendSeen
 	allBits  = 1<<nReasons - 1
 )
 
