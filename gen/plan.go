@@ -251,7 +251,8 @@ func (pl *planner) plan(idx int, a Archetype) (plan, Truth) {
 			// under one half from about 56 days on (sooner when the
 			// amounts before happened to run high), about f from 90
 			// days on. Spend is judged at orders, at most 15 days apart,
-			// and the last order falls after 105 days.
+			// and a new decline must hold at two orders in a row: by
+			// about 71 days, well before the last order after 105 days.
 			expect(event.TriggerWinback, event.ReasonSpendDecline, p.dropAt, p.dropAt+days(90+15))
 		} else {
 			allow(event.ReasonSpendDecline)
