@@ -188,6 +188,18 @@ func TestSteadyPopulationFalseAlarms(t *testing.T) {
 	if v := per100(total); v > 2 {
 		t.Errorf("all reasons: %.2f false alarms per 100 customer-years, budget 2", v)
 	}
+
+	// Negative control: with a CUSUM threshold of 2 nats (an unopened
+	// e-mail or two fire) the same population blows the budget, so the
+	// test above can fail.
+	eager := lapse.DefaultConfig()
+	eager.Engagement.CUSUMThreshold = 2
+	small := sc
+	small.customers = 200
+	_, _, n := falseAlarms(runStream(eager, steadyStream(small)))
+	if v := 100 * float64(n) / (float64(small.customers) * float64(small.days) / 365); v <= 2 {
+		t.Errorf("cusum_threshold 2: %.2f false alarms per 100 customer-years, want the budget broken", v)
+	}
 }
 
 // steadyEvent is an input event with its source.
