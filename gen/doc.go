@@ -85,8 +85,10 @@
 //     the same rhythm again from ReturnAt to the end. Expects PURCHASE_LAPSE
 //     and then RECOVERED; allows SPEND_DECLINE.
 //   - email_disengager: still buying; open propensity 45–60% falls to 5%
-//     over 10 days starting 50 days before the end, so the last 30 days
-//     hold at most one open in 8–9 e-mails. Expects ENGAGEMENT_DECLINE.
+//     over 10 days starting 130 days before the end, so the last 120 days
+//     hold about one open in 20 e-mails. Expects ENGAGEMENT_DECLINE within
+//     125 days of the start of the fade (the sequential test needs 15–25
+//     unopened e-mails; docs/signals.md).
 //   - unsubscriber: at a campaign between 35% and 85% of the span, opens
 //     and UNSUBSCRIBED (70%) or COMPLAINED without opening (30%); no e-mail
 //     after. bouncer: the same, with a hard BOUNCED instead of DELIVERED.
@@ -111,7 +113,7 @@
 //
 // When the span (Days) is too short for an archetype's plan (a lapser
 // needs history and a long silence, a spend decliner 300 days, a
-// disengager 110), the generator picks a shorter rhythm if one fits, and
+// disengager 190), the generator picks a shorter rhythm if one fits, and
 // otherwise moves the reason from Expect to Allow.
 //
 // pipeline/lapse's scenario test runs a year of 3000 customers through the

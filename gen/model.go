@@ -28,7 +28,7 @@ const (
 	monthlyRefund = 0.15
 
 	// E-mail.
-	disengageDays     = 50   // disengagers start to fade this long before the end
+	disengageDays     = 130  // disengagers start to fade this long before the end
 	disengageRampDays = 10   // and reach disengagedOpen this long after that
 	disengagedOpen    = 0.05 // open propensity at the end of the fade
 

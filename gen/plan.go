@@ -152,11 +152,15 @@ func (pl *planner) plan(idx int, a Archetype) (plan, Truth) {
 		p.openP = uniform(r, 0.45, 0.60)
 		p.disengageAt = E - days(disengageDays)
 		if ok && p.disengageAt > S {
-			// 30 days after the ramp the 30-day open rate is near 5%, a
-			// tenth of the baseline, with at most one open in 8–9
-			// e-mails (binomial tail below 0.04 at a 45% baseline).
+			// After the ramp nearly every e-mail goes unopened. The
+			// engine's sequential test (engagement_decline.cusum_threshold
+			// 8 nats, about 0.4–0.6 nats per unopened e-mail against a
+			// 45–60% baseline less its margin) needs 15–25 of them, at
+			// two e-mails a week 50–90 days, and a late open or a low
+			// baseline at the run's start adds a few weeks: 115 days
+			// after the ramp leaves a margin.
 			expect(event.TriggerWinback, event.ReasonEngagementDecline,
-				p.disengageAt, p.disengageAt+days(disengageRampDays+30))
+				p.disengageAt, p.disengageAt+days(disengageRampDays+115))
 		} else {
 			allow(event.ReasonEngagementDecline)
 		}
@@ -247,7 +251,8 @@ func (pl *planner) plan(idx int, a Archetype) (plan, Truth) {
 			// under one half from about 56 days on (sooner when the
 			// amounts before happened to run high), about f from 90
 			// days on. Spend is judged at orders, at most 15 days apart,
-			// and the last order falls after 105 days.
+			// and a new decline must hold at two orders in a row: by
+			// about 71 days, well before the last order after 105 days.
 			expect(event.TriggerWinback, event.ReasonSpendDecline, p.dropAt, p.dropAt+days(90+15))
 		} else {
 			allow(event.ReasonSpendDecline)

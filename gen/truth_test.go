@@ -176,7 +176,7 @@ func TestTruthConsistency(t *testing.T) {
 			}
 
 		case gen.EmailDisengager:
-			before, _ := openRate(h, start, end-40*day)
+			before, _ := openRate(h, start, end-130*day) // the fade starts 130 days before the end
 			after, n := openRate(h, end-28*day, end)
 			if before < 0.38 || after > 0.15 || n < 4 {
 				errorf("open rate %.2f before, %.2f over the last 28 days (%d e-mails)", before, after, n)

@@ -78,30 +78,58 @@ type SpendConfig struct {
 	// MinRecentOrders: orders needed in the last 90 days to count as
 	// still buying (a customer past their lapse due is not).
 	MinRecentOrders int `yaml:"min_recent_orders" help:"orders needed in the last 90 days to count as still buying"`
+	// MinOrderValueDrop: the spend per order (net spend ÷ net orders) of
+	// the last 90 days must also be down by more than this share. A
+	// monthly buyer's 90-day windows hold three or four orders depending
+	// on the day, so a sum alone halves by chance (one order fewer and
+	// smaller baskets); spend per order does not depend on that phase.
+	// 0 turns the check off.
+	MinOrderValueDrop float64 `yaml:"min_order_value_drop" help:"share of spend per order lost against the 90 days before that must come with the spend drop, 0 to 1 (0 turns this check off)"`
 }
 
 // EngagementConfig is ENGAGEMENT_DECLINE: opens or clicks far below the
 // customer's own norm.
 type EngagementConfig struct {
-	// MaxRatio: fires when the 30-day open (or click) rate is below this
-	// share of the customer's baseline rate …
-	MaxRatio float64 `yaml:"max_ratio" help:"fires when the 30-day open or click rate falls below this share of the customer's own baseline rate, 0 to 1"`
-	// MaxPValue: … and so few opens (clicks) would happen with probability
-	// at most this if the customer still opened at the baseline rate
-	// (binomial tail), so that a short unlucky run does not fire.
-	MaxPValue float64 `yaml:"max_p_value" help:"highest chance (0 to 1) that the drop is bad luck at the baseline rate for it to fire; 1 turns this check off"`
+	// MaxRatio: fires when the 30-day open rate is below this share of
+	// the customer's baseline rate and the sequential test (AltRatio,
+	// CUSUMThreshold) has alarmed …
+	MaxRatio float64 `yaml:"max_ratio" help:"fires when the 30-day open rate is below this share of the customer's own baseline rate (0 to 1) and the sequential test has alarmed"`
+	// MaxPValue: … and, if below 1, so few opens would happen with
+	// probability at most this if the customer still opened at the
+	// baseline rate (binomial tail). A per-look check: the sequential test
+	// is what holds false alarms to a budget, so it is off (1) by default.
+	MaxPValue float64 `yaml:"max_p_value" help:"optional per-look check: highest chance (0 to 1) that the 30-day drop is bad luck at the baseline rate; 1 (the default) turns it off, the sequential test bounds false alarms"`
 	// MinDelivered30d: e-mails delivered in 30 days at least.
 	MinDelivered30d int `yaml:"min_delivered_30d" help:"e-mails delivered in the last 30 days needed before the rate is judged"`
 	// MinBaselineDelivered: decayed deliveries behind the baseline at
 	// least.
 	MinBaselineDelivered float64 `yaml:"min_baseline_delivered" help:"weighted past deliveries needed behind the baseline rate"`
-	// MinOpenBaseline and MinClickBaseline: baseline rates below these are
-	// too low to decline from.
-	MinOpenBaseline  float64 `yaml:"min_open_baseline" help:"baseline open rates below this share (0 to 1) are too low to decline from"`
-	MinClickBaseline float64 `yaml:"min_click_baseline" help:"baseline click rates below this share (0 to 1) are too low to decline from"`
+	// MinOpenBaseline: baseline open rates below this are too low to
+	// decline from (the sequential test stops).
+	MinOpenBaseline float64 `yaml:"min_open_baseline" help:"baseline open rates below this share (0 to 1) are too low to decline from"`
+	// MinClickBaseline: the click p-value in the evidence is computed
+	// from this click baseline up. Click rates no longer fire on their
+	// own (a click counts as an open; see cusum.go); the setting stays so
+	// that existing configs load.
+	MinClickBaseline float64 `yaml:"min_click_baseline" help:"baseline click rate (0 to 1) from which the trigger's evidence reports a click p-value; clicks count as opens and no longer fire on their own"`
 	// BaselineHalfLifeDays is the half-life of the baseline's decayed
 	// counts. The baseline never includes the current 30 days.
 	BaselineHalfLifeDays float64 `yaml:"baseline_half_life_days" help:"days after which a past delivery or open counts half in the baseline"`
+	// AltRatio and CUSUMThreshold set the sequential test that must also
+	// alarm (Page's CUSUM of the log-likelihood ratio of "the rate fell
+	// to AltRatio × baseline" against "the rate is the baseline", per
+	// delivered e-mail; see docs/signals.md): it alarms when the
+	// statistic reaches CUSUMThreshold nats. A steady customer's false
+	// alarms come at most once per e^threshold deliveries (about 3,000 at
+	// the default 8), so the threshold, not a per-look p-value, sets the
+	// false-alarm budget.
+	AltRatio       float64 `yaml:"alt_ratio" help:"the fallen open rate the sequential test looks for, as a share (0 to 1) of the customer's baseline rate"`
+	CUSUMThreshold float64 `yaml:"cusum_threshold" help:"evidence (natural-log likelihood ratio) the sequential test needs before engagement counts as declined; each +1 makes false alarms about e times rarer and detection a few e-mails slower"`
+	// BaselineMarginSE and MaxBaseline shape the rate the test assumes:
+	// the baseline less this many standard errors of its estimate, at
+	// most MaxBaseline (see cusum.go).
+	BaselineMarginSE float64 `yaml:"baseline_margin_se" help:"standard errors taken off the baseline open rate before the sequential test uses it, so that a lucky baseline does not make ordinary misses look like a drop"`
+	MaxBaseline      float64 `yaml:"max_baseline" help:"highest baseline open rate (0 to 1) the sequential test assumes; caps the evidence one unopened e-mail gives"`
 }
 
 // ChannelConfig is EMAIL_UNSUBSCRIBED and EMAIL_BOUNCED.
@@ -198,15 +226,19 @@ func DefaultConfig() Config {
 			CohortMinCustomers: 20,
 			CohortMinDays:      21,
 		},
-		Spend: SpendConfig{MinDrop: 0.5, MinPrevOrders: 3, MinRecentOrders: 2},
+		Spend: SpendConfig{MinDrop: 0.5, MinPrevOrders: 3, MinRecentOrders: 2, MinOrderValueDrop: 0.5},
 		Engagement: EngagementConfig{
 			MaxRatio:             0.5,
-			MaxPValue:            0.05,
+			MaxPValue:            1,
 			MinDelivered30d:      4,
 			MinBaselineDelivered: 8,
 			MinOpenBaseline:      0.1,
 			MinClickBaseline:     0.05,
 			BaselineHalfLifeDays: 60,
+			AltRatio:             0.2,
+			CUSUMThreshold:       8,
+			BaselineMarginSE:     0.75,
+			MaxBaseline:          0.6,
 		},
 		Channel: ChannelConfig{ActiveDays: 30},
 		Support: SupportConfig{
@@ -308,9 +340,11 @@ func (c *Config) Validate() error {
 		bad("spend_decline.min_recent_orders", "is %d, must be >= 1: orders in the last 90 days to count as still buying, e.g. 2", s.MinRecentOrders)
 	}
 
+	between("spend_decline.min_order_value_drop", s.MinOrderValueDrop, 0, 0.99, "the drop in spend per order that must come with a spend decline, e.g. 0.5 for 50% (0 turns the check off)")
+
 	g := &c.Engagement
 	between("engagement_decline.max_ratio", g.MaxRatio, 0.01, 0.99, "the share of the baseline rate below which engagement declined, e.g. 0.5")
-	between("engagement_decline.max_p_value", g.MaxPValue, 1e-9, 1, "the binomial tail probability that still fires, e.g. 0.05 (1 turns the test off)")
+	between("engagement_decline.max_p_value", g.MaxPValue, 1e-9, 1, "the binomial tail probability of the 30-day drop that still fires, e.g. 1 (off: the sequential test bounds false alarms) or 0.05 for an extra per-look check")
 	if g.MinDelivered30d < 1 || g.MinDelivered30d > 200 {
 		bad("engagement_decline.min_delivered_30d", "is %d, must be between 1 and 200: e-mails delivered in 30 days before a rate is judged, e.g. 4", g.MinDelivered30d)
 	}
@@ -318,6 +352,10 @@ func (c *Config) Validate() error {
 	between("engagement_decline.min_open_baseline", g.MinOpenBaseline, 0, 1, "the lowest baseline open rate worth watching, e.g. 0.1")
 	between("engagement_decline.min_click_baseline", g.MinClickBaseline, 0, 1, "the lowest baseline click rate worth watching, e.g. 0.05")
 	between("engagement_decline.baseline_half_life_days", g.BaselineHalfLifeDays, 7, 3650, "the baseline's half-life, e.g. 60")
+	between("engagement_decline.alt_ratio", g.AltRatio, 0.01, 0.9, "the fallen rate the sequential test looks for, as a share of the baseline, e.g. 0.2")
+	between("engagement_decline.baseline_margin_se", g.BaselineMarginSE, 0, 5, "standard errors taken off the baseline before the sequential test, e.g. 0.5 (0 trusts the baseline as measured)")
+	between("engagement_decline.max_baseline", g.MaxBaseline, 0.05, 0.99, "the highest open rate the sequential test assumes, e.g. 0.6")
+	between("engagement_decline.cusum_threshold", g.CUSUMThreshold, 1, 20, "the evidence in nats before engagement counts as declined, e.g. 8 (lower detects sooner and alarms more often)")
 
 	between("channel.active_days", c.Channel.ActiveDays, 1, 3650, "how long a lost channel counts towards risk, e.g. 30")
 

@@ -83,6 +83,9 @@ func TestFullConfigOverrides(t *testing.T) {
 	if cfg.Actions[event.ReasonSpendDecline] != event.ActionLoyaltyReward || cfg.Actions[event.ReasonPurchaseLapse] != event.ActionWinbackOffer {
 		t.Fatalf("actions = %v", cfg.Actions)
 	}
+	if g := cfg.Engagement; g.CUSUMThreshold != 9 || g.AltRatio != 0.25 || g.BaselineMarginSE != 1 || g.MaxBaseline != 0.7 || cfg.Spend.MinOrderValueDrop != 0.3 {
+		t.Fatalf("sequential test and spend per order not read: %+v %+v", g, cfg.Spend)
+	}
 	p := newParams(cfg)
 	if p.cooldown[rBounce] != 90 || p.cooldown[rLapse] != 21 || p.recoverOn != bitLapse|bitSpend {
 		t.Fatalf("params: cooldowns %v recoverOn %b", p.cooldown, p.recoverOn)

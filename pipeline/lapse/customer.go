@@ -15,6 +15,7 @@ const (
 	flagDirty
 	flagOpen      // an episode in recover_on is open (see openReason)
 	flagLapseDone // the silence since lastOrder was handled (fired)
+	flagSpendSeen // SPEND_DECLINE's condition held at the last order
 )
 
 // Customer is one customer's state in a task. Its methods read it; only the
@@ -53,6 +54,7 @@ type Customer struct {
 	bounceDay [2]uint16        // days+1 of the last two bounces, newest first
 	unsubDay  uint16           // day of the unsubscribe
 	cohortH   uint16           // cohort interval (hours) as of the last change
+	engS      uint16           // ENGAGEMENT_DECLINE's CUSUM, 1/256 nat (see cusum.go)
 	firedPrio [nReasons]uint8  // the priority of that trigger
 
 	idLen               uint8
@@ -63,6 +65,7 @@ type Customer struct {
 	openReason          uint8 // primary reason of the open episode
 	ivBucket, clvBucket uint8 // this customer's cell in the task sketches
 	tier                uint8 // tierLow… as of the last change
+	engP0               uint8 // the open rate (× 255) the CUSUM's run tests against; 0 = no run
 	flags               uint8
 }
 

@@ -30,11 +30,18 @@
 //     the customer's longest interval so far (evidence baseline_cohort = 1).
 //   - SPEND_DECLINE: still buying (min_recent_orders in 90 days, not past
 //     the lapse due) with 90-day spend down more than min_drop against the
-//     90 days before, which held min_prev_orders; judged at orders and
+//     90 days before, which held min_prev_orders, and spend per order down
+//     more than min_order_value_drop, at two orders in a row (a new
+//     decline must have held at the previous order); judged at orders and
 //     timers.
-//   - ENGAGEMENT_DECLINE: 30-day open (or click) rate below max_ratio of the
-//     customer's own decayed baseline, which excludes the current 30 days,
-//     and a binomial tail probability at most max_p_value.
+//   - ENGAGEMENT_DECLINE: a sequential test (cusum.go): Page's CUSUM of the
+//     log-likelihood ratio "open rate fell to alt_ratio × p0" against "is
+//     p0", per delivered e-mail, has reached cusum_threshold nats, where
+//     p0 is the customer's decayed baseline (which excludes the current 30
+//     days) less baseline_margin_se standard errors, capped at
+//     max_baseline; and the 30-day open rate is below max_ratio of the
+//     baseline. At most n·e^−threshold false alarms a year for n e-mails
+//     (docs/signals.md derives the budget).
 //   - EMAIL_UNSUBSCRIBED (UNSUBSCRIBED, COMPLAINED) and EMAIL_BOUNCED (any
 //     bounce is hard): the channel is lost.
 //   - SUPPORT_FRICTION: tickets_30d tickets opened or reopened in 30 days, a

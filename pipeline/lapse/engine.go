@@ -347,6 +347,10 @@ func campaignKey(campaign string, click bool) uint16 {
 func (e *Engine) applyEmail(c *Customer, ev *event.Event) uint8 {
 	day := window.Day(ev.Time)
 	hl := e.decay
+	if h := c.mail.Head(); h != 0 && window.EmailBucket(day) > h-1 && ev.EmailType >= event.EmailSent && ev.EmailType <= event.EmailClicked {
+		// The newest bucket is complete: the sequential test takes it.
+		e.cusumFold(c, h-1)
+	}
 	switch ev.EmailType {
 	case event.EmailSent:
 		c.mail.Add(day, window.EmailSent, hl)

@@ -376,7 +376,7 @@ func TestScenarioDetectsMistuning(t *testing.T) {
 		string(event.ReasonPurchaseLapse), (*score).precision)
 	f("deaf spend decline (min_drop 0.95)", func(c *lapse.Config) { c.Spend.MinDrop = 0.95 },
 		string(event.ReasonSpendDecline), (*score).recall)
-	f("eager engagement decline (max_ratio 0.95, p 1)", func(c *lapse.Config) { c.Engagement.MaxRatio, c.Engagement.MaxPValue = 0.95, 1 },
+	f("eager engagement decline (max_ratio 0.95, cusum_threshold 1)", func(c *lapse.Config) { c.Engagement.MaxRatio, c.Engagement.CUSUMThreshold = 0.95, 1 },
 		string(event.ReasonEngagementDecline), (*score).precision)
 	f("deaf friction (10 tickets, no reopen, no complaint)", func(c *lapse.Config) {
 		c.Support.Tickets30d, c.Support.ReopenFires, c.Support.ComplaintCategories = 10, false, nil

@@ -59,6 +59,7 @@ type view struct {
 	openRate, clickRate float64
 	openBase, clickBase float64
 	openP, clickP       float64 // binomial tail probabilities
+	openS, openS0       float64 // the open rate's CUSUM (nats) and the rate its run tests against
 
 	s              window.SupportSums
 	openTickets    int
@@ -118,7 +119,10 @@ func (e *Engine) signals(c *Customer, T int64) view {
 	if v.o.NPrev90 >= int32(cfg.Spend.MinPrevOrders) && v.o.CPrev90 > 0 &&
 		v.o.N90 >= int32(cfg.Spend.MinRecentOrders) && v.sev[rLapse] == 0 {
 		drop := 1 - float64(max(v.o.C90, 0))/float64(v.o.CPrev90)
-		if drop > cfg.Spend.MinDrop {
+		// Spend per order must fall too: the sum alone moves with how
+		// many orders the window happens to hold.
+		aovDrop := 1 - (float64(max(v.o.C90, 0))/float64(v.o.N90))/(float64(v.o.CPrev90)/float64(v.o.NPrev90))
+		if drop > cfg.Spend.MinDrop && aovDrop > cfg.Spend.MinOrderValueDrop {
 			v.sev[rSpend] = min(drop, 1)
 		}
 	}
@@ -136,19 +140,21 @@ func (e *Engine) signals(c *Customer, T int64) view {
 		v.clickBase = min(v.base.Clicks/v.base.Deliveries, 1)
 	}
 	v.openP, v.clickP = 1, 1
+	v.openS, v.openS0 = c.openCUSUM()
 	g := &cfg.Engagement
 	if c.flags&(flagUnsubscribed|flagHardBounced) == 0 && n >= g.MinDelivered30d && v.base.Deliveries >= g.MinBaselineDelivered {
+		// The sequential test (cusum.go) must have alarmed, and the
+		// 30-day window must show the drop too: below max_ratio of the
+		// baseline (and, if max_p_value < 1, unlikely at the baseline
+		// rate). Clicks count as opens; the click rate is evidence only.
 		if v.openBase >= g.MinOpenBaseline && v.openRate < g.MaxRatio*v.openBase {
 			v.openP = binomTail(min(v.m.Opened, n), n, v.openBase)
-			if v.openP <= g.MaxPValue {
+			if v.openP <= g.MaxPValue && v.openS >= g.CUSUMThreshold {
 				v.sev[rEngagement] = 1 - v.openRate/v.openBase
 			}
 		}
-		if v.clickBase >= g.MinClickBaseline && v.clickRate < g.MaxRatio*v.clickBase {
+		if v.clickBase >= g.MinClickBaseline && v.clickBase > 0 && v.clickRate < v.clickBase {
 			v.clickP = binomTail(min(v.m.Clicked, n), n, v.clickBase)
-			if v.clickP <= g.MaxPValue {
-				v.sev[rEngagement] = max(v.sev[rEngagement], 1-v.clickRate/v.clickBase)
-			}
 		}
 	}
 	// Only what happened by T counts: a timer may look back at T after

@@ -8,9 +8,13 @@ import (
 	"github.com/winback/winback/pipeline/window"
 )
 
-// Snapshot format versions: the first byte of every snapshot.
+// Snapshot format versions: the first byte of every snapshot. A customer
+// snapshot of version 2 adds the engagement CUSUM (statistic and run
+// baseline) at the end; version 1 snapshots still restore, with the
+// statistic at 0 (the sequential test starts over).
 const (
 	customerSnapshotV1 = 1
+	customerSnapshotV2 = 2
 	metaSnapshotV1     = 1
 )
 
@@ -43,7 +47,7 @@ func (e *SnapshotError) Unwrap() error { return e.Err }
 // not in it (RestoreCustomer rebuilds them). Snapshots are deterministic:
 // the same history gives the same bytes.
 func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
-	b := append(dst, customerSnapshotV1)
+	b := append(dst, customerSnapshotV2)
 	b = binary.AppendUvarint(b, uint64(c.version))
 	due, _ := e.timers.Due(c.slot)
 	for _, v := range [...]int64{c.lastChange, due, c.lastOrder, c.spend, c.lastEpisode, c.openEpisode} {
@@ -76,7 +80,9 @@ func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
 		b = binary.AppendUvarint(b, uint64(c.firedDay[r]))
 	}
 	b = append(b, c.firedPrio[:]...)
-	return append(b, c.lastKind, c.lastReason, c.openReason)
+	b = append(b, c.lastKind, c.lastReason, c.openReason)
+	b = binary.AppendUvarint(b, uint64(c.engS))
+	return append(b, c.engP0)
 }
 
 // reader decodes a snapshot and remembers the first failure.
@@ -157,7 +163,7 @@ func (r *reader) sub(field string, dec func([]byte) ([]byte, error)) {
 }
 
 const (
-	maxFlags = flagUnsubscribed | flagHardBounced | flagOpen | flagLapseDone
+	maxFlags = flagUnsubscribed | flagHardBounced | flagOpen | flagLapseDone | flagSpendSeen
 	allBits  = 1<<nReasons - 1
 )
 
@@ -165,7 +171,8 @@ func decodeCustomer(c *Customer, due *int64, snap []byte) (string, error) {
 	if len(snap) == 0 {
 		return "version", ErrCorruptSnapshot
 	}
-	if snap[0] != customerSnapshotV1 {
+	version := snap[0]
+	if version != customerSnapshotV1 && version != customerSnapshotV2 {
 		return "version", ErrSnapshotVersion
 	}
 	r := &reader{b: snap[1:]}
@@ -213,6 +220,10 @@ func decodeCustomer(c *Customer, due *int64, snap []byte) (string, error) {
 	c.lastKind = r.byte("last trigger", 2)
 	c.lastReason = r.byte("last trigger reason", nReasons-1)
 	c.openReason = r.byte("open episode reason", nReasons-1)
+	if version >= customerSnapshotV2 {
+		c.engS = uint16(r.uvarint("engagement cusum", maxCUSUM))
+		c.engP0 = r.byte("engagement cusum baseline", 254)
+	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")
 	}

@@ -32,6 +32,17 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 	v := e.signals(c, T)
 	day := window.Day(at)
 	active := v.active()
+	if evalSpend && active&bitSpend != 0 && c.active&bitSpend == 0 && c.flags&flagSpendSeen == 0 {
+		// A new spend decline must hold at two orders in a row: one
+		// order's window can halve by chance (see docs/signals.md).
+		active &^= bitSpend
+		v.sev[rSpend] = 0
+		if !fromTimer {
+			c.flags |= flagSpendSeen
+		}
+	} else if evalSpend && !fromTimer {
+		c.flags = c.flags&^flagSpendSeen | flagSpendSeen*b2u8(active&bitSpend != 0)
+	}
 	if !evalSpend && (active^c.active)&bitSpend != 0 {
 		// Keep spend decline as last judged.
 		if c.active&bitSpend == 0 {
@@ -288,6 +299,9 @@ func (e *Engine) evidence(c *Customer, v *view, reasons uint8) map[string]float6
 		if reasons&bitEngagement != 0 {
 			m["open_p_value"] = round4(v.openP)
 			m["click_p_value"] = round4(v.clickP)
+			m["open_cusum"] = round2(v.openS)
+			m["open_cusum_rate"] = round4(v.openS0)
+			m["cusum_threshold"] = e.p.cfg.Engagement.CUSUMThreshold
 		}
 		m["unsubscribed"] = b2f(c.flags&flagUnsubscribed != 0)
 		m["hard_bounced"] = b2f(c.flags&flagHardBounced != 0)
@@ -306,6 +320,13 @@ func (e *Engine) evidence(c *Customer, v *view, reasons uint8) map[string]float6
 
 func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
 func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+func b2u8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 func b2f(b bool) float64 {
 	if b {

@@ -97,6 +97,25 @@ func (d *Decay) weight(n int32) float32 {
 	return d.slow(n)
 }
 
+// EmailBucket returns the number of the bucket holding day.
+func EmailBucket(day int32) int32 { return bucketOf(day) }
+
+// Head returns the newest bucket number + 1, or 0 if nothing was ever
+// counted. Buckets before Head()-1 are complete: an event on their days is
+// late.
+func (m *Emails) Head() int32 { return m.head }
+
+// Bucket returns the counts of bucket b, or zero counts if b is not in the
+// ring.
+func (m *Emails) Bucket(b int32) EmailSums {
+	h := m.head - 1
+	if m.head == 0 || b > h || b <= h-EmailBuckets || b < 0 {
+		return EmailSums{}
+	}
+	v := m.ring[slotOf(b)]
+	return EmailSums{Sent: nibble(v, EmailSent), Delivered: nibble(v, EmailDelivered), Opened: nibble(v, EmailOpened), Clicked: nibble(v, EmailClicked)}
+}
+
 // Empty reports whether nothing was ever counted.
 func (m *Emails) Empty() bool { return m.head == 0 }
 

@@ -97,3 +97,38 @@ func TestEmailsBinaryRoundTrip(t *testing.T) {
 		t.Fatal("truncated input accepted")
 	}
 }
+
+// TestEmailsBucket: Head moves with the newest bucket and Bucket returns
+// one bucket's counts while it is in the ring.
+func TestEmailsBucket(t *testing.T) {
+	var m Emails
+	if m.Head() != 0 || m.Bucket(0) != (EmailSums{}) {
+		t.Fatalf("empty: head %d, bucket %+v", m.Head(), m.Bucket(0))
+	}
+	const d0 = 20000
+	m.Add(d0, EmailSent, nil)
+	m.Add(d0+1, EmailDelivered, nil)
+	m.Add(d0+1, EmailOpened, nil)
+	if got, want := m.Head(), EmailBucket(d0)+1; got != want {
+		t.Fatalf("head %d, want %d", got, want)
+	}
+	m.Add(d0+4, EmailDelivered, nil)
+	for _, c := range []struct {
+		b    int32
+		want EmailSums
+	}{
+		{EmailBucket(d0), EmailSums{Sent: 1, Delivered: 1, Opened: 1}},
+		{EmailBucket(d0 + 2), EmailSums{}},
+		{EmailBucket(d0 + 4), EmailSums{Delivered: 1}},
+		{EmailBucket(d0 + 6), EmailSums{}}, // after the head
+	} {
+		if got := m.Bucket(c.b); got != c.want {
+			t.Errorf("bucket %d = %+v, want %+v", c.b, got, c.want)
+		}
+	}
+	// Once the ring moved a full window on, the bucket is in the baseline.
+	m.Add(d0+4+2*EmailBuckets, EmailSent, nil)
+	if got := m.Bucket(EmailBucket(d0)); got != (EmailSums{}) {
+		t.Errorf("bucket left the ring but reads %+v", got)
+	}
+}
