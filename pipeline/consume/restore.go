@@ -3,7 +3,6 @@ package consume
 import (
 	"context"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -53,8 +52,7 @@ func (r *Runner) restorePending(ctx context.Context) error {
 
 func (r *Runner) newTask(p int32, pos inputPositions) *task {
 	now := r.now()
-	t := &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now,
-		fwdWait: math.MaxInt64} // until the next cycle's barrier says what to wait for
+	t := &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now}
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
 	l := strconv.Itoa(int(p))
 	for i := range t.src {
@@ -159,14 +157,9 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 
 func (r *Runner) restoreRecord(t *task, rec *kgo.Record) {
 	var err error
-	switch string(rec.Key) {
-	case metaKey:
+	if string(rec.Key) == metaKey {
 		err = t.eng.RestoreMeta(rec.Value)
-	case fwdKey:
-		if t.fwdNext, err = parseForwarded(rec.Value); err == nil {
-			t.fwdWritten, t.forwarded = t.fwdNext, true
-		}
-	default:
+	} else {
 		err = t.eng.RestoreCustomer(string(rec.Key), rec.Value)
 		if err == nil {
 			t.noteSnapshot(len(rec.Value))
