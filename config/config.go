@@ -22,6 +22,7 @@ type Config struct {
 	TriggerFormat    string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
 	HTTPAddr         string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
 	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout" help:"how long a graceful shutdown may take before winback exits anyway"`
+	StartupTimeout   time.Duration `yaml:"startup_timeout" help:"how long winback waits at start for Kafka, the schema registry and ClickHouse before it exits with the setting to fix (later outages are retried)"`
 	CommitInterval   time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
 	MaxPollRecords   int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
 	LogFormat        string        `yaml:"log_format" help:"log format: json or text"`
@@ -115,6 +116,7 @@ func Default() Config {
 		TriggerFormat:    "avro",
 		HTTPAddr:         "127.0.0.1:8080",
 		ShutdownTimeout:  30 * time.Second,
+		StartupTimeout:   30 * time.Second,
 		CommitInterval:   time.Second,
 		MaxPollRecords:   100000,
 		LogFormat:        "json",
@@ -212,6 +214,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive, e.g. 30s")
+	}
+	if c.StartupTimeout <= 0 {
+		bad("startup-timeout", "must be positive, e.g. 30s")
 	}
 	if c.CommitInterval <= 0 {
 		bad("commit-interval", "must be positive, e.g. 1s")

@@ -161,6 +161,24 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	if err != nil {
 		return usageError{err}
 	}
+	// Start-up checks, Kafka first: nothing (not even the ClickHouse DDL)
+	// is applied before every dependency has answered.
+	if err := checkKafka(ctx, cfg, kopts); err != nil {
+		return err
+	}
+	src, err := registryClient(cfg)
+	if err != nil {
+		return usageError{fmt.Errorf("--registry-url: %w", err)}
+	}
+	if err := checkRegistry(ctx, cfg, src); err != nil {
+		return err
+	}
+	sink, err := openClickHouse(ctx, cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+
 	probe, err := kgo.NewClient(append(kopts, kmetrics("admin"))...)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
@@ -170,10 +188,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		return fmt.Errorf("kafka topics: %w", err)
 	}
 
-	src, err := registryClient(cfg)
-	if err != nil {
-		return usageError{fmt.Errorf("--registry-url: %w", err)}
-	}
 	dec := decode.NewDecoder(decode.SchemaRegistry(src), decode.Options{
 		MaxValueBytes: cfg.MaxValueBytes,
 		RegistryRetry: cfg.Registry.Retry,
@@ -188,11 +202,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		return fmt.Errorf("trigger schema: %w", err)
 	}
 
-	sink, err := clickhouse.Open(ctx, clickhouseConfig(cfg), log.With("component", "clickhouse"), reg)
-	if err != nil {
-		return fmt.Errorf("clickhouse: %w", err)
-	}
-	defer sink.Close()
 	if err := migrate(ctx, sink, log); err != nil {
 		return fmt.Errorf("clickhouse migrate: %w", err)
 	}
@@ -274,6 +283,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		err = nil
 	}
 	return err
+}
+
+// openClickHouse connects to ClickHouse, retrying for --startup-timeout.
+func openClickHouse(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*clickhouse.Sink, error) {
+	var sink *clickhouse.Sink
+	err := retryUntil(ctx, cfg.StartupTimeout, func(ctx context.Context) error {
+		var err error
+		// Open registers the sink's metrics only once it has connected.
+		sink, err = clickhouse.Open(ctx, clickhouseConfig(cfg), log.With("component", "clickhouse"), reg)
+		return err
+	})
+	if err != nil {
+		return nil, clickhouseStartError(ctx, cfg, err)
+	}
+	return sink, nil
 }
 
 // migrate applies the DDL, retrying a few times: instances that start

@@ -97,6 +97,7 @@ func (o *backtestOptions) check() (time.Time, error) {
 
 func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := config.Default()
+	cfg.StartupTimeout = 10 * time.Second // a one-shot command: fail soon
 	fs := newFlagSet("backtest", "Replay history (the input topics from the start, or a JSON-lines file) through the\nsignal engine with no side effects, and report per reason how many triggers fired,\nhow many of those customers ordered again within --horizon-days on their own, how\nmany never did, and the priority distribution.", stderr)
 	var o backtestOptions
 	o.bind(fs)
@@ -342,6 +343,9 @@ func backtestTopics(ctx context.Context, cfg *config.Config, o *backtestOptions,
 	topics := []string{t.Orders, t.Email, t.Support}
 	kinds := map[string]event.Kind{t.Orders: event.KindOrder, t.Email: event.KindEmail, t.Support: event.KindSupport}
 
+	if err := checkKafka(ctx, cfg, kopts); err != nil {
+		return nil, err
+	}
 	adm, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)

@@ -60,6 +60,7 @@ func (o *genOptions) config() (gen.Config, error) {
 
 func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := config.Default()
+	cfg.StartupTimeout = 10 * time.Second // a one-shot command: fail soon
 	fs := newFlagSet("gen", "Produce synthetic traffic (orders, email events, support tickets) with realistic\narchetypes (steady buyers, lapsers, disengagers, unsubscribers, support friction,\nspend decliners, returners) and a small share of malformed records.", stderr)
 	var o genOptions
 	o.bind(fs)
@@ -93,6 +94,9 @@ func produceTraffic(ctx context.Context, cfg *config.Config, o *genOptions, log 
 	if err != nil {
 		return gen.Stats{}, err
 	}
+	if err := checkKafka(ctx, cfg, kopts); err != nil {
+		return gen.Stats{}, err
+	}
 	cl, err := kgo.NewClient(append(kopts, kgo.ProducerLinger(5*time.Millisecond))...)
 	if err != nil {
 		return gen.Stats{}, err
@@ -102,6 +106,9 @@ func produceTraffic(ctx context.Context, cfg *config.Config, o *genOptions, log 
 	if o.encoding != "json" {
 		src, err := registryClient(cfg)
 		if err != nil {
+			return gen.Stats{}, err
+		}
+		if err := checkRegistry(ctx, cfg, src); err != nil {
 			return gen.Stats{}, err
 		}
 		e, err := decode.NewEncoder(ctx, src, map[event.Kind]string{

@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/winback/winback/config"
-	"github.com/winback/winback/sinks/clickhouse"
 )
 
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
@@ -39,7 +38,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(&cfg, stderr)
-	sink, err := clickhouse.Open(ctx, clickhouseConfig(&cfg), log, nil)
+	sink, err := openClickHouse(ctx, &cfg, log, nil)
 	if err != nil {
 		return err
 	}
