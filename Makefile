@@ -26,7 +26,7 @@ deps:
 	@bash scripts/deps.sh
 
 build:
-	$(GO) build -o $(BIN) ./cmd/winback
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/winback
 
 ## run: the embedded default (kfake + srfake + a local ClickHouse) with generated traffic
 run: deps build

@@ -25,7 +25,7 @@ type Config struct {
 	StartupTimeout   time.Duration `yaml:"startup_timeout" help:"how long winback waits at start for Kafka, the schema registry and ClickHouse before it exits with the setting to fix (later outages are retried)"`
 	CommitInterval   time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
 	MaxPollRecords   int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
-	LogFormat        string        `yaml:"log_format" help:"log format: json or text"`
+	LogFormat        string        `yaml:"log_format" help:"log format: text, json, or auto (text when stderr is a terminal, else json)"`
 	LogLevel         string        `yaml:"log_level" help:"log level: debug, info, warn or error"`
 	MaxValueBytes    int           `yaml:"max_value_bytes" help:"input records larger than this go to the dead-letter topic"`
 	DLQMaxValueBytes int           `yaml:"dlq_max_value_bytes" help:"a dead-lettered value longer than this is cut (headers winback.truncated and winback.source.size say so); keep it below the dead-letter topic's max.message.bytes and the producer's 1 MB batch limit"`
@@ -119,7 +119,7 @@ func Default() Config {
 		StartupTimeout:   30 * time.Second,
 		CommitInterval:   time.Second,
 		MaxPollRecords:   100000,
-		LogFormat:        "json",
+		LogFormat:        "auto",
 		LogLevel:         "info",
 		MaxValueBytes:    1 << 20,
 		DLQMaxValueBytes: 900 << 10,
@@ -161,7 +161,7 @@ func (c *Config) Validate() error {
 			bad("kafka-sasl-username", "SASL %s needs a user name", c.Kafka.SASL.Mechanism)
 		}
 	default:
-		bad("kafka-sasl-mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.Kafka.SASL.Mechanism)
+		bad("kafka-sasl-mechanism", "%s", oneOf(c.Kafka.SASL.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
 	}
 	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
 		bad("kafka-tls-cert-file", "mutual TLS needs both --kafka-tls-cert-file and --kafka-tls-key-file")
@@ -207,7 +207,7 @@ func (c *Config) Validate() error {
 		bad("topics-partitions", "negative")
 	}
 	if c.TriggerFormat != "avro" && c.TriggerFormat != "json" {
-		bad("trigger-format", "%q; use avro or json", c.TriggerFormat)
+		bad("trigger-format", "%s", oneOf(c.TriggerFormat, "avro", "json"))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("http-addr", "%q is not host:port (e.g. :8080)", c.HTTPAddr)
@@ -224,8 +224,8 @@ func (c *Config) Validate() error {
 	if c.MaxPollRecords < 1 {
 		bad("max-poll-records", "must be at least 1")
 	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		bad("log-format", "%q; use json or text", c.LogFormat)
+	if c.LogFormat != "json" && c.LogFormat != "text" && c.LogFormat != "auto" {
+		bad("log-format", "%s", oneOf(c.LogFormat, "auto", "text", "json"))
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		bad("log-level", "%v", err)

@@ -36,11 +36,8 @@ import (
 // caller registered) and loads env and file. Errors are usage errors.
 func loadConfig(fs *flag.FlagSet, args []string, cfg *config.Config) error {
 	l := config.Bind(fs, cfg)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if err := l.Load(os.LookupEnv); err != nil {
 		return usageError{err}
@@ -151,7 +148,7 @@ func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config) error
 // serve runs the pipeline and the HTTP server until ctx is done. started,
 // if not nil, is called with the HTTP address once it listens.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, started func(httpAddr string)) error {
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoCollector())
 	// One kprom.Metrics per client, told apart by the client label.
 	kmetrics := func(client string) kgo.Opt {
 		return kgo.WithHooks(kprom.NewMetrics("winback_kafka", kprom.Registry(reg),
@@ -252,7 +249,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	if err := srv.Listen(); err != nil {
 		return usageError{fmt.Errorf("--http-addr: %w", err)}
 	}
-	log.Info("winback started", "http", srv.Addr(), "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.Group,
+	log.Info("winback started", "version", versionLine(), "http", srv.Addr(), "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.Group,
 		"clickhouse", sink.ServerVersion(), "trigger_format", cfg.TriggerFormat, "instance", instance)
 	if started != nil {
 		started(srv.Addr())

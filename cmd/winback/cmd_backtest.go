@@ -79,7 +79,7 @@ func (o *backtestOptions) check() (time.Time, error) {
 		return time.Time{}, fmt.Errorf("--horizon-days: %d; use 1 to 3650 days", o.horizonDays)
 	}
 	if o.format != "text" && o.format != "json" {
-		return time.Time{}, fmt.Errorf("--format: %q; use text or json", o.format)
+		return time.Time{}, fmt.Errorf("--format: %s", oneOf(o.format, "text", "json"))
 	}
 	if o.partitions < 0 || o.partitions > 10000 {
 		return time.Time{}, fmt.Errorf("--partitions: %d; use 1 to 10000, or 0 for the default", o.partitions)

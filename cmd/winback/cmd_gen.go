@@ -48,7 +48,7 @@ func (o *genOptions) config() (gen.Config, error) {
 	switch o.encoding {
 	case "avro", "json", "mixed":
 	default:
-		return gen.Config{}, fmt.Errorf("--encoding: %q; use avro, json or mixed", o.encoding)
+		return gen.Config{}, fmt.Errorf("--encoding: %s", oneOf(o.encoding, "avro", "json", "mixed"))
 	}
 	return gen.Config{
 		Customers: o.customers,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
@@ -10,16 +9,6 @@ import (
 
 	"github.com/winback/winback/config"
 )
-
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("winback "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: winback %s [flags]\n\n%s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
 
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg := config.Default()
@@ -52,7 +41,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("config", "Print every setting: YAML key, flag, environment variable, default and meaning (Markdown).", stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	fmt.Fprint(stdout, config.Reference())
