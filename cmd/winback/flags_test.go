@@ -62,7 +62,7 @@ func TestHelpListsOwnFlagsFirst(t *testing.T) {
 	if own < 0 || shared < own {
 		t.Fatalf("gen -h does not list its own flags before the settings:\n%s", out)
 	}
-	for _, f := range []string{"-customers", "-days", "-seed", "-encoding", "-end"} {
+	for _, f := range []string{"-customers", "-days", "-seed", "-encoding", "-end", "-out"} {
 		if i := strings.Index(out, "\n  "+f+" "); i < own || i > shared {
 			t.Errorf("gen -h: %s is not among gen's own flags", f)
 		}
