@@ -45,13 +45,36 @@ func loadConfig(fs *flag.FlagSet, args []string, cfg *config.Config) error {
 	return nil
 }
 
+// newLogger logs to w in cfg's format; "auto" is text (durations such as
+// 1.5s) on a terminal and JSON (durations in nanoseconds) otherwise.
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	lvl, _ := config.ParseLevel(cfg.LogLevel)
 	opts := &slog.HandlerOptions{Level: lvl}
-	if cfg.LogFormat == "text" {
+	if logFormat(cfg.LogFormat, w) == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// logFormat resolves "auto" for w.
+func logFormat(format string, w io.Writer) string {
+	if format != "auto" {
+		return format
+	}
+	if isTerminal(w) {
+		return "text"
+	}
+	return "json"
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // kafkaOpts are the client options shared by every Kafka client of winback.
