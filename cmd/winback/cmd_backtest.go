@@ -326,6 +326,10 @@ func readJSONLFile(path string, topics gen.Topics, fn func(k event.Kind, key, va
 // value).
 const maxJSONValue = 1 << 20
 
+// maxJSONValueLines bounds the lines of one value: each new line of an
+// unfinished value parses it again from its start.
+const maxJSONValueLines = 1000
+
 // readJSONL is readJSONLFile on a reader. It reads line by line and keeps
 // the lines of a value that is not complete yet; a value found to be
 // broken is reported at its first line and reading resumes on the next
@@ -352,31 +356,27 @@ func readJSONL(r io.Reader, topics gen.Topics, fn func(k event.Kind, key, value 
 		pending = append(pending[:0], pending[off:]...)
 	}
 	emit := func(line int, raw []byte) error {
-		var env struct {
-			Topic      *string         `json:"topic"`
-			CustomerID json.RawMessage `json:"customer_id"`
-		}
-		if err := json.Unmarshal(raw, &env); err != nil {
-			unroutable(&gen.JSONLError{Line: line, Msg: "not a JSON object with a \"topic\" field: " + err.Error()})
+		env, ok := envelopeOf(raw)
+		switch {
+		case !ok:
+			unroutable(&gen.JSONLError{Line: line, Msg: fmt.Sprintf("not a JSON object (starts with %q)", truncateBytes(raw, 16))})
+			return nil
+		case env.topic == nil:
+			unroutable(&gen.JSONLError{Line: line, Msg: "no \"topic\" field (a string); each event names its input topic: " + strings.Join(names, ", ")})
 			return nil
 		}
-		if env.Topic == nil {
-			unroutable(&gen.JSONLError{Line: line, Msg: "no \"topic\" field; each event names its input topic: " + strings.Join(names, ", ")})
-			return nil
-		}
-		k, ok := kinds[*env.Topic]
+		k, ok := kinds[string(env.topic)]
 		if !ok {
-			msg := fmt.Sprintf("unknown topic %q; the input topics are %s", *env.Topic, strings.Join(names, ", "))
-			if s := config.Suggest(*env.Topic, names); s != "" {
+			msg := fmt.Sprintf("unknown topic %q; the input topics are %s", env.topic, strings.Join(names, ", "))
+			if s := config.Suggest(string(env.topic), names); s != "" {
 				msg += "; did you mean " + s + "?"
 			}
 			unroutable(&gen.JSONLError{Line: line, Msg: msg})
 			return nil
 		}
-		var key []byte
-		var id string
-		if json.Unmarshal(env.CustomerID, &id) == nil {
-			key = []byte(id)
+		key := env.customerID
+		if bytes.IndexAny(raw, " \t\r\n") < 0 {
+			return fn(k, key, raw) // compact already (as gen writes it)
 		}
 		compact.Reset()
 		if err := json.Compact(&compact, raw); err != nil {
@@ -406,7 +406,8 @@ func readJSONL(r io.Reader, topics gen.Topics, fn func(k event.Kind, key, value 
 				startLine = lineOf(end)
 				pending = append(pending[:0], pending[end:]...)
 				continue
-			case errors.Is(err, io.ErrUnexpectedEOF) && more && len(pending) < maxJSONValue:
+			case errors.Is(err, io.ErrUnexpectedEOF) && more && len(pending) < maxJSONValue &&
+				bytes.Count(pending[off:], []byte{'\n'}) < maxJSONValueLines:
 				drop(lineStart(pending, off))
 				return nil // the value goes on on the next line
 			}
@@ -414,8 +415,8 @@ func readJSONL(r io.Reader, topics gen.Topics, fn func(k event.Kind, key, value 
 			msg := "not valid JSON: " + err.Error()
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				msg = "not valid JSON: the value is not closed"
-				if len(pending) >= maxJSONValue {
-					msg = fmt.Sprintf("not valid JSON: the value is not closed within %d bytes", maxJSONValue)
+				if more {
+					msg = fmt.Sprintf("not valid JSON: the value is not closed within %d lines or %d bytes", maxJSONValueLines, maxJSONValue)
 				}
 			}
 			unroutable(&gen.JSONLError{Line: lineOf(off), Msg: msg})
@@ -428,6 +429,15 @@ func readJSONL(r io.Reader, topics gen.Topics, fn func(k event.Kind, key, value 
 		}
 	}
 	for sc.Scan() {
+		// The common case, one whole value on its own line, skips the
+		// decoder.
+		if line := bytes.TrimSpace(sc.Bytes()); len(pending) == 0 && len(line) > 0 && line[0] == '{' && json.Valid(line) {
+			if err := emit(startLine, line); err != nil {
+				return err
+			}
+			startLine++
+			continue
+		}
 		pending = append(pending, sc.Bytes()...)
 		pending = append(pending, '\n')
 		if err := scan(true); err != nil {
@@ -441,6 +451,115 @@ func readJSONL(r io.Reader, topics gen.Topics, fn func(k event.Kind, key, value 
 		return err
 	}
 	return scan(false)
+}
+
+// envelope is what routing needs of an event: its top-level "topic" and
+// "customer_id" strings (nil when absent or not strings).
+type envelope struct {
+	topic, customerID []byte
+}
+
+// envelopeOf reads the top-level "topic" and "customer_id" of raw, a
+// valid JSON value, without decoding the rest; ok is false when raw is not
+// an object. A string with escapes is unquoted (allocating); the plain
+// ones point into raw.
+func envelopeOf(raw []byte) (env envelope, ok bool) {
+	i := skipJSONSpace(raw, 0)
+	if i == len(raw) || raw[i] != '{' {
+		return env, false
+	}
+	i++
+	for {
+		i = skipJSONSpace(raw, i)
+		if i >= len(raw) || raw[i] == '}' {
+			return env, true
+		}
+		if raw[i] == ',' {
+			i++
+			continue
+		}
+		key, next := jsonString(raw, i)
+		i = skipJSONSpace(raw, next)
+		i = skipJSONSpace(raw, i+1) // the colon
+		end := skipJSONValue(raw, i)
+		if raw[i] == '"' && (string(key) == "topic" || string(key) == "customer_id") {
+			v, _ := jsonString(raw, i)
+			if string(key) == "topic" {
+				env.topic = v
+			} else {
+				env.customerID = v
+			}
+		}
+		i = end
+	}
+}
+
+// jsonString reads the string starting at raw[i] (a '"'), unquoted, and
+// returns it with the offset after it.
+func jsonString(raw []byte, i int) ([]byte, int) {
+	end := skipJSONString(raw, i)
+	s := raw[i+1 : end-1]
+	if bytes.IndexByte(s, '\\') < 0 {
+		return s, end
+	}
+	var u string
+	if err := json.Unmarshal(raw[i:end], &u); err != nil {
+		return nil, end
+	}
+	return []byte(u), end
+}
+
+// skipJSONString returns the offset after the string starting at raw[i].
+func skipJSONString(raw []byte, i int) int {
+	for j := i + 1; j < len(raw); j++ {
+		switch raw[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(raw)
+}
+
+// skipJSONValue returns the offset after the valid JSON value at raw[i]
+// (a scalar ends at the next ',' or '}' of its object).
+func skipJSONValue(raw []byte, i int) int {
+	depth := 0
+	for i < len(raw) {
+		switch raw[i] {
+		case '"':
+			i = skipJSONString(raw, i)
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return i
+}
+
+// truncateBytes cuts b to n bytes for a message.
+func truncateBytes(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
 }
 
 func skipJSONSpace(b []byte, i int) int {

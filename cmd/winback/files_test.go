@@ -158,10 +158,116 @@ func TestReadJSONL(t *testing.T) {
 	}
 	wantBad := []string{
 		"7: not valid JSON: invalid character '{' after object key:value pair", // line 8 is read again alone
-		`9: no "topic" field; each event names its input topic: email-events, orders, support-events`,
+		`9: no "topic" field (a string); each event names its input topic: email-events, orders, support-events`,
 		"10: not valid JSON: invalid character 'o' in literal null (expecting 'u')",
 	}
 	if strings.Join(bad, "\n") != strings.Join(wantBad, "\n") {
 		t.Errorf("bad values:\n%s\nwant:\n%s", strings.Join(bad, "\n"), strings.Join(wantBad, "\n"))
 	}
+}
+
+// TestReadJSONLUnclosed: a value left open is reported at its first line,
+// bounded in lines, and the lines after the bound are read again.
+func TestReadJSONLUnclosed(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{\"topic\":\"orders\",\"customer_id\":\"a\",\"list\":[\n")
+	for range maxJSONValueLines + 5 {
+		b.WriteString("1,\n")
+	}
+	b.WriteString("{\"topic\":\"orders\",\"customer_id\":\"z\"}\n")
+	var keys []string
+	var bad []int
+	err := readJSONL(strings.NewReader(b.String()), gen.DefaultTopics(), func(_ event.Kind, key, _ []byte) error {
+		keys = append(keys, string(key))
+		return nil
+	}, func(e *gen.JSONLError) { bad = append(bad, e.Line) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != "z" {
+		t.Errorf("values %v, want z's alone", keys)
+	}
+	// Line 1 opens the value; the "1," lines after the bound each fail.
+	if len(bad) < 2 || bad[0] != 1 {
+		t.Errorf("bad lines %v, want line 1 first", bad)
+	}
+}
+
+// FuzzReadJSONL: any input is read without a panic; every value passed on
+// is compact JSON naming an input topic, and the bad ones carry lines in
+// the input's range, in order.
+func FuzzReadJSONL(f *testing.F) {
+	f.Add("{\"topic\":\"orders\",\"customer_id\":\"a\"}\n")
+	f.Add("{\n \"customer_id\" : \"b\",\n \"topic\" : \"email-events\"\n} {\"topic\":\"support-events\"}\n")
+	f.Add("not json\n{\"topic\":\"orders\",\"x\":\n{\"topic\":\"nowhere\"}\n[1,2]\n\"s\"\n")
+	f.Add("{\"topic\":\"orders\",\"customer_id\":\"\\u0041\"}")
+	f.Fuzz(func(t *testing.T, in string) {
+		lines := strings.Count(in, "\n") + 1
+		last := 0
+		err := readJSONL(strings.NewReader(in), gen.DefaultTopics(), func(k event.Kind, key, value []byte) error {
+			var env struct {
+				Topic string `json:"topic"`
+			}
+			if !json.Valid(value) || json.Unmarshal(value, &env) != nil {
+				t.Fatalf("value %q is not a JSON object", value)
+			}
+			var c bytes.Buffer
+			if json.Compact(&c, value) != nil || !bytes.Equal(c.Bytes(), value) {
+				t.Fatalf("value %q is not compact", value)
+			}
+			if gen.DefaultTopics().For(k) != env.Topic {
+				t.Fatalf("kind %v for topic %q", k, env.Topic)
+			}
+			return nil
+		}, func(e *gen.JSONLError) {
+			if e.Line < 1 || e.Line > lines || e.Line < last {
+				t.Fatalf("bad value at line %d (input has %d lines; previous %d)", e.Line, lines, last)
+			}
+			last = e.Line
+		})
+		if err != nil && !strings.Contains(err.Error(), "longer than") {
+			t.Fatalf("read error: %v", err)
+		}
+	})
+}
+
+// BenchmarkReadJSONL reads generated traffic, as backtest --file does.
+func BenchmarkReadJSONL(b *testing.B) {
+	g, err := gen.New(gen.Config{Customers: 200, Days: 120, Start: btGenConfig().Start, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := g.WriteJSONL(&buf); err != nil {
+		b.Fatal(err)
+	}
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		err := readJSONL(bytes.NewReader(data), gen.DefaultTopics(), func(event.Kind, []byte, []byte) error { n++; return nil },
+			func(e *gen.JSONLError) { b.Fatalf("bad line %d: %s", e.Line, e.Msg) })
+		if err != nil || n == 0 {
+			b.Fatal(err, n)
+		}
+	}
+}
+
+func TestEnvelopeOf(t *testing.T) {
+	f := func(in, topic, customer string, object bool) {
+		t.Helper()
+		env, ok := envelopeOf([]byte(in))
+		if ok != object || string(env.topic) != topic || string(env.customerID) != customer {
+			t.Errorf("envelopeOf(%s) = %q, %q, %v; want %q, %q, %v", in, env.topic, env.customerID, ok, topic, customer, object)
+		}
+	}
+	f(`{"topic":"orders","customer_id":"c1"}`, "orders", "c1", true)
+	f(` { "customer_id" : "c1" , "topic" : "orders" } `, "orders", "c1", true)
+	f(`{"x":{"topic":"no","customer_id":"no"},"y":["topic",{"a":"}"}],"topic":"orders","customer_id":"c\"1"}`, "orders", `c"1`, true)
+	f(`{"topic":"ord\u0065rs","n":-1.5e3,"b":true,"z":null,"customer_id":7}`, "orders", "", true)
+	f(`{"topic":["orders"]}`, "", "", true)
+	f(`{}`, "", "", true)
+	f(`["topic","orders"]`, "", "", false)
+	f(`"orders"`, "", "", false)
 }
