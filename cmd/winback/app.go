@@ -312,6 +312,9 @@ func openClickHouse(ctx context.Context, cfg *config.Config, log *slog.Logger, r
 		var err error
 		// Open registers the sink's metrics only once it has connected.
 		sink, err = clickhouse.Open(ctx, clickhouseConfig(cfg), log.With("component", "clickhouse"), reg)
+		if err != nil && speaksHTTP(ctx, cfg.ClickHouse.DSN) {
+			return permanent{err} // the HTTP port: waiting will not help
+		}
 		return err
 	})
 	if err != nil {

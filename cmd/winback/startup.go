@@ -35,6 +35,9 @@ type startupError struct {
 
 func (e *startupError) Error() string {
 	msg := fmt.Sprintf("--%s %s: not reachable within %s (--startup-timeout): %v", e.Setting, e.Addr, e.Waited, e.Err)
+	if e.Waited == 0 { // a mistake waiting cannot fix
+		msg = fmt.Sprintf("--%s %s: %v", e.Setting, e.Addr, e.Err)
+	}
 	if e.Hint != "" {
 		msg += "; " + e.Hint
 	}
@@ -59,6 +62,10 @@ func retryUntil(ctx context.Context, timeout time.Duration, try func(context.Con
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var p permanent
+		if errors.As(err, &p) {
+			return p // waiting cannot fix it
 		}
 		if last == nil || !errors.Is(err, context.DeadlineExceeded) {
 			last = err
@@ -154,7 +161,7 @@ func clickhouseStartError(ctx context.Context, cfg *config.Config, err error) er
 		if u.Port() == "" {
 			addr = net.JoinHostPort(u.Hostname(), "9000")
 		}
-		isHTTP, isClickHouse := answersHTTP(ctx, addr)
+		isHTTP, isClickHouse := answersHTTP(context.WithoutCancel(ctx), addr)
 		switch {
 		case isClickHouse:
 			hint = u.Port() + " is ClickHouse's HTTP port; winback speaks the native protocol on 9000 (clickhouse://host:9000/db)"
@@ -166,7 +173,12 @@ func clickhouseStartError(ctx context.Context, cfg *config.Config, err error) er
 			hint = "the server refused the user or password in the DSN"
 		}
 	}
-	return &startupError{Setting: "clickhouse-dsn", Addr: dsn, Waited: cfg.StartupTimeout, Err: lastLine(err), Hint: hint}
+	waited := cfg.StartupTimeout
+	var p permanent
+	if errors.As(err, &p) {
+		waited = 0
+	}
+	return &startupError{Setting: "clickhouse-dsn", Addr: dsn, Waited: waited, Err: lastLine(err), Hint: hint}
 }
 
 // answersHTTP reports whether addr answers an HTTP request, and whether
@@ -208,6 +220,19 @@ func lastLine(err error) error {
 	return errors.New(s)
 }
 
+// permanent marks an error retryUntil does not retry.
+type permanent struct{ error }
+
 type nopWriter struct{}
 
 func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// speaksHTTP reports whether the DSN's address answers HTTP.
+func speaksHTTP(ctx context.Context, dsn string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Port() == "" {
+		return false
+	}
+	isHTTP, _ := answersHTTP(context.WithoutCancel(ctx), u.Host)
+	return isHTTP
+}

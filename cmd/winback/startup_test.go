@@ -81,14 +81,24 @@ func TestStartupFailsFast(t *testing.T) {
 			"--clickhouse-dsn clickhouse://" + otherHTTP, "answers HTTP, not ClickHouse's native protocol"},
 	}
 	shape := regexp.MustCompile(`^winback (run|gen|backtest|migrate): --[a-z-]+ \S+: not reachable within 1s \(--startup-timeout\): .+; .+\n$`)
+	// An HTTP port is a mistake, not an outage: no waiting.
+	httpShape := regexp.MustCompile(`^winback (run|migrate): --clickhouse-dsn \S+: .+; .+\n$`)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			args := append(c.args, "--startup-timeout", "1s", "--http-addr", freeAddr(t))
+			timeout := "1s"
+			if strings.Contains(c.name, "HTTP") {
+				timeout = "60s" // must fail at once, not wait
+			}
+			args := append(c.args, "--startup-timeout", timeout, "--http-addr", freeAddr(t))
 			code, _, stderr := runBin(t, 60*time.Second, args...)
 			if code != 1 {
 				t.Errorf("exit code %d, want 1; stderr:\n%s", code, stderr)
 			}
-			if !shape.MatchString(stderr) {
+			sh := shape
+			if strings.Contains(c.name, "HTTP") {
+				sh = httpShape
+			}
+			if !sh.MatchString(stderr) {
 				t.Errorf("stderr is not one line of the expected shape:\n%s", stderr)
 			}
 			for _, want := range []string{c.setting, c.hint} {
