@@ -7,7 +7,7 @@
 //	winback gen       produce synthetic traffic to any cluster
 //	winback migrate   apply the ClickHouse DDL
 //	winback backtest  replay history through the signal engine, no side effects
-//	winback config    print the config reference
+//	winback config    print the config reference, or the settings in effect
 package main
 
 import (
@@ -33,14 +33,16 @@ Usage:
 Commands:
   run       run the pipeline against real Kafka, a schema registry and ClickHouse
   dev       run the pipeline on the embedded default (kfake, srfake, local ClickHouse)
-  gen       produce synthetic traffic (orders, emails, tickets) to a cluster
+  gen       produce synthetic traffic (orders, emails, tickets) to a cluster,
+            or write it to a JSON-lines file (--out FILE)
   migrate   apply the ClickHouse tables and views, then exit
   backtest  replay history through the signal engine and report how triggers did
   config    print every setting with its flag, env variable and default
+            (--effective: the settings in effect, secrets redacted)
 
-Run 'winback <command> -h' for the flags of a command; 'winback --version'
-prints the version. Settings come from
-flags, then WINBACK_* environment variables, then --config FILE, then defaults.
+Run 'winback <command> -h' for the flags of a command. Settings come from
+flags, then WINBACK_* environment variables, then --config FILE, then
+defaults. 'winback --version' prints the version.
 `
 
 func main() {
