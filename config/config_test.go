@@ -192,3 +192,15 @@ func TestReferenceCoversEverySetting(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{"HOME=/root", "WINBACK_KAFKA_BROKERS=k:9092", "WINBACK_KAFKA_BROKER=k:9092", "WINBACK_CONFIG=x.yaml",
+		"WINBACK_TESTENV_HELPER_CH_DIR=/tmp", "WINBACK_FROBNICATE=1"})
+	want := []string{
+		"WINBACK_KAFKA_BROKER is not a setting and is ignored; did you mean WINBACK_KAFKA_BROKERS?",
+		"WINBACK_FROBNICATE is not a setting and is ignored",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("UnknownEnv:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

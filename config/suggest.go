@@ -82,3 +82,28 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// UnknownEnv returns a message for each WINBACK_* variable of environ
+// (as os.Environ gives it) that is no setting, with the variable meant
+// for a near miss. WINBACK_CONFIG and WINBACK_TESTENV_* (test helpers)
+// are known.
+func UnknownEnv(environ []string) []string {
+	cfg := Default()
+	known := map[string]bool{"WINBACK_CONFIG": true}
+	var names []string
+	for _, s := range Settings(&cfg) {
+		if s.Type != "map" {
+			known[s.Env] = true
+			names = append(names, s.Env)
+		}
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "WINBACK_") || known[name] || strings.HasPrefix(name, "WINBACK_TESTENV_") {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s is not a setting and is ignored%s", name, DidYouMean(name, names, nil)))
+	}
+	return out
+}

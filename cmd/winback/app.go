@@ -39,6 +39,9 @@ func loadConfig(fs *flag.FlagSet, args []string, cfg *config.Config) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	for _, w := range config.UnknownEnv(os.Environ()) {
+		fmt.Fprintf(fs.Output(), "%s: warning: %s\n", fs.Name(), w)
+	}
 	if err := l.Load(os.LookupEnv); err != nil {
 		return usageError{err}
 	}

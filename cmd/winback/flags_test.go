@@ -81,3 +81,17 @@ func TestVersion(t *testing.T) {
 		t.Errorf("--version printed %q", stdout.String())
 	}
 }
+
+// TestUnknownEnvWarns: a misspelt WINBACK_* variable is named, with the
+// one meant, instead of being silently ignored.
+func TestUnknownEnvWarns(t *testing.T) {
+	t.Setenv("WINBACK_KAFKA_BROKER", "k:9092")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"config", "--effective"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want := "winback config: warning: WINBACK_KAFKA_BROKER is not a setting and is ignored; did you mean WINBACK_KAFKA_BROKERS?\n"
+	if stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
