@@ -17,20 +17,25 @@ FUZZMINIMIZE ?= 200x
 # go run $(BENCHSTAT) old.txt new.txt).
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: all deps build run test unit fuzz-short fuzz bench bench-tiny lint clean
+.PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-tiny lint clean
 
 all: build
 
-## deps: install Debian's clickhouse-server, clickhouse-client and kcat, and chDB, when missing
+## deps: install what make test needs when missing: Debian's clickhouse-server, clickhouse-client and kcat, and chDB
 deps:
 	@bash scripts/deps.sh
 
-build:
-	$(GO) build -o $(BIN) ./cmd/winback
+## deps-run: only what make run needs (no chDB, which only the tests use)
+deps-run:
+	@bash scripts/deps.sh --no-chdb
 
-## run: the embedded default (kfake + srfake + a local ClickHouse) with generated traffic
-run: deps build
-	$(BIN) dev --generate
+build:
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/winback
+
+## run: the embedded default (kfake + srfake + a local ClickHouse) with generated traffic;
+## more flags with ARGS, e.g. make run ARGS="--trigger-format json --data-dir /tmp/wb"
+run: deps-run build
+	$(BIN) dev --generate $(ARGS)
 
 ## test: every test, including integration tests on a real ClickHouse and short fuzz runs
 test: deps

@@ -25,9 +25,10 @@ type Config struct {
 	HTTPTokenFile   string        `yaml:"http_token_file" help:"file holding a bearer token; when set, /v1/customers/{id} and /debug/pprof/ require the header Authorization: Bearer <token> (401 otherwise)"`
 	HTTPPprof       bool          `yaml:"http_pprof" help:"serve Go's profiler under /debug/pprof/ on http_addr (behind the token when http_token_file is set)"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long a graceful shutdown may take before winback exits anyway"`
+	StartupTimeout  time.Duration `yaml:"startup_timeout" help:"how long winback waits at start for Kafka, the schema registry and ClickHouse before it exits with the setting to fix (later outages are retried)"`
 	CommitInterval  time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
 	MaxPollRecords  int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
-	LogFormat       string        `yaml:"log_format" help:"log format: json or text"`
+	LogFormat       string        `yaml:"log_format" help:"log format: text, json, or auto (text when stderr is a terminal, else json)"`
 	LogLevel        string        `yaml:"log_level" help:"log level: debug, info, warn or error"`
 	MaxValueBytes   int           `yaml:"max_value_bytes" help:"input records larger than this go to the dead-letter topic"`
 	// InputPartitioning is auto or strict.
@@ -128,9 +129,10 @@ func Default() Config {
 		TriggerFormat:     "avro",
 		HTTPAddr:          "127.0.0.1:8080",
 		ShutdownTimeout:   30 * time.Second,
+		StartupTimeout:    30 * time.Second,
 		CommitInterval:    time.Second,
 		MaxPollRecords:    100000,
-		LogFormat:         "json",
+		LogFormat:         "auto",
 		InputPartitioning: "auto",
 		LogLevel:          "info",
 		MaxValueBytes:     1 << 20,
@@ -174,7 +176,7 @@ func (c *Config) Validate() error {
 			bad("kafka-sasl-username", "SASL %s needs a user name", c.Kafka.SASL.Mechanism)
 		}
 	default:
-		bad("kafka-sasl-mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.Kafka.SASL.Mechanism)
+		bad("kafka-sasl-mechanism", "%s", oneOf(c.Kafka.SASL.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
 	}
 	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
 		bad("kafka-tls-cert-file", "mutual TLS needs both --kafka-tls-cert-file and --kafka-tls-key-file")
@@ -224,7 +226,7 @@ func (c *Config) Validate() error {
 		bad("input-partitioning", "%q; use auto (route misplaced records through the repartition topic) or strict (dead-letter them)", c.InputPartitioning)
 	}
 	if c.TriggerFormat != "avro" && c.TriggerFormat != "json" {
-		bad("trigger-format", "%q; use avro or json", c.TriggerFormat)
+		bad("trigger-format", "%s", oneOf(c.TriggerFormat, "avro", "json"))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("http-addr", "%q is not host:port (e.g. :8080)", c.HTTPAddr)
@@ -232,14 +234,17 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive, e.g. 30s")
 	}
+	if c.StartupTimeout <= 0 {
+		bad("startup-timeout", "must be positive, e.g. 30s")
+	}
 	if c.CommitInterval <= 0 {
 		bad("commit-interval", "must be positive, e.g. 1s")
 	}
 	if c.MaxPollRecords < 1 {
 		bad("max-poll-records", "must be at least 1")
 	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		bad("log-format", "%q; use json or text", c.LogFormat)
+	if c.LogFormat != "json" && c.LogFormat != "text" && c.LogFormat != "auto" {
+		bad("log-format", "%s", oneOf(c.LogFormat, "auto", "text", "json"))
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		bad("log-level", "%v", err)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,16 +36,28 @@ func TestGoodFiles(t *testing.T) {
 }
 
 func TestBadFiles(t *testing.T) {
-	// Each bad file must fail, and the message must name what to fix.
+	// Each bad file must fail with exactly this message: the file and
+	// line, the setting, the fix, and a "did you mean" for near misses.
+	// F stands for the file's path.
 	want := map[string]string{
-		"unknown-key.bad.yaml":  "brokerz",
-		"bad-broker.bad.yaml":   "--kafka-brokers",
-		"same-topic.bad.yaml":   "--topics-triggers",
-		"bad-format.bad.yaml":   "--trigger-format",
-		"bad-dsn.bad.yaml":      "--clickhouse-dsn",
-		"bad-duration.bad.yaml": "soon",
-		"sasl-no-user.bad.yaml": "--kafka-sasl-username",
-		"zero-batch.bad.yaml":   "--clickhouse-batch-rows",
+		"unknown-key.bad.yaml":    "F:2: unknown setting kafka.brokerz; did you mean kafka.brokers?",
+		"typo-key.bad.yaml":       "F:2: unknown setting kafka.broker; did you mean kafka.brokers?",
+		"wrong-section.bad.yaml":  "F:2: unknown setting brokers; did you mean kafka.brokers?",
+		"bad-broker.bad.yaml":     "invalid configuration:\n--kafka-brokers: \"kafka-1\" is not host:port (e.g. kafka-1:9092) (F:2 kafka.brokers)",
+		"same-topic.bad.yaml":     "invalid configuration:\n--topics-triggers: topic \"orders\" is also --topics-orders; every topic must be distinct (F:2 topics.triggers)",
+		"bad-format.bad.yaml":     "invalid configuration:\n--trigger-format: \"protobuf\"; use avro or json (F:1 trigger_format)",
+		"enum-typo.bad.yaml":      "invalid configuration:\n--trigger-format: \"jsn\" is not one of avro or json; did you mean json? (F:1 trigger_format)",
+		"level-typo.bad.yaml":     "invalid configuration:\n--log-level: \"warning\" is not one of debug, info, warn or error; did you mean warn? (F:1 log_level)",
+		"bad-dsn.bad.yaml":        "invalid configuration:\n--clickhouse-dsn: \"http://127.0.0.1:8123\" is not a native-protocol DSN, e.g. clickhouse://default:@127.0.0.1:9000/default (F:2 clickhouse.dsn)",
+		"bad-duration.bad.yaml":   "F:2: clickhouse.flush_interval: \"soon\" is not a duration; write one with a unit, such as 500ms, 60s, 5m or 1h",
+		"bare-duration.bad.yaml":  "F:1: commit_interval: \"60\" has no unit; durations take one: write 60s (or 60ms, 60m)",
+		"line-number.bad.yaml":    "F:7: kafka.transaction_timeout: \"soonish\" is not a duration; write one with a unit, such as 500ms, 60s, 5m or 1h",
+		"list-for-value.bad.yaml": "F:2: kafka.group takes a single value, not a list",
+		"duplicate-key.bad.yaml":  "F:3: clickhouse.batch_rows is set twice (also on line 2)",
+		"syntax.bad.yaml":         "F:2: did not find expected ',' or ']' (in the list or mapping that starts on this line)",
+		"tab.bad.yaml":            "F:2: found character that cannot start any token (YAML indents with spaces, not tabs)",
+		"sasl-no-user.bad.yaml":   "invalid configuration:\n--kafka-sasl-username: SASL PLAIN needs a user name",
+		"zero-batch.bad.yaml":     "invalid configuration:\n--clickhouse-batch-rows: 0; must be at least 1 (100000 is a good size) (F:2 clickhouse.batch_rows)",
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yaml")
 	if len(files) != len(want) {
@@ -56,11 +69,56 @@ func TestBadFiles(t *testing.T) {
 			if err == nil {
 				t.Fatal("loaded without error")
 			}
-			if w := want[filepath.Base(f)]; !strings.Contains(err.Error(), w) {
-				t.Fatalf("error %q does not mention %q", err, w)
+			w, ok := want[filepath.Base(f)]
+			if !ok {
+				t.Fatalf("no expectation for %s", f)
+			}
+			if w = strings.ReplaceAll(w, "F:", f+":"); err.Error() != w {
+				t.Fatalf("error\n%s\nwant\n%s", err, w)
 			}
 		})
 	}
+}
+
+func TestFlagAndEnvErrors(t *testing.T) {
+	f := func(args []string, env map[string]string, want string) {
+		t.Helper()
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg := Default()
+		l := Bind(fs, &cfg)
+		err := fs.Parse(args)
+		if err == nil {
+			err = l.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v %v: error %v, want it to contain %q", args, env, err, want)
+		}
+	}
+	f([]string{"--commit-interval", "60"}, nil, `"60" has no unit; durations take one: write 60s`)
+	f(nil, map[string]string{"WINBACK_SHUTDOWN_TIMEOUT": "5"}, `env WINBACK_SHUTDOWN_TIMEOUT: "5" has no unit`)
+	f([]string{"--log-format", "txt"}, nil, `--log-format: "txt" is not one of auto, text or json; did you mean text?`)
+	f([]string{"--kafka-sasl-mechanism", "SCRAM-SHA256", "--kafka-sasl-username", "u"}, nil, "did you mean SCRAM-SHA-256?")
+	f([]string{"--startup-timeout", "0s"}, nil, "--startup-timeout: must be positive")
+}
+
+func TestSuggest(t *testing.T) {
+	f := func(got string, options []string, want string) {
+		t.Helper()
+		if s := Suggest(got, options); s != want {
+			t.Errorf("Suggest(%q, %v) = %q, want %q", got, options, s, want)
+		}
+	}
+	keys := []string{"brokers", "group", "transactional_id", "session_timeout"}
+	f("broker", keys, "brokers")
+	f("brokerz", keys, "brokers")
+	f("BROKERS", keys, "brokers")
+	f("grup", keys, "group")
+	f("sesion_timout", keys, "session_timeout")
+	f("zookeeper", keys, "")
+	f("x", keys, "")
+	f("jsn", []string{"avro", "json"}, "json")
+	f("protobuf", []string{"avro", "json"}, "")
 }
 
 func TestPrecedence(t *testing.T) {
@@ -132,5 +190,17 @@ func TestReferenceCoversEverySetting(t *testing.T) {
 		if s.Help == "" {
 			t.Errorf("setting %s has no help text", s.Key)
 		}
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{"HOME=/root", "WINBACK_KAFKA_BROKERS=k:9092", "WINBACK_KAFKA_BROKER=k:9092", "WINBACK_CONFIG=x.yaml",
+		"WINBACK_TESTENV_HELPER_CH_DIR=/tmp", "WINBACK_FROBNICATE=1"})
+	want := []string{
+		"WINBACK_KAFKA_BROKER is not a setting and is ignored; did you mean WINBACK_KAFKA_BROKERS?",
+		"WINBACK_FROBNICATE is not a setting and is ignored",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("UnknownEnv:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

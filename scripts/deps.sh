@@ -7,12 +7,27 @@
 #      ClickHouse is 18.16). Needs root, or sudo.
 #   2. libchdb.so (a modern ClickHouse as a library) from the npm package
 #      `chdb`, into .cache/chdb. Its absolute path is printed last and written
-#      to .cache/chdb/libpath, for the Makefile (CHDB_LIB_PATH).
+#      to .cache/chdb/libpath, for the Makefile (CHDB_LIB_PATH). Only the
+#      tests use it (about 180 MB): `make run` calls this script with
+#      --no-chdb and skips it.
+#
+# Usage: deps.sh [--no-chdb]
 #
 # Environment:
 #   CHDB_DIR          where to install chdb (default: <repo>/.cache/chdb)
 #   CHDB_NPM_VERSION  npm version of chdb to install (default: 3.4.0)
 set -euo pipefail
+
+with_chdb=1
+for arg in "$@"; do
+	case $arg in
+	--no-chdb) with_chdb=0 ;;
+	*)
+		printf 'deps: unknown argument %s (usage: deps.sh [--no-chdb])\n' "$arg" >&2
+		exit 2
+		;;
+	esac
+done
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 chdb_dir=${CHDB_DIR:-$repo/.cache/chdb}
@@ -63,6 +78,11 @@ else
 fi
 
 # --- 2. libchdb.so from npm ------------------------------------------------
+if [ "$with_chdb" -eq 0 ]; then
+	log "chdb skipped (--no-chdb: only the tests need it)"
+	exit 0
+fi
+
 find_libchdb() {
 	[ -d "$chdb_dir/node_modules" ] || return 0
 	find "$chdb_dir/node_modules" -name libchdb.so -type f 2>/dev/null | sort | head -n 1

@@ -36,11 +36,11 @@ import (
 // caller registered) and loads env and file. Errors are usage errors.
 func loadConfig(fs *flag.FlagSet, args []string, cfg *config.Config) error {
 	l := config.Bind(fs, cfg)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	for _, w := range config.UnknownEnv(os.Environ()) {
+		fmt.Fprintf(fs.Output(), "%s: warning: %s\n", fs.Name(), w)
 	}
 	if err := l.Load(os.LookupEnv); err != nil {
 		return usageError{err}
@@ -48,13 +48,36 @@ func loadConfig(fs *flag.FlagSet, args []string, cfg *config.Config) error {
 	return nil
 }
 
+// newLogger logs to w in cfg's format; "auto" is text (durations such as
+// 1.5s) on a terminal and JSON (durations in nanoseconds) otherwise.
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	lvl, _ := config.ParseLevel(cfg.LogLevel)
 	opts := &slog.HandlerOptions{Level: lvl}
-	if cfg.LogFormat == "text" {
+	if logFormat(cfg.LogFormat, w) == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// logFormat resolves "auto" for w.
+func logFormat(format string, w io.Writer) string {
+	if format != "auto" {
+		return format
+	}
+	if isTerminal(w) {
+		return "text"
+	}
+	return "json"
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // kafkaOpts are the client options shared by every Kafka client of winback.
@@ -174,7 +197,7 @@ func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config) error
 // serve runs the pipeline and the HTTP server until ctx is done. started,
 // if not nil, is called with the HTTP address once it listens.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, started func(httpAddr string)) error {
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoCollector())
 	// One kprom.Metrics per client, told apart by the client label.
 	kmetrics := func(client string) kgo.Opt {
 		return kgo.WithHooks(kprom.NewMetrics("winback_kafka", kprom.Registry(reg),
@@ -184,6 +207,24 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	if err != nil {
 		return usageError{err}
 	}
+	// Start-up checks, Kafka first: nothing (not even the ClickHouse DDL)
+	// is applied before every dependency has answered.
+	if err := checkKafka(ctx, cfg, kopts); err != nil {
+		return err
+	}
+	src, err := registryClient(cfg)
+	if err != nil {
+		return usageError{fmt.Errorf("--registry-url: %w", err)}
+	}
+	if err := checkRegistry(ctx, cfg, src); err != nil {
+		return err
+	}
+	sink, err := openClickHouse(ctx, cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+
 	probe, err := kgo.NewClient(append(kopts, kmetrics("admin"))...)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
@@ -193,10 +234,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		return fmt.Errorf("kafka topics: %w", err)
 	}
 
-	src, err := registryClient(cfg)
-	if err != nil {
-		return usageError{fmt.Errorf("--registry-url: %w", err)}
-	}
 	dec := decode.NewDecoder(decode.SchemaRegistry(src), decode.Options{
 		MaxValueBytes: cfg.MaxValueBytes,
 		MaxFutureSkew: cfg.Decode.MaxFutureSkew,
@@ -212,11 +249,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		return fmt.Errorf("trigger schema: %w", err)
 	}
 
-	sink, err := clickhouse.Open(ctx, clickhouseConfig(cfg), log.With("component", "clickhouse"), reg)
-	if err != nil {
-		return fmt.Errorf("clickhouse: %w", err)
-	}
-	defer sink.Close()
 	if err := migrate(ctx, sink, log); err != nil {
 		return fmt.Errorf("clickhouse migrate: %w", err)
 	}
@@ -274,7 +306,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	if err := srv.Listen(); err != nil {
 		return usageError{fmt.Errorf("--http-addr: %w", err)}
 	}
-	log.Info("winback started", "http", srv.Addr(), "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.Group,
+	log.Info("winback started", "version", versionLine(), "http", srv.Addr(), "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.Group,
 		"clickhouse", sink.ServerVersion(), "trigger_format", cfg.TriggerFormat, "instance", instance)
 	if started != nil {
 		started(srv.Addr())
@@ -305,6 +337,24 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		err = nil
 	}
 	return err
+}
+
+// openClickHouse connects to ClickHouse, retrying for --startup-timeout.
+func openClickHouse(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*clickhouse.Sink, error) {
+	var sink *clickhouse.Sink
+	err := retryUntil(ctx, cfg.StartupTimeout, func(ctx context.Context) error {
+		var err error
+		// Open registers the sink's metrics only once it has connected.
+		sink, err = clickhouse.Open(ctx, clickhouseConfig(cfg), log.With("component", "clickhouse"), reg)
+		if err != nil && speaksHTTP(ctx, cfg.ClickHouse.DSN) {
+			return permanent{err} // the HTTP port: waiting will not help
+		}
+		return err
+	})
+	if err != nil {
+		return nil, clickhouseStartError(ctx, cfg, err)
+	}
+	return sink, nil
 }
 
 // migrate applies the DDL, retrying a few times: instances that start

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,7 +67,7 @@ type backtestOptions struct {
 }
 
 func (o *backtestOptions) bind(fs *flag.FlagSet) {
-	fs.StringVar(&o.file, "file", "", "replay the JSON-lines file `PATH` (one event per line with its \"topic\", as gen.WriteJSONL writes it) instead of the input topics")
+	fs.StringVar(&o.file, "file", "", "replay the JSON-lines file `PATH` (- for standard input; one JSON object per event with its \"topic\", as 'winback gen --out PATH' writes it) instead of the input topics")
 	fs.IntVar(&o.partitions, "partitions", 0, "number of tasks customers are spread over, as the pipeline's partitions (default: the orders topic's partition count, or 1 for a file)")
 	fs.IntVar(&o.horizonDays, "horizon-days", 30, "a customer who orders within this many days after a trigger counts as returned")
 	fs.StringVar(&o.format, "format", "text", "report format: text or json")
@@ -79,7 +80,7 @@ func (o *backtestOptions) check() (time.Time, error) {
 		return time.Time{}, fmt.Errorf("--horizon-days: %d; use 1 to 3650 days", o.horizonDays)
 	}
 	if o.format != "text" && o.format != "json" {
-		return time.Time{}, fmt.Errorf("--format: %q; use text or json", o.format)
+		return time.Time{}, fmt.Errorf("--format: %s", oneOf(o.format, "text", "json"))
 	}
 	if o.partitions < 0 || o.partitions > 10000 {
 		return time.Time{}, fmt.Errorf("--partitions: %d; use 1 to 10000, or 0 for the default", o.partitions)
@@ -97,6 +98,7 @@ func (o *backtestOptions) check() (time.Time, error) {
 
 func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := config.Default()
+	cfg.StartupTimeout = 10 * time.Second // a one-shot command: fail soon
 	fs := newFlagSet("backtest", "Replay history (the input topics from the start, or a JSON-lines file) through the\nsignal engine with no side effects, and report per reason how many triggers fired,\nhow many of those customers ordered again within --horizon-days on their own, how\nmany never did, and the priority distribution.", stderr)
 	var o backtestOptions
 	o.bind(fs)
@@ -256,21 +258,28 @@ func backtestFile(ctx context.Context, cfg *config.Config, o *backtestOptions, n
 	topics := gen.Topics{Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support}
 	names := topics.Kinds()
 	var ev event.Event
-	line := 0
+	record := 0
+	var first string // the first bad record, for a file with no good one
 	err := readJSONLFile(o.file, topics, func(k event.Kind, key, value []byte) error {
-		line++
-		if line%65536 == 0 {
+		record++
+		if record%65536 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
 		bt.records[names[k]]++
 		if err := dec.Decode(ctx, k, key, value, &ev); err != nil {
-			return bt.decodeErr(fmt.Sprintf("%s: record %d", o.file, line), err)
+			if first == "" {
+				first = fmt.Sprintf("record %d: %v", record, err)
+			}
+			return bt.decodeErr(fmt.Sprintf("%s: record %d", o.file, record), err)
 		}
 		bt.add(sourceOf(k), 0, &ev)
 		return nil
-	}, func(*gen.JSONLError) {
+	}, func(je *gen.JSONLError) {
+		if first == "" {
+			first = fmt.Sprintf("line %d: %s", je.Line, je.Msg)
+		}
 		bt.records["(unroutable)"]++
 		bt.bad[reasonUnroutable]++
 	})
@@ -280,53 +289,289 @@ func backtestFile(ctx context.Context, cfg *config.Config, o *backtestOptions, n
 		}
 		return nil, err
 	}
+	switch {
+	case bt.total() == 0:
+		return nil, fmt.Errorf("%s has no events (one JSON object per event, with its \"topic\", as 'winback gen --out FILE' writes)", o.file)
+	case bt.events == 0:
+		return nil, fmt.Errorf("%s: none of its %d records is a valid event; the first: %s", o.file, bt.total(), first)
+	}
 	return bt, nil
 }
 
-// readJSONLFile reads path with gen.ReadJSONL. A line that ReadJSONL cannot
-// route (it names no input topic) is passed to unroutable and reading goes
-// on after it, so that one bad line does not end the replay.
+// readJSONLFile reads the JSON values in path ("-": standard input), one
+// event each, and calls fn with each event's kind (from its "topic"
+// field), key (its customer_id) and value (the object, compacted), in file
+// order. Any valid JSON is read: any spacing, any key order, one value per
+// line or pretty-printed over several lines. A value that is not JSON, not
+// an object, or names no input topic is passed to unroutable (with the
+// line it starts on) and reading goes on after it. fn must not keep key or
+// value. backtest and evaluate share it.
 func readJSONLFile(path string, topics gen.Topics, fn func(k event.Kind, key, value []byte) error, unroutable func(*gen.JSONLError)) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var base int64 // offset of the first line not yet read
-	for {
-		if base > 0 {
-			if _, err := f.Seek(base, io.SeekStart); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
+	var r io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
 		}
-		err := gen.ReadJSONL(f, topics, fn)
-		var je *gen.JSONLError
-		if !errors.As(err, &je) {
-			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
+		defer f.Close()
+		r = f
+	}
+	if err := readJSONL(r, topics, fn, unroutable); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// maxJSONValue bounds one value (a line, or the lines of a pretty-printed
+// value).
+const maxJSONValue = 1 << 20
+
+// maxJSONValueLines bounds the lines of one value: each new line of an
+// unfinished value parses it again from its start.
+const maxJSONValueLines = 1000
+
+// readJSONL is readJSONLFile on a reader. It reads line by line and keeps
+// the lines of a value that is not complete yet; a value found to be
+// broken is reported at its first line and reading resumes on the next
+// line, so one bad line costs only itself.
+func readJSONL(r io.Reader, topics gen.Topics, fn func(k event.Kind, key, value []byte) error, unroutable func(*gen.JSONLError)) error {
+	kinds := map[string]event.Kind{}
+	var names []string
+	for k, t := range topics.Kinds() {
+		kinds[t] = k
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxJSONValue)
+	var (
+		pending   []byte // lines not yet consumed, each ending in \n
+		startLine = 1    // line number of pending[0]
+		compact   bytes.Buffer
+	)
+	lineOf := func(off int) int { return startLine + bytes.Count(pending[:off], []byte{'\n'}) }
+	// drop removes pending[:off] (which ends at a line start).
+	drop := func(off int) {
+		startLine = lineOf(off)
+		pending = append(pending[:0], pending[off:]...)
+	}
+	emit := func(line int, raw []byte) error {
+		env, ok := envelopeOf(raw)
+		switch {
+		case !ok:
+			unroutable(&gen.JSONLError{Line: line, Msg: fmt.Sprintf("not a JSON object (starts with %q)", truncateBytes(raw, 16))})
+			return nil
+		case env.topic == nil:
+			unroutable(&gen.JSONLError{Line: line, Msg: "no \"topic\" field (a string); each event names its input topic: " + strings.Join(names, ", ")})
 			return nil
 		}
-		unroutable(je)
-		// Resume after line je.Line, counted (as ReadJSONL counts) from base.
-		if _, err := f.Seek(base, io.SeekStart); err != nil {
-			return fmt.Errorf("%s: skipping line %d: %w", path, je.Line, err)
-		}
-		br := bufio.NewReader(f)
-		for range je.Line {
-			for {
-				b, err := br.ReadSlice('\n')
-				base += int64(len(b))
-				if errors.Is(err, bufio.ErrBufferFull) {
-					continue
-				}
-				if err != nil && !errors.Is(err, io.EOF) {
-					return fmt.Errorf("%s: %w", path, err)
-				}
-				break
+		k, ok := kinds[string(env.topic)]
+		if !ok {
+			msg := fmt.Sprintf("unknown topic %q; the input topics are %s", env.topic, strings.Join(names, ", "))
+			if s := config.Suggest(string(env.topic), names); s != "" {
+				msg += "; did you mean " + s + "?"
 			}
+			unroutable(&gen.JSONLError{Line: line, Msg: msg})
+			return nil
+		}
+		key := env.customerID
+		if bytes.IndexAny(raw, " \t\r\n") < 0 {
+			return fn(k, key, raw) // compact already (as gen writes it)
+		}
+		compact.Reset()
+		if err := json.Compact(&compact, raw); err != nil {
+			return err // cannot happen: raw was decoded
+		}
+		return fn(k, key, compact.Bytes())
+	}
+	// scan consumes every complete value in pending; more tells whether
+	// more lines may follow.
+	scan := func(more bool) error {
+		for {
+			off := skipJSONSpace(pending, 0)
+			if off == len(pending) {
+				pending, startLine = pending[:0], startLine+bytes.Count(pending, []byte{'\n'})
+				return nil
+			}
+			dec := json.NewDecoder(bytes.NewReader(pending[off:]))
+			var raw json.RawMessage
+			err := dec.Decode(&raw)
+			switch {
+			case err == nil:
+				end := off + int(dec.InputOffset())
+				if err := emit(lineOf(off), raw); err != nil {
+					return err
+				}
+				// Keep the rest of the line (another value may follow).
+				startLine = lineOf(end)
+				pending = append(pending[:0], pending[end:]...)
+				continue
+			case errors.Is(err, io.ErrUnexpectedEOF) && more && len(pending) < maxJSONValue &&
+				bytes.Count(pending[off:], []byte{'\n'}) < maxJSONValueLines:
+				drop(lineStart(pending, off))
+				return nil // the value goes on on the next line
+			}
+			// Broken: report it at its first line and resume on the next.
+			msg := "not valid JSON: " + err.Error()
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				msg = "not valid JSON: the value is not closed"
+				if more {
+					msg = fmt.Sprintf("not valid JSON: the value is not closed within %d lines or %d bytes", maxJSONValueLines, maxJSONValue)
+				}
+			}
+			unroutable(&gen.JSONLError{Line: lineOf(off), Msg: msg})
+			nl := bytes.IndexByte(pending[off:], '\n')
+			if nl < 0 {
+				pending, startLine = pending[:0], lineOf(len(pending))
+				return nil
+			}
+			drop(off + nl + 1)
 		}
 	}
+	for sc.Scan() {
+		// The common case, one whole value on its own line, skips the
+		// decoder.
+		if line := bytes.TrimSpace(sc.Bytes()); len(pending) == 0 && len(line) > 0 && line[0] == '{' && json.Valid(line) {
+			if err := emit(startLine, line); err != nil {
+				return err
+			}
+			startLine++
+			continue
+		}
+		pending = append(pending, sc.Bytes()...)
+		pending = append(pending, '\n')
+		if err := scan(true); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return fmt.Errorf("line %d is longer than %d bytes", startLine+bytes.Count(pending, []byte{'\n'}), maxJSONValue)
+		}
+		return err
+	}
+	return scan(false)
+}
+
+// envelope is what routing needs of an event: its top-level "topic" and
+// "customer_id" strings (nil when absent or not strings).
+type envelope struct {
+	topic, customerID []byte
+}
+
+// envelopeOf reads the top-level "topic" and "customer_id" of raw, a
+// valid JSON value, without decoding the rest; ok is false when raw is not
+// an object. A string with escapes is unquoted (allocating); the plain
+// ones point into raw.
+func envelopeOf(raw []byte) (env envelope, ok bool) {
+	i := skipJSONSpace(raw, 0)
+	if i == len(raw) || raw[i] != '{' {
+		return env, false
+	}
+	i++
+	for {
+		i = skipJSONSpace(raw, i)
+		if i >= len(raw) || raw[i] == '}' {
+			return env, true
+		}
+		if raw[i] == ',' {
+			i++
+			continue
+		}
+		key, next := jsonString(raw, i)
+		i = skipJSONSpace(raw, next)
+		i = skipJSONSpace(raw, i+1) // the colon
+		end := skipJSONValue(raw, i)
+		if raw[i] == '"' && (string(key) == "topic" || string(key) == "customer_id") {
+			v, _ := jsonString(raw, i)
+			if string(key) == "topic" {
+				env.topic = v
+			} else {
+				env.customerID = v
+			}
+		}
+		i = end
+	}
+}
+
+// jsonString reads the string starting at raw[i] (a '"'), unquoted, and
+// returns it with the offset after it.
+func jsonString(raw []byte, i int) ([]byte, int) {
+	end := skipJSONString(raw, i)
+	s := raw[i+1 : end-1]
+	if bytes.IndexByte(s, '\\') < 0 {
+		return s, end
+	}
+	var u string
+	if err := json.Unmarshal(raw[i:end], &u); err != nil {
+		return nil, end
+	}
+	return []byte(u), end
+}
+
+// skipJSONString returns the offset after the string starting at raw[i].
+func skipJSONString(raw []byte, i int) int {
+	for j := i + 1; j < len(raw); j++ {
+		switch raw[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(raw)
+}
+
+// skipJSONValue returns the offset after the valid JSON value at raw[i]
+// (a scalar ends at the next ',' or '}' of its object).
+func skipJSONValue(raw []byte, i int) int {
+	depth := 0
+	for i < len(raw) {
+		switch raw[i] {
+		case '"':
+			i = skipJSONString(raw, i)
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return i
+}
+
+// truncateBytes cuts b to n bytes for a message.
+func truncateBytes(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// lineStart is the offset of the start of the line holding off.
+func lineStart(b []byte, off int) int {
+	return bytes.LastIndexByte(b[:off], '\n') + 1
 }
 
 // stallTimeout is how long the topic reader waits for any record before it
@@ -342,6 +587,9 @@ func backtestTopics(ctx context.Context, cfg *config.Config, o *backtestOptions,
 	topics := []string{t.Orders, t.Email, t.Support}
 	kinds := map[string]event.Kind{t.Orders: event.KindOrder, t.Email: event.KindEmail, t.Support: event.KindSupport}
 
+	if err := checkKafka(ctx, cfg, kopts); err != nil {
+		return nil, err
+	}
 	adm, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)

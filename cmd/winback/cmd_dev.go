@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -124,12 +125,33 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	})
 	err = g.Wait()
-	fmt.Fprintln(stdout, "\nstopped.")
-	printHowTo(stdout, &cfg, k.Addr(), ch)
-	if *dataDir == "" {
-		fmt.Fprintln(stdout, "(the embedded broker and ClickHouse kept their data in memory and a temp dir; --data-dir DIR keeps both across runs)")
-	}
+	printStopped(stdout, &cfg, *dataDir, ch)
 	return err
+}
+
+// printStopped says what still works once dev has stopped: the embedded
+// broker and registry are gone, and so is a ClickHouse dev started; one
+// given with --clickhouse still answers.
+func printStopped(w io.Writer, cfg *config.Config, dataDir string, ch *testenv.ClickHouse) {
+	fmt.Fprintln(w, "\nstopped.")
+	if ch == nil {
+		fmt.Fprintf(w, "The embedded Kafka and schema registry stopped with winback; your ClickHouse (--clickhouse) keeps the results:\n")
+		port := ""
+		if u, err := url.Parse(cfg.ClickHouse.DSN); err == nil {
+			port = u.Port()
+			if h := u.Hostname(); h != "" && h != "127.0.0.1" && h != "localhost" {
+				port += " --host " + h
+			}
+		}
+		printQueries(w, cfg, port)
+	} else {
+		fmt.Fprintln(w, "The embedded Kafka, schema registry and ClickHouse stopped with winback, so the commands above no longer work.")
+	}
+	if dataDir != "" {
+		fmt.Fprintf(w, "Their data is in %s: start again with the same --data-dir to query it.\n", dataDir)
+	} else {
+		fmt.Fprintln(w, "They kept their data in memory and a temp dir, now removed. To keep it across runs: --data-dir DIR (with make: make run ARGS=\"--data-dir DIR\").")
+	}
 }
 
 func printHowTo(w io.Writer, cfg *config.Config, kafkaAddr string, ch *testenv.ClickHouse) {
@@ -139,15 +161,25 @@ func printHowTo(w io.Writer, cfg *config.Config, kafkaAddr string, ch *testenv.C
 			port = p
 		}
 	}
-	db := cfg.ClickHouse.Database
 	fmt.Fprintf(w, "Query the results (while it runs):\n")
-	fmt.Fprintf(w, "  clickhouse-client --port %s --query \"SELECT customer_id, value_tier, round(risk_score,2) AS risk, active_reasons, last_trigger_reason FROM %s.customer_aggregates FINAL WHERE risk_score > 0 ORDER BY clv * risk_score DESC LIMIT 10\"\n", port, db)
-	fmt.Fprintf(w, "  clickhouse-client --port %s --query \"SELECT primary_reason, kind, count() FROM %s.winback_triggers FINAL GROUP BY primary_reason, kind ORDER BY primary_reason\"\n", port, db)
-	fmt.Fprintf(w, "  clickhouse-client --port %s --query \"SELECT * FROM %s.retention_monthly\"\n", port, db)
+	printQueries(w, cfg, port)
 	if cfg.TriggerFormat == "json" {
 		fmt.Fprintf(w, "Read the triggers:\n  kcat -b %s -C -t %s -o beginning -e\n", kafkaAddr, cfg.Topics.Triggers)
 	} else {
-		fmt.Fprintf(w, "Read the triggers (Avro, Confluent framed; start with --trigger-format json for kcat, which has no Avro support):\n  kcat -b %s -C -t %s -o beginning -e -f '%%k %%h\\n'\n", kafkaAddr, cfg.Topics.Triggers)
+		fmt.Fprintf(w, "Read the triggers (Avro, Confluent framed; kcat has no Avro support, so start with --trigger-format json\nto read them as text; with make: make run ARGS=\"--trigger-format json\"):\n  kcat -b %s -C -t %s -o beginning -e -f '%%k %%h\\n'\n", kafkaAddr, cfg.Topics.Triggers)
 	}
 	fmt.Fprintf(w, "Dead letters, with the reason in headers:\n  kcat -b %s -C -t %s -o beginning -e -f '%%h\\n'\n\n", kafkaAddr, cfg.Topics.DLQ)
+}
+
+// printQueries prints clickhouse-client commands for the results; port ""
+// leaves the port to the user (their own server).
+func printQueries(w io.Writer, cfg *config.Config, port string) {
+	db := cfg.ClickHouse.Database
+	cc := "clickhouse-client"
+	if port != "" {
+		cc += " --port " + port
+	}
+	fmt.Fprintf(w, "  %s --query \"SELECT customer_id, value_tier, round(risk_score,2) AS risk, active_reasons, last_trigger_reason FROM %s.customer_aggregates FINAL WHERE risk_score > 0 ORDER BY clv * risk_score DESC LIMIT 10\"\n", cc, db)
+	fmt.Fprintf(w, "  %s --query \"SELECT primary_reason, kind, count() FROM %s.winback_triggers FINAL GROUP BY primary_reason, kind ORDER BY primary_reason\"\n", cc, db)
+	fmt.Fprintf(w, "  %s --query \"SELECT * FROM %s.retention_monthly\"\n", cc, db)
 }

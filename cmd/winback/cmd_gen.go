@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,7 +50,7 @@ func (o *genOptions) config() (gen.Config, error) {
 	switch o.encoding {
 	case "avro", "json", "mixed":
 	default:
-		return gen.Config{}, fmt.Errorf("--encoding: %q; use avro, json or mixed", o.encoding)
+		return gen.Config{}, fmt.Errorf("--encoding: %s", oneOf(o.encoding, "avro", "json", "mixed"))
 	}
 	return gen.Config{
 		Customers: o.customers,
@@ -60,14 +62,23 @@ func (o *genOptions) config() (gen.Config, error) {
 
 func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := config.Default()
+	cfg.StartupTimeout = 10 * time.Second // a one-shot command: fail soon
 	fs := newFlagSet("gen", "Produce synthetic traffic (orders, email events, support tickets) with realistic\narchetypes (steady buyers, lapsers, disengagers, unsubscribers, support friction,\nspend decliners, returners) and a small share of malformed records.", stderr)
 	var o genOptions
 	o.bind(fs)
+	var out string
+	fs.StringVar(&out, "out", "", "write the traffic to the JSON-lines `FILE` (- for standard output) instead of producing it to Kafka; 'winback backtest --file FILE' reads it (malformed records are left out)")
 	if err := loadConfig(fs, args, &cfg); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q; to write a file, give it with --out", fs.Arg(0))}
+	}
 	if _, err := o.config(); err != nil {
 		return usageError{err}
+	}
+	if out != "" {
+		return writeTrafficFile(&cfg, &o, out, stdout, stderr)
 	}
 	log := newLogger(&cfg, stderr)
 	began := time.Now()
@@ -93,6 +104,9 @@ func produceTraffic(ctx context.Context, cfg *config.Config, o *genOptions, log 
 	if err != nil {
 		return gen.Stats{}, err
 	}
+	if err := checkKafka(ctx, cfg, kopts); err != nil {
+		return gen.Stats{}, err
+	}
 	cl, err := kgo.NewClient(append(kopts, kgo.ProducerLinger(5*time.Millisecond))...)
 	if err != nil {
 		return gen.Stats{}, err
@@ -102,6 +116,9 @@ func produceTraffic(ctx context.Context, cfg *config.Config, o *genOptions, log 
 	if o.encoding != "json" {
 		src, err := registryClient(cfg)
 		if err != nil {
+			return gen.Stats{}, err
+		}
+		if err := checkRegistry(ctx, cfg, src); err != nil {
 			return gen.Stats{}, err
 		}
 		e, err := decode.NewEncoder(ctx, src, map[event.Kind]string{
@@ -116,4 +133,58 @@ func produceTraffic(ctx context.Context, cfg *config.Config, o *genOptions, log 
 	}
 	return gen.Produce(ctx, g, cl, gen.Topics{Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support},
 		enc, gen.Encoding(o.encoding), progress)
+}
+
+// writeTrafficFile writes the generated traffic as JSON lines, one event per
+// line with its "topic" (the configured input topic names), to path or,
+// for "-", to stdout.
+func writeTrafficFile(cfg *config.Config, o *genOptions, path string, stdout, stderr io.Writer) error {
+	gcfg, err := o.config()
+	if err != nil {
+		return usageError{err}
+	}
+	g, err := gen.New(gcfg)
+	if err != nil {
+		return err
+	}
+	w, report := stdout, stdout
+	var f *os.File
+	if path != "-" {
+		if f, err = os.Create(path); err != nil {
+			return usageError{fmt.Errorf("--out: %w", err)}
+		}
+		defer f.Close()
+		w = f
+	} else {
+		report = stderr // stdout carries the data
+	}
+	lw := &lineCounter{w: w}
+	topics := gen.Topics{Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support}
+	if err := g.WriteJSONLTopics(lw, topics); err != nil {
+		return err
+	}
+	if f != nil {
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
+	name := path
+	if path == "-" {
+		name = "standard output"
+	}
+	fmt.Fprintf(report, "wrote %d events for %d customers over %d days to %s (malformed records are left out of files)\n",
+		lw.lines, o.customers, o.days, name)
+	return nil
+}
+
+// lineCounter counts the lines written through it.
+type lineCounter struct {
+	w     io.Writer
+	lines int
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.lines += bytes.Count(p[:n], []byte{'\n'})
+	return n, err
 }

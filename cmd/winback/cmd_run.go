@@ -2,25 +2,15 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
 
 	"github.com/winback/winback/config"
-	"github.com/winback/winback/sinks/clickhouse"
 )
-
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("winback "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: winback %s [flags]\n\n%s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
 
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg := config.Default()
@@ -39,7 +29,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(&cfg, stderr)
-	sink, err := clickhouse.Open(ctx, clickhouseConfig(&cfg), log, nil)
+	sink, err := openClickHouse(ctx, &cfg, log, nil)
 	if err != nil {
 		return err
 	}
@@ -52,10 +42,38 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("config", "Print every setting: YAML key, flag, environment variable, default and meaning (Markdown).", stderr)
-	if err := fs.Parse(args); err != nil {
+	fs := newFlagSet("config", "Print every setting: YAML key, flag, environment variable, default and meaning (Markdown).\nWith --effective, print the settings in effect instead (flags, WINBACK_* env and --config\nover the defaults), as YAML that --config reads, with passwords redacted.", stderr)
+	effective := fs.Bool("effective", false, "print the merged settings in effect (secrets redacted) instead of the reference")
+	cfg := config.Default()
+	if err := loadConfig(fs, args, &cfg); err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, config.Reference())
-	return nil
+	if !*effective {
+		if fs.NFlag() > 0 {
+			return usageError{errors.New("settings given without --effective; add it to print the settings they make")}
+		}
+		fmt.Fprint(stdout, config.Reference())
+		return nil
+	}
+	enc := yaml.NewEncoder(stdout)
+	enc.SetIndent(2)
+	if err := enc.Encode(redacted(cfg)); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// redacted is cfg with its secrets replaced: the SASL and registry
+// passwords and the passwords in the ClickHouse DSN and registry URL.
+func redacted(cfg config.Config) config.Config {
+	const hidden = "<redacted>"
+	if cfg.Kafka.SASL.Password != "" {
+		cfg.Kafka.SASL.Password = hidden
+	}
+	if cfg.Registry.Password != "" {
+		cfg.Registry.Password = hidden
+	}
+	cfg.ClickHouse.DSN = redactURL(cfg.ClickHouse.DSN)
+	cfg.Registry.URL = redactURL(cfg.Registry.URL)
+	return cfg
 }

@@ -7,7 +7,7 @@
 //	winback gen       produce synthetic traffic to any cluster
 //	winback migrate   apply the ClickHouse DDL
 //	winback backtest  replay history through the signal engine, no side effects
-//	winback config    print the config reference
+//	winback config    print the config reference, or the settings in effect
 package main
 
 import (
@@ -18,7 +18,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/winback/winback/config"
 )
 
 const usage = `winback spots lapsing customers on Kafka and emits win-back triggers.
@@ -29,13 +33,16 @@ Usage:
 Commands:
   run       run the pipeline against real Kafka, a schema registry and ClickHouse
   dev       run the pipeline on the embedded default (kfake, srfake, local ClickHouse)
-  gen       produce synthetic traffic (orders, emails, tickets) to a cluster
+  gen       produce synthetic traffic (orders, emails, tickets) to a cluster,
+            or write it to a JSON-lines file (--out FILE)
   migrate   apply the ClickHouse tables and views, then exit
   backtest  replay history through the signal engine and report how triggers did
   config    print every setting with its flag, env variable and default
+            (--effective: the settings in effect, secrets redacted)
 
 Run 'winback <command> -h' for the flags of a command. Settings come from
-flags, then WINBACK_* environment variables, then --config FILE, then defaults.
+flags, then WINBACK_* environment variables, then --config FILE, then
+defaults. 'winback --version' prints the version.
 `
 
 func main() {
@@ -60,13 +67,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"config":   cmdConfig,
 	}
 	name := args[0]
-	if name == "-h" || name == "--help" || name == "help" {
+	switch name {
+	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return 0
+	case "-version", "--version", "version":
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	}
 	cmd, ok := cmds[name]
 	if !ok {
-		fmt.Fprintf(stderr, "winback: unknown command %q\n\n%s", name, usage)
+		names := make([]string, 0, len(cmds))
+		for n := range cmds {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(stderr, "winback: unknown command %q%s\nCommands: %s. Run 'winback --help' for what each does.\n",
+			name, config.DidYouMean(name, names, nil), strings.Join(names, ", "))
 		return 2
 	}
 	err := cmd(ctx, args[1:], stdout, stderr)
@@ -77,7 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "winback %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "winback %s: %v\nRun 'winback %s -h' for its flags and 'winback config' for every setting.\n", name, err, name)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "winback %s: %v\n", name, err)

@@ -22,20 +22,24 @@ func newProgress(g prometheus.Gatherer) *progress {
 	return &progress{g: g, start: time.Now(), last: time.Now(), events: map[string]float64{}}
 }
 
-// sums adds up each family's samples, by the value of one label ("" = all).
-func sums(fams []*dto.MetricFamily, name, label string) map[string]float64 {
+// sums adds up each family's samples, by the values of labels (joined
+// with "/"; no label: one sum under "").
+func sums(fams []*dto.MetricFamily, name string, labels ...string) map[string]float64 {
 	out := map[string]float64{}
 	for _, f := range fams {
 		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			key := ""
+			parts := make([]string, len(labels))
 			for _, l := range m.GetLabel() {
-				if l.GetName() == label {
-					key = l.GetValue()
+				for i, want := range labels {
+					if l.GetName() == want {
+						parts[i] = l.GetValue()
+					}
 				}
 			}
+			key := strings.Join(parts, "/")
 			switch {
 			case m.Counter != nil:
 				out[key] += m.Counter.GetValue()
@@ -66,17 +70,27 @@ func (p *progress) line() string {
 		fmt.Fprintf(&b, " %s=%.0f", t, rate)
 		p.events[t] = ev[t]
 	}
-	fmt.Fprintf(&b, " | customers %.0f", sums(fams, "winback_customers_tracked", "")[""])
-	trig := sums(fams, "winback_triggers_total", "reason")
-	b.WriteString(" | triggers")
-	if len(trig) == 0 {
+	fmt.Fprintf(&b, " | customers %.0f", sums(fams, "winback_customers_tracked")[""])
+	// WINBACK triggers by reason, then the RECOVERED ones apart: a
+	// recovery is good news, not another lapse.
+	trig := sums(fams, "winback_triggers_total", "kind", "reason")
+	b.WriteString(" | WINBACK")
+	var winback, recovered float64
+	for _, k := range sortedKeys(trig) {
+		kind, reason, _ := strings.Cut(k, "/")
+		if kind == "WINBACK" {
+			fmt.Fprintf(&b, " %s=%.0f", reason, trig[k])
+			winback += trig[k]
+		} else {
+			recovered += trig[k]
+		}
+	}
+	if winback == 0 {
 		b.WriteString(" 0")
 	}
-	for _, r := range sortedKeys(trig) {
-		fmt.Fprintf(&b, " %s=%.0f", r, trig[r])
-	}
-	fmt.Fprintf(&b, " | clickhouse rows %.0f", sums(fams, "winback_clickhouse_rows_total", "")[""])
-	fmt.Fprintf(&b, " | dlq %.0f", sums(fams, "winback_dlq_records_total", "")[""])
+	fmt.Fprintf(&b, " | RECOVERED %.0f", recovered)
+	fmt.Fprintf(&b, " | clickhouse rows %.0f", sums(fams, "winback_clickhouse_rows_total")[""])
+	fmt.Fprintf(&b, " | dlq %.0f", sums(fams, "winback_dlq_records_total")[""])
 	return b.String()
 }
 
