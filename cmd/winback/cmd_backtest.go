@@ -184,6 +184,10 @@ type backtestRun struct {
 	// taskOf caches consume.PartitionOf, which builds a partitioner (and
 	// seeds a random source) on every call.
 	taskOf map[string]int32
+	// until stops the replay at this event time (Unix ms; evaluate's
+	// cutoff): events at or after it are not applied, and their placed
+	// orders are kept in btTaskResult.after. MaxInt64 replays everything.
+	until int64
 }
 
 func newBacktestRun(source string, partitions int) *backtestRun {
@@ -196,6 +200,7 @@ func newBacktestRun(source string, partitions int) *backtestRun {
 		first:   1<<63 - 1,
 		last:    -1 << 63,
 		taskOf:  map[string]int32{},
+		until:   1<<63 - 1,
 	}
 }
 
@@ -488,15 +493,17 @@ type btTaskResult struct {
 	triggers []event.Trigger
 	orders   []*event.Event // PLACED, CANCELLED and REFUNDED orders applied (not duplicates)
 	stats    lapse.Stats
+	eng      *lapse.Engine
+	after    []*event.Event // PLACED orders at or after the run's until, not applied
 }
 
-// run replays every task (in parallel, one engine each) and builds the
-// report; the result does not depend on the parallelism.
-func (b *backtestRun) run(ctx context.Context, cfg lapse.Config, horizonDays int) (*backtestOutput, error) {
+// replayAll replays every task (in parallel, one engine each) up to the
+// run's until; the results do not depend on the parallelism.
+func (b *backtestRun) replayAll(ctx context.Context, cfg lapse.Config) ([]btTaskResult, error) {
 	start := time.UnixMilli(b.first)
-	// Past the newest event by the idle timeout: every source is idle, so
-	// each task's watermark reaches its newest event less the lateness.
-	end := time.UnixMilli(b.last).Add(cfg.IdleTimeout + time.Second)
+	// Past the newest event applied by the idle timeout: every source is
+	// idle, so each task's watermark reaches that event less the lateness.
+	end := time.UnixMilli(min(b.last, b.until-1)).Add(cfg.IdleTimeout + time.Second)
 	results := make([]btTaskResult, len(b.tasks))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
@@ -505,10 +512,19 @@ func (b *backtestRun) run(ctx context.Context, cfg lapse.Config, horizonDays int
 			continue
 		}
 		g.Go(func() error {
-			return b.tasks[i].replay(gctx, cfg, start, end, &results[i])
+			return b.tasks[i].replay(gctx, cfg, start, end, b.until, &results[i])
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// run replays every task and builds the report.
+func (b *backtestRun) run(ctx context.Context, cfg lapse.Config, horizonDays int) (*backtestOutput, error) {
+	results, err := b.replayAll(ctx, cfg)
+	if err != nil {
 		return nil, err
 	}
 
@@ -557,8 +573,9 @@ func (b *backtestRun) run(ctx context.Context, cfg lapse.Config, horizonDays int
 
 // replay applies the task's events in the pipeline's merge order: the
 // stream head with the smallest event time first, ties to the lower source
-// and then the lower input partition, each stream in input order.
-func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.Time, out *btTaskResult) error {
+// and then the lower input partition, each stream in input order. Events
+// at or after until are not applied (their placed orders go to out.after).
+func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.Time, until int64, out *btTaskResult) error {
 	slices.SortFunc(t.streams, func(a, b *btStream) int {
 		if a.src != b.src {
 			return a.src - b.src
@@ -587,6 +604,12 @@ func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.T
 		s := t.streams[best]
 		ev := &s.evs[heads[best]]
 		heads[best]++
+		if ev.Time >= until {
+			if ev.Kind == event.KindOrder && ev.OrderType == event.OrderPlaced {
+				out.after = append(out.after, ev)
+			}
+			continue
+		}
 		wall = max(wall, ev.Time) // the wall clock never goes back
 		var dup bool
 		trigs, dup, _ = eng.Apply(trigs, s.src, ev, time.UnixMilli(wall))
@@ -596,6 +619,7 @@ func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.T
 	}
 	out.triggers = eng.Advance(trigs, end)
 	out.stats = eng.Stats()
+	out.eng = eng
 	return nil
 }
 

@@ -7,6 +7,7 @@
 //	winback gen       produce synthetic traffic to any cluster
 //	winback migrate   apply the ClickHouse DDL
 //	winback backtest  replay history through the signal engine, no side effects
+//	winback evaluate  measure the lapse score against what happened after a cutoff
 //	winback config    print the config reference
 package main
 
@@ -32,6 +33,7 @@ Commands:
   gen       produce synthetic traffic (orders, emails, tickets) to a cluster
   migrate   apply the ClickHouse tables and views, then exit
   backtest  replay history through the signal engine and report how triggers did
+  evaluate  score every customer as of a cutoff and measure who came back (AUC, Brier, lift)
   config    print every setting with its flag, env variable and default
 
 Run 'winback <command> -h' for the flags of a command. Settings come from
@@ -57,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"gen":      cmdGen,
 		"migrate":  cmdMigrate,
 		"backtest": cmdBacktest,
+		"evaluate": cmdEvaluate,
 		"config":   cmdConfig,
 	}
 	name := args[0]

@@ -11,6 +11,8 @@ import (
 // Snapshot format versions: the first byte of every snapshot.
 const (
 	customerSnapshotV1 = 1
+	// customerSnapshotV2 adds the repeat purchase count at the end.
+	customerSnapshotV2 = 2
 	metaSnapshotV1     = 1
 )
 
@@ -43,7 +45,7 @@ func (e *SnapshotError) Unwrap() error { return e.Err }
 // not in it (RestoreCustomer rebuilds them). Snapshots are deterministic:
 // the same history gives the same bytes.
 func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
-	b := append(dst, customerSnapshotV1)
+	b := append(dst, customerSnapshotV2)
 	b = binary.AppendUvarint(b, uint64(c.version))
 	due, _ := e.timers.Due(c.slot)
 	for _, v := range [...]int64{c.lastChange, due, c.lastOrder, c.spend, c.lastEpisode, c.openEpisode} {
@@ -76,7 +78,8 @@ func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
 		b = binary.AppendUvarint(b, uint64(c.firedDay[r]))
 	}
 	b = append(b, c.firedPrio[:]...)
-	return append(b, c.lastKind, c.lastReason, c.openReason)
+	b = append(b, c.lastKind, c.lastReason, c.openReason)
+	return binary.AppendUvarint(b, uint64(c.repeats))
 }
 
 // reader decodes a snapshot and remembers the first failure.
@@ -165,7 +168,8 @@ func decodeCustomer(c *Customer, due *int64, snap []byte) (string, error) {
 	if len(snap) == 0 {
 		return "version", ErrCorruptSnapshot
 	}
-	if snap[0] != customerSnapshotV1 {
+	version := snap[0]
+	if version != customerSnapshotV1 && version != customerSnapshotV2 {
 		return "version", ErrSnapshotVersion
 	}
 	r := &reader{b: snap[1:]}
@@ -213,6 +217,13 @@ func decodeCustomer(c *Customer, due *int64, snap []byte) (string, error) {
 	c.lastKind = r.byte("last trigger", 2)
 	c.lastReason = r.byte("last trigger reason", nReasons-1)
 	c.openReason = r.byte("open episode reason", nReasons-1)
+	if version >= customerSnapshotV2 {
+		c.repeats = uint32(r.uvarint("repeat purchases", 1<<32-1))
+	} else if c.firstOrder != 0 {
+		// V1 did not count them: the kept intervals, or the orders less
+		// the first, whichever is more.
+		c.repeats = uint32(max(int64(c.orders)-1, int64(c.iv.Len()), 0))
+	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")
 	}

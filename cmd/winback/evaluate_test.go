@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/winback/winback/pipeline/evaluate"
+)
+
+// evaluateCmd runs the command and returns its exit code, stdout and
+// stderr.
+func evaluateCmd(t *testing.T, args ...string) (int, []byte, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"evaluate", "--log-level", "warn"}, args...), &out, &errb)
+	return code, out.Bytes(), errb.String()
+}
+
+func auc(t *testing.T, g *evaluate.Group, score string) float64 {
+	t.Helper()
+	s := g.Score(score)
+	if s == nil || s.AUC == nil {
+		t.Fatalf("group %s: no AUC for %s", g.Name, score)
+	}
+	return *s.AUC
+}
+
+// TestEvaluateGrocery runs evaluate on the grocery panel (testdata/
+// grocery.jsonl, see its README): calibration the first year, holdout the
+// second. For customers with at least two orders winback's p_lapse must
+// rank at least as well as recency and BG/NBD, and forecast better than
+// the base rate.
+func TestEvaluateGrocery(t *testing.T) {
+	scores := filepath.Join(t.TempDir(), "scores.csv")
+	args := []string{"--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--horizon-days", "364", "--now", "2026-12-06"}
+	code, text, stderr := evaluateCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	t.Logf("evaluate on the grocery panel:\n%s", text)
+
+	code, js, stderr := evaluateCmd(t, append(args, "--format", "json", "--scores", scores)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var out evaluateOutput
+	if err := json.Unmarshal(js, &out); err != nil {
+		t.Fatalf("json: %v\n%s", err, js)
+	}
+	if out.Version != 1 || out.CustomersSeen != 1525 || out.BadTotal != 0 || out.Cutoff != "2025-01-01T00:00:00Z" {
+		t.Fatalf("header: version %d, %d customers, %d bad, cutoff %s", out.Version, out.CustomersSeen, out.BadTotal, out.Cutoff)
+	}
+	var rep evaluate.Report
+	rep.Groups = out.Groups
+	all, repeat := rep.Group("all"), rep.Group("repeat")
+	if all == nil || repeat == nil || all.Customers != 1525 || repeat.Customers == 0 || repeat.Customers >= all.Customers {
+		t.Fatalf("groups: %+v", out.Groups)
+	}
+	w, r, b := auc(t, repeat, evaluate.ScoreWinback), auc(t, repeat, evaluate.ScoreRecency), auc(t, repeat, evaluate.ScoreBGNBD)
+	t.Logf("repeat buyers: AUC winback %.4f, recency %.4f (winback %+.4f), BG/NBD %.4f (winback %+.4f)", w, r, w-r, b, w-b)
+	if w < r || w < b {
+		t.Errorf("repeat buyers: winback AUC %.4f below recency %.4f or BG/NBD %.4f", w, r, b)
+	}
+	brier := repeat.Score(evaluate.ScoreWinback).Brier
+	if brier == nil || *brier >= repeat.BaseRateBrier {
+		t.Errorf("repeat buyers: winback Brier %v not below the base rate's %.4f", brier, repeat.BaseRateBrier)
+	}
+	if len(repeat.Score(evaluate.ScoreWinback).Calibration) != 10 || repeat.Score(evaluate.ScoreRecency).Brier != nil {
+		t.Errorf("calibration deciles or recency Brier wrong: %+v", repeat.Scores)
+	}
+	if !out.Models.Winback.Valid() || !out.Models.BGNBD.Valid() {
+		t.Errorf("models: %+v", out.Models)
+	}
+
+	// --scores: the header, one row per customer seen, p_lapse in [0, 1],
+	// ranks 1..n, returned agreeing with the report's lapsed count.
+	f, err := os.Open(scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rows[0], ",") != "customer_id,p_lapse,score_rank,days_since_last_order,orders,active_reasons,returned" {
+		t.Fatalf("header %v", rows[0])
+	}
+	rows = rows[1:]
+	if len(rows) != out.CustomersSeen {
+		t.Fatalf("%d rows for %d customers", len(rows), out.CustomersSeen)
+	}
+	ranks := map[int]bool{}
+	lapsed := 0
+	for _, row := range rows {
+		p, err := strconv.ParseFloat(row[1], 64)
+		if err != nil || p < 0 || p > 1 {
+			t.Fatalf("row %v: p_lapse %q", row, row[1])
+		}
+		k, _ := strconv.Atoi(row[2])
+		ranks[k] = true
+		if row[6] == "0" {
+			lapsed++
+		} else if row[6] != "1" {
+			t.Fatalf("row %v: returned %q", row, row[6])
+		}
+	}
+	if len(ranks) != len(rows) || !ranks[1] || !ranks[len(rows)] {
+		t.Fatalf("ranks are not 1..%d", len(rows))
+	}
+	if lapsed != all.Lapsed {
+		t.Fatalf("scores: %d not returned, report: %d lapsed", lapsed, all.Lapsed)
+	}
+}
+
+// TestEvaluateGenerator runs evaluate on generated traffic and checks the
+// report is whole; it prints it for docs/signals.md.
+func TestEvaluateGenerator(t *testing.T) {
+	cfg := btGenConfig()
+	_, path := writeTraffic(t, cfg)
+	cutoff := cfg.Start.AddDate(0, 0, 120).Format(time.DateOnly)
+	code, text, stderr := evaluateCmd(t, "--file", path, "--cutoff", cutoff, "--horizon-days", "79", "--now", cfg.Start.AddDate(0, 0, cfg.Days).Format(time.DateOnly))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	t.Logf("evaluate on generated traffic:\n%s", text)
+	for _, want := range []string{"winback p_lapse", "days since last order", "BG/NBD", "PURCHASE_LAPSE"} {
+		if !bytes.Contains(text, []byte(want)) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+func TestEvaluateUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--file", "testdata/grocery.jsonl"},
+		{"--file", "testdata/grocery.jsonl", "--cutoff", "31.12.2024"},
+		{"--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--horizon-days", "0"},
+		{"--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--format", "xml"},
+	} {
+		if code, _, stderr := evaluateCmd(t, args...); code != 2 || !strings.Contains(stderr, "--") {
+			t.Errorf("%v: exit %d, %q; want 2 naming the flag", args, code, stderr)
+		}
+	}
+}
