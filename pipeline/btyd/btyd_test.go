@@ -34,7 +34,7 @@ func simulate(p Params, n int, T float64, seed uint64) []Obs {
 	k := max(p.K, 1)
 	out := make([]Obs, n)
 	for i := range out {
-		theta := gammaRand(r, p.R) / p.Alpha // stage rate (per day)
+		theta := float64(k) * gammaRand(r, p.R) / p.Alpha // stage rate kλ (per day)
 		ga, gb := gammaRand(r, p.A), gammaRand(r, p.B)
 		drop := ga / (ga + gb)
 		o := Obs{T: T}

@@ -77,7 +77,7 @@ func Fit(kind Kind, obs []Obs, start Params) (Params, error) {
 // compact merges identical observations into one weighted row.
 func compact(d []Obs) []Obs {
 	slices.SortFunc(d, func(a, b Obs) int {
-		for _, c := range [...][2]float64{{a.X, b.X}, {a.Tx, b.Tx}, {a.T, b.T}, {a.LogIv, b.LogIv}} {
+		for _, c := range [...][2]float64{{a.X, b.X}, {a.Tx, b.Tx}, {a.T, b.T}, {a.LogIv, b.LogIv}, {float64(a.K), float64(b.K)}} {
 			if c[0] != c[1] {
 				if c[0] < c[1] {
 					return -1
@@ -89,7 +89,7 @@ func compact(d []Obs) []Obs {
 	})
 	out := d[:0]
 	for _, o := range d {
-		if n := len(out); n > 0 && out[n-1].X == o.X && out[n-1].Tx == o.Tx && out[n-1].T == o.T && out[n-1].LogIv == o.LogIv {
+		if n := len(out); n > 0 && out[n-1].X == o.X && out[n-1].Tx == o.Tx && out[n-1].T == o.T && out[n-1].LogIv == o.LogIv && out[n-1].K == o.K {
 			out[n-1].N += o.N
 			continue
 		}

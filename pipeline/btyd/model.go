@@ -31,7 +31,7 @@ func (k Kind) String() string {
 type Params struct {
 	Kind  Kind    `json:"model"`
 	R     float64 `json:"r"`     // shape of the purchase-rate distribution
-	Alpha float64 `json:"alpha"` // scale (days) of the purchase-rate distribution
+	Alpha float64 `json:"alpha"` // scale (days) of the purchase-rate distribution (λ ~ Gamma(r, α))
 	A     float64 `json:"a"`     // drop-out Beta(a, b)
 	B     float64 `json:"b"`
 	// K is the regularity of MBG/CNBD-k: the intervals between purchases
@@ -59,11 +59,14 @@ func (p Params) String() string {
 // for T days since the first (0 ≤ Tx ≤ T; Tx = 0 when X = 0). LogIv is the
 // sum of the logs of the X intervals (days; only MBG/CNBD-k with K > 1
 // reads it, to tell regular from irregular buyers). N weighs the
-// observation (the number of customers sharing it; 0 counts as 1).
+// observation (the number of customers sharing it; 0 counts as 1). K, if
+// set, is this customer's own regularity for MBG/CNBD-k (Params.K
+// otherwise); score such a customer with its K in Params too.
 type Obs struct {
 	X, Tx, T float64
 	LogIv    float64
 	N        float64
+	K        int
 }
 
 // ErrNoData is returned by Fit when there is nothing to fit.
@@ -75,7 +78,11 @@ func (p Params) LogLik(o Obs) float64 {
 	lg := func(v float64) float64 { l, _ := math.Lgamma(v); return l }
 	a1 := lg(r+x) - lg(r) + r*math.Log(al)
 	if p.Kind == MBGNBD {
+		if o.K > 0 {
+			p.K = o.K
+		}
 		k := float64(p.k())
+		al /= k // the stage rate kλ is Gamma(r, α/k)
 		rr := r + k*x
 		c := lg(a+b) + lg(b+x) - lg(b) - lg(a+b+x+1) + lg(rr) - lg(r) + r*math.Log(al)
 		if k > 1 {
@@ -138,9 +145,10 @@ func (p Params) PAlive(x, tx, T float64) float64 {
 		lr := (p.R + x) * (math.Log(p.Alpha+T) - math.Log(p.Alpha+tx))
 		return 1 / (1 + odds*math.Exp(lr))
 	}
-	rr := p.R + float64(p.k())*x
+	k := float64(p.k())
+	rr := p.R + k*x
 	odds := p.A / (p.B + x)
-	return 1 / (1 + odds*math.Exp(-p.logSurvival(rr, p.Alpha+tx, T-tx)))
+	return 1 / (1 + odds*math.Exp(-p.logSurvival(rr, p.Alpha/k+tx, T-tx)))
 }
 
 // PNoPurchase is the probability that a customer with statistics (x, tx, T)
@@ -153,8 +161,9 @@ func (p Params) PNoPurchase(x, tx, T, h float64) float64 {
 	if p.Kind != MBGNBD {
 		silent = math.Exp((p.R + x) * (math.Log(p.Alpha+T) - math.Log(p.Alpha+T+h)))
 	} else {
-		rr := p.R + float64(p.k())*x
-		silent = math.Exp(p.logSurvival(rr, p.Alpha+tx, T-tx+h) - p.logSurvival(rr, p.Alpha+tx, T-tx))
+		k := float64(p.k())
+		rr := p.R + k*x
+		silent = math.Exp(p.logSurvival(rr, p.Alpha/k+tx, T-tx+h) - p.logSurvival(rr, p.Alpha/k+tx, T-tx))
 	}
 	return min(max(1-alive*(1-silent), 0), 1)
 }
@@ -162,7 +171,7 @@ func (p Params) PNoPurchase(x, tx, T, h float64) float64 {
 // ExpectedPurchases is the expected number of purchases in the next h days
 // of a customer with statistics (x, tx, T), approximated by P(alive) × the
 // posterior mean rate × h, discounted for drop-out after each of those
-// purchases: the posterior purchase rate is (r + K·x) / (K·(α + T)) and a
+// purchases: the posterior purchase rate is (r + K·x) / (α + K·T) and a
 // purchase is survived with probability (b+x)/(a+b+x).
 func (p Params) ExpectedPurchases(x, tx, T, h float64) float64 {
 	alive := p.PAlive(x, tx, T)
@@ -170,7 +179,7 @@ func (p Params) ExpectedPurchases(x, tx, T, h float64) float64 {
 	if p.Kind == MBGNBD {
 		k = float64(p.k())
 	}
-	rate := (p.R + k*x) / (k * (p.Alpha + T))
+	rate := (p.R + k*x) / (p.Alpha + k*T)
 	n := rate * h
 	// Geometric drop-out: expected purchases before dying, capped by n.
 	q := p.A / (p.A + p.B + x)

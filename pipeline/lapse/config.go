@@ -66,6 +66,10 @@ type LapseConfig struct {
 	// newcomer slower than the median would otherwise be called lapsed
 	// before its second order was even due.
 	CohortMinDays float64 `yaml:"cohort_min_days" help:"shortest purchase interval in days assumed for a customer without their own rhythm; 0 trusts the cohort median alone"`
+	// HorizonDays is the horizon of p_lapse, the calibrated probability
+	// of no order within this many days (see docs/signals.md), and of the
+	// expected orders behind the CLV.
+	HorizonDays float64 `yaml:"horizon_days" help:"p_lapse is the probability of no order within this many days; also the CLV horizon"`
 }
 
 // SpendConfig is SPEND_DECLINE: still buying, but spending much less.
@@ -197,6 +201,7 @@ func DefaultConfig() Config {
 			CohortDefaultDays:  30,
 			CohortMinCustomers: 20,
 			CohortMinDays:      21,
+			HorizonDays:        90,
 		},
 		Spend: SpendConfig{MinDrop: 0.5, MinPrevOrders: 3, MinRecentOrders: 2},
 		Engagement: EngagementConfig{
@@ -295,6 +300,7 @@ func (c *Config) Validate() error {
 	between("purchase_lapse.min_interval_hours", l.MinIntervalHours, 0, 72, "orders closer than this are one purchase occasion, e.g. 12")
 	between("purchase_lapse.cohort_default_days", l.CohortDefaultDays, 1, 730, "the interval assumed before the task knows enough rhythms, e.g. 30")
 	between("purchase_lapse.cohort_min_days", l.CohortMinDays, 0, 730, "the shortest interval assumed for a customer without a rhythm, e.g. 21 (0 trusts the cohort median alone)")
+	between("purchase_lapse.horizon_days", l.HorizonDays, 1, 3650, "the horizon of p_lapse and of the CLV in days, e.g. 90")
 	if l.CohortMinCustomers < 1 {
 		bad("purchase_lapse.cohort_min_customers", "is %d, must be >= 1: customers with a rhythm before the cohort median is used, e.g. 20", l.CohortMinCustomers)
 	}

@@ -122,3 +122,24 @@ func (e *Engine) Each(fn func(c *Customer)) {
 		fn(e.at(slot))
 	}
 }
+
+// RefitPurchaseModel fits the MBG/NBD population parameters on every
+// customer of the engine as of asOf (Unix ms) and sets them; it returns
+// the parameters in use afterwards. With too few customers (fewer than
+// minCustomers with a placed order) or a fit that fails, the parameters do
+// not change. It reads every customer and fits (milliseconds per thousand
+// distinct histories): call it off the hot path, e.g. between batches
+// every few hours.
+func (e *Engine) RefitPurchaseModel(asOf int64, minCustomers int) (btyd.Params, error) {
+	var obs []btyd.Obs
+	e.PurchaseStats(asOf, func(_ *Customer, o btyd.Obs) { obs = append(obs, o) })
+	if len(obs) < max(minCustomers, 1) {
+		return e.model, nil
+	}
+	p, err := btyd.Fit(btyd.MBGNBD, obs, e.model)
+	if err != nil {
+		return e.model, err
+	}
+	e.SetPurchaseModel(p)
+	return e.model, nil
+}

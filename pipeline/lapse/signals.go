@@ -70,6 +70,10 @@ type view struct {
 	risk float64
 
 	clv, pct float64
+	// p_lapse and P(alive) under the purchase model (model.go); hasP is
+	// false for a customer without a placed order.
+	pLapse, pAlive float64
+	hasP           bool
 }
 
 func (v *view) active() uint8 {
@@ -95,6 +99,7 @@ func (e *Engine) score(c *Customer, v *view) {
 	e.rescore(v)
 	v.clv = e.clv(c)
 	v.pct = e.percentile(c)
+	v.pLapse, v.pAlive, v.hasP = e.PLapse(c, v.T, e.p.cfg.Lapse.HorizonDays)
 }
 
 // signals computes c's figures and signal severities as of T; risk and

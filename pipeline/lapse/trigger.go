@@ -269,6 +269,12 @@ func (e *Engine) evidence(c *Customer, v *view, reasons uint8) map[string]float6
 		m["due_gap_days"] = round4(v.g.gapDays)
 		m["baseline_cohort"] = b2f(!v.g.personal)
 	}
+	if v.hasP {
+		m["p_lapse"] = round4(v.pLapse)
+		m["p_alive"] = round4(v.pAlive)
+		m["p_lapse_horizon_days"] = e.p.cfg.Lapse.HorizonDays
+		m["repeat_purchases"] = float64(c.repeats)
+	}
 	if reasons&(bitLapse|bitSpend) != 0 {
 		m["orders_90d"] = float64(v.o.N90)
 		m["orders_prev_90d"] = float64(v.o.NPrev90)

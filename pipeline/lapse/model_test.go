@@ -1,0 +1,115 @@
+package lapse
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/winback/winback/pipeline/btyd"
+)
+
+func TestPurchaseModelState(t *testing.T) {
+	s := &script{t: t, name: "inline", wall: scriptWallStart, saved: map[string]string{}, evClock: genStart}
+	for _, line := range []string{
+		"@2026-01-01T10:00Z repeat 8 every 7d order w PLACED 40",
+		"@2026-01-01T11:00Z order w PLACED 5", // within 12 h: the same occasion
+		"@2026-01-03T10:00Z order once PLACED 20",
+		"wall +3m",
+		"@2026-03-06T00:00Z tick",
+	} {
+		s.exec(strings.Fields(line))
+	}
+	e := s.engine()
+	w, once := e.Customer("w"), e.Customer("once")
+	if net, rep := w.Orders(); net != 9 || rep != 7 {
+		t.Fatalf("w: %d orders, %d repeats; want 9 and 7", net, rep)
+	}
+	asOf := w.lastChange
+	o := e.Obs(w, asOf)
+	if o.X != 7 || o.Tx < 48.9 || o.Tx > 49.1 {
+		t.Fatalf("w: obs %+v", o)
+	}
+	pw, aw, ok := e.PLapse(w, asOf, 90)
+	po, ao, ok2 := e.PLapse(once, asOf, 90)
+	if !ok || !ok2 || pw <= 0 || pw >= 1 || po <= 0 || po >= 1 {
+		t.Fatalf("p_lapse w %v (%v), once %v (%v)", pw, ok, po, ok2)
+	}
+	// A one-time buyer is not alive for certain (MBG/NBD, not BG/NBD).
+	if ao >= 1 || aw >= 1 {
+		t.Fatalf("P(alive) w %v, once %v: want < 1", aw, ao)
+	}
+	// A weekly buyer silent for 2 weeks is more likely lapsed than ever
+	// after 3 weeks more.
+	later, _, _ := e.PLapse(w, asOf+21*86_400_000, 90)
+	if later <= pw {
+		t.Fatalf("p_lapse did not grow with silence: %v then %v", pw, later)
+	}
+
+	// Exposed in the aggregate, the API and the lapse trigger's evidence.
+	a := w.Aggregate(e)
+	if a.PLapse <= 0 || a.PLapse >= 1 {
+		t.Fatalf("aggregate p_lapse %v", a.PLapse)
+	}
+	b, _ := w.MarshalJSON()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["p_lapse"] == nil || m["purchase_model"].(map[string]any)["repeat_purchases"].(float64) != 7 {
+		t.Fatalf("JSON: %s", b)
+	}
+	found := false
+	for _, tr := range s.pending {
+		if tr.CustomerID == "w" && tr.Evidence["p_lapse"] > 0 && tr.Evidence["repeat_purchases"] >= 5 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no lapse trigger of w with p_lapse evidence: %v", s.pending)
+	}
+
+	// Parameters: invalid ones are refused; a refit changes them.
+	if e.SetPurchaseModel(btyd.Params{Kind: btyd.MBGNBD, R: -1, Alpha: 1, A: 1, B: 1}) {
+		t.Fatal("negative r accepted")
+	}
+	before := e.PurchaseModel()
+	after, err := e.RefitPurchaseModel(asOf, 1)
+	if err != nil || after == before || e.PurchaseModel() != after {
+		t.Fatalf("refit: %v → %v (%v)", before, after, err)
+	}
+	if p, _ := e.RefitPurchaseModel(asOf, 100); p != after {
+		t.Fatalf("refit with too few customers changed the model")
+	}
+}
+
+func TestSnapshotV1Readable(t *testing.T) {
+	s := &script{t: t, name: "inline", wall: scriptWallStart, saved: map[string]string{}, evClock: genStart}
+	for _, line := range []string{"@2026-01-01T10:00Z repeat 5 every 7d order w PLACED 40", "wall +3m"} {
+		s.exec(strings.Fields(line))
+	}
+	e := s.engine()
+	w := e.Customer("w")
+	v2 := e.AppendSnapshot(nil, w)
+	if v2[0] != customerSnapshotV2 {
+		t.Fatalf("version %d", v2[0])
+	}
+	e2 := NewEngine(DefaultConfig(), 3, scriptWallStart)
+	if err := e2.RestoreCustomer("w", v2); err != nil {
+		t.Fatal(err)
+	}
+	if _, rep := e2.Customer("w").Orders(); rep != 4 {
+		t.Fatalf("v2 restore: %d repeats, want 4", rep)
+	}
+	// A v1 snapshot is v2 without the trailing repeat count (one byte here).
+	v1 := append([]byte{customerSnapshotV1}, v2[1:len(v2)-1]...)
+	e3 := NewEngine(DefaultConfig(), 3, scriptWallStart)
+	if err := e3.RestoreCustomer("w", v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, rep := e3.Customer("w").Orders(); rep != 4 {
+		t.Fatalf("v1 restore: %d repeats, want 4 (orders − 1)", rep)
+	}
+	if err := e3.RestoreCustomer("x", append([]byte{3}, v2[1:]...)); err == nil {
+		t.Fatal("version 3 accepted")
+	}
+}
