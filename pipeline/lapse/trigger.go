@@ -169,7 +169,17 @@ func (e *Engine) winback(c *Customer, v *view, primary int, reasons uint8, prio 
 		Evidence:          e.evidence(c, v, reasons),
 		AsOf:              at,
 		EmittedAt:         now.UnixMilli(),
+		PLapse:            v.pLapsePtr(),
 	}
+}
+
+// pLapsePtr is the trigger's p_lapse: nil without a placed order.
+func (v *view) pLapsePtr() *float64 {
+	if !v.hasP {
+		return nil
+	}
+	p := round4(v.pLapse)
+	return &p
 }
 
 const (
@@ -251,6 +261,7 @@ func (e *Engine) recovered(c *Customer, t, cents, prev int64, now time.Time) eve
 		OriginalTriggerID: TriggerID(c.ID(), event.TriggerWinback, reason, c.openEpisode),
 		AsOf:              t,
 		EmittedAt:         now.UnixMilli(),
+		PLapse:            v.pLapsePtr(),
 	}
 }
 
