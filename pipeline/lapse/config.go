@@ -140,12 +140,16 @@ type SatisfactionConfig struct {
 
 // ValueConfig is the customer value model: CLV and tiers.
 type ValueConfig struct {
-	// LifetimeYears is the expected remaining lifetime in CLV =
-	// average order value × orders per year × lifetime.
-	LifetimeYears float64 `yaml:"lifetime_years" help:"expected remaining customer lifetime in years used for CLV"`
-	// DefaultIntervalDays is the purchase interval assumed for the CLV of
-	// customers without a personal rhythm.
-	DefaultIntervalDays float64 `yaml:"default_interval_days" help:"purchase interval in days assumed in the CLV of customers without their own rhythm"`
+	// LifetimeYears is the CLV horizon: CLV is the value expected over
+	// this many years (docs/signals.md).
+	LifetimeYears float64 `yaml:"lifetime_years" help:"CLV horizon: the value a customer is expected to bring over this many years"`
+	// DefaultIntervalDays floors the span over which the CLV's cap
+	// measures a customer's own purchase rate (a new customer counts as
+	// one purchase per this many days).
+	DefaultIntervalDays float64 `yaml:"default_interval_days" help:"the CLV never predicts more than twice the customer's own purchase rate, measured over at least this many days"`
+	// ShrinkOrders is the weight, in purchases, of the task's average
+	// order value in a customer's (Gamma-Gamma-like shrinkage).
+	ShrinkOrders float64 `yaml:"shrink_orders" help:"weight in purchases of the task's average order value in a customer's order value for the CLV; 0 uses the customer's own"`
 	// HighQuantile and LowQuantile split the task's CLV distribution:
 	// HIGH at or above HighQuantile, LOW below LowQuantile.
 	HighQuantile float64 `yaml:"high_quantile" help:"CLV percentile (0 to 1) from which a customer is HIGH value"`
@@ -224,6 +228,7 @@ func DefaultConfig() Config {
 		Value: ValueConfig{
 			LifetimeYears:       3,
 			DefaultIntervalDays: 60,
+			ShrinkOrders:        3,
 			HighQuantile:        0.8,
 			LowQuantile:         0.5,
 			MinCustomers:        20,
@@ -351,7 +356,8 @@ func (c *Config) Validate() error {
 
 	v := &c.Value
 	between("value.lifetime_years", v.LifetimeYears, 0.1, 50, "the expected customer lifetime in CLV, e.g. 3")
-	between("value.default_interval_days", v.DefaultIntervalDays, 1, 3650, "the purchase interval assumed for the CLV of new customers, e.g. 60")
+	between("value.default_interval_days", v.DefaultIntervalDays, 1, 3650, "the shortest span over which the CLV's cap measures a customer's rate, e.g. 60")
+	between("value.shrink_orders", v.ShrinkOrders, 0, 1000, "the weight in purchases of the task's average order value, e.g. 3 (0 uses the customer's own)")
 	between("value.high_quantile", v.HighQuantile, 0.5, 0.999, "the CLV percentile where HIGH starts, e.g. 0.8")
 	if !finite(v.LowQuantile) || v.LowQuantile < 0 || v.LowQuantile >= v.HighQuantile {
 		bad("value.low_quantile", "is %v, must be >= 0 and below high_quantile (%v): the CLV percentile where MEDIUM starts, e.g. 0.5", v.LowQuantile, v.HighQuantile)

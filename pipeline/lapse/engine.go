@@ -46,6 +46,7 @@ type Engine struct {
 	}
 	value  sketch      // CLV
 	model  btyd.Params // population parameters of p_lapse (SetPurchaseModel)
+	popAOV float64     // the task's value per purchase, as of the last refit (0: none)
 	stats  counters
 	fire   []dueItem // scratch for advanceTo
 	decay  *window.Decay

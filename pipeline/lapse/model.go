@@ -26,6 +26,16 @@ func (e *Engine) SetPurchaseModel(p btyd.Params) bool {
 	return true
 }
 
+// SetPopulationOrderValue sets the task's average value per purchase, the
+// prior that each customer's order value is shrunk toward in the CLV (0
+// turns the shrinkage off). Like SetPurchaseModel it moves no CLV cell:
+// each customer's follows at its next order.
+func (e *Engine) SetPopulationOrderValue(v float64) {
+	if v >= 0 && !math.IsInf(v, 0) {
+		e.popAOV = v
+	}
+}
+
 // PurchaseModel returns the population parameters behind p_lapse.
 func (e *Engine) PurchaseModel() btyd.Params { return e.model }
 
@@ -132,7 +142,14 @@ func (e *Engine) Each(fn func(c *Customer)) {
 // every few hours.
 func (e *Engine) RefitPurchaseModel(asOf int64, minCustomers int) (btyd.Params, error) {
 	var obs []btyd.Obs
-	e.PurchaseStats(asOf, func(_ *Customer, o btyd.Obs) { obs = append(obs, o) })
+	var spend, n float64
+	e.PurchaseStats(asOf, func(c *Customer, o btyd.Obs) {
+		obs = append(obs, o)
+		if c.spend > 0 {
+			spend += float64(c.spend) / 100
+			n += o.X + 1
+		}
+	})
 	if len(obs) < max(minCustomers, 1) {
 		return e.model, nil
 	}
@@ -141,5 +158,8 @@ func (e *Engine) RefitPurchaseModel(asOf int64, minCustomers int) (btyd.Params, 
 		return e.model, err
 	}
 	e.SetPurchaseModel(p)
+	if n > 0 {
+		e.SetPopulationOrderValue(spend / n)
+	}
 	return e.model, nil
 }
