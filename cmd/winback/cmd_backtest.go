@@ -22,6 +22,7 @@ import (
 
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/gen"
+	"github.com/winback/winback/pipeline/btyd"
 	"github.com/winback/winback/pipeline/consume"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
@@ -188,6 +189,8 @@ type backtestRun struct {
 	// cutoff): events at or after it are not applied, and their placed
 	// orders are kept in btTaskResult.after. MaxInt64 replays everything.
 	until int64
+	// model, if set, is handed to every engine before the replay.
+	model *btyd.Params
 }
 
 func newBacktestRun(source string, partitions int) *backtestRun {
@@ -512,7 +515,7 @@ func (b *backtestRun) replayAll(ctx context.Context, cfg lapse.Config) ([]btTask
 			continue
 		}
 		g.Go(func() error {
-			return b.tasks[i].replay(gctx, cfg, start, end, b.until, &results[i])
+			return b.tasks[i].replay(gctx, cfg, start, end, b.until, b.model, &results[i])
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -575,7 +578,7 @@ func (b *backtestRun) run(ctx context.Context, cfg lapse.Config, horizonDays int
 // stream head with the smallest event time first, ties to the lower source
 // and then the lower input partition, each stream in input order. Events
 // at or after until are not applied (their placed orders go to out.after).
-func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.Time, until int64, out *btTaskResult) error {
+func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.Time, until int64, model *btyd.Params, out *btTaskResult) error {
 	slices.SortFunc(t.streams, func(a, b *btStream) int {
 		if a.src != b.src {
 			return a.src - b.src
@@ -583,6 +586,9 @@ func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.T
 		return int(a.part) - int(b.part)
 	})
 	eng := lapse.NewEngine(cfg, 3, start)
+	if model != nil {
+		eng.SetPurchaseModel(*model)
+	}
 	heads := make([]int, len(t.streams))
 	var trigs []event.Trigger
 	var wall int64 = -1 << 63

@@ -162,6 +162,25 @@ func (b *backtestRun) evaluate(ctx context.Context, cfg lapse.Config, cutoff int
 	if err != nil {
 		return nil, nil, err
 	}
+	if cfg.Lapse.MaxPAlive > 0 {
+		// PURCHASE_LAPSE reads the purchase model: replay again with the
+		// parameters fitted on the calibration period, as a pipeline that
+		// refits would have them, so that its triggers are judged as such.
+		var engs []*lapse.Engine
+		for i := range results {
+			if results[i].eng != nil {
+				engs = append(engs, results[i].eng)
+			}
+		}
+		_, m, err := evaluate.ScoreEngines(engs, cutoff, float64(horizonDays), func(string) bool { return false })
+		if err != nil {
+			return nil, nil, err
+		}
+		b.model = &m.Winback
+		if results, err = b.replayAll(ctx, cfg); err != nil {
+			return nil, nil, err
+		}
+	}
 	horizon := int64(horizonDays) * window.MsPerDay
 	returned := map[string]bool{}
 	var engs []*lapse.Engine

@@ -151,3 +151,39 @@ func TestEvaluateUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestEvaluateLapseOnEvidence: with purchase_lapse.max_p_alive set (and
+// the model fitted on the calibration period) PURCHASE_LAPSE fires on the
+// grocery panel fewer times, and a smaller share of those customers comes
+// back on their own within 90 days, while it still reaches most of those
+// who never come back.
+func TestEvaluateLapseOnEvidence(t *testing.T) {
+	lapseRow := func(maxPAlive string) btReason {
+		t.Helper()
+		code, js, stderr := evaluateCmd(t, "--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--horizon-days", "90",
+			"--now", "2026-12-06", "--format", "json", "--lapse-purchase-lapse-max-p-alive", maxPAlive)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var out evaluateOutput
+		if err := json.Unmarshal(js, &out); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range out.Reasons {
+			if r.Reason == "PURCHASE_LAPSE" {
+				return r
+			}
+		}
+		t.Fatalf("no PURCHASE_LAPSE row: %+v", out.Reasons)
+		return btReason{}
+	}
+	off, on := lapseRow("0"), lapseRow("0.5")
+	t.Logf("PURCHASE_LAPSE on the grocery panel: rule alone %d fired, %.1f%% back within 90 days, %d never back; with max_p_alive 0.5: %d, %.1f%%, %d",
+		off.Fired, 100*off.ReturnedShare, off.NeverReturned, on.Fired, 100*on.ReturnedShare, on.NeverReturned)
+	if on.Fired >= off.Fired || on.ReturnedShare >= off.ReturnedShare {
+		t.Errorf("the evidence check did not cut false alarms: %+v vs %+v", on, off)
+	}
+	if float64(on.NeverReturned) < 0.9*float64(off.NeverReturned) {
+		t.Errorf("the evidence check lost those who never came back: %d of %d", on.NeverReturned, off.NeverReturned)
+	}
+}

@@ -157,3 +157,29 @@ func TestMBGClosedForm(t *testing.T) {
 		}
 	}
 }
+
+func TestSilenceForPAlive(t *testing.T) {
+	for _, p := range []Params{
+		{Kind: BGNBD, R: 0.35, Alpha: 18, A: 0.5, B: 3.7},
+		{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72},
+		{Kind: MBGNBD, R: 1.3, Alpha: 20, A: 0.43, B: 0.8, K: 3},
+	} {
+		for _, c := range []struct{ x, tx float64 }{{1, 30}, {7, 49}, {20, 300}} {
+			for _, theta := range []float64{0.3, 0.5, 0.8} {
+				s := p.SilenceForPAlive(c.x, c.tx, theta)
+				if s == 0 {
+					if a := p.PAlive(c.x, c.tx, c.tx); a > theta+1e-9 {
+						t.Errorf("%v x=%v: silence 0 but P(alive) right after the purchase %v > %v", p, c.x, a, theta)
+					}
+					continue
+				}
+				if a := p.PAlive(c.x, c.tx, c.tx+s); math.Abs(a-theta) > 1e-6 {
+					t.Errorf("%v x=%v tx=%v theta=%v: P(alive) after %v days = %v", p, c.x, c.tx, theta, s, a)
+				}
+			}
+		}
+	}
+	if s := (Params{Kind: BGNBD, R: 1, Alpha: 1, A: 1, B: 1}).SilenceForPAlive(0, 0, 0.5); !math.IsInf(s, 1) {
+		t.Errorf("BG/NBD one-time buyer: %v, want +Inf", s)
+	}
+}

@@ -188,3 +188,51 @@ func (p Params) ExpectedPurchases(x, tx, T, h float64) float64 {
 	}
 	return alive * n
 }
+
+// SilenceForPAlive returns the silence (days since the last purchase) at
+// which the P(alive) of a customer with x repeat purchases, the last tx
+// days after the first, falls to theta (0 < theta < 1): 0 if it is
+// already at or below theta right after the purchase, +Inf if it never
+// falls that low (a BG/NBD one-time buyer). Closed form for BG/NBD and
+// MBG/NBD (K = 1), bisection otherwise.
+func (p Params) SilenceForPAlive(x, tx, theta float64) float64 {
+	if !(theta > 0 && theta < 1) {
+		return math.Inf(1)
+	}
+	var odds float64
+	switch {
+	case p.Kind != MBGNBD && x <= 0:
+		return math.Inf(1)
+	case p.Kind != MBGNBD:
+		odds = p.A / (p.B + x - 1)
+	default:
+		odds = p.A / (p.B + x)
+	}
+	// P(alive) = 1 / (1 + odds / S(s)) ≤ theta ⇔ S(s) ≤ odds·theta/(1−theta).
+	target := odds * theta / (1 - theta)
+	if target >= 1 {
+		return 0
+	}
+	if p.Kind != MBGNBD || p.k() == 1 {
+		// S(s) = ((α+tx)/(α+tx+s))^(r+x)
+		return (p.Alpha + tx) * (math.Pow(target, -1/(p.R+x)) - 1)
+	}
+	k := float64(p.k())
+	rr, A := p.R+k*x, p.Alpha/k+tx
+	lt := math.Log(target)
+	lo, hi := 0.0, 1.0
+	for p.logSurvival(rr, A, hi) > lt {
+		if hi *= 2; hi > 1e7 {
+			return math.Inf(1)
+		}
+	}
+	for range 60 {
+		mid := (lo + hi) / 2
+		if p.logSurvival(rr, A, mid) > lt {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}

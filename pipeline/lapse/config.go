@@ -70,6 +70,10 @@ type LapseConfig struct {
 	// of no order within this many days (see docs/signals.md), and of the
 	// expected orders behind the CLV.
 	HorizonDays float64 `yaml:"horizon_days" help:"p_lapse is the probability of no order within this many days; also the CLV horizon"`
+	// MaxPAlive: besides the rhythm's gap, a lapse needs the purchase
+	// model's probability that the customer is still alive to have fallen
+	// to this (0 turns the check off).
+	MaxPAlive float64 `yaml:"max_p_alive" help:"a lapse also needs the purchase model's P(alive) at or below this, 0 to 1 (0 turns the check off)"`
 }
 
 // SpendConfig is SPEND_DECLINE: still buying, but spending much less.
@@ -206,6 +210,7 @@ func DefaultConfig() Config {
 			CohortMinCustomers: 20,
 			CohortMinDays:      21,
 			HorizonDays:        90,
+			MaxPAlive:          0,
 		},
 		Spend: SpendConfig{MinDrop: 0.5, MinPrevOrders: 3, MinRecentOrders: 2},
 		Engagement: EngagementConfig{
@@ -306,6 +311,7 @@ func (c *Config) Validate() error {
 	between("purchase_lapse.cohort_default_days", l.CohortDefaultDays, 1, 730, "the interval assumed before the task knows enough rhythms, e.g. 30")
 	between("purchase_lapse.cohort_min_days", l.CohortMinDays, 0, 730, "the shortest interval assumed for a customer without a rhythm, e.g. 21 (0 trusts the cohort median alone)")
 	between("purchase_lapse.horizon_days", l.HorizonDays, 1, 3650, "the horizon of p_lapse and of the CLV in days, e.g. 90")
+	between("purchase_lapse.max_p_alive", l.MaxPAlive, 0, 0.99, "the P(alive) a lapse needs to have fallen to, e.g. 0.5 (0 turns the check off)")
 	if l.CohortMinCustomers < 1 {
 		bad("purchase_lapse.cohort_min_customers", "is %d, must be >= 1: customers with a rhythm before the cohort median is used, e.g. 20", l.CohortMinCustomers)
 	}

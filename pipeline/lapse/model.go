@@ -18,11 +18,19 @@ import (
 
 // SetPurchaseModel sets the population parameters behind p_lapse. Invalid
 // parameters (not all finite and positive) are ignored and reported false.
+// With purchase_lapse.max_p_alive set the lapse timers depend on them, so
+// every customer's timer is re-armed (a pass over all customers: call it
+// off the hot path).
 func (e *Engine) SetPurchaseModel(p btyd.Params) bool {
 	if !p.Valid() {
 		return false
 	}
 	e.model = p
+	if e.p.cfg.Lapse.MaxPAlive > 0 {
+		for slot := uint32(0); slot < e.n; slot++ {
+			e.rearm(e.at(slot))
+		}
+	}
 	return true
 }
 

@@ -2,10 +2,14 @@ package lapse
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/winback/winback/pipeline/btyd"
+	"github.com/winback/winback/pipeline/event"
 )
 
 func TestPurchaseModelState(t *testing.T) {
@@ -111,5 +115,68 @@ func TestSnapshotV1Readable(t *testing.T) {
 	}
 	if err := e3.RestoreCustomer("x", append([]byte{3}, v2[1:]...)); err == nil {
 		t.Fatal("version 3 accepted")
+	}
+}
+
+// TestLapseOnEvidence: with purchase_lapse.max_p_alive set, the lapse is
+// due when both the rhythm's gap has passed and the model's P(alive) has
+// fallen to it; the trigger names the model's gap.
+func TestLapseOnEvidence(t *testing.T) {
+	const day = int64(86_400_000)
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC).UnixMilli()
+	run := func(maxPAlive float64) (*Engine, []event.Trigger) {
+		cfg := DefaultConfig()
+		cfg.Lapse.MaxPAlive = maxPAlive
+		e := NewEngine(cfg, 1, time.UnixMilli(t0))
+		var out []event.Trigger
+		for i := range 8 { // weekly: the rhythm's gap is 14 days
+			ev := event.Event{Kind: event.KindOrder, OrderType: event.OrderPlaced, CustomerID: "w",
+				EventID: fmt.Sprint("o", i), Time: t0 + int64(i)*7*day, Amount: 40, Currency: "EUR", Items: 1}
+			out, _, _ = e.Apply(out, SourceOrders, &ev, time.UnixMilli(ev.Time))
+		}
+		// Another customer's order moves the watermark on.
+		ev := event.Event{Kind: event.KindOrder, OrderType: event.OrderPlaced, CustomerID: "z",
+			EventID: "z1", Time: t0 + 120*day, Amount: 10, Currency: "EUR", Items: 1}
+		out, _, _ = e.Apply(out, SourceOrders, &ev, time.UnixMilli(ev.Time))
+		var mine []event.Trigger
+		for _, tr := range out {
+			if tr.CustomerID == "w" {
+				mine = append(mine, tr)
+			}
+		}
+		return e, mine
+	}
+	last := t0 + 7*7*day
+	_, off := run(0)
+	e, on := run(0.5)
+	if len(off) != 1 || off[0].AsOf != last+14*day {
+		t.Fatalf("rule alone: %+v, want one lapse at 14 days", off)
+	}
+	// Default parameters: x = 7, t_x = 49 days; P(alive) = 0.5 after
+	// (30 + 49) × (11^(1/7.5) − 1) ≈ 29.76 days.
+	want := e.PurchaseModel().SilenceForPAlive(7, 49, 0.5)
+	if len(on) != 1 || math.Abs(float64(on[0].AsOf-last)/float64(day)-want) > 0.001 || want < 29 || want > 30.5 {
+		t.Fatalf("with max_p_alive 0.5: %+v, want one lapse at %.2f days", on, want)
+	}
+	if g := on[0].Evidence["model_gap_days"]; math.Abs(g-want) > 0.001 || on[0].Evidence["p_alive"] > 0.5001 {
+		t.Fatalf("evidence %v", on[0].Evidence)
+	}
+
+	// New parameters re-arm the timers at once.
+	cfg := DefaultConfig()
+	cfg.Lapse.MaxPAlive = 0.5
+	e2 := NewEngine(cfg, 1, time.UnixMilli(t0))
+	for i := range 8 {
+		ev := event.Event{Kind: event.KindOrder, OrderType: event.OrderPlaced, CustomerID: "w",
+			EventID: fmt.Sprint("o", i), Time: t0 + int64(i)*7*day, Amount: 40, Currency: "EUR", Items: 1}
+		e2.Apply(nil, SourceOrders, &ev, time.UnixMilli(ev.Time))
+	}
+	before, _ := e2.Customer("w").Due()
+	p := e2.PurchaseModel()
+	p.A /= 10 // drop-out much rarer: P(alive) falls later
+	e2.SetPurchaseModel(p)
+	after, _ := e2.Customer("w").Due()
+	if want := last + int64(math.Round(p.SilenceForPAlive(7, 49, 0.5)*float64(day))); after <= before || after != want {
+		t.Fatalf("timer %v → %v after the refit, want %v", before, after, want)
 	}
 }

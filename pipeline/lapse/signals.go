@@ -11,8 +11,11 @@ import (
 type gapInfo struct {
 	usualDays, spreadDays float64
 	personal              bool
-	gapDays               float64
-	ms                    int64
+	// modelDays is the silence at which the purchase model's P(alive)
+	// falls to purchase_lapse.max_p_alive (0 with the check off).
+	modelDays float64
+	gapDays   float64
+	ms        int64
 }
 
 // gap returns c's rhythm: the median of its last intervals with their
@@ -38,6 +41,11 @@ func (e *Engine) gap(c *Customer) gapInfo {
 		}
 		g.usualDays = max(g.usualDays, l.CohortMinDays, c.iv.Max()/24)
 		g.gapDays = l.Factor * g.usualDays
+	}
+	if l.MaxPAlive > 0 && c.firstOrder != 0 && c.lastOrder != 0 {
+		tx := max(float64(c.lastOrder-millis(c.firstOrder))/float64(window.MsPerDay), 0)
+		g.modelDays = e.model.SilenceForPAlive(float64(c.repeats), tx, l.MaxPAlive)
+		g.gapDays = max(g.gapDays, g.modelDays)
 	}
 	g.gapDays = min(max(g.gapDays, l.MinGapDays), l.MaxGapDays)
 	g.ms = int64(math.Round(g.gapDays * float64(window.MsPerDay)))

@@ -285,6 +285,9 @@ func (e *Engine) evidence(c *Customer, v *view, reasons uint8) map[string]float6
 		m["p_alive"] = round4(v.pAlive)
 		m["p_lapse_horizon_days"] = e.p.cfg.Lapse.HorizonDays
 		m["repeat_purchases"] = float64(c.repeats)
+		if v.g.modelDays > 0 && !math.IsInf(v.g.modelDays, 0) {
+			m["model_gap_days"] = round4(v.g.modelDays)
+		}
 	}
 	if reasons&(bitLapse|bitSpend) != 0 {
 		m["orders_90d"] = float64(v.o.N90)
