@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +17,8 @@ import (
 
 	"github.com/winback/winback/pipeline/evaluate"
 )
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden.json")
 
 // evaluateCmd runs the command and returns its exit code, stdout and
 // stderr.
@@ -50,6 +55,19 @@ func TestEvaluateGrocery(t *testing.T) {
 	code, js, stderr := evaluateCmd(t, append(args, "--format", "json", "--scores", scores)...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// The JSON report is documented and stable: any change shows here
+	// (go test -run TestEvaluateGrocery -update rewrites the golden file).
+	const golden = "testdata/evaluate_grocery.golden.json"
+	if *updateGolden {
+		if err := os.WriteFile(golden, js, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want, err := os.ReadFile(golden); err != nil {
+		t.Error(err)
+	} else if msg := jsonDiff(t, js, want); msg != "" {
+		t.Errorf("the JSON report differs from %s: %s; run with -update if intended", golden, msg)
 	}
 	var out evaluateOutput
 	if err := json.Unmarshal(js, &out); err != nil {
@@ -186,4 +204,54 @@ func TestEvaluateLapseOnEvidence(t *testing.T) {
 	if float64(on.NeverReturned) < 0.9*float64(off.NeverReturned) {
 		t.Errorf("the evidence check lost those who never came back: %d of %d", on.NeverReturned, off.NeverReturned)
 	}
+}
+
+// jsonDiff compares two JSON documents, numbers to 1e-9 relative (fitted
+// parameters may differ in the last bits across CPUs), and describes the
+// first difference ("" if none).
+func jsonDiff(t *testing.T, got, want []byte) string {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		return err.Error()
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		return err.Error()
+	}
+	var walk func(path string, a, b any) string
+	walk = func(path string, a, b any) string {
+		switch av := a.(type) {
+		case map[string]any:
+			bv, ok := b.(map[string]any)
+			if !ok || len(av) != len(bv) {
+				return path + ": keys differ"
+			}
+			for k := range av {
+				if d := walk(path+"."+k, av[k], bv[k]); d != "" {
+					return d
+				}
+			}
+		case []any:
+			bv, ok := b.([]any)
+			if !ok || len(av) != len(bv) {
+				return path + ": lengths differ"
+			}
+			for i := range av {
+				if d := walk(path+"["+strconv.Itoa(i)+"]", av[i], bv[i]); d != "" {
+					return d
+				}
+			}
+		case float64:
+			bv, ok := b.(float64)
+			if !ok || math.Abs(av-bv) > 1e-9*max(math.Abs(av), math.Abs(bv), 1e-300) {
+				return fmt.Sprintf("%s: %v, want %v", path, a, b)
+			}
+		default:
+			if a != b {
+				return fmt.Sprintf("%s: %v, want %v", path, a, b)
+			}
+		}
+		return ""
+	}
+	return walk("", g, w)
 }

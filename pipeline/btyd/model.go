@@ -22,9 +22,25 @@ const (
 
 func (k Kind) String() string {
 	if k == MBGNBD {
-		return "MBG/CNBD-k"
+		return "MBG/NBD"
 	}
 	return "BG/NBD"
+}
+
+// MarshalText names the kind: "BG/NBD" or "MBG/NBD".
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (k *Kind) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "BG/NBD":
+		*k = BGNBD
+	case "MBG/NBD":
+		*k = MBGNBD
+	default:
+		return fmt.Errorf("btyd: unknown model %q", b)
+	}
+	return nil
 }
 
 // Params are a fitted model's population parameters; times are in days.
@@ -51,7 +67,11 @@ func (p Params) Valid() bool {
 }
 
 func (p Params) String() string {
-	return fmt.Sprintf("%s k=%d r=%.4g alpha=%.4g a=%.4g b=%.4g", p.Kind, p.k(), p.R, p.Alpha, p.A, p.B)
+	name := p.Kind.String()
+	if p.Kind == MBGNBD && p.k() > 1 {
+		name = fmt.Sprintf("MBG/CNBD-%d", p.k())
+	}
+	return fmt.Sprintf("%s r=%.4g alpha=%.4g a=%.4g b=%.4g", name, p.R, p.Alpha, p.A, p.B)
 }
 
 // Obs is one customer's sufficient statistics: X repeat purchases (purchase
