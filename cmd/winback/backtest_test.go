@@ -348,6 +348,29 @@ func TestBacktestTopics(t *testing.T) {
 	if total := fromTopics.Records["orders"] + fromTopics.Records["email-events"] + fromTopics.Records["support-events"]; total != st.Records {
 		t.Errorf("read %d records, produced %d", total, st.Records)
 	}
+
+	// evaluate reads the topics as backtest does: the same report as from
+	// the file spread over the same 6 tasks.
+	cutoff := gcfg.Start.AddDate(0, 0, 120).Format(time.DateOnly)
+	evalJSON := func(args ...string) evaluateOutput {
+		t.Helper()
+		code, js, stderr := evaluateCmd(t, append(args, "--cutoff", cutoff, "--horizon-days", "60", "--format", "json")...)
+		if code != 0 {
+			t.Fatalf("evaluate %v: exit %d: %s", args, code, stderr)
+		}
+		var out evaluateOutput
+		if err := json.Unmarshal(js, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	et := evalJSON("--kafka-brokers", k.Addr(), "--registry-url", reg.URL())
+	ef := evalJSON("--file", path, "--partitions", "6")
+	gt, _ := json.Marshal(et.Groups)
+	gf, _ := json.Marshal(ef.Groups)
+	if et.CustomersSeen == 0 || et.CustomersSeen != ef.CustomersSeen || string(gt) != string(gf) || et.Models != ef.Models {
+		t.Errorf("evaluate from topics (%d customers, %v):\n%s\nfrom the file (%d customers, %v):\n%s", et.CustomersSeen, et.Models, gt, ef.CustomersSeen, ef.Models, gf)
+	}
 }
 
 // TestBacktestTopicsTransactional reads topics written in transactions: it

@@ -23,6 +23,7 @@ import (
 
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/gen"
+	"github.com/winback/winback/pipeline/btyd"
 	"github.com/winback/winback/pipeline/consume"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
@@ -186,6 +187,12 @@ type backtestRun struct {
 	// taskOf caches consume.PartitionOf, which builds a partitioner (and
 	// seeds a random source) on every call.
 	taskOf map[string]int32
+	// until stops the replay at this event time (Unix ms; evaluate's
+	// cutoff): events at or after it are not applied, and their placed
+	// orders are kept in btTaskResult.after. MaxInt64 replays everything.
+	until int64
+	// model, if set, is handed to every engine before the replay.
+	model *btyd.Params
 }
 
 func newBacktestRun(source string, partitions int) *backtestRun {
@@ -198,6 +205,7 @@ func newBacktestRun(source string, partitions int) *backtestRun {
 		first:   1<<63 - 1,
 		last:    -1 << 63,
 		taskOf:  map[string]int32{},
+		until:   1<<63 - 1,
 	}
 }
 
@@ -737,15 +745,17 @@ type btTaskResult struct {
 	triggers []event.Trigger
 	orders   []*event.Event // PLACED, CANCELLED and REFUNDED orders applied (not duplicates)
 	stats    lapse.Stats
+	eng      *lapse.Engine
+	after    []*event.Event // PLACED orders at or after the run's until, not applied
 }
 
-// run replays every task (in parallel, one engine each) and builds the
-// report; the result does not depend on the parallelism.
-func (b *backtestRun) run(ctx context.Context, cfg lapse.Config, horizonDays int) (*backtestOutput, error) {
+// replayAll replays every task (in parallel, one engine each) up to the
+// run's until; the results do not depend on the parallelism.
+func (b *backtestRun) replayAll(ctx context.Context, cfg lapse.Config) ([]btTaskResult, error) {
 	start := time.UnixMilli(b.first)
-	// Past the newest event by the idle timeout: every source is idle, so
-	// each task's watermark reaches its newest event less the lateness.
-	end := time.UnixMilli(b.last).Add(cfg.IdleTimeout + time.Second)
+	// Past the newest event applied by the idle timeout: every source is
+	// idle, so each task's watermark reaches that event less the lateness.
+	end := time.UnixMilli(min(b.last, b.until-1)).Add(cfg.IdleTimeout + time.Second)
 	results := make([]btTaskResult, len(b.tasks))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
@@ -754,10 +764,19 @@ func (b *backtestRun) run(ctx context.Context, cfg lapse.Config, horizonDays int
 			continue
 		}
 		g.Go(func() error {
-			return b.tasks[i].replay(gctx, cfg, start, end, &results[i])
+			return b.tasks[i].replay(gctx, cfg, start, end, b.until, b.model, &results[i])
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// run replays every task and builds the report.
+func (b *backtestRun) run(ctx context.Context, cfg lapse.Config, horizonDays int) (*backtestOutput, error) {
+	results, err := b.replayAll(ctx, cfg)
+	if err != nil {
 		return nil, err
 	}
 
@@ -806,8 +825,9 @@ func (b *backtestRun) run(ctx context.Context, cfg lapse.Config, horizonDays int
 
 // replay applies the task's events in the pipeline's merge order: the
 // stream head with the smallest event time first, ties to the lower source
-// and then the lower input partition, each stream in input order.
-func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.Time, out *btTaskResult) error {
+// and then the lower input partition, each stream in input order. Events
+// at or after until are not applied (their placed orders go to out.after).
+func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.Time, until int64, model *btyd.Params, out *btTaskResult) error {
 	slices.SortFunc(t.streams, func(a, b *btStream) int {
 		if a.src != b.src {
 			return a.src - b.src
@@ -815,6 +835,9 @@ func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.T
 		return int(a.part) - int(b.part)
 	})
 	eng := lapse.NewEngine(cfg, 3, start)
+	if model != nil {
+		eng.SetPurchaseModel(*model)
+	}
 	heads := make([]int, len(t.streams))
 	var trigs []event.Trigger
 	var wall int64 = -1 << 63
@@ -836,6 +859,12 @@ func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.T
 		s := t.streams[best]
 		ev := &s.evs[heads[best]]
 		heads[best]++
+		if ev.Time >= until {
+			if ev.Kind == event.KindOrder && ev.OrderType == event.OrderPlaced {
+				out.after = append(out.after, ev)
+			}
+			continue
+		}
 		wall = max(wall, ev.Time) // the wall clock never goes back
 		var dup bool
 		trigs, dup, _ = eng.Apply(trigs, s.src, ev, time.UnixMilli(wall))
@@ -845,6 +874,7 @@ func (t *btTask) replay(ctx context.Context, cfg lapse.Config, start, end time.T
 	}
 	out.triggers = eng.Advance(trigs, end)
 	out.stats = eng.Stats()
+	out.eng = eng
 	return nil
 }
 

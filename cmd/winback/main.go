@@ -7,6 +7,7 @@
 //	winback gen       produce synthetic traffic to any cluster
 //	winback migrate   apply the ClickHouse DDL
 //	winback backtest  replay history through the signal engine, no side effects
+//	winback evaluate  measure the lapse score against what happened after a cutoff
 //	winback config    print the config reference, or the settings in effect
 package main
 
@@ -37,6 +38,7 @@ Commands:
             or write it to a JSON-lines file (--out FILE)
   migrate   apply the ClickHouse tables and views, then exit
   backtest  replay history through the signal engine and report how triggers did
+  evaluate  score every customer as of a cutoff and measure who came back (AUC, Brier, lift)
   config    print every setting with its flag, env variable and default
             (--effective: the settings in effect, secrets redacted)
 
@@ -64,6 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"gen":      cmdGen,
 		"migrate":  cmdMigrate,
 		"backtest": cmdBacktest,
+		"evaluate": cmdEvaluate,
 		"config":   cmdConfig,
 	}
 	name := args[0]

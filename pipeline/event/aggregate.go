@@ -29,8 +29,11 @@ type Aggregate struct {
 	LastCSAT                                                                           int8 // NoScore if none
 	LastNPS                                                                            int8 // NoScore if none
 
-	ValueTier     Tier
-	CLV           float64
+	ValueTier Tier
+	CLV       float64
+	// PLapse is the probability of no order within the purchase-lapse
+	// horizon (0 for a customer without a placed order).
+	PLapse        float64
 	RiskScore     float64
 	ActiveReasons []Reason
 

@@ -64,4 +64,8 @@ type Trigger struct {
 	OriginalTriggerID string
 	AsOf              int64 // event time at which it became due, Unix ms
 	EmittedAt         int64 // wall time at which winback emitted it, Unix ms
+	// PLapse is the probability of no order within the purchase-lapse
+	// horizon as of AsOf; nil for a customer without an order (and in
+	// triggers written before the field existed).
+	PLapse *float64
 }

@@ -66,6 +66,14 @@ type LapseConfig struct {
 	// newcomer slower than the median would otherwise be called lapsed
 	// before its second order was even due.
 	CohortMinDays float64 `yaml:"cohort_min_days" help:"shortest purchase interval in days assumed for a customer without their own rhythm; 0 trusts the cohort median alone"`
+	// HorizonDays is the horizon of p_lapse, the calibrated probability
+	// of no order within this many days (see docs/signals.md), and of the
+	// expected orders behind the CLV.
+	HorizonDays float64 `yaml:"horizon_days" help:"p_lapse is the probability of no order within this many days; also the CLV horizon"`
+	// MaxPAlive: besides the rhythm's gap, a lapse needs the purchase
+	// model's probability that the customer is still alive to have fallen
+	// to this (0 turns the check off).
+	MaxPAlive float64 `yaml:"max_p_alive" help:"a lapse also needs the purchase model's P(alive) at or below this, 0 to 1 (0 turns the check off)"`
 }
 
 // SpendConfig is SPEND_DECLINE: still buying, but spending much less.
@@ -164,12 +172,16 @@ type SatisfactionConfig struct {
 
 // ValueConfig is the customer value model: CLV and tiers.
 type ValueConfig struct {
-	// LifetimeYears is the expected remaining lifetime in CLV =
-	// average order value × orders per year × lifetime.
-	LifetimeYears float64 `yaml:"lifetime_years" help:"expected remaining customer lifetime in years used for CLV"`
-	// DefaultIntervalDays is the purchase interval assumed for the CLV of
-	// customers without a personal rhythm.
-	DefaultIntervalDays float64 `yaml:"default_interval_days" help:"purchase interval in days assumed in the CLV of customers without their own rhythm"`
+	// LifetimeYears is the CLV horizon: CLV is the value expected over
+	// this many years (docs/signals.md).
+	LifetimeYears float64 `yaml:"lifetime_years" help:"CLV horizon: the value a customer is expected to bring over this many years"`
+	// DefaultIntervalDays floors the span over which the CLV's cap
+	// measures a customer's own purchase rate (a new customer counts as
+	// one purchase per this many days).
+	DefaultIntervalDays float64 `yaml:"default_interval_days" help:"the CLV never predicts more than twice the customer's own purchase rate, measured over at least this many days"`
+	// ShrinkOrders is the weight, in purchases, of the task's average
+	// order value in a customer's (Gamma-Gamma-like shrinkage).
+	ShrinkOrders float64 `yaml:"shrink_orders" help:"weight in purchases of the task's average order value in a customer's order value for the CLV; 0 uses the customer's own"`
 	// HighQuantile and LowQuantile split the task's CLV distribution:
 	// HIGH at or above HighQuantile, LOW below LowQuantile.
 	HighQuantile float64 `yaml:"high_quantile" help:"CLV percentile (0 to 1) from which a customer is HIGH value"`
@@ -225,6 +237,8 @@ func DefaultConfig() Config {
 			CohortDefaultDays:  30,
 			CohortMinCustomers: 20,
 			CohortMinDays:      21,
+			HorizonDays:        90,
+			MaxPAlive:          0,
 		},
 		Spend: SpendConfig{MinDrop: 0.5, MinPrevOrders: 3, MinRecentOrders: 2, MinOrderValueDrop: 0.5},
 		Engagement: EngagementConfig{
@@ -251,6 +265,7 @@ func DefaultConfig() Config {
 		Value: ValueConfig{
 			LifetimeYears:       3,
 			DefaultIntervalDays: 60,
+			ShrinkOrders:        3,
 			HighQuantile:        0.8,
 			LowQuantile:         0.5,
 			MinCustomers:        20,
@@ -327,6 +342,8 @@ func (c *Config) Validate() error {
 	between("purchase_lapse.min_interval_hours", l.MinIntervalHours, 0, 72, "orders closer than this are one purchase occasion, e.g. 12")
 	between("purchase_lapse.cohort_default_days", l.CohortDefaultDays, 1, 730, "the interval assumed before the task knows enough rhythms, e.g. 30")
 	between("purchase_lapse.cohort_min_days", l.CohortMinDays, 0, 730, "the shortest interval assumed for a customer without a rhythm, e.g. 21 (0 trusts the cohort median alone)")
+	between("purchase_lapse.horizon_days", l.HorizonDays, 1, 3650, "the horizon of p_lapse and of the CLV in days, e.g. 90")
+	between("purchase_lapse.max_p_alive", l.MaxPAlive, 0, 0.99, "the P(alive) a lapse needs to have fallen to, e.g. 0.5 (0 turns the check off)")
 	if l.CohortMinCustomers < 1 {
 		bad("purchase_lapse.cohort_min_customers", "is %d, must be >= 1: customers with a rhythm before the cohort median is used, e.g. 20", l.CohortMinCustomers)
 	}
@@ -383,7 +400,8 @@ func (c *Config) Validate() error {
 
 	v := &c.Value
 	between("value.lifetime_years", v.LifetimeYears, 0.1, 50, "the expected customer lifetime in CLV, e.g. 3")
-	between("value.default_interval_days", v.DefaultIntervalDays, 1, 3650, "the purchase interval assumed for the CLV of new customers, e.g. 60")
+	between("value.default_interval_days", v.DefaultIntervalDays, 1, 3650, "the shortest span over which the CLV's cap measures a customer's rate, e.g. 60")
+	between("value.shrink_orders", v.ShrinkOrders, 0, 1000, "the weight in purchases of the task's average order value, e.g. 3 (0 uses the customer's own)")
 	between("value.high_quantile", v.HighQuantile, 0.5, 0.999, "the CLV percentile where HIGH starts, e.g. 0.8")
 	if !finite(v.LowQuantile) || v.LowQuantile < 0 || v.LowQuantile >= v.HighQuantile {
 		bad("value.low_quantile", "is %v, must be >= 0 and below high_quantile (%v): the CLV percentile where MEDIUM starts, e.g. 0.5", v.LowQuantile, v.HighQuantile)

@@ -42,6 +42,9 @@ type Customer struct {
 
 	version uint32
 	orders  uint32 // lifetime net orders
+	// repeats counts purchase occasions after the first (BG/NBD's x):
+	// placed orders at least min_interval_hours after the previous newest.
+	repeats uint32
 	slot    uint32
 	idRef   uint32 // see idStore
 	// Unix seconds (ClickHouse keeps these to the second anyway).

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/winback/winback/pipeline/btyd"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/window"
 )
@@ -43,7 +44,9 @@ type Engine struct {
 		h   uint16
 		gen uint64
 	}
-	value  sketch // CLV
+	value  sketch      // CLV
+	model  btyd.Params // population parameters of p_lapse (SetPurchaseModel)
+	popAOV float64     // the task's value per purchase, as of the last refit (0: none)
 	stats  counters
 	fire   []dueItem // scratch for advanceTo
 	decay  *window.Decay
@@ -81,6 +84,7 @@ func NewEngine(cfg Config, sources int, start time.Time) *Engine {
 		cohort: newSketch(cohortBuckets),
 		value:  newSketch(valueBuckets),
 		decay:  window.NewDecay(cfg.Engagement.BaselineHalfLifeDays),
+		model:  btyd.DefaultParams(btyd.MBGNBD),
 	}
 	e.ix.init()
 	e.stats.triggers = make([]uint64, nReasons)
@@ -319,6 +323,7 @@ func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, n
 	if t > prev {
 		if prev != 0 && t-prev >= e.p.minInterval {
 			c.iv.Push(t - prev)
+			c.repeats++
 		}
 		c.lastOrder = t
 		c.flags &^= flagLapseDone // a new silence starts

@@ -11,8 +11,11 @@ import (
 type gapInfo struct {
 	usualDays, spreadDays float64
 	personal              bool
-	gapDays               float64
-	ms                    int64
+	// modelDays is the silence at which the purchase model's P(alive)
+	// falls to purchase_lapse.max_p_alive (0 with the check off).
+	modelDays float64
+	gapDays   float64
+	ms        int64
 }
 
 // gap returns c's rhythm: the median of its last intervals with their
@@ -38,6 +41,11 @@ func (e *Engine) gap(c *Customer) gapInfo {
 		}
 		g.usualDays = max(g.usualDays, l.CohortMinDays, c.iv.Max()/24)
 		g.gapDays = l.Factor * g.usualDays
+	}
+	if l.MaxPAlive > 0 && c.firstOrder != 0 && c.lastOrder != 0 {
+		tx := max(float64(c.lastOrder-millis(c.firstOrder))/float64(window.MsPerDay), 0)
+		g.modelDays = e.model.SilenceForPAlive(float64(c.repeats), tx, l.MaxPAlive)
+		g.gapDays = max(g.gapDays, g.modelDays)
 	}
 	g.gapDays = min(max(g.gapDays, l.MinGapDays), l.MaxGapDays)
 	g.ms = int64(math.Round(g.gapDays * float64(window.MsPerDay)))
@@ -71,6 +79,10 @@ type view struct {
 	risk float64
 
 	clv, pct float64
+	// p_lapse and P(alive) under the purchase model (model.go); hasP is
+	// false for a customer without a placed order.
+	pLapse, pAlive float64
+	hasP           bool
 }
 
 func (v *view) active() uint8 {
@@ -96,6 +108,7 @@ func (e *Engine) score(c *Customer, v *view) {
 	e.rescore(v)
 	v.clv = e.clv(c)
 	v.pct = e.percentile(c)
+	v.pLapse, v.pAlive, v.hasP = e.PLapse(c, v.T, e.p.cfg.Lapse.HorizonDays)
 }
 
 // signals computes c's figures and signal severities as of T; risk and

@@ -10,11 +10,13 @@ import (
 
 // Snapshot format versions: the first byte of every snapshot. A customer
 // snapshot of version 2 adds the engagement CUSUM (statistic and run
-// baseline) at the end; version 1 snapshots still restore, with the
-// statistic at 0 (the sequential test starts over).
+// baseline) at the end, and version 3 the repeat purchase count after it;
+// older snapshots still restore, with the statistic at 0 (the sequential
+// test starts over) and the repeats counted from what they keep.
 const (
 	customerSnapshotV1 = 1
 	customerSnapshotV2 = 2
+	customerSnapshotV3 = 3
 	metaSnapshotV1     = 1
 )
 
@@ -47,7 +49,7 @@ func (e *SnapshotError) Unwrap() error { return e.Err }
 // not in it (RestoreCustomer rebuilds them). Snapshots are deterministic:
 // the same history gives the same bytes.
 func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
-	b := append(dst, customerSnapshotV2)
+	b := append(dst, customerSnapshotV3)
 	b = binary.AppendUvarint(b, uint64(c.version))
 	due, _ := e.timers.Due(c.slot)
 	for _, v := range [...]int64{c.lastChange, due, c.lastOrder, c.spend, c.lastEpisode, c.openEpisode} {
@@ -82,7 +84,8 @@ func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
 	b = append(b, c.firedPrio[:]...)
 	b = append(b, c.lastKind, c.lastReason, c.openReason)
 	b = binary.AppendUvarint(b, uint64(c.engS))
-	return append(b, c.engP0)
+	b = append(b, c.engP0)
+	return binary.AppendUvarint(b, uint64(c.repeats))
 }
 
 // reader decodes a snapshot and remembers the first failure.
@@ -172,7 +175,7 @@ func decodeCustomer(c *Customer, due *int64, snap []byte) (string, error) {
 		return "version", ErrCorruptSnapshot
 	}
 	version := snap[0]
-	if version != customerSnapshotV1 && version != customerSnapshotV2 {
+	if version < customerSnapshotV1 || version > customerSnapshotV3 {
 		return "version", ErrSnapshotVersion
 	}
 	r := &reader{b: snap[1:]}
@@ -223,6 +226,13 @@ func decodeCustomer(c *Customer, due *int64, snap []byte) (string, error) {
 	if version >= customerSnapshotV2 {
 		c.engS = uint16(r.uvarint("engagement cusum", maxCUSUM))
 		c.engP0 = r.byte("engagement cusum baseline", 254)
+	}
+	if version >= customerSnapshotV3 {
+		c.repeats = uint32(r.uvarint("repeat purchases", 1<<32-1))
+	} else if c.firstOrder != 0 {
+		// Before V3 they were not counted: the kept intervals, or the
+		// orders less the first, whichever is more.
+		c.repeats = uint32(max(int64(c.orders)-1, int64(c.iv.Len()), 0))
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")

@@ -180,7 +180,17 @@ func (e *Engine) winback(c *Customer, v *view, primary int, reasons uint8, prio 
 		Evidence:          e.evidence(c, v, reasons),
 		AsOf:              at,
 		EmittedAt:         now.UnixMilli(),
+		PLapse:            v.pLapsePtr(),
 	}
+}
+
+// pLapsePtr is the trigger's p_lapse: nil without a placed order.
+func (v *view) pLapsePtr() *float64 {
+	if !v.hasP {
+		return nil
+	}
+	p := round4(v.pLapse)
+	return &p
 }
 
 const (
@@ -262,6 +272,7 @@ func (e *Engine) recovered(c *Customer, t, cents, prev int64, now time.Time) eve
 		OriginalTriggerID: TriggerID(c.ID(), event.TriggerWinback, reason, c.openEpisode),
 		AsOf:              t,
 		EmittedAt:         now.UnixMilli(),
+		PLapse:            v.pLapsePtr(),
 	}
 }
 
@@ -279,6 +290,15 @@ func (e *Engine) evidence(c *Customer, v *view, reasons uint8) map[string]float6
 		m["interval_spread_days"] = round4(v.g.spreadDays)
 		m["due_gap_days"] = round4(v.g.gapDays)
 		m["baseline_cohort"] = b2f(!v.g.personal)
+	}
+	if v.hasP {
+		m["p_lapse"] = round4(v.pLapse)
+		m["p_alive"] = round4(v.pAlive)
+		m["p_lapse_horizon_days"] = e.p.cfg.Lapse.HorizonDays
+		m["repeat_purchases"] = float64(c.repeats)
+		if v.g.modelDays > 0 && !math.IsInf(v.g.modelDays, 0) {
+			m["model_gap_days"] = round4(v.g.modelDays)
+		}
 	}
 	if reasons&(bitLapse|bitSpend) != 0 {
 		m["orders_90d"] = float64(v.o.N90)

@@ -102,22 +102,36 @@ func (e *Engine) unsketch(c *Customer) {
 	c.ivBucket, c.clvBucket = 0, 0
 }
 
-// clv is average order value × orders per year × lifetime. Orders per year
-// come from the personal interval, or the configured default interval for
-// customers without one, so a customer's CLV depends only on its own
-// history.
+// clv is the value c is expected to bring over the next
+// value.lifetime_years (the CLV horizon H), as of its last order:
+//
+//	CLV = min(E[purchases in H], cap) × order value
+//
+// E[purchases in H] comes from the same purchase model as p_lapse
+// (btyd.Params.ExpectedPurchases with x, t_x and T = t_x). The cap is
+// twice the rate the history shows, (x+1) purchases over max(t_x,
+// value.default_interval_days), times H: the model's population prior
+// cannot promise a customer far more than it ever did. The order value is
+// the customer's average per purchase occasion shrunk toward the task's
+// (set by RefitPurchaseModel; no shrinkage before) with the weight of
+// value.shrink_orders purchases, as Gamma-Gamma's posterior mean does:
+// (n × own + k × task) / (n + k). As of the last order, so a customer's CLV
+// changes only with its own orders and a refit.
 func (e *Engine) clv(c *Customer) float64 {
-	if c.orders == 0 || c.spend <= 0 {
+	if c.orders == 0 || c.spend <= 0 || c.lastOrder == 0 || c.firstOrder == 0 {
 		return 0
 	}
 	v := &e.p.cfg.Value
-	aov := float64(c.spend) / 100 / float64(c.orders)
-	interval := v.DefaultIntervalDays
-	if c.iv.Len() >= e.p.cfg.Lapse.MinOrders-1 {
-		med, _ := e.ivStats(c)
-		interval = med / 24
+	n := float64(c.repeats) + 1
+	aov := float64(c.spend) / 100 / n
+	if e.popAOV > 0 {
+		aov = (n*aov + v.ShrinkOrders*e.popAOV) / (n + v.ShrinkOrders)
 	}
-	return aov * 365 / max(interval, 1) * v.LifetimeYears
+	h := v.LifetimeYears * 365
+	o, _ := c.purchaseObs(c.lastOrder)
+	exp := e.model.ExpectedPurchases(o.X, o.Tx, o.Tx, h)
+	cap := 2 * n / max(o.Tx, v.DefaultIntervalDays) * h
+	return min(exp, cap) * aov
 }
 
 // percentile returns c's value percentile (0 without orders; 0.5 while the

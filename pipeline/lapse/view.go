@@ -90,6 +90,7 @@ func (c *Customer) Aggregate(e *Engine) event.Aggregate {
 
 		ValueTier:     tierNames[c.tier],
 		CLV:           round2(v.clv),
+		PLapse:        round4(v.pLapse),
 		RiskScore:     round4(v.risk),
 		ActiveReasons: reasonsOf(c.active),
 
@@ -149,6 +150,8 @@ func (c *Customer) MarshalJSON() ([]byte, error) {
 		Email   any             `json:"email"`
 		Support any             `json:"support"`
 		Value   any             `json:"value"`
+		Model   any             `json:"purchase_model"`
+		PLapse  *float64        `json:"p_lapse"`
 		Risk    float64         `json:"risk_score"`
 		Signals []signalJSON    `json:"signals"`
 		Pending []event.Reason  `json:"held_by_cooldown,omitempty"`
@@ -189,8 +192,13 @@ func (c *Customer) MarshalJSON() ([]byte, error) {
 		Value:   map[string]any{"clv": round2(v.clv), "percentile": round4(v.pct), "tier": tierNames[c.tier]},
 		Risk:    round4(v.risk),
 		Signals: []signalJSON{},
+		Model:   e.modelJSON(c, &v),
 		Pending: reasonsOf(c.pending),
 		Timer:   due,
+	}
+	if v.hasP {
+		p := round4(v.pLapse)
+		out.PLapse = &p
 	}
 	for r := 0; r < nReasons; r++ {
 		if c.active&(1<<r) != 0 {
@@ -212,3 +220,19 @@ func (c *Customer) MarshalJSON() ([]byte, error) {
 }
 
 var _ = window.Day
+
+// modelJSON is the purchase model's figures for c as of v.T: p_lapse (no
+// order within the horizon), P(alive), the statistics they come from and
+// the population parameters; nil for a customer without a placed order.
+func (e *Engine) modelJSON(c *Customer, v *view) any {
+	if !v.hasP {
+		return nil
+	}
+	o := e.Obs(c, v.T)
+	return map[string]any{
+		"p_lapse": round4(v.pLapse), "p_alive": round4(v.pAlive), "horizon_days": e.p.cfg.Lapse.HorizonDays,
+		"repeat_purchases": c.repeats, "days_first_to_last_order": round4(o.Tx), "days_since_first_order": round4(o.T),
+		"expected_orders": round4(e.ExpectedOrders(c, v.T, e.p.cfg.Lapse.HorizonDays)),
+		"params":          e.model,
+	}
+}

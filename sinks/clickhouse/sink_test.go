@@ -23,7 +23,7 @@ func agg(id string, version uint64, at time.Time, orders uint32, spend float64) 
 	return &event.Aggregate{
 		CustomerID: id, Version: version, AsOf: at.UnixMilli(),
 		FirstOrderAt: jan5.UnixMilli(), LastOrderAt: at.UnixMilli(),
-		OrdersTotal: orders, SpendTotal: spend, ValueTier: event.TierMedium,
+		OrdersTotal: orders, SpendTotal: spend, ValueTier: event.TierMedium, PLapse: 1 / float64(orders+1),
 		LastCSAT: event.NoScore, LastNPS: 9, ActiveReasons: []event.Reason{event.ReasonPurchaseLapse},
 	}
 }
@@ -53,11 +53,11 @@ func TestWriteLatestVersionWins(t *testing.T) {
 		t.Fatalf("Pending = %d after Flush", s.Pending())
 	}
 	// No FINAL: what was inserted, row by row.
-	got := query(t, s, "SELECT customer_id, version, orders_total, spend_total, last_csat, last_nps, active_reasons, updated_at FROM "+db+".customer_aggregates ORDER BY customer_id, version")
+	got := query(t, s, "SELECT customer_id, version, orders_total, spend_total, last_csat, last_nps, active_reasons, p_lapse, updated_at FROM "+db+".customer_aggregates ORDER BY customer_id, version")
 	want := [][]string{
-		{"c1", "2", "2", "20", `\N`, "9", "[PURCHASE_LAPSE]", "2024-04-01 12:00:00"},
-		{"c1", "3", "3", "30", `\N`, "9", "[PURCHASE_LAPSE]", "2024-04-01 12:00:00"},
-		{"c2", "1", "1", "5", `\N`, "9", "[PURCHASE_LAPSE]", "2024-04-01 12:00:00"},
+		{"c1", "2", "2", "20", `\N`, "9", "[PURCHASE_LAPSE]", "0.3333333333333333", "2024-04-01 12:00:00"},
+		{"c1", "3", "3", "30", `\N`, "9", "[PURCHASE_LAPSE]", "0.25", "2024-04-01 12:00:00"},
+		{"c2", "1", "1", "5", `\N`, "9", "[PURCHASE_LAPSE]", "0.5", "2024-04-01 12:00:00"},
 	}
 	if err := fixture.Compare(got, want); err != nil {
 		t.Fatalf("customer_aggregates: %v", err)

@@ -87,6 +87,11 @@ func decodeTriggerAvro(ctx context.Context, reg decode.Registry, value []byte) (
 	}
 	t.AsOf = r.millis("as_of")
 	t.EmittedAt = r.millis("emitted_at")
+	if u, ok := m["p_lapse"].(map[string]any); ok { // absent in older writer schemas
+		if f, ok := u["double"].(float64); ok {
+			t.PLapse = &f
+		}
+	}
 	if len(r.missing) > 0 {
 		return t, fmt.Errorf("kafka: trigger lacks or mistypes %v: %w", r.missing, ErrInvalidTrigger)
 	}
@@ -171,6 +176,7 @@ type triggerJSON struct {
 	OriginalTriggerID *string            `json:"original_trigger_id"`
 	AsOf              *int64             `json:"as_of"`
 	EmittedAt         *int64             `json:"emitted_at"`
+	PLapse            *float64           `json:"p_lapse"`
 }
 
 func decodeTriggerJSON(value []byte) (event.Trigger, error) {
@@ -226,6 +232,7 @@ func decodeTriggerJSON(value []byte) (event.Trigger, error) {
 	} else {
 		missing = append(missing, "emitted_at")
 	}
+	t.PLapse = j.PLapse
 	if len(missing) > 0 {
 		return t, fmt.Errorf("kafka: trigger lacks %v: %w", missing, ErrInvalidTrigger)
 	}

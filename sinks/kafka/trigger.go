@@ -117,6 +117,9 @@ func indexes(t *event.Trigger) (triggerIndexes, error) {
 	if math.IsNaN(t.RiskScore) || math.IsInf(t.RiskScore, 0) {
 		return idx, fmt.Errorf("kafka: trigger %q: risk_score %v is not finite: %w", t.TriggerID, t.RiskScore, ErrInvalidTrigger)
 	}
+	if t.PLapse != nil && !(*t.PLapse >= 0 && *t.PLapse <= 1) {
+		return idx, fmt.Errorf("kafka: trigger %q: p_lapse %v is not in [0, 1]: %w", t.TriggerID, *t.PLapse, ErrInvalidTrigger)
+	}
 	if idx.kind = slices.Index(kindSymbols, t.Kind); idx.kind < 0 {
 		return idx, bad("kind", t.Kind)
 	}
@@ -188,7 +191,12 @@ func appendTriggerAvro(dst []byte, id int, t *event.Trigger, idx *triggerIndexes
 		dst = decode.AppendAvroString(decode.AppendAvroLong(dst, 1), t.OriginalTriggerID)
 	}
 	dst = decode.AppendAvroLong(dst, t.AsOf)
-	return decode.AppendAvroLong(dst, t.EmittedAt)
+	dst = decode.AppendAvroLong(dst, t.EmittedAt)
+	if t.PLapse == nil {
+		return decode.AppendAvroLong(dst, 0)
+	}
+	dst = decode.AppendAvroLong(dst, 1)
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(*t.PLapse))
 }
 
 func appendTriggerJSON(dst []byte, t *event.Trigger, keys []string) []byte {
@@ -234,5 +242,11 @@ func appendTriggerJSON(dst []byte, t *event.Trigger, keys []string) []byte {
 	dst = strconv.AppendInt(dst, t.AsOf, 10)
 	dst = append(dst, `,"emitted_at":`...)
 	dst = strconv.AppendInt(dst, t.EmittedAt, 10)
+	dst = append(dst, `,"p_lapse":`...)
+	if t.PLapse == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = strconv.AppendFloat(dst, *t.PLapse, 'g', -1, 64)
+	}
 	return append(dst, '}')
 }

@@ -47,8 +47,11 @@ func winbackTrigger() event.Trigger {
 		},
 		AsOf:      1714564800000,
 		EmittedAt: 1714564801234,
+		PLapse:    ptrF(0.6875),
 	}
 }
+
+func ptrF(v float64) *float64 { return &v }
 
 func recoveredTrigger() event.Trigger {
 	return event.Trigger{
@@ -91,7 +94,8 @@ func equalFlat(a, b event.Trigger) bool {
 	return a.TriggerID == b.TriggerID && a.CustomerID == b.CustomerID && a.Kind == b.Kind &&
 		a.PrimaryReason == b.PrimaryReason && a.RiskScore == b.RiskScore && a.ValueTier == b.ValueTier &&
 		a.Priority == b.Priority && a.RecommendedAction == b.RecommendedAction &&
-		a.OriginalTriggerID == b.OriginalTriggerID && a.AsOf == b.AsOf && a.EmittedAt == b.EmittedAt
+		a.OriginalTriggerID == b.OriginalTriggerID && a.AsOf == b.AsOf && a.EmittedAt == b.EmittedAt &&
+		(a.PLapse == nil) == (b.PLapse == nil) && (a.PLapse == nil || *a.PLapse == *b.PLapse)
 }
 
 func newSR(t *testing.T) (*srfake.Registry, *sr.Client) {
@@ -162,6 +166,7 @@ func TestTriggerAvroMatchesGoavro(t *testing.T) {
 		"evidence":            map[string]any{"days_since_last_order": 61.5},
 		"original_trigger_id": goavro.Union("string", "wb-0"),
 		"as_of":               tr.AsOf, "emitted_at": tr.EmittedAt,
+		"p_lapse": goavro.Union("double", 0.6875),
 	}
 	want, err := codec.BinaryFromNative([]byte{0, 0, 0, 0, 7}, native)
 	if err != nil {
@@ -244,6 +249,8 @@ func TestEncodeRejectsBadTriggers(t *testing.T) {
 			"action":             func(t *event.Trigger) { t.RecommendedAction = "CALL" },
 			"NaN risk":           func(t *event.Trigger) { t.RiskScore = math.NaN() },
 			"Inf risk":           func(t *event.Trigger) { t.RiskScore = math.Inf(1) },
+			"p_lapse above 1":    func(t *event.Trigger) { t.PLapse = ptrF(1.5) },
+			"NaN p_lapse":        func(t *event.Trigger) { t.PLapse = ptrF(math.NaN()) },
 			"invalid UTF-8 id":   func(t *event.Trigger) { t.CustomerID = "c-\xff" },
 			"invalid UTF-8 name": func(t *event.Trigger) { t.Evidence["\xff"] = 1 },
 		} {

@@ -175,7 +175,7 @@ func TestValuesSQL(t *testing.T) {
 		CustomerID: "c'1", Version: 7, AsOf: t0.UnixMilli(), FirstOrderAt: t0.Add(-48 * time.Hour).UnixMilli(), LastOrderAt: t0.UnixMilli(),
 		OrdersTotal: 2, SpendTotal: 12.5, Orders30d: 1, Spend30d: 10.25, BaselineSource: "personal", UsualIntervalDays: 2,
 		EmailsDelivered30d: 3, EmailsOpened30d: 1, OpenRate30d: 1.0 / 3, Unsubscribed: true,
-		LastCSAT: 4, LastNPS: event.NoScore, ValueTier: event.TierHigh, CLV: 321.5, RiskScore: 0.25,
+		LastCSAT: 4, LastNPS: event.NoScore, ValueTier: event.TierHigh, CLV: 321.5, RiskScore: 0.25, PLapse: 0.4375,
 		ActiveReasons: []event.Reason{event.ReasonSpendDecline, event.ReasonEngagementDecline},
 		LastTriggerID: "tr-1", LastTriggerReason: event.ReasonSpendDecline, LastTriggerAt: t0.Add(-time.Hour).UnixMilli(),
 	}

@@ -90,6 +90,7 @@ func aggregatesTable(rows []*event.Aggregate, now time.Time) *Table {
 		col("value_tier", n, func(i int) string { return string(r(i).ValueTier) }),
 		col("clv", n, func(i int) float64 { return r(i).CLV }),
 		col("risk_score", n, func(i int) float64 { return r(i).RiskScore }),
+		col("p_lapse", n, func(i int) float64 { return r(i).PLapse }),
 		col("active_reasons", n, func(i int) []string { return reasons(r(i).ActiveReasons) }),
 		col("last_trigger_id", n, func(i int) string { return r(i).LastTriggerID }),
 		col("last_trigger_reason", n, func(i int) string { return string(r(i).LastTriggerReason) }),

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/winback/winback/config"
+	"github.com/winback/winback/pipeline/evaluate"
+	"github.com/winback/winback/pipeline/lapse"
+	"github.com/winback/winback/pipeline/window"
+)
+
+// winback evaluate measures how well winback ranks and forecasts who comes
+// back. It reads history like backtest (a JSON-lines file or the input
+// topics, with backtest's reader and replay), applies it up to the cutoff,
+// fits winback's purchase model and the BG/NBD baseline on every customer
+// as of the cutoff, scores every customer, and then reads what the history
+// shows after the cutoff: who placed an order within the horizon. The
+// report (pipeline/evaluate) sets winback's p_lapse beside "days since the
+// last order" and BG/NBD, for every customer with an order and for those
+// with at least two; it also reports, per reason, the WINBACK triggers
+// fired before the cutoff and the share whose customer ordered within the
+// horizon after the trigger on their own.
+
+// evaluateOptions are evaluate's own flags.
+type evaluateOptions struct {
+	file        string
+	partitions  int
+	cutoff      string
+	horizonDays int
+	format      string
+	scores      string
+	now         string
+}
+
+func (o *evaluateOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.file, "file", "", "replay the JSON-lines file `PATH` (as backtest --file) instead of the input topics")
+	fs.IntVar(&o.partitions, "partitions", 0, "number of tasks customers are spread over (default: the orders topic's partition count, or 1 for a file)")
+	fs.StringVar(&o.cutoff, "cutoff", "", "score every customer as of this time: YYYY-MM-DD (the end of that day, UTC) or RFC 3339; required")
+	fs.IntVar(&o.horizonDays, "horizon-days", 90, "a customer who orders within this many days after the cutoff has returned; p_lapse is the probability of no order within it")
+	fs.StringVar(&o.format, "format", "text", "report format: text or json")
+	fs.StringVar(&o.scores, "scores", "", "also write one CSV row per customer to `PATH`: customer_id,p_lapse,score_rank,days_since_last_order,orders,active_reasons,returned")
+	fs.StringVar(&o.now, "now", "", "clock the decoder checks event_time against, as for backtest (default: the current time)")
+}
+
+// check validates the flags and returns the cutoff (Unix ms).
+func (o *evaluateOptions) check() (int64, *backtestOptions, time.Time, error) {
+	bo := &backtestOptions{file: o.file, partitions: o.partitions, horizonDays: o.horizonDays, format: o.format, now: o.now}
+	now, err := bo.check()
+	if err != nil {
+		return 0, nil, now, err
+	}
+	if o.cutoff == "" {
+		return 0, nil, now, fmt.Errorf("--cutoff: required, e.g. --cutoff 2025-09-30")
+	}
+	if t, err := time.Parse(time.DateOnly, o.cutoff); err == nil {
+		return t.AddDate(0, 0, 1).UnixMilli(), bo, now, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, o.cutoff)
+	if err != nil {
+		return 0, nil, now, fmt.Errorf("--cutoff: %q is neither YYYY-MM-DD nor RFC 3339", o.cutoff)
+	}
+	return t.UnixMilli(), bo, now, nil
+}
+
+func cmdEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := config.Default()
+	fs := newFlagSet("evaluate", "Replay history up to --cutoff through the signal engine, score every customer as of\nthe cutoff, then read who ordered within --horizon-days after it: AUC, precision\nand lift at the top 10 and 20 %, Brier score and calibration of winback's p_lapse,\nbeside recency (days since the last order) and a BG/NBD model fitted on the same\nperiod; and per reason, the triggers fired before the cutoff and the share of\ncustomers who came back on their own.", stderr)
+	var o evaluateOptions
+	o.bind(fs)
+	if err := loadConfig(fs, args, &cfg); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q; give the file with --file", fs.Arg(0))}
+	}
+	cutoff, bo, now, err := o.check()
+	if err != nil {
+		return usageError{err}
+	}
+	log := newLogger(&cfg, stderr)
+	began := time.Now()
+	var bt *backtestRun
+	if o.file != "" {
+		bt, err = backtestFile(ctx, &cfg, bo, now)
+	} else {
+		bt, err = backtestTopics(ctx, &cfg, bo, now, log)
+	}
+	if err != nil {
+		return err
+	}
+	out, scored, err := bt.evaluate(ctx, cfg.Lapse, cutoff, o.horizonDays)
+	if err != nil {
+		return err
+	}
+	log.Info("evaluate: done", "customers", out.CustomersSeen, "took", time.Since(began).Round(time.Millisecond))
+	if o.scores != "" {
+		f, err := os.Create(o.scores)
+		if err != nil {
+			return usageError{fmt.Errorf("--scores: %w", err)}
+		}
+		if err := evaluate.WriteScores(f, scored); err != nil {
+			f.Close()
+			return fmt.Errorf("--scores: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--scores: %w", err)
+		}
+	}
+	if o.format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	_, err = io.WriteString(stdout, out.text())
+	return err
+}
+
+// evaluateOutput is the report, as --format json prints it (see
+// docs/signals.md, "Measuring the signals"). Fields are only ever added.
+type evaluateOutput struct {
+	Version     int    `json:"version"` // 1
+	Source      string `json:"source"`
+	Partitions  int    `json:"partitions"`
+	Cutoff      string `json:"cutoff"`
+	HorizonDays int    `json:"horizon_days"`
+	// From and To bound the event times of the valid events (both sides of
+	// the cutoff).
+	From       string         `json:"from"`
+	To         string         `json:"to"`
+	Records    map[string]int `json:"records"`
+	BadRecords map[string]int `json:"bad_records"`
+	BadTotal   int            `json:"bad_records_total"`
+	// Events counts the events applied before the cutoff.
+	Events uint64 `json:"events_before_cutoff"`
+	// CustomersSeen counts customers with any event before the cutoff
+	// (one --scores row each).
+	CustomersSeen int              `json:"customers_seen"`
+	Models        evaluate.Models  `json:"models"`
+	Groups        []evaluate.Group `json:"groups"`
+	// Reasons: WINBACK triggers fired before the cutoff, by primary
+	// reason; "returned" counts those whose customer ordered within the
+	// horizon after the trigger's as_of.
+	Reasons []btReason `json:"reasons"`
+	All     btReason   `json:"all"`
+
+	report evaluate.Report
+	bt     lapse.BacktestReport
+}
+
+// evaluate replays up to cutoff, scores every customer and builds the
+// report.
+func (b *backtestRun) evaluate(ctx context.Context, cfg lapse.Config, cutoff int64, horizonDays int) (*evaluateOutput, []evaluate.Customer, error) {
+	b.until = cutoff
+	results, err := b.replayAll(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Lapse.MaxPAlive > 0 {
+		// PURCHASE_LAPSE reads the purchase model: replay again with the
+		// parameters fitted on the calibration period, as a pipeline that
+		// refits would have them, so that its triggers are judged as such.
+		var engs []*lapse.Engine
+		for i := range results {
+			if results[i].eng != nil {
+				engs = append(engs, results[i].eng)
+			}
+		}
+		_, m, err := evaluate.ScoreEngines(engs, cutoff, float64(horizonDays), func(string) bool { return false })
+		if err != nil {
+			return nil, nil, err
+		}
+		b.model = &m.Winback
+		if results, err = b.replayAll(ctx, cfg); err != nil {
+			return nil, nil, err
+		}
+	}
+	horizon := int64(horizonDays) * window.MsPerDay
+	returned := map[string]bool{}
+	var engs []*lapse.Engine
+	var back lapse.Backtest
+	out := &evaluateOutput{
+		Version: 1, Source: b.source, Partitions: b.parts, Cutoff: isoMs(cutoff), HorizonDays: horizonDays,
+		Records: b.records, BadRecords: b.bad, BadTotal: b.badTotal(),
+	}
+	if b.events > 0 {
+		out.From, out.To = isoMs(b.first), isoMs(b.last)
+	}
+	for i := range results {
+		r := &results[i]
+		if r.eng == nil {
+			continue
+		}
+		engs = append(engs, r.eng)
+		out.Events += r.stats.Events
+		out.CustomersSeen += r.stats.Customers
+		for _, ev := range r.after {
+			if ev.Time < cutoff+horizon {
+				returned[ev.CustomerID] = true
+			}
+			back.ObserveOrder(ev)
+		}
+		for _, ev := range r.orders {
+			back.ObserveOrder(ev)
+		}
+		for j := range r.triggers {
+			if t := &r.triggers[j]; t.AsOf < cutoff {
+				back.ObserveTrigger(t)
+			}
+		}
+	}
+	scored, models, err := evaluate.ScoreEngines(engs, cutoff, float64(horizonDays), func(id string) bool { return returned[id] })
+	if err != nil {
+		return nil, nil, err
+	}
+	out.Models = models
+	out.report = evaluate.Build(scored)
+	out.Groups = out.report.Groups
+	out.bt = back.Report(horizonDays)
+	out.Reasons = []btReason{}
+	for _, r := range out.bt.Reasons {
+		out.Reasons = append(out.Reasons, newBTReason(r))
+	}
+	out.All = newBTReason(out.bt.All)
+	return out, scored, nil
+}
+
+func (o *evaluateOutput) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Input: %s, %d partitions, events %s to %s\n", o.Source, o.Partitions, o.From, o.To)
+	fmt.Fprintf(&b, "Cutoff %s, horizon %d days; %d events applied before the cutoff, %d customers seen; bad records: %d\n",
+		o.Cutoff, o.HorizonDays, o.Events, o.CustomersSeen, o.BadTotal)
+	fmt.Fprintf(&b, "Models fitted on the calibration period: winback %v; baseline %v\n\n", o.Models.Winback, o.Models.BGNBD)
+	b.WriteString(o.report.String())
+	fmt.Fprintf(&b, "WINBACK triggers fired before the cutoff, and customers who ordered within %d days after the trigger on their own:\n", o.HorizonDays)
+	rep := o.bt
+	s := rep.String()
+	if i := strings.Index(s, "\n\n"); i >= 0 {
+		s = s[i+2:] // the table, without backtest's title line
+	}
+	if i := strings.Index(s, "\nRECOVERED"); i >= 0 {
+		s = s[:i+1]
+	}
+	b.WriteString(s)
+	return b.String()
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/winback/winback/pipeline/evaluate"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden.json")
+
+// evaluateCmd runs the command and returns its exit code, stdout and
+// stderr.
+func evaluateCmd(t *testing.T, args ...string) (int, []byte, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"evaluate", "--log-level", "warn"}, args...), &out, &errb)
+	return code, out.Bytes(), errb.String()
+}
+
+func auc(t *testing.T, g *evaluate.Group, score string) float64 {
+	t.Helper()
+	s := g.Score(score)
+	if s == nil || s.AUC == nil {
+		t.Fatalf("group %s: no AUC for %s", g.Name, score)
+	}
+	return *s.AUC
+}
+
+// TestEvaluateGrocery runs evaluate on the grocery panel (testdata/
+// grocery.jsonl, see its README): calibration the first year, holdout the
+// second. For customers with at least two orders winback's p_lapse must
+// rank at least as well as recency and BG/NBD, and forecast better than
+// the base rate.
+func TestEvaluateGrocery(t *testing.T) {
+	scores := filepath.Join(t.TempDir(), "scores.csv")
+	args := []string{"--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--horizon-days", "364", "--now", "2026-12-06"}
+	code, text, stderr := evaluateCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	t.Logf("evaluate on the grocery panel:\n%s", text)
+
+	code, js, stderr := evaluateCmd(t, append(args, "--format", "json", "--scores", scores)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// The JSON report is documented and stable: any change shows here
+	// (go test -run TestEvaluateGrocery -update rewrites the golden file).
+	const golden = "testdata/evaluate_grocery.golden.json"
+	if *updateGolden {
+		if err := os.WriteFile(golden, js, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want, err := os.ReadFile(golden); err != nil {
+		t.Error(err)
+	} else if msg := jsonDiff(t, js, want); msg != "" {
+		t.Errorf("the JSON report differs from %s: %s; run with -update if intended", golden, msg)
+	}
+	var out evaluateOutput
+	if err := json.Unmarshal(js, &out); err != nil {
+		t.Fatalf("json: %v\n%s", err, js)
+	}
+	if out.Version != 1 || out.CustomersSeen != 1525 || out.BadTotal != 0 || out.Cutoff != "2025-01-01T00:00:00Z" {
+		t.Fatalf("header: version %d, %d customers, %d bad, cutoff %s", out.Version, out.CustomersSeen, out.BadTotal, out.Cutoff)
+	}
+	var rep evaluate.Report
+	rep.Groups = out.Groups
+	all, repeat := rep.Group("all"), rep.Group("repeat")
+	if all == nil || repeat == nil || all.Customers != 1525 || repeat.Customers == 0 || repeat.Customers >= all.Customers {
+		t.Fatalf("groups: %+v", out.Groups)
+	}
+	w, r, b := auc(t, repeat, evaluate.ScoreWinback), auc(t, repeat, evaluate.ScoreRecency), auc(t, repeat, evaluate.ScoreBGNBD)
+	t.Logf("repeat buyers: AUC winback %.4f, recency %.4f (winback %+.4f), BG/NBD %.4f (winback %+.4f)", w, r, w-r, b, w-b)
+	if w < r || w < b {
+		t.Errorf("repeat buyers: winback AUC %.4f below recency %.4f or BG/NBD %.4f", w, r, b)
+	}
+	brier := repeat.Score(evaluate.ScoreWinback).Brier
+	if brier == nil || *brier >= repeat.BaseRateBrier {
+		t.Errorf("repeat buyers: winback Brier %v not below the base rate's %.4f", brier, repeat.BaseRateBrier)
+	}
+	if len(repeat.Score(evaluate.ScoreWinback).Calibration) != 10 || repeat.Score(evaluate.ScoreRecency).Brier != nil {
+		t.Errorf("calibration deciles or recency Brier wrong: %+v", repeat.Scores)
+	}
+	if !out.Models.Winback.Valid() || !out.Models.BGNBD.Valid() {
+		t.Errorf("models: %+v", out.Models)
+	}
+
+	// --scores: the header, one row per customer seen, p_lapse in [0, 1],
+	// ranks 1..n, returned agreeing with the report's lapsed count.
+	f, err := os.Open(scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rows[0], ",") != "customer_id,p_lapse,score_rank,days_since_last_order,orders,active_reasons,returned" {
+		t.Fatalf("header %v", rows[0])
+	}
+	rows = rows[1:]
+	if len(rows) != out.CustomersSeen {
+		t.Fatalf("%d rows for %d customers", len(rows), out.CustomersSeen)
+	}
+	ranks := map[int]bool{}
+	lapsed := 0
+	for _, row := range rows {
+		p, err := strconv.ParseFloat(row[1], 64)
+		if err != nil || p < 0 || p > 1 {
+			t.Fatalf("row %v: p_lapse %q", row, row[1])
+		}
+		k, _ := strconv.Atoi(row[2])
+		ranks[k] = true
+		if row[6] == "0" {
+			lapsed++
+		} else if row[6] != "1" {
+			t.Fatalf("row %v: returned %q", row, row[6])
+		}
+	}
+	if len(ranks) != len(rows) || !ranks[1] || !ranks[len(rows)] {
+		t.Fatalf("ranks are not 1..%d", len(rows))
+	}
+	if lapsed != all.Lapsed {
+		t.Fatalf("scores: %d not returned, report: %d lapsed", lapsed, all.Lapsed)
+	}
+}
+
+// TestEvaluateGenerator runs evaluate on generated traffic and checks the
+// report is whole; it prints it for docs/signals.md.
+func TestEvaluateGenerator(t *testing.T) {
+	cfg := btGenConfig()
+	_, path := writeTraffic(t, cfg)
+	cutoff := cfg.Start.AddDate(0, 0, 120).Format(time.DateOnly)
+	code, text, stderr := evaluateCmd(t, "--file", path, "--cutoff", cutoff, "--horizon-days", "79", "--now", cfg.Start.AddDate(0, 0, cfg.Days).Format(time.DateOnly))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	t.Logf("evaluate on generated traffic:\n%s", text)
+	for _, want := range []string{"winback p_lapse", "days since last order", "BG/NBD", "PURCHASE_LAPSE"} {
+		if !bytes.Contains(text, []byte(want)) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+func TestEvaluateUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--file", "testdata/grocery.jsonl"},
+		{"--file", "testdata/grocery.jsonl", "--cutoff", "31.12.2024"},
+		{"--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--horizon-days", "0"},
+		{"--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--format", "xml"},
+	} {
+		if code, _, stderr := evaluateCmd(t, args...); code != 2 || !strings.Contains(stderr, "--") {
+			t.Errorf("%v: exit %d, %q; want 2 naming the flag", args, code, stderr)
+		}
+	}
+}
+
+// TestEvaluateLapseOnEvidence: with purchase_lapse.max_p_alive set (and
+// the model fitted on the calibration period) PURCHASE_LAPSE fires on the
+// grocery panel fewer times, and a smaller share of those customers comes
+// back on their own within 90 days, while it still reaches most of those
+// who never come back.
+func TestEvaluateLapseOnEvidence(t *testing.T) {
+	lapseRow := func(maxPAlive string) btReason {
+		t.Helper()
+		code, js, stderr := evaluateCmd(t, "--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--horizon-days", "90",
+			"--now", "2026-12-06", "--format", "json", "--lapse-purchase-lapse-max-p-alive", maxPAlive)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var out evaluateOutput
+		if err := json.Unmarshal(js, &out); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range out.Reasons {
+			if r.Reason == "PURCHASE_LAPSE" {
+				return r
+			}
+		}
+		t.Fatalf("no PURCHASE_LAPSE row: %+v", out.Reasons)
+		return btReason{}
+	}
+	off, on := lapseRow("0"), lapseRow("0.5")
+	t.Logf("PURCHASE_LAPSE on the grocery panel: rule alone %d fired, %.1f%% back within 90 days, %d never back; with max_p_alive 0.5: %d, %.1f%%, %d",
+		off.Fired, 100*off.ReturnedShare, off.NeverReturned, on.Fired, 100*on.ReturnedShare, on.NeverReturned)
+	if on.Fired >= off.Fired || on.ReturnedShare >= off.ReturnedShare {
+		t.Errorf("the evidence check did not cut false alarms: %+v vs %+v", on, off)
+	}
+	if float64(on.NeverReturned) < 0.9*float64(off.NeverReturned) {
+		t.Errorf("the evidence check lost those who never came back: %d of %d", on.NeverReturned, off.NeverReturned)
+	}
+}
+
+// jsonDiff compares two JSON documents, numbers to 1e-9 relative (fitted
+// parameters may differ in the last bits across CPUs), and describes the
+// first difference ("" if none).
+func jsonDiff(t *testing.T, got, want []byte) string {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		return err.Error()
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		return err.Error()
+	}
+	var walk func(path string, a, b any) string
+	walk = func(path string, a, b any) string {
+		switch av := a.(type) {
+		case map[string]any:
+			bv, ok := b.(map[string]any)
+			if !ok || len(av) != len(bv) {
+				return path + ": keys differ"
+			}
+			for k := range av {
+				if d := walk(path+"."+k, av[k], bv[k]); d != "" {
+					return d
+				}
+			}
+		case []any:
+			bv, ok := b.([]any)
+			if !ok || len(av) != len(bv) {
+				return path + ": lengths differ"
+			}
+			for i := range av {
+				if d := walk(path+"["+strconv.Itoa(i)+"]", av[i], bv[i]); d != "" {
+					return d
+				}
+			}
+		case float64:
+			bv, ok := b.(float64)
+			if !ok || math.Abs(av-bv) > 1e-9*max(math.Abs(av), math.Abs(bv), 1e-300) {
+				return fmt.Sprintf("%s: %v, want %v", path, a, b)
+			}
+		default:
+			if a != b {
+				return fmt.Sprintf("%s: %v, want %v", path, a, b)
+			}
+		}
+		return ""
+	}
+	return walk("", g, w)
+}

@@ -1,0 +1,185 @@
+package btyd
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// gammaRand draws Gamma(shape, 1) (Marsaglia & Tsang; shape < 1 boosted).
+func gammaRand(r *rand.Rand, shape float64) float64 {
+	if shape < 1 {
+		return gammaRand(r, shape+1) * math.Pow(r.Float64(), 1/shape)
+	}
+	d := shape - 1.0/3
+	c := 1 / math.Sqrt(9*d)
+	for {
+		x := r.NormFloat64()
+		v := 1 + c*x
+		if v <= 0 {
+			continue
+		}
+		v = v * v * v
+		u := r.Float64()
+		if math.Log(u) < 0.5*x*x+d-d*v+d*math.Log(v) {
+			return d * v
+		}
+	}
+}
+
+// simulate draws n customers from p, each observed for T days from its
+// first purchase, with Erlang-K intervals (K = 1: Poisson).
+func simulate(p Params, n int, T float64, seed uint64) []Obs {
+	r := rand.New(rand.NewPCG(seed, 1))
+	k := max(p.K, 1)
+	out := make([]Obs, n)
+	for i := range out {
+		theta := float64(k) * gammaRand(r, p.R) / p.Alpha // stage rate kλ (per day)
+		ga, gb := gammaRand(r, p.A), gammaRand(r, p.B)
+		drop := ga / (ga + gb)
+		o := Obs{T: T}
+		t := 0.0
+		alive := p.Kind != MBGNBD || r.Float64() >= drop // MBG: may drop after the first purchase
+		for alive {
+			iv := 0.0
+			for range k {
+				iv += r.ExpFloat64() / theta
+			}
+			if t+iv > T {
+				break
+			}
+			t += iv
+			o.X++
+			o.Tx = t
+			o.LogIv += math.Log(iv)
+			alive = r.Float64() >= drop
+		}
+		out[i] = o
+	}
+	return out
+}
+
+func near(t *testing.T, what string, got, want, rel float64) {
+	t.Helper()
+	if math.Abs(got-want) > rel*want {
+		t.Errorf("%s = %.4g, want %.4g ± %.0f%%", what, got, want, 100*rel)
+	}
+}
+
+// TestFitRecoversCDNOW draws a population from the BG/NBD parameters
+// published for CDNOW (Fader, Hardie & Lee 2005: r = 0.243, α = 4.414
+// weeks, a = 0.793, b = 2.426; here in days, α × 7) and fits them back.
+func TestFitRecoversCDNOW(t *testing.T) {
+	want := Params{Kind: BGNBD, R: 0.243, Alpha: 4.414 * 7, A: 0.793, B: 2.426}
+	obs := simulate(want, 20000, 39*7, 1)
+	got, err := Fit(BGNBD, obs, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fitted %v (true %v)", got, want)
+	near(t, "r", got.R, want.R, 0.1)
+	near(t, "alpha", got.Alpha, want.Alpha, 0.15)
+	near(t, "a", got.A, want.A, 0.3)
+	near(t, "b", got.B, want.B, 0.35)
+	// The true parameters fit no better than the fitted ones.
+	if lt, lf := want.LogLikelihood(obs), got.LogLikelihood(obs); lf < lt-1e-6 {
+		t.Errorf("fitted log-likelihood %.3f below the true parameters' %.3f", lf, lt)
+	}
+}
+
+// TestFitKRecoversRegularity draws MBG/CNBD-2 customers and expects FitK
+// to pick K = 2 and recover the parameters.
+func TestFitKRecoversRegularity(t *testing.T) {
+	want := Params{Kind: MBGNBD, R: 2, Alpha: 40, A: 0.6, B: 3, K: 2}
+	obs := simulate(want, 4000, 365, 2)
+	got, err := FitK(obs, 3, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fitted %v (true %v)", got, want)
+	if got.K != 2 {
+		t.Fatalf("K = %d, want 2", got.K)
+	}
+	near(t, "r", got.R, want.R, 0.2)
+	near(t, "alpha", got.Alpha, want.Alpha, 0.2)
+	near(t, "a", got.A, want.A, 0.35)
+	near(t, "b", got.B, want.B, 0.4)
+}
+
+func TestOneTimeBuyers(t *testing.T) {
+	bg := Params{Kind: BGNBD, R: 0.5, Alpha: 30, A: 1, B: 4}
+	mbg := bg
+	mbg.Kind = MBGNBD
+	if got := bg.PAlive(0, 0, 300); got != 1 {
+		t.Fatalf("BG/NBD P(alive) of a one-time buyer = %v, want 1 (the known flaw)", got)
+	}
+	young, old := mbg.PAlive(0, 0, 10), mbg.PAlive(0, 0, 300)
+	if !(old < young && young < 1) {
+		t.Fatalf("MBG/NBD one-time buyer P(alive) at 10 days %v, at 300 days %v: want falling below 1", young, old)
+	}
+}
+
+func TestProbabilitiesBehave(t *testing.T) {
+	for _, p := range []Params{
+		{Kind: BGNBD, R: 0.35, Alpha: 18, A: 0.5, B: 3.7},
+		{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72},
+		{Kind: MBGNBD, R: 1.3, Alpha: 20, A: 0.43, B: 0.8, K: 3},
+	} {
+		prev := -1.0
+		for T := 50.0; T <= 400; T += 50 { // longer silence: more likely gone
+			q := p.PNoPurchase(5, 40, T, 90)
+			if q < 0 || q > 1 || q < prev {
+				t.Fatalf("%v: PNoPurchase(5, 40, %v, 90) = %v after %v", p, T, q, prev)
+			}
+			prev = q
+		}
+		if a, b := p.PNoPurchase(5, 40, 100, 30), p.PNoPurchase(5, 40, 100, 300); !(b < a) {
+			t.Fatalf("%v: a longer horizon is not less likely silent: %v vs %v", p, a, b)
+		}
+		if e := p.ExpectedPurchases(10, 300, 310, 365); !(e > 0 && e < 50) {
+			t.Fatalf("%v: ExpectedPurchases = %v", p, e)
+		}
+	}
+}
+
+// With K = 1 MBG/CNBD-k is MBG/NBD, whose likelihood has the closed form
+// of Batislam et al. (2007).
+func TestMBGClosedForm(t *testing.T) {
+	p := Params{Kind: MBGNBD, R: 0.8, Alpha: 25, A: 0.7, B: 2.5}
+	lg := func(v float64) float64 { l, _ := math.Lgamma(v); return l }
+	for _, o := range []Obs{{X: 0, Tx: 0, T: 100}, {X: 3, Tx: 60, T: 200}, {X: 12, Tx: 330, T: 340, LogIv: 30}} {
+		r, al, a, b, x := p.R, p.Alpha, p.A, p.B, o.X
+		A := lg(r+x) - lg(r) + r*math.Log(al)
+		lb := func(u, v float64) float64 { return lg(u) + lg(v) - lg(u+v) }
+		want := A + math.Log(math.Exp(lb(a, b+x+1)-lb(a, b)-(r+x)*math.Log(al+o.T))+math.Exp(lb(a+1, b+x)-lb(a, b)-(r+x)*math.Log(al+o.Tx)))
+		if got := p.LogLik(o); math.Abs(got-want) > 1e-9 {
+			t.Fatalf("LogLik(%+v) = %v, want %v", o, got, want)
+		}
+	}
+}
+
+func TestSilenceForPAlive(t *testing.T) {
+	for _, p := range []Params{
+		{Kind: BGNBD, R: 0.35, Alpha: 18, A: 0.5, B: 3.7},
+		{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72},
+		{Kind: MBGNBD, R: 1.3, Alpha: 20, A: 0.43, B: 0.8, K: 3},
+	} {
+		for _, c := range []struct{ x, tx float64 }{{1, 30}, {7, 49}, {20, 300}} {
+			for _, theta := range []float64{0.3, 0.5, 0.8} {
+				s := p.SilenceForPAlive(c.x, c.tx, theta)
+				if s == 0 {
+					if a := p.PAlive(c.x, c.tx, c.tx); a > theta+1e-9 {
+						t.Errorf("%v x=%v: silence 0 but P(alive) right after the purchase %v > %v", p, c.x, a, theta)
+					}
+					continue
+				}
+				if a := p.PAlive(c.x, c.tx, c.tx+s); math.Abs(a-theta) > 1e-6 {
+					t.Errorf("%v x=%v tx=%v theta=%v: P(alive) after %v days = %v", p, c.x, c.tx, theta, s, a)
+				}
+			}
+		}
+	}
+	if s := (Params{Kind: BGNBD, R: 1, Alpha: 1, A: 1, B: 1}).SilenceForPAlive(0, 0, 0.5); !math.IsInf(s, 1) {
+		t.Errorf("BG/NBD one-time buyer: %v, want +Inf", s)
+	}
+}

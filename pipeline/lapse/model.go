@@ -1,0 +1,173 @@
+package lapse
+
+import (
+	"math"
+
+	"github.com/winback/winback/pipeline/btyd"
+	"github.com/winback/winback/pipeline/window"
+)
+
+// The calibrated return probability. Each customer keeps the sufficient
+// statistics of an MBG/NBD model (package btyd): x, its repeat purchase
+// occasions (repeats), t_x, the time from its first to its newest order,
+// and T, its age at the time asked (from firstOrder). The population
+// parameters are not fitted here: fitting reads every customer and runs
+// off the hot path (the evaluate command and the runner call
+// PurchaseStats, fit with btyd.Fit and hand the result to
+// SetPurchaseModel). Until then the engine uses btyd.DefaultParams.
+
+// SetPurchaseModel sets the population parameters behind p_lapse. Invalid
+// parameters (not all finite and positive) are ignored and reported false.
+// With purchase_lapse.max_p_alive set the lapse timers depend on them, so
+// every customer's timer is re-armed (a pass over all customers: call it
+// off the hot path).
+func (e *Engine) SetPurchaseModel(p btyd.Params) bool {
+	if !p.Valid() {
+		return false
+	}
+	e.model = p
+	if e.p.cfg.Lapse.MaxPAlive > 0 {
+		for slot := uint32(0); slot < e.n; slot++ {
+			e.rearm(e.at(slot))
+		}
+	}
+	return true
+}
+
+// SetPopulationOrderValue sets the task's average value per purchase, the
+// prior that each customer's order value is shrunk toward in the CLV (0
+// turns the shrinkage off). Like SetPurchaseModel it moves no CLV cell:
+// each customer's follows at its next order.
+func (e *Engine) SetPopulationOrderValue(v float64) {
+	if v >= 0 && !math.IsInf(v, 0) {
+		e.popAOV = v
+	}
+}
+
+// PurchaseModel returns the population parameters behind p_lapse.
+func (e *Engine) PurchaseModel() btyd.Params { return e.model }
+
+// purchaseObs returns c's (x, t_x, T) in days as of asOf (Unix ms), and
+// false for a customer without a placed order.
+func (c *Customer) purchaseObs(asOf int64) (btyd.Obs, bool) {
+	if c.firstOrder == 0 || c.lastOrder == 0 {
+		return btyd.Obs{}, false
+	}
+	first := millis(c.firstOrder)
+	day := float64(window.MsPerDay)
+	o := btyd.Obs{
+		X:  float64(c.repeats),
+		Tx: max(float64(c.lastOrder-first)/day, 0),
+		T:  max(float64(asOf-first)/day, 0),
+	}
+	o.T = max(o.T, o.Tx)
+	if o.X == 0 {
+		o.Tx = 0
+	} else if n := c.iv.Len(); n > 0 {
+		// The kept intervals stand for all x of them.
+		var s float64
+		for _, h := range c.iv.Hours() {
+			s += math.Log(max(float64(h), 1) / 24)
+		}
+		o.LogIv = s / float64(n) * o.X
+	}
+	return o, true
+}
+
+// PurchaseStats calls fn with every customer with a placed order and its
+// model statistics as of asOf (Unix ms), in slot order. It reads every
+// customer: call it off the hot path.
+func (e *Engine) PurchaseStats(asOf int64, fn func(c *Customer, o btyd.Obs)) {
+	for slot := uint32(0); slot < e.n; slot++ {
+		c := e.at(slot)
+		if o, ok := c.purchaseObs(asOf); ok {
+			fn(c, o)
+		}
+	}
+}
+
+// PLapse returns the probability that c places no order within
+// horizonDays after asOf (Unix ms) under the engine's purchase model, and
+// its probability of being alive as of asOf; ok is false for a customer
+// without a placed order.
+func (e *Engine) PLapse(c *Customer, asOf int64, horizonDays float64) (pLapse, pAlive float64, ok bool) {
+	o, ok := c.purchaseObs(asOf)
+	if !ok {
+		return 0, 0, false
+	}
+	return e.model.PNoPurchase(o.X, o.Tx, o.T, horizonDays), e.model.PAlive(o.X, o.Tx, o.T), true
+}
+
+// ExpectedOrders returns the expected purchase occasions of c within
+// horizonDays after asOf under the engine's purchase model (0 without a
+// placed order).
+func (e *Engine) ExpectedOrders(c *Customer, asOf int64, horizonDays float64) float64 {
+	o, ok := c.purchaseObs(asOf)
+	if !ok {
+		return 0
+	}
+	return e.model.ExpectedPurchases(o.X, o.Tx, o.T, horizonDays)
+}
+
+// Orders returns c's lifetime net orders and its purchase occasions after
+// the first (BG/NBD's x).
+func (c *Customer) Orders() (net, repeats int) { return int(c.orders), int(c.repeats) }
+
+// LastOrderAt returns the event time (Unix ms) of c's newest placed order,
+// 0 if none.
+func (c *Customer) LastOrderAt() int64 { return c.lastOrder }
+
+// ActiveReasons returns the reasons active as of c's last evaluation.
+func (c *Customer) ActiveReasons() []string {
+	var out []string
+	for _, r := range reasonsOf(c.active) {
+		out = append(out, string(r))
+	}
+	return out
+}
+
+// Obs returns c's model statistics as of asOf (Unix ms); the zero Obs for
+// a customer without a placed order.
+func (e *Engine) Obs(c *Customer, asOf int64) btyd.Obs {
+	o, _ := c.purchaseObs(asOf)
+	return o
+}
+
+// Each calls fn with every customer, in slot order. It must not run
+// concurrently with the engine.
+func (e *Engine) Each(fn func(c *Customer)) {
+	for slot := uint32(0); slot < e.n; slot++ {
+		fn(e.at(slot))
+	}
+}
+
+// RefitPurchaseModel fits the MBG/NBD population parameters on every
+// customer of the engine as of asOf (Unix ms) and sets them; it returns
+// the parameters in use afterwards. With too few customers (fewer than
+// minCustomers with a placed order) or a fit that fails, the parameters do
+// not change. It reads every customer and fits (milliseconds per thousand
+// distinct histories): call it off the hot path, e.g. between batches
+// every few hours.
+func (e *Engine) RefitPurchaseModel(asOf int64, minCustomers int) (btyd.Params, error) {
+	var obs []btyd.Obs
+	var spend, n float64
+	e.PurchaseStats(asOf, func(c *Customer, o btyd.Obs) {
+		obs = append(obs, o)
+		if c.spend > 0 {
+			spend += float64(c.spend) / 100
+			n += o.X + 1
+		}
+	})
+	if len(obs) < max(minCustomers, 1) {
+		return e.model, nil
+	}
+	p, err := btyd.Fit(btyd.MBGNBD, obs, e.model)
+	if err != nil {
+		return e.model, err
+	}
+	e.SetPurchaseModel(p)
+	if n > 0 {
+		e.SetPopulationOrderValue(spend / n)
+	}
+	return e.model, nil
+}
