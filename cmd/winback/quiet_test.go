@@ -157,6 +157,20 @@ func TestKcatQuietPartition(t *testing.T) {
 		t.Fatalf("unexpected trigger %+v", tr)
 	}
 	t.Logf("A's PURCHASE_LAPSE committed %.1fs after kcat produced", time.Since(produced).Seconds())
+	// One e-mail dated six days ahead (a producer's clock gone wrong)
+	// must not move event time: it is dead-lettered, and no timer fires
+	// early, however long the pipeline idles after it.
+	d.kc(t, fmt.Sprintf(`%s|{"event_id":"future-1","customer_id":"%s","event_time":%d,"type":"DELIVERED","campaign_id":"c"}`+"\n",
+		b, b, now.AddDate(0, 0, 6).UnixMilli()), "-P", "-t", "email-events", "-K", "|")
+	var dlq string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		if dlq = d.kc(t, "", "-C", "-t", "winback-dlq", "-o", "beginning", "-e", "-q", "-X", "isolation.level=read_committed", "-f", "%h\n"); strings.Contains(dlq, "time.in_future") {
+			break
+		}
+	}
+	if !strings.Contains(dlq, "winback.reason=time.in_future") {
+		t.Errorf("the e-mail six days ahead is not dead-lettered as time.in_future: %q", dlq)
+	}
 	// B stays quiet; nothing else fires while the pipeline idles.
 	time.Sleep(3 * time.Second)
 	if got := d.triggers(t); len(got) != 1 {
