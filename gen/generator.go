@@ -20,7 +20,9 @@ type Record struct {
 	// delivered as such.
 	Event event.Event
 	// Malformed, when non-nil, is the raw value to send instead of an
-	// encoding of Event; it may be empty (MalformedEmptyValue).
+	// encoding of Event; it may be empty (MalformedEmptyValue). It is the
+	// generator's buffer, valid until the callback returns: copy it to
+	// keep it (an asynchronous producer does).
 	Malformed []byte
 	// MalformedKind names the defect; see the Malformed* constants.
 	MalformedKind string

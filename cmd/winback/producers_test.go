@@ -171,7 +171,7 @@ func produceStyled(ctx context.Context, t *testing.T, cfg *config.Config, g *gen
 		rec := &kgo.Record{Topic: topics.For(r.Kind), Key: []byte(r.Event.CustomerID)}
 		switch {
 		case r.Malformed != nil:
-			rec.Value = r.Malformed
+			rec.Value = append([]byte(nil), r.Malformed...) // the generator reuses its buffer
 		case r.Duplicate:
 			rec.Value = last
 		default:
