@@ -3,6 +3,8 @@ package consume
 import (
 	"context"
 	"fmt"
+	"math"
+	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +53,9 @@ type source struct {
 	hwm    int64 // last stable offset at the last fetch (read_committed's end); -1 unknown
 	seen   time.Time
 	paused bool
+	// maxTime is the newest event time fetched (math.MinInt64: none), the
+	// task's forwarding frontier on this source.
+	maxTime int64
 	// the partition's series of winback_events_total and
 	// winback_consumer_lag_records, looked up once
 	ok, duplicates, late prometheus.Counter
@@ -92,6 +97,48 @@ func (f *fifo) add() *queued {
 	*q = queued{}
 	f.tail++
 	return q
+}
+
+// minOffset returns the lowest offset queued: the head's, except in the
+// repartition queue, which is kept in event-time order.
+func (f *fifo) minOffset() int64 {
+	off := f.peek().off
+	for i := 1; i < f.len(); i++ {
+		off = min(off, f.at(i).off)
+	}
+	return off
+}
+
+// byTime sorts a queue by event time, then input kind; bad input (no
+// event time) goes first. Stable: ties keep their arrival order.
+type byTime struct{ f *fifo }
+
+func (b byTime) Len() int { return b.f.len() }
+func (b byTime) Less(i, j int) bool {
+	x, y := b.f.at(i), b.f.at(j)
+	if (x.rec != nil) != (y.rec != nil) {
+		return x.rec != nil
+	}
+	if x.ev.Time != y.ev.Time {
+		return x.ev.Time < y.ev.Time
+	}
+	return engineSource(x.ev.Kind) < engineSource(y.ev.Kind)
+}
+func (b byTime) Swap(i, j int) {
+	x, y := b.f.at(i), b.f.at(j)
+	*x, *y = *y, *x
+}
+
+// dropLast removes the entry add returned last.
+func (f *fifo) dropLast() {
+	f.tail--
+	if n := len(f.chunks); f.tail == 0 && n > 1 {
+		f.free, f.chunks = append(f.free, f.chunks[n-1]), f.chunks[:n-1]
+		f.tail = len(chunk{})
+	}
+	if len(f.chunks) == 1 && f.head == f.tail {
+		f.head, f.tail = 0, 0
+	}
 }
 
 // peek returns the first entry; the queue must not be empty.
@@ -159,7 +206,7 @@ func (s *source) mayHoldBack(now time.Time) bool {
 // one with data is waited for.
 func newSources(t Topics, p int32, pos inputPositions, now time.Time) [4]source {
 	mk := func(topic string) source {
-		s := source{topic: topic, next: -1, hwm: -1, seen: now}
+		s := source{topic: topic, next: -1, hwm: -1, seen: now, maxTime: math.MinInt64}
 		if e, ok := pos.ends.Lookup(topic, p); ok && e.Err == nil {
 			s.hwm = e.Offset
 		}
@@ -197,8 +244,10 @@ func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
 }
 
 // enqueue decodes a fetch's records into task t's source queue. Bad input
-// is queued too, to be dead-lettered in offset order.
-func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartition) {
+// is queued too, to be dead-lettered in offset order. A valid record in the
+// wrong task is forwarded at once (unless a committed transaction already
+// forwarded it) and not queued.
+func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartition, b barrier) {
 	src, kind, _ := r.source(fp.Topic)
 	s := &t.src[src]
 	now := r.now()
@@ -218,31 +267,68 @@ func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartitio
 			}
 		}
 		r.place(t, src, rec, q, r.dep.Decoder.Decode(ctx, k, rec.Key, rec.Value, &q.ev))
+		if q.rec == nil || q.fwd {
+			s.maxTime = max(s.maxTime, q.ev.Time)
+		}
+		if q.fwd {
+			if rec.Offset >= t.fwdNext[src] {
+				r.forward(t, q)
+				t.fwdNext[src], t.forwarded = rec.Offset+1, true
+			}
+			s.dropLast()
+		}
+	}
+	if src == srcRepartition {
+		// Forwards from several tasks interleave by arrival; the
+		// barrier guarantees those up to its time are all here, so
+		// in event-time order they apply as the inputs would have.
+		sort.Stable(byTime{&s.fifo})
 	}
 	s.next, s.hwm, s.seen = fp.Records[len(fp.Records)-1].Offset+1, fp.LastStableOffset, now
 	s.lag.Set(float64(max(s.hwm-s.next, 0)))
-	if s.len() > maxBuffered && !s.paused {
-		r.sess.Client().PauseFetchPartitions(map[string][]int32{s.topic: {t.p}})
-		s.paused = true
+	r.pause(t, src, b)
+}
+
+// fwdHorizon is how far past the forwarding barrier a task reads its
+// inputs (and so forwards) while the barrier is active: it bounds what
+// waits in the tasks' repartition queues.
+const fwdHorizon = 6 * time.Hour
+
+// pause pauses or resumes the fetching of t's source i: a full queue
+// waits for the merge to drain it, and an input that ran too far past the
+// forwarding barrier waits for the others. The repartition source is
+// never paused: the barrier waits for it to be read.
+func (r *Runner) pause(t *task, i int, b barrier) {
+	s := &t.src[i]
+	want := false
+	if i != srcRepartition {
+		want = s.len() > maxBuffered || (s.paused && s.len() >= maxBuffered/2) ||
+			(b.active && b.until != math.MinInt64 && b.until < math.MaxInt64-fwdHorizon.Milliseconds() &&
+				s.maxTime > b.until+fwdHorizon.Milliseconds())
 	}
+	if want == s.paused {
+		return
+	}
+	if want {
+		r.sess.Client().PauseFetchPartitions(map[string][]int32{s.topic: {t.p}})
+	} else {
+		r.sess.Client().ResumeFetchPartitions(map[string][]int32{s.topic: {t.p}})
+	}
+	s.paused = want
 }
 
 // drain applies t's buffered events in event-time order for as long as no
 // source may still deliver an earlier one.
-func (r *Runner) drain(t *task) {
+func (r *Runner) drain(t *task, b barrier) {
 	now := r.now()
 	for {
-		i := t.pick(now)
+		i := t.pick(now, b)
 		if i < 0 {
 			break
 		}
 		s := &t.src[i]
 		q := s.pop()
 		probeAhead(t.eng, &s.fifo)
-		if q.fwd {
-			r.forward(t, q)
-			continue
-		}
 		if q.rec != nil {
 			if reason, ok := decode.ReasonOf(q.err); ok && reason.Transient() {
 				// The record may be fine (the registry is down):
@@ -270,10 +356,7 @@ func (r *Runner) drain(t *task) {
 		t.trigBuf = trigs[:0]
 	}
 	for i := range t.src {
-		if s := &t.src[i]; s.paused && s.len() < maxBuffered/2 {
-			r.sess.Client().ResumeFetchPartitions(map[string][]int32{s.topic: {t.p}})
-			s.paused = false
-		}
+		r.pause(t, i, b)
 	}
 }
 
@@ -305,7 +388,7 @@ func (r *Runner) commitOffsets() func(*kmsg.TxnOffsetCommitRequest) error {
 			s := &t.src[i]
 			off := s.next
 			if s.len() > 0 {
-				off = s.peek().off
+				off = s.minOffset()
 			}
 			if off < 0 {
 				continue
@@ -341,8 +424,16 @@ func (r *Runner) commitOffsets() func(*kmsg.TxnOffsetCommitRequest) error {
 	}
 }
 
-// pick returns the source whose head is to be applied now, or -1.
-func (t *task) pick(now time.Time) int {
+// pick returns the source whose head is to be applied now, or -1. Ties in
+// event time go to the lower input kind (orders, email, support), whether
+// the event came directly or through the repartition topic. While the
+// forwarding barrier b is active, nothing is applied before the
+// repartition source has read what was committed when b was taken, and no
+// event after b.until.
+func (t *task) pick(now time.Time, b barrier) int {
+	if b.active && t.src[srcRepartition].next < t.fwdWait {
+		return -1
+	}
 	best := -1
 	for i := range t.src {
 		s := &t.src[i]
@@ -356,9 +447,16 @@ func (t *task) pick(now time.Time) int {
 		if h.rec != nil {
 			return i // bad input leaves at once, in its offset order
 		}
-		if best < 0 || h.ev.Time < t.src[best].peek().ev.Time {
+		if best < 0 {
+			best = i
+			continue
+		}
+		if b := t.src[best].peek(); h.ev.Time < b.ev.Time || (h.ev.Time == b.ev.Time && engineSource(h.ev.Kind) < engineSource(b.ev.Kind)) {
 			best = i
 		}
+	}
+	if best >= 0 && b.active && t.src[best].peek().ev.Time > b.until {
+		return -1
 	}
 	return best
 }

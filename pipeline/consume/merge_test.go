@@ -91,7 +91,7 @@ func TestPick(t *testing.T) {
 		tk.src[srcRepartition] = queue(0, 0) // nothing repartitioned
 		var got []int
 		for {
-			i := tk.pick(now)
+			i := tk.pick(now, barrier{})
 			if i < 0 {
 				break
 			}

@@ -31,12 +31,17 @@ import (
 // lapsed. The followed time is also capped at wall clock plus
 // MaxFutureSkew.
 
-const progressVersion = 1
+const progressVersion = 2
 
 // progress is one task's published state.
 type progress struct {
 	wm       int64 // watermark, Unix ms; math.MinInt64 before any event
 	caughtUp bool  // no input left to read up to the last stable offset
+	// frontier: every record the task will still forward to the
+	// repartition topic is at or after this event time (math.MaxInt64
+	// when it has read all its input); forwarded: it ever forwarded one.
+	frontier  int64
+	forwarded bool
 }
 
 func progressKey(p int32) []byte {
@@ -50,26 +55,41 @@ func parseProgressKey(k []byte) (int32, bool) {
 	return int32(binary.BigEndian.Uint32(k[5:])), true
 }
 
+const (
+	flagCaughtUp  = 1
+	flagForwarded = 2
+)
+
 func (g progress) appendBinary(dst []byte) []byte {
 	dst = append(dst, progressVersion)
 	dst = binary.AppendVarint(dst, g.wm)
+	dst = binary.AppendVarint(dst, g.frontier)
+	var f byte
 	if g.caughtUp {
-		return append(dst, 1)
+		f |= flagCaughtUp
 	}
-	return append(dst, 0)
+	if g.forwarded {
+		f |= flagForwarded
+	}
+	return append(dst, f)
 }
 
 var errProgress = errors.New("consume: corrupt progress record")
 
 func parseProgress(b []byte) (progress, error) {
-	if len(b) < 3 || b[0] != progressVersion {
+	if len(b) < 4 || b[0] != progressVersion {
 		return progress{}, errProgress
 	}
 	wm, n := binary.Varint(b[1:])
-	if n <= 0 || len(b) != 1+n+1 || b[1+n] > 1 {
+	if n <= 0 {
 		return progress{}, errProgress
 	}
-	return progress{wm: wm, caughtUp: b[1+n] == 1}, nil
+	fr, m := binary.Varint(b[1+n:])
+	if m <= 0 || len(b) != 1+n+m+1 || b[1+n+m] > flagCaughtUp|flagForwarded {
+		return progress{}, errProgress
+	}
+	f := b[1+n+m]
+	return progress{wm: wm, frontier: fr, caughtUp: f&flagCaughtUp != 0, forwarded: f&flagForwarded != 0}, nil
 }
 
 // board holds every task's latest committed progress, as read from the
@@ -123,6 +143,36 @@ func (b *board) pipelineTime(local map[int32]progress) (t int64, ok bool) {
 		return 0, false
 	}
 	return min(hi, lo), true
+}
+
+// barrier is how far a task may apply events while records may still be
+// on their way to it through the repartition topic.
+type barrier struct {
+	active bool  // some task still reads its input (and may forward)
+	until  int64 // apply events at or before this event time only
+}
+
+// barrier returns the forwarding barrier of a group of n tasks, from
+// committed progress only (a local task's forwards of the open
+// transaction are not readable yet): the least frontier of any task. A
+// task cannot know that the others will not forward to it, so the barrier
+// holds while any task still reads, and holds everything until every task
+// has published once.
+func (b *board) barrier(n int) barrier {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	seen, until := 0, int64(math.MaxInt64)
+	for p, g := range b.tasks {
+		if int(p) >= n {
+			continue // a task of an earlier partition count
+		}
+		seen++
+		until = min(until, g.frontier)
+	}
+	if seen < n {
+		return barrier{active: true, until: math.MinInt64}
+	}
+	return barrier{active: until != math.MaxInt64, until: until}
 }
 
 // readProgress follows the progress topic (one partition, read_committed)
@@ -201,10 +251,26 @@ func (r *Runner) localProgress() map[int32]progress {
 	return out
 }
 
+// frontier returns the event time from which t may still forward records:
+// the least, over its input sources not yet read to the end, of the
+// newest event time fetched (a partition's records come in about
+// event-time order). math.MaxInt64 when every input is read.
+func (t *task) frontier() int64 {
+	f := int64(math.MaxInt64)
+	for i := range srcRepartition {
+		s := &t.src[i]
+		if s.hwm >= 0 && s.next >= s.hwm {
+			continue
+		}
+		f = min(f, s.maxTime)
+	}
+	return f
+}
+
 // publish adds t's progress record to its outputs when it changed since
 // the last one.
 func (r *Runner) publish(t *task) {
-	g := progress{wm: t.eng.Watermark(), caughtUp: t.caughtUp()}
+	g := progress{wm: t.eng.Watermark(), caughtUp: t.caughtUp(), frontier: t.frontier(), forwarded: t.forwarded}
 	if t.published != nil && *t.published == g {
 		return
 	}

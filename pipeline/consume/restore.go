@@ -3,6 +3,7 @@ package consume
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -52,7 +53,8 @@ func (r *Runner) restorePending(ctx context.Context) error {
 
 func (r *Runner) newTask(p int32, pos inputPositions) *task {
 	now := r.now()
-	t := &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now}
+	t := &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now,
+		fwdWait: math.MaxInt64} // until the next cycle's barrier says what to wait for
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
 	l := strconv.Itoa(int(p))
 	for i := range t.src {
@@ -157,9 +159,14 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 
 func (r *Runner) restoreRecord(t *task, rec *kgo.Record) {
 	var err error
-	if string(rec.Key) == metaKey {
+	switch string(rec.Key) {
+	case metaKey:
 		err = t.eng.RestoreMeta(rec.Value)
-	} else {
+	case fwdKey:
+		if t.fwdNext, err = parseForwarded(rec.Value); err == nil {
+			t.fwdWritten, t.forwarded = t.fwdNext, true
+		}
+	default:
 		err = t.eng.RestoreCustomer(string(rec.Key), rec.Value)
 		if err == nil {
 			t.noteSnapshot(len(rec.Value))

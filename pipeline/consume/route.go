@@ -1,7 +1,11 @@
 package consume
 
 import (
+	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -118,6 +122,72 @@ func (r *Runner) forward(t *task, q *queued) {
 	)
 	t.out.recs = append(t.out.recs, rec)
 	r.m.repartitioned.WithLabelValues(src.Topic).Inc()
+}
+
+// fwdKey is the changelog key of a task's forwarding positions.
+const fwdKey = "\x00fwd"
+
+const fwdVersion = 1
+
+func appendForwarded(dst []byte, next [srcRepartition]int64) []byte {
+	dst = append(dst, fwdVersion)
+	for _, n := range next {
+		dst = binary.AppendVarint(dst, n)
+	}
+	return dst
+}
+
+func parseForwarded(b []byte) ([srcRepartition]int64, error) {
+	var next [srcRepartition]int64
+	if len(b) == 0 || b[0] != fwdVersion {
+		return next, errors.New("consume: corrupt forwarding record: version")
+	}
+	b = b[1:]
+	for i := range next {
+		v, n := binary.Varint(b)
+		if n <= 0 || v < 0 {
+			return next, errors.New("consume: corrupt forwarding record")
+		}
+		next[i], b = v, b[n:]
+	}
+	if len(b) != 0 {
+		return next, errors.New("consume: corrupt forwarding record: trailing bytes")
+	}
+	return next, nil
+}
+
+// takeBarrier takes the cycle's forwarding barrier from the committed
+// progress of every task and, while it is active, the last stable offsets
+// of the repartition partitions this instance holds, listed after the
+// progress was read: the merge applies nothing until it has read them.
+func (r *Runner) takeBarrier(ctx context.Context) {
+	r.mu.Lock()
+	n := r.nparts
+	r.mu.Unlock()
+	b := r.board.barrier(n)
+	if b.active && !r.cfg.StrictPartitioning {
+		lso, err := r.adm.ListCommittedOffsets(ctx, r.cfg.Topics.Repartition)
+		if err == nil {
+			err = lso.Error()
+		}
+		if err != nil {
+			// Without the offsets the barrier cannot be trusted:
+			// apply nothing this cycle.
+			r.log.Warn("consume: repartition offsets", "err", err)
+			b.until = math.MinInt64
+		}
+		r.mu.Lock()
+		for p, t := range r.tasks {
+			if o, ok := lso.Lookup(r.cfg.Topics.Repartition, p); ok {
+				t.fwdWait = o.Offset
+			}
+		}
+		r.mu.Unlock()
+	}
+	if r.cfg.StrictPartitioning {
+		b = barrier{} // nothing is forwarded
+	}
+	r.barrier = b
 }
 
 func truncate(b []byte, n int) []byte {

@@ -122,6 +122,8 @@ type Runner struct {
 	keys    KeyPartitioner
 	ready   bool // joined, and nothing left to restore
 
+	barrier barrier // this cycle's forwarding barrier
+
 	backoff time.Duration // wait after a failed transaction
 	errMu   sync.Mutex    // guards txErr, which produce callbacks set
 	// per transaction
@@ -163,6 +165,16 @@ type task struct {
 	lastInput time.Time // wall time of the last input record fetched
 	followed  bool      // the watermark followed the pipeline since the last meta record
 	published *progress // last progress record produced; nil: none yet
+
+	// Forwarding (route.go): fwdNext is, per input, the offset after the
+	// last record forwarded in this task's committed or open
+	// transaction, so that a replay does not forward again; fwdWritten
+	// what the changelog holds; forwarded that the task ever forwarded.
+	fwdNext, fwdWritten [srcRepartition]int64
+	forwarded           bool
+	// fwdWait is the repartition partition's last stable offset when the
+	// cycle's barrier was taken: the merge waits to have read up to it.
+	fwdWait int64
 }
 
 // taskOut is what a task produced since its outputs were last collected.
@@ -555,6 +567,7 @@ func (r *Runner) cycle(ctx context.Context) error {
 		r.dropHeld()
 		return err
 	}
+	r.takeBarrier(ctx)
 	start := r.now()
 	if !r.held.start.IsZero() {
 		start = r.held.start
@@ -706,11 +719,11 @@ func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) er
 		dctx := context.WithoutCancel(ctx)
 		r.eachTask(func(t *task) {
 			for _, fp := range t.fetched {
-				r.enqueue(dctx, t, fp)
+				r.enqueue(dctx, t, fp, r.barrier)
 			}
 			clear(t.fetched)
 			t.fetched = t.fetched[:0]
-			r.drain(t)
+			r.drain(t, r.barrier)
 		})
 		r.mu.Unlock()
 		polled += fetches.NumRecords()
@@ -916,6 +929,10 @@ func (r *Runner) advance() {
 		if changed || t.followed {
 			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
 			t.followed = false
+		}
+		if t.fwdNext != t.fwdWritten {
+			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(fwdKey), Value: appendForwarded(nil, t.fwdNext)})
+			t.fwdWritten = t.fwdNext
 		}
 		r.publish(t)
 		r.gauges(t, now)
