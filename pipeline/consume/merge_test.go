@@ -3,6 +3,7 @@ package consume
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -197,5 +198,67 @@ func TestCommitOffsets(t *testing.T) {
 	// orders/2 and support/7 have no task, support/0 no position: dropped.
 	if !slices.Equal(got, want) {
 		t.Errorf("rewritten commit\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestPickBarrier: while the forwarding barrier is active, nothing after
+// its time is applied, and nothing at all before the repartition source
+// has read what was committed when it was taken; bad input still leaves.
+func TestPickBarrier(t *testing.T) {
+	now := time.Unix(0, 0)
+	tk := &task{}
+	tk.src[0], tk.src[1], tk.src[2] = queue(2, 2, 10, 20), queue(1, 1, 15), queue(0, 0)
+	tk.src[srcRepartition] = queue(3, 3)
+	tk.fwdWait = 3
+	var got []int
+	for i := tk.pick(now, barrier{active: true, until: 15}); i >= 0; i = tk.pick(now, barrier{active: true, until: 15}) {
+		tk.src[i].pop()
+		got = append(got, i)
+	}
+	if !slices.Equal(got, []int{0, 1}) {
+		t.Errorf("picked %v up to 15, want [0 1]", got)
+	}
+	tk.fwdWait = 4 // a forward committed but not read yet
+	if i := tk.pick(now, barrier{active: true, until: 100}); i >= 0 {
+		t.Errorf("picked %d before the repartition source read what the barrier saw", i)
+	}
+	if i := tk.pick(now, barrier{until: 100}); i != 0 {
+		t.Errorf("inactive barrier: picked %d, want 0", i)
+	}
+}
+
+// TestDropLastAndSort: dropLast takes back the last add across chunk
+// boundaries; byTime orders a queue by event time, bad input first, ties
+// in arrival order.
+func TestDropLastAndSort(t *testing.T) {
+	var f fifo
+	for i := range 300 {
+		f.add().off = int64(i)
+	}
+	f.dropLast()
+	for range 44 {
+		f.dropLast()
+	}
+	if f.len() != 255 || f.at(254).off != 254 || f.minOffset() != 0 {
+		t.Fatalf("after dropping: len %d, last %d", f.len(), f.at(f.len()-1).off)
+	}
+	f.add().off = 1000
+	if f.len() != 256 || f.at(255).off != 1000 {
+		t.Fatalf("add after dropLast: len %d, last %d", f.len(), f.at(255).off)
+	}
+	var g fifo
+	for i, tm := range []int64{30, 10, 20, 10, 5} {
+		q := g.add()
+		q.off, q.ev.Time = int64(i), tm
+	}
+	g.add().rec = &kgo.Record{} // bad input: no time
+	g.at(5).off = 5
+	sort.Stable(byTime{&g})
+	var offs []int64
+	for g.len() > 0 {
+		offs = append(offs, g.pop().off)
+	}
+	if want := []int64{5, 4, 1, 3, 2, 0}; !slices.Equal(offs, want) {
+		t.Errorf("sorted offsets %v, want %v", offs, want)
 	}
 }

@@ -171,3 +171,36 @@ func TestFollow(t *testing.T) {
 		t.Errorf("watermark %d after following a future time, want wall + skew %d", tk.eng.Watermark(), want)
 	}
 }
+
+func TestBarrier(t *testing.T) {
+	const inf, none = math.MaxInt64, math.MinInt64
+	f := func(name string, n int, tasks map[int32]progress, want barrier) {
+		t.Helper()
+		b := newBoard()
+		for p, g := range tasks {
+			b.set(p, g)
+		}
+		if got := b.barrier(n); got != want {
+			t.Errorf("%s: barrier %+v, want %+v", name, got, want)
+		}
+	}
+	f("nobody published", 2, nil, barrier{active: true, until: none})
+	f("one of two published", 2, map[int32]progress{0: {frontier: inf}}, barrier{active: true, until: none})
+	f("everyone read everything", 2, map[int32]progress{0: {frontier: inf}, 1: {frontier: inf}}, barrier{until: inf})
+	f("the slowest fetch position", 3, map[int32]progress{0: {frontier: 500}, 1: {frontier: inf}, 2: {frontier: 300}}, barrier{active: true, until: 300})
+	f("a task of an earlier partition count is ignored", 2, map[int32]progress{0: {frontier: inf}, 1: {frontier: inf}, 5: {frontier: 7}}, barrier{until: inf})
+}
+
+func TestForwardedRecord(t *testing.T) {
+	for _, next := range [][srcRepartition]int64{{}, {1, 0, 99}, {1 << 40, 5, 0}} {
+		got, err := parseForwarded(appendForwarded(nil, next))
+		if err != nil || got != next {
+			t.Errorf("round trip of %v: %v, %v", next, got, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, {2, 0, 0, 0}, {1, 0, 0}, {1, 0, 0, 0, 0}, {1, 1, 0, 0}} {
+		if _, err := parseForwarded(bad); err == nil {
+			t.Errorf("parseForwarded(%v) accepted corrupt input", bad)
+		}
+	}
+}
