@@ -148,31 +148,36 @@ func (b *board) pipelineTime(local map[int32]progress) (t int64, ok bool) {
 // barrier is how far a task may apply events while records may still be
 // on their way to it through the repartition topic.
 type barrier struct {
-	active bool  // some task still reads its input (and may forward)
+	active bool  // some task forwards and some task still reads its input
 	until  int64 // apply events at or before this event time only
 }
 
 // barrier returns the forwarding barrier of a group of n tasks, from
 // committed progress only (a local task's forwards of the open
-// transaction are not readable yet): the least frontier of any task. A
-// task cannot know that the others will not forward to it, so the barrier
-// holds while any task still reads, and holds everything until every task
-// has published once.
+// transaction are not readable yet): the least frontier of any task, once
+// any task of the group has forwarded a record. Until every task has
+// published once, nobody knows whether the others forward: the barrier
+// holds everything. A group whose producers all key by customer_id with
+// murmur2 never forwards, and pays nothing after that first publication.
 func (b *board) barrier(n int) barrier {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	seen, until := 0, int64(math.MaxInt64)
+	seen, fwd, until := 0, false, int64(math.MaxInt64)
 	for p, g := range b.tasks {
 		if int(p) >= n {
 			continue // a task of an earlier partition count
 		}
 		seen++
+		fwd = fwd || g.forwarded
 		until = min(until, g.frontier)
 	}
 	if seen < n {
 		return barrier{active: true, until: math.MinInt64}
 	}
-	return barrier{active: until != math.MaxInt64, until: until}
+	if !fwd || until == math.MaxInt64 {
+		return barrier{until: math.MaxInt64}
+	}
+	return barrier{active: true, until: until}
 }
 
 // readProgress follows the progress topic (one partition, read_committed)

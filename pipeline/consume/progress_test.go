@@ -185,10 +185,11 @@ func TestBarrier(t *testing.T) {
 		}
 	}
 	f("nobody published", 2, nil, barrier{active: true, until: none})
-	f("one of two published", 2, map[int32]progress{0: {frontier: inf}}, barrier{active: true, until: none})
-	f("everyone read everything", 2, map[int32]progress{0: {frontier: inf}, 1: {frontier: inf}}, barrier{until: inf})
-	f("the slowest fetch position", 3, map[int32]progress{0: {frontier: 500}, 1: {frontier: inf}, 2: {frontier: 300}}, barrier{active: true, until: 300})
-	f("a task of an earlier partition count is ignored", 2, map[int32]progress{0: {frontier: inf}, 1: {frontier: inf}, 5: {frontier: 7}}, barrier{until: inf})
+	f("one of two published", 2, map[int32]progress{0: {frontier: inf, forwarded: true}}, barrier{active: true, until: none})
+	f("everyone read everything", 2, map[int32]progress{0: {frontier: inf, forwarded: true}, 1: {frontier: inf}}, barrier{until: inf})
+	f("the slowest fetch position", 3, map[int32]progress{0: {frontier: 500}, 1: {frontier: inf, forwarded: true}, 2: {frontier: 300}}, barrier{active: true, until: 300})
+	f("nobody forwards: no barrier", 3, map[int32]progress{0: {frontier: 500}, 1: {frontier: inf}, 2: {frontier: 300}}, barrier{until: inf})
+	f("a task of an earlier partition count is ignored", 2, map[int32]progress{0: {frontier: 9, forwarded: true}, 1: {frontier: inf}, 5: {frontier: 7}}, barrier{active: true, until: 9})
 }
 
 func TestForwardedRecord(t *testing.T) {
