@@ -211,7 +211,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		Group:              cfg.Kafka.Group,
 		TransactionalID:    cfg.Kafka.TransactionalID + "-" + instance,
 		ClientOpts:         append(kopts, kgo.ClientID("winback@"+cfg.HTTPAddr)),
-		SessionOpts:        []kgo.Opt{kmetrics("pipeline")},
+		SessionOpts:        append([]kgo.Opt{kmetrics("pipeline")}, consume.GroupTimings(cfg.Kafka.SessionTimeout)...),
 		RestoreOpts:        []kgo.Opt{kmetrics("restore")},
 		MaxPollRecords:     cfg.MaxPollRecords,
 		CommitInterval:     cfg.CommitInterval,
@@ -230,7 +230,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		return err
 	}
 
+	liveness := cfg.Kafka.LivenessTimeout
+	if liveness == 0 {
+		liveness = 2 * cfg.Kafka.SessionTimeout
+	}
+	watchdog, err := consume.NewWatchdog(consume.WatchdogConfig{
+		Group:   cfg.Kafka.Group,
+		Inputs:  []string{cfg.Topics.Orders, cfg.Topics.Email, cfg.Topics.Support},
+		Timeout: liveness,
+	}, kadm.NewClient(probe), runner, nil, log.With("component", "liveness"), reg)
+	if err != nil {
+		return err
+	}
+
 	srv := admin.New(cfg.HTTPAddr, reg, []admin.Check{
+		{Name: "liveness", Fn: func(context.Context) error { return watchdog.Err() }},
 		{Name: "state", Fn: func(context.Context) error {
 			if !runner.Ready() {
 				return errors.New("joining the group or restoring state")
@@ -264,6 +278,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		log.Info("pipeline stopped", "took_since_start", time.Since(began).Round(time.Second), "err", err)
 		return err
 	})
+	g.Go(func() error { watchdog.Run(runCtx); return nil })
 	g.Go(func() error {
 		err := srv.Run(httpCtx)
 		stopRunner()
