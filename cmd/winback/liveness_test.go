@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/winback/winback/config"
 	"github.com/winback/winback/testenv"
 )
 
@@ -38,7 +40,7 @@ func livenessLoop(t *testing.T, s *stack, ref outcome, seed uint64, n, kills, at
 		ins[i] = startInstance(t, cfg, run+"-"+strconv.Itoa(i))
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("WINBACK_LIVENESS_LOG") != "" {
 			for _, in := range ins {
 				t.Logf("%s, group events:\n%s", in.name, groupEvents(in.out.String()))
 			}
@@ -58,13 +60,47 @@ func livenessLoop(t *testing.T, s *stack, ref outcome, seed uint64, n, kills, at
 	if behind(t, cfg) == 0 {
 		t.Fatalf("%s: the input was drained before the last kill; the stream is too small to prove anything", run)
 	}
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute, inputs(cfg)...)
-	t.Logf("%s: %d instances, %d × %d SIGKILLs: drained %s after the last kill",
-		run, n, kills, atOnce, time.Since(last).Round(100*time.Millisecond))
+	formed := waitFormed(t, cfg, n, 2*time.Minute)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute-time.Since(last), inputs(cfg)...)
+	t.Logf("%s: %d instances, %d × %d SIGKILLs: group stable with every partition assigned %s after the last kill, drained after %s",
+		run, n, kills, atOnce, formed.Round(100*time.Millisecond), time.Since(last).Round(100*time.Millisecond))
 	for _, in := range ins {
 		in.stop(cfg.ShutdownTimeout)
 	}
 	compare(t, run, ref, collect(t, cfg))
+}
+
+// waitFormed waits until the group is Stable with n members that hold every
+// input partition, and returns how long that took.
+func waitFormed(t *testing.T, cfg config.Config, n int, timeout time.Duration) time.Duration {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	began := time.Now()
+	var last string
+	for time.Since(began) < timeout {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		dg, err := adm.DescribeGroups(ctx, cfg.Kafka.Group)
+		cancel()
+		if err == nil {
+			g := dg[cfg.Kafka.Group]
+			held := 0
+			for _, ps := range g.AssignedPartitions() {
+				held += len(ps)
+			}
+			if g.State == "Stable" && len(g.Members) == n && held == 3*cfg.Topics.Partitions {
+				return time.Since(began)
+			}
+			last = fmt.Sprintf("%s, %d members, %d partitions held", g.State, len(g.Members), held)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("group %s not re-formed within %s of the last kill: %s", cfg.Kafka.Group, timeout, last)
+	return 0
 }
 
 // groupEvents keeps the lines of an instance's log about its group
