@@ -37,7 +37,7 @@ type Kafka struct {
 	TransactionalID string        `yaml:"transactional_id" help:"transactional id prefix; each instance appends its own instance id"`
 	InstanceID      string        `yaml:"instance_id" help:"id of this instance, unique in the group and stable across its restarts, so that a restart fences its own unfinished transaction (default: hostname)"`
 	SessionTimeout  time.Duration `yaml:"session_timeout" help:"group session timeout; the rebalance timeout is half of it and the heartbeat interval a tenth, so that a rebalance waiting for a crashed member ends before the live members' sessions do"`
-	LivenessTimeout time.Duration `yaml:"liveness_timeout" help:"an instance assigned nothing and committing nothing this long, while the group's offsets stand still and the inputs have lag, logs an ERROR with the group state, fails /readyz and sets winback_group_stalled (0: twice the session timeout)"`
+	LivenessTimeout time.Duration `yaml:"liveness_timeout" help:"an instance that holds no partition this long, while the group commits nothing and the inputs have lag, logs an ERROR with the group state, fails /readyz and sets winback_group_stalled (0: twice the session timeout)"`
 	TxnTimeout      time.Duration `yaml:"transaction_timeout" help:"how long the broker keeps a transaction open; a crashed instance's open batch is aborted after it (at once when it restarts with the same instance id)"`
 	SASL            SASL          `yaml:"sasl"`
 	TLS             TLS           `yaml:"tls"`

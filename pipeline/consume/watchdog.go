@@ -22,25 +22,25 @@ type GroupAdmin interface {
 	DescribeGroups(ctx context.Context, groups ...string) (kadm.DescribedGroups, error)
 }
 
-// Progress reports how many partitions were assigned to an instance so
-// far (a count that only grows). A *Runner is one. The instance's commits
-// need no count of their own: they move the group's committed offsets,
-// which the watchdog reads from the brokers (an empty transaction, which
-// an instance with nothing assigned commits every interval, moves none).
+// Progress reports an instance's assignment: the partitions it owns now,
+// and how many partition assignments it received so far (a count that only
+// grows, so that a brief assignment between two checks is seen). A
+// *Runner is one. The instance's commits need no count of their own: they
+// move the group's committed offsets, which the watchdog reads from the
+// brokers (an empty transaction, which an instance with nothing assigned
+// commits every interval, moves none).
 type Progress interface {
-	Assignments() uint64
+	Assignment() (owned int, assignments uint64)
 }
 
-// Assignments implements Progress: every assignment of a partition to
-// this Runner since New.
-func (r *Runner) Assignments() uint64 {
+// Assignment implements Progress for the Runner.
+func (r *Runner) Assignment() (owned int, assignments uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var n uint64
 	for _, g := range r.gen {
-		n += g
+		assignments += g
 	}
-	return n
+	return len(r.owned), assignments
 }
 
 // WatchdogConfig configures a Watchdog.
@@ -55,10 +55,10 @@ type WatchdogConfig struct {
 }
 
 // Watchdog watches one instance's liveness in its consumer group (issue
-// 23): if the instance has been assigned nothing for Timeout, while the
-// group's committed offsets of the inputs did not move (so it committed
-// nothing either, and neither did any other member) and the inputs have
-// lag, the group is stalled (typically a rebalance
+// 23): if the instance has held no partition and received no assignment
+// for Timeout, while the group's committed offsets of the inputs did not
+// move (so it committed nothing either, and neither did any other member)
+// and the inputs have lag, the group is stalled (typically a rebalance
 // that never completes). It then logs an ERROR naming the group's state,
 // sets winback_group_stalled to 1 and fails its readiness check, until
 // progress resumes.
@@ -101,7 +101,7 @@ func NewWatchdog(cfg WatchdogConfig, adm GroupAdmin, prog Progress, now func() t
 	w := &Watchdog{cfg: cfg, adm: adm, prog: prog, now: now, log: log,
 		gauge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "winback_group_stalled",
-			Help: "1 while this instance has been assigned nothing and committed nothing for kafka.liveness_timeout, the group's committed offsets did not move and the inputs have lag (a consumer group that does not re-form); else 0.",
+			Help: "1 while this instance has held no partition for kafka.liveness_timeout, the group's committed offsets did not move and the inputs have lag (a consumer group that does not re-form); else 0.",
 		}),
 	}
 	if reg != nil {
@@ -110,7 +110,7 @@ func NewWatchdog(cfg WatchdogConfig, adm GroupAdmin, prog Progress, now func() t
 		}
 	}
 	w.since = now()
-	w.assigned = prog.Assignments()
+	_, w.assigned = prog.Assignment()
 	return w, nil
 }
 
@@ -141,7 +141,7 @@ func (w *Watchdog) Err() error {
 // it with their own clock.
 func (w *Watchdog) Check(ctx context.Context) {
 	now := w.now()
-	assigned := w.prog.Assignments()
+	owned, assigned := w.prog.Assignment()
 	cctx, cancel := context.WithTimeout(ctx, max(w.cfg.Interval, 5*time.Second))
 	defer cancel()
 	lag, committed, lagErr := w.lag(cctx)
@@ -152,7 +152,7 @@ func (w *Watchdog) Check(ctx context.Context) {
 	if lagErr == nil {
 		w.committed = committed
 	}
-	if assigned != w.assigned || moved || (lagErr == nil && lag == 0) {
+	if owned > 0 || assigned != w.assigned || moved || (lagErr == nil && lag == 0) {
 		w.since, w.assigned = now, assigned
 		if w.stalled != nil {
 			w.log.Info("consume: the group makes progress again", "group", w.cfg.Group)
@@ -168,7 +168,7 @@ func (w *Watchdog) Check(ctx context.Context) {
 		return
 	}
 	state := w.groupState(cctx)
-	w.stalled = fmt.Errorf("consumer group %s stalled: nothing assigned or committed for %s while the inputs lag %d records; group %s",
+	w.stalled = fmt.Errorf("consumer group %s stalled: this instance held no partition and the group committed nothing for %s while the inputs lag %d records; group %s",
 		w.cfg.Group, idle.Round(time.Second), lag, state)
 	w.gauge.Set(1)
 	if now.Sub(w.lastReport) >= w.cfg.Timeout || w.lastReport.IsZero() {

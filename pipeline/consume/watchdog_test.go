@@ -45,9 +45,12 @@ func (f *fakeGroup) DescribeGroups(_ context.Context, groups ...string) (kadm.De
 		Members: []kadm.DescribedGroupMember{{MemberID: "winback-1", ClientHost: "/127.0.0.1"}}}}, nil
 }
 
-type fakeProgress struct{ assigned uint64 }
+type fakeProgress struct {
+	owned    int
+	assigned uint64
+}
 
-func (f *fakeProgress) Assignments() uint64 { return f.assigned }
+func (f *fakeProgress) Assignment() (int, uint64) { return f.owned, f.assigned }
 
 // TestWatchdog steps a fake clock through a script of brokers' states and
 // the instance's progress, checking the stall report after each step.
@@ -56,6 +59,7 @@ func TestWatchdog(t *testing.T) {
 		after     time.Duration // clock advance before the check
 		end       int64         // input end offset
 		committed int64         // group's committed offset
+		owned     int           // partitions the instance holds
 		assign    uint64        // instance's assignments so far
 		down      bool          // brokers unreachable
 		stalled   bool          // want
@@ -80,6 +84,14 @@ func TestWatchdog(t *testing.T) {
 			{after: 15 * time.Second, end: 100, assign: 3},
 			{after: 15 * time.Second, end: 100, assign: 3},
 			{after: 15 * time.Second, end: 100, assign: 3, stalled: true},
+		}},
+		{"holding partitions is not a stall (a long restore)", []step{
+			{after: 0, end: 100, owned: 2, assign: 2},
+			{after: 15 * time.Second, end: 100, owned: 2, assign: 2},
+			{after: 15 * time.Second, end: 100, owned: 2, assign: 2},
+			{after: 15 * time.Second, end: 100, owned: 2, assign: 2},
+			{after: 15 * time.Second, end: 100, owned: 0, assign: 2},
+			{after: 6 * time.Second, end: 100, owned: 0, assign: 2, stalled: true},
 		}},
 		{"a commit ends a stall", []step{
 			{after: 0, end: 100},
@@ -114,7 +126,7 @@ func TestWatchdog(t *testing.T) {
 			for i, s := range tc.steps {
 				now = now.Add(s.after)
 				grp.end, grp.committed, grp.down = s.end, s.committed, s.down
-				prog.assigned = s.assign
+				prog.owned, prog.assigned = s.owned, s.assign
 				w.Check(context.Background())
 				gauge := gaugeValue(t, w.gauge)
 				if got := w.Err() != nil; got != s.stalled || gauge != map[bool]float64{false: 0, true: 1}[s.stalled] {
