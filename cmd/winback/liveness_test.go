@@ -128,19 +128,23 @@ func TestLivenessKillLoop(t *testing.T) {
 
 // TestLivenessSoak is issue 23's acceptance: two instances and 20 kills,
 // and three instances with two killed at once, ten seeds each. It runs
-// only under `make soak` (WINBACK_SOAK=1); WINBACK_SOAK_SEEDS narrows
-// the seeds.
+// only under `make soak` (WINBACK_SOAK=1); WINBACK_SOAK_SEEDS=n runs seeds
+// 0..n-1, WINBACK_SOAK_SEED=s only seed s, and WINBACK_LIVENESS_LOG=1
+// prints each instance's group events.
 func TestLivenessSoak(t *testing.T) {
 	if os.Getenv("WINBACK_SOAK") == "" {
 		t.Skip("the soak runs under make soak (WINBACK_SOAK=1)")
 	}
-	seeds := 10
-	if v, err := strconv.Atoi(os.Getenv("WINBACK_SOAK_SEEDS")); err == nil && v > 0 {
+	first, seeds := uint64(0), uint64(10)
+	if v, err := strconv.ParseUint(os.Getenv("WINBACK_SOAK_SEEDS"), 10, 64); err == nil && v > 0 {
 		seeds = v
+	}
+	if v, err := strconv.ParseUint(os.Getenv("WINBACK_SOAK_SEED"), 10, 64); err == nil {
+		first, seeds = v, 1 // one seed, to look again at a failed one
 	}
 	s := chaosStack(t)
 	_, ref := reference(t, s)
-	for seed := range uint64(seeds) {
+	for seed := first; seed < first+seeds; seed++ {
 		t.Run(fmt.Sprintf("two/seed%d", seed), func(t *testing.T) { livenessLoop(t, s, ref, seed, 2, 20, 1) })
 		t.Run(fmt.Sprintf("three-two-at-once/seed%d", seed), func(t *testing.T) { livenessLoop(t, s, ref, seed, 3, 20, 2) })
 	}
