@@ -70,12 +70,14 @@ type Watchdog struct {
 	log   *slog.Logger
 	gauge prometheus.Gauge
 
-	mu         sync.Mutex
+	// Only Check writes these.
 	since      time.Time // last progress seen
 	assigned   uint64
 	committed  map[string]map[int32]int64 // the group's committed offsets at the last check
-	stalled    error                      // non-nil while stalled
-	lastReport time.Time
+	lastReport time.Time                  // last stall logged
+
+	mu      sync.Mutex
+	stalled error // non-nil while stalled
 }
 
 // NewWatchdog builds a Watchdog; now is the clock (nil: time.Now), and reg
@@ -138,7 +140,8 @@ func (w *Watchdog) Err() error {
 
 // Check looks once: it records progress, or reports a stall when there
 // was none for Timeout while the inputs have lag. Run calls it; tests call
-// it with their own clock.
+// it with their own clock. Calls must not overlap (Err may run at any
+// time).
 func (w *Watchdog) Check(ctx context.Context) {
 	now := w.now()
 	owned, assigned := w.prog.Assignment()
@@ -146,19 +149,15 @@ func (w *Watchdog) Check(ctx context.Context) {
 	defer cancel()
 	lag, committed, lagErr := w.lag(cctx)
 
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	moved := lagErr == nil && w.committed != nil && advanced(w.committed, committed)
 	if lagErr == nil {
 		w.committed = committed
 	}
 	if owned > 0 || assigned != w.assigned || moved || (lagErr == nil && lag == 0) {
 		w.since, w.assigned = now, assigned
-		if w.stalled != nil {
-			w.log.Info("consume: the group makes progress again", "group", w.cfg.Group)
+		if w.setStalled(nil) != nil {
+			w.log.Info("consume: the consumer group makes progress again", "group", w.cfg.Group)
 		}
-		w.stalled = nil
-		w.gauge.Set(0)
 		return
 	}
 	idle := now.Sub(w.since)
@@ -168,14 +167,29 @@ func (w *Watchdog) Check(ctx context.Context) {
 		return
 	}
 	state := w.groupState(cctx)
-	w.stalled = fmt.Errorf("consumer group %s stalled: this instance held no partition and the group committed nothing for %s while the inputs lag %d records; group %s",
-		w.cfg.Group, idle.Round(time.Second), lag, state)
-	w.gauge.Set(1)
-	if now.Sub(w.lastReport) >= w.cfg.Timeout || w.lastReport.IsZero() {
+	w.setStalled(fmt.Errorf("consumer group %s stalled: this instance held no partition and the group committed nothing for %s while the inputs lag %d records; group %s",
+		w.cfg.Group, idle.Round(time.Second), lag, state))
+	if w.lastReport.IsZero() || now.Sub(w.lastReport) >= w.cfg.Timeout {
 		w.lastReport = now
 		w.log.Error("consume: consumer group stalled; it does not re-form",
 			"group", w.cfg.Group, "idle", idle.Round(time.Second), "lag", lag, "group_state", state)
 	}
+}
+
+// setStalled sets the readiness error and the gauge, and returns the
+// previous error.
+func (w *Watchdog) setStalled(err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	prev := w.stalled
+	w.stalled = err
+	if err != nil {
+		w.gauge.Set(1)
+	} else {
+		w.gauge.Set(0)
+		w.lastReport = time.Time{}
+	}
+	return prev
 }
 
 // lag is the inputs' records past the group's committed offsets (all of a
