@@ -211,7 +211,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		Group:              cfg.Kafka.Group,
 		TransactionalID:    cfg.Kafka.TransactionalID + "-" + instance,
 		ClientOpts:         append(kopts, kgo.ClientID("winback@"+cfg.HTTPAddr)),
-		SessionOpts:        append([]kgo.Opt{kmetrics("pipeline")}, consume.GroupTimings(cfg.Kafka.SessionTimeout)...),
+		SessionOpts:        append([]kgo.Opt{kmetrics("pipeline"), consume.StaticMember(instance)}, consume.GroupTimings(cfg.Kafka.SessionTimeout)...),
 		RestoreOpts:        []kgo.Opt{kmetrics("restore")},
 		MaxPollRecords:     cfg.MaxPollRecords,
 		CommitInterval:     cfg.CommitInterval,
@@ -275,6 +275,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		defer stopHTTP()
 		began := time.Now()
 		err := runner.Run(runCtx)
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if lerr := consume.LeaveGroup(lctx, kadm.NewClient(probe), cfg.Kafka.Group, instance); lerr != nil {
+			log.Warn("could not leave the group; its partitions move after kafka.session_timeout", "err", lerr)
+		}
+		cancel()
 		log.Info("pipeline stopped", "took_since_start", time.Since(began).Round(time.Second), "err", err)
 		return err
 	})

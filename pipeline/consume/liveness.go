@@ -1,8 +1,11 @@
 package consume
 
 import (
+	"context"
+	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -28,4 +31,25 @@ func GroupTimings(session time.Duration) []kgo.Opt {
 		kgo.HeartbeatInterval(max(session/10, 100*time.Millisecond)),
 		kgo.RebalanceTimeout(max(session/2, time.Second)),
 	}
+}
+
+// StaticMember makes the instance a static group member (KIP-345) under
+// its instance id, so that a restarted instance replaces its previous
+// incarnation in the group at once instead of leaving it behind as a dead
+// member until its session times out. A static member does not leave the
+// group when its client closes: call LeaveGroup after Run on a graceful
+// shutdown.
+func StaticMember(instance string) kgo.Opt { return kgo.InstanceID(instance) }
+
+// LeaveGroup takes the static member instance out of group, so that its
+// partitions move at once. Run it only after the Runner has stopped.
+func LeaveGroup(ctx context.Context, adm *kadm.Client, group, instance string) error {
+	resp, err := adm.LeaveGroup(ctx, kadm.LeaveGroup(group).InstanceIDs(instance).Reason("winback shut down"))
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("consume: leave group %s as %s: %w", group, instance, err)
+	}
+	return nil
 }
