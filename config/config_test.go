@@ -37,14 +37,15 @@ func TestGoodFiles(t *testing.T) {
 func TestBadFiles(t *testing.T) {
 	// Each bad file must fail, and the message must name what to fix.
 	want := map[string]string{
-		"unknown-key.bad.yaml":  "brokerz",
-		"bad-broker.bad.yaml":   "--kafka-brokers",
-		"same-topic.bad.yaml":   "--topics-triggers",
-		"bad-format.bad.yaml":   "--trigger-format",
-		"bad-dsn.bad.yaml":      "--clickhouse-dsn",
-		"bad-duration.bad.yaml": "soon",
-		"sasl-no-user.bad.yaml": "--kafka-sasl-username",
-		"zero-batch.bad.yaml":   "--clickhouse-batch-rows",
+		"unknown-key.bad.yaml":       "brokerz",
+		"bad-broker.bad.yaml":        "--kafka-brokers",
+		"same-topic.bad.yaml":        "--topics-triggers",
+		"bad-format.bad.yaml":        "--trigger-format",
+		"bad-dsn.bad.yaml":           "--clickhouse-dsn",
+		"bad-duration.bad.yaml":      "soon",
+		"sasl-no-user.bad.yaml":      "--kafka-sasl-username",
+		"zero-batch.bad.yaml":        "--clickhouse-batch-rows",
+		"negative-liveness.bad.yaml": "--kafka-liveness-timeout",
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yaml")
 	if len(files) != len(want) {
