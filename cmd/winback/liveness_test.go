@@ -61,7 +61,11 @@ func livenessLoop(t *testing.T, s *stack, ref outcome, seed uint64, n, kills, at
 		}
 	}
 	last := time.Now()
-	if midway < kills/2 {
+	// As in TestKillNine, at least five kill rounds must hit a running
+	// pipeline; with static membership the group keeps processing through
+	// the loop, so the later rounds may find the input drained, and then
+	// the group must still be stable with every partition assigned.
+	if midway < min(5, kills) {
 		t.Fatalf("%s: only %d of %d kill rounds landed before the input was processed; the stream is too small to prove anything", run, midway, kills)
 	}
 	formed := waitFormed(t, cfg, n, 2*time.Minute)
