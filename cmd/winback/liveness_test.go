@@ -145,7 +145,7 @@ func groupEvents(log string) string {
 // TestLivenessKillLoop is the short kill loop of `go test`: one seed, two
 // instances, eight kills. `make soak` runs the acceptance version.
 func TestLivenessKillLoop(t *testing.T) {
-	s := chaosStack(t)
+	s := livenessStack(t, 1000) // long enough that five kill rounds land mid-stream
 	_, ref := reference(t, s)
 	livenessLoop(t, s, ref, 1, 2, 8, 1)
 }
