@@ -94,6 +94,17 @@ func livenessStack(t *testing.T, customers int) *stack {
 	return s
 }
 
+// longReference is reference for a stream one instance takes minutes to
+// process.
+func longReference(t *testing.T, s *stack) outcome {
+	t.Helper()
+	cfg := runConfig(s.cfg, "ref")
+	in := startInstance(t, cfg, "ref-0")
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 10*time.Minute, inputs(cfg)...)
+	in.stop(cfg.ShutdownTimeout)
+	return collect(t, cfg)
+}
+
 // waitFormed waits until the group is Stable with n members that hold every
 // input partition, and returns how long that took.
 func waitFormed(t *testing.T, cfg config.Config, n int, timeout time.Duration) time.Duration {
@@ -166,8 +177,10 @@ func TestLivenessSoak(t *testing.T) {
 	if v, err := strconv.ParseUint(os.Getenv("WINBACK_SOAK_SEED"), 10, 64); err == nil {
 		first, seeds = v, 1 // one seed, to look again at a failed one
 	}
-	s := livenessStack(t, 1200)
-	_, ref := reference(t, s)
+	// A stream that outlasts the 20 rounds (about 40 s), so that the
+	// group is still behind at the last kill and must drain after it.
+	s := livenessStack(t, 2400)
+	ref := longReference(t, s)
 	for seed := first; seed < first+seeds; seed++ {
 		t.Run(fmt.Sprintf("two/seed%d", seed), func(t *testing.T) { livenessLoop(t, s, ref, seed, 2, 20, 1) })
 		t.Run(fmt.Sprintf("three-two-at-once/seed%d", seed), func(t *testing.T) { livenessLoop(t, s, ref, seed, 3, 20, 2) })
