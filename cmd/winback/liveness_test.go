@@ -72,8 +72,11 @@ func livenessLoop(t *testing.T, s *stack, ref outcome, seed uint64, n, kills, at
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute-time.Since(last), inputs(cfg)...)
 	t.Logf("%s: %d instances, %d × %d SIGKILLs (%d while the input was behind): group stable with every partition assigned %s after the last kill, drained after %s",
 		run, n, kills, atOnce, midway, formed.Round(100*time.Millisecond), time.Since(last).Round(100*time.Millisecond))
-	for _, in := range ins {
+	for i, in := range ins {
 		in.stop(cfg.ShutdownTimeout)
+		if i == 0 {
+			requireLeft(t, cfg, in.name)
+		}
 	}
 	compare(t, run, ref, collect(t, cfg))
 }
@@ -103,6 +106,29 @@ func longReference(t *testing.T, s *stack) outcome {
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 10*time.Minute, inputs(cfg)...)
 	in.stop(cfg.ShutdownTimeout)
 	return collect(t, cfg)
+}
+
+// requireLeft checks that the static member instance left the group when
+// it stopped (a static member that only closes its client stays until its
+// session times out).
+func requireLeft(t *testing.T, cfg config.Config, instance string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dg, err := kadm.NewClient(cl).DescribeGroups(ctx, cfg.Kafka.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range dg[cfg.Kafka.Group].Members {
+		if m.InstanceID != nil && *m.InstanceID == instance {
+			t.Errorf("%s stopped but is still a member of %s (%s): it did not leave the group", instance, cfg.Kafka.Group, m.MemberID)
+		}
+	}
 }
 
 // waitFormed waits until the group is Stable with n members that hold every
