@@ -17,7 +17,7 @@ FUZZMINIMIZE ?= 200x
 # go run $(BENCHSTAT) old.txt new.txt).
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-tiny lint clean
+.PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-tiny soak lint clean
 
 all: build
 
@@ -69,6 +69,11 @@ bench: deps
 bench-tiny:
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 	cd bench && $(GO) run . -events 10000 -customers 1000 -out /tmp/winback-bench-tiny.json -winback-profile-seconds 1
+
+## soak: issue 23's acceptance kill loop (2 instances × 20 SIGKILLs, and 3 instances with 2 killed at once; SOAK_SEEDS seeds each)
+SOAK_SEEDS ?= 10
+soak: deps
+	WINBACK_SOAK=1 WINBACK_SOAK_SEEDS=$(SOAK_SEEDS) $(GO) test -count=1 -timeout 180m -run '^TestLivenessSoak$$' -v ./cmd/winback
 
 clean:
 	rm -rf bin .cache

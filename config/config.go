@@ -41,8 +41,9 @@ type Kafka struct {
 	Brokers         []string      `yaml:"brokers" help:"seed brokers, host:port, comma-separated"`
 	Group           string        `yaml:"group" help:"consumer group of the winback instances"`
 	TransactionalID string        `yaml:"transactional_id" help:"transactional id prefix; each instance appends its own instance id"`
-	InstanceID      string        `yaml:"instance_id" help:"id of this instance, unique in the group and stable across its restarts, so that a restart fences its own unfinished transaction (default: hostname)"`
-	SessionTimeout  time.Duration `yaml:"session_timeout" help:"group session timeout"`
+	InstanceID      string        `yaml:"instance_id" help:"id of this instance, unique in the group and stable across its restarts, so that a restart fences its own unfinished transaction and takes its place in the consumer group as a static member (default: hostname)"`
+	SessionTimeout  time.Duration `yaml:"session_timeout" help:"group session timeout; the rebalance timeout is half of it and the heartbeat interval a tenth, so that a rebalance waiting for a crashed member ends before the live members' sessions do"`
+	LivenessTimeout time.Duration `yaml:"liveness_timeout" help:"an instance that holds no partition this long, while the group commits nothing and the inputs have lag, logs an ERROR with the group state, fails /readyz and sets winback_group_stalled (0: twice the session timeout)"`
 	TxnTimeout      time.Duration `yaml:"transaction_timeout" help:"how long the broker keeps a transaction open; a crashed instance's open batch is aborted after it (at once when it restarts with the same instance id)"`
 	SASL            SASL          `yaml:"sasl"`
 	TLS             TLS           `yaml:"tls"`
@@ -165,6 +166,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.SessionTimeout < 6*time.Second {
 		bad("kafka-session-timeout", "%s is below the 6s brokers accept by default", c.Kafka.SessionTimeout)
+	}
+	if c.Kafka.LivenessTimeout < 0 {
+		bad("kafka-liveness-timeout", "%s is negative; use 0 for twice the session timeout", c.Kafka.LivenessTimeout)
 	}
 	if c.Kafka.TxnTimeout < time.Second {
 		bad("kafka-transaction-timeout", "%s is too short; use at least 1s (40s is the usual)", c.Kafka.TxnTimeout)

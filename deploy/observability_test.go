@@ -43,6 +43,7 @@ var requiredAlerts = []string{
 	"WinbackInstanceNotReady",
 	"WinbackInstanceDown",
 	"WinbackTriggerLatencyHigh",
+	"WinbackGroupStalled",
 }
 
 var alertNameRe = regexp.MustCompile(`^Winback[A-Z][A-Za-z0-9]+$`)

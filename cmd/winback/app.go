@@ -270,7 +270,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		Group:              cfg.Kafka.Group,
 		TransactionalID:    cfg.Kafka.TransactionalID + "-" + instance,
 		ClientOpts:         append(kopts, kgo.ClientID("winback@"+cfg.HTTPAddr)),
-		SessionOpts:        []kgo.Opt{kmetrics("pipeline")},
+		SessionOpts:        append([]kgo.Opt{kmetrics("pipeline"), consume.StaticMember(instance)}, consume.GroupTimings(cfg.Kafka.SessionTimeout)...),
 		RestoreOpts:        []kgo.Opt{kmetrics("restore")},
 		MaxPollRecords:     cfg.MaxPollRecords,
 		CommitInterval:     cfg.CommitInterval,
@@ -293,7 +293,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	if err != nil {
 		return usageError{err}
 	}
+	liveness := cfg.Kafka.LivenessTimeout
+	if liveness == 0 {
+		liveness = 2 * cfg.Kafka.SessionTimeout
+	}
+	watchdog, err := consume.NewWatchdog(consume.WatchdogConfig{
+		Group:   cfg.Kafka.Group,
+		Inputs:  []string{cfg.Topics.Orders, cfg.Topics.Email, cfg.Topics.Support},
+		Timeout: liveness,
+	}, kadm.NewClient(probe), runner, nil, log.With("component", "liveness"), reg)
+	if err != nil {
+		return err
+	}
+
 	srv := admin.New(cfg.HTTPAddr, reg, []admin.Check{
+		{Name: "liveness", Fn: func(context.Context) error { return watchdog.Err() }},
 		{Name: "state", Fn: func(context.Context) error {
 			if !runner.Ready() {
 				return errors.New("joining the group or restoring state")
@@ -324,9 +338,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		defer stopHTTP()
 		began := time.Now()
 		err := runner.Run(runCtx)
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if lerr := consume.LeaveGroup(lctx, kadm.NewClient(probe), cfg.Kafka.Group, instance); lerr != nil {
+			log.Warn("could not leave the group; its partitions move after kafka.session_timeout", "err", lerr)
+		}
+		cancel()
 		log.Info("pipeline stopped", "took_since_start", time.Since(began).Round(time.Second), "err", err)
 		return err
 	})
+	g.Go(func() error { watchdog.Run(runCtx); return nil })
 	g.Go(func() error {
 		err := srv.Run(httpCtx)
 		stopRunner()
