@@ -1,63 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/winback/winback/testenv"
 )
 
 // TestKcatOutsideClient runs `winback dev --trigger-format json` as a child
 // process and talks to it only with Debian's kcat: metadata, producing JSON
 // events, and reading the trigger and a dead letter back.
 func TestKcatOutsideClient(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Fatalf("kcat is not installed (make deps installs it): %v", err)
-	}
-	ch := testenv.NewClickHouse(t)
-	kafkaAddr, regAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	var out bytes.Buffer
-	cmd := exec.Command(binPath, "dev",
-		"--kafka-addr", kafkaAddr, "--registry-addr", regAddr, "--clickhouse", ch.DSN(),
-		"--clickhouse-database", "kcat", "--partitions", "1", "--trigger-format", "json",
-		"--http-addr", httpAddr, "--commit-interval", "200ms")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("winback dev exited with %v after SIGTERM; output:\n%s", err, out.String())
-			}
-		case <-time.After(45 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("winback dev did not exit within 45s of SIGTERM; output:\n%s", out.String())
-		}
-	})
-	waitReady(t, httpAddr, 90*time.Second)
-
-	kc := func(stdin string, args ...string) string {
-		t.Helper()
-		c := exec.Command(kcat, append([]string{"-b", kafkaAddr}, args...)...)
-		c.Stdin = strings.NewReader(stdin)
-		b, err := c.CombinedOutput()
-		if err != nil {
-			t.Fatalf("kcat %v: %v\n%s", args, err, b)
-		}
-		return string(b)
-	}
+	d := startDev(t, "kcat", "--partitions", "1")
+	kc := func(stdin string, args ...string) string { t.Helper(); return d.kc(t, stdin, args...) }
 	meta := kc("", "-L")
 	for _, topic := range []string{"orders", "email-events", "support-events", "winback-triggers", "winback-dlq", "winback-state"} {
 		if !strings.Contains(meta, `topic "`+topic+`"`) {
@@ -83,38 +38,12 @@ func TestKcatOutsideClient(t *testing.T) {
 	kc(fmt.Sprintf(`kcat-other|{"event_id":"ks-1","customer_id":"kcat-other","event_time":%d,"type":"OPENED","ticket_id":"t-1","category":"delivery","priority":"NORMAL","csat":null,"nps":null}`+"\n", at(120)),
 		"-P", "-t", "support-events", "-K", "|")
 
-	type trigger struct {
-		TriggerID     string             `json:"trigger_id"`
-		CustomerID    string             `json:"customer_id"`
-		Kind          string             `json:"kind"`
-		PrimaryReason string             `json:"primary_reason"`
-		Reasons       []string           `json:"reasons"`
-		Priority      int                `json:"priority"`
-		Action        string             `json:"recommended_action"`
-		Evidence      map[string]float64 `json:"evidence"`
-	}
-	var got []trigger
-	deadline := time.Now().Add(60 * time.Second)
-	for len(got) == 0 && time.Now().Before(deadline) {
-		lines := kc("", "-C", "-t", "winback-triggers", "-o", "beginning", "-e", "-q",
-			"-X", "isolation.level=read_committed", "-f", "%s\n")
-		got = got[:0]
-		for _, l := range strings.Split(strings.TrimSpace(lines), "\n") {
-			if l == "" {
-				continue
-			}
-			var tr trigger
-			if err := json.Unmarshal([]byte(l), &tr); err != nil {
-				t.Fatalf("trigger is not JSON: %v: %q", err, l)
-			}
-			got = append(got, tr)
-		}
-		if len(got) == 0 {
-			time.Sleep(500 * time.Millisecond)
-		}
+	var got []jsonTrigger
+	for deadline := time.Now().Add(60 * time.Second); len(got) == 0 && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		got = d.triggers(t)
 	}
 	if len(got) != 1 {
-		t.Fatalf("want exactly one trigger (for kcat-lapser), got %d: %+v\nwinback output:\n%s", len(got), got, out.String())
+		t.Fatalf("want exactly one trigger (for kcat-lapser), got %d: %+v\nwinback output:\n%s", len(got), got, d.out.String())
 	}
 	tr := got[0]
 	if tr.CustomerID != "kcat-lapser" || tr.Kind != "WINBACK" || tr.PrimaryReason != "PURCHASE_LAPSE" || tr.Action != "WINBACK_OFFER" {
