@@ -21,13 +21,15 @@ import (
 // not all do that: librdkafka's default partitioner (kcat,
 // confluent-kafka-python, -go, -dotnet) hashes keys with CRC32, some
 // producers send no key, others key by order or ticket id. Such a record
-// is valid; it is in the wrong task. So the task that reads it forwards it
-// to the repartition topic, keyed by customer_id (murmur2), in the same
-// transaction that commits its input offset, as Kafka Streams and ksqlDB
-// do for PARTITION BY: it is applied exactly once, by the customer's own
-// task, which reads the repartition topic as a fourth source. The record's
-// kind travels in a header. With StrictPartitioning such records are
-// dead-lettered instead.
+// is valid; it is in the wrong task. So the task that fetches it forwards
+// it at once to the repartition topic, keyed by customer_id (murmur2), in
+// the open transaction, as Kafka Streams and ksqlDB do for PARTITION BY,
+// and records in its changelog (fwdKey, same transaction) how far it has
+// forwarded, so that a replay from an earlier input offset does not
+// forward it again: it is applied exactly once, by the customer's own
+// task, which reads the repartition topic as a fourth source, behind the
+// forwarding barrier (progress.go). The record's kind travels in a
+// header. With StrictPartitioning such records are dead-lettered instead.
 
 // srcRepartition is the task's source index of the repartition topic;
 // 0–2 are the inputs (lapse.SourceOrders, SourceEmail, SourceSupport).
