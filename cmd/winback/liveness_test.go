@@ -150,8 +150,9 @@ func waitFormed(t *testing.T, cfg config.Config, n int, timeout time.Duration) t
 		if err == nil {
 			g := dg[cfg.Kafka.Group]
 			held := 0
-			for _, ps := range g.AssignedPartitions() {
-				held += len(ps)
+			assigned := g.AssignedPartitions()
+			for _, topic := range inputs(cfg) { // the repartition topic follows them
+				held += len(assigned[topic])
 			}
 			if g.State == "Stable" && len(g.Members) == n && held == 3*cfg.Topics.Partitions {
 				return time.Since(began)
