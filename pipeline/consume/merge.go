@@ -99,8 +99,8 @@ func (f *fifo) add() *queued {
 	return q
 }
 
-// minOffset returns the lowest offset queued: the head's, except in the
-// repartition queue, which is kept in event-time order.
+// minOffset returns the lowest offset queued, for the repartition queue,
+// which is kept in event-time order (an input queue's head has it).
 func (f *fifo) minOffset() int64 {
 	off := f.peek().off
 	for i := 1; i < f.len(); i++ {
@@ -387,8 +387,12 @@ func (r *Runner) commitOffsets() func(*kmsg.TxnOffsetCommitRequest) error {
 		for i := range t.src {
 			s := &t.src[i]
 			off := s.next
-			if s.len() > 0 {
+			switch {
+			case s.len() == 0:
+			case i == srcRepartition: // kept in event-time order
 				off = s.minOffset()
+			default:
+				off = s.peek().off
 			}
 			if off < 0 {
 				continue
