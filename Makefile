@@ -73,7 +73,7 @@ bench-tiny:
 ## soak: issue 23's acceptance kill loop (2 instances × 20 SIGKILLs, and 3 instances with 2 killed at once; SOAK_SEEDS seeds each)
 SOAK_SEEDS ?= 10
 soak: deps
-	WINBACK_SOAK=1 WINBACK_SOAK_SEEDS=$(SOAK_SEEDS) $(GO) test -count=1 -timeout 180m -run '^TestLivenessSoak$$' -v ./cmd/winback
+	WINBACK_SOAK_SEEDS=$(SOAK_SEEDS) $(GO) test -tags soak -count=1 -timeout 180m -run '^TestLivenessSoak$$' -v ./cmd/winback
 
 clean:
 	rm -rf bin .cache
