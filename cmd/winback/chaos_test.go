@@ -269,9 +269,16 @@ func diff(a, b []string) (onlyA, onlyB []string) {
 // chaosStack produces a generated stream once; runs then read it.
 func chaosStack(t *testing.T) *stack {
 	t.Helper()
+	return generatedStack(t, 600, 2*time.Minute)
+}
+
+// generatedStack is a stack whose inputs hold the generator's stream of
+// customers (300 days each, Avro and JSON), produced within timeout.
+func generatedStack(t *testing.T, customers int, timeout time.Duration) *stack {
+	t.Helper()
 	s := newStack(t, 3)
-	o := genOptions{customers: 600, days: 300, seed: 42, encoding: "mixed"}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	o := genOptions{customers: customers, days: 300, seed: 42, encoding: "mixed"}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	st, err := produceTraffic(ctx, &s.cfg, &o, testenv.TestLogger(t), nil)
 	if err != nil {

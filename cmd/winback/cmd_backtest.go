@@ -72,7 +72,7 @@ func (o *backtestOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.partitions, "partitions", 0, "number of tasks customers are spread over, as the pipeline's partitions (default: the orders topic's partition count, or 1 for a file)")
 	fs.IntVar(&o.horizonDays, "horizon-days", 30, "a customer who orders within this many days after a trigger counts as returned")
 	fs.StringVar(&o.format, "format", "text", "report format: text or json")
-	fs.StringVar(&o.now, "now", "", "clock the decoder checks event_time against (events more than 7 days after it are rejected), RFC 3339 or YYYY-MM-DD (default: the current time)")
+	fs.StringVar(&o.now, "now", "", "clock the decoder checks event_time against (events later than it plus decode.max_future_skew are rejected), RFC 3339 or YYYY-MM-DD (default: the current time)")
 }
 
 // check validates the flags; errors name the flag.

@@ -81,20 +81,11 @@ func livenessLoop(t *testing.T, s *stack, ref outcome, seed uint64, n, kills, at
 	compare(t, run, ref, collect(t, cfg))
 }
 
-// livenessStack is chaosStack with a stream of the given number of
-// customers (300 days each): the soak needs one that outlasts 20 kills.
+// livenessStack is a generatedStack of the given number of customers: the
+// soak needs a stream that outlasts 20 kills.
 func livenessStack(t *testing.T, customers int) *stack {
 	t.Helper()
-	s := newStack(t, 3)
-	o := genOptions{customers: customers, days: 300, seed: 42, encoding: "mixed"}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	st, err := produceTraffic(ctx, &s.cfg, &o, testenv.TestLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("produced %d records (%d malformed, %d duplicates)", st.Records, st.Malformed, st.Duplicates)
-	return s
+	return generatedStack(t, customers, 5*time.Minute)
 }
 
 // requireLeft checks that the static member instance left the group when
