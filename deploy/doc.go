@@ -3,7 +3,7 @@
 //
 //	../Dockerfile              multi-stage build, distroless static, uid 65532
 //	compose.yaml               Redpanda, topic init, ClickHouse, winback, gen (profile demo), Prometheus, Grafana
-//	k8s/                       Deployment, ConfigMap, Service, PodDisruptionBudget, Secret example, kustomization
+//	k8s/                       StatefulSet, headless Service, ConfigMap, Service, PodDisruptionBudget, Secret example, kustomization
 //	grafana/winback.json       the Grafana dashboard; grafana/provisioning/ wires it into compose's Grafana
 //	prometheus/alerts.yaml     alerting rules; prometheus/prometheus.yml scrapes compose's services
 //

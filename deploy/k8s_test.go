@@ -96,19 +96,22 @@ type labelSelector struct {
 	MatchLabels map[string]string `yaml:"matchLabels"`
 }
 
-type deployment struct {
+type statefulSet struct {
 	k8sObject `yaml:",inline"`
 	Spec      struct {
-		Replicas int           `yaml:"replicas"`
-		Selector labelSelector `yaml:"selector"`
-		Strategy struct {
+		Replicas            int           `yaml:"replicas"`
+		ServiceName         string        `yaml:"serviceName"`
+		PodManagementPolicy string        `yaml:"podManagementPolicy"`
+		Selector            labelSelector `yaml:"selector"`
+		UpdateStrategy      struct {
 			Type          string `yaml:"type"`
-			RollingUpdate struct {
+			RollingUpdate *struct {
 				MaxUnavailable any `yaml:"maxUnavailable"`
-				MaxSurge       any `yaml:"maxSurge"`
+				Partition      any `yaml:"partition"`
 			} `yaml:"rollingUpdate"`
-		} `yaml:"strategy"`
-		Template struct {
+		} `yaml:"updateStrategy"`
+		VolumeClaimTemplates []any `yaml:"volumeClaimTemplates"`
+		Template             struct {
 			Metadata struct {
 				Labels      map[string]string `yaml:"labels"`
 				Annotations map[string]string `yaml:"annotations"`
@@ -232,7 +235,7 @@ func TestKustomization(t *testing.T) {
 	if k.Namespace != "" {
 		t.Errorf("kustomization.yaml sets namespace %q; leave it to an overlay or the current context", k.Namespace)
 	}
-	for _, want := range []string{"configmap.yaml", "deployment.yaml", "service.yaml", "pdb.yaml", "networkpolicy.yaml"} {
+	for _, want := range []string{"configmap.yaml", "statefulset.yaml", "service.yaml", "pdb.yaml", "networkpolicy.yaml"} {
 		if !slices.Contains(k.Resources, want) {
 			t.Errorf("kustomization.yaml does not list %s", want)
 		}
@@ -246,7 +249,7 @@ func TestKustomization(t *testing.T) {
 		}
 	}
 	all := k8sManifests(t)
-	d := manifest[deployment](t, all, "Deployment/winback")
+	d := manifest[statefulSet](t, all, "StatefulSet/winback")
 	for _, c := range d.Spec.Template.Spec.Containers {
 		ok := false
 		for _, img := range k.Images {
@@ -258,9 +261,9 @@ func TestKustomization(t *testing.T) {
 	}
 }
 
-func TestDeployment(t *testing.T) {
+func TestStatefulSet(t *testing.T) {
 	all := k8sManifests(t)
-	d := manifest[deployment](t, all, "Deployment/winback")
+	d := manifest[statefulSet](t, all, "StatefulSet/winback")
 	spec := d.Spec.Template.Spec
 	podLabels := d.Spec.Template.Metadata.Labels
 	img := dockerImage(t)
@@ -273,8 +276,17 @@ func TestDeployment(t *testing.T) {
 	if !selects(d.Spec.Selector, podLabels) {
 		t.Errorf("selector %v does not select the pod labels %v", d.Spec.Selector.MatchLabels, podLabels)
 	}
-	if ru := d.Spec.Strategy.RollingUpdate; d.Spec.Strategy.Type != "RollingUpdate" || fmt.Sprint(ru.MaxUnavailable) != "1" || fmt.Sprint(ru.MaxSurge) != "0" {
-		t.Errorf("strategy %+v: want RollingUpdate, maxUnavailable 1, maxSurge 0 (one pod's partitions move at a time)", d.Spec.Strategy)
+	// A StatefulSet's rolling update replaces one pod at a time and waits
+	// for it to be ready; maxUnavailable (a feature gate) would undo that,
+	// and partition would hold pods back from updating.
+	if us := d.Spec.UpdateStrategy; us.Type != "RollingUpdate" || (us.RollingUpdate != nil && (us.RollingUpdate.MaxUnavailable != nil || us.RollingUpdate.Partition != nil)) {
+		t.Errorf("updateStrategy %+v: want RollingUpdate, one pod at a time, no partition", us)
+	}
+	if d.Spec.PodManagementPolicy != "Parallel" {
+		t.Errorf("podManagementPolicy %q: want Parallel (pods wait for no other pod; the group assigns the work)", d.Spec.PodManagementPolicy)
+	}
+	if len(d.Spec.VolumeClaimTemplates) != 0 {
+		t.Error("volumeClaimTemplates: winback keeps its state in the changelog topic, not on disk")
 	}
 	if a := d.Spec.Template.Metadata.Annotations; a["prometheus.io/scrape"] != "true" || a["prometheus.io/path"] != "/metrics" {
 		t.Errorf("pod annotations %v: want prometheus.io/scrape \"true\" and path /metrics", a)
@@ -396,14 +408,14 @@ func TestDeployment(t *testing.T) {
 		args = img.cmd
 	}
 	if args[0] != "run" {
-		t.Errorf("args %q: the Deployment must run `winback run`", args)
+		t.Errorf("args %q: the StatefulSet must run `winback run`", args)
 	}
 	if !slices.Contains(args, "--config") && env["WINBACK_CONFIG"] == "" {
 		t.Errorf("args %q do not pass --config: the ConfigMap is not used", args)
 	}
 	cfg, err := loadLikeWinback(t, cli, args, env, files)
 	if err != nil {
-		t.Fatalf("winback %s with the Deployment's env and ConfigMap does not load: %v", strings.Join(args, " "), err)
+		t.Fatalf("winback %s with the StatefulSet's env and ConfigMap does not load: %v", strings.Join(args, " "), err)
 	}
 
 	// Customer state is personal data: the pods require a bearer token,
@@ -416,7 +428,7 @@ func TestDeployment(t *testing.T) {
 		t.Errorf("the example token is %d characters; winback requires at least 16", len(strings.TrimSpace(tok)))
 	}
 	if cfg.HTTPPprof {
-		t.Error("http_pprof is on in the Deployment; enable it per pod when profiling")
+		t.Error("http_pprof is on in the StatefulSet; enable it per pod when profiling")
 	}
 
 	// Ports and probes against the loaded configuration.
@@ -561,14 +573,15 @@ func TestConfigMapKeys(t *testing.T) {
 
 func TestServiceAndPDB(t *testing.T) {
 	all := k8sManifests(t)
-	d := manifest[deployment](t, all, "Deployment/winback")
+	d := manifest[statefulSet](t, all, "StatefulSet/winback")
 	podLabels := d.Spec.Template.Metadata.Labels
 
 	type service struct {
 		k8sObject `yaml:",inline"`
 		Spec      struct {
-			Selector map[string]string `yaml:"selector"`
-			Ports    []struct {
+			ClusterIP string            `yaml:"clusterIP"`
+			Selector  map[string]string `yaml:"selector"`
+			Ports     []struct {
 				Name       string `yaml:"name"`
 				Port       int    `yaml:"port"`
 				TargetPort any    `yaml:"targetPort"`
@@ -578,6 +591,12 @@ func TestServiceAndPDB(t *testing.T) {
 	s := manifest[service](t, all, "Service/winback")
 	if !selects(labelSelector{MatchLabels: s.Spec.Selector}, podLabels) {
 		t.Errorf("Service selector %v does not select the pods %v", s.Spec.Selector, podLabels)
+	}
+	// The StatefulSet's governing Service must exist and be headless, or
+	// the pods get no stable DNS names.
+	gov := manifest[service](t, all, "Service/"+d.Spec.ServiceName)
+	if gov.Spec.ClusterIP != "None" || !selects(labelSelector{MatchLabels: gov.Spec.Selector}, podLabels) {
+		t.Errorf("governing Service %s: clusterIP %q, selector %v; want a headless Service selecting the pods", d.Spec.ServiceName, gov.Spec.ClusterIP, gov.Spec.Selector)
 	}
 	if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Port != 8080 || s.Spec.Ports[0].Name != "http" {
 		t.Errorf("Service ports %+v, want http 8080", s.Spec.Ports)
@@ -608,7 +627,7 @@ func TestServiceAndPDB(t *testing.T) {
 		t.Errorf("PodDisruptionBudget: maxUnavailable %v, minAvailable %v; want maxUnavailable 1 only", p.Spec.MaxUnavailable, p.Spec.MinAvailable)
 	}
 	if !selects(p.Spec.Selector, podLabels) || len(p.Spec.Selector.MatchLabels) != len(d.Spec.Selector.MatchLabels) {
-		t.Errorf("PodDisruptionBudget selector %v, want the Deployment's %v", p.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels)
+		t.Errorf("PodDisruptionBudget selector %v, want the StatefulSet's %v", p.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels)
 	}
 }
 
@@ -661,7 +680,7 @@ func TestQuantities(t *testing.T) {
 }
 
 // TestNetworkPolicy checks that a NetworkPolicy guards the winback pods'
-// HTTP port: it selects the Deployment's pods, restricts ingress, and every
+// HTTP port: it selects the StatefulSet's pods, restricts ingress, and every
 // rule names its sources (a rule without one would let anyone in) and only
 // the http port.
 func TestNetworkPolicy(t *testing.T) {
@@ -685,7 +704,7 @@ func TestNetworkPolicy(t *testing.T) {
 		} `yaml:"spec"`
 	}
 	all := k8sManifests(t)
-	d := manifest[deployment](t, all, "Deployment/winback")
+	d := manifest[statefulSet](t, all, "StatefulSet/winback")
 	np := manifest[networkPolicy](t, all, "NetworkPolicy/winback")
 	if np.APIVersion != "networking.k8s.io/v1" {
 		t.Errorf("apiVersion %s", np.APIVersion)
