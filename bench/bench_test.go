@@ -155,9 +155,16 @@ func TestWorkOf(t *testing.T) {
 	text := `# HELP winback_transactions_committed_total Kafka transactions committed.
 # TYPE winback_transactions_committed_total counter
 winback_transactions_committed_total 12
+# TYPE winback_batch_duration_seconds histogram
+winback_batch_duration_seconds_bucket{le="1"} 10
+winback_batch_duration_seconds_bucket{le="+Inf"} 12
 winback_batch_duration_seconds_sum 10.5
 winback_batch_duration_seconds_count 12
+# TYPE winback_clickhouse_flush_seconds histogram
+winback_clickhouse_flush_seconds_bucket{le="+Inf"} 12
 winback_clickhouse_flush_seconds_sum 7.25
+winback_clickhouse_flush_seconds_count 12
+# TYPE winback_clickhouse_rows_total counter
 winback_clickhouse_rows_total{table="customer_aggregates"} 1000
 winback_clickhouse_rows_total{table="customer_daily"} 900
 `
