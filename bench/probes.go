@@ -50,9 +50,9 @@ func (o *orchestrator) measureRestore(ctx context.Context, name, label string, t
 		res.Compacted = true
 	}
 	group := "bench-" + name
-	env := winbackEnv(o.broker, o.ch.DSN(), "bench_"+strings.ReplaceAll(name, "-", "_"), group, "two", t)
+	cfg := winbackConfig(o.broker, o.ch.DSN(), "bench_"+strings.ReplaceAll(name, "-", "_"), group, "two", t)
 	logPath := filepath.Join(o.dir, name+"-2.log")
-	p, err := startWinback(ctx, o.winbackBin, env, logPath)
+	p, err := startWinback(ctx, o.winbackBin, cfg, logPath)
 	if err != nil {
 		return nil, err
 	}

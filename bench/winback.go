@@ -18,6 +18,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/winback/winback/config"
 	"github.com/winback/winback/gen"
 )
 
@@ -42,9 +43,9 @@ type winbackProc struct {
 	waitErr error
 }
 
-// startWinback runs `winback run` with its settings in the environment
-// (WINBACK_*), its JSON log in logPath.
-func startWinback(ctx context.Context, bin string, env []string, logPath string) (*winbackProc, error) {
+// startWinback runs `winback run` with c in its environment
+// (config.Environ), on a free HTTP port, its JSON log in logPath.
+func startWinback(ctx context.Context, bin string, c config.Config, logPath string) (*winbackProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -54,7 +55,8 @@ func startWinback(ctx context.Context, bin string, env []string, logPath string)
 		return nil, err
 	}
 	cmd := exec.Command(bin, "run")
-	cmd.Env = append(append(os.Environ(), env...), "WINBACK_HTTP_ADDR="+addr, "WINBACK_HTTP_PPROF=true", "WINBACK_LOG_FORMAT=json", "WINBACK_LOG_LEVEL=info")
+	c.HTTPAddr, c.HTTPPprof, c.LogFormat, c.LogLevel = addr, true, "json", "info"
+	cmd.Env = append(os.Environ(), config.Environ(&c)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &winbackProc{cmd: cmd, http: addr, logPath: logPath, exited: make(chan struct{})}
@@ -162,25 +164,18 @@ func waitCaughtUp(ctx context.Context, adm *kadm.Client, p *winbackProc, group s
 	}
 }
 
-// winbackEnv is the environment of a `winback run` on the bench's broker,
+// winbackConfig is the configuration of a `winback run` on the bench's broker,
 // registry and ClickHouse.
-func winbackEnv(b *broker, chDSN, database, group, instance string, t winbackTopics) []string {
-	return []string{
-		"WINBACK_KAFKA_BROKERS=" + b.Kafka,
-		"WINBACK_REGISTRY_URL=" + b.Registry,
-		"WINBACK_CLICKHOUSE_DSN=" + chDSN,
-		"WINBACK_CLICKHOUSE_DATABASE=" + database,
-		"WINBACK_KAFKA_GROUP=" + group,
-		"WINBACK_KAFKA_TRANSACTIONAL_ID=" + group,
-		"WINBACK_KAFKA_INSTANCE_ID=" + instance,
-		"WINBACK_KAFKA_SESSION_TIMEOUT=10s",
-		"WINBACK_TOPICS_ORDERS=" + t.In.Orders,
-		"WINBACK_TOPICS_EMAIL=" + t.In.Email,
-		"WINBACK_TOPICS_SUPPORT=" + t.In.Support,
-		"WINBACK_TOPICS_TRIGGERS=" + t.Triggers,
-		"WINBACK_TOPICS_DLQ=" + t.DLQ,
-		"WINBACK_TOPICS_STATE=" + t.State,
-	}
+func winbackConfig(b *broker, chDSN, database, group, instance string, t winbackTopics) config.Config {
+	c := config.Default()
+	c.Kafka.Brokers = []string{b.Kafka}
+	c.Registry.URL = b.Registry
+	c.ClickHouse.DSN, c.ClickHouse.Database = chDSN, database
+	c.Kafka.Group, c.Kafka.TransactionalID, c.Kafka.InstanceID = group, group, instance
+	c.Kafka.SessionTimeout = 10 * time.Second
+	c.Topics.Orders, c.Topics.Email, c.Topics.Support = t.In.Orders, t.In.Email, t.In.Support
+	c.Topics.Triggers, c.Topics.DLQ, c.Topics.State = t.Triggers, t.DLQ, t.State
+	return c
 }
 
 // winbackRun is what one end-to-end run measured.
@@ -199,14 +194,14 @@ func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winback
 	l := &run.line
 	l.Name = name
 	group := "bench-" + name
-	env := winbackEnv(o.broker, o.ch.DSN(), "bench_"+strings.ReplaceAll(name, "-", "_"), group, "one", t)
+	cfg := winbackConfig(o.broker, o.ch.DSN(), "bench_"+strings.ReplaceAll(name, "-", "_"), group, "one", t)
 	ends, err := endOffsets(ctx, o.admin, t.In.Orders, t.In.Email, t.In.Support)
 	if err != nil {
 		return run, err
 	}
 	l.Events = sumOffsets(ends)
 	b0, s0 := o.broker.CPU(), procCPU(o.chPID)
-	p, err := startWinback(ctx, o.winbackBin, env, filepath.Join(o.dir, name+"-1.log"))
+	p, err := startWinback(ctx, o.winbackBin, cfg, filepath.Join(o.dir, name+"-1.log"))
 	if err != nil {
 		return run, err
 	}
