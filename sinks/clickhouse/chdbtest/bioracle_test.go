@@ -1,0 +1,100 @@
+package chdbtest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/winback/winback/gen"
+	"github.com/winback/winback/internal/bioracle"
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/lapse"
+	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
+)
+
+// TestBIOracleModern is the modern engine's half of cmd/winback's
+// TestBIOracle: the generator's year (the same configuration) through a
+// lapse.Engine the way the runner drives it (Advance, TakeClosedDays,
+// TakeDirty after each batch), written to chDB once as a backfill (one
+// batch) and once live (a batch every 50 events), and every retention
+// and KPI view compared with bioracle's figures from the events alone.
+func TestBIOracleModern(t *testing.T) {
+	const activeDays = 90
+	g, err := gen.New(gen.Config{Customers: 300, Days: 365, Start: time.Date(2025, 11, 30, 0, 0, 0, 0, time.UTC), Seed: 18})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orc := bioracle.New(activeDays)
+	var evs []event.Event
+	if err := g.Each(func(r *gen.Record) error {
+		if r.Malformed == nil {
+			evs = append(evs, r.Event)
+			orc.Add(&r.Event)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	views := orc.Views()
+	if len(views[0].Rows) < 12 {
+		t.Fatalf("the oracle sees %d months", len(views[0].Rows))
+	}
+	features := chsql.FeaturesOf(engineVersion(t))
+	for _, c := range []struct {
+		name  string
+		batch int
+	}{{"backfill", len(evs)}, {"live", 50}} {
+		t.Run(c.name, func(t *testing.T) {
+			p := migrate(t, activeDays, features)
+			w := newWriter(t, p)
+			rows := 0
+			add := func(a *event.Aggregate) {
+				w.b.AddAggregate(a)
+				if rows++; rows%20000 == 0 {
+					w.flush()
+				}
+			}
+			engineRows(evs, c.batch, add)
+			w.flush()
+			for _, v := range views {
+				if err := bioracle.Compare(rowsOf(query(t, v.Query(p.Database))), v.Rows); err != nil {
+					t.Errorf("%s: %v", v.Name, err)
+				}
+			}
+		})
+	}
+}
+
+// engineRows applies evs to one lapse.Engine as the runner does, taking the
+// ClickHouse rows after every batch events.
+func engineRows(evs []event.Event, batch int, fn func(a *event.Aggregate)) {
+	cfg := lapse.DefaultConfig()
+	cfg.IdleTimeout = 0 // event time only
+	wall := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return wall.Add(time.Duration(i) * time.Millisecond) }
+	e := lapse.NewEngine(cfg, 3, at(0))
+	e.KeepDays()
+	take := func(i int) {
+		e.Advance(nil, at(i))
+		e.TakeClosedDays(fn)
+		e.TakeDirty(func(c *lapse.Customer) {
+			a := c.Aggregate(e)
+			fn(&a)
+		})
+	}
+	src := map[event.Kind]int{event.KindOrder: lapse.SourceOrders, event.KindEmail: lapse.SourceEmail, event.KindSupport: lapse.SourceSupport}
+	for i := range evs {
+		e.Apply(nil, src[evs[i].Kind], &evs[i], at(i))
+		if (i+1)%batch == 0 {
+			take(i)
+		}
+	}
+	take(len(evs))
+}
+
+func rowsOf(rows [][]string) []bioracle.Row {
+	out := make([]bioracle.Row, len(rows))
+	for i, r := range rows {
+		out[i] = r
+	}
+	return out
+}
