@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -241,6 +242,33 @@ func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
 		return pos, fmt.Errorf("consume: input end offsets: %w", err)
 	}
 	return pos, nil
+}
+
+// schemaPrefetcher is a Decoder that looks up writer schemas in a
+// registry (*decode.Decoder).
+type schemaPrefetcher interface {
+	Prefetch(ctx context.Context, value []byte) error
+}
+
+// prefetchSchemas looks up the schemas of the fetched records that the
+// decoder has not cached. It runs without r.mu, so that a registry outage
+// holds up neither readiness, lookups nor rebalances, and it stops
+// waiting when ctx is done (a shutdown). A failed lookup is cached
+// briefly by the decoder, and the record's decode reports it.
+func (r *Runner) prefetchSchemas(ctx context.Context, fetches kgo.Fetches) {
+	p, ok := r.dep.Decoder.(schemaPrefetcher)
+	if !ok {
+		return
+	}
+	var last []byte // the previous record's schema id
+	fetches.EachRecord(func(rec *kgo.Record) {
+		v := rec.Value
+		if len(v) < 5 || v[0] != 0 || bytes.Equal(v[1:5], last) {
+			return
+		}
+		last = v[1:5]
+		_ = p.Prefetch(ctx, v)
+	})
 }
 
 // enqueue decodes a fetch's records into task t's source queue. Bad input
