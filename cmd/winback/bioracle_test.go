@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/gen"
@@ -65,6 +67,7 @@ func TestBIOracle(t *testing.T) {
 		s.serveInProcess(t, s.cfg)
 		waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 3*time.Minute, inputs(s.cfg)...)
 		checkViews(t, openCH(t, s.cfg.ClickHouse.DSN), s.cfg.ClickHouse.Database, views)
+		checkFunnel(t, s)
 	})
 	t.Run("live", func(t *testing.T) {
 		s := newStack(t, 3)
@@ -76,7 +79,60 @@ func TestBIOracle(t *testing.T) {
 			waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 2*time.Minute, inputs(s.cfg)...)
 		}
 		checkViews(t, openCH(t, s.cfg.ClickHouse.DSN), s.cfg.ClickHouse.Database, views)
+		checkFunnel(t, s)
 	})
+}
+
+// checkFunnel compares winback_funnel with the funnel computed from the
+// committed trigger topic.
+func checkFunnel(t *testing.T, s *stack) {
+	t.Helper()
+	src, err := sr.NewClient(sr.URLs(s.cfg.Registry.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codecs := map[int]*goavro.Codec{}
+	var trigs []bioracle.Trigger
+	recovered := 0
+	for _, r := range consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.Triggers) {
+		var hdr sr.ConfluentHeader
+		id, body, err := hdr.DecodeID(r.Value)
+		if err != nil {
+			t.Fatalf("trigger is not Confluent framed: %v", err)
+		}
+		if codecs[id] == nil {
+			schema, err := src.SchemaByID(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if codecs[id], err = goavro.NewCodec(schema.Schema); err != nil {
+				t.Fatal(err)
+			}
+		}
+		native, _, err := codecs[id].NativeFromBinary(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := native.(map[string]any)
+		tr := bioracle.Trigger{ID: m["trigger_id"].(string), Kind: m["kind"].(string), Reason: m["primary_reason"].(string),
+			Action: m["recommended_action"].(string), AsOf: m["as_of"].(time.Time).UnixMilli()}
+		if o, ok := m["original_trigger_id"].(map[string]any); ok {
+			tr.Original = o["string"].(string)
+			recovered++
+		}
+		if rev, ok := m["evidence"].(map[string]any)["revenue"]; ok {
+			tr.Revenue = rev.(float64)
+		}
+		trigs = append(trigs, tr)
+	}
+	if recovered == 0 {
+		t.Fatalf("%d triggers, none RECOVERED: the funnel is not exercised", len(trigs))
+	}
+	v, err := bioracle.Funnel(trigs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkViews(t, openCH(t, s.cfg.ClickHouse.DSN), s.cfg.ClickHouse.Database, []bioracle.View{v})
 }
 
 // genRecord is one generated record, kept past gen.Generator.Each.

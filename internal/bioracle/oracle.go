@@ -24,6 +24,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/winback/winback/pipeline/event"
@@ -350,4 +351,90 @@ func cellEqual(got, want string) bool {
 		return false
 	}
 	return math.Abs(g-w) <= 1e-9*math.Max(1, math.Abs(w))
+}
+
+// Trigger is what Funnel needs of a committed trigger.
+type Trigger struct {
+	ID, Kind, Reason, Action string
+	Original                 string // RECOVERED: the WINBACK trigger's id
+	AsOf                     int64  // Unix ms
+	Revenue                  float64
+}
+
+// Funnel is winback_funnel computed from the committed triggers (the last
+// record of each trigger id counts): per primary reason and action of the
+// WINBACK triggers, how many, how many a RECOVERED trigger names, the
+// median of the days between the two (as_of at ClickHouse's whole
+// seconds; the median interpolates between the middle two), and the
+// RECOVERED triggers' evidence revenue. Rows by triggers descending, then
+// reason and action. It fails if a WINBACK trigger has more than one
+// RECOVERED trigger, which the view's join does not define.
+func Funnel(trigs []Trigger) (View, error) {
+	v := View{Name: "winback_funnel", Query: func(db string) string {
+		return `SELECT reason, action, triggers, recoveries, recovery_rate_pct, median_days_to_return, revenue_after_return
+FROM ` + db + `.winback_funnel ORDER BY triggers DESC, reason, action`
+	}}
+	last := map[string]Trigger{}
+	for _, t := range trigs {
+		last[t.ID] = t
+	}
+	rec := map[string]Trigger{}
+	for _, t := range last {
+		if t.Kind == "RECOVERED" {
+			if _, dup := rec[t.Original]; dup {
+				return v, fmt.Errorf("trigger %s has two RECOVERED triggers", t.Original)
+			}
+			rec[t.Original] = t
+		}
+	}
+	type cell struct {
+		reason, action string
+		n, recovered   int64
+		days           []float64
+		revenue        float64
+	}
+	cells := map[[2]string]*cell{}
+	for _, t := range last {
+		if t.Kind != "WINBACK" {
+			continue
+		}
+		k := [2]string{t.Reason, t.Action}
+		c := cells[k]
+		if c == nil {
+			c = &cell{reason: t.Reason, action: t.Action}
+			cells[k] = c
+		}
+		c.n++
+		if r, ok := rec[t.ID]; ok {
+			c.recovered++
+			c.days = append(c.days, float64(floorDiv(r.AsOf, 1000)-floorDiv(t.AsOf, 1000))/86400)
+			c.revenue += r.Revenue
+		}
+	}
+	list := make([]*cell, 0, len(cells))
+	for _, c := range cells {
+		list = append(list, c)
+	}
+	slices.SortFunc(list, func(a, b *cell) int {
+		if a.n != b.n {
+			return int(b.n - a.n)
+		}
+		if a.reason != b.reason {
+			return strings.Compare(a.reason, b.reason)
+		}
+		return strings.Compare(a.action, b.action)
+	})
+	for _, c := range list {
+		median := null()
+		if len(c.days) > 0 {
+			slices.Sort(c.days)
+			pos := 0.5 * float64(len(c.days)-1)
+			lo := int(pos)
+			hi := min(lo+1, len(c.days)-1)
+			median = num(c.days[lo] + (pos-float64(lo))*(c.days[hi]-c.days[lo]))
+		}
+		v.Rows = append(v.Rows, Row{c.reason, c.action, itoa(c.n), itoa(c.recovered),
+			num(float64(c.recovered) / float64(c.n) * 100), median, num(c.revenue)})
+	}
+	return v, nil
 }

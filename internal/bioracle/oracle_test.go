@@ -79,3 +79,30 @@ func TestCompare(t *testing.T) {
 		}
 	}
 }
+
+func TestFunnelByHand(t *testing.T) {
+	day := int64(86400000)
+	trigs := []Trigger{
+		{ID: "w1", Kind: "WINBACK", Reason: "PURCHASE_LAPSE", Action: "WINBACK_OFFER", AsOf: 0},
+		{ID: "w2", Kind: "WINBACK", Reason: "PURCHASE_LAPSE", Action: "WINBACK_OFFER", AsOf: day},
+		{ID: "w3", Kind: "WINBACK", Reason: "PURCHASE_LAPSE", Action: "WINBACK_OFFER", AsOf: 2 * day},
+		{ID: "w4", Kind: "WINBACK", Reason: "EMAIL_BOUNCED", Action: "CHANNEL_SWITCH", AsOf: 0},
+		{ID: "r1", Kind: "RECOVERED", Original: "w1", AsOf: 10*day + 999, Revenue: 30}, // 10 days (whole seconds)
+		{ID: "r2", Kind: "RECOVERED", Original: "w2", AsOf: 5 * day, Revenue: 12.5},    // 4 days
+		{ID: "r2", Kind: "RECOVERED", Original: "w2", AsOf: 5 * day, Revenue: 12.5},    // the same trigger again
+	}
+	v, err := Funnel(trigs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Row{
+		{"PURCHASE_LAPSE", "WINBACK_OFFER", "3", "2", "66.66666666666667", "7", "42.5"},
+		{"EMAIL_BOUNCED", "CHANNEL_SWITCH", "1", "0", "0", `\N`, "0"},
+	}
+	if err := Compare(v.Rows, want); err != nil {
+		t.Error(err)
+	}
+	if _, err := Funnel(append(trigs, Trigger{ID: "r3", Kind: "RECOVERED", Original: "w1"})); err == nil {
+		t.Error("two RECOVERED triggers of w1 accepted")
+	}
+}
