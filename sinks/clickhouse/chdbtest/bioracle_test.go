@@ -1,6 +1,7 @@
 package chdbtest
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -14,9 +15,10 @@ import (
 // TestBIOracleModern is the modern engine's half of cmd/winback's
 // TestBIOracle: the generator's year (the same configuration) through a
 // lapse.Engine the way the runner drives it (Advance, TakeClosedDays,
-// TakeDirty after each batch), written to chDB once as a backfill (one
-// batch) and once live (a batch every 50 events), and every retention
-// and KPI view compared with bioracle's figures from the events alone.
+// TakeDirty after each batch), written to chDB as a backfill (one batch),
+// in 10 slices and live (a batch every 50 events), and every retention
+// and KPI view compared with bioracle's figures from the events alone, and
+// winback_funnel with the funnel of the engine's triggers.
 func TestBIOracleModern(t *testing.T) {
 	const activeDays = 90
 	g, err := gen.New(gen.Config{Customers: 300, Days: 365, Start: time.Date(2025, 11, 30, 0, 0, 0, 0, time.UTC), Seed: 18})
@@ -42,7 +44,7 @@ func TestBIOracleModern(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		batch int
-	}{{"backfill", len(evs)}, {"live", 50}} {
+	}{{"backfill", len(evs)}, {"10 slices", len(evs)/10 + 1}, {"live", 50}} {
 		t.Run(c.name, func(t *testing.T) {
 			p := migrate(t, activeDays, features)
 			w := newWriter(t, p)
@@ -53,9 +55,21 @@ func TestBIOracleModern(t *testing.T) {
 					w.flush()
 				}
 			}
-			engineRows(evs, c.batch, add)
+			var trigs []bioracle.Trigger
+			for _, tr := range engineRows(evs, c.batch, add) {
+				w.b.AddTrigger(&tr)
+				trigs = append(trigs, bioracle.Trigger{ID: tr.TriggerID, Kind: string(tr.Kind), Reason: string(tr.PrimaryReason),
+					Action: string(tr.RecommendedAction), Original: tr.OriginalTriggerID, AsOf: tr.AsOf, Revenue: tr.Evidence["revenue"]})
+			}
 			w.flush()
-			for _, v := range views {
+			funnel, err := bioracle.Funnel(trigs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.IndexFunc(trigs, func(tr bioracle.Trigger) bool { return tr.Kind == "RECOVERED" }) < 0 {
+				t.Fatalf("%d triggers, none RECOVERED: the funnel is not exercised", len(trigs))
+			}
+			for _, v := range append(views, funnel) {
 				if err := bioracle.Compare(rowsOf(query(t, v.Query(p.Database))), v.Rows); err != nil {
 					t.Errorf("%s: %v", v.Name, err)
 				}
@@ -65,8 +79,9 @@ func TestBIOracleModern(t *testing.T) {
 }
 
 // engineRows applies evs to one lapse.Engine as the runner does, taking the
-// ClickHouse rows after every batch events.
-func engineRows(evs []event.Event, batch int, fn func(a *event.Aggregate)) {
+// ClickHouse rows after every batch events, and returns the triggers.
+func engineRows(evs []event.Event, batch int, fn func(a *event.Aggregate)) []event.Trigger {
+	var trigs []event.Trigger
 	cfg := lapse.DefaultConfig()
 	cfg.IdleTimeout = 0 // event time only
 	wall := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -74,7 +89,7 @@ func engineRows(evs []event.Event, batch int, fn func(a *event.Aggregate)) {
 	e := lapse.NewEngine(cfg, 3, at(0))
 	e.KeepDays()
 	take := func(i int) {
-		e.Advance(nil, at(i))
+		trigs = e.Advance(trigs, at(i))
 		e.TakeClosedDays(fn)
 		e.TakeDirty(func(c *lapse.Customer) {
 			a := c.Aggregate(e)
@@ -83,12 +98,16 @@ func engineRows(evs []event.Event, batch int, fn func(a *event.Aggregate)) {
 	}
 	src := map[event.Kind]int{event.KindOrder: lapse.SourceOrders, event.KindEmail: lapse.SourceEmail, event.KindSupport: lapse.SourceSupport}
 	for i := range evs {
-		e.Apply(nil, src[evs[i].Kind], &evs[i], at(i))
+		trigs, _, _ = e.Apply(trigs, src[evs[i].Kind], &evs[i], at(i))
 		if (i+1)%batch == 0 {
 			take(i)
 		}
 	}
 	take(len(evs))
+	for i := range trigs {
+		trigs[i].EmittedAt = at(len(evs)).UnixMilli()
+	}
+	return trigs
 }
 
 func rowsOf(rows [][]string) []bioracle.Row {
