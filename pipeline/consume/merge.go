@@ -253,23 +253,36 @@ type schemaPrefetcher interface {
 // prefetchSchemas looks up the schemas of the fetched records that the
 // decoder has not cached. It runs without r.mu, so that a registry outage
 // holds up neither readiness, lookups nor rebalances, and it stops
-// waiting when ctx is done (a shutdown). A failed lookup is cached
-// briefly by the decoder, and the record's decode reports it.
+// waiting prefetchGrace after ctx is done (a shutdown, or ClickHouse
+// confirming while processing ahead: a healthy registry still answers a
+// new id in that time, rather than the held work failing for it). A
+// failed lookup is cached briefly by the decoder, and the record's decode
+// reports it.
 func (r *Runner) prefetchSchemas(ctx context.Context, fetches kgo.Fetches) {
 	p, ok := r.dep.Decoder.(schemaPrefetcher)
 	if !ok {
 		return
 	}
 	var last []byte // the previous record's schema id
+	var pctx context.Context
+	cancel := func() {}
+	defer func() { cancel() }()
 	fetches.EachRecord(func(rec *kgo.Record) {
 		v := rec.Value
 		if len(v) < 5 || v[0] != 0 || bytes.Equal(v[1:5], last) {
 			return
 		}
 		last = v[1:5]
-		_ = p.Prefetch(ctx, v)
+		if pctx == nil {
+			pctx, cancel = graceContext(ctx, prefetchGrace)
+		}
+		_ = p.Prefetch(pctx, v)
 	})
 }
+
+// prefetchGrace is how long a schema lookup may go on after its context
+// is done.
+const prefetchGrace = time.Second
 
 // enqueue decodes a fetch's records into task t's source queue. Bad input
 // is queued too, to be dead-lettered in offset order. A valid record in the

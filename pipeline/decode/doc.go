@@ -78,7 +78,7 @@
 // rather than each waiting RegistryRetry. Expired entries of both kinds are
 // dropped before every registry request. Decoder.Prefetch looks an id up
 // ahead (the consumer does so without holding its lock, with a context that
-// ends at shutdown), and Decoder.Unavailable reports the registry's latest
+// ends soon after shutdown begins), and Decoder.Unavailable reports the registry's latest
 // failure for a readiness check.
 //
 // # Producing
