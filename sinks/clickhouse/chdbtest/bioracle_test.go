@@ -1,6 +1,7 @@
 package chdbtest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -16,37 +17,47 @@ import (
 // TestBIOracle: the generator's year (the same configuration) through a
 // lapse.Engine the way the runner drives it (Advance, TakeClosedDays,
 // TakeDirty after each batch), written to chDB as a backfill (one batch),
-// in 10 slices and live (a batch every 50 events), and every retention
+// in 10 slices and live (a batch every 50 events), and as a backfill with
+// active_days 30 rather than 90, and every retention
 // and KPI view compared with bioracle's figures from the events alone, and
 // winback_funnel with the funnel of the engine's triggers.
 func TestBIOracleModern(t *testing.T) {
-	const activeDays = 90
 	g, err := gen.New(gen.Config{Customers: 300, Days: 365, Start: time.Date(2025, 11, 30, 0, 0, 0, 0, time.UTC), Seed: 18})
 	if err != nil {
 		t.Fatal(err)
 	}
-	orc := bioracle.New(activeDays)
+	orc, orc30 := bioracle.New(90), bioracle.New(30)
 	var evs []event.Event
 	if err := g.Each(func(r *gen.Record) error {
 		if r.Malformed == nil {
 			evs = append(evs, r.Event)
 			orc.Add(&r.Event)
+			orc30.Add(&r.Event)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	views := orc.Views()
-	if len(views[0].Rows) < 12 {
-		t.Fatalf("the oracle sees %d months", len(views[0].Rows))
+	if months := len(orc.Retention(bioracle.Monthly).Rows); months < 12 {
+		t.Fatalf("the oracle sees %d months", months)
+	}
+	if fmt.Sprint(orc.Retention(bioracle.Monthly).Rows[3:]) == fmt.Sprint(orc30.Retention(bioracle.Monthly).Rows[3:]) {
+		t.Fatal("active_days 30 and 90 give the same retention: the second case proves nothing")
 	}
 	features := chsql.FeaturesOf(engineVersion(t))
 	for _, c := range []struct {
 		name  string
 		batch int
-	}{{"backfill", len(evs)}, {"10 slices", len(evs)/10 + 1}, {"live", 50}} {
+		orc   *bioracle.Oracle
+		days  int // clickhouse.active_days
+	}{
+		{"backfill", len(evs), orc, 90},
+		{"10 slices", len(evs)/10 + 1, orc, 90},
+		{"live", 50, orc, 90},
+		{"backfill, active_days 30", len(evs), orc30, 30},
+	} {
 		t.Run(c.name, func(t *testing.T) {
-			p := migrate(t, activeDays, features)
+			p := migrate(t, c.days, features)
 			w := newWriter(t, p)
 			rows := 0
 			add := func(a *event.Aggregate) {
@@ -69,7 +80,7 @@ func TestBIOracleModern(t *testing.T) {
 			if slices.IndexFunc(trigs, func(tr bioracle.Trigger) bool { return tr.Kind == "RECOVERED" }) < 0 {
 				t.Fatalf("%d triggers, none RECOVERED: the funnel is not exercised", len(trigs))
 			}
-			for _, v := range append(views, funnel) {
+			for _, v := range append(c.orc.Views(), funnel) {
 				if err := bioracle.Compare(rowsOf(query(t, v.Query(p.Database))), v.Rows); err != nil {
 					t.Errorf("%s: %v", v.Name, err)
 				}
