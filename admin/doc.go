@@ -2,7 +2,7 @@
 //
 //	GET /metrics               Prometheus metrics (winback's and franz-go's via kprom)
 //	GET /healthz               200 while the process is alive
-//	GET /readyz                200 when state is restored, Kafka is reachable and ClickHouse accepts writes; 503 with the failing check otherwise
+//	GET /readyz                200 when state is restored, Kafka is reachable, ClickHouse accepts writes and the schema registry answered the last lookup; 503 with the failing check otherwise
 //	GET /v1/customers/{id}     the live state of a customer as JSON, from the instance that owns it;
 //	                           404 if unknown, 421 with the owning partition and member if another instance owns it
 //	GET /debug/pprof/...       Go's profiler (net/http/pprof), only WithPprof (--http-pprof); cmdline

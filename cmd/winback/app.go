@@ -315,6 +315,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 			return nil
 		}},
 		{Name: "kafka", Fn: func(ctx context.Context) error { return probe.Ping(ctx) }},
+		// The decoder's latest registry failure: no request of its own.
+		{Name: "registry", Fn: func(context.Context) error { return dec.Unavailable() }},
 		{Name: "clickhouse", Fn: sink.Ping},
 	}, runner.Customer, log.With("component", "http"), httpOpts...)
 	if err := srv.Listen(); err != nil {

@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -242,6 +243,46 @@ func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
 	}
 	return pos, nil
 }
+
+// schemaPrefetcher is a Decoder that looks up writer schemas in a
+// registry (*decode.Decoder).
+type schemaPrefetcher interface {
+	Prefetch(ctx context.Context, value []byte) error
+}
+
+// prefetchSchemas looks up the schemas of the fetched records that the
+// decoder has not cached. It runs without r.mu, so that a registry outage
+// holds up neither readiness, lookups nor rebalances, and it stops
+// waiting prefetchGrace after ctx is done (a shutdown, or ClickHouse
+// confirming while processing ahead: a healthy registry still answers a
+// new id in that time, rather than the held work failing for it). A
+// failed lookup is cached briefly by the decoder, and the record's decode
+// reports it.
+func (r *Runner) prefetchSchemas(ctx context.Context, fetches kgo.Fetches) {
+	p, ok := r.dep.Decoder.(schemaPrefetcher)
+	if !ok {
+		return
+	}
+	var last []byte // the previous record's schema id
+	var pctx context.Context
+	cancel := func() {}
+	defer func() { cancel() }()
+	fetches.EachRecord(func(rec *kgo.Record) {
+		v := rec.Value
+		if len(v) < 5 || v[0] != 0 || bytes.Equal(v[1:5], last) {
+			return
+		}
+		last = v[1:5]
+		if pctx == nil {
+			pctx, cancel = graceContext(ctx, prefetchGrace)
+		}
+		_ = p.Prefetch(pctx, v)
+	})
+}
+
+// prefetchGrace is how long a schema lookup may go on after its context
+// is done.
+const prefetchGrace = time.Second
 
 // enqueue decodes a fetch's records into task t's source queue. Bad input
 // is queued too, to be dead-lettered in offset order. A valid record in the

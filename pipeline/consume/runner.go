@@ -702,6 +702,7 @@ func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) er
 		} else if err := r.restorePending(ctx); err != nil {
 			r.failWork(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
 		}
+		r.prefetchSchemas(ctx, fetches)
 		r.mu.Lock()
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {
@@ -716,7 +717,12 @@ func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) er
 			// applied.
 			r.failWork(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
 		})
-		dctx := context.WithoutCancel(ctx)
+		// Decoding runs under r.mu and so must not wait for the
+		// registry: prefetchSchemas looked the schemas up, and an id
+		// still not cached fails its record as registry.unavailable
+		// (transient: the transaction aborts and the batch replays).
+		dctx, nowait := context.WithCancel(context.WithoutCancel(ctx))
+		nowait()
 		r.eachTask(func(t *task) {
 			for _, fp := range t.fetched {
 				r.enqueue(dctx, t, fp, r.barrier)

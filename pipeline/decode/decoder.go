@@ -34,6 +34,11 @@ type Options struct {
 	// UnknownSchemaTTL is how long an id the registry does not know is
 	// remembered as unknown; default 1 minute.
 	UnknownSchemaTTL time.Duration
+	// UnavailableTTL is how long an id whose lookup gave up on an
+	// unavailable registry is remembered so: records with that id fail
+	// with registry.unavailable at once rather than each waiting
+	// RegistryRetry. Default 2 s.
+	UnavailableTTL time.Duration
 	// MaxJSONDepth is the deepest nesting of JSON objects and arrays accepted,
 	// the record's own object counting as 1; default 32.
 	MaxJSONDepth int
@@ -57,6 +62,9 @@ func (o Options) withDefaults() Options {
 	if o.UnknownSchemaTTL <= 0 {
 		o.UnknownSchemaTTL = time.Minute
 	}
+	if o.UnavailableTTL <= 0 {
+		o.UnavailableTTL = 2 * time.Second
+	}
 	if o.MaxJSONDepth <= 0 {
 		o.MaxJSONDepth = 32
 	}
@@ -78,6 +86,14 @@ type Decoder struct {
 	cache    sync.Map // schema id (int) → *schemaEntry
 	negative atomic.Int64
 	flight   singleflight.Group
+	// down is the registry's latest failure, nil after a lookup that
+	// reached it (Unavailable).
+	down atomic.Pointer[downState]
+}
+
+type downState struct {
+	at  time.Time
+	err error
 }
 
 // NewDecoder returns a Decoder that looks up Avro writer schemas in reg. reg

@@ -72,7 +72,14 @@
 // fine, so a consumer should stop and retry rather than dead-letter it. A
 // registry answering "not found" is not unavailable: that is
 // avro.unknown_schema_id, remembered for Options.UnknownSchemaTTL (1 minute).
-// While the registry is down, schema ids already cached keep decoding.
+// While the registry is down, schema ids already cached keep decoding; an id
+// whose lookup gave up is remembered as unavailable for
+// Options.UnavailableTTL (2 s), so that the records behind it fail at once
+// rather than each waiting RegistryRetry. Expired entries of both kinds are
+// dropped before every registry request. Decoder.Prefetch looks an id up
+// ahead (the consumer does so without holding its lock, with a context that
+// ends soon after shutdown begins), and Decoder.Unavailable reports the registry's latest
+// failure for a readiness check.
 //
 // # Producing
 //

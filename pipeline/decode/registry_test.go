@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,8 +141,8 @@ func TestRegistryDown(t *testing.T) {
 	if el := time.Since(start); el < 250*time.Millisecond {
 		t.Errorf("gave up after %v, before the 300ms budget", el)
 	}
-	if all, _ := d.cacheCounts(); all != 1 {
-		t.Errorf("an unavailable registry was cached: %d entries", all)
+	if all, neg := d.cacheCounts(); all != 2 || neg != 1 {
+		t.Errorf("cache has %d entries, %d negative; want the schema and the unavailable id", all, neg)
 	}
 	// The context bounds the wait too.
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
@@ -158,13 +159,15 @@ func TestRegistryDown(t *testing.T) {
 func TestRegistryRecovers(t *testing.T) {
 	reg := newMapRegistry()
 	reg.down.Store(true)
-	d := NewDecoder(reg, Options{Now: func() time.Time { return testNow }, RegistryRetry: 120 * time.Millisecond})
+	now := testNow
+	d := NewDecoder(reg, Options{Now: func() time.Time { return now }, RegistryRetry: 120 * time.Millisecond})
 	val := mustAvro(t, orderEvent())
 	var ev event.Event
 	checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), val, &ev), ReasonRegistryUnavailable)
 	if n := reg.calls.Load(); n < 2 {
 		t.Errorf("registry asked %d times; want retries", n)
 	}
+	now = now.Add(3 * time.Second) // past UnavailableTTL
 	// The registry comes back during a lookup's retries.
 	reg.calls.Store(0)
 	go func() {
@@ -238,4 +241,102 @@ func TestConcurrentDecode(t *testing.T) {
 	if n := reg.calls.Load(); n != 3 {
 		t.Errorf("registry asked %d times, want 3", n)
 	}
+}
+
+// TestUnavailableCached: once a lookup gave up on an unavailable registry,
+// records with that id fail at once for UnavailableTTL without asking
+// again; Unavailable says so until a request reaches the registry.
+func TestUnavailableCached(t *testing.T) {
+	reg := newMapRegistry()
+	reg.down.Store(true)
+	now := testNow
+	d := NewDecoder(reg, Options{Now: func() time.Time { return now }, RegistryRetry: 100 * time.Millisecond, UnavailableTTL: 2 * time.Second})
+	if err := d.Unavailable(); err != nil {
+		t.Fatalf("unavailable before any lookup: %v", err)
+	}
+	val := mustAvro(t, orderEvent())
+	var ev event.Event
+	checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), val, &ev), ReasonRegistryUnavailable)
+	asked := reg.calls.Load()
+	if err := d.Unavailable(); err == nil || !strings.Contains(err.Error(), "registry unavailable") || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("Unavailable() = %v, want the registry's error", err)
+	}
+	for range 100 {
+		err := d.Decode(context.Background(), event.KindOrder, []byte("c-1"), val, &ev)
+		checkReason(t, err, ReasonRegistryUnavailable)
+		if !ReasonRegistryUnavailable.Transient() {
+			t.Fatal("registry.unavailable is not transient")
+		}
+	}
+	if n := reg.calls.Load(); n != asked {
+		t.Errorf("registry asked %d more times within UnavailableTTL", n-asked)
+	}
+	reg.down.Store(false)
+	now = now.Add(1999 * time.Millisecond)
+	checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), val, &ev), ReasonRegistryUnavailable)
+	now = now.Add(time.Millisecond)
+	if err := d.Decode(context.Background(), event.KindOrder, []byte("c-1"), val, &ev); err != nil {
+		t.Fatalf("after UnavailableTTL with the registry back: %v", err)
+	}
+	if err := d.Unavailable(); err != nil {
+		t.Errorf("Unavailable() = %v after the registry answered", err)
+	}
+	if all, neg := d.cacheCounts(); all != 1 || neg != 0 {
+		t.Errorf("cache has %d entries, %d negative; want 1, 0", all, neg)
+	}
+}
+
+// TestNegativeEvictedWithoutLookup: expired negative entries go when the
+// registry is next asked for any id, not only when their own id is seen.
+func TestNegativeEvictedWithoutLookup(t *testing.T) {
+	reg := newMapRegistry()
+	now := testNow
+	d := NewDecoder(reg, Options{Now: func() time.Time { return now }, UnknownSchemaTTL: time.Minute})
+	var ev event.Event
+	for id := 100; id < 110; id++ {
+		checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), framed(id, nil), &ev), ReasonAvroUnknownSchemaID)
+	}
+	if _, neg := d.cacheCounts(); neg != 10 {
+		t.Fatalf("%d negative entries, want 10", neg)
+	}
+	now = now.Add(time.Minute)
+	if err := d.Decode(context.Background(), event.KindOrder, []byte("c-1"), mustAvro(t, orderEvent()), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if all, neg := d.cacheCounts(); all != 1 || neg != 0 {
+		t.Errorf("cache has %d entries, %d negative; want only the schema looked up", all, neg)
+	}
+}
+
+// TestPrefetch: Prefetch looks a schema up and stops waiting when its
+// context ends; a Decode with a context already done never waits.
+func TestPrefetch(t *testing.T) {
+	reg := newMapRegistry()
+	d := NewDecoder(reg, Options{Now: func() time.Time { return testNow }, RegistryRetry: 300 * time.Millisecond})
+	order, email := mustAvro(t, orderEvent()), mustAvro(t, emailEvent())
+	if err := d.Prefetch(context.Background(), order); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Prefetch(context.Background(), []byte(`{"x":1}`)); err != nil || reg.calls.Load() != 1 {
+		t.Fatalf("JSON value: %v, %d registry calls", err, reg.calls.Load())
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	var ev event.Event
+	if err := d.Decode(done, event.KindOrder, []byte("c-1"), order, &ev); err != nil {
+		t.Fatalf("a prefetched schema needs no wait: %v", err)
+	}
+
+	reg.down.Store(true)
+	err := d.Decode(done, event.KindEmail, []byte("c-1"), email, &ev)
+	checkReason(t, err, ReasonRegistryUnavailable)
+	if !errors.Is(err, context.Canceled) || reg.calls.Load() != 1 {
+		t.Errorf("uncached id with a done context: %v after %d registry calls; want context.Canceled, no call", err, reg.calls.Load())
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	time.AfterFunc(30*time.Millisecond, stop)
+	if err := d.Prefetch(ctx, email); !errors.Is(err, context.Canceled) {
+		t.Errorf("Prefetch while the registry is down, cancelled: %v, want context.Canceled (not the retry giving up)", err)
+	}
+	time.Sleep(350 * time.Millisecond) // let the abandoned lookup finish for goleak
 }
