@@ -40,6 +40,10 @@ type Aggregate struct {
 	LastTriggerID     string
 	LastTriggerReason Reason
 	LastTriggerAt     int64 // Unix ms, 0 if none
+
+	// Evicted marks the last row of a customer the state TTL evicted
+	// (state.ttl_days without a change): the figures are its last state.
+	Evicted bool
 }
 
 // DeadLetter describes one input record sent to the dead-letter topic.
