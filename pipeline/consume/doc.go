@@ -34,4 +34,6 @@
 //	partitions_assigned                    tasks owned by this instance
 //	repartitioned_records_total{topic}     input records forwarded to the repartition topic
 //	event_time_follows_total               quiet tasks raised to the pipeline's event time
+//	erasures_total{state}                  erasure requests applied: present, absent (no state held)
+//	evictions_total                        customers evicted by state.ttl_days
 package consume

@@ -20,7 +20,10 @@ import (
 
 // Gone is a customer evicted by the TTL, as TakeGone hands it out: the
 // changelog gets a tombstone for ID and ClickHouse the Aggregate, the
-// customer's last state marked Evicted with the next version.
+// customer's last state marked Evicted, with version 0. The sink deletes
+// the customer's earlier rows before it writes this one, and a customer
+// seen again after its eviction starts at version 1, so its new rows
+// replace the evicted one (sinks/clickhouse).
 type Gone struct {
 	ID        string
 	Aggregate event.Aggregate
@@ -107,7 +110,7 @@ func (e *Engine) expired(c *Customer, due int64) bool {
 // (advanceTo holds pointers to the customers due with it).
 func (e *Engine) evict(c *Customer) {
 	a := c.Aggregate(e)
-	a.Version++
+	a.Version = 0
 	a.Evicted = true
 	a.CustomerID = strings.Clone(a.CustomerID) // the id store may be rebuilt
 	e.gone = append(e.gone, Gone{ID: a.CustomerID, Aggregate: a})

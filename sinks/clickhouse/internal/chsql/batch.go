@@ -168,6 +168,39 @@ func (b *Batch) Merge(older *Batch) {
 	}
 }
 
+// Forget drops the rows of the customers in ids: their aggregates and
+// triggers, and the dead letters keyed by their id (an erasure).
+func (b *Batch) Forget(ids map[string]bool) {
+	for k := range b.aggs {
+		if ids[k.customer] {
+			delete(b.aggs, k)
+		}
+	}
+	for k, t := range b.triggers {
+		if ids[t.CustomerID] {
+			delete(b.triggers, k)
+		}
+	}
+	for k, d := range b.dlq {
+		if ids[string(d.Key)] {
+			delete(b.dlq, k)
+		}
+	}
+}
+
+// Evicted returns the ids of the customers whose evicted row the batch
+// holds, sorted.
+func (b *Batch) Evicted() []string {
+	var ids []string
+	for k, a := range b.aggs {
+		if a.Evicted {
+			ids = append(ids, k.customer)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
 // Drop forgets the rows of table (after they were written).
 func (b *Batch) Drop(table string) {
 	switch table {
