@@ -135,7 +135,7 @@ func Default() Config {
 			State:    "winback-state",
 			Erasures: "winback-erasures",
 		},
-		State: State{TTLDays: 1095},
+		State:             State{TTLDays: 1095},
 		TriggerFormat:     "avro",
 		HTTPAddr:          "127.0.0.1:8080",
 		ShutdownTimeout:   30 * time.Second,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/winback/winback/config"
 	"github.com/winback/winback/testenv"
 )
 
@@ -146,19 +148,7 @@ func TestEraseDuringKills(t *testing.T) {
 	}
 
 	// ClickHouse: no row of them in any table once the mutations ran.
-	for deadline := time.Now().Add(time.Minute); ; {
-		var n int
-		if err := db.QueryRow(fmt.Sprintf("SELECT count() FROM system.mutations WHERE database = '%s' AND is_done = 0", cfg.ClickHouse.Database)).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d mutations not done after a minute", n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitMutations(t, db, cfg.ClickHouse.Database)
 	list := "'" + strings.Join(ids, "','") + "'"
 	for _, q := range []string{ // %s: the database, then the ids
 		"SELECT count() FROM %s.customer_aggregates WHERE customer_id IN (%s)",
@@ -180,6 +170,25 @@ func TestEraseDuringKills(t *testing.T) {
 	}
 }
 
+// waitMutations waits until the mutations (ALTER ... DELETE on 18.16) of
+// database are done.
+func waitMutations(t *testing.T, db *sql.DB, database string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; {
+		var n int
+		if err := db.QueryRow(fmt.Sprintf("SELECT count() FROM system.mutations WHERE database = '%s' AND is_done = 0", database)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d mutations not done after a minute", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // customerStatus returns the status of GET /v1/customers/{id}.
 func customerStatus(t *testing.T, httpAddr, id string) int {
 	t.Helper()
@@ -189,4 +198,105 @@ func customerStatus(t *testing.T, httpAddr, id string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestEvictionKills runs the generated stream with a 2-day state TTL once
+// undisturbed and once through kill -9 restarts, and requires the same
+// customers evicted in both (eviction is on event time), each with its
+// changelog tombstone as its latest record, its one customer_aggregates
+// row marked evicted at version 0, and no state (/v1/customers 404), while
+// the customers kept have their snapshot as their latest record.
+func TestEvictionKills(t *testing.T) {
+	s := generatedStack(t, 300, 2*time.Minute)
+	// evicted checks the run's evicted and kept customers once they
+	// settle, and returns the evicted.
+	evicted := func(cfg config.Config, in *instance, final bool) []string {
+		t.Helper()
+		db := openCH(t, cfg.ClickHouse.DSN)
+		waitMutations(t, db, cfg.ClickHouse.Database)
+		rows, err := db.Query(fmt.Sprintf("SELECT customer_id, version, evicted FROM %s.customer_aggregates FINAL ORDER BY customer_id", cfg.ClickHouse.Database))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		latest := map[string][]byte{}
+		for _, r := range consumeAll(t, cfg.Kafka.Brokers, cfg.Topics.State) {
+			if !r.Attrs.IsControl() {
+				latest[string(r.Key)] = r.Value
+			}
+		}
+		var gone []string
+		kept := 0
+		for rows.Next() {
+			var id string
+			var version uint64
+			var ev uint8
+			if err := rows.Scan(&id, &version, &ev); err != nil {
+				t.Fatal(err)
+			}
+			v, ok := latest[id]
+			switch {
+			case !final:
+				if ev == 1 {
+					gone = append(gone, id)
+				}
+			case ev == 1 && (version != 0 || !ok || v != nil):
+				t.Errorf("%s evicted at version %d, changelog latest %d bytes (present %v); want version 0 and a tombstone", id, version, len(v), ok)
+			case ev == 0 && (!ok || v == nil):
+				t.Errorf("%s kept (version %d) but its changelog latest is a tombstone or missing", id, version)
+			case ev == 1:
+				gone = append(gone, id)
+			default:
+				kept++
+			}
+		}
+		if !final {
+			return gone
+		}
+		if len(gone) == 0 || kept == 0 {
+			t.Fatalf("%d customers evicted, %d kept: the TTL proves nothing", len(gone), kept)
+		}
+		for _, id := range gone[:min(len(gone), 20)] {
+			if code := customerStatus(t, in.http, id); code != http.StatusNotFound {
+				t.Errorf("/v1/customers/%s: %d after its eviction, want 404", id, code)
+			}
+		}
+		return gone
+	}
+	run := func(name string, kills int) []string {
+		cfg := runConfig(s.cfg, name)
+		cfg.State.TTLDays = 2 // campaigns reach most customers twice a week: many evictions, and returns
+		for range kills {
+			in := startInstance(t, cfg, name)
+			in.waitReady(time.Minute)
+			time.Sleep(time.Duration(100+kills*50) * time.Millisecond)
+			in.kill()
+		}
+		in := startInstance(t, cfg, name)
+		waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
+		in.waitReady(time.Minute)
+		// The quiet tasks follow the pipeline's event time after the idle
+		// timeout; wait until the evicted rows stop changing.
+		for prev, deadline := -1, time.Now().Add(time.Minute); ; {
+			time.Sleep(3 * time.Second)
+			n := len(evicted(cfg, in, false))
+			if n > 0 && n == prev {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: evicted customers did not settle within a minute (%d)", name, n)
+			}
+			prev = n
+		}
+		gone := evicted(cfg, in, true)
+		in.stop(cfg.ShutdownTimeout)
+		return gone
+	}
+	ref := run("ttlref", 0)
+	got := run("ttlkill", 4)
+	if !slices.Equal(ref, got) {
+		a, b := diff(ref, got)
+		t.Fatalf("evicted customers differ after kill -9: only undisturbed %v, only killed %v", a, b)
+	}
+	t.Logf("%d customers evicted in both runs", len(ref))
 }

@@ -115,6 +115,7 @@ func (e *Engine) evict(c *Customer) {
 	a.CustomerID = strings.Clone(a.CustomerID) // the id store may be rebuilt
 	e.gone = append(e.gone, Gone{ID: a.CustomerID, Aggregate: a})
 	e.evicting = append(e.evicting, c.slot)
+	e.days.evicted(a.CustomerID)
 }
 
 // evictQueued removes the customers evict queued. Removing one moves

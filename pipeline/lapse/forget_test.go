@@ -2,6 +2,7 @@ package lapse
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -204,5 +205,38 @@ func TestRestoreTombstoneAndTTL(t *testing.T) {
 	dst.TakeGone(func(g *Gone) { n++ })
 	if n != 1 || dst.Len() != 0 {
 		t.Fatalf("%d evicted, %d left; want 1 and 0", n, dst.Len())
+	}
+}
+
+// TestEvictionDropsClosedDays: the end-of-day rows kept for a customer
+// before its eviction are left out (the evicted row replaces them), those
+// of the customer seen again after it are not.
+func TestEvictionDropsClosedDays(t *testing.T) {
+	e := NewEngine(DefaultConfig(), 3, wallAt(0))
+	e.KeepDays()
+	e.SetTTL(3 * 24 * time.Hour)
+	ts := genStart.UnixMilli()
+	now := wallAt(0)
+	apply := func(id string, t int64) {
+		ev := mailAt(id, t)
+		e.Apply(nil, SourceEmail, &ev, now)
+	}
+	apply("x", ts)
+	apply("x", ts+day) // closes x's first day
+	apply("y", ts+day)
+	e.Follow(nil, ts+5*day, now) // x evicted (y too)
+	apply("x", ts+6*day)         // x seen again
+	apply("x", ts+7*day)         // closes its new first day
+	var days []string
+	e.TakeClosedDays(func(a *event.Aggregate) {
+		days = append(days, a.CustomerID+" day "+strconv.FormatInt((a.AsOf-ts)/day, 10))
+	})
+	var gone []string
+	e.TakeGone(func(g *Gone) { gone = append(gone, g.ID) })
+	if want := []string{"x day 6"}; !slices.Equal(days, want) {
+		t.Errorf("closed days %v, want %v (only x's after its return)", days, want)
+	}
+	if want := []string{"x", "y"}; !slices.Equal(gone, want) {
+		t.Errorf("evicted %v, want %v", gone, want)
 	}
 }
