@@ -513,7 +513,7 @@ func (e *Engine) rearm(c *Customer) {
 		}
 	}
 	if e.ttl > 0 {
-		pick(c.lastChange + e.ttl) // eviction (forget.go)
+		pick(e.evictAt(c)) // eviction (forget.go)
 	}
 	if c.lastOrder != 0 && c.flags&flagLapseDone == 0 && c.pending&bitLapse == 0 {
 		g := e.gap(c)

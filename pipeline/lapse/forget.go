@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/window"
 )
 
 // Customers leave an engine in two ways: Erase (an erasure request, GDPR
@@ -29,12 +30,17 @@ type Gone struct {
 	Aggregate event.Aggregate
 }
 
-// SetTTL makes the engine evict a customer when the watermark passes its
-// last change (an event applied or a timer fired) plus ttl; 0 (the
-// default) keeps customers forever. Eviction runs on event time, from the
-// customer's timer, so a replay evicts the same customers at the same
-// point. Call it once, before the first event or restore.
-func (e *Engine) SetTTL(ttl time.Duration) { e.ttl = max(ttl.Milliseconds(), 0) }
+// SetTTL makes the engine evict a customer when the watermark passes the
+// end of the (UTC) day of its last change (an event applied or a timer
+// fired) plus ttl, rounded up to whole days; 0 (the default) keeps
+// customers forever. Eviction runs on event time, from the customer's
+// timer, so a replay evicts the same customers at the same point; being
+// a day boundary, it moves the timer at most once per day of activity.
+// Call it once, before the first event or restore.
+func (e *Engine) SetTTL(ttl time.Duration) {
+	days := (max(ttl.Milliseconds(), 0) + window.MsPerDay - 1) / window.MsPerDay
+	e.ttl = days * window.MsPerDay
+}
 
 // TTL returns what SetTTL set.
 func (e *Engine) TTL() time.Duration { return time.Duration(e.ttl) * time.Millisecond }
@@ -101,9 +107,15 @@ func (d *dayRows) drop(id string) {
 	d.rows = out
 }
 
+// evictAt returns when c is to be evicted: the end of the day of its last
+// change plus the TTL (SetTTL must be on).
+func (e *Engine) evictAt(c *Customer) int64 {
+	return (int64(window.Day(c.lastChange))+1)*window.MsPerDay + e.ttl
+}
+
 // expired reports whether a timer of c due at due is its eviction.
 func (e *Engine) expired(c *Customer, due int64) bool {
-	return e.ttl > 0 && due >= c.lastChange+e.ttl
+	return e.ttl > 0 && due >= e.evictAt(c)
 }
 
 // evict queues c for eviction at the end of the current round of timers

@@ -133,8 +133,8 @@ func TestEraseModel(t *testing.T) {
 		case !ok && c != nil:
 			t.Fatalf("erased customer %q still there", id)
 		case ok:
-			if due, armed := c.Due(); !armed || due > c.lastChange+400*day {
-				t.Fatalf("customer %q: timer %d %v, want one by its eviction at %d", id, due, armed, c.lastChange+400*day)
+			if due, armed := c.Due(); !armed || due > c.lastChange+401*day {
+				t.Fatalf("customer %q: timer %d %v, want one by its eviction within %d", id, due, armed, c.lastChange+401*day)
 			}
 		}
 	}
@@ -197,10 +197,15 @@ func TestRestoreTombstoneAndTTL(t *testing.T) {
 	if dst.Customer("x") != nil || dst.Len() != 1 {
 		t.Fatal("x still there after Forget")
 	}
-	if due, ok := dst.Customer("y").Due(); !ok || due != ts+10*day {
-		t.Fatalf("y's timer %d %v, want its eviction at %d", due, ok, ts+10*day)
+	// ts is midnight: the end of y's day of change plus 10 days.
+	if due, ok := dst.Customer("y").Due(); !ok || due != ts+11*day {
+		t.Fatalf("y's timer %d %v, want its eviction at %d", due, ok, ts+11*day)
 	}
-	dst.Follow(nil, ts+10*day, wallAt(0))
+	dst.Follow(nil, ts+11*day-1, wallAt(0))
+	if dst.Len() != 1 {
+		t.Fatal("y evicted before its day")
+	}
+	dst.Follow(nil, ts+11*day, wallAt(0))
 	n := 0
 	dst.TakeGone(func(g *Gone) { n++ })
 	if n != 1 || dst.Len() != 0 {
@@ -224,7 +229,7 @@ func TestEvictionDropsClosedDays(t *testing.T) {
 	apply("x", ts)
 	apply("x", ts+day) // closes x's first day
 	apply("y", ts+day)
-	e.Follow(nil, ts+5*day, now) // x evicted (y too)
+	e.Follow(nil, ts+5*day, now) // x evicted (y too): the end of day 1, plus 3 days
 	apply("x", ts+6*day)         // x seen again
 	apply("x", ts+7*day)         // closes its new first day
 	var days []string
