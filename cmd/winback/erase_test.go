@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/winback/winback/config"
-	"github.com/winback/winback/testenv"
 )
 
 func TestErasureIDs(t *testing.T) {
@@ -86,10 +85,13 @@ func TestEraseDuringKills(t *testing.T) {
 	if behind(t, cfg) == 0 {
 		t.Fatal("the input was processed before the erasure was requested; the stream is too small to prove anything")
 	}
+	// As an operator would: winback erase ID...
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if n, err := requestErasures(ctx, &cfg, ids, testenv.TestLogger(t)); err != nil || n != len(ids) {
-		t.Fatalf("requestErasures: %d, %v", n, err)
+	var stdout, stderr strings.Builder
+	args := append([]string{"erase", "--kafka-brokers=" + strings.Join(cfg.Kafka.Brokers, ","), "--topics-erasures=" + cfg.Topics.Erasures}, ids...)
+	if code := run(ctx, args, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "requested the erasure of 100 customers") {
+		t.Fatalf("winback erase: exit %d, %q, %q", code, stdout.String(), stderr.String())
 	}
 	kills(4)
 

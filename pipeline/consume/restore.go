@@ -60,6 +60,9 @@ func (r *Runner) newTask(p int32, pos inputPositions) *task {
 	l := strconv.Itoa(int(p))
 	for i := range t.src {
 		s := &t.src[i]
+		if s.topic == "" {
+			continue // a topic not read (no erasures topic)
+		}
 		s.ok = r.m.events.WithLabelValues(s.topic, "ok")
 		s.duplicates = r.m.events.WithLabelValues(s.topic, "duplicate")
 		s.late = r.m.events.WithLabelValues(s.topic, "late")
