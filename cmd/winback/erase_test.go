@@ -41,8 +41,8 @@ func TestErasureIDs(t *testing.T) {
 // TestEraseDuringKills requests the erasure of 100 customers in the middle
 // of a kill -9 loop over a generated stream, and requires that none of
 // them is left anywhere: not in the state (/v1/customers answers 404), not
-// in the changelog (the latest record of each is its one tombstone) and in
-// no ClickHouse table, while the other customers are still there.
+// in the changelog (the latest record of each is its one tombstone, and
+// compaction leaves none of its snapshots) and in no ClickHouse table, while the other customers are still there.
 func TestEraseDuringKills(t *testing.T) {
 	s := chaosStack(t)
 	cfg := runConfig(s.cfg, "erase")
@@ -133,6 +133,7 @@ func TestEraseDuringKills(t *testing.T) {
 	// The changelog: one tombstone per erased customer, its latest record.
 	latest := map[string][]byte{}
 	tombstones := map[string]int{}
+	snapshots := 0 // of the erased customers, before compaction
 	for _, r := range consumeAll(t, cfg.Kafka.Brokers, cfg.Topics.State) {
 		if r.Attrs.IsControl() {
 			continue
@@ -141,12 +142,25 @@ func TestEraseDuringKills(t *testing.T) {
 		latest[k] = r.Value
 		if r.Value == nil {
 			tombstones[k]++
+		} else if erased[k] {
+			snapshots++
 		}
 	}
 	for _, id := range ids {
 		if v, ok := latest[id]; !ok || v != nil || tombstones[id] != 1 {
 			t.Errorf("changelog of %s: latest %d bytes (present %v), %d tombstones; want one tombstone, last", id, len(v), ok, tombstones[id])
 		}
+	}
+	// After compaction no snapshot of them is left, only the tombstones.
+	s.k.Cluster().Compact()
+	left := map[string]int{}
+	for _, r := range consumeAll(t, cfg.Kafka.Brokers, cfg.Topics.State) {
+		if !r.Attrs.IsControl() && r.Value != nil && erased[string(r.Key)] {
+			left[string(r.Key)]++
+		}
+	}
+	if snapshots == 0 || len(left) > 0 {
+		t.Errorf("the changelog held %d snapshots of the erased customers before compaction, and still holds some of %d after it; want some, then none", snapshots, len(left))
 	}
 
 	// ClickHouse: no row of them in any table once the mutations ran.
