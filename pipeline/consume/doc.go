@@ -3,7 +3,9 @@
 // (a task), restores each task from the compacted changelog when the
 // partition is assigned, and commits the input offsets, the changelog
 // records, the triggers and the dead letters in one Kafka transaction, after
-// ClickHouse has confirmed the rows of the same batch.
+// ClickHouse has confirmed the rows of the same batch. Erasure requests
+// (GDPR, CCPA) come on a fifth, co-partitioned topic and are applied in
+// the same transactions (erase.go).
 //
 // The inputs must be co-partitioned: the same partition count and the same
 // key (customer_id) with the same partitioner, so that a customer's orders,
