@@ -245,3 +245,37 @@ func TestEvictionDropsClosedDays(t *testing.T) {
 		t.Errorf("evicted %v, want %v", gone, want)
 	}
 }
+
+// TestChurnHeapFlat: customers come and go (each is heard of on one day
+// and evicted ten days later), so the set of active customers is flat;
+// the heap stays flat too: freed slots, index cells, timers and id bytes
+// are reused.
+func TestChurnHeapFlat(t *testing.T) {
+	const perDay, days = 5000, 60
+	e := NewEngine(DefaultConfig(), 3, wallAt(0))
+	e.SetTTL(10 * 24 * time.Hour)
+	ts := genStart.UnixMilli()
+	now := wallAt(0)
+	var at20, n20 uint64
+	evicted := 0
+	for d := range days {
+		for i := range perDay {
+			ev := mailAt("churn-"+strconv.Itoa(d*perDay+i), ts+int64(d)*day+int64(i))
+			e.Apply(nil, SourceEmail, &ev, now)
+		}
+		e.Follow(nil, ts+int64(d+1)*day, now)
+		e.TakeGone(func(*Gone) { evicted++ })
+		e.TakeDirty(func(*Customer) {})
+		if d == 20 {
+			at20, n20 = heapInUse(), uint64(e.Len())
+		}
+	}
+	end, n := heapInUse(), uint64(e.Len())
+	if n != n20 || evicted != (days-10)*perDay {
+		t.Fatalf("%d customers at day 20, %d at the end, %d evicted; want a flat set and %d evicted", n20, n, evicted, (days-10)*perDay)
+	}
+	t.Logf("heap %d kB at day 20, %d kB at day %d (%d customers)", at20>>10, end>>10, days, n)
+	if end > at20+at20/10 {
+		t.Errorf("heap grew from %d to %d bytes with a flat set of %d customers", at20, end, n)
+	}
+}
