@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
@@ -27,10 +28,15 @@ import (
 //     is their only row there, and a later customer under the same id
 //     (versions from 1) replaces it.
 
-// deleteChunkBytes and 500 ids bound the id list of one statement: with
-// the sample tests of dlq_records it stays well below the server's
-// max_query_size (256 KiB by default) and max_ast_elements.
-const deleteChunkBytes = 16 << 10
+// An id list of one statement holds at most maxIDs ids and maxBytes bytes
+// of them: well below the server's max_query_size (256 KiB by default)
+// and max_ast_elements, also with dlq_records' test of the sample for
+// each id (the smaller bounds). Fewer statements mean fewer mutations on
+// 18.16, each of which rewrites the parts it touches.
+const (
+	maxIDs, maxBytes             = 5000, 128 << 10
+	maxSampleIDs, maxSampleBytes = 500, 16 << 10
+)
 
 // Erase deletes every row of the customers ids from every table:
 // customer_aggregates, customer_daily, winback_triggers and the
@@ -75,7 +81,11 @@ func (s *Sink) deleteEvicted(ctx context.Context, b *chsql.Batch) error {
 func (s *Sink) deleteRetrying(ctx context.Context, table, where string, ids []string) error {
 	for len(ids) > 0 {
 		n, size := 0, 0
-		for n < len(ids) && n < 500 && (n == 0 || size+len(ids[n]) < deleteChunkBytes) {
+		limit, bytes := maxIDs, maxBytes
+		if strings.Contains(where, "%[2]s") {
+			limit, bytes = maxSampleIDs, maxSampleBytes
+		}
+		for n < len(ids) && n < limit && (n == 0 || size+len(ids[n]) < bytes) {
 			size += len(ids[n]) + 4
 			n++
 		}

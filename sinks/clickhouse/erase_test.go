@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +139,37 @@ func TestDeleteQuery(t *testing.T) {
 	}
 	if strings.Contains(q, "%!") {
 		t.Errorf("bad format: %s", q)
+	}
+}
+
+// TestEraseMany: an erasure of more ids than one statement holds is sent
+// in several, and each reaches its rows.
+func TestEraseMany(t *testing.T) {
+	ch := testenv.NewClickHouse(t)
+	s := migratedSink(t, ch, Config{Now: newClock(clock).now})
+	ctx := testCtx(t, time.Minute)
+	db := s.cfg.Database
+	ids := make([]string, 1200)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("id-%04d", i)
+	}
+	for i, id := range []string{ids[0], ids[700], ids[1199], "other"} {
+		s.AddAggregate(agg(id, 1, jan5, 1, 10))
+		s.AddDeadLetter(&event.DeadLetter{Topic: "orders", Offset: int64(i), Key: []byte(id), Reason: "json.syntax", At: clock.UnixMilli()})
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Erase(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	waitMutations(t, s)
+	for _, table := range []string{"customer_aggregates", "customer_daily"} {
+		if got := join(query(t, s, "SELECT customer_id FROM "+db+"."+table)); got != "other\n" {
+			t.Errorf("%s after erasing 1200 ids: %q, want only other", table, got)
+		}
+	}
+	if got := join(query(t, s, "SELECT key FROM "+db+".dlq_records")); got != "other\n" {
+		t.Errorf("dlq_records after erasing 1200 ids: %q, want only other", got)
 	}
 }
