@@ -19,6 +19,7 @@ type Config struct {
 	Topics     Topics       `yaml:"topics"`
 	Lapse      lapse.Config `yaml:"lapse"`
 	Decode     Decode       `yaml:"decode"`
+	State      State        `yaml:"state"`
 
 	TriggerFormat   string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
 	HTTPAddr        string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
@@ -87,6 +88,11 @@ type Decode struct {
 	MaxFutureSkew time.Duration `yaml:"max_future_skew" help:"an event_time further than this after the wall clock goes to the dead-letter topic (time.in_future), so that one mis-dated event cannot fire timers early"`
 }
 
+// State bounds what winback keeps per customer.
+type State struct {
+	TTLDays int `yaml:"ttl_days" help:"a customer with no change (an event, or a trigger fired by silence) for this many days of event time is evicted: a changelog tombstone, and its last customer_aggregates row marked evicted; 0 keeps customers forever"`
+}
+
 // Topics names the topics winback reads and writes.
 type Topics struct {
 	Orders     string `yaml:"orders" help:"input topic of orders"`
@@ -99,6 +105,7 @@ type Topics struct {
 	// Internal topics, created by winback when missing.
 	Repartition string `yaml:"repartition" help:"internal topic for input records whose key or partitioner does not place them in their customer's partition (empty: <kafka.group>-repartition); created when missing, with the inputs' partition count"`
 	Progress    string `yaml:"progress" help:"internal compacted topic where each partition publishes its event-time progress, so that quiet partitions follow the pipeline (empty: <kafka.group>-progress); created when missing"`
+	Erasures    string `yaml:"erasures" help:"input topic of erasure requests (GDPR, CCPA), keyed by customer_id, co-partitioned with the inputs (winback erase writes it); created when missing, with the inputs' partition count"`
 }
 
 // Default returns the defaults; every field the user leaves alone keeps them.
@@ -126,7 +133,9 @@ func Default() Config {
 			Triggers: "winback-triggers",
 			DLQ:      "winback-dlq",
 			State:    "winback-state",
+			Erasures: "winback-erasures",
 		},
+		State:             State{TTLDays: 1095},
 		TriggerFormat:     "avro",
 		HTTPAddr:          "127.0.0.1:8080",
 		ShutdownTimeout:   30 * time.Second,
@@ -209,10 +218,10 @@ func (c *Config) Validate() error {
 	topics := map[string]string{
 		"topics-orders": c.Topics.Orders, "topics-email": c.Topics.Email, "topics-support": c.Topics.Support,
 		"topics-triggers": c.Topics.Triggers, "topics-dlq": c.Topics.DLQ, "topics-state": c.Topics.State,
-		"topics-repartition": c.RepartitionTopic(), "topics-progress": c.ProgressTopic(),
+		"topics-repartition": c.RepartitionTopic(), "topics-progress": c.ProgressTopic(), "topics-erasures": c.Topics.Erasures,
 	}
 	seen := map[string]string{}
-	for _, flag := range []string{"topics-orders", "topics-email", "topics-support", "topics-triggers", "topics-dlq", "topics-state", "topics-repartition", "topics-progress"} {
+	for _, flag := range []string{"topics-orders", "topics-email", "topics-support", "topics-triggers", "topics-dlq", "topics-state", "topics-repartition", "topics-progress", "topics-erasures"} {
 		name := topics[flag]
 		if name == "" {
 			bad(flag, "empty topic name")
@@ -225,6 +234,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Topics.Partitions < 0 {
 		bad("topics-partitions", "negative")
+	}
+	if c.State.TTLDays < 0 || c.State.TTLDays > 100*365 {
+		bad("state-ttl-days", "%d; must be between 0 (keep customers forever) and 36500, e.g. 1095 (3 years)", c.State.TTLDays)
 	}
 	if c.InputPartitioning != "auto" && c.InputPartitioning != "strict" {
 		bad("input-partitioning", "%q; use auto (route misplaced records through the repartition topic) or strict (dead-letter them)", c.InputPartitioning)

@@ -188,7 +188,7 @@ func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config) error
 		}
 		return nil
 	}
-	if err := create(false, t.Orders, t.Email, t.Support, t.Triggers, t.DLQ); err != nil {
+	if err := create(false, t.Orders, t.Email, t.Support, t.Triggers, t.DLQ, t.Erasures); err != nil {
 		return err
 	}
 	return create(true, t.State)
@@ -263,6 +263,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		Topics: consume.Topics{
 			Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support,
 			Triggers: cfg.Topics.Triggers, DLQ: cfg.Topics.DLQ, State: cfg.Topics.State,
+			Erasures: cfg.Topics.Erasures,
 			Progress: cfg.ProgressTopic(), Repartition: cfg.RepartitionTopic(),
 		},
 		StrictPartitioning: cfg.InputPartitioning == "strict",
@@ -278,6 +279,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		TransactionTimeout: cfg.Kafka.TxnTimeout,
 		DLQMaxValueBytes:   cfg.DLQMaxValueBytes,
 		Lapse:              cfg.Lapse,
+		StateTTL:           time.Duration(cfg.State.TTLDays) * 24 * time.Hour,
 	}, consume.Deps{
 		Decoder:    dec,
 		Sink:       sink,

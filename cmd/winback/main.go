@@ -9,6 +9,7 @@
 //	winback backtest  replay history through the signal engine, no side effects
 //	winback evaluate  measure the lapse score against what happened after a cutoff
 //	winback config    print the config reference, or the settings in effect
+//	winback erase     request the erasure (GDPR, CCPA) of customers
 package main
 
 import (
@@ -41,6 +42,7 @@ Commands:
   evaluate  score every customer as of a cutoff and measure who came back (AUC, Brier, lift)
   config    print every setting with its flag, env variable and default
             (--effective: the settings in effect, secrets redacted)
+  erase     request the erasure (GDPR, CCPA) of customers: CUSTOMER_ID... or - (stdin)
 
 Run 'winback <command> -h' for the flags of a command. Settings come from
 flags, then WINBACK_* environment variables, then --config FILE, then
@@ -68,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"backtest": cmdBacktest,
 		"evaluate": cmdEvaluate,
 		"config":   cmdConfig,
+		"erase":    cmdErase,
 	}
 	name := args[0]
 	switch name {

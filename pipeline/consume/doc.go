@@ -3,7 +3,9 @@
 // (a task), restores each task from the compacted changelog when the
 // partition is assigned, and commits the input offsets, the changelog
 // records, the triggers and the dead letters in one Kafka transaction, after
-// ClickHouse has confirmed the rows of the same batch.
+// ClickHouse has confirmed the rows of the same batch. Erasure requests
+// (GDPR, CCPA) come on a fifth, co-partitioned topic and are applied in
+// the same transactions (erase.go).
 //
 // The inputs must be co-partitioned: the same partition count and the same
 // key (customer_id) with the same partitioner, so that a customer's orders,
@@ -34,4 +36,6 @@
 //	partitions_assigned                    tasks owned by this instance
 //	repartitioned_records_total{topic}     input records forwarded to the repartition topic
 //	event_time_follows_total               quiet tasks raised to the pipeline's event time
+//	erasures_total{state}                  erasure requests applied: present, absent (no state held)
+//	evictions_total                        customers evicted by state.ttl_days
 package consume

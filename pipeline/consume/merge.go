@@ -38,7 +38,8 @@ const (
 )
 
 type queued struct {
-	ev     event.Event
+	ev     event.Event // an erasure's: CustomerID, and Time (its timestamp)
+	erase  bool        // an erasure request (erase.go)
 	rec    *kgo.Record // set for bad input, to dead-letter
 	err    error       // why it is bad
 	fwd    bool        // rec is valid but in the wrong task: forward it
@@ -205,8 +206,11 @@ func (s *source) mayHoldBack(now time.Time) bool {
 // the log start, where nothing is committed) and the partitions' high
 // watermarks, so that a source with nothing to read holds nobody back and
 // one with data is waited for.
-func newSources(t Topics, p int32, pos inputPositions, now time.Time) [4]source {
+func newSources(t Topics, p int32, pos inputPositions, now time.Time) [nSources]source {
 	mk := func(topic string) source {
+		if topic == "" {
+			return source{maxTime: math.MinInt64} // not read: holds nothing back
+		}
 		s := source{topic: topic, next: -1, hwm: -1, seen: now, maxTime: math.MinInt64}
 		if e, ok := pos.ends.Lookup(topic, p); ok && e.Err == nil {
 			s.hwm = e.Offset
@@ -218,7 +222,7 @@ func newSources(t Topics, p int32, pos inputPositions, now time.Time) [4]source 
 		}
 		return s
 	}
-	return [4]source{mk(t.Orders), mk(t.Email), mk(t.Support), mk(t.Repartition)}
+	return [nSources]source{mk(t.Orders), mk(t.Email), mk(t.Support), mk(t.Repartition), mk(t.Erasures)}
 }
 
 // inputPositions are the input partitions' offsets when tasks start.
@@ -234,11 +238,15 @@ func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
 	if pos.committed, err = r.adm.FetchOffsets(ctx, r.cfg.Group); err != nil {
 		return pos, fmt.Errorf("consume: committed offsets: %w", err)
 	}
-	if pos.starts, err = r.adm.ListStartOffsets(ctx, t.Orders, t.Email, t.Support, t.Repartition); err != nil {
+	topics := []string{t.Orders, t.Email, t.Support, t.Repartition}
+	if t.Erasures != "" {
+		topics = append(topics, t.Erasures)
+	}
+	if pos.starts, err = r.adm.ListStartOffsets(ctx, topics...); err != nil {
 		return pos, fmt.Errorf("consume: input start offsets: %w", err)
 	}
 	// The last stable offsets: what a read_committed consumer reaches.
-	if pos.ends, err = r.adm.ListCommittedOffsets(ctx, t.Orders, t.Email, t.Support, t.Repartition); err != nil {
+	if pos.ends, err = r.adm.ListCommittedOffsets(ctx, topics...); err != nil {
 		return pos, fmt.Errorf("consume: input end offsets: %w", err)
 	}
 	return pos, nil
@@ -299,6 +307,10 @@ func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartitio
 		t.lastInput = now
 		q := s.add()
 		q.off, q.arrive = rec.Offset, rec.Timestamp.UnixMilli()
+		if src == srcErasures {
+			r.placeErasure(t, rec, q)
+			continue
+		}
 		k := kind
 		if src == srcRepartition {
 			var ok bool
@@ -342,7 +354,7 @@ const fwdHorizon = 6 * time.Hour
 func (r *Runner) pause(t *task, i int, b barrier) {
 	s := &t.src[i]
 	want := false
-	if i != srcRepartition {
+	if i < srcRepartition {
 		want = s.len() > maxBuffered || (s.paused && s.len() >= maxBuffered/2) ||
 			(b.active && b.until != math.MinInt64 && b.until < math.MaxInt64-fwdHorizon.Milliseconds() &&
 				s.maxTime > b.until+fwdHorizon.Milliseconds())
@@ -370,6 +382,11 @@ func (r *Runner) drain(t *task, b barrier) {
 		s := &t.src[i]
 		q := s.pop()
 		probeAhead(t.eng, &s.fifo)
+		if q.erase {
+			r.erase(t, q)
+			s.ok.Inc()
+			continue
+		}
 		if q.rec != nil {
 			if reason, ok := decode.ReasonOf(q.err); ok && reason.Transient() {
 				// The record may be fine (the registry is down):
@@ -427,6 +444,9 @@ func (r *Runner) commitOffsets() func(*kmsg.TxnOffsetCommitRequest) error {
 	for p, t := range r.tasks {
 		for i := range t.src {
 			s := &t.src[i]
+			if s.topic == "" {
+				continue // not read
+			}
 			off := s.next
 			switch {
 			case s.len() == 0:
@@ -496,7 +516,7 @@ func (t *task) pick(now time.Time, b barrier) int {
 			best = i
 			continue
 		}
-		if b := t.src[best].peek(); h.ev.Time < b.ev.Time || (h.ev.Time == b.ev.Time && engineSource(h.ev.Kind) < engineSource(b.ev.Kind)) {
+		if b := t.src[best].peek(); h.ev.Time < b.ev.Time || (h.ev.Time == b.ev.Time && h.rank() < b.rank()) {
 			best = i
 		}
 	}

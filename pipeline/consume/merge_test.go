@@ -162,8 +162,8 @@ func TestCommitOffsets(t *testing.T) {
 	orders.topic = "orders"
 	email := source{topic: "email", next: 7, hwm: 7} // everything fetched was applied
 	support := source{topic: "support", next: -1, hwm: -1}
-	r.tasks[0] = &task{p: 0, src: [4]source{orders, email, support, {topic: "repartition", next: -1, hwm: -1}}}
-	r.tasks[1] = &task{p: 1, src: [4]source{{topic: "orders", next: 3}, {topic: "email", next: 9}, {topic: "support", next: 0}, {topic: "repartition", next: -1}}}
+	r.tasks[0] = &task{p: 0, src: [nSources]source{orders, email, support, {topic: "repartition", next: -1, hwm: -1}}}
+	r.tasks[1] = &task{p: 1, src: [nSources]source{{topic: "orders", next: 3}, {topic: "email", next: 9}, {topic: "support", next: 0}, {topic: "repartition", next: -1}}}
 
 	rewrite := r.commitOffsets()
 	// Processing ahead after the call changes nothing in the rewrite.

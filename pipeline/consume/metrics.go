@@ -26,6 +26,8 @@ type metrics struct {
 	assigned       prometheus.Gauge
 	repartitioned  *prometheus.CounterVec // topic
 	follows        prometheus.Counter
+	erasures       *prometheus.CounterVec // state: present, absent
+	evictions      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -93,6 +95,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		repartitioned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "winback_repartitioned_records_total", Help: "Input records forwarded to the repartition topic because their key or partitioner did not place them in their customer's task, by input topic.",
 		}, []string{"topic"}),
+		erasures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_erasures_total", Help: "Erasure requests applied (committed), by whether the task held state for the customer (present, absent).",
+		}, []string{"state"}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_evictions_total", Help: "Customers evicted (committed) after state.ttl_days of event time without a change.",
+		}),
 		follows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "winback_event_time_follows_total", Help: "Times a quiet task raised its watermark to the pipeline's event time.",
 		}),
@@ -101,7 +109,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
 			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.restoreRecords, m.restoreSeconds,
 			m.restoring, m.txCommits, m.txAborts, m.triggerLatency, m.batchSeconds, m.assigned,
-			m.repartitioned, m.follows)
+			m.repartitioned, m.follows, m.erasures, m.evictions)
 	}
 	return m
 }

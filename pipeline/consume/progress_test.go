@@ -71,6 +71,7 @@ type nopSink struct{}
 func (nopSink) AddAggregate(*event.Aggregate)           {}
 func (nopSink) AddTrigger(*event.Trigger)               {}
 func (nopSink) AddDeadLetter(*event.DeadLetter)         {}
+func (nopSink) Erase(context.Context, []string) error   { return nil }
 func (nopSink) NeedsFlush(time.Time) bool               { return false }
 func (nopSink) StartFlush(context.Context) <-chan error { return nil }
 

@@ -56,9 +56,13 @@ func (r *Runner) newTask(p int32, pos inputPositions) *task {
 	t := &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now,
 		fwdWait: math.MaxInt64} // until the next cycle's barrier says what to wait for
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
+	t.eng.SetTTL(r.cfg.StateTTL)
 	l := strconv.Itoa(int(p))
 	for i := range t.src {
 		s := &t.src[i]
+		if s.topic == "" {
+			continue // a topic not read (no erasures topic)
+		}
 		s.ok = r.m.events.WithLabelValues(s.topic, "ok")
 		s.duplicates = r.m.events.WithLabelValues(s.topic, "duplicate")
 		s.late = r.m.events.WithLabelValues(s.topic, "late")
@@ -167,6 +171,11 @@ func (r *Runner) restoreRecord(t *task, rec *kgo.Record) {
 			t.fwdWritten, t.forwarded = t.fwdNext, true
 		}
 	default:
+		if rec.Value == nil {
+			// A tombstone: the customer was erased or evicted.
+			t.eng.Forget(string(rec.Key))
+			return
+		}
 		err = t.eng.RestoreCustomer(string(rec.Key), rec.Value)
 		if err == nil {
 			t.noteSnapshot(len(rec.Value))

@@ -35,6 +35,13 @@ import (
 // 0–2 are the inputs (lapse.SourceOrders, SourceEmail, SourceSupport).
 const srcRepartition = 3
 
+// srcErasures is the task's source index of the erasures topic, and
+// nSources the number of a task's sources.
+const (
+	srcErasures = 4
+	nSources    = 5
+)
+
 // Headers of a forwarded record.
 const (
 	hdrKind      = "winback.kind" // order, email or support

@@ -40,6 +40,10 @@ type Sink interface {
 	AddAggregate(a *event.Aggregate)
 	AddTrigger(t *event.Trigger)
 	AddDeadLetter(d *event.DeadLetter)
+	// Erase deletes every row of the customers from ClickHouse and drops
+	// the pending rows added for them so far, before any later row is
+	// written; it returns once the deletes are registered (erase.go).
+	Erase(ctx context.Context, customerIDs []string) error
 	NeedsFlush(now time.Time) bool
 	StartFlush(ctx context.Context) <-chan error
 }
@@ -59,6 +63,10 @@ type Topics struct {
 	// Both are internal: the runner creates them when missing. Empty
 	// names default to <group>-progress and <group>-repartition.
 	Progress, Repartition string
+	// Erasures carries erasure requests (GDPR, CCPA): records keyed by
+	// customer_id, co-partitioned with the inputs; the runner creates it
+	// when missing. Empty: erasure requests are not read.
+	Erasures string
 }
 
 // Config is what a Runner needs besides its dependencies.
@@ -80,6 +88,9 @@ type Config struct {
 	// MaxFutureSkew caps the event time a quiet task follows: wall clock
 	// plus this.
 	MaxFutureSkew time.Duration
+	// StateTTL evicts a customer after this much event time without a
+	// change (lapse.Engine.SetTTL); 0 keeps customers forever.
+	StateTTL time.Duration
 	// StrictPartitioning dead-letters input records whose key does not
 	// place them in their customer's task (reason key.partition_mismatch)
 	// instead of routing them through the Repartition topic.
@@ -130,6 +141,7 @@ type Runner struct {
 	txErr    error
 	txTrigs  []event.Trigger // emitted in this transaction, counted on commit
 	txArrive []int64         // arrival (record timestamp, ms) of event-driven triggers
+	txGone   gone            // customers erased and evicted in this transaction
 	// While ClickHouse writes a transaction's rows, the next batch is
 	// processed ahead with its outputs held for the next transaction.
 	hold bool
@@ -142,6 +154,7 @@ type heldWork struct {
 	recs   []*kgo.Record // produced when it begins
 	trigs  []event.Trigger
 	arrive []int64
+	gone   gone
 	polled int       // records polled
 	start  time.Time // when processing ahead began
 }
@@ -149,7 +162,7 @@ type heldWork struct {
 type task struct {
 	p   int32
 	eng *lapse.Engine
-	src [4]source // orders, email, support, repartition: buffered in event-time order
+	src [nSources]source // orders, email, support, repartition, erasures: buffered in event-time order
 	// snapshot bytes and count written or restored, for the state_bytes
 	// estimate (average snapshot size × customers)
 	snapBytes, snaps int
@@ -182,6 +195,7 @@ type taskOut struct {
 	recs   []*kgo.Record
 	trigs  []event.Trigger // emitted, counted on commit
 	arrive []int64         // arrival (record timestamp, ms) of event-driven triggers
+	gone   gone            // customers erased and evicted
 	err    error           // the transaction must abort
 }
 
@@ -270,6 +284,10 @@ func (r *Runner) source(topic string) (int, event.Kind, bool) {
 		return 2, event.KindSupport, true
 	case r.cfg.Topics.Repartition:
 		return srcRepartition, 0, true // the kind is in a header
+	case r.cfg.Topics.Erasures:
+		if r.cfg.Topics.Erasures != "" {
+			return srcErasures, 0, true
+		}
 	}
 	return 0, 0, false
 }
@@ -319,6 +337,9 @@ func (r *Runner) session(ctx context.Context) error {
 	r.tasks, r.owned, r.pending, r.ready = map[int32]*task{}, map[int32]bool{}, map[int32]bool{}, false
 	r.mu.Unlock()
 	inputs := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Repartition}
+	if r.cfg.Topics.Erasures != "" {
+		inputs = append(inputs, r.cfg.Topics.Erasures)
+	}
 	opts := append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.SessionOpts...),
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(inputs...),
@@ -431,6 +452,9 @@ func (r *Runner) checkTopics(ctx context.Context) error {
 		return err
 	} else if c[t.Repartition] != n {
 		return configError{fmt.Errorf("consume: the repartition topic %s has %d partitions, the inputs %d; delete it while winback is stopped (it is recreated) or add partitions to match", t.Repartition, c[t.Repartition], n)}
+	}
+	if err := r.checkErasures(ctx, n); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	r.nparts = n
@@ -546,7 +570,7 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 
 func (r *Runner) forgetGauges(p int32) {
 	l := strconv.Itoa(int(p))
-	for _, topic := range []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support} {
+	for _, topic := range []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Erasures} {
 		r.m.consumerLag.DeleteLabelValues(topic, l)
 	}
 	r.m.customers.DeleteLabelValues(l)
@@ -581,11 +605,12 @@ func (r *Runner) cycle(ctx context.Context) error {
 	r.errMu.Unlock()
 	r.txTrigs, r.held.trigs = r.held.trigs, r.txTrigs[:0]
 	r.txArrive, r.held.arrive = r.held.arrive, r.txArrive[:0]
+	r.txGone, r.held.gone = r.held.gone, r.txGone.reset()
 	for _, rec := range r.held.recs {
 		r.produce(rec)
 	}
 	polled := r.held.polled
-	r.held = heldWork{recs: r.held.recs[:0], trigs: r.held.trigs, arrive: r.held.arrive}
+	r.held = heldWork{recs: r.held.recs[:0], trigs: r.held.trigs, arrive: r.held.arrive, gone: r.held.gone}
 
 	if err := r.process(ctx, start.Add(r.cfg.CommitInterval), polled); err != nil {
 		return err
@@ -598,6 +623,14 @@ func (r *Runner) cycle(ctx context.Context) error {
 	fctx, cancel := graceContext(ctx, r.cfg.ShutdownTimeout)
 	defer cancel()
 
+	// Erasures first: ClickHouse deletes the erased customers' rows
+	// before this transaction's rows are written (erase.go).
+	if err := r.eraseRows(fctx); err != nil {
+		_, _ = r.sess.End(fctx, kgo.TryAbort)
+		r.m.txAborts.Inc()
+		r.dropState()
+		return err
+	}
 	r.mu.Lock()
 	r.advance()
 	r.mu.Unlock()
@@ -669,6 +702,7 @@ func (r *Runner) cycle(ctx context.Context) error {
 		r.m.triggerLatency.Observe(math.Max(0, float64(end.UnixMilli()-at)/1000))
 	}
 	r.m.batchSeconds.Observe(end.Sub(start).Seconds())
+	r.txGone.count(r.m)
 	return nil
 }
 
@@ -759,7 +793,7 @@ func (r *Runner) restoring() bool {
 
 // dropHeld forgets the work processed ahead; dropState replays it.
 func (r *Runner) dropHeld() {
-	r.held = heldWork{recs: r.held.recs[:0], trigs: r.held.trigs[:0], arrive: r.held.arrive[:0]}
+	r.held = heldWork{recs: r.held.recs[:0], trigs: r.held.trigs[:0], arrive: r.held.arrive[:0], gone: r.held.gone.reset()}
 }
 
 // fail marks the open transaction for abort.
@@ -849,12 +883,14 @@ func (r *Runner) collect(t *task) {
 	if r.hold {
 		r.held.trigs = append(r.held.trigs, o.trigs...)
 		r.held.arrive = append(r.held.arrive, o.arrive...)
+		r.held.gone.add(&o.gone)
 	} else {
 		r.txTrigs = append(r.txTrigs, o.trigs...)
 		r.txArrive = append(r.txArrive, o.arrive...)
+		r.txGone.add(&o.gone)
 	}
 	clear(o.recs)
-	*o = taskOut{recs: o.recs[:0], trigs: o.trigs[:0], arrive: o.arrive[:0]}
+	*o = taskOut{recs: o.recs[:0], trigs: o.trigs[:0], arrive: o.arrive[:0], gone: o.gone.reset()}
 }
 
 func (r *Runner) deadLetter(t *task, rec *kgo.Record, err error) {
@@ -920,7 +956,9 @@ func (r *Runner) advance() {
 		}
 		t.trigBuf = trigs[:0]
 		t.eng.TakeClosedDays(func(a *event.Aggregate) { r.dep.Sink.AddAggregate(a) })
-		changed := false
+		// Evicted customers' tombstones before the changed customers'
+		// snapshots: an id evicted and seen again is a new customer.
+		changed := r.evicted(t)
 		t.eng.TakeDirty(func(c *lapse.Customer) {
 			changed = true
 			rec := t.arena.record()

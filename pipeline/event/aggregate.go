@@ -40,6 +40,12 @@ type Aggregate struct {
 	LastTriggerID     string
 	LastTriggerReason Reason
 	LastTriggerAt     int64 // Unix ms, 0 if none
+
+	// Evicted marks the last row of a customer the state TTL evicted
+	// (state.ttl_days without a change): the figures are its last state,
+	// the version 0 (it replaces the customer's earlier rows, which the
+	// sink deletes, and gives way to a new customer under the same id).
+	Evicted bool
 }
 
 // DeadLetter describes one input record sent to the dead-letter topic.

@@ -19,8 +19,9 @@ const (
 )
 
 // Customer is one customer's state in a task. Its methods read it; only the
-// Engine changes it. It stays valid (at a fixed address) for the Engine's
-// life.
+// Engine changes it. A *Customer is valid until the engine next changes:
+// when a customer leaves (Erase, an eviction in Apply, Advance or Follow,
+// forget.go), another one moves into its slot.
 type Customer struct {
 	eng        *Engine
 	idTag      uint64 // the id's first 8 bytes (see idTag)

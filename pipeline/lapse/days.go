@@ -23,6 +23,21 @@ import (
 type dayRows struct {
 	on   bool
 	rows []event.Aggregate
+	// gone maps a customer evicted since the last TakeClosedDays to the
+	// number of rows kept before its eviction: those belong to the
+	// evicted customer, whose rows the evicted row replaces (forget.go).
+	gone map[string]int
+}
+
+// evicted notes that customer id left after the rows kept so far.
+func (d *dayRows) evicted(id string) {
+	if !d.on {
+		return
+	}
+	if d.gone == nil {
+		d.gone = map[string]int{}
+	}
+	d.gone[id] = len(d.rows)
 }
 
 // closeDay runs before c changes at event time t.
@@ -43,10 +58,18 @@ func (e *Engine) KeepDays() { e.days.on = true }
 // last call, in the order they were kept, then forgets them. Write them
 // with TakeDirty's, in the same transaction: each has a lower version than
 // the customer's current row, and the day of its AsOf is earlier.
+//
+// The rows of a customer evicted afterwards (TakeGone) are left out: the
+// evicted row stands for it, and ClickHouse must hold no later version of
+// the evicted customer than that row.
 func (e *Engine) TakeClosedDays(fn func(a *event.Aggregate)) {
 	for i := range e.days.rows {
+		if at, ok := e.days.gone[e.days.rows[i].CustomerID]; ok && i < at {
+			continue
+		}
 		fn(&e.days.rows[i])
 	}
 	clear(e.days.rows)
 	e.days.rows = e.days.rows[:0]
+	clear(e.days.gone)
 }

@@ -17,6 +17,11 @@
 // customer_daily has one row per customer and changed day whether the input
 // came live or as a backfill of months per batch (days.go).
 //
+// Customers leave through Erase (an erasure request) and, with SetTTL,
+// eviction after that much event time without a change; TakeGone hands out
+// the evicted ones' last rows. Their slots are refilled at once and the
+// engine's memory shrinks with its customers (forget.go).
+//
 // # Signals
 //
 // docs/signals.md describes each signal for analysts. In short:

@@ -59,6 +59,11 @@ type Engine struct {
 	// when it was created or restored.
 	restartIdle bool
 	days        dayRows // see days.go
+	// Customers leaving (forget.go): the TTL in ms (0: none), evictions
+	// not yet taken, and slots due for eviction in this round of timers.
+	ttl      int64
+	gone     []Gone
+	evicting []uint32
 }
 
 type dueItem struct {
@@ -140,11 +145,20 @@ func (e *Engine) customer(id string) *Customer {
 // clears the set.
 func (e *Engine) TakeDirty(fn func(c *Customer)) {
 	for _, slot := range e.dirty {
+		if slot >= e.n {
+			continue // a customer moved away from it (forget.go)
+		}
 		c := e.at(slot)
+		if c.flags&flagDirty == 0 {
+			continue // listed twice after a move, or someone else's now
+		}
 		c.flags &^= flagDirty
 		fn(c)
 	}
 	e.dirty = e.dirty[:0]
+	if cap(e.dirty) > 4*int(e.n)+1<<16 {
+		e.dirty = nil // customers left since the batch that grew it
+	}
 }
 
 // touch records a change of c at event time t.
@@ -262,6 +276,12 @@ func (e *Engine) advanceTo(dst []event.Trigger, now time.Time) []event.Trigger {
 			e.stats.TimersFired++
 			dst = e.onTimer(dst, it.c, it.due, now)
 		}
+		// The pointers would keep the chunks of customers that leave.
+		clear(e.fire)
+		if cap(e.fire) > 1<<16 {
+			e.fire = nil
+		}
+		e.evictQueued()
 	}
 }
 
@@ -468,6 +488,10 @@ func (e *Engine) refresh(c *Customer, ordered bool) {
 }
 
 func (e *Engine) onTimer(dst []event.Trigger, c *Customer, due int64, now time.Time) []event.Trigger {
+	if e.expired(c, due) {
+		e.evict(c)
+		return dst
+	}
 	e.touch(c, due)
 	var cause uint8
 	if c.sup != nil && c.sup.Breach(due, e.p.sla) > 0 {
@@ -487,6 +511,9 @@ func (e *Engine) rearm(c *Customer) {
 		if t != 0 && (due == 0 || t < due) {
 			due = t
 		}
+	}
+	if e.ttl > 0 {
+		pick(e.evictAt(c)) // eviction (forget.go)
 	}
 	if c.lastOrder != 0 && c.flags&flagLapseDone == 0 && c.pending&bitLapse == 0 {
 		g := e.gap(c)

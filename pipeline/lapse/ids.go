@@ -11,6 +11,9 @@ type idStore struct {
 	blocks []string // the content of each block so far
 	cur    *strings.Builder
 	long   []string // ids of longLen bytes or more (or past 4 GiB of ids)
+	// bytes stored and bytes of customers that left (approximately, for
+	// long ids); the engine rebuilds the store when most are dead.
+	bytes, dead int
 }
 
 const (
@@ -19,6 +22,7 @@ const (
 )
 
 func (s *idStore) add(id string) (ref uint32, n uint8) {
+	s.bytes += len(id)
 	if len(id) >= longLen || (len(s.blocks) == 1<<16 && s.cur.Len()+len(id) > idBlockSize) {
 		s.long = append(s.long, strings.Clone(id))
 		return uint32(len(s.long) - 1), longLen
@@ -42,3 +46,10 @@ func (s *idStore) get(ref uint32, n uint8) string {
 	off := int(ref & 0xffff)
 	return s.blocks[ref>>16][off : off+int(n)]
 }
+
+// release notes that an id of length n (longLen: long) is no longer used.
+func (s *idStore) release(n uint8) { s.dead += int(n) }
+
+// wasteful reports whether most of the store's bytes belong to customers
+// that left, and they are more than a block: time to rebuild it.
+func (s *idStore) wasteful() bool { return s.dead > idBlockSize && 2*s.dead > s.bytes }

@@ -258,6 +258,9 @@ func (e *Engine) RestoreCustomer(id string, snap []byte) error {
 	tmp.flags |= c.flags & flagDirty
 	*c = tmp
 	e.resketch(c)
+	if e.ttl > 0 && (due == 0 || e.evictAt(c) < due) {
+		due = e.evictAt(c) // a snapshot written without the TTL
+	}
 	if due != 0 {
 		e.timers.Set(c.slot, due)
 	}

@@ -13,6 +13,8 @@ type Stats struct {
 	Suppressed  uint64 // candidate reasons held back by a cooldown
 	Preempted   uint64 // reasons that fired inside their cooldown on priority
 	TimersFired uint64
+	// Erased and Evicted count customers that left (forget.go).
+	Erased, Evicted uint64
 
 	Customers     int
 	PendingTimers int
@@ -22,6 +24,7 @@ type Stats struct {
 type counters struct {
 	Events, Duplicates, Late                      uint64
 	Recovered, Suppressed, Preempted, TimersFired uint64
+	Erased, Evicted                               uint64
 	triggers                                      []uint64
 }
 
@@ -31,6 +34,8 @@ func (e *Engine) Stats() Stats {
 		Events:        e.stats.Events,
 		Duplicates:    e.stats.Duplicates,
 		Late:          e.stats.Late,
+		Erased:        e.stats.Erased,
+		Evicted:       e.stats.Evicted,
 		Triggers:      make(map[event.Reason]uint64, nReasons),
 		Recovered:     e.stats.Recovered,
 		Suppressed:    e.stats.Suppressed,

@@ -157,3 +157,18 @@ func (t *Timers) down(i int) {
 		i = m
 	}
 }
+
+// Shrink gives back memory once the timers use much less than they hold:
+// keys must all be below n (the engine's customers after one left), and
+// the heap's slices are reallocated when they are mostly empty.
+func (t *Timers) Shrink(n int) {
+	if len(t.pos) > 2*n+128 {
+		p := make([]int32, max(n, 64))
+		copy(p, t.pos)
+		t.pos = p
+	}
+	if cap(t.due) > 4*len(t.due)+128 {
+		t.due = append(make([]int64, 0, 2*len(t.due)), t.due...)
+		t.key = append(make([]uint32, 0, 2*len(t.key)), t.key...)
+	}
+}

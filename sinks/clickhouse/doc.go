@@ -48,6 +48,9 @@
 //	                                                              batches itself and must know
 //	                                                              the rows are stored before it
 //	                                                              commits
+//	DELETE FROM (lightweight delete),    23.3    no: ALTER TABLE yes: rows hidden at once
+//	  for erasure and eviction                   ... DELETE
+//	                                             (a mutation)
 //	DateTime64, Map, Bool, JSON          20+     not available   not used: times are DateTime
 //	                                                              (seconds), bools UInt8, the
 //	                                                              evidence map two arrays

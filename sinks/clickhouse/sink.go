@@ -309,6 +309,13 @@ func (s *Sink) write(ctx context.Context, b *chsql.Batch) error {
 	// one connection each: ClickHouse works on them in parallel, and the
 	// flush takes as long as the largest table instead of their sum.
 	tables := b.Build(s.cfg.Now(), s.features.InsertDedupToken)
+	if err := s.deleteEvicted(ctx, b); err != nil { // erase.go
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.pending.Merge(b)
+		s.m.pending.Set(float64(s.pending.Len()))
+		return err
+	}
 	errs := make([]error, len(tables))
 	var wg sync.WaitGroup
 	for i, t := range tables {

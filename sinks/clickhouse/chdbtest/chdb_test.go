@@ -18,6 +18,7 @@ import (
 	"github.com/chdb-io/chdb-go/chdb"
 	"go.uber.org/goleak"
 
+	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/schemas"
 	"github.com/winback/winback/sinks/clickhouse/chdbtest/chdbenv"
 	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
@@ -452,5 +453,47 @@ func TestMigrateTwiceModern(t *testing.T) {
 	var ce *chsql.ChecksumError
 	if !errors.As(err, &ce) || ce.File != "001_customer_aggregates.sql" {
 		t.Fatalf("edited migration: %v, want a checksum error for 001_customer_aggregates.sql", err)
+	}
+}
+
+// TestEraseModern: on a modern engine the erasure is a lightweight
+// DELETE FROM on every table holding the customer, customer_daily
+// included, and rows written after it stay; an evicted row (version 0)
+// is the customer's only row once its earlier ones are deleted, and the
+// current-state views leave it out.
+func TestEraseModern(t *testing.T) {
+	p := migrate(t, 90, chsql.FeaturesOf(engineVersion(t)))
+	if !p.Features.LightweightDelete {
+		t.Fatalf("engine %s: no lightweight delete", p.Server)
+	}
+	db := p.Database
+	w := newWriter(t, p)
+	for _, id := range []string{"gone", "stays", "old"} {
+		a := event.Aggregate{CustomerID: id, Version: 3, AsOf: w.now.Add(-48 * time.Hour).UnixMilli(), OrdersTotal: 2, RiskScore: 0.9, ValueTier: event.TierHigh, LastCSAT: event.NoScore, LastNPS: event.NoScore}
+		w.b.AddAggregate(&a)
+		w.b.AddTrigger(&event.Trigger{TriggerID: "t-" + id, CustomerID: id, Kind: event.TriggerWinback, AsOf: a.AsOf, EmittedAt: w.now.UnixMilli()})
+	}
+	w.b.AddDeadLetter(&event.DeadLetter{Topic: "orders", Offset: 1, Key: []byte("x"), Sample: []byte(`{"customer_id":"gone"`), At: w.now.UnixMilli()})
+	w.b.AddDeadLetter(&event.DeadLetter{Topic: "orders", Offset: 2, Key: []byte("stays"), At: w.now.UnixMilli()})
+	w.flush()
+	for _, e := range chsql.Erasable {
+		exec(t, chsql.DeleteSQL(db, e.Table, e.Where, []string{"gone"}, true))
+	}
+	ev := event.Aggregate{CustomerID: "old", Version: 0, Evicted: true, AsOf: w.now.Add(-48 * time.Hour).UnixMilli(), OrdersTotal: 2, RiskScore: 0.9, ValueTier: event.TierHigh, LastCSAT: event.NoScore, LastNPS: event.NoScore}
+	exec(t, chsql.DeleteSQL(db, chsql.TableAggregates, chsql.WhereCustomer, []string{"old"}, true))
+	w.b.AddAggregate(&ev)
+	w.flush()
+	for q, want := range map[string]int{
+		"SELECT count() FROM " + db + ".customer_aggregates WHERE customer_id = 'gone'":                                      0,
+		"SELECT count() FROM " + db + ".customer_daily WHERE customer_id = 'gone'":                                           0,
+		"SELECT count() FROM " + db + ".winback_triggers WHERE customer_id = 'gone'":                                         0,
+		"SELECT count() FROM " + db + ".dlq_records":                                                                         1,
+		"SELECT count() FROM " + db + ".customer_aggregates FINAL WHERE customer_id = 'old' AND evicted = 1 AND version = 0": 1,
+		"SELECT count() FROM " + db + ".customers_at_risk":                                                                   1,
+		"SELECT count() FROM " + db + ".customer_aggregates FINAL":                                                           2,
+	} {
+		if got := count(t, q); got != want {
+			t.Errorf("%s = %d, want %d", q, got, want)
+		}
 	}
 }

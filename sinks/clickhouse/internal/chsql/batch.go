@@ -54,6 +54,9 @@ type Batch struct {
 	aggs        map[dayKey]*event.Aggregate
 	triggers    map[string]*event.Trigger
 	dlq         map[dlqKey]*event.DeadLetter
+	// evicted holds the customers whose evicted row was added: the
+	// flush deletes their earlier rows before it inserts (Evicted).
+	evicted map[string]bool
 }
 
 // NewBatch returns an empty batch whose dead-letter samples keep at most
@@ -67,6 +70,7 @@ func NewBatch(sampleBytes int) *Batch {
 		aggs:        map[dayKey]*event.Aggregate{},
 		triggers:    map[string]*event.Trigger{},
 		dlq:         map[dlqKey]*event.DeadLetter{},
+		evicted:     map[string]bool{},
 	}
 }
 
@@ -104,6 +108,9 @@ func (b *Batch) AddAggregate(a *event.Aggregate) {
 }
 
 func (b *Batch) addAggregate(a *event.Aggregate, newer bool) {
+	if a.Evicted {
+		b.evicted[a.CustomerID] = true
+	}
 	k := dayKey{a.CustomerID, dayOf(a.AsOf)}
 	if cur, ok := b.aggs[k]; !ok || a.Version > cur.Version || (newer && a.Version == cur.Version) {
 		b.aggs[k] = a
@@ -156,9 +163,17 @@ func truncateUTF8(s string, n int) string {
 // Merge adds the rows of older, a batch filled before b, where b holds
 // nothing newer: the rows of a failed flush go back in front of what was
 // added since.
+//
+// A customer evicted in b drops older's rows of it: they came before the
+// eviction, and the flush deletes them from ClickHouse.
 func (b *Batch) Merge(older *Batch) {
 	for _, a := range older.aggs {
-		b.addAggregate(a, false)
+		if !b.evicted[a.CustomerID] {
+			b.addAggregate(a, false)
+		}
+	}
+	for id := range older.evicted {
+		b.evicted[id] = true
 	}
 	for _, t := range older.triggers {
 		b.addTrigger(t, false)
@@ -168,11 +183,42 @@ func (b *Batch) Merge(older *Batch) {
 	}
 }
 
+// Forget drops the rows of the customers in ids: their aggregates and
+// triggers, and the dead letters keyed by their id (an erasure).
+func (b *Batch) Forget(ids map[string]bool) {
+	for k := range b.aggs {
+		if ids[k.customer] {
+			delete(b.aggs, k)
+		}
+	}
+	for k, t := range b.triggers {
+		if ids[t.CustomerID] {
+			delete(b.triggers, k)
+		}
+	}
+	for k, d := range b.dlq {
+		if ids[string(d.Key)] {
+			delete(b.dlq, k)
+		}
+	}
+}
+
+// Evicted returns the ids of the customers whose evicted row was added
+// to the batch (a later row of a customer seen again may have replaced
+// it), sorted: their earlier rows in customer_aggregates are deleted
+// before the batch is inserted.
+func (b *Batch) Evicted() []string {
+	ids := slices.Collect(maps.Keys(b.evicted))
+	slices.Sort(ids)
+	return ids
+}
+
 // Drop forgets the rows of table (after they were written).
 func (b *Batch) Drop(table string) {
 	switch table {
 	case TableAggregates:
 		clear(b.aggs)
+		clear(b.evicted)
 	case TableTriggers:
 		clear(b.triggers)
 	case TableDeadLetters:

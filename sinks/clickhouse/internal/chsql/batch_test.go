@@ -206,3 +206,54 @@ func TestValuesSQL(t *testing.T) {
 		t.Errorf("got:\n%s\nwant (%s):\n%s", out.String(), golden, want)
 	}
 }
+
+// An evicted row (version 0) marks its customer for the delete before the
+// insert, also when a customer seen again later in the batch replaced it;
+// a failed batch merged behind one that evicts loses its rows of the
+// customer; Forget drops an erased customer's rows of every table.
+func TestBatchEvictedAndForget(t *testing.T) {
+	evicted := func(id string, at time.Time) *event.Aggregate {
+		a := agg(id, 0, at)
+		a.Evicted = true
+		return a
+	}
+	b := NewBatch(0)
+	b.AddAggregate(evicted("a", t0))
+	b.AddAggregate(agg("a", 1, t0.Add(time.Hour))) // seen again, same day
+	b.AddAggregate(evicted("c", t0))
+	b.AddAggregate(agg("b", 4, t0))
+	if got, want := b.Evicted(), []string{"a", "c"}; !slices.Equal(got, want) {
+		t.Errorf("Evicted %v, want %v", got, want)
+	}
+	if got, want := versions(b), []string{"a@1/05", "b@4/05", "c@0/05"}; !slices.Equal(got, want) {
+		t.Errorf("aggregates %v, want %v", got, want)
+	}
+
+	older := NewBatch(0)
+	older.AddAggregate(agg("c", 7, t0.Add(-24*time.Hour)))
+	older.AddAggregate(agg("d", 2, t0))
+	older.AddAggregate(evicted("e", t0))
+	b.Merge(older)
+	if got, want := versions(b), []string{"a@1/05", "b@4/05", "c@0/05", "d@2/05", "e@0/05"}; !slices.Equal(got, want) {
+		t.Errorf("after Merge %v, want %v (c's older row dropped)", got, want)
+	}
+	if got, want := b.Evicted(), []string{"a", "c", "e"}; !slices.Equal(got, want) {
+		t.Errorf("Evicted after Merge %v, want %v", got, want)
+	}
+
+	b.AddTrigger(&event.Trigger{TriggerID: "t1", CustomerID: "b"})
+	b.AddTrigger(&event.Trigger{TriggerID: "t2", CustomerID: "d"})
+	b.AddDeadLetter(&event.DeadLetter{Topic: "orders", Offset: 1, Key: []byte("b")})
+	b.AddDeadLetter(&event.DeadLetter{Topic: "orders", Offset: 2, Key: []byte("x")})
+	b.Forget(map[string]bool{"b": true, "c": true})
+	if got, want := versions(b), []string{"a@1/05", "d@2/05", "e@0/05"}; !slices.Equal(got, want) {
+		t.Errorf("after Forget %v, want %v", got, want)
+	}
+	if b.TableLen(TableTriggers) != 1 || b.TableLen(TableDeadLetters) != 1 {
+		t.Errorf("after Forget: %d triggers, %d dead letters; want 1 and 1", b.TableLen(TableTriggers), b.TableLen(TableDeadLetters))
+	}
+	b.Drop(TableAggregates)
+	if len(b.Evicted()) != 0 {
+		t.Errorf("Evicted after Drop: %v", b.Evicted())
+	}
+}

@@ -95,6 +95,7 @@ func aggregatesTable(rows []*event.Aggregate, now time.Time) *Table {
 		col("last_trigger_id", n, func(i int) string { return r(i).LastTriggerID }),
 		col("last_trigger_reason", n, func(i int) string { return string(r(i).LastTriggerReason) }),
 		optTimeCol("last_trigger_at", n, func(i int) int64 { return r(i).LastTriggerAt }),
+		col("evicted", n, func(i int) uint8 { return b2u(r(i).Evicted) }),
 		updatedAt(n, now),
 	}}
 }

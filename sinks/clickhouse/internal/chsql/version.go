@@ -63,14 +63,20 @@ type Features struct {
 	// settings are sent there. 22.2+ is the only place winback needs one
 	// (insert_deduplication_token), so it is gated the same way.
 	StringSettings bool
+	// LightweightDelete: DELETE FROM (23.3+) removes an erased or
+	// evicted customer's rows at once; older servers get ALTER TABLE ...
+	// DELETE, a mutation that rewrites the parts holding them in the
+	// background (sinks/clickhouse erase.go).
+	LightweightDelete bool
 }
 
 // FeaturesOf returns the features winback uses on a server of version v.
 func FeaturesOf(v Version) Features {
 	return Features{
-		InsertDedupToken: v.AtLeast(22, 2),
-		AsyncInsert:      v.AtLeast(21, 11),
-		LowCardinality:   v.AtLeast(20, 1),
-		StringSettings:   v.AtLeast(22, 2),
+		InsertDedupToken:  v.AtLeast(22, 2),
+		AsyncInsert:       v.AtLeast(21, 11),
+		LowCardinality:    v.AtLeast(20, 1),
+		StringSettings:    v.AtLeast(22, 2),
+		LightweightDelete: v.AtLeast(23, 3),
 	}
 }

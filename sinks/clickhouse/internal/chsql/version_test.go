@@ -18,7 +18,9 @@ func TestFeaturesOf(t *testing.T) {
 	f("21.11.1", Features{LowCardinality: true, AsyncInsert: true})
 	f("22.1.3", Features{LowCardinality: true, AsyncInsert: true})
 	f("22.2.2.1", Features{LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true})
-	f("26.7.2.1", Features{LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true})
+	f("23.2.1", Features{LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true})
+	f("23.3.1", Features{LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true, LightweightDelete: true})
+	f("26.7.2.1", Features{LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true, LightweightDelete: true})
 }
 
 func TestParseVersionBad(t *testing.T) {
