@@ -1,6 +1,6 @@
 -- Customers by value tier and risk band, now: where to act first (the most
 -- valuable customers most at risk are value_tier = 'HIGH', risk_band =
--- 'HIGH'). Risk bands: HIGH risk_score >= {{.RiskHigh}}, MEDIUM >= {{.RiskMedium}}, LOW below.
+-- 'HIGH'). Risk bands: HIGH risk_score >= 0.7, MEDIUM >= 0.4, LOW below.
 --
 --   customers          customers in the cell
 --   clv_sum            their summed CLV estimate
@@ -24,7 +24,7 @@ FROM
 (
     SELECT
         value_tier,
-        multiIf(risk_score >= {{.RiskHigh}}, 'HIGH', risk_score >= {{.RiskMedium}}, 'MEDIUM', 'LOW') AS risk_band,
+        multiIf(risk_score >= 0.7, 'HIGH', risk_score >= 0.4, 'MEDIUM', 'LOW') AS risk_band,
         clv,
         risk_score,
         spend_90d,

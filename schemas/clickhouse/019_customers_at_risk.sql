@@ -1,4 +1,4 @@
--- The work list: every customer with risk_score >= {{.RiskMedium}}, most valuable
+-- The work list: every customer with risk_score >= 0.4, most valuable
 -- first (value tier HIGH, MEDIUM, LOW), then most at risk, then highest
 -- CLV. days_since_last_order counts from the latest event time winback has
 -- seen (not the wall clock), so replayed history reads right.
@@ -8,7 +8,7 @@ CREATE VIEW {{.DB}}.customers_at_risk AS
 SELECT
     customer_id,
     value_tier,
-    multiIf(risk_score >= {{.RiskHigh}}, 'HIGH', risk_score >= {{.RiskMedium}}, 'MEDIUM', 'LOW') AS risk_band,
+    multiIf(risk_score >= 0.7, 'HIGH', risk_score >= 0.4, 'MEDIUM', 'LOW') AS risk_band,
     risk_score,
     clv,
     clv * risk_score AS expected_clv_loss,
@@ -24,7 +24,7 @@ SELECT
     unsubscribed,
     hard_bounced
 FROM {{.DB}}.customer_aggregates FINAL
-WHERE risk_score >= {{.RiskMedium}}
+WHERE risk_score >= 0.4
 ORDER BY
     multiIf(value_tier = 'HIGH', 1, value_tier = 'MEDIUM', 2, 3),
     risk_score DESC,
