@@ -25,7 +25,12 @@ import (
 // applies events in event-time order (ties: source, then offset), the way
 // Kafka Streams picks the lowest timestamp among a task's partition heads.
 // An empty source holds the others back while it may still have earlier
-// data: until it has fetched up to the high watermark it last saw.
+// data: until it has fetched up to the last stable offset it last saw,
+// from its own fetches or from any fetch that answered its partition
+// without records (noteEnd, Kafka Streams' KIP-695 rule). Data that the
+// broker did not have yet cannot be waited for; an event that comes after
+// its customer's later days still lands in its own day's customer_daily
+// row (lapse's lateDay).
 //
 // Offsets committed for an input partition are those of its first
 // unapplied record, so buffered records are read again after a crash.
