@@ -25,7 +25,12 @@ import (
 // applies events in event-time order (ties: source, then offset), the way
 // Kafka Streams picks the lowest timestamp among a task's partition heads.
 // An empty source holds the others back while it may still have earlier
-// data: until it has fetched up to the high watermark it last saw.
+// data: until it has fetched up to the last stable offset it last saw,
+// from its own fetches or from any fetch that answered its partition
+// without records (noteEnd, Kafka Streams' KIP-695 rule). Data that the
+// broker did not have yet cannot be waited for; an event that comes after
+// its customer's later days still lands in its own day's customer_daily
+// row (lapse's lateDay).
 //
 // Offsets committed for an input partition are those of its first
 // unapplied record, so buffered records are read again after a crash.
@@ -200,6 +205,34 @@ func (s *source) mayHoldBack(now time.Time) bool {
 		return now.Sub(s.seen) < taskIdle
 	}
 	return s.next < s.hwm
+}
+
+// noteEnd takes the end offset of one of t's input partitions from a
+// fetch that brought none of its records: the broker answers every
+// partition of a fetch with its last stable offset, also when it returns
+// none of its records (they did not fit, or came after the response was
+// cut). Until the source has read up to it, it holds the others back
+// (mayHoldBack): Kafka Streams' rule (KIP-695, max.task.idle.ms = 0) of
+// never processing ahead of an input that the broker shows has data not
+// yet fetched. It costs no request: the end offset comes with the fetch
+// that brought the other inputs' records, and is noted before they are
+// applied.
+func (r *Runner) noteEnd(t *task, fp kgo.FetchTopicPartition) {
+	src, _, ok := r.source(fp.Topic)
+	if !ok {
+		return
+	}
+	t.src[src].noteEnd(fp.LastStableOffset, r.now())
+}
+
+func (s *source) noteEnd(lso int64, now time.Time) {
+	if lso < 0 {
+		return // not answered (an old broker): keep what is known
+	}
+	s.hwm, s.seen = lso, now
+	if s.lag != nil {
+		s.lag.Set(float64(max(s.hwm-s.next, 0)))
+	}
 }
 
 // newSources starts task p's queues at the group's committed offsets (or

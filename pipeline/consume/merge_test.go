@@ -262,3 +262,56 @@ func TestDropLastAndSort(t *testing.T) {
 		t.Errorf("sorted offsets %v, want %v", offs, want)
 	}
 }
+
+// TestNoteEnd: a fetch that brings e-mail records and none of the orders
+// partition's, while the broker's answer shows the orders partition has
+// records past the task's position, holds the e-mails back until the
+// orders are read (KIP-695); an answer showing it caught up lets them go.
+func TestNoteEnd(t *testing.T) {
+	now := time.Unix(50, 0)
+	r := &Runner{
+		cfg: Config{Topics: Topics{Orders: "orders", Email: "email-events", Support: "support-events", Repartition: "rep"}},
+		now: func() time.Time { return now },
+	}
+	for _, tc := range []struct {
+		name string
+		lso  int64
+		want int // the source picked first: -1 none
+	}{
+		{"orders behind", 9, -1},
+		{"orders caught up", 4, 1},
+		{"not answered", -1, 1},
+	} {
+		tk := &task{}
+		tk.src[0] = queue(4, 4)                // orders: read to the end last seen
+		tk.src[1] = queue(3, 3, 100, 200, 300) // e-mails fetched now
+		tk.src[2] = queue(0, 0)
+		tk.src[srcRepartition] = queue(0, 0)
+		if i := tk.pick(now, barrier{}); i != 1 {
+			t.Fatalf("%s: before the answer, picked %d, want the e-mails", tc.name, i)
+		}
+		r.noteEnd(tk, kgo.FetchTopicPartition{Topic: "orders", FetchPartition: kgo.FetchPartition{Partition: 0, LastStableOffset: tc.lso}})
+		if i := tk.pick(now, barrier{}); i != tc.want {
+			t.Errorf("%s: picked %d, want %d", tc.name, i, tc.want)
+		}
+		if tc.want < 0 {
+			// The orders arrive: they go first.
+			o := &tk.src[0]
+			for off := int64(4); off < 9; off++ {
+				q := o.add()
+				q.off, q.ev.Time = off, 50+off
+			}
+			o.next = 9
+			if i := tk.pick(now, barrier{}); i != 0 {
+				t.Errorf("%s: with the orders read, picked %d, want the orders", tc.name, i)
+			}
+		}
+	}
+	// A topic that is not an input changes nothing.
+	tk := &task{}
+	tk.src[1] = queue(3, 3, 100)
+	r.noteEnd(tk, kgo.FetchTopicPartition{Topic: "other", FetchPartition: kgo.FetchPartition{LastStableOffset: 7}})
+	if tk.src[0].hwm != 0 || tk.src[1].hwm != 3 {
+		t.Errorf("a foreign topic moved an end offset: %d, %d", tk.src[0].hwm, tk.src[1].hwm)
+	}
+}

@@ -740,6 +740,9 @@ func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) er
 		r.mu.Lock()
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {
+				if t := r.tasks[fp.Partition]; t != nil && fp.Err == nil {
+					r.noteEnd(t, fp)
+				}
 				return
 			}
 			if t := r.tasks[fp.Partition]; t != nil {

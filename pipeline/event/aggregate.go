@@ -13,6 +13,11 @@ type Aggregate struct {
 	LastOrderAt  int64 // Unix ms, 0 if none
 	OrdersTotal  uint32
 	SpendTotal   float64 // net of refunds and cancellations
+	// DayOrders and DaySpend are the net orders and net spend of the
+	// order events on the UTC day of AsOf (customer_daily's own day), so
+	// that a day's row holds that day's orders however late they came.
+	DayOrders int32
+	DaySpend  float64
 
 	Orders7d, Orders30d, Orders90d, OrdersPrev90d uint32
 	Spend7d, Spend30d, Spend90d, SpendPrev90d     float64

@@ -27,6 +27,9 @@ type dayRows struct {
 	// number of rows kept before its eviction: those belong to the
 	// evicted customer, whose rows the evicted row replaces (forget.go).
 	gone map[string]int
+	// unkept counts events on an earlier day than their customer's last
+	// change whose day's row could not be written again (lateDay).
+	unkept uint64
 }
 
 // evicted notes that customer id left after the rows kept so far.
@@ -38,6 +41,43 @@ func (d *dayRows) evicted(id string) {
 		d.gone = map[string]int{}
 	}
 	d.gone[id] = len(d.rows)
+}
+
+// lateDay runs after an event at time t on an earlier event-time day than
+// c's last change has been applied (the customer's events came out of
+// order: one input ran ahead of another, or a producer was late). The
+// rows of c's later days are written already or to come, and none of them
+// is t's day, so that day's row is written again, over the one written
+// before (if any), with a version above it and below c's next row: it
+// holds the day's net orders and spend as the order window now has them
+// (DayOrders, DaySpend), a last order on the day for a placed order, and
+// c's current figures otherwise. The retention and KPI views read a day's
+// orders from its own row (migration 061), so rows of later days written
+// before the late event need no correction.
+//
+// The window keeps a day exactly for window.Horizon days behind c's last
+// change, and, once c has more order days than max_order_days, only the
+// last 30 days unmerged: an older day's row is left alone and the event
+// counted (Stats.LateDaysUnkept); its orders still count in the totals.
+func (d *dayRows) lateDay(e *Engine, c *Customer, ev *event.Event) {
+	day, head := window.Day(ev.Time), window.Day(c.lastChange)
+	if !d.on || day >= head {
+		return
+	}
+	limit := min(max(e.p.maxOrderDays, window.MinOrderEntries), window.MaxOrderEntries)
+	if day <= head-window.Horizon || (c.ordWin.Len() >= limit && day <= head-30) {
+		d.unkept++
+		return
+	}
+	a := c.Aggregate(e)
+	a.AsOf = ev.Time
+	n, cents := c.ordWin.On(day)
+	a.DayOrders, a.DaySpend = n, float64(cents)/100
+	if ev.Kind == event.KindOrder && ev.OrderType == event.OrderPlaced {
+		a.LastOrderAt = ev.Time
+	}
+	d.rows = append(d.rows, a)
+	c.version++ // c's next row supersedes this one in customer_aggregates
 }
 
 // closeDay runs before c changes at event time t.

@@ -1,6 +1,7 @@
 package lapse
 
 import (
+	"math"
 	"reflect"
 	"testing"
 
@@ -115,5 +116,82 @@ func TestTakeClosedDaysOff(t *testing.T) {
 	e.TakeClosedDays(func(*event.Aggregate) { m++ })
 	if m != 0 {
 		t.Fatalf("%d rows handed out twice", m)
+	}
+}
+
+// TestLateDayRows: when one input runs ahead of another (here every
+// 30-day block's e-mail and support events are applied before its
+// orders), each order comes after its customer's later days. The row of
+// the order's own day is then written again (lateDay), so that every
+// customer-day keeps exactly its own net orders and spend (DayOrders,
+// DaySpend), and every day with a placed order is an order day of the
+// views (last_order_at, first_order_at or DayOrders > 0 on that day).
+func TestLateDayRows(t *testing.T) {
+	stream := genStream(11, 60, 120, 0)
+	const block = 30 * window.MsPerDay
+	var ahead []srcEvent
+	for i := 0; i < len(stream); {
+		j := i
+		for j < len(stream) && stream[j].ev.Time/block == stream[i].ev.Time/block {
+			j++
+		}
+		for _, o := range []bool{false, true} {
+			for _, se := range stream[i:j] {
+				if (se.ev.Kind == event.KindOrder) == o {
+					ahead = append(ahead, se)
+				}
+			}
+		}
+		i = j
+	}
+	type fig struct {
+		n      int32
+		cents  int64
+		placed bool
+	}
+	want := map[dayKey]fig{}
+	for _, se := range stream {
+		if se.ev.Kind != event.KindOrder {
+			continue
+		}
+		k := dayKey{se.ev.CustomerID, window.Day(se.ev.Time)}
+		f := want[k]
+		cents := int64(math.Round(math.Abs(se.ev.Amount) * 100))
+		switch se.ev.OrderType {
+		case event.OrderPlaced:
+			f.n, f.cents, f.placed = f.n+1, f.cents+cents, true
+		case event.OrderCancelled:
+			f.n, f.cents = f.n-1, f.cents-cents
+		case event.OrderRefunded:
+			f.cents -= cents
+		}
+		want[k] = f
+	}
+	for _, batch := range []int{1, 50, len(ahead)} {
+		rows := dailyRows(t, ahead, batch, true)
+		orderDays := map[dayKey]bool{}
+		for k, a := range rows {
+			w := want[k]
+			if a.DayOrders != w.n || math.Abs(a.DaySpend*100-float64(w.cents)) > 0.5 {
+				t.Fatalf("batches of %d: %s on day %d: %d orders, %.2f spent; want %d, %.2f",
+					batch, k.customer, k.day, a.DayOrders, a.DaySpend, w.n, float64(w.cents)/100)
+			}
+			for _, ms := range []int64{a.FirstOrderAt, a.LastOrderAt} {
+				if ms != 0 {
+					orderDays[dayKey{k.customer, window.Day(ms)}] = true
+				}
+			}
+			if a.DayOrders > 0 {
+				orderDays[k] = true
+			}
+		}
+		for k, w := range want {
+			if _, ok := rows[k]; !ok && (w.n != 0 || w.cents != 0) {
+				t.Fatalf("batches of %d: no row for %s on day %d, which has %d orders", batch, k.customer, k.day, w.n)
+			}
+			if w.placed && !orderDays[k] {
+				t.Fatalf("batches of %d: day %d of %s is not an order day", batch, k.day, k.customer)
+			}
+		}
 	}
 }

@@ -202,6 +202,7 @@ func (e *Engine) Apply(dst []event.Trigger, src int, ev *event.Event, now time.T
 		e.stats.Late++
 	}
 	dst = e.applyEvent(dst, c, ev, h, now)
+	e.days.lateDay(e, c, ev)
 	e.wm.Observe(src, ev.Time, now)
 	return e.advanceTo(dst, now), false, late
 }

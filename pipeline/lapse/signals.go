@@ -103,12 +103,13 @@ func (e *Engine) view(c *Customer, T int64) view {
 	return v
 }
 
-// score fills in v's risk (from its severities) and c's value.
+// score fills in c's p_lapse, v's risk (from p_lapse and its severities)
+// and c's value.
 func (e *Engine) score(c *Customer, v *view) {
+	v.pLapse, v.pAlive, v.hasP = e.PLapse(c, v.T, e.p.cfg.Lapse.HorizonDays)
 	e.rescore(v)
 	v.clv = e.clv(c)
 	v.pct = e.percentile(c)
-	v.pLapse, v.pAlive, v.hasP = e.PLapse(c, v.T, e.p.cfg.Lapse.HorizonDays)
 }
 
 // signals computes c's figures and signal severities as of T; risk and

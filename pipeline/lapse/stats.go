@@ -7,6 +7,10 @@ type Stats struct {
 	Events     uint64 // events applied, including duplicates
 	Duplicates uint64 // events ignored as a repeated event_id
 	Late       uint64 // events behind the watermark (counted in the windows)
+	// LateDaysUnkept counts events on an earlier day than their
+	// customer's last change, too old for the order window to write
+	// that day's customer_daily row again (see Engine.KeepDays).
+	LateDaysUnkept uint64
 	// Triggers counts WINBACK triggers by primary reason.
 	Triggers    map[event.Reason]uint64
 	Recovered   uint64 // RECOVERED triggers
@@ -31,19 +35,20 @@ type counters struct {
 // Stats returns a copy of the counters.
 func (e *Engine) Stats() Stats {
 	s := Stats{
-		Events:        e.stats.Events,
-		Duplicates:    e.stats.Duplicates,
-		Late:          e.stats.Late,
-		Erased:        e.stats.Erased,
-		Evicted:       e.stats.Evicted,
-		Triggers:      make(map[event.Reason]uint64, nReasons),
-		Recovered:     e.stats.Recovered,
-		Suppressed:    e.stats.Suppressed,
-		Preempted:     e.stats.Preempted,
-		TimersFired:   e.stats.TimersFired,
-		Customers:     e.Len(),
-		PendingTimers: e.PendingTimers(),
-		Watermark:     e.Watermark(),
+		Events:         e.stats.Events,
+		Duplicates:     e.stats.Duplicates,
+		Late:           e.stats.Late,
+		LateDaysUnkept: e.days.unkept,
+		Erased:         e.stats.Erased,
+		Evicted:        e.stats.Evicted,
+		Triggers:       make(map[event.Reason]uint64, nReasons),
+		Recovered:      e.stats.Recovered,
+		Suppressed:     e.stats.Suppressed,
+		Preempted:      e.stats.Preempted,
+		TimersFired:    e.stats.TimersFired,
+		Customers:      e.Len(),
+		PendingTimers:  e.PendingTimers(),
+		Watermark:      e.Watermark(),
 	}
 	for i, r := range event.Reasons {
 		s.Triggers[r] = e.stats.triggers[i]

@@ -211,10 +211,22 @@ func (e *Engine) cooldown(c *Customer, r int, day int32, prio int) int {
 	return cdHeld
 }
 
+// rescore sets v.risk, the probability that the customer is lost, as a
+// noisy-OR of independent causes: not buying again, with the probability
+// max(p_lapse, w × severity of PURCHASE_LAPSE) (both estimate the same
+// event, so the larger counts, not both), and every other active reason
+// r with w_r × severity_r. risk = 1 − (1 − lapse) × Π(1 − w_r × s_r).
+// v.pLapse must be set (score sets it first). docs/signals.md, "Risk".
 func (e *Engine) rescore(v *view) {
-	keep := 1.0
+	lapse := e.p.weights[rLapse] * v.sev[rLapse]
+	if v.hasP {
+		lapse = max(lapse, v.pLapse)
+	}
+	keep := 1 - lapse
 	for r, s := range v.sev {
-		keep *= 1 - e.p.weights[r]*s
+		if r != rLapse {
+			keep *= 1 - e.p.weights[r]*s
+		}
 	}
 	v.risk = 1 - keep
 }

@@ -55,6 +55,7 @@ func (c *Customer) lastTriggerID() string {
 // version always carries the same figures whatever the batch boundaries.
 func (c *Customer) Aggregate(e *Engine) event.Aggregate {
 	v := e.settled(c)
+	dayOrders, dayCents := c.ordWin.On(window.Day(c.lastChange))
 	a := event.Aggregate{
 		CustomerID:   c.ID(),
 		Version:      uint64(c.version),
@@ -63,6 +64,8 @@ func (c *Customer) Aggregate(e *Engine) event.Aggregate {
 		LastOrderAt:  c.lastOrder,
 		OrdersTotal:  c.orders,
 		SpendTotal:   float64(c.spend) / 100,
+		DayOrders:    dayOrders,
+		DaySpend:     float64(dayCents) / 100,
 
 		Orders7d: nonNeg(v.o.N7), Orders30d: nonNeg(v.o.N30), Orders90d: nonNeg(v.o.N90), OrdersPrev90d: nonNeg(v.o.NPrev90),
 		Spend7d: float64(v.o.C7) / 100, Spend30d: float64(v.o.C30) / 100, Spend90d: float64(v.o.C90) / 100, SpendPrev90d: float64(v.o.CPrev90) / 100,

@@ -259,6 +259,20 @@ func (o *Orders) encode(es []OrderEntry) {
 	}
 }
 
+// On returns the net orders and cents of events on day (0, 0 if none, or
+// if the day was dropped or merged into a later one).
+func (o *Orders) On(day int32) (count int32, cents int64) {
+	for it := (orderIter{s: o.enc}); it.next(); {
+		if it.e.Day == day {
+			return it.e.Count, it.e.Cents
+		}
+		if it.e.Day > day {
+			break
+		}
+	}
+	return 0, 0
+}
+
 // Sums returns the windows as of day asOf: entries after asOf are left out.
 func (o *Orders) Sums(asOf int32) OrderSums {
 	var s OrderSums

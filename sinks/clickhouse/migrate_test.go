@@ -97,7 +97,7 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"011_customer_months.sql", "012_customer_weeks.sql"}; !slices.Equal(ran, want) {
+	if want := []string{"011_customer_months.sql", "012_customer_weeks.sql", "062_customer_history_days.sql"}; !slices.Equal(ran, want) {
 		t.Fatalf("active_days 45 ran %v, want %v", ran, want)
 	}
 	if got := query(t, s, "SELECT argMax(params, seq) FROM "+db+".schema_migrations WHERE version = 11"); !strings.Contains(got[0][0], "active_days=45") {

@@ -17,7 +17,8 @@ import (
 // TestBIOracle: the generator's year (the same configuration) through a
 // lapse.Engine the way the runner drives it (Advance, TakeClosedDays,
 // TakeDirty after each batch), written to chDB as a backfill (one batch),
-// in 10 slices and live (a batch every 50 events), and as a backfill with
+// in 10 slices and live (a batch every 50 events; also with each tenth's
+// orders applied after its other events), and as a backfill with
 // active_days 30 rather than 90, and every retention
 // and KPI view compared with bioracle's figures from the events alone, and
 // winback_funnel with the funnel of the engine's triggers.
@@ -50,11 +51,15 @@ func TestBIOracleModern(t *testing.T) {
 		batch int
 		orc   *bioracle.Oracle
 		days  int // clickhouse.active_days
+		// ahead: the e-mail and support events of each tenth of the
+		// year are applied before its orders (an input running ahead)
+		ahead bool
 	}{
-		{"backfill", len(evs), orc, 90},
-		{"10 slices", len(evs)/10 + 1, orc, 90},
-		{"live", 50, orc, 90},
-		{"backfill, active_days 30", len(evs), orc30, 30},
+		{"backfill", len(evs), orc, 90, false},
+		{"10 slices", len(evs)/10 + 1, orc, 90, false},
+		{"live", 50, orc, 90, false},
+		{"live, orders behind the other inputs", 50, orc, 90, true},
+		{"backfill, active_days 30", len(evs), orc30, 30, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := migrate(t, c.days, features)
@@ -67,7 +72,11 @@ func TestBIOracleModern(t *testing.T) {
 				}
 			}
 			var trigs []bioracle.Trigger
-			for _, tr := range engineRows(evs, c.batch, add) {
+			in := evs
+			if c.ahead {
+				in = ordersBehind(evs, 10)
+			}
+			for _, tr := range engineRows(in, c.batch, add) {
 				w.b.AddTrigger(&tr)
 				trigs = append(trigs, bioracle.Trigger{ID: tr.TriggerID, Kind: string(tr.Kind), Reason: string(tr.PrimaryReason),
 					Action: string(tr.RecommendedAction), Original: tr.OriginalTriggerID, AsOf: tr.AsOf, Revenue: tr.Evidence["revenue"]})
@@ -87,6 +96,23 @@ func TestBIOracleModern(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ordersBehind returns evs with the orders of each of n slices moved
+// behind the slice's other events.
+func ordersBehind(evs []event.Event, n int) []event.Event {
+	out := make([]event.Event, 0, len(evs))
+	for i := range n {
+		part := evs[i*len(evs)/n : (i+1)*len(evs)/n]
+		for _, orders := range []bool{false, true} {
+			for _, ev := range part {
+				if (ev.Kind == event.KindOrder) == orders {
+					out = append(out, ev)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // engineRows applies evs to one lapse.Engine as the runner does, taking the

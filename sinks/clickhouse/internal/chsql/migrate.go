@@ -18,6 +18,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/winback/winback/pipeline/event"
 )
 
 // Executor runs SQL on a ClickHouse: a server through clickhouse-go, or
@@ -56,10 +58,14 @@ type tmplData struct {
 	ActiveDays  int
 	String      string // LowCardinality(String) or String
 	DedupWindow int    // 0: not supported
+	// The lowest risk scores of the HIGH and MEDIUM risk bands
+	// (event.RiskHighMin, event.RiskMediumMin).
+	RiskHigh, RiskMedium float64
 }
 
 func (p Params) data() tmplData {
-	d := tmplData{DB: p.Database, ActiveDays: p.ActiveDays, String: "String"}
+	d := tmplData{DB: p.Database, ActiveDays: p.ActiveDays, String: "String",
+		RiskHigh: event.RiskHighMin, RiskMedium: event.RiskMediumMin}
 	if p.Features.LowCardinality {
 		d.String = "LowCardinality(String)"
 	}

@@ -59,6 +59,8 @@ func aggregatesTable(rows []*event.Aggregate, now time.Time) *Table {
 		optTimeCol("last_order_at", n, func(i int) int64 { return r(i).LastOrderAt }),
 		col("orders_total", n, func(i int) uint32 { return r(i).OrdersTotal }),
 		col("spend_total", n, func(i int) float64 { return r(i).SpendTotal }),
+		col("day_orders", n, func(i int) int32 { return r(i).DayOrders }),
+		col("day_spend", n, func(i int) float64 { return r(i).DaySpend }),
 		col("orders_7d", n, func(i int) uint32 { return r(i).Orders7d }),
 		col("orders_30d", n, func(i int) uint32 { return r(i).Orders30d }),
 		col("orders_90d", n, func(i int) uint32 { return r(i).Orders90d }),
