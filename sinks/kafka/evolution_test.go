@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/schemas"
 )
 
@@ -63,7 +64,8 @@ func TestTriggerSchemaEvolution(t *testing.T) {
 		}
 	}
 
-	// A record written with the v1 schema decodes, without p_lapse.
+	// A record written with the v1 schema decodes, without p_lapse and
+	// TREATED (the treatment's documented default).
 	codec, err := goavro.NewCodec(string(old))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +95,7 @@ func TestTriggerSchemaEvolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalTriggers(got, want) || got.PLapse != nil {
+	if !equalTriggers(got, want) || got.PLapse != nil || got.Treatment != event.TreatmentTreated {
 		t.Fatalf("v1 record:\n got %+v\nwant %+v", got, want)
 	}
 }
