@@ -84,6 +84,12 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 		if cands&(1<<r) == 0 {
 			continue
 		}
+		if c.held&(1<<r) != 0 {
+			// It passed its cooldown when it came due; the budget
+			// only delays it.
+			allowed |= 1 << r
+			continue
+		}
 		switch e.cooldown(c, r, day, prio) {
 		case cdFree:
 			allowed |= 1 << r
@@ -92,9 +98,6 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 			e.stats.Preempted++
 		}
 	}
-	// A held reason its cooldown now holds (it fired on pre-emption when
-	// the budget held it) waits for the cooldown instead.
-	c.held &^= cands &^ allowed
 	if held := cands &^ allowed; held != 0 {
 		e.stats.Suppressed += uint64(bits.OnesCount8(held &^ wasPending))
 		c.pending |= held & deferBits
