@@ -49,4 +49,16 @@ func TestIncrementality(t *testing.T) {
 			}
 		})
 	}
+	// The Grafana dashboard's panels run here and show rows.
+	t.Run("grafana", func(t *testing.T) {
+		qs, err := fixture.DashboardQueries("../../deploy/grafana/incrementality.json", s.cfg.Database)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			if rows := query(t, s, q); len(rows) == 0 {
+				t.Errorf("no rows from\n%s", q)
+			}
+		}
+	})
 }

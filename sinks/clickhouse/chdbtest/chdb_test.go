@@ -482,4 +482,15 @@ func TestIncrementalityModern(t *testing.T) {
 			}
 		})
 	}
+	t.Run("grafana", func(t *testing.T) {
+		qs, err := fixture.DashboardQueries("../../../deploy/grafana/incrementality.json", p.Database)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			if rows := query(t, q); len(rows) == 0 {
+				t.Errorf("no rows from\n%s", q)
+			}
+		}
+	})
 }
