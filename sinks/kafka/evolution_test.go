@@ -99,3 +99,38 @@ func TestTriggerSchemaEvolution(t *testing.T) {
 		t.Fatalf("v1 record:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// TestTriggerTreatmentJSON: a JSON trigger without treatment, or with
+// null, reads TREATED (written before the field existed); CONTROL reads
+// as such; a symbol outside the contract is rejected.
+func TestTriggerTreatmentJSON(t *testing.T) {
+	golden, err := os.ReadFile("testdata/trigger.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(golden, &m); err != nil {
+		t.Fatal(err)
+	}
+	f := func(treatment any, present bool, want event.Treatment, ok bool) {
+		t.Helper()
+		c := map[string]any{}
+		for k, v := range m {
+			c[k] = v
+		}
+		delete(c, "treatment")
+		if present {
+			c["treatment"] = treatment
+		}
+		b, _ := json.Marshal(c)
+		got, err := DecodeTrigger(context.Background(), nil, b)
+		if (err == nil) != ok || (ok && got.Treatment != want) {
+			t.Errorf("treatment %v (present %v): got %q, %v; want %q, ok %v", treatment, present, got.Treatment, err, want, ok)
+		}
+	}
+	f(nil, false, event.TreatmentTreated, true)
+	f(nil, true, event.TreatmentTreated, true)
+	f("CONTROL", true, event.TreatmentControl, true)
+	f("TREATED", true, event.TreatmentTreated, true)
+	f("PLACEBO", true, "", false)
+}
