@@ -42,6 +42,9 @@ type Config struct {
 	// previous record with the same event_id (a producer retry). Zero
 	// means DefaultDuplicateShare; a negative value means none.
 	DuplicateShare float64
+	// Campaign, if set, plants a known campaign effect on the triggers the
+	// pipeline will emit (campaign.go); nil plants none.
+	Campaign *Campaign
 }
 
 // Mix maps each archetype to its share of the customers.
@@ -143,6 +146,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if err := share("DuplicateShare", &c.DuplicateShare, DefaultDuplicateShare); err != nil {
 		return c, err
+	}
+	if c.Campaign != nil {
+		camp := *c.Campaign
+		if err := camp.withDefaults(); err != nil {
+			return c, err
+		}
+		c.Campaign = &camp
 	}
 	return c, nil
 }

@@ -158,6 +158,14 @@ func (g *Generator) firstCampaign(t int64) int {
 // Each simulates one day of all customers at a time, so it holds one
 // day's events and each customer's small state, not the whole stream.
 func (g *Generator) Each(fn func(r *Record) error) error {
+	if g.cfg.Campaign != nil {
+		return g.eachCampaign(fn, nil)
+	}
+	return g.eachNatural(fn)
+}
+
+// eachNatural is Each without a campaign.
+func (g *Generator) eachNatural(fn func(r *Record) error) error {
 	cs := make([]*customer, len(g.plans))
 	for i := range cs {
 		cs[i] = g.newCustomer(i)

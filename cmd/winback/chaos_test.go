@@ -151,6 +151,9 @@ type outcome struct {
 	triggerIDs []string // sorted, one per trigger record on the topic
 	aggregates []string // one line per customer, customer-local columns
 	dlq        int
+	// arms is "trigger_id treatment" per trigger in ClickHouse: the
+	// holdout assignment must survive replays too.
+	arms []string
 }
 
 func collect(t *testing.T, cfg config.Config) outcome {
@@ -169,6 +172,21 @@ func collect(t *testing.T, cfg config.Config) outcome {
 		t.Fatal(err)
 	}
 	defer rows.Close()
+	arms, err := db.Query(fmt.Sprintf(`SELECT trigger_id, treatment FROM %s.winback_triggers FINAL ORDER BY trigger_id`, cfg.ClickHouse.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arms.Close()
+	for arms.Next() {
+		var id, arm string
+		if err := arms.Scan(&id, &arm); err != nil {
+			t.Fatal(err)
+		}
+		o.arms = append(o.arms, id+" "+arm)
+	}
+	if err := arms.Err(); err != nil {
+		t.Fatal(err)
+	}
 	cols, _ := rows.Columns()
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
@@ -225,12 +243,18 @@ func compare(t *testing.T, what string, ref, got outcome) {
 	if got.dlq != ref.dlq {
 		t.Errorf("%s: %d dead letters, reference %d", what, got.dlq, ref.dlq)
 	}
+	if control := strings.Count(strings.Join(ref.arms, "\n"), " CONTROL"); control == 0 || control == len(ref.arms) {
+		t.Errorf("reference run: %d of %d triggers CONTROL; the holdout check proves nothing", control, len(ref.arms))
+	}
+	if m, x := diff(ref.arms, got.arms); len(m) > 0 || len(x) > 0 {
+		t.Errorf("%s: %d triggers' treatments differ from the reference, e.g.\nwant %v\ngot  %v", what, len(m), m[:min(3, len(m))], x[:min(3, len(x))])
+	}
 	m, x := diff(ref.aggregates, got.aggregates)
 	if len(m) > 0 || len(x) > 0 {
 		t.Errorf("%s: %d of %d aggregate rows differ from the reference, e.g.\nwant %v\ngot  %v",
 			what, len(m), len(ref.aggregates), m[:min(3, len(m))], x[:min(3, len(x))])
 	}
-	t.Logf("%s: %d triggers, %d aggregates, %d dead letters match the reference", what, len(got.triggerIDs), len(got.aggregates), got.dlq)
+	t.Logf("%s: %d triggers (treatments alike), %d aggregates, %d dead letters match the reference", what, len(got.triggerIDs), len(got.aggregates), got.dlq)
 }
 
 func duplicates(sorted []string) []string {

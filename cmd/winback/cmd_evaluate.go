@@ -149,6 +149,11 @@ type evaluateOutput struct {
 	// horizon after the trigger's as_of.
 	Reasons []btReason `json:"reasons"`
 	All     btReason   `json:"all"`
+	// Budget is what the contact budget (lapse.lifecycle.
+	// max_triggers_per_customer per budget_days) did before the cutoff,
+	// Holdout the triggers' arms (lapse.Stats).
+	Budget  evaluateBudget  `json:"contact_budget"`
+	Holdout evaluateHoldout `json:"holdout"`
 
 	report evaluate.Report
 	bt     lapse.BacktestReport
@@ -200,6 +205,14 @@ func (b *backtestRun) evaluate(ctx context.Context, cfg lapse.Config, cutoff int
 		engs = append(engs, r.eng)
 		out.Events += r.stats.Events
 		out.CustomersSeen += r.stats.Customers
+		out.Budget.Held += r.stats.BudgetHeld
+		out.Budget.Delayed += r.stats.BudgetDelayed
+		out.Budget.Merged += r.stats.BudgetMerged
+		out.Budget.Dropped += r.stats.BudgetDropped
+		out.Holdout.Control += r.stats.Control
+		for _, n := range r.stats.Triggers {
+			out.Holdout.Treated += n
+		}
 		for _, ev := range r.after {
 			if ev.Time < cutoff+horizon {
 				returned[ev.CustomerID] = true
@@ -228,7 +241,26 @@ func (b *backtestRun) evaluate(ctx context.Context, cfg lapse.Config, cutoff int
 		out.Reasons = append(out.Reasons, newBTReason(r))
 	}
 	out.All = newBTReason(out.bt.All)
+	out.Holdout.Treated -= out.Holdout.Control
 	return out, scored, nil
+}
+
+// evaluateBudget counts the contact budget's work: reasons it held back,
+// triggers sent late because of it (delayed), triggers it folded into a
+// stronger one sent at the same time (merged: their reason went out in
+// that trigger), and held reasons dropped because the customer ordered or
+// the reason stopped holding.
+type evaluateBudget struct {
+	Held    uint64 `json:"held_reasons"`
+	Delayed uint64 `json:"delayed_triggers"`
+	Merged  uint64 `json:"merged_triggers"`
+	Dropped uint64 `json:"dropped_reasons"`
+}
+
+// evaluateHoldout counts WINBACK triggers by arm.
+type evaluateHoldout struct {
+	Treated uint64 `json:"treated"`
+	Control uint64 `json:"control"`
 }
 
 func (o *evaluateOutput) text() string {
@@ -248,5 +280,8 @@ func (o *evaluateOutput) text() string {
 		s = s[:i+1]
 	}
 	b.WriteString(s)
+	fmt.Fprintf(&b, "Contact budget before the cutoff: %d triggers delayed, %d merged into a stronger one; %d reasons held back, %d dropped (the customer ordered, or the reason stopped holding)\n",
+		o.Budget.Delayed, o.Budget.Merged, o.Budget.Held, o.Budget.Dropped)
+	fmt.Fprintf(&b, "Holdout: %d WINBACK triggers treated, %d control\n", o.Holdout.Treated, o.Holdout.Control)
 	return b.String()
 }

@@ -25,6 +25,9 @@ type genOptions struct {
 	seed      int64
 	encoding  string
 	end       string
+	// campaignEffect plants a campaign effect (gen.Campaign) when > 0.
+	campaignEffect float64
+	campaignDays   float64
 }
 
 func (o *genOptions) bind(fs *flag.FlagSet) {
@@ -33,6 +36,19 @@ func (o *genOptions) bind(fs *flag.FlagSet) {
 	fs.Int64Var(&o.seed, "seed", 1, "random seed: the same seed gives the same traffic")
 	fs.StringVar(&o.encoding, "encoding", "mixed", "encoding of the generated records: avro, json or mixed")
 	fs.StringVar(&o.end, "end", "", "last day of the generated history, YYYY-MM-DD (default: today)")
+	fs.Float64Var(&o.campaignEffect, "campaign-effect", 0, "plant a known campaign effect: a customer who gets a TREATED WINBACK trigger orders within --campaign-return-days with this extra probability (0 to 1; control triggers get nothing); the generator runs the lapse engine with the configured lapse settings to know the triggers (docs/signals.md)")
+	fs.Float64Var(&o.campaignDays, "campaign-return-days", 30, "with --campaign-effect, the planted order falls between 1 and this many days after the trigger")
+}
+
+// genConfig is config with the campaign, whose engine runs cfg's lapse
+// settings (the holdout share above all), as the pipeline will.
+func (o *genOptions) genConfig(cfg *config.Config) (gen.Config, error) {
+	gcfg, err := o.config()
+	if err != nil || o.campaignEffect == 0 {
+		return gcfg, err
+	}
+	gcfg.Campaign = &gen.Campaign{Effect: o.campaignEffect, ReturnDays: o.campaignDays, Lapse: cfg.Lapse}
+	return gcfg, nil
 }
 
 func (o *genOptions) config() (gen.Config, error) {
@@ -46,6 +62,12 @@ func (o *genOptions) config() (gen.Config, error) {
 	}
 	if o.customers < 1 || o.days < 1 {
 		return gen.Config{}, fmt.Errorf("--customers and --days must be at least 1")
+	}
+	if !(o.campaignEffect >= 0 && o.campaignEffect <= 1) {
+		return gen.Config{}, fmt.Errorf("--campaign-effect: %v is not a probability from 0 to 1", o.campaignEffect)
+	}
+	if o.campaignEffect > 0 && !(o.campaignDays >= 1 && o.campaignDays <= 90) {
+		return gen.Config{}, fmt.Errorf("--campaign-return-days: %v is not between 1 and 90", o.campaignDays)
 	}
 	switch o.encoding {
 	case "avro", "json", "mixed":
@@ -92,7 +114,7 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // produceTraffic generates traffic and produces it to cfg's brokers.
 func produceTraffic(ctx context.Context, cfg *config.Config, o *genOptions, log *slog.Logger, progress func(int)) (gen.Stats, error) {
-	gcfg, err := o.config()
+	gcfg, err := o.genConfig(cfg)
 	if err != nil {
 		return gen.Stats{}, err
 	}
@@ -139,7 +161,7 @@ func produceTraffic(ctx context.Context, cfg *config.Config, o *genOptions, log 
 // line with its "topic" (the configured input topic names), to path or,
 // for "-", to stdout.
 func writeTrafficFile(cfg *config.Config, o *genOptions, path string, stdout, stderr io.Writer) error {
-	gcfg, err := o.config()
+	gcfg, err := o.genConfig(cfg)
 	if err != nil {
 		return usageError{err}
 	}

@@ -255,3 +255,64 @@ func jsonDiff(t *testing.T, got, want []byte) string {
 	}
 	return walk("", g, w)
 }
+
+// TestEvaluateBudget: evaluate reports what the contact budget did, and
+// the arms. Customer a hits three reasons in five days (a complaint on
+// Mar 1, a CSAT of 1 on Mar 3, an unsubscribe on Mar 5): the complaint goes
+// out at once, the other two wait for the budget and go out on Mar 15 as
+// one trigger (delayed), the unsubscribe's channel switch merged into the
+// service recovery. Customer b's complaint is followed by a CSAT of 1 that
+// waits, then an order: dropped. z moves event time on every input.
+func TestEvaluateBudget(t *testing.T) {
+	var lines []string
+	at := func(day, hour int) int64 { return time.Date(2026, 3, day, hour, 0, 0, 0, time.UTC).UnixMilli() }
+	n := 0
+	add := func(topic, cust string, t int64, body string) {
+		n++
+		lines = append(lines, fmt.Sprintf(`{"topic":%q,"event_id":"e%d","customer_id":%q,"event_time":%d,%s}`, topic, n, cust, t, body))
+	}
+	ticket := func(typ, id, cat string, csat string) string {
+		return fmt.Sprintf(`"type":%q,"ticket_id":%q,"category":%q,"priority":"NORMAL","csat":%s,"nps":null`, typ, id, cat, csat)
+	}
+	add("orders", "a", at(1, 8), `"type":"PLACED","order_id":"a1","amount":40,"currency":"EUR","items":1`)
+	add("orders", "b", at(1, 8), `"type":"PLACED","order_id":"b1","amount":40,"currency":"EUR","items":1`)
+	add("support-events", "a", at(1, 10), ticket("OPENED", "ta", "complaint", "null"))
+	add("support-events", "b", at(1, 10), ticket("OPENED", "tb", "complaint", "null"))
+	add("support-events", "a", at(3, 10), ticket("RESOLVED", "ta", "complaint", "1"))
+	add("support-events", "b", at(3, 10), ticket("RESOLVED", "tb", "complaint", "1"))
+	add("email-events", "a", at(5, 10), `"type":"UNSUBSCRIBED","campaign_id":"c1"`)
+	add("orders", "b", at(6, 10), `"type":"PLACED","order_id":"b2","amount":40,"currency":"EUR","items":1`)
+	for d := 1; d <= 30; d++ {
+		add("orders", "z", at(d, 12), fmt.Sprintf(`"type":"PLACED","order_id":"z%d","amount":10,"currency":"EUR","items":1`, d))
+		add("email-events", "z", at(d, 12), `"type":"DELIVERED","campaign_id":"cz"`)
+		add("support-events", "z", at(d, 12), ticket("UPDATED", "tz", "other", "null"))
+	}
+	path := filepath.Join(t.TempDir(), "budget.jsonl")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(extra ...string) evaluateOutput {
+		t.Helper()
+		args := append([]string{"--file", path, "--cutoff", "2026-03-28", "--horizon-days", "1", "--now", "2026-04-01", "--format", "json"}, extra...)
+		code, js, stderr := evaluateCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var out evaluateOutput
+		if err := json.Unmarshal(js, &out); err != nil {
+			t.Fatalf("json: %v\n%s", err, js)
+		}
+		return out
+	}
+	if got, want := run("--lapse-lifecycle-holdout=false").Budget, (evaluateBudget{Held: 3, Delayed: 1, Merged: 1, Dropped: 1}); got != want {
+		t.Errorf("budget %+v, want %+v", got, want)
+	}
+	off := run("--lapse-lifecycle-budget-days", "0", "--lapse-lifecycle-holdout=false")
+	if off.Budget != (evaluateBudget{}) || off.Holdout != (evaluateHoldout{Treated: 5}) {
+		t.Errorf("budget off: %+v, holdout %+v; want nothing held and 5 triggers, all treated", off.Budget, off.Holdout)
+	}
+	all := run("--lapse-lifecycle-holdout-share", "0.5")
+	if all.Holdout.Treated+all.Holdout.Control != 3 {
+		t.Errorf("holdout %+v: want 3 triggers (a twice, b once)", all.Holdout)
+	}
+}

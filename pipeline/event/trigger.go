@@ -47,6 +47,17 @@ const (
 	ActionLoyaltyReward   Action = "LOYALTY_REWARD"
 )
 
+// Treatment is a WINBACK trigger's experiment arm: TREATED triggers are
+// acted on, CONTROL ones (the holdout group) are recorded and left alone,
+// so that comparing the two measures what the campaigns add. A RECOVERED
+// trigger carries its original trigger's treatment.
+type Treatment string
+
+const (
+	TreatmentTreated Treatment = "TREATED"
+	TreatmentControl Treatment = "CONTROL"
+)
+
 // Trigger is one record on the win-back trigger topic (WinbackTrigger).
 type Trigger struct {
 	TriggerID         string // deterministic: the same on every replay
@@ -68,4 +79,16 @@ type Trigger struct {
 	// horizon as of AsOf; nil for a customer without an order (and in
 	// triggers written before the field existed).
 	PLapse *float64
+	// Treatment is TREATED or CONTROL (the holdout group: record the
+	// trigger, take no action). Empty reads as TREATED (triggers written
+	// before the field existed).
+	Treatment Treatment
+}
+
+// Arm returns t's treatment, TREATED when empty.
+func (t *Trigger) Arm() Treatment {
+	if t.Treatment == "" {
+		return TreatmentTreated
+	}
+	return t.Treatment
 }

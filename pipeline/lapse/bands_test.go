@@ -1,4 +1,4 @@
-package lapse
+package lapse_test
 
 import (
 	"testing"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/winback/winback/gen"
 	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/lapse"
 )
 
 // TestRiskBandsOnGeneratorYear: on the generator's year (the BI oracle's:
@@ -17,8 +18,8 @@ func TestRiskBandsOnGeneratorYear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := NewEngine(DefaultConfig(), 3, end.AddDate(0, 0, -365))
-	src := map[event.Kind]int{event.KindOrder: SourceOrders, event.KindEmail: SourceEmail, event.KindSupport: SourceSupport}
+	e := lapse.NewEngine(lapse.DefaultConfig(), 3, end.AddDate(0, 0, -365))
+	src := map[event.Kind]int{event.KindOrder: lapse.SourceOrders, event.KindEmail: lapse.SourceEmail, event.KindSupport: lapse.SourceSupport}
 	if err := g.Each(func(r *gen.Record) error {
 		if r.Malformed == nil {
 			e.Apply(nil, src[r.Kind], &r.Event, time.UnixMilli(r.Event.Time))
@@ -29,7 +30,7 @@ func TestRiskBandsOnGeneratorYear(t *testing.T) {
 	}
 	bands := map[string]int{}
 	n := 0
-	e.TakeDirty(func(c *Customer) {
+	e.TakeDirty(func(c *lapse.Customer) {
 		a := c.Aggregate(e)
 		if a.RiskScore < 0 || a.RiskScore > 1 {
 			t.Errorf("%s: risk %v outside [0, 1]", a.CustomerID, a.RiskScore)

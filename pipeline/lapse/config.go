@@ -219,6 +219,26 @@ type LifecycleConfig struct {
 	RecoverOn []event.Reason `yaml:"recover_on" help:"reasons whose trigger is followed by a RECOVERED trigger when the customer orders again, comma-separated"`
 	// RecoveredAction is the action carried by RECOVERED triggers.
 	RecoveredAction event.Action `yaml:"recovered_action" help:"action carried by RECOVERED triggers, e.g. LOYALTY_REWARD"`
+
+	// Holdout turns the control group on: HoldoutShare of WINBACK
+	// triggers (by a hash of customer and episode, see Holdout) go out
+	// with treatment CONTROL, so that marketing automation records them
+	// and does nothing, and their RECOVERED follow-ups measure how many
+	// customers come back without a campaign (holdout.go).
+	Holdout bool `yaml:"holdout" help:"assign a share of WINBACK triggers to a control group (treatment CONTROL: record, do not act) to measure the campaigns' incremental effect (true or false)"`
+	// HoldoutShare is the share of WINBACK triggers in the control group.
+	HoldoutShare float64 `yaml:"holdout_share" help:"share (0 to 0.5) of WINBACK triggers assigned to the control group"`
+	// HoldoutShareBy overrides HoldoutShare for a primary reason
+	// ("SUPPORT_FRICTION"), a value tier ("HIGH") or both ("HIGH/
+	// SUPPORT_FRICTION"); the most specific key wins: tier/reason, then
+	// reason, then tier.
+	HoldoutShareBy map[string]float64 `yaml:"holdout_share_by" help:"control share per primary reason, value tier, or TIER/REASON, overriding holdout_share, e.g. HIGH/SUPPORT_FRICTION: 0"`
+	// MaxTriggersPerCustomer and BudgetDays are the contact budget: at
+	// most this many WINBACK triggers per customer within BudgetDays days
+	// (event time), whatever their reasons. A trigger the budget blocks
+	// waits (budget.go). BudgetDays 0 turns the budget off.
+	MaxTriggersPerCustomer int `yaml:"max_triggers_per_customer" help:"contact budget: WINBACK triggers per customer (1 to 4) allowed within budget_days, across reasons"`
+	BudgetDays             int `yaml:"budget_days" help:"contact budget window in days (event time); a trigger over the budget waits until it frees; 0 turns the budget off"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -297,6 +317,11 @@ func DefaultConfig() Config {
 			PreemptMargin:   20,
 			RecoverOn:       []event.Reason{event.ReasonPurchaseLapse},
 			RecoveredAction: event.ActionLoyaltyReward,
+
+			Holdout:                true,
+			HoldoutShare:           0.1,
+			MaxTriggersPerCustomer: 1,
+			BudgetDays:             14,
 		},
 	}
 }
@@ -463,6 +488,19 @@ func (c *Config) Validate() error {
 	if !slices.Contains(knownActions, lc.RecoveredAction) {
 		bad("lifecycle.recovered_action", "is %q, must be one of %v", lc.RecoveredAction, knownActions)
 	}
+	between("lifecycle.holdout_share", lc.HoldoutShare, 0, maxHoldoutShare, "the share of WINBACK triggers held out as a control group, e.g. 0.1")
+	for key, share := range lc.HoldoutShareBy {
+		if _, _, ok := parseHoldoutKey(key); !ok {
+			bad("lifecycle.holdout_share_by", "has key %q: use a reason (%v), a tier (HIGH, MEDIUM, LOW) or TIER/REASON, e.g. HIGH/SUPPORT_FRICTION", key, event.Reasons)
+		}
+		between("lifecycle.holdout_share_by."+key, share, 0, maxHoldoutShare, "the control share for these triggers, e.g. 0 for none")
+	}
+	if lc.MaxTriggersPerCustomer < 1 || lc.MaxTriggersPerCustomer > maxBudget {
+		bad("lifecycle.max_triggers_per_customer", "is %d, must be between 1 and %d: WINBACK triggers a customer may get within budget_days, e.g. 1", lc.MaxTriggersPerCustomer, maxBudget)
+	}
+	if lc.BudgetDays < 0 || lc.BudgetDays > 365 {
+		bad("lifecycle.budget_days", "is %d, must be between 0 and 365: the contact budget's window in days, e.g. 14 (0 turns the budget off)", lc.BudgetDays)
+	}
 	return errors.Join(errs...)
 }
 
@@ -482,6 +520,10 @@ type params struct {
 	halfLife     float64
 	preempt      int
 	maxOrderDays int
+	// holdout[tier][reason] is the control share in 1/2^32 (see holdout.go).
+	holdout    [tierHigh + 1][nReasons]uint64
+	budgetN    int   // 0: no budget
+	budgetDays int32 // the budget's window
 }
 
 func newParams(c Config) params {
@@ -506,6 +548,10 @@ func newParams(c Config) params {
 		if slices.Contains(c.Lifecycle.RecoverOn, r) {
 			p.recoverOn |= 1 << i
 		}
+	}
+	p.holdout = holdoutShares(&c.Lifecycle)
+	if c.Lifecycle.BudgetDays > 0 {
+		p.budgetN, p.budgetDays = c.Lifecycle.MaxTriggersPerCustomer, int32(c.Lifecycle.BudgetDays)
 	}
 	for _, cat := range c.Support.ComplaintCategories {
 		p.complaint = append(p.complaint, strings.ToLower(strings.TrimSpace(cat)))

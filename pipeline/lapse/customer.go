@@ -13,9 +13,10 @@ const (
 	flagUnsubscribed uint8 = 1 << iota
 	flagHardBounced
 	flagDirty
-	flagOpen      // an episode in recover_on is open (see openReason)
-	flagLapseDone // the silence since lastOrder was handled (fired)
-	flagSpendSeen // SPEND_DECLINE's condition held at the last order
+	flagOpen        // an episode in recover_on is open (see openReason)
+	flagLapseDone   // the silence since lastOrder was handled (fired)
+	flagSpendSeen   // SPEND_DECLINE's condition held at the last order
+	flagOpenControl // the open episode's trigger was CONTROL (holdout)
 )
 
 // Customer is one customer's state in a task. Its methods read it; only the
@@ -54,16 +55,19 @@ type Customer struct {
 	openAsOf   uint32 // AsOf of the open trigger
 
 	iv        window.Intervals
-	firedDay  [nReasons]uint16 // day+1 of the reason's last trigger; 0 = never
-	bounceDay [2]uint16        // days+1 of the last two bounces, newest first
-	unsubDay  uint16           // day of the unsubscribe
-	cohortH   uint16           // cohort interval (hours) as of the last change
-	engS      uint16           // ENGAGEMENT_DECLINE's CUSUM, 1/256 nat (see cusum.go)
-	firedPrio [nReasons]uint8  // the priority of that trigger
+	firedDay  [nReasons]uint16  // day+1 of the reason's last trigger; 0 = never
+	bounceDay [2]uint16         // days+1 of the last two bounces, newest first
+	unsubDay  uint16            // day of the unsubscribe
+	cohortH   uint16            // cohort interval (hours) as of the last change
+	engS      uint16            // ENGAGEMENT_DECLINE's CUSUM, 1/256 nat (see cusum.go)
+	firedPrio [nReasons]uint8   // the priority of that trigger
+	sent      [maxBudget]uint16 // days+1 of the last WINBACK triggers, newest first (budget.go)
+	heldDay   uint16            // day+1 the budget first held back the reasons in held
 
 	idLen               uint8
 	seenPos             uint8
 	active, pending     uint8 // reason masks as of the last evaluation
+	held                uint8 // reasons the contact budget holds back
 	lastKind            uint8 // 0 none, 1 WINBACK, 2 RECOVERED
 	lastReason          uint8 // reason index of the last trigger
 	openReason          uint8 // primary reason of the open episode

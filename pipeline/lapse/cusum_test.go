@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,10 +138,14 @@ func TestSnapshotV1Restores(t *testing.T) {
 		if err := e.RestoreCustomer(id, v1); err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
-		// Re-encoded in the current version: the CUSUM starts at 0
-		// and the repeat purchases are counted from what v1 kept.
-		_, rep := e.Customer(id).Orders()
-		want := binary.AppendUvarint(append(append([]byte{customerSnapshotV3}, v1[1:]...), 0, 0), uint64(rep))
+		// Re-encoded in the current version: the CUSUM starts at 0,
+		// the repeat purchases are counted from what v1 kept, and the
+		// budget's last send is the newest day a reason fired.
+		c := e.Customer(id)
+		_, rep := c.Orders()
+		want := binary.AppendUvarint(append(append([]byte{customerSnapshotV4}, v1[1:]...), 0, 0), uint64(rep))
+		want = binary.AppendUvarint(want, uint64(slices.Max(c.firedDay[:])))
+		want = append(want, 0, 0, 0, 0, 0) // older sends, held day, held reasons
 		if got := e.AppendSnapshot(nil, e.Customer(id)); !bytes.Equal(got, want) {
 			t.Errorf("%s: re-encoded as\n%x\nwant\n%x", id, got, want)
 		}

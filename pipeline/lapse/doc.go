@@ -70,6 +70,16 @@
 // are counted but never re-fire a trigger already sent; repeated event ids
 // (the last 8 per customer) are ignored.
 //
+// A share of WINBACK triggers is CONTROL (the holdout, holdout.go): a hash
+// of customer and episode below the share for the trigger's reason and
+// tier; it keeps the lifecycle, and its RECOVERED trigger is CONTROL too.
+// The contact budget (budget.go) lets a customer get at most
+// max_triggers_per_customer WINBACK triggers within budget_days of each
+// other: what it blocks waits on the customer's timer and goes out, merged
+// into one trigger, when the budget frees, unless the customer orders
+// first. Unsubscribed or bounced customers get CHANNEL_SWITCH instead of
+// an e-mail action.
+//
 // # What depends on what
 //
 // A customer's state depends on its own events, the watermark at each of
@@ -81,15 +91,16 @@
 //
 // # Memory
 //
-// About 370 bytes of heap per customer with half a year of history (see
-// BenchmarkMemoryPerCustomer): a 256-byte Customer in 256-customer slabs,
+// About 400 bytes of heap per customer with half a year of history (see
+// BenchmarkMemoryPerCustomer): a 272-byte Customer in 256-customer slabs,
 // its order days as a delta-encoded string, ids packed back to back, an
 // open-addressing index of 8-byte cells and a pointer-free timer heap.
 //
 // # Timers and the watermark
 //
 // Each customer has at most one timer (the earliest of its lapse due, an
-// open ticket's SLA, and the end of a cooldown holding a reason back) in a
+// open ticket's SLA, the end of a cooldown holding a reason back, and the
+// day the contact budget frees for what it holds) in a
 // pointer-free heap. Apply fires the timers that its event's watermark move
 // makes due, after applying the event; Advance fires those that idle
 // sources make due.
@@ -98,5 +109,6 @@
 //
 // The package exports no metrics itself; Engine.Stats returns the counters
 // the runner exports (events, duplicates, late events, triggers by reason,
-// recoveries, suppressed and pre-empted reasons, timers fired).
+// recoveries, suppressed and pre-empted reasons, timers fired, control
+// triggers, and what the contact budget held, delayed, merged and dropped).
 package lapse

@@ -349,10 +349,11 @@ func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, n
 		c.lastOrder = t
 		c.flags &^= flagLapseDone // a new silence starts
 	}
+	e.dropHeld(c) // the customer is back: nothing waits on the budget
 	if c.flags&flagOpen != 0 && seconds(t) >= c.openAsOf {
 		e.refresh(c, true)
 		dst = append(dst, e.recovered(c, t, cents, prev, now))
-		c.flags &^= flagOpen
+		c.flags &^= flagOpen | flagOpenControl
 	}
 	return dst
 }
@@ -516,7 +517,7 @@ func (e *Engine) rearm(c *Customer) {
 	if e.ttl > 0 {
 		pick(e.evictAt(c)) // eviction (forget.go)
 	}
-	if c.lastOrder != 0 && c.flags&flagLapseDone == 0 && c.pending&bitLapse == 0 {
+	if c.lastOrder != 0 && c.flags&flagLapseDone == 0 && (c.pending|c.held)&bitLapse == 0 {
 		g := e.gap(c)
 		pick(c.lastOrder + g.ms)
 	}
@@ -529,6 +530,9 @@ func (e *Engine) rearm(c *Customer) {
 		if c.pending&deferBits&(1<<r) != 0 {
 			pick(e.cooldownEnd(c, r))
 		}
+	}
+	if t := e.budgetFree(c); c.held != 0 && t > c.lastChange {
+		pick(t)
 	}
 	if due == 0 {
 		e.timers.Remove(c.slot)

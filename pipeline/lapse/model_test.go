@@ -1,6 +1,7 @@
 package lapse
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -93,20 +94,26 @@ func TestSnapshotV1Readable(t *testing.T) {
 	}
 	e := s.engine()
 	w := e.Customer("w")
-	v3 := e.AppendSnapshot(nil, w)
-	if v3[0] != customerSnapshotV3 {
-		t.Fatalf("version %d", v3[0])
+	v4 := e.AppendSnapshot(nil, w)
+	if v4[0] != customerSnapshotV4 {
+		t.Fatalf("version %d", v4[0])
 	}
 	e2 := NewEngine(DefaultConfig(), 3, scriptWallStart)
-	if err := e2.RestoreCustomer("w", v3); err != nil {
+	if err := e2.RestoreCustomer("w", v4); err != nil {
 		t.Fatal(err)
 	}
 	if _, rep := e2.Customer("w").Orders(); rep != 4 {
-		t.Fatalf("v3 restore: %d repeats, want 4", rep)
+		t.Fatalf("v4 restore: %d repeats, want 4", rep)
 	}
-	// v2 is v3 without the trailing repeat count (one byte here), v1 is
-	// v2 without the engagement CUSUM (two bytes: no e-mails here).
+	// v3 is v4 without the budget (six zero bytes here: no trigger, nothing
+	// held), v2 is v3 without the trailing repeat count (one byte here), v1
+	// is v2 without the engagement CUSUM (two bytes: no e-mails here).
+	if !bytes.Equal(v4[len(v4)-6:], make([]byte, 6)) {
+		t.Fatalf("budget tail %x", v4[len(v4)-6:])
+	}
+	v3 := append([]byte{customerSnapshotV3}, v4[1:len(v4)-6]...)
 	for _, old := range [][]byte{
+		v3,
 		append([]byte{customerSnapshotV2}, v3[1:len(v3)-1]...),
 		append([]byte{customerSnapshotV1}, v3[1:len(v3)-3]...),
 	} {
@@ -118,7 +125,7 @@ func TestSnapshotV1Readable(t *testing.T) {
 			t.Fatalf("v%d restore: %d repeats, want 4 (orders − 1)", old[0], rep)
 		}
 	}
-	if err := e2.RestoreCustomer("x", append([]byte{customerSnapshotV3 + 1}, v3[1:]...)); err == nil {
+	if err := e2.RestoreCustomer("x", append([]byte{customerSnapshotV4 + 1}, v4[1:]...)); err == nil {
 		t.Fatal("a newer version accepted")
 	}
 }

@@ -32,10 +32,12 @@ package lapse
 //	expect <WINBACK|RECOVERED> <cust> [REASON] [attr…]
 //	                     consume the first unmatched trigger that matches;
 //	                     attrs: action=, tier=, asof<op><time>, priority<op>N,
-//	                     risk<op>X, reasons=A,B (contains), as=<name> (save
+//	                     risk<op>X, reasons=A,B (contains), treatment=
+//	                     TREATED|CONTROL, as=<name> (save
 //	                     its id), original=<name>, id=<name>, and any
 //	                     evidence key <op> number; <op> is = != < <= > >=
-//	expect stats <field>=N …       Stats fields: late, dup, events, recovered, suppressed, preempted
+//	expect stats <field>=N …       Stats fields: late, dup, events, recovered, suppressed, preempted,
+//	                     control, budget_held, budget_delayed, budget_merged, budget_dropped
 //	expect watermark <time>|none
 //	expect timer <cust> <time>|none
 //	expect agg <cust> <Field>=<value> …   event.Aggregate fields by name
@@ -398,7 +400,9 @@ func (s *script) expect(f []string) {
 	case "stats":
 		st := e.Stats()
 		vals := map[string]uint64{"late": st.Late, "dup": st.Duplicates, "events": st.Events,
-			"recovered": st.Recovered, "suppressed": st.Suppressed, "preempted": st.Preempted}
+			"recovered": st.Recovered, "suppressed": st.Suppressed, "preempted": st.Preempted,
+			"control": st.Control, "budget_held": st.BudgetHeld, "budget_delayed": st.BudgetDelayed,
+			"budget_merged": st.BudgetMerged, "budget_dropped": st.BudgetDropped}
 		for _, a := range f[1:] {
 			k, op, v, ok := splitOp(a)
 			want, err := strconv.ParseFloat(v, 64)
@@ -543,6 +547,10 @@ func (s *script) match(tr *event.Trigger, attrs []string) string {
 		case "tier":
 			if string(tr.ValueTier) != v {
 				return fmt.Sprintf("tier %s", tr.ValueTier)
+			}
+		case "treatment":
+			if string(tr.Arm()) != v {
+				return fmt.Sprintf("treatment %s", tr.Arm())
 			}
 		case "asof":
 			want, err := parseTime(v)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/winback/winback/pipeline/window"
 )
@@ -12,11 +13,16 @@ import (
 // snapshot of version 2 adds the engagement CUSUM (statistic and run
 // baseline) at the end, and version 3 the repeat purchase count after it;
 // older snapshots still restore, with the statistic at 0 (the sequential
-// test starts over) and the repeats counted from what they keep.
+// test starts over) and the repeats counted from what they keep. Version 4
+// adds the contact budget (the days of the last triggers, the held reasons
+// and since when) and the open episode's treatment (a flag); before it the
+// budget's last send is the newest day any reason fired, nothing is held
+// and an open episode is TREATED.
 const (
 	customerSnapshotV1 = 1
 	customerSnapshotV2 = 2
 	customerSnapshotV3 = 3
+	customerSnapshotV4 = 4
 	metaSnapshotV1     = 1
 )
 
@@ -49,7 +55,7 @@ func (e *SnapshotError) Unwrap() error { return e.Err }
 // not in it (RestoreCustomer rebuilds them). Snapshots are deterministic:
 // the same history gives the same bytes.
 func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
-	b := append(dst, customerSnapshotV3)
+	b := append(dst, customerSnapshotV4)
 	b = binary.AppendUvarint(b, uint64(c.version))
 	due, _ := e.timers.Due(c.slot)
 	for _, v := range [...]int64{c.lastChange, due, c.lastOrder, c.spend, c.lastEpisode, c.openEpisode} {
@@ -85,7 +91,12 @@ func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
 	b = append(b, c.lastKind, c.lastReason, c.openReason)
 	b = binary.AppendUvarint(b, uint64(c.engS))
 	b = append(b, c.engP0)
-	return binary.AppendUvarint(b, uint64(c.repeats))
+	b = binary.AppendUvarint(b, uint64(c.repeats))
+	for _, d := range c.sent {
+		b = binary.AppendUvarint(b, uint64(d))
+	}
+	b = binary.AppendUvarint(b, uint64(c.heldDay))
+	return append(b, c.held)
 }
 
 // reader decodes a snapshot and remembers the first failure.
@@ -166,7 +177,7 @@ func (r *reader) sub(field string, dec func([]byte) ([]byte, error)) {
 }
 
 const (
-	maxFlags = flagUnsubscribed | flagHardBounced | flagOpen | flagLapseDone | flagSpendSeen
+	maxFlags = flagUnsubscribed | flagHardBounced | flagOpen | flagLapseDone | flagSpendSeen | flagOpenControl
 	allBits  = 1<<nReasons - 1
 )
 
@@ -175,7 +186,7 @@ func decodeCustomer(c *Customer, due *int64, snap []byte) (string, error) {
 		return "version", ErrCorruptSnapshot
 	}
 	version := snap[0]
-	if version < customerSnapshotV1 || version > customerSnapshotV3 {
+	if version < customerSnapshotV1 || version > customerSnapshotV4 {
 		return "version", ErrSnapshotVersion
 	}
 	r := &reader{b: snap[1:]}
@@ -194,7 +205,7 @@ func decodeCustomer(c *Customer, due *int64, snap []byte) (string, error) {
 	r.sub("intervals", c.iv.DecodeBinary)
 	c.tier = r.byte("tier", tierHigh)
 	c.flags = r.byte("flags", 255)
-	if c.flags&^maxFlags != 0 {
+	if c.flags&^maxFlags != 0 || (version < customerSnapshotV4 && c.flags&flagOpenControl != 0) {
 		r.fail("flags")
 	}
 	c.cohortH = uint16(r.uvarint("cohort interval", 1<<16-1))
@@ -233,6 +244,19 @@ func decodeCustomer(c *Customer, due *int64, snap []byte) (string, error) {
 		// Before V3 they were not counted: the kept intervals, or the
 		// orders less the first, whichever is more.
 		c.repeats = uint32(max(int64(c.orders)-1, int64(c.iv.Len()), 0))
+	}
+	if version >= customerSnapshotV4 {
+		for i := range c.sent {
+			c.sent[i] = uint16(r.uvarint("budget sends", window.MaxDay))
+		}
+		c.heldDay = uint16(r.uvarint("budget held day", window.MaxDay))
+		c.held = r.byte("budget held reasons", allBits)
+		if (c.held == 0) != (c.heldDay == 0) {
+			r.fail("budget held day")
+		}
+	} else {
+		// The budget's last send: the newest day any reason fired.
+		c.sent[0] = slices.Max(c.firedDay[:])
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")

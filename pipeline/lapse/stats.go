@@ -19,6 +19,15 @@ type Stats struct {
 	TimersFired uint64
 	// Erased and Evicted count customers that left (forget.go).
 	Erased, Evicted uint64
+	// Control counts WINBACK triggers sent to the control group (holdout).
+	Control uint64
+	// The contact budget: BudgetHeld counts reasons it held back (each
+	// once per wait), BudgetDelayed triggers sent after waiting on it,
+	// BudgetMerged triggers it folded into a stronger one sent at the same
+	// time (a reason calling for another action went out inside it), and
+	// BudgetDropped held reasons dropped because the customer ordered
+	// (recovered) or the reason stopped holding.
+	BudgetHeld, BudgetDelayed, BudgetMerged, BudgetDropped uint64
 
 	Customers     int
 	PendingTimers int
@@ -29,6 +38,9 @@ type counters struct {
 	Events, Duplicates, Late                      uint64
 	Recovered, Suppressed, Preempted, TimersFired uint64
 	Erased, Evicted                               uint64
+	Control                                       uint64
+	BudgetHeld, BudgetDelayed                     uint64
+	BudgetMerged, BudgetDropped                   uint64
 	triggers                                      []uint64
 }
 
@@ -46,6 +58,11 @@ func (e *Engine) Stats() Stats {
 		Suppressed:     e.stats.Suppressed,
 		Preempted:      e.stats.Preempted,
 		TimersFired:    e.stats.TimersFired,
+		Control:        e.stats.Control,
+		BudgetHeld:     e.stats.BudgetHeld,
+		BudgetDelayed:  e.stats.BudgetDelayed,
+		BudgetMerged:   e.stats.BudgetMerged,
+		BudgetDropped:  e.stats.BudgetDropped,
 		Customers:      e.Len(),
 		PendingTimers:  e.PendingTimers(),
 		Watermark:      e.Watermark(),

@@ -63,6 +63,16 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 	wasPending := c.pending & active
 	cands |= wasPending
 	c.pending &= active
+	if gone := c.held &^ active; gone != 0 && int32(c.heldDay) <= day+1 {
+		// A reason the budget held back no longer holds. (A timer that
+		// looks back before the hold does not judge it.)
+		e.stats.BudgetDropped += uint64(bits.OnesCount8(gone))
+		c.held &= active
+	}
+	if c.held == 0 {
+		c.heldDay = 0
+	}
+	cands |= c.held & active
 	c.active = active
 	if cands == 0 {
 		return dst
@@ -72,6 +82,12 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 	var allowed uint8
 	for r := 0; r < nReasons; r++ {
 		if cands&(1<<r) == 0 {
+			continue
+		}
+		if c.held&(1<<r) != 0 {
+			// It passed its cooldown when it came due; the budget
+			// only delays it.
+			allowed |= 1 << r
 			continue
 		}
 		switch e.cooldown(c, r, day, prio) {
@@ -89,6 +105,23 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 	if allowed == 0 {
 		return dst
 	}
+	left := nReasons // sends the budget allows now
+	if e.p.budgetN > 0 {
+		if left = e.budgetLeft(c, day); left == 0 {
+			e.stats.BudgetHeld += uint64(bits.OnesCount8(allowed &^ c.held))
+			if d := uint16(min(day+1, window.MaxDay)); c.heldDay == 0 || d < c.heldDay {
+				c.heldDay = d
+			}
+			c.held |= allowed
+			c.pending &^= allowed
+			return dst
+		}
+	}
+	delayed, heldDay := c.held&allowed, c.heldDay
+	c.held &^= allowed // the rest (not holding at T) waits on
+	if c.held == 0 {
+		c.heldDay = 0
+	}
 	if allowed&bitLapse != 0 {
 		c.flags |= flagLapseDone
 	}
@@ -103,6 +136,8 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 	// action (a lapse and a spend decline) share a trigger, reasons that
 	// call for different ones (friction and an unsubscribe) do not, so no
 	// action is lost. The strongest group goes first.
+	// Past the budget, the last trigger it allows takes every remaining
+	// reason (budget.go).
 	first := true
 	for allowed != 0 {
 		primary := strongest(e, &v, allowed)
@@ -112,13 +147,22 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 				group |= 1 << r
 			}
 		}
+		left--
+		if left == 0 && group != allowed {
+			e.stats.BudgetMerged += uint64(actionGroups(e, allowed&^group))
+			group = allowed
+		}
 		allowed &^= group
 		episode := at
 		if primary == rLapse {
 			episode = c.lastOrder
 		}
+		arm := e.treatment(c, primary, episode)
 		if group&e.p.recoverOn != 0 {
-			c.flags |= flagOpen
+			c.flags = c.flags&^flagOpenControl | flagOpen
+			if arm == event.TreatmentControl {
+				c.flags |= flagOpenControl
+			}
 			c.openReason, c.openEpisode, c.openAsOf = uint8(primary), episode, seconds(at)
 		}
 		if first {
@@ -126,9 +170,36 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 			first = false
 		}
 		e.stats.triggers[primary]++
-		dst = append(dst, e.winback(c, &v, primary, active|group, prio, episode, at, now))
+		if arm == event.TreatmentControl {
+			e.stats.Control++
+		}
+		c.recordSend(day)
+		t := e.winback(c, &v, primary, active|group, prio, episode, at, now)
+		t.Treatment = arm
+		if group&delayed != 0 {
+			// It waited on the budget: since the day the first of its
+			// reasons was held back.
+			e.stats.BudgetDelayed++
+			t.Evidence["budget_delayed_days"] = round4(float64(at-(int64(heldDay)-1)*window.MsPerDay) / float64(window.MsPerDay))
+		}
+		if n := actionGroups(e, group); n > 1 {
+			t.Evidence["budget_merged_actions"] = float64(n - 1)
+		}
+		dst = append(dst, t)
 	}
 	return dst
+}
+
+// actionGroups counts the distinct configured actions of the reasons in
+// mask: the triggers they would make without a budget.
+func actionGroups(e *Engine, mask uint8) int {
+	var seen []event.Action
+	for r := 0; r < nReasons; r++ {
+		if mask&(1<<r) != 0 && !slices.Contains(seen, e.p.actions[r]) {
+			seen = append(seen, e.p.actions[r])
+		}
+	}
+	return len(seen)
 }
 
 // strongest returns the reason in mask with the largest weight × severity
@@ -176,7 +247,7 @@ func (e *Engine) winback(c *Customer, v *view, primary int, reasons uint8, prio 
 		RiskScore:         round4(v.risk),
 		ValueTier:         tierNames[c.tier],
 		Priority:          int32(prio),
-		RecommendedAction: e.action(primary, c.tier, v.risk),
+		RecommendedAction: channel(c, e.action(primary, c.tier, v.risk)),
 		Evidence:          e.evidence(c, v, reasons),
 		AsOf:              at,
 		EmittedAt:         now.UnixMilli(),
@@ -270,6 +341,10 @@ func (e *Engine) recovered(c *Customer, t, cents, prev int64, now time.Time) eve
 	}
 	c.lastKind, c.lastReason, c.lastEpisode, c.lastAsOf = 2, uint8(r), c.openEpisode, seconds(t)
 	e.stats.Recovered++
+	arm := event.TreatmentTreated
+	if c.flags&flagOpenControl != 0 {
+		arm = event.TreatmentControl
+	}
 	return event.Trigger{
 		TriggerID:         TriggerID(c.ID(), event.TriggerRecovered, reason, c.openEpisode),
 		CustomerID:        c.ID(),
@@ -279,12 +354,13 @@ func (e *Engine) recovered(c *Customer, t, cents, prev int64, now time.Time) eve
 		RiskScore:         round4(v.risk),
 		ValueTier:         tierNames[c.tier],
 		Priority:          int32(e.priority(&v)),
-		RecommendedAction: e.p.cfg.Lifecycle.RecoveredAction,
+		RecommendedAction: channel(c, e.p.cfg.Lifecycle.RecoveredAction),
 		Evidence:          ev,
 		OriginalTriggerID: TriggerID(c.ID(), event.TriggerWinback, reason, c.openEpisode),
 		AsOf:              t,
 		EmittedAt:         now.UnixMilli(),
 		PLapse:            v.pLapsePtr(),
+		Treatment:         arm,
 	}
 }
 

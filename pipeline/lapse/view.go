@@ -158,6 +158,8 @@ func (c *Customer) MarshalJSON() ([]byte, error) {
 		Risk    float64         `json:"risk_score"`
 		Signals []signalJSON    `json:"signals"`
 		Pending []event.Reason  `json:"held_by_cooldown,omitempty"`
+		Held    []event.Reason  `json:"held_by_budget,omitempty"`
+		Since   *string         `json:"budget_held_since,omitempty"`
 		Timer   *string         `json:"pending_timer"`
 		Last    *triggerRefJSON `json:"last_trigger,omitempty"`
 		Open    *triggerRefJSON `json:"open_episode,omitempty"`
@@ -197,7 +199,12 @@ func (c *Customer) MarshalJSON() ([]byte, error) {
 		Signals: []signalJSON{},
 		Model:   e.modelJSON(c, &v),
 		Pending: reasonsOf(c.pending),
+		Held:    reasonsOf(c.held),
 		Timer:   due,
+	}
+	if c.heldDay != 0 {
+		s := isoMilli((int64(c.heldDay) - 1) * window.MsPerDay)
+		out.Since = &s
 	}
 	if v.hasP {
 		p := round4(v.pLapse)

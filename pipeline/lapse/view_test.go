@@ -10,6 +10,9 @@ import (
 
 func TestCustomerJSONAndAggregate(t *testing.T) {
 	s := &script{t: t, name: "inline", wall: scriptWallStart, saved: map[string]string{}, evClock: genStart}
+	// Without the contact budget, which would hold the lapse back for two
+	// weeks after the friction trigger (budget_test.go has that case).
+	s.cfgYAML = []string{"lifecycle: {budget_days: 0}"}
 	for _, line := range []string{
 		"@2026-01-01T10:00Z repeat 8 every 7d order w PLACED 40",
 		"@2026-02-20T10:00Z support w OPENED t1 complaint",

@@ -44,7 +44,8 @@ func TestMigrate(t *testing.T) {
 	wantTables := []string{"customer_aggregates", "customer_daily", "dlq_records", "schema_migrations", "winback_triggers"}
 	wantViews := []string{"customer_history", "customer_kpis", "customer_months", "customer_weeks", "customers_at_risk",
 		"engagement_by_tier", "kpi_monthly", "kpi_weekly", "retention_monthly", "retention_weekly",
-		"support_by_tier", "value_risk_matrix", "winback_funnel"}
+		"support_by_tier", "value_risk_matrix", "winback_funnel", "winback_incrementality", "winback_incrementality_by_reason",
+		"winback_trigger_outcomes"}
 	wantFeeds := []string{"customer_daily_feed"}
 	var gotTables, gotViews, gotFeeds []string
 	for _, r := range query(t, s, "SELECT name, engine FROM system.tables WHERE database = '"+db+"' ORDER BY name") {

@@ -92,6 +92,12 @@ func decodeTriggerAvro(ctx context.Context, reg decode.Registry, value []byte) (
 			t.PLapse = &f
 		}
 	}
+	t.Treatment = event.TreatmentTreated // null, or absent in older writer schemas
+	if u, ok := m["treatment"].(map[string]any); ok {
+		if s, ok := u["io.winback.Treatment"].(string); ok {
+			t.Treatment = event.Treatment(s)
+		}
+	}
 	if len(r.missing) > 0 {
 		return t, fmt.Errorf("kafka: trigger lacks or mistypes %v: %w", r.missing, ErrInvalidTrigger)
 	}
@@ -177,6 +183,7 @@ type triggerJSON struct {
 	AsOf              *int64             `json:"as_of"`
 	EmittedAt         *int64             `json:"emitted_at"`
 	PLapse            *float64           `json:"p_lapse"`
+	Treatment         *string            `json:"treatment"`
 }
 
 func decodeTriggerJSON(value []byte) (event.Trigger, error) {
@@ -233,6 +240,10 @@ func decodeTriggerJSON(value []byte) (event.Trigger, error) {
 		missing = append(missing, "emitted_at")
 	}
 	t.PLapse = j.PLapse
+	t.Treatment = event.TreatmentTreated // null or absent: written before the field existed
+	if j.Treatment != nil {
+		t.Treatment = event.Treatment(*j.Treatment)
+	}
 	if len(missing) > 0 {
 		return t, fmt.Errorf("kafka: trigger lacks %v: %w", missing, ErrInvalidTrigger)
 	}
@@ -244,7 +255,8 @@ func validTrigger(t *event.Trigger) error {
 	ok := slices.Contains(kindSymbols, t.Kind) &&
 		slices.Contains(reasonSymbols, t.PrimaryReason) &&
 		slices.Contains(tierSymbols, t.ValueTier) &&
-		slices.Contains(actionSymbols, t.RecommendedAction)
+		slices.Contains(actionSymbols, t.RecommendedAction) &&
+		slices.Contains(treatmentSymbols, t.Treatment)
 	for _, r := range t.Reasons {
 		ok = ok && slices.Contains(reasonSymbols, r)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/schemas"
 )
 
@@ -63,7 +64,8 @@ func TestTriggerSchemaEvolution(t *testing.T) {
 		}
 	}
 
-	// A record written with the v1 schema decodes, without p_lapse.
+	// A record written with the v1 schema decodes, without p_lapse and
+	// TREATED (the treatment's documented default).
 	codec, err := goavro.NewCodec(string(old))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +95,42 @@ func TestTriggerSchemaEvolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalTriggers(got, want) || got.PLapse != nil {
+	if !equalTriggers(got, want) || got.PLapse != nil || got.Treatment != event.TreatmentTreated {
 		t.Fatalf("v1 record:\n got %+v\nwant %+v", got, want)
 	}
+}
+
+// TestTriggerTreatmentJSON: a JSON trigger without treatment, or with
+// null, reads TREATED (written before the field existed); CONTROL reads
+// as such; a symbol outside the contract is rejected.
+func TestTriggerTreatmentJSON(t *testing.T) {
+	golden, err := os.ReadFile("testdata/trigger.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(golden, &m); err != nil {
+		t.Fatal(err)
+	}
+	f := func(treatment any, present bool, want event.Treatment, ok bool) {
+		t.Helper()
+		c := map[string]any{}
+		for k, v := range m {
+			c[k] = v
+		}
+		delete(c, "treatment")
+		if present {
+			c["treatment"] = treatment
+		}
+		b, _ := json.Marshal(c)
+		got, err := DecodeTrigger(context.Background(), nil, b)
+		if (err == nil) != ok || (ok && got.Treatment != want) {
+			t.Errorf("treatment %v (present %v): got %q, %v; want %q, ok %v", treatment, present, got.Treatment, err, want, ok)
+		}
+	}
+	f(nil, false, event.TreatmentTreated, true)
+	f(nil, true, event.TreatmentTreated, true)
+	f("CONTROL", true, event.TreatmentControl, true)
+	f("TREATED", true, event.TreatmentTreated, true)
+	f("PLACEBO", true, "", false)
 }

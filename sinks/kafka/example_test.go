@@ -36,6 +36,6 @@ func ExampleTriggerEncoder_Encode() {
 	back, err := kafka.DecodeTrigger(context.Background(), nil, value)
 	fmt.Println(back.RecommendedAction, err)
 	// Output:
-	// {"trigger_id":"wb-c-1-1","customer_id":"c-1","kind":"WINBACK","reasons":["EMAIL_BOUNCED"],"primary_reason":"EMAIL_BOUNCED","risk_score":0.5,"value_tier":"MEDIUM","priority":40,"recommended_action":"CHANNEL_SWITCH","evidence":{"emails_bounced_90d":3},"original_trigger_id":null,"as_of":1714564800000,"emitted_at":1714564800500,"p_lapse":null}
+	// {"trigger_id":"wb-c-1-1","customer_id":"c-1","kind":"WINBACK","reasons":["EMAIL_BOUNCED"],"primary_reason":"EMAIL_BOUNCED","risk_score":0.5,"value_tier":"MEDIUM","priority":40,"recommended_action":"CHANNEL_SWITCH","evidence":{"emails_bounced_90d":3},"original_trigger_id":null,"as_of":1714564800000,"emitted_at":1714564800500,"p_lapse":null,"treatment":"TREATED"}
 	// CHANNEL_SWITCH <nil>
 }

@@ -36,6 +36,7 @@ var (
 	tierSymbols   = []event.Tier{event.TierHigh, event.TierMedium, event.TierLow}
 	actionSymbols = []event.Action{event.ActionWinbackOffer, event.ActionServiceRecovery,
 		event.ActionReengagement, event.ActionChannelSwitch, event.ActionLoyaltyReward}
+	treatmentSymbols = []event.Treatment{event.TreatmentTreated, event.TreatmentControl}
 )
 
 // ErrInvalidTrigger is wrapped by the errors of Encode and DecodeTrigger
@@ -99,8 +100,8 @@ func (e *TriggerEncoder) Encode(dst []byte, t *event.Trigger) ([]byte, error) {
 
 // triggerIndexes are the Avro enum indexes of a trigger's symbols.
 type triggerIndexes struct {
-	kind, primary, tier, action int
-	reasons                     []int
+	kind, primary, tier, action, treatment int
+	reasons                                []int
 }
 
 func indexes(t *event.Trigger) (triggerIndexes, error) {
@@ -131,6 +132,9 @@ func indexes(t *event.Trigger) (triggerIndexes, error) {
 	}
 	if idx.action = slices.Index(actionSymbols, t.RecommendedAction); idx.action < 0 {
 		return idx, bad("recommended_action", t.RecommendedAction)
+	}
+	if idx.treatment = slices.Index(treatmentSymbols, t.Arm()); idx.treatment < 0 {
+		return idx, bad("treatment", t.Treatment)
 	}
 	idx.reasons = make([]int, len(t.Reasons))
 	for i, r := range t.Reasons {
@@ -193,10 +197,13 @@ func appendTriggerAvro(dst []byte, id int, t *event.Trigger, idx *triggerIndexes
 	dst = decode.AppendAvroLong(dst, t.AsOf)
 	dst = decode.AppendAvroLong(dst, t.EmittedAt)
 	if t.PLapse == nil {
-		return decode.AppendAvroLong(dst, 0)
+		dst = decode.AppendAvroLong(dst, 0)
+	} else {
+		dst = decode.AppendAvroLong(dst, 1)
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(*t.PLapse))
 	}
-	dst = decode.AppendAvroLong(dst, 1)
-	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(*t.PLapse))
+	// treatment: always written (union branch 1), TREATED when unset.
+	return decode.AppendAvroLong(decode.AppendAvroLong(dst, 1), int64(idx.treatment))
 }
 
 func appendTriggerJSON(dst []byte, t *event.Trigger, keys []string) []byte {
@@ -248,5 +255,7 @@ func appendTriggerJSON(dst []byte, t *event.Trigger, keys []string) []byte {
 	} else {
 		dst = strconv.AppendFloat(dst, *t.PLapse, 'g', -1, 64)
 	}
+	dst = append(dst, `,"treatment":`...)
+	dst = decode.AppendJSONString(dst, string(t.Arm()))
 	return append(dst, '}')
 }

@@ -68,6 +68,7 @@ func recoveredTrigger() event.Trigger {
 		OriginalTriggerID: "wb-c-2-SPEND_DECLINE-1",
 		AsOf:              1714564800000,
 		EmittedAt:         1714564900000,
+		Treatment:         event.TreatmentControl, // a control trigger's follow-up
 	}
 }
 
@@ -95,7 +96,8 @@ func equalFlat(a, b event.Trigger) bool {
 		a.PrimaryReason == b.PrimaryReason && a.RiskScore == b.RiskScore && a.ValueTier == b.ValueTier &&
 		a.Priority == b.Priority && a.RecommendedAction == b.RecommendedAction &&
 		a.OriginalTriggerID == b.OriginalTriggerID && a.AsOf == b.AsOf && a.EmittedAt == b.EmittedAt &&
-		(a.PLapse == nil) == (b.PLapse == nil) && (a.PLapse == nil || *a.PLapse == *b.PLapse)
+		(a.PLapse == nil) == (b.PLapse == nil) && (a.PLapse == nil || *a.PLapse == *b.PLapse) &&
+		a.Arm() == b.Arm()
 }
 
 func newSR(t *testing.T) (*srfake.Registry, *sr.Client) {
@@ -158,6 +160,7 @@ func TestTriggerAvroMatchesGoavro(t *testing.T) {
 	tr := winbackTrigger()
 	tr.Evidence = map[string]float64{"days_since_last_order": 61.5}
 	tr.OriginalTriggerID = "wb-0"
+	tr.Treatment = event.TreatmentControl
 	native := map[string]any{
 		"trigger_id": tr.TriggerID, "customer_id": tr.CustomerID, "kind": string(tr.Kind),
 		"reasons":        []any{"PURCHASE_LAPSE", "LOW_SATISFACTION"},
@@ -166,7 +169,8 @@ func TestTriggerAvroMatchesGoavro(t *testing.T) {
 		"evidence":            map[string]any{"days_since_last_order": 61.5},
 		"original_trigger_id": goavro.Union("string", "wb-0"),
 		"as_of":               tr.AsOf, "emitted_at": tr.EmittedAt,
-		"p_lapse": goavro.Union("double", 0.6875),
+		"p_lapse":   goavro.Union("double", 0.6875),
+		"treatment": goavro.Union("io.winback.Treatment", "CONTROL"),
 	}
 	want, err := codec.BinaryFromNative([]byte{0, 0, 0, 0, 7}, native)
 	if err != nil {

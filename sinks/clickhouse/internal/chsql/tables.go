@@ -129,6 +129,7 @@ func triggersTable(rows []*event.Trigger) *Table {
 		col("original_trigger_id", n, func(i int) string { return r(i).OriginalTriggerID }),
 		timeCol("as_of", n, func(i int) int64 { return r(i).AsOf }),
 		timeCol("emitted_at", n, func(i int) int64 { return r(i).EmittedAt }),
+		col("treatment", n, func(i int) string { return string(r(i).Arm()) }),
 	}}
 }
 
