@@ -13,6 +13,9 @@ type Stats struct {
 	Suppressed  uint64 // candidate reasons held back by a cooldown
 	Preempted   uint64 // reasons that fired inside their cooldown on priority
 	TimersFired uint64
+	// Refits counts the purchase model's refits (RefitInfo), those that
+	// kept the parameters included.
+	Refits uint64
 
 	Customers     int
 	PendingTimers int
@@ -22,6 +25,7 @@ type Stats struct {
 type counters struct {
 	Events, Duplicates, Late                      uint64
 	Recovered, Suppressed, Preempted, TimersFired uint64
+	Refits                                        uint64
 	triggers                                      []uint64
 }
 
@@ -36,6 +40,7 @@ func (e *Engine) Stats() Stats {
 		Suppressed:    e.stats.Suppressed,
 		Preempted:     e.stats.Preempted,
 		TimersFired:   e.stats.TimersFired,
+		Refits:        e.stats.Refits,
 		Customers:     e.Len(),
 		PendingTimers: e.PendingTimers(),
 		Watermark:     e.Watermark(),
