@@ -56,6 +56,7 @@ func (r *Runner) newTask(p int32, pos inputPositions) *task {
 	t := &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now,
 		fwdWait: math.MaxInt64} // until the next cycle's barrier says what to wait for
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
+	r.watchRefits(t)
 	l := strconv.Itoa(int(p))
 	for i := range t.src {
 		s := &t.src[i]

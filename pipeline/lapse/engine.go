@@ -52,6 +52,7 @@ type Engine struct {
 	// (refit.go).
 	refitAt    int64
 	repriceDue bool
+	metaDirty  bool // a refit changed the meta (TakeMetaDirty)
 	onRefit    func(RefitInfo)
 	refitHeap  sampleHeap
 	stats      counters

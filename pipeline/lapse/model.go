@@ -39,6 +39,10 @@ func (e *Engine) SetPopulationOrderValue(v float64) {
 	}
 }
 
+// PopulationOrderValue returns the task's value per purchase behind the
+// CLV's shrinkage (0: none yet).
+func (e *Engine) PopulationOrderValue() float64 { return e.popAOV }
+
 // PurchaseModel returns the population parameters behind p_lapse.
 func (e *Engine) PurchaseModel() btyd.Params { return e.model }
 

@@ -75,6 +75,16 @@ type RefitInfo struct {
 // count).
 func (e *Engine) OnRefit(fn func(RefitInfo)) { e.onRefit = fn }
 
+// TakeMetaDirty reports whether a refit changed the meta (the boundary,
+// and perhaps the parameters) since the last call, and clears the flag.
+// The runner writes the meta then even if no customer changed, so that a
+// restore does not refit again at a boundary already passed.
+func (e *Engine) TakeMetaDirty() bool {
+	d := e.metaDirty
+	e.metaDirty = false
+	return d
+}
+
 // RefitBoundary returns the event-time boundary (Unix ms) of the task's
 // last refit, 0 if none.
 func (e *Engine) RefitBoundary() int64 { return e.refitAt }
@@ -211,6 +221,7 @@ func (e *Engine) refit(at int64) {
 		}
 	}
 	e.stats.Refits++
+	e.metaDirty = true
 	info.After, info.PopAOV = e.model, e.popAOV
 	info.Duration = time.Since(began)
 	if e.onRefit != nil {
