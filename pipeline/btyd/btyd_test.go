@@ -1,6 +1,7 @@
 package btyd
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -181,5 +182,22 @@ func TestSilenceForPAlive(t *testing.T) {
 	}
 	if s := (Params{Kind: BGNBD, R: 1, Alpha: 1, A: 1, B: 1}).SilenceForPAlive(0, 0, 0.5); !math.IsInf(s, 1) {
 		t.Errorf("BG/NBD one-time buyer: %v, want +Inf", s)
+	}
+}
+
+// BenchmarkSilenceForPAlive: the lapse timer's model gap, asked at every
+// event of a customer (K = 1: closed form; K > 1: root finding).
+func BenchmarkSilenceForPAlive(b *testing.B) {
+	for _, k := range []int{1, 4, 16} {
+		p := Params{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72, K: k}
+		b.Run(fmt.Sprintf("K=%d", k), func(b *testing.B) {
+			s := 0.0
+			for i := range b.N {
+				s += p.SilenceForPAlive(float64(5+i%20), 100, 0.5)
+			}
+			if !(s > 0) {
+				b.Fatal(s)
+			}
+		})
 	}
 }

@@ -259,18 +259,46 @@ func (p Params) SilenceForPAlive(x, tx, theta float64) float64 {
 	k := float64(p.k())
 	rr, A := p.R+k*x, p.Alpha/k+tx
 	lt := math.Log(target)
-	lo, hi := 0.0, 1.0
-	for p.logSurvival(rr, A, hi) > lt {
+	// f(s) = log S(s) − log target falls from −lt > 0 at s = 0: bracket
+	// the root by doubling from the mean interval, then regula falsi
+	// with the Illinois step (a few evaluations where bisection took 60;
+	// the lapse timer asks this at every event of a regular customer).
+	f := func(s float64) float64 { return p.logSurvival(rr, A, s) - lt }
+	lo, flo := 0.0, -lt
+	hi := max(A/rr*k, 1e-3)
+	fhi := f(hi)
+	for fhi > 0 {
+		lo, flo = hi, fhi
 		if hi *= 2; hi > 1e7 {
 			return math.Inf(1)
 		}
+		fhi = f(hi)
 	}
-	for range 60 {
-		mid := (lo + hi) / 2
-		if p.logSurvival(rr, A, mid) > lt {
-			lo = mid
-		} else {
-			hi = mid
+	side := 0
+	for range 100 {
+		if hi-lo <= 1e-9*hi {
+			break
+		}
+		s := hi - fhi*(hi-lo)/(fhi-flo)
+		if !(s > lo && s < hi) {
+			s = (lo + hi) / 2
+		}
+		fs := f(s)
+		switch {
+		case fs > 0:
+			lo, flo = s, fs
+			if side == -1 {
+				fhi /= 2
+			}
+			side = -1
+		case fs < 0:
+			hi, fhi = s, fs
+			if side == 1 {
+				flo /= 2
+			}
+			side = 1
+		default:
+			return s
 		}
 	}
 	return hi

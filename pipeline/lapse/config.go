@@ -75,6 +75,11 @@ type LapseConfig struct {
 	// model's probability that the customer is still alive to have fallen
 	// to this (0 turns the check off).
 	MaxPAlive float64 `yaml:"max_p_alive" help:"a lapse also needs the purchase model's P(alive) at or below this, 0 to 1 (0 turns the check off)"`
+	// MaxRegularity caps the Erlang order K that a customer's own rhythm
+	// lends the purchase model (MBG/CNBD-k with the customer's K =
+	// 1/CV² of its intervals): a clockwork buyer's silence is stronger
+	// evidence than a Poisson buyer's. 1 turns it off (plain MBG/NBD).
+	MaxRegularity int `yaml:"max_regularity" help:"highest Erlang order (1 to 32) a regular customer's rhythm lends the purchase model, so that a clockwork buyer's silence counts as stronger evidence; 1 turns it off"`
 }
 
 // ModelConfig is the refit of the purchase model behind p_lapse, the
@@ -257,7 +262,8 @@ func DefaultConfig() Config {
 			CohortMinCustomers: 20,
 			CohortMinDays:      21,
 			HorizonDays:        90,
-			MaxPAlive:          0,
+			MaxPAlive:          0.5,
+			MaxRegularity:      16,
 		},
 		Model: ModelConfig{RefitDays: 7, RefitSample: 2000, RefitMinCustomers: 200, RefitMaxIterations: 200},
 		Spend: SpendConfig{MinDrop: 0.5, MinPrevOrders: 3, MinRecentOrders: 2, MinOrderValueDrop: 0.5},
@@ -364,6 +370,9 @@ func (c *Config) Validate() error {
 	between("purchase_lapse.cohort_min_days", l.CohortMinDays, 0, 730, "the shortest interval assumed for a customer without a rhythm, e.g. 21 (0 trusts the cohort median alone)")
 	between("purchase_lapse.horizon_days", l.HorizonDays, 1, 3650, "the horizon of p_lapse and of the CLV in days, e.g. 90")
 	between("purchase_lapse.max_p_alive", l.MaxPAlive, 0, 0.99, "the P(alive) a lapse needs to have fallen to, e.g. 0.5 (0 turns the check off)")
+	if l.MaxRegularity < 1 || l.MaxRegularity > 32 {
+		bad("purchase_lapse.max_regularity", "is %d, must be between 1 and 32: the highest Erlang order a regular rhythm lends the purchase model, e.g. 16 (1 turns it off)", l.MaxRegularity)
+	}
 	if l.CohortMinCustomers < 1 {
 		bad("purchase_lapse.cohort_min_customers", "is %d, must be >= 1: customers with a rhythm before the cohort median is used, e.g. 20", l.CohortMinCustomers)
 	}

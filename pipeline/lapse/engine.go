@@ -342,6 +342,7 @@ func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, n
 	if ev.OrderType != event.OrderPlaced {
 		return dst
 	}
+	c.modelGap = 0 // the orders behind it change
 	if c.firstOrder == 0 || seconds(t) < c.firstOrder {
 		c.firstOrder = max(seconds(t), 1)
 	}

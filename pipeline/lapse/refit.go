@@ -237,6 +237,7 @@ func (e *Engine) reprice() {
 	rearm := e.p.cfg.Lapse.MaxPAlive > 0
 	for slot := uint32(0); slot < e.n; slot++ {
 		c := e.at(slot)
+		c.modelGap = 0
 		if c.orders > 0 || c.clvBucket != 0 {
 			e.resketch(c)
 		}
@@ -244,6 +245,41 @@ func (e *Engine) reprice() {
 			e.rearm(c)
 		}
 	}
+}
+
+// regularity returns the Erlang order K that c's own rhythm lends the
+// purchase model: 1/CV² of its kept intervals (CV robust: 1.4826 × MAD /
+// median), floored, between 1 and purchase_lapse.max_regularity; 1
+// without a personal rhythm.
+func (e *Engine) regularity(c *Customer) int {
+	kmax := e.p.cfg.Lapse.MaxRegularity
+	if kmax <= 1 || c.iv.Len() < e.p.cfg.Lapse.MinOrders-1 {
+		return 1
+	}
+	med, mad := e.ivStats(c)
+	if !(med > 0) {
+		return 1
+	}
+	cv := 1.4826 * mad / med
+	if cv*cv*float64(kmax) <= 1 {
+		return kmax
+	}
+	return min(max(int(1/(cv*cv)), 1), kmax)
+}
+
+// lapseModel returns the purchase model that PURCHASE_LAPSE's evidence
+// check reads for c: the population parameters with c's regularity as
+// the Erlang order (MBG/CNBD-k with the customer's own K). p_lapse, the
+// CLV and the refit keep plain MBG/NBD (K = 1): on the grocery panel a
+// per-customer K ranks repeat buyers worse (AUC 0.879 against 0.890 at
+// horizon 90), since a few intervals of a real buyer look regular by
+// chance; for the timing of a lapse, the rhythm is what matters.
+func (e *Engine) lapseModel(c *Customer) btyd.Params {
+	q := e.model
+	if k := e.regularity(c); k > 1 {
+		q.K = k
+	}
+	return q
 }
 
 // obs is purchaseObs; withIv also sums the logs of the kept intervals
