@@ -38,11 +38,11 @@ func BenchmarkRefit(b *testing.B) {
 			e, at := refitEngine(b, bc.n)
 			e.refit(at) // the parameters in use become fitted ones
 			fitted := e.model
-			var evals, iters, dur float64
+			var evals, iters, sample float64
 			e.OnRefit(func(i RefitInfo) {
 				evals += float64(i.Fit.Evals)
 				iters += float64(i.Fit.Iter)
-				dur += i.Duration.Seconds()
+				sample = float64(i.Sample)
 			})
 			b.ResetTimer()
 			for range b.N {
@@ -55,6 +55,7 @@ func BenchmarkRefit(b *testing.B) {
 			}
 			b.ReportMetric(evals/float64(b.N), "evals/op")
 			b.ReportMetric(iters/float64(b.N), "iter/op")
+			b.ReportMetric(sample, "sample")
 		})
 	}
 }
