@@ -202,7 +202,9 @@ func TestLapseOnEvidence(t *testing.T) {
 	p.A /= 10 // drop-out much rarer: P(alive) falls later
 	e2.SetPurchaseModel(p)
 	after, _ := e2.Customer("w").Due()
-	if want := last + int64(math.Round(p.SilenceForPAlive(7, 49, 0.5)*float64(day))); after <= before || after != want {
+	// The engine keeps the model gap as float32 days (Customer.modelGap):
+	// exact to well under a second.
+	if want := last + int64(math.Round(p.SilenceForPAlive(7, 49, 0.5)*float64(day))); after <= before || after < want-1000 || after > want+1000 {
 		t.Fatalf("timer %v → %v after the refit, want %v", before, after, want)
 	}
 }
