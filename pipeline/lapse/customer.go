@@ -73,7 +73,9 @@ type Customer struct {
 	// modelGap memoises the lapse's model gap in days plus 1 (0 = not
 	// known): it depends only on the orders and the purchase model, and
 	// takes a root search for a regular customer. Not in the snapshot
-	// (recomputed); in the struct's padding.
+	// (recomputed); in the struct's padding. A read that asks for the gap
+	// (MarshalJSON, Probe) may fill it: like the engine, not safe for
+	// concurrent use (the runner serves lookups under its lock).
 	modelGap float32
 }
 
