@@ -201,3 +201,38 @@ func BenchmarkSilenceForPAlive(b *testing.B) {
 		})
 	}
 }
+
+// TestFitWithPrior: on a population where nobody drops out, maximum
+// likelihood has no interior optimum (it drives a toward 0, as far as the
+// simplex goes before the likelihood is flat); with the prior a stays at
+// a plausible value, the mean purchase rate is the data's, the fit ends
+// within its cap, and it reports the log-likelihood of the parameters it
+// returns.
+func TestFitWithPrior(t *testing.T) {
+	steady := Params{Kind: MBGNBD, R: 4, Alpha: 28, A: 1e-4, B: 1000} // about weekly, nobody drops out
+	obs := simulate(steady, 1000, 365, 3)
+	opt := FitOptions{MaxIter: 400, Step: 0.5, Tol: 1e-8}
+	free, fs, err := FitWith(MBGNBD, obs, Params{}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.PriorSD = 2
+	p, st, err := FitWith(MBGNBD, obs, Params{}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("without prior %v (%d evaluations), with %v (%d)", free, fs.Evals, p, st.Evals)
+	if !(free.A < 1e-4) {
+		t.Errorf("without the prior the fit stayed finite (%v): the population does not test the prior", free)
+	}
+	if !(p.A > 1e-4 && p.B < 1e5 && p.R < 40) || st.Iter >= opt.MaxIter {
+		t.Errorf("with the prior: %v after %d iterations, %d evaluations (without: %d)", p, st.Iter, st.Evals, fs.Evals)
+	}
+	if ll := p.LogLikelihood(obs); math.Abs(ll-st.LL) > 1e-9*math.Abs(ll) {
+		t.Errorf("FitStats.LL %v, LogLikelihood %v", st.LL, ll)
+	}
+	// Mean rate r/α stays that of the data: a purchase a week.
+	if m := p.R / p.Alpha; math.Abs(m-1.0/7) > 0.02 {
+		t.Errorf("mean rate %.4f per day, want about 1/7", m)
+	}
+}
