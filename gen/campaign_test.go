@@ -2,6 +2,7 @@ package gen
 
 import (
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/winback/winback/pipeline/event"
@@ -73,8 +74,9 @@ func TestCampaignPlants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var treated, control, planted int
+	var treated, control, planted, eligible, plantedEligible int
 	plantedAt := map[string]int64{}
+	_, end := g.Range()
 	for _, ct := range truth {
 		switch ct.Treatment {
 		case event.TreatmentControl:
@@ -84,6 +86,15 @@ func TestCampaignPlants(t *testing.T) {
 			}
 		case event.TreatmentTreated:
 			treated++
+			// A trigger 31 days or more before the end has its whole
+			// return window in the stream: planted with probability
+			// Effect.
+			if ct.AsOf+31*msDay < end.UnixMilli() {
+				eligible++
+				if ct.Planted {
+					plantedEligible++
+				}
+			}
 		default:
 			t.Fatalf("treatment %q", ct.Treatment)
 		}
@@ -98,9 +109,17 @@ func TestCampaignPlants(t *testing.T) {
 	if treated < 50 || control < 50 {
 		t.Fatalf("%d treated, %d control at share 0.5", treated, control)
 	}
-	// Planted unless past the end of the stream: most of 0.6.
-	if share := float64(planted) / float64(treated); share < 0.45 || share > 0.75 {
-		t.Fatalf("%d of %d treated triggers planted, want about 0.6", planted, treated)
+	// Planted with probability 0.6 where the return window fits in the
+	// stream (±3 standard errors), and never more often elsewhere.
+	if eligible < 40 {
+		t.Fatalf("only %d treated triggers with their return window in the stream", eligible)
+	}
+	se := math.Sqrt(0.6 * 0.4 / float64(eligible))
+	if share := float64(plantedEligible) / float64(eligible); math.Abs(share-0.6) > 3*se {
+		t.Fatalf("%d of %d treated triggers with room planted (%.3f), want 0.6 ± %.3f", plantedEligible, eligible, share, 3*se)
+	}
+	if planted > treated {
+		t.Fatalf("%d planted of %d treated", planted, treated)
 	}
 	recs := records(t, cfg)
 	seen, prev := 0, int64(0)

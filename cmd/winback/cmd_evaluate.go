@@ -167,10 +167,13 @@ func (b *backtestRun) evaluate(ctx context.Context, cfg lapse.Config, cutoff int
 	if err != nil {
 		return nil, nil, err
 	}
-	if cfg.Lapse.MaxPAlive > 0 {
-		// PURCHASE_LAPSE reads the purchase model: replay again with the
-		// parameters fitted on the calibration period, as a pipeline that
-		// refits would have them, so that its triggers are judged as such.
+	if cfg.Lapse.MaxPAlive > 0 && cfg.Model.RefitDays == 0 {
+		// PURCHASE_LAPSE reads the purchase model and the engines do not
+		// refit it (model.refit_days 0): replay again with the parameters
+		// fitted on the calibration period, as a pipeline that refits
+		// would have them, so that its triggers are judged as such. With
+		// refits on, the replay has the engines' own refits, as the
+		// pipeline does.
 		var engs []*lapse.Engine
 		for i := range results {
 			if results[i].eng != nil {

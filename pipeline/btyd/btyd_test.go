@@ -1,6 +1,7 @@
 package btyd
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -181,5 +182,57 @@ func TestSilenceForPAlive(t *testing.T) {
 	}
 	if s := (Params{Kind: BGNBD, R: 1, Alpha: 1, A: 1, B: 1}).SilenceForPAlive(0, 0, 0.5); !math.IsInf(s, 1) {
 		t.Errorf("BG/NBD one-time buyer: %v, want +Inf", s)
+	}
+}
+
+// BenchmarkSilenceForPAlive: the lapse timer's model gap, asked at every
+// event of a customer (K = 1: closed form; K > 1: root finding).
+func BenchmarkSilenceForPAlive(b *testing.B) {
+	for _, k := range []int{1, 4, 16} {
+		p := Params{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72, K: k}
+		b.Run(fmt.Sprintf("K=%d", k), func(b *testing.B) {
+			s := 0.0
+			for i := range b.N {
+				s += p.SilenceForPAlive(float64(5+i%20), 100, 0.5)
+			}
+			if !(s > 0) {
+				b.Fatal(s)
+			}
+		})
+	}
+}
+
+// TestFitWithPrior: on a population where nobody drops out, maximum
+// likelihood has no interior optimum (it drives a toward 0, as far as the
+// simplex goes before the likelihood is flat); with the prior a stays at
+// a plausible value, the mean purchase rate is the data's, the fit ends
+// within its cap, and it reports the log-likelihood of the parameters it
+// returns.
+func TestFitWithPrior(t *testing.T) {
+	steady := Params{Kind: MBGNBD, R: 4, Alpha: 28, A: 1e-4, B: 1000} // about weekly, nobody drops out
+	obs := simulate(steady, 1000, 365, 3)
+	opt := FitOptions{MaxIter: 400, Step: 0.5, Tol: 1e-8}
+	free, fs, err := FitWith(MBGNBD, obs, Params{}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.PriorSD = 2
+	p, st, err := FitWith(MBGNBD, obs, Params{}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("without prior %v (%d evaluations), with %v (%d)", free, fs.Evals, p, st.Evals)
+	if !(free.A < 1e-4) {
+		t.Errorf("without the prior the fit stayed finite (%v): the population does not test the prior", free)
+	}
+	if !(p.A > 1e-4 && p.B < 1e5 && p.R < 40) || st.Iter >= opt.MaxIter {
+		t.Errorf("with the prior: %v after %d iterations, %d evaluations (without: %d)", p, st.Iter, st.Evals, fs.Evals)
+	}
+	if ll := p.LogLikelihood(obs); math.Abs(ll-st.LL) > 1e-9*math.Abs(ll) {
+		t.Errorf("FitStats.LL %v, LogLikelihood %v", st.LL, ll)
+	}
+	// Mean rate r/α stays that of the data: a purchase a week.
+	if m := p.R / p.Alpha; math.Abs(m-1.0/7) > 0.02 {
+		t.Errorf("mean rate %.4f per day, want about 1/7", m)
 	}
 }

@@ -31,6 +31,47 @@ func FitK(obs []Obs, maxK int, start Params) (Params, error) {
 // the (fixed) regularity. Observations with T ≤ 0 are left out. It returns
 // ErrNoData when none is left.
 func Fit(kind Kind, obs []Obs, start Params) (Params, error) {
+	p, _, err := FitWith(kind, obs, start, FitOptions{})
+	return p, err
+}
+
+// FitOptions bound the cost of a fit (FitWith). The zero value is Fit's.
+type FitOptions struct {
+	// MaxIter caps the simplex iterations of each of the fit's two rounds
+	// (0: 4000).
+	MaxIter int
+	// Step is the first round's simplex edge in log parameters (0: 0.5,
+	// a cold start); a warm start from parameters near the optimum needs
+	// less (0.1 moves each parameter by about 10 %).
+	Step float64
+	// Tol is the relative spread of the simplex's values at which a round
+	// stops (0: 1e-10 for the first round, 1e-12 for the second).
+	Tol float64
+	// PriorSD, if positive, makes the fit a maximum a posteriori one: each
+	// log parameter gets an independent normal prior with this standard
+	// deviation around DefaultParams(kind). It keeps the fit finite and
+	// quick to converge where the likelihood has no maximum (a population
+	// where nobody drops out drives a toward 0, one of identical rates
+	// drives r and α toward infinity) and weighs next to nothing against
+	// thousands of customers elsewhere (2 allows a factor e² ≈ 7 per
+	// standard deviation).
+	PriorSD float64
+}
+
+// FitStats describe a finished fit.
+type FitStats struct {
+	Rows  int     // distinct observations after merging identical ones
+	Iter  int     // simplex iterations, both rounds
+	Evals int     // likelihood evaluations
+	LL    float64 // log-likelihood at the fitted parameters
+}
+
+// FitWith is Fit with bounded cost: opt caps the iterations and sets the
+// first step. Each likelihood evaluation costs one pass over the distinct
+// observations (a few logarithms each; the log-gamma terms are computed
+// once per distinct x).
+func FitWith(kind Kind, obs []Obs, start Params, opt FitOptions) (Params, FitStats, error) {
+	var st FitStats
 	data := make([]Obs, 0, len(obs))
 	for _, o := range obs {
 		if o.T > 0 && o.X >= 0 && o.Tx >= 0 && o.Tx <= o.T {
@@ -41,9 +82,10 @@ func Fit(kind Kind, obs []Obs, start Params) (Params, error) {
 		}
 	}
 	if len(data) == 0 {
-		return Params{}, ErrNoData
+		return Params{}, st, ErrNoData
 	}
 	data = compact(data)
+	st.Rows = len(data)
 	k := start.K
 	if !start.Valid() {
 		start = DefaultParams(kind)
@@ -52,26 +94,68 @@ func Fit(kind Kind, obs []Obs, start Params) (Params, error) {
 	if kind != MBGNBD {
 		k = 0
 	}
+	maxIter, step := opt.MaxIter, opt.Step
+	if maxIter <= 0 {
+		maxIter = 4000
+	}
+	if !(step > 0) {
+		step = 0.5
+	}
+	def := DefaultParams(kind)
+	prior := [4]float64{math.Log(def.R), math.Log(def.Alpha), math.Log(def.A), math.Log(def.B)}
+	var ll float64 // the log-likelihood of the last evaluation, without the prior
 	nll := func(v [4]float64) float64 {
+		st.Evals++
 		p := Params{Kind: kind, R: math.Exp(v[0]), Alpha: math.Exp(v[1]), A: math.Exp(v[2]), B: math.Exp(v[3]), K: k}
 		s := 0.0
+		lastX, lastK, cx := -1.0, -1, 0.0
+		la, lbx := math.Log(p.A), 0.0
 		for _, o := range data {
-			s -= o.N * p.LogLik(o)
+			q := p
+			if kind == MBGNBD && o.K > 0 {
+				q.K = o.K
+			}
+			if o.X != lastX || q.K != lastK {
+				lastX, lastK, cx = o.X, q.K, q.logLikX(o.X)
+				lbx = math.Log(q.B + o.X)
+			}
+			if kind == MBGNBD && q.k() == 1 {
+				// MBG/NBD's closed form, the per-x terms taken out.
+				rr := q.R + o.X
+				s -= o.N * (cx + logAddExp(la-rr*math.Log(q.Alpha+o.Tx), lbx-rr*math.Log(q.Alpha+o.T)))
+				continue
+			}
+			s -= o.N * (cx + q.logLikRest(o))
 		}
 		if math.IsNaN(s) || math.IsInf(s, -1) {
 			return math.Inf(1)
 		}
+		ll = -s
+		if opt.PriorSD > 0 {
+			for i := range v {
+				d := (v[i] - prior[i]) / opt.PriorSD
+				s += d * d / 2
+			}
+		}
 		return s
 	}
+	tol1, tol2 := 1e-10, 1e-12
+	if opt.Tol > 0 {
+		tol1, tol2 = opt.Tol, opt.Tol
+	}
 	x0 := [4]float64{math.Log(start.R), math.Log(start.Alpha), math.Log(start.A), math.Log(start.B)}
-	best := nelderMead(nll, x0, 0.5, 4000, 1e-10)
+	best, it := nelderMead(nll, x0, step, maxIter, tol1)
+	st.Iter += it
 	// A restart from the optimum escapes a collapsed simplex.
-	best = nelderMead(nll, best, 0.1, 4000, 1e-12)
+	best, it = nelderMead(nll, best, min(step, 0.1), maxIter, tol2)
+	st.Iter += it
 	p := Params{Kind: kind, R: math.Exp(best[0]), Alpha: math.Exp(best[1]), A: math.Exp(best[2]), B: math.Exp(best[3]), K: k}
 	if !p.Valid() {
-		return Params{}, fmt.Errorf("btyd: fit diverged: %v", p)
+		return Params{}, st, fmt.Errorf("btyd: fit diverged: %v", p)
 	}
-	return p, nil
+	nll(best)
+	st.LL = ll
+	return p, st, nil
 }
 
 // compact merges identical observations into one weighted row.
@@ -121,8 +205,9 @@ func (p Params) LogLikelihood(obs []Obs) float64 {
 
 // nelderMead minimises f from x0 with an initial simplex of edge step,
 // stopping after maxIter iterations or when the spread of the simplex's
-// values falls below tol (relative).
-func nelderMead(f func([4]float64) float64, x0 [4]float64, step float64, maxIter int, tol float64) [4]float64 {
+// values falls below tol (relative); it returns the best point and the
+// iterations run.
+func nelderMead(f func([4]float64) float64, x0 [4]float64, step float64, maxIter int, tol float64) ([4]float64, int) {
 	const n = 4
 	var pts [n + 1][4]float64
 	var val [n + 1]float64
@@ -149,7 +234,8 @@ func nelderMead(f func([4]float64) float64, x0 [4]float64, step float64, maxIter
 		}
 		return o
 	}
-	for it := 0; it < maxIter; it++ {
+	it := 0
+	for ; it < maxIter; it++ {
 		order()
 		if math.Abs(val[n]-val[0]) <= tol*(math.Abs(val[0])+1e-12) {
 			break
@@ -188,5 +274,5 @@ func nelderMead(f func([4]float64) float64, x0 [4]float64, step float64, maxIter
 		}
 	}
 	order()
-	return pts[0]
+	return pts[0], it
 }

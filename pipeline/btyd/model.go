@@ -94,31 +94,50 @@ var ErrNoData = errors.New("btyd: no observations with T > 0")
 
 // LogLik returns the log-likelihood of one observation under p.
 func (p Params) LogLik(o Obs) float64 {
-	r, al, a, b, x := p.R, p.Alpha, p.A, p.B, o.X
+	if p.Kind == MBGNBD && o.K > 0 {
+		p.K = o.K
+	}
+	return p.logLikX(o.X) + p.logLikRest(o)
+}
+
+// logLikX is the part of LogLik that depends on the observation only
+// through x (and the regularity p.K): Fit computes it once per distinct x.
+func (p Params) logLikX(x float64) float64 {
+	r, al, a, b := p.R, p.Alpha, p.A, p.B
 	lg := func(v float64) float64 { l, _ := math.Lgamma(v); return l }
-	a1 := lg(r+x) - lg(r) + r*math.Log(al)
 	if p.Kind == MBGNBD {
-		if o.K > 0 {
-			p.K = o.K
-		}
 		k := float64(p.k())
 		al /= k // the stage rate kλ is Gamma(r, α/k)
-		rr := r + k*x
-		c := lg(a+b) + lg(b+x) - lg(b) - lg(a+b+x+1) + lg(rr) - lg(r) + r*math.Log(al)
+		c := lg(a+b) + lg(b+x) - lg(b) - lg(a+b+x+1) + lg(r+k*x) - lg(r) + r*math.Log(al)
 		if k > 1 {
-			c += (k-1)*o.LogIv - x*lg(k)
+			c -= x * lg(k)
+		}
+		return c
+	}
+	return lg(r+x) - lg(r) + r*math.Log(al) + lg(a+b) + lg(b+x) - lg(b) - lg(a+b+x)
+}
+
+// logLikRest is LogLik less logLikX (p.K already o's regularity).
+func (p Params) logLikRest(o Obs) float64 {
+	r, al, a, b, x := p.R, p.Alpha, p.A, p.B, o.X
+	if p.Kind == MBGNBD {
+		k := float64(p.k())
+		al /= k
+		rr := r + k*x
+		var c float64
+		if k > 1 {
+			c = (k - 1) * o.LogIv
 		}
 		dead := math.Log(a) - rr*math.Log(al+o.Tx)
 		alive := math.Log(b+x) - rr*math.Log(al+o.Tx) + p.logSurvival(rr, al+o.Tx, o.T-o.Tx)
 		return c + logAddExp(dead, alive)
 	}
-	a2 := lg(a+b) + lg(b+x) - lg(b) - lg(a+b+x)
 	a3 := -(r + x) * math.Log(al+o.T)
 	if x <= 0 {
-		return a1 + a2 + a3
+		return a3
 	}
 	a4 := math.Log(a) - math.Log(b+x-1) - (r+x)*math.Log(al+o.Tx)
-	return a1 + a2 + logAddExp(a3, a4)
+	return logAddExp(a3, a4)
 }
 
 func logAddExp(u, v float64) float64 {
@@ -240,18 +259,46 @@ func (p Params) SilenceForPAlive(x, tx, theta float64) float64 {
 	k := float64(p.k())
 	rr, A := p.R+k*x, p.Alpha/k+tx
 	lt := math.Log(target)
-	lo, hi := 0.0, 1.0
-	for p.logSurvival(rr, A, hi) > lt {
+	// f(s) = log S(s) − log target falls from −lt > 0 at s = 0: bracket
+	// the root by doubling from the mean interval, then regula falsi
+	// with the Illinois step (a few evaluations where bisection took 60;
+	// the lapse timer asks this at every event of a regular customer).
+	f := func(s float64) float64 { return p.logSurvival(rr, A, s) - lt }
+	lo, flo := 0.0, -lt
+	hi := max(A/rr*k, 1e-3)
+	fhi := f(hi)
+	for fhi > 0 {
+		lo, flo = hi, fhi
 		if hi *= 2; hi > 1e7 {
 			return math.Inf(1)
 		}
+		fhi = f(hi)
 	}
-	for range 60 {
-		mid := (lo + hi) / 2
-		if p.logSurvival(rr, A, mid) > lt {
-			lo = mid
-		} else {
-			hi = mid
+	side := 0
+	for range 100 {
+		if hi-lo <= 1e-9*hi {
+			break
+		}
+		s := hi - fhi*(hi-lo)/(fhi-flo)
+		if !(s > lo && s < hi) {
+			s = (lo + hi) / 2
+		}
+		fs := f(s)
+		switch {
+		case fs > 0:
+			lo, flo = s, fs
+			if side == -1 {
+				fhi /= 2
+			}
+			side = -1
+		case fs < 0:
+			hi, fhi = s, fs
+			if side == 1 {
+				flo /= 2
+			}
+			side = 1
+		default:
+			return s
 		}
 	}
 	return hi

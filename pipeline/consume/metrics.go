@@ -28,6 +28,7 @@ type metrics struct {
 	follows        prometheus.Counter
 	erasures       *prometheus.CounterVec // state: present, absent
 	evictions      prometheus.Counter
+	model          *modelMetrics // refit.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -104,12 +105,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		follows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "winback_event_time_follows_total", Help: "Times a quiet task raised its watermark to the pipeline's event time.",
 		}),
+		model: newModelMetrics(),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
 			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.restoreRecords, m.restoreSeconds,
 			m.restoring, m.txCommits, m.txAborts, m.triggerLatency, m.batchSeconds, m.assigned,
 			m.repartitioned, m.follows, m.erasures, m.evictions)
+		reg.MustRegister(m.model.collectors()...)
 	}
 	return m
 }

@@ -57,6 +57,7 @@ func (r *Runner) newTask(p int32, pos inputPositions) *task {
 		fwdWait: math.MaxInt64} // until the next cycle's barrier says what to wait for
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
 	t.eng.SetTTL(r.cfg.StateTTL)
+	r.watchRefits(t)
 	l := strconv.Itoa(int(p))
 	for i := range t.src {
 		s := &t.src[i]

@@ -973,7 +973,7 @@ func (r *Runner) advance() {
 			t.aggBuf = c.Aggregate(t.eng)
 			r.dep.Sink.AddAggregate(&t.aggBuf)
 		})
-		if changed || t.followed {
+		if t.eng.TakeMetaDirty() || changed || t.followed {
 			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
 			t.followed = false
 		}
@@ -991,6 +991,7 @@ func (r *Runner) gauges(t *task, now time.Time) {
 	r.m.customers.WithLabelValues(l).Set(float64(t.eng.Len()))
 	r.m.timers.WithLabelValues(l).Set(float64(t.eng.PendingTimers()))
 	r.m.stateBytes.WithLabelValues(l).Set(t.stateBytes())
+	r.modelGauges(t)
 	if wm := t.eng.Watermark(); wm != math.MinInt64 {
 		r.m.watermark.WithLabelValues(l).Set(float64(wm) / 1000)
 		r.m.eventTimeLag.WithLabelValues(l).Set(float64(now.UnixMilli()-wm) / 1000)

@@ -28,6 +28,7 @@ type Config struct {
 	MaxOrderDays int `yaml:"max_order_days" help:"distinct order days kept per customer over 180 days (32 to 64); older close ones are merged past it"`
 
 	Lapse        LapseConfig        `yaml:"purchase_lapse"`
+	Model        ModelConfig        `yaml:"model"`
 	Spend        SpendConfig        `yaml:"spend_decline"`
 	Engagement   EngagementConfig   `yaml:"engagement_decline"`
 	Channel      ChannelConfig      `yaml:"channel"`
@@ -74,6 +75,29 @@ type LapseConfig struct {
 	// model's probability that the customer is still alive to have fallen
 	// to this (0 turns the check off).
 	MaxPAlive float64 `yaml:"max_p_alive" help:"a lapse also needs the purchase model's P(alive) at or below this, 0 to 1 (0 turns the check off)"`
+	// MaxRegularity caps the Erlang order K that a customer's own rhythm
+	// lends the purchase model (MBG/CNBD-k with the customer's K =
+	// 1/CV² of its intervals): a clockwork buyer's silence is stronger
+	// evidence than a Poisson buyer's. 1 turns it off (plain MBG/NBD).
+	MaxRegularity int `yaml:"max_regularity" help:"highest Erlang order (1 to 32) a regular customer's rhythm lends the purchase model, so that a clockwork buyer's silence counts as stronger evidence; 1 turns it off"`
+}
+
+// ModelConfig is the refit of the purchase model behind p_lapse, the
+// evidence of PURCHASE_LAPSE and the CLV (see refit.go and
+// docs/signals.md, "Refitting the purchase model").
+type ModelConfig struct {
+	// RefitDays: each task refits the population parameters whenever its
+	// watermark crosses a multiple of this many days (event time, counted
+	// from the Unix epoch), so that a replay refits at the same place.
+	RefitDays int `yaml:"refit_days" help:"the task refits the purchase model's population parameters each time its watermark (event time) crosses a multiple of this many days; 0 turns refitting off"`
+	// RefitSample: a refit reads at most this many customers with an
+	// order, those with the smallest hash of their customer id.
+	RefitSample int `yaml:"refit_sample" help:"customers with an order that a refit reads at most, picked by a hash of the customer id"`
+	// RefitMinCustomers: with fewer customers with an order the task keeps
+	// its parameters.
+	RefitMinCustomers int `yaml:"refit_min_customers" help:"customers with an order a task needs before a refit moves its parameters"`
+	// RefitMaxIterations caps each of the fit's two simplex rounds.
+	RefitMaxIterations int `yaml:"refit_max_iterations" help:"iterations a refit's optimiser may take in each of its two rounds (it starts from the current parameters)"`
 }
 
 // SpendConfig is SPEND_DECLINE: still buying, but spending much less.
@@ -258,8 +282,10 @@ func DefaultConfig() Config {
 			CohortMinCustomers: 20,
 			CohortMinDays:      21,
 			HorizonDays:        90,
-			MaxPAlive:          0,
+			MaxPAlive:          0.5,
+			MaxRegularity:      16,
 		},
+		Model: ModelConfig{RefitDays: 7, RefitSample: 2000, RefitMinCustomers: 200, RefitMaxIterations: 200},
 		Spend: SpendConfig{MinDrop: 0.5, MinPrevOrders: 3, MinRecentOrders: 2, MinOrderValueDrop: 0.5},
 		Engagement: EngagementConfig{
 			MaxRatio:             0.5,
@@ -369,8 +395,25 @@ func (c *Config) Validate() error {
 	between("purchase_lapse.cohort_min_days", l.CohortMinDays, 0, 730, "the shortest interval assumed for a customer without a rhythm, e.g. 21 (0 trusts the cohort median alone)")
 	between("purchase_lapse.horizon_days", l.HorizonDays, 1, 3650, "the horizon of p_lapse and of the CLV in days, e.g. 90")
 	between("purchase_lapse.max_p_alive", l.MaxPAlive, 0, 0.99, "the P(alive) a lapse needs to have fallen to, e.g. 0.5 (0 turns the check off)")
+	if l.MaxRegularity < 1 || l.MaxRegularity > 32 {
+		bad("purchase_lapse.max_regularity", "is %d, must be between 1 and 32: the highest Erlang order a regular rhythm lends the purchase model, e.g. 16 (1 turns it off)", l.MaxRegularity)
+	}
 	if l.CohortMinCustomers < 1 {
 		bad("purchase_lapse.cohort_min_customers", "is %d, must be >= 1: customers with a rhythm before the cohort median is used, e.g. 20", l.CohortMinCustomers)
+	}
+
+	m := &c.Model
+	if m.RefitDays < 0 || m.RefitDays > 365 {
+		bad("model.refit_days", "is %d, must be between 0 and 365: event-time days between refits of the purchase model, e.g. 7 (0 turns refitting off)", m.RefitDays)
+	}
+	if m.RefitSample < 100 || m.RefitSample > 1_000_000 {
+		bad("model.refit_sample", "is %d, must be between 100 and 1000000: customers a refit reads at most, e.g. 2000", m.RefitSample)
+	}
+	if m.RefitMinCustomers < 1 || m.RefitMinCustomers > m.RefitSample {
+		bad("model.refit_min_customers", "is %d, must be between 1 and refit_sample (%d): customers with an order before a refit moves the parameters, e.g. 200", m.RefitMinCustomers, m.RefitSample)
+	}
+	if m.RefitMaxIterations < 10 || m.RefitMaxIterations > 4000 {
+		bad("model.refit_max_iterations", "is %d, must be between 10 and 4000: the optimiser's iterations per round, e.g. 200", m.RefitMaxIterations)
 	}
 
 	s := &c.Spend

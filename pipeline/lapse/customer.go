@@ -75,6 +75,13 @@ type Customer struct {
 	tier                uint8 // tierLow… as of the last change
 	engP0               uint8 // the open rate (× 255) the CUSUM's run tests against; 0 = no run
 	flags               uint8
+	// modelGap memoises the lapse's model gap in days plus 1 (0 = not
+	// known): it depends only on the orders and the purchase model, and
+	// takes a root search for a regular customer. Not in the snapshot
+	// (recomputed); in the struct's padding. A read that asks for the gap
+	// (MarshalJSON, Probe) may fill it: like the engine, not safe for
+	// concurrent use (the runner serves lookups under its lock).
+	modelGap float32
 }
 
 // seconds converts Unix ms to the Unix seconds the customer stores

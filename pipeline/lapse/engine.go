@@ -47,10 +47,18 @@ type Engine struct {
 	value  sketch      // CLV
 	model  btyd.Params // population parameters of p_lapse (SetPurchaseModel)
 	popAOV float64     // the task's value per purchase, as of the last refit (0: none)
-	stats  counters
-	fire   []dueItem // scratch for advanceTo
-	decay  *window.Decay
-	ivMemo struct {
+	// refitAt is the event-time boundary (Unix ms) of the last refit (0:
+	// none); repriceDue asks started for a reprice after a restored meta
+	// (refit.go).
+	refitAt    int64
+	repriceDue bool
+	metaDirty  bool // a refit changed the meta (TakeMetaDirty)
+	onRefit    func(RefitInfo)
+	refitHeap  sampleHeap
+	stats      counters
+	fire       []dueItem // scratch for advanceTo
+	decay      *window.Decay
+	ivMemo     struct {
 		iv       window.Intervals
 		med, mad float64
 	}
@@ -246,10 +254,28 @@ func (e *Engine) started(now time.Time) {
 		e.wm.Restart(now)
 		e.restartIdle = false
 	}
+	if e.repriceDue {
+		e.reprice()
+		e.repriceDue = false
+	}
 }
 
+// advanceTo raises the watermark as of wall time now and fires the timers
+// due at it. If the watermark crossed a refit boundary, the timers due
+// before the boundary fire first, under the parameters in use until then.
 func (e *Engine) advanceTo(dst []event.Trigger, now time.Time) []event.Trigger {
 	wm := e.wm.Advance(now)
+	if b, ok := e.refitDue(wm); ok {
+		dst = e.fireDue(dst, b-1, now)
+		e.refit(b)
+	}
+	return e.fireDue(dst, wm, now)
+}
+
+// fireDue fires the timers due at or before wm, in due order (ties by
+// customer id), until none is left: a fired timer may arm another one
+// that is due already.
+func (e *Engine) fireDue(dst []event.Trigger, wm int64, now time.Time) []event.Trigger {
 	for {
 		e.fire = e.fire[:0]
 		for {
@@ -337,6 +363,7 @@ func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, n
 	if ev.OrderType != event.OrderPlaced {
 		return dst
 	}
+	c.modelGap = 0 // the orders behind it change
 	if c.firstOrder == 0 || seconds(t) < c.firstOrder {
 		c.firstOrder = max(seconds(t), 1)
 	}

@@ -79,6 +79,7 @@ func FuzzRestoreCustomer(f *testing.F) {
 func FuzzRestoreMeta(f *testing.F) {
 	e, _ := fuzzSeeds(f)
 	f.Add(e.AppendMeta(nil))
+	f.Add(e.wm.AppendBinary([]byte{metaSnapshotV1})) // before the purchase model
 	f.Add([]byte{1, 3, 0, 0, 0, 0})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

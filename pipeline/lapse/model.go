@@ -4,33 +4,28 @@ import (
 	"math"
 
 	"github.com/winback/winback/pipeline/btyd"
-	"github.com/winback/winback/pipeline/window"
 )
 
 // The calibrated return probability. Each customer keeps the sufficient
 // statistics of an MBG/NBD model (package btyd): x, its repeat purchase
 // occasions (repeats), t_x, the time from its first to its newest order,
 // and T, its age at the time asked (from firstOrder). The population
-// parameters are not fitted here: fitting reads every customer and runs
-// off the hot path (the evaluate command and the runner call
-// PurchaseStats, fit with btyd.Fit and hand the result to
-// SetPurchaseModel). Until then the engine uses btyd.DefaultParams.
+// parameters start at btyd.DefaultParams; the engine refits them on a
+// sample of its customers at event-time boundaries (model.refit_days, see
+// refit.go), and tools that fit on a whole history (evaluate, backtest)
+// hand theirs to SetPurchaseModel.
 
 // SetPurchaseModel sets the population parameters behind p_lapse. Invalid
 // parameters (not all finite and positive) are ignored and reported false.
-// With purchase_lapse.max_p_alive set the lapse timers depend on them, so
-// every customer's timer is re-armed (a pass over all customers: call it
-// off the hot path).
+// Every customer's CLV cell moves to the new parameters and, with
+// purchase_lapse.max_p_alive set, every lapse timer is re-armed (a pass
+// over all customers: call it off the hot path).
 func (e *Engine) SetPurchaseModel(p btyd.Params) bool {
 	if !p.Valid() {
 		return false
 	}
 	e.model = p
-	if e.p.cfg.Lapse.MaxPAlive > 0 {
-		for slot := uint32(0); slot < e.n; slot++ {
-			e.rearm(e.at(slot))
-		}
-	}
+	e.reprice()
 	return true
 }
 
@@ -44,35 +39,16 @@ func (e *Engine) SetPopulationOrderValue(v float64) {
 	}
 }
 
+// PopulationOrderValue returns the task's value per purchase behind the
+// CLV's shrinkage (0: none yet).
+func (e *Engine) PopulationOrderValue() float64 { return e.popAOV }
+
 // PurchaseModel returns the population parameters behind p_lapse.
 func (e *Engine) PurchaseModel() btyd.Params { return e.model }
 
 // purchaseObs returns c's (x, t_x, T) in days as of asOf (Unix ms), and
 // false for a customer without a placed order.
-func (c *Customer) purchaseObs(asOf int64) (btyd.Obs, bool) {
-	if c.firstOrder == 0 || c.lastOrder == 0 {
-		return btyd.Obs{}, false
-	}
-	first := millis(c.firstOrder)
-	day := float64(window.MsPerDay)
-	o := btyd.Obs{
-		X:  float64(c.repeats),
-		Tx: max(float64(c.lastOrder-first)/day, 0),
-		T:  max(float64(asOf-first)/day, 0),
-	}
-	o.T = max(o.T, o.Tx)
-	if o.X == 0 {
-		o.Tx = 0
-	} else if n := c.iv.Len(); n > 0 {
-		// The kept intervals stand for all x of them.
-		var s float64
-		for _, h := range c.iv.Hours() {
-			s += math.Log(max(float64(h), 1) / 24)
-		}
-		o.LogIv = s / float64(n) * o.X
-	}
-	return o, true
-}
+func (c *Customer) purchaseObs(asOf int64) (btyd.Obs, bool) { return c.obs(asOf, true) }
 
 // PurchaseStats calls fn with every customer with a placed order and its
 // model statistics as of asOf (Unix ms), in slot order. It reads every

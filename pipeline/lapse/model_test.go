@@ -132,13 +132,16 @@ func TestSnapshotV1Readable(t *testing.T) {
 
 // TestLapseOnEvidence: with purchase_lapse.max_p_alive set, the lapse is
 // due when both the rhythm's gap has passed and the model's P(alive) has
-// fallen to it; the trigger names the model's gap.
+// fallen to it; the trigger names the model's gap. With max_regularity 1
+// the model is plain MBG/NBD; with the default 16 a clockwork buyer's
+// rhythm lends it Erlang order 16, and its silence is strong evidence.
 func TestLapseOnEvidence(t *testing.T) {
 	const day = int64(86_400_000)
 	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC).UnixMilli()
-	run := func(maxPAlive float64) (*Engine, []event.Trigger) {
+	run := func(maxPAlive float64, kmax int) (*Engine, []event.Trigger) {
 		cfg := DefaultConfig()
 		cfg.Lapse.MaxPAlive = maxPAlive
+		cfg.Lapse.MaxRegularity = kmax
 		e := NewEngine(cfg, 1, time.UnixMilli(t0))
 		var out []event.Trigger
 		for i := range 8 { // weekly: the rhythm's gap is 14 days
@@ -159,8 +162,8 @@ func TestLapseOnEvidence(t *testing.T) {
 		return e, mine
 	}
 	last := t0 + 7*7*day
-	_, off := run(0)
-	e, on := run(0.5)
+	_, off := run(0, 1)
+	e, on := run(0.5, 1)
 	if len(off) != 1 || off[0].AsOf != last+14*day {
 		t.Fatalf("rule alone: %+v, want one lapse at 14 days", off)
 	}
@@ -170,13 +173,31 @@ func TestLapseOnEvidence(t *testing.T) {
 	if len(on) != 1 || math.Abs(float64(on[0].AsOf-last)/float64(day)-want) > 0.001 || want < 29 || want > 30.5 {
 		t.Fatalf("with max_p_alive 0.5: %+v, want one lapse at %.2f days", on, want)
 	}
-	if g := on[0].Evidence["model_gap_days"]; math.Abs(g-want) > 0.001 || on[0].Evidence["p_alive"] > 0.5001 {
+	if ev := on[0].Evidence; math.Abs(ev["model_gap_days"]-want) > 0.001 || ev["p_alive"] > 0.5001 ||
+		ev["max_p_alive"] != 0.5 || ev["lapse_regularity_k"] != 1 || math.Abs(ev["lapse_p_alive"]-ev["p_alive"]) > 1e-9 ||
+		ev["due_gap_days"] != ev["days_since_last_order"] {
 		t.Fatalf("evidence %v", on[0].Evidence)
+	}
+
+	// A clockwork weekly buyer (every interval 7 days: CV 0) gets K =
+	// 16: P(alive) under it falls to 0.5 within the rule's 14 days, so
+	// the rule's gap decides, and the evidence says how low it fell.
+	ek, reg := run(0.5, 16)
+	k16 := ek.PurchaseModel()
+	k16.K = 16
+	wantK := k16.SilenceForPAlive(7, 49, 0.5)
+	if len(reg) != 1 || reg[0].AsOf != last+14*day || !(wantK < 14) {
+		t.Fatalf("max_regularity 16: %+v, want one lapse at 14 days (model gap %.2f)", reg, wantK)
+	}
+	if ev := reg[0].Evidence; ev["lapse_regularity_k"] != 16 || math.Abs(ev["model_gap_days"]-wantK) > 0.001 ||
+		math.Abs(ev["lapse_p_alive"]-round4(k16.PAlive(7, 49, 63))) > 1e-9 || !(ev["lapse_p_alive"] < 0.5) || !(ev["p_alive"] > 0.5) {
+		t.Fatalf("max_regularity 16: evidence %v", ev)
 	}
 
 	// New parameters re-arm the timers at once.
 	cfg := DefaultConfig()
 	cfg.Lapse.MaxPAlive = 0.5
+	cfg.Lapse.MaxRegularity = 1
 	e2 := NewEngine(cfg, 1, time.UnixMilli(t0))
 	for i := range 8 {
 		ev := event.Event{Kind: event.KindOrder, OrderType: event.OrderPlaced, CustomerID: "w",
@@ -188,7 +209,9 @@ func TestLapseOnEvidence(t *testing.T) {
 	p.A /= 10 // drop-out much rarer: P(alive) falls later
 	e2.SetPurchaseModel(p)
 	after, _ := e2.Customer("w").Due()
-	if want := last + int64(math.Round(p.SilenceForPAlive(7, 49, 0.5)*float64(day))); after <= before || after != want {
+	// The engine keeps the model gap as float32 days (Customer.modelGap):
+	// exact to well under a second.
+	if want := last + int64(math.Round(p.SilenceForPAlive(7, 49, 0.5)*float64(day))); after <= before || after < want-1000 || after > want+1000 {
 		t.Fatalf("timer %v → %v after the refit, want %v", before, after, want)
 	}
 }

@@ -372,7 +372,10 @@ func TestScenarioDetectsMistuning(t *testing.T) {
 			t.Errorf("%s: %s still scores %.3f\n%s", name, reason, v, table(scores))
 		}
 	}
-	f("eager lapse (factor 1.2)", func(c *lapse.Config) { c.Lapse.Factor = 1.2 },
+	// The evidence check (max_p_alive) alone holds a lapse back until the
+	// customer's rhythm says it is late, which rescues a factor of 1.2:
+	// the rule is mistuned with the check off.
+	f("eager lapse (factor 1.2, no evidence check)", func(c *lapse.Config) { c.Lapse.Factor, c.Lapse.MaxPAlive = 1.2, 0 },
 		string(event.ReasonPurchaseLapse), (*score).precision)
 	f("deaf spend decline (min_drop 0.95)", func(c *lapse.Config) { c.Spend.MinDrop = 0.95 },
 		string(event.ReasonSpendDecline), (*score).recall)

@@ -44,7 +44,10 @@ func (e *Engine) gap(c *Customer) gapInfo {
 	}
 	if l.MaxPAlive > 0 && c.firstOrder != 0 && c.lastOrder != 0 {
 		tx := max(float64(c.lastOrder-millis(c.firstOrder))/float64(window.MsPerDay), 0)
-		g.modelDays = e.model.SilenceForPAlive(float64(c.repeats), tx, l.MaxPAlive)
+		if c.modelGap == 0 {
+			c.modelGap = float32(e.lapseModel(c).SilenceForPAlive(float64(c.repeats), tx, l.MaxPAlive)) + 1
+		}
+		g.modelDays = float64(c.modelGap) - 1
 		g.gapDays = max(g.gapDays, g.modelDays)
 	}
 	g.gapDays = min(max(g.gapDays, l.MinGapDays), l.MaxGapDays)

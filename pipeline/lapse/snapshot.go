@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
+	"github.com/winback/winback/pipeline/btyd"
 	"github.com/winback/winback/pipeline/window"
 )
 
@@ -18,12 +20,17 @@ import (
 // and since when) and the open episode's treatment (a flag); before it the
 // budget's last send is the newest day any reason fired, nothing is held
 // and an open episode is TREATED.
+//
+// A meta snapshot of version 2 adds the purchase model after the
+// watermark: the boundary of the last refit, the parameters and the task's value per
+// purchase; a version 1 meta restores with the defaults (no refit yet).
 const (
 	customerSnapshotV1 = 1
 	customerSnapshotV2 = 2
 	customerSnapshotV3 = 3
 	customerSnapshotV4 = 4
 	metaSnapshotV1     = 1
+	metaSnapshotV2     = 2
 )
 
 // Errors of RestoreCustomer and RestoreMeta, wrapped in a *SnapshotError.
@@ -291,23 +298,35 @@ func (e *Engine) RestoreCustomer(id string, snap []byte) error {
 	return nil
 }
 
-// AppendMeta appends the task's own state to dst: the watermark and each
-// source's newest event time, after a format-version byte. The cohort and
-// value sketches are not in it: RestoreCustomer rebuilds them from the
-// customers, so they can never disagree with them.
+// AppendMeta appends the task's own state to dst, after a format-version
+// byte: the watermark and each source's newest event time, then the
+// purchase model (the boundary of the last refit, the parameters, the
+// task's value per purchase). The cohort and value sketches are not in it:
+// RestoreCustomer rebuilds them from the customers, so they can never
+// disagree with them.
 func (e *Engine) AppendMeta(dst []byte) []byte {
-	dst = append(dst, metaSnapshotV1)
-	return e.wm.AppendBinary(dst)
+	dst = append(dst, metaSnapshotV2)
+	dst = e.wm.AppendBinary(dst)
+	dst = binary.AppendVarint(dst, e.refitAt)
+	dst = append(dst, byte(e.model.Kind))
+	dst = binary.AppendUvarint(dst, uint64(e.model.K))
+	for _, v := range [...]float64{e.model.R, e.model.Alpha, e.model.A, e.model.B, e.popAOV} {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
+	}
+	return dst
 }
 
-// RestoreMeta restores what AppendMeta wrote. The sources' idle clocks
-// restart at the next Apply or Advance. On corrupt input it returns a
-// *SnapshotError and changes nothing.
+// RestoreMeta restores what AppendMeta wrote (version 1 or 2). The
+// sources' idle clocks restart, and every CLV cell and lapse timer is
+// recomputed under the restored purchase model, at the next Apply,
+// Advance or Follow. On corrupt input it returns a *SnapshotError and
+// changes nothing.
 func (e *Engine) RestoreMeta(snap []byte) error {
 	if len(snap) == 0 {
 		return &SnapshotError{What: "meta", Field: "version", Err: ErrCorruptSnapshot}
 	}
-	if snap[0] != metaSnapshotV1 {
+	version := snap[0]
+	if version != metaSnapshotV1 && version != metaSnapshotV2 {
 		return &SnapshotError{What: "meta", Field: "version", Err: ErrSnapshotVersion}
 	}
 	cfg := e.p.cfg
@@ -316,10 +335,29 @@ func (e *Engine) RestoreMeta(snap []byte) error {
 	if err != nil {
 		return &SnapshotError{What: "meta", Field: "watermark", Err: ErrCorruptSnapshot}
 	}
+	model, popAOV, refitAt := btyd.DefaultParams(btyd.MBGNBD), 0.0, int64(0)
+	if version >= metaSnapshotV2 {
+		r := &reader{b: rest}
+		refitAt = r.varint("refit boundary")
+		model.Kind = btyd.Kind(r.byte("model", byte(btyd.MBGNBD)))
+		model.K = int(r.uvarint("model regularity", 64))
+		for _, p := range [...]*float64{&model.R, &model.Alpha, &model.A, &model.B, &popAOV} {
+			*p = math.Float64frombits(binary.LittleEndian.Uint64(r.fixed("model", 8)))
+		}
+		if r.err == nil && (!model.Valid() || !(popAOV >= 0) || math.IsInf(popAOV, 0) || refitAt < 0) {
+			r.fail("model")
+		}
+		if r.err != nil {
+			return &SnapshotError{What: "meta", Field: r.field, Err: r.err}
+		}
+		rest = r.b
+	}
 	if len(rest) != 0 {
 		return &SnapshotError{What: "meta", Field: "trailing bytes", Err: ErrCorruptSnapshot}
 	}
 	e.wm = w
 	e.restartIdle = true
+	e.model, e.popAOV, e.refitAt = model, popAOV, refitAt
+	e.repriceDue = true
 	return nil
 }

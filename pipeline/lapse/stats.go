@@ -28,6 +28,9 @@ type Stats struct {
 	// BudgetDropped held reasons dropped because the customer ordered
 	// (recovered) or the reason stopped holding.
 	BudgetHeld, BudgetDelayed, BudgetMerged, BudgetDropped uint64
+	// Refits counts the purchase model's refits (RefitInfo), those that
+	// kept the parameters included.
+	Refits uint64
 
 	Customers     int
 	PendingTimers int
@@ -41,6 +44,7 @@ type counters struct {
 	Control                                       uint64
 	BudgetHeld, BudgetDelayed                     uint64
 	BudgetMerged, BudgetDropped                   uint64
+	Refits                                        uint64
 	triggers                                      []uint64
 }
 
@@ -63,6 +67,7 @@ func (e *Engine) Stats() Stats {
 		BudgetDelayed:  e.stats.BudgetDelayed,
 		BudgetMerged:   e.stats.BudgetMerged,
 		BudgetDropped:  e.stats.BudgetDropped,
+		Refits:         e.stats.Refits,
 		Customers:      e.Len(),
 		PendingTimers:  e.PendingTimers(),
 		Watermark:      e.Watermark(),

@@ -387,6 +387,16 @@ func (e *Engine) evidence(c *Customer, v *view, reasons uint8) map[string]float6
 		if v.g.modelDays > 0 && !math.IsInf(v.g.modelDays, 0) {
 			m["model_gap_days"] = round4(v.g.modelDays)
 		}
+		if l := &e.p.cfg.Lapse; reasons&bitLapse != 0 && l.MaxPAlive > 0 {
+			// The evidence check's own figures: the threshold, the
+			// customer's regularity (Erlang order) and its P(alive)
+			// under it now (at most the threshold once the lapse is due).
+			q := e.lapseModel(c)
+			o, _ := c.obs(v.T, q.K > 1)
+			m["max_p_alive"] = l.MaxPAlive
+			m["lapse_regularity_k"] = float64(max(q.K, 1))
+			m["lapse_p_alive"] = round4(q.PAlive(o.X, o.Tx, o.T))
+		}
 	}
 	if reasons&(bitLapse|bitSpend) != 0 {
 		m["orders_90d"] = float64(v.o.N90)
