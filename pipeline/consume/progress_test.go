@@ -73,6 +73,7 @@ func (nopSink) AddTrigger(*event.Trigger)               {}
 func (nopSink) AddDeadLetter(*event.DeadLetter)         {}
 func (nopSink) NeedsFlush(time.Time) bool               { return false }
 func (nopSink) StartFlush(context.Context) <-chan error { return nil }
+func (nopSink) Discard()                                {}
 
 type idTriggers struct{}
 

@@ -103,4 +103,5 @@
 //	winback_clickhouse_retries_total         counter    attempts repeated after an error
 //	winback_clickhouse_flush_seconds         histogram  time Flush took, retries included
 //	winback_clickhouse_pending_rows          gauge      rows waiting for the next Flush
+//	winback_clickhouse_discarded_rows_total  counter    rows of aborted transactions, dropped unwritten
 package clickhouse
