@@ -139,7 +139,8 @@ func runConfig(base config.Config, run string) config.Config {
 	// A killed instance that never comes back holds its open transaction
 	// until this timeout; keep it short so the rebalance test is quick.
 	cfg.Kafka.TxnTimeout = 8 * time.Second
-	cfg.Registry.Retry = 3 * time.Second // within the transaction
+	cfg.Registry.Retry = 3 * time.Second            // within the transaction
+	cfg.ClickHouse.AttemptTimeout = 3 * time.Second // within the flush deadline (4 s)
 	// Small transactions (a batch processed ahead doubles them), so that
 	// processing takes several seconds and the kills land mid-stream.
 	cfg.MaxPollRecords = 150
