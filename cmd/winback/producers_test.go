@@ -79,12 +79,13 @@ func runStyle(t *testing.T, style string, o genOptions) styleOutcome {
 	defer cancel()
 	produceStyled(ctx, t, &s.cfg, g, style, partitions)
 
-	httpAddr, _ := s.serveInProcess(t, s.cfg)
+	httpAddr, reg := s.serveInProcess(t, s.cfg)
 	topics := append(inputs(s.cfg), s.cfg.RepartitionTopic())
 	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 3*time.Minute, topics...)
 	// Forwarded records are applied a transaction later: wait until the
 	// repartition topic, written last, is read too.
 	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, time.Minute, topics...)
+	waitConfirmed(t, reg)
 
 	var out styleOutcome
 	for _, r := range consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.Triggers) {
@@ -301,8 +302,9 @@ func TestStrictPartitioning(t *testing.T) {
 	).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	s.serveInProcess(t, s.cfg)
+	_, reg := s.serveInProcess(t, s.cfg)
 	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, time.Minute, inputs(s.cfg)...)
+	waitConfirmed(t, reg)
 	got := map[string]string{}
 	for _, r := range consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.DLQ) {
 		var ev struct {

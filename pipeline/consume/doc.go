@@ -34,4 +34,5 @@
 //	partitions_assigned                    tasks owned by this instance
 //	repartitioned_records_total{topic}     input records forwarded to the repartition topic
 //	event_time_follows_total               quiet tasks raised to the pipeline's event time
+//	clickhouse_unconfirmed                 1 while ClickHouse may lack a committed transaction's rows
 package consume

@@ -143,9 +143,10 @@ type Runner struct {
 	// the next one is processed (truth.go): flushing is that write's
 	// outcome, nil when none is under way. sinkDown: the last write failed,
 	// and no transaction begins before the restored rows are written.
-	flushing    <-chan error
-	flushCancel context.CancelFunc
-	sinkDown    bool
+	flushing      <-chan error
+	flushCancel   context.CancelFunc
+	flushDeadline time.Time
+	sinkDown      bool
 }
 
 type task struct {
@@ -641,7 +642,13 @@ func (r *Runner) cycle(ctx context.Context) error {
 	if txErr != nil {
 		r.log.Error("consume: aborting transaction", "err", txErr)
 	}
+	// From the commit until the sink confirms, ClickHouse may lack rows
+	// that Kafka has committed.
+	r.m.unconfirmed.Set(1)
 	committed, err := r.sess.End(kgo.PreTxnCommitFnContext(fctx, offsets), kgo.TransactionEndTry(txErr == nil))
+	if err != nil || !committed {
+		r.m.unconfirmed.Set(0) // the sink has nothing of this transaction, and the previous one is confirmed
+	}
 	if err != nil {
 		r.m.txAborts.Inc()
 		r.dropState()
@@ -663,8 +670,17 @@ func (r *Runner) cycle(ctx context.Context) error {
 		return nil
 	}
 	// Committed: its rows go to ClickHouse now, in the background.
-	fl, flCancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.FlushTimeout)
-	r.flushing, r.flushCancel = r.dep.Sink.StartFlush(fl), flCancel
+	r.flushDeadline = time.Now().Add(r.cfg.FlushTimeout)
+	fl, flCancel := context.WithDeadline(context.WithoutCancel(ctx), r.flushDeadline)
+	flushed, done := r.dep.Sink.StartFlush(fl), make(chan error, 1)
+	go func() {
+		err := <-flushed
+		if err == nil {
+			r.m.unconfirmed.Set(0)
+		}
+		done <- err
+	}()
+	r.flushing, r.flushCancel = done, flCancel
 
 	r.backoff = 0
 	r.m.txCommits.Inc()
@@ -681,15 +697,23 @@ func (r *Runner) cycle(ctx context.Context) error {
 }
 
 // awaitFlush waits for the ClickHouse write of the last committed
-// transaction's rows (bounded by FlushTimeout) and returns its outcome.
+// transaction's rows and returns its outcome. It waits FlushTimeout from
+// the write's start at most, even if the driver is slow to give up (a
+// connect to a frozen server); the write then goes on in the background
+// until it ends, and the sink's next flush waits for it.
 func (r *Runner) awaitFlush() error {
 	if r.flushing == nil {
 		return nil
 	}
-	err := <-r.flushing
-	r.flushCancel()
-	r.flushing, r.flushCancel = nil, nil
-	return err
+	defer func() { r.flushCancel(); r.flushing, r.flushCancel = nil, nil }()
+	timer := time.NewTimer(time.Until(r.flushDeadline))
+	defer timer.Stop()
+	select {
+	case err := <-r.flushing:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("consume: ClickHouse did not confirm within the flush timeout (%s)", r.cfg.FlushTimeout)
+	}
 }
 
 // recoverSink runs between transactions after ClickHouse failed to confirm
