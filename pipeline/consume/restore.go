@@ -45,7 +45,10 @@ func (r *Runner) restorePending(ctx context.Context) error {
 		if r.pending[p] && r.gen[p] == gen[p] {
 			r.tasks[p] = t
 			delete(r.pending, p)
-			r.resync(t, r.finishRestore(t))
+			trigs := r.finishRestore(t)
+			if g, ok := r.confirmed[p]; !ok || g != r.gen[p] {
+				r.resync(t, trigs)
+			}
 			r.gauges(t, r.now())
 		}
 	}

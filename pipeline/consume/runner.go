@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -147,6 +148,12 @@ type Runner struct {
 	flushCancel   context.CancelFunc
 	flushDeadline time.Time
 	sinkDown      bool
+	// confirmed[p] is the assignment generation (gen) of partition p
+	// whose committed rows ClickHouse holds, every one of them: a restore
+	// of p in the same generation (after an abort) writes nothing again.
+	// flushParts are the partitions of the transaction being written.
+	confirmed  map[int32]uint64
+	flushParts map[int32]uint64
 }
 
 type task struct {
@@ -263,17 +270,18 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 		dep.Now = time.Now
 	}
 	return &Runner{
-		cfg:     cfg,
-		dep:     dep,
-		log:     dep.Logger,
-		m:       newMetrics(dep.Registerer),
-		now:     dep.Now,
-		tasks:   map[int32]*task{},
-		owned:   map[int32]bool{},
-		pending: map[int32]bool{},
-		gen:     map[int32]uint64{},
-		keys:    Partitioner(),
-		board:   newBoard(),
+		cfg:       cfg,
+		dep:       dep,
+		log:       dep.Logger,
+		m:         newMetrics(dep.Registerer),
+		now:       dep.Now,
+		tasks:     map[int32]*task{},
+		owned:     map[int32]bool{},
+		pending:   map[int32]bool{},
+		gen:       map[int32]uint64{},
+		confirmed: map[int32]uint64{},
+		keys:      Partitioner(),
+		board:     newBoard(),
 	}, nil
 }
 
@@ -338,6 +346,7 @@ func (r *Runner) session(ctx context.Context) error {
 	r.dep.Sink.Discard()
 	r.sinkDown = false
 	r.mu.Lock()
+	r.confirmed = map[int32]uint64{}
 	r.tasks, r.owned, r.pending, r.ready = map[int32]*task{}, map[int32]bool{}, map[int32]bool{}, false
 	r.mu.Unlock()
 	inputs := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Repartition}
@@ -645,6 +654,7 @@ func (r *Runner) cycle(ctx context.Context) error {
 	// From the commit until the sink confirms, ClickHouse may lack rows
 	// that Kafka has committed.
 	r.m.unconfirmed.Set(1)
+	parts := r.unconfirm()
 	committed, err := r.sess.End(kgo.PreTxnCommitFnContext(fctx, offsets), kgo.TransactionEndTry(txErr == nil))
 	if err != nil || !committed {
 		r.m.unconfirmed.Set(0) // the sink has nothing of this transaction, and the previous one is confirmed
@@ -680,7 +690,7 @@ func (r *Runner) cycle(ctx context.Context) error {
 		}
 		done <- err
 	}()
-	r.flushing, r.flushCancel = done, flCancel
+	r.flushing, r.flushCancel, r.flushParts = done, flCancel, parts
 
 	r.backoff = 0
 	r.m.txCommits.Inc()
@@ -705,15 +715,34 @@ func (r *Runner) awaitFlush() error {
 	if r.flushing == nil {
 		return nil
 	}
-	defer func() { r.flushCancel(); r.flushing, r.flushCancel = nil, nil }()
+	defer func() { r.flushCancel(); r.flushing, r.flushCancel, r.flushParts = nil, nil, nil }()
 	timer := time.NewTimer(time.Until(r.flushDeadline))
 	defer timer.Stop()
 	select {
 	case err := <-r.flushing:
+		if err == nil {
+			r.mu.Lock()
+			maps.Copy(r.confirmed, r.flushParts)
+			r.mu.Unlock()
+		}
 		return err
 	case <-timer.C:
 		return fmt.Errorf("consume: ClickHouse did not confirm within the flush timeout (%s)", r.cfg.FlushTimeout)
 	}
+}
+
+// unconfirm returns the partitions (and their generations) of the
+// transaction about to commit, and marks them as not confirmed by
+// ClickHouse until its rows are.
+func (r *Runner) unconfirm() map[int32]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	parts := make(map[int32]uint64, len(r.tasks))
+	for p := range r.tasks {
+		parts[p] = r.gen[p]
+		delete(r.confirmed, p)
+	}
+	return parts
 }
 
 // recoverSink runs between transactions after ClickHouse failed to confirm

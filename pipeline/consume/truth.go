@@ -25,7 +25,9 @@ import (
 //     every restore writes the aggregate row of every restored customer
 //     again, and the triggers of the task's last transaction, which the
 //     changelog holds under pendKey until a later transaction (committed
-//     after the sink confirmed them) clears them.
+//     after the sink confirmed them) clears them. A restore after an abort
+//     skips the rewrite for a partition whose committed rows this process
+//     saw confirmed since it was assigned (Runner.confirmed).
 //   - Versions are epoch<<32 | the customer's own counter, the epoch stored
 //     in the changelog (epochKey) and set from the wall clock whenever a
 //     task's state starts from nothing (a new or recreated changelog), so a
