@@ -3,7 +3,9 @@ package consume
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -225,11 +227,9 @@ func (r *Runner) finishRestore(t *task) []event.Trigger {
 		t.epochDirty = true
 	}
 	var trigs []event.Trigger
-	for i := range maxPendChunks {
-		p, ok := t.pendRestored[i]
-		if !ok {
-			continue
-		}
+	chunks := slices.Sorted(maps.Keys(t.pendRestored))
+	for _, i := range chunks {
+		p := t.pendRestored[i]
 		t.pendChunks = i + 1
 		t.pend = append(t.pend, p.raw...)
 		trigs = append(trigs, p.trigs...)

@@ -37,7 +37,7 @@ import (
 const epochKey = "\x00epoch"
 
 // pendKey prefixes the changelog keys of a task's unconfirmed triggers:
-// pendKey + one byte, the chunk number.
+// pendKey + the chunk number (two bytes, big endian).
 const pendKey = "\x00chpend"
 
 const (
@@ -45,9 +45,10 @@ const (
 	pendVersion  = 1
 	// pendChunkBytes caps one pending-triggers record, well under the
 	// producer's record limit.
-	pendChunkBytes = 256 << 10
-	// maxPendChunks is the number of chunk keys (one byte).
-	maxPendChunks = 256
+	pendChunkBytes = 512 << 10
+	// maxPendChunks is the number of chunk keys (two bytes): 32 GiB of
+	// triggers in one transaction.
+	maxPendChunks = 1 << 16
 )
 
 var (
@@ -74,14 +75,14 @@ func (t *task) stamp(a *event.Aggregate) {
 	a.Version = uint64(t.epoch)<<32 | a.Version&(1<<32-1)
 }
 
-func pendChunkKey(i int) []byte { return append([]byte(pendKey), byte(i)) }
+func pendChunkKey(i int) []byte { return binary.BigEndian.AppendUint16([]byte(pendKey), uint16(i)) }
 
 // parsePendKey reports whether k is a pending-triggers key, and its chunk.
 func parsePendKey(k []byte) (int, bool) {
-	if len(k) != len(pendKey)+1 || !strings.HasPrefix(string(k), pendKey) {
+	if len(k) != len(pendKey)+2 || !strings.HasPrefix(string(k), pendKey) {
 		return 0, false
 	}
-	return int(k[len(pendKey)]), true
+	return int(binary.BigEndian.Uint16(k[len(pendKey):])), true
 }
 
 // appendPending appends a pending-triggers record holding the JSON triggers

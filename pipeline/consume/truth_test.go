@@ -75,7 +75,7 @@ func TestPendingRecords(t *testing.T) {
 	r := truthRunner(nopSink{}, time.Now())
 	tk := &task{p: 2}
 	var want []string
-	for i := range 3000 {
+	for i := range 6000 {
 		tr := event.Trigger{TriggerID: strings.Repeat("x", 100) + string(rune('a'+i%26)) + string(rune('A'+i/26%26)) + string(rune('0'+i/676)),
 			CustomerID: "c", Kind: event.TriggerWinback, Evidence: map[string]float64{"days": float64(i)}, AsOf: int64(i), EmittedAt: 5}
 		raw, err := json.Marshal(&tr)
@@ -170,7 +170,7 @@ func TestRestoreRecord(t *testing.T) {
 	f("alice", []byte{3}, lapse.ErrCorruptSnapshot, "recreate")
 	f(epochKey, []byte{9, 0, 0, 0, 1}, lapse.ErrSnapshotVersion, "newer winback")
 	f(epochKey, []byte{1, 0}, errEpoch, "recreate")
-	f(pendKey+"\x00", []byte{1, '['}, errPend, "recreate")
+	f(pendKey+"\x00\x00", []byte{1, '['}, errPend, "recreate")
 	f(metaKey, []byte{0xee}, lapse.ErrSnapshotVersion, "newer winback")
 	f("alice", nil, nil, "") // a tombstone
 	f(epochKey, nil, nil, "")
