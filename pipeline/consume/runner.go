@@ -654,10 +654,18 @@ func (r *Runner) cycle(ctx context.Context) error {
 	// From the commit until the sink confirms, ClickHouse may lack rows
 	// that Kafka has committed.
 	r.m.unconfirmed.Set(1)
-	parts := r.unconfirm()
+	parts, was := r.unconfirm()
 	committed, err := r.sess.End(kgo.PreTxnCommitFnContext(fctx, offsets), kgo.TransactionEndTry(txErr == nil))
 	if err != nil || !committed {
 		r.m.unconfirmed.Set(0) // the sink has nothing of this transaction, and the previous one is confirmed
+	}
+	if err == nil && !committed {
+		// Nothing changed in Kafka: what ClickHouse was confirmed to
+		// hold it still holds. (After an error the outcome is unknown,
+		// and the next session writes everything again.)
+		r.mu.Lock()
+		maps.Copy(r.confirmed, was)
+		r.mu.Unlock()
 	}
 	if err != nil {
 		r.m.txAborts.Inc()
@@ -733,16 +741,20 @@ func (r *Runner) awaitFlush() error {
 
 // unconfirm returns the partitions (and their generations) of the
 // transaction about to commit, and marks them as not confirmed by
-// ClickHouse until its rows are.
-func (r *Runner) unconfirm() map[int32]uint64 {
+// ClickHouse until its rows are; was is what they were.
+func (r *Runner) unconfirm() (parts, was map[int32]uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	parts := make(map[int32]uint64, len(r.tasks))
+	parts = make(map[int32]uint64, len(r.tasks))
+	was = map[int32]uint64{}
 	for p := range r.tasks {
 		parts[p] = r.gen[p]
-		delete(r.confirmed, p)
+		if g, ok := r.confirmed[p]; ok {
+			was[p] = g
+			delete(r.confirmed, p)
+		}
 	}
-	return parts
+	return parts, was
 }
 
 // recoverSink runs between transactions after ClickHouse failed to confirm
