@@ -174,7 +174,7 @@ type RestoreError struct {
 
 func (e *RestoreError) Error() string {
 	fix := "the record is corrupt: restore the changelog topic from a backup, or rebuild the state: stop every instance, delete and recreate " +
-		"the changelog topic, reset the group's input offsets to the earliest, and start again (the rebuilt state takes a new epoch, so ClickHouse shows it; docs/production.md)"
+		"the changelog topic, reset the group's input offsets to the earliest, and start again (the rebuilt state takes a new epoch, so ClickHouse shows it; docs/production.md, section Rebuilding the state)"
 	if errors.Is(e.Err, lapse.ErrSnapshotVersion) {
 		fix = "the record was written by a newer winback: run that version (or a later one) again; a rollback below the state format is not possible"
 	}
