@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/winback/winback/config"
+	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
 	"github.com/winback/winback/sinks/kafka"
 	"github.com/winback/winback/testenv"
@@ -179,6 +181,29 @@ func truthConfig(s *stack, run string) config.Config {
 	return cfg
 }
 
+// produceOrders produces one placed order at `at` for each of the first n
+// generated customers, keyed by customer id (murmur2).
+func produceOrders(t *testing.T, cfg config.Config, n int, at time.Time) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for i := range n {
+		id := fmt.Sprintf("c%06d", i+1)
+		ev := event.Event{Kind: event.KindOrder, EventID: "last-" + id, CustomerID: id, Time: at.UnixMilli(),
+			OrderType: event.OrderPlaced, OrderID: "o-last-" + id, Amount: 42, Currency: "EUR", Items: 1}
+		recs = append(recs, &kgo.Record{Topic: cfg.Topics.Orders, Key: []byte(id), Value: decode.AppendJSON(nil, &ev)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // committedInput is the sum of the group's committed input offsets.
 func committedInput(t *testing.T, cfg config.Config) int64 {
 	t.Helper()
@@ -233,7 +258,8 @@ func failCommits(s *stack, n int32) *atomic.Int32 {
 }
 
 // TestClickHouseEqualsKafkaUnderFaults runs one instance through a fault
-// loop: ClickHouse frozen (SIGSTOP) for 20 s, transactions aborted by the
+// loop: ClickHouse frozen (SIGSTOP) for 20 s, a SIGKILL between a commit
+// and ClickHouse's confirmation of its rows, transactions aborted by the
 // broker, and SIGKILLs at random points; then the ClickHouse FINAL tables
 // must equal, row by row, the committed trigger topic and the state a new
 // owner restores from the changelog. The 20 s freeze, five times the flush
@@ -301,14 +327,32 @@ func TestClickHouseEqualsKafkaUnderFaults(t *testing.T) {
 
 	t.Logf("%s: stall done", time.Now().Format(time.TimeOnly))
 
-	// 2. Transactions aborted by the broker, then kills.
+	// 2. A kill between a commit and ClickHouse's confirmation of its
+	// rows: the next owner must write them from the changelog.
+	if err := s.ch.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for metricSum(t, in.http, "winback_clickhouse_unconfirmed") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no transaction committed rows while ClickHouse was frozen")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	in.kill()
+	if err := s.ch.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if behind(t, cfg) == 0 {
+		t.Fatal("the stream was processed before the kill after a commit")
+	}
+
+	// 3. Transactions aborted by the broker, then kills.
 	failed := failCommits(s, 4)
 	midway := 0
-	for i := range 6 {
-		if i > 0 {
-			in = startInstance(t, cfg, "truth")
-			in.waitReady(time.Minute)
-		}
+	for range 6 {
+		in = startInstance(t, cfg, "truth")
+		in.waitReady(time.Minute)
 		time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
 		in.kill()
 		if behind(t, cfg) > 0 {
@@ -322,12 +366,49 @@ func TestClickHouseEqualsKafkaUnderFaults(t *testing.T) {
 		t.Fatal("no transaction was aborted by the injected commit failures")
 	}
 	t.Logf("%s: faults done", time.Now().Format(time.TimeOnly))
+	t.Logf("%d kills mid-stream, %d commits failed by the broker", midway, failed.Load())
+
 	last := cfg
-	last.MaxPollRecords = 2000 // no more faults: larger transactions drain the rest sooner
+	last.MaxPollRecords = 2000 // no faults while it drains: larger transactions
+	// No follow of quiet tasks (timers fired by the wall clock) in step 4:
+	// the transaction that commits while ClickHouse is frozen is the
+	// orders'.
+	last.Lapse.IdleTimeout = time.Hour
 	in = startInstance(t, last, "truth")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute, inputs(cfg)...)
+
+	// 4. One more order from every customer while ClickHouse is frozen,
+	// and a kill once a transaction with some of them has committed: only
+	// the next owner's restore can write its rows.
+	deadline = time.Now().Add(30 * time.Second)
+	for metricSum(t, in.http, "winback_clickhouse_unconfirmed") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("ClickHouse did not confirm the drained stream")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.ch.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	before := committedInput(t, cfg)
+	produceOrders(t, cfg, 300, time.Now().Add(-time.Hour))
+	// The first transaction with some of them commits; the next waits
+	// for ClickHouse.
+	deadline = time.Now().Add(30 * time.Second)
+	for committedInput(t, cfg) == before || metricSum(t, in.http, "winback_clickhouse_unconfirmed") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no order was committed while ClickHouse was frozen")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%d of the 300 orders committed while ClickHouse was frozen", committedInput(t, cfg)-before)
+	in.kill()
+	if err := s.ch.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	in = startInstance(t, last, "truth")
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, time.Minute, inputs(cfg)...)
 	in.stop(cfg.ShutdownTimeout)
-	t.Logf("%d kills mid-stream, %d commits failed by the broker", midway, failed.Load())
 
 	t.Logf("%s: caught up", time.Now().Format(time.TimeOnly))
 	db := openCH(t, cfg.ClickHouse.DSN)

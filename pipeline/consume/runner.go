@@ -777,6 +777,7 @@ func (r *Runner) recoverSink(ctx context.Context) error {
 			continue
 		}
 		r.sinkDown = false
+		r.m.unconfirmed.Set(0)
 		r.log.Info("consume: ClickHouse confirmed the restored rows; resuming")
 		return nil
 	}
