@@ -81,6 +81,11 @@ type ClickHouse struct {
 	BatchRows     int           `yaml:"batch_rows" help:"rows per insert batch at most"`
 	FlushInterval time.Duration `yaml:"flush_interval" help:"longest time rows wait before they are written"`
 	ActiveDays    int           `yaml:"active_days" help:"a customer is active in the retention views if they ordered within this many days"`
+	// A committed transaction's rows must be in ClickHouse within half
+	// of kafka.transaction_timeout (the flush deadline), else the next
+	// transaction aborts and winback waits for ClickHouse with no
+	// transaction open.
+	AttemptTimeout time.Duration `yaml:"attempt_timeout" help:"longest time one insert may take before it is retried; at most half of kafka.transaction_timeout, the deadline of a whole flush (retries included)"`
 }
 
 // Decode bounds what input records winback accepts.
@@ -120,11 +125,12 @@ func Default() Config {
 		},
 		Registry: Registry{URL: "http://127.0.0.1:8081", Retry: 30 * time.Second},
 		ClickHouse: ClickHouse{
-			DSN:           "clickhouse://127.0.0.1:9000/default",
-			Database:      "winback",
-			BatchRows:     100000,
-			FlushInterval: time.Second,
-			ActiveDays:    90,
+			DSN:            "clickhouse://127.0.0.1:9000/default",
+			Database:       "winback",
+			BatchRows:      100000,
+			FlushInterval:  time.Second,
+			ActiveDays:     90,
+			AttemptTimeout: 10 * time.Second,
 		},
 		Topics: Topics{
 			Orders:   "orders",
@@ -211,6 +217,16 @@ func (c *Config) Validate() error {
 	}
 	if c.ClickHouse.FlushInterval <= 0 {
 		bad("clickhouse-flush-interval", "must be positive, e.g. 1s")
+	}
+	if c.ClickHouse.AttemptTimeout <= 0 {
+		bad("clickhouse-attempt-timeout", "must be positive, e.g. 10s")
+	} else if c.Kafka.TxnTimeout >= time.Second && c.ClickHouse.AttemptTimeout > c.Kafka.TxnTimeout/2 {
+		bad("clickhouse-attempt-timeout", "%s outlasts the ClickHouse flush deadline, half of --kafka-transaction-timeout (%s): not one insert could finish before the open transaction must abort; lower it or raise the transaction timeout",
+			c.ClickHouse.AttemptTimeout, c.Kafka.TxnTimeout/2)
+	}
+	if c.Kafka.TxnTimeout >= time.Second && c.Registry.Retry >= c.Kafka.TxnTimeout {
+		bad("registry-retry", "%s outlasts --kafka-transaction-timeout (%s): a lookup retried inside a transaction would outlive it and fence the instance; lower it below the transaction timeout",
+			c.Registry.Retry, c.Kafka.TxnTimeout)
 	}
 	if c.ClickHouse.ActiveDays < 1 {
 		bad("clickhouse-active-days", "%d; must be at least 1", c.ClickHouse.ActiveDays)

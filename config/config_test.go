@@ -59,6 +59,8 @@ func TestBadFiles(t *testing.T) {
 		"sasl-no-user.bad.yaml":      "invalid configuration:\n--kafka-sasl-username: SASL PLAIN needs a user name",
 		"zero-batch.bad.yaml":        "invalid configuration:\n--clickhouse-batch-rows: 0; must be at least 1 (100000 is a good size) (F:2 clickhouse.batch_rows)",
 		"negative-liveness.bad.yaml": "invalid configuration:\n--kafka-liveness-timeout: -1m0s is negative; use 0 for twice the session timeout (F:2 kafka.liveness_timeout)",
+		"attempt-outlasts.bad.yaml":  "invalid configuration:\n--clickhouse-attempt-timeout: 15s outlasts the ClickHouse flush deadline, half of --kafka-transaction-timeout (10s): not one insert could finish before the open transaction must abort; lower it or raise the transaction timeout (F:4 clickhouse.attempt_timeout)",
+		"retry-outlasts.bad.yaml":    "invalid configuration:\n--registry-retry: 30s outlasts --kafka-transaction-timeout (20s): a lookup retried inside a transaction would outlive it and fence the instance; lower it below the transaction timeout (F:4 registry.retry)",
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yaml")
 	if len(files) != len(want) {

@@ -213,6 +213,29 @@ func (c *ClickHouse) Kill() error {
 	return c.stopLocked(syscall.SIGKILL)
 }
 
+// Pause freezes the server with SIGSTOP, like a stalled host: connections
+// stay open and connects succeed (the kernel accepts them), but nothing
+// answers until Resume. Pausing a stopped server does nothing.
+func (c *ClickHouse) Pause() error { return c.signal(syscall.SIGSTOP) }
+
+// Resume continues a server frozen by Pause (SIGCONT).
+func (c *ClickHouse) Resume() error { return c.signal(syscall.SIGCONT) }
+
+func (c *ClickHouse) signal(sig syscall.Signal) error {
+	if c.external {
+		return ErrExternalClickHouse
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil || c.proc.exited() {
+		return nil
+	}
+	if err := c.proc.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("testenv: signal clickhouse: %w", err)
+	}
+	return nil
+}
+
 // Restart starts the server again on the same ports and data directory,
 // stopping it first if it still runs, and waits until it answers.
 func (c *ClickHouse) Restart(ctx context.Context) error {

@@ -323,3 +323,40 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+// TestClickHousePause: a paused server accepts nothing until Resume, and
+// then answers on the same connection pool with its data intact.
+func TestClickHousePause(t *testing.T) {
+	ch := startChild(t, ClickHouseOptions{})
+	conn := openCH(t, ch)
+	if err := conn.Ping(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ch.Resume() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := conn.Exec(ctx, "SELECT 1"); err == nil {
+		t.Fatal("a paused server answered")
+	}
+	if !ch.Running() {
+		t.Fatal("a paused server counts as stopped")
+	}
+	if err := ch.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pingClickHouse(testCtx(t), mustOptions(t, ch)); err != nil {
+		t.Fatalf("after Resume: %v", err)
+	}
+}
+
+func mustOptions(t *testing.T, ch *ClickHouse) *clickhouse.Options {
+	t.Helper()
+	opts, err := clickhouse.ParseDSN(ch.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts
+}

@@ -160,6 +160,10 @@ func clickhouseConfig(cfg *config.Config) clickhouse.Config {
 		BatchRows:     cfg.ClickHouse.BatchRows,
 		FlushInterval: cfg.ClickHouse.FlushInterval,
 		ActiveDays:    cfg.ClickHouse.ActiveDays,
+		// Retries stop at the flush deadline (half the transaction
+		// timeout); the pause between them stays well inside it.
+		AttemptTimeout:  cfg.ClickHouse.AttemptTimeout,
+		MaxRetryBackoff: min(clickhouse.DefaultMaxRetryBackoff, cfg.Kafka.TxnTimeout/8),
 	}
 }
 
@@ -277,6 +281,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		CommitInterval:     cfg.CommitInterval,
 		ShutdownTimeout:    cfg.ShutdownTimeout,
 		TransactionTimeout: cfg.Kafka.TxnTimeout,
+		FlushTimeout:       cfg.Kafka.TxnTimeout / 2,
 		DLQMaxValueBytes:   cfg.DLQMaxValueBytes,
 		Lapse:              cfg.Lapse,
 		StateTTL:           time.Duration(cfg.State.TTLDays) * 24 * time.Hour,

@@ -26,7 +26,7 @@ func TestBrokerRestart(t *testing.T) {
 	// Small transactions, so that the broker stops in the middle of the
 	// stream.
 	s.cfg.MaxPollRecords = 500
-	s.serveInProcess(t, s.cfg)
+	_, reg := s.serveInProcess(t, s.cfg)
 	time.Sleep(time.Second)
 	if behind(t, s.cfg) == 0 {
 		t.Fatal("the pipeline caught up before the broker stopped; the test proves nothing")
@@ -42,5 +42,6 @@ func TestBrokerRestart(t *testing.T) {
 	t.Log("broker restarted")
 
 	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 2*time.Minute, inputs(s.cfg)...)
+	waitConfirmed(t, reg)
 	checkAggregates(t, openCH(t, s.cfg.ClickHouse.DSN), s.cfg.ClickHouse.Database, want)
 }

@@ -50,8 +50,9 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("produced %d malformed records, the independent pass counted %d", st.Malformed, malformed)
 	}
 
-	httpAddr, _ := s.serveInProcess(t, s.cfg)
+	httpAddr, reg := s.serveInProcess(t, s.cfg)
 	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 3*time.Minute, inputs(s.cfg)...)
+	waitConfirmed(t, reg)
 
 	// Exact aggregates for every buyer.
 	db := openCH(t, s.cfg.ClickHouse.DSN)

@@ -92,6 +92,7 @@ func TestHostileInput(t *testing.T) {
 
 	_, reg := s.serveInProcess(t, s.cfg)
 	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, time.Minute, inputs(s.cfg)...)
+	waitConfirmed(t, reg)
 
 	dlq := consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.DLQ)
 	if len(dlq) != len(want) {

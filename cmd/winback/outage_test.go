@@ -19,7 +19,8 @@ import (
 )
 
 // TestClickHouseOutage stops ClickHouse for 30 s while events flow. The
-// pipeline must pause (commit nothing, hold a bounded amount of rows)
+// pipeline must pause (commit at most one transaction, hold a bounded
+// amount of rows)
 // rather than drop or buffer without bound, and after the restart every
 // aggregate must arrive, exactly once.
 func TestClickHouseOutage(t *testing.T) {
@@ -27,6 +28,10 @@ func TestClickHouseOutage(t *testing.T) {
 	o := genOptions{customers: 200, days: 150, seed: 5, encoding: "json"}
 	_, want, _ := independentPass(t, o)
 
+	// Kafka commits one transaction ahead of ClickHouse (the rows are
+	// written after the commit, and the next commit waits for them), so
+	// the stream must span several transactions for the pause to show.
+	s.cfg.MaxPollRecords = 2000
 	_, reg := s.serveInProcess(t, s.cfg)
 	if err := s.ch.Kill(); err != nil {
 		t.Fatal(err)
@@ -58,6 +63,7 @@ func TestClickHouseOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 2*time.Minute, inputs(s.cfg)...)
+	waitConfirmed(t, reg)
 	db := openCH(t, s.cfg.ClickHouse.DSN)
 	checkAggregates(t, db, s.cfg.ClickHouse.Database, want)
 	var dup uint64

@@ -160,6 +160,21 @@ func waitCaughtUp(t *testing.T, brokers []string, group string, timeout time.Dur
 	t.Fatalf("group %s did not catch up within %s: %s", group, timeout, last)
 }
 
+// waitConfirmed waits until the in-process pipeline's ClickHouse sink has
+// confirmed the rows of every committed transaction: ClickHouse is
+// written after the Kafka commit, so a caught-up group may still have its
+// last transaction's rows on the way.
+func waitConfirmed(t *testing.T, reg prometheus.Gatherer) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for gauge(t, reg, "winback_clickhouse_unconfirmed") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("ClickHouse did not confirm the last committed transaction's rows within a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // freeAddr returns a loopback address with a free port.
 func freeAddr(t *testing.T) string {
 	t.Helper()

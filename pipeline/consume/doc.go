@@ -38,4 +38,5 @@
 //	event_time_follows_total               quiet tasks raised to the pipeline's event time
 //	erasures_total{state}                  erasure requests applied: present, absent (no state held)
 //	evictions_total                        customers evicted by state.ttl_days
+//	clickhouse_unconfirmed                 1 while ClickHouse may lack a committed transaction's rows
 package consume

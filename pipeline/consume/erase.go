@@ -2,7 +2,9 @@ package consume
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -115,6 +117,13 @@ func (r *Runner) erase(t *task, q *queued) {
 	}
 	t.out.recs = append(t.out.recs, r.tombstone(t, id))
 	t.out.gone.erased = append(t.out.gone.erased, id)
+	// The transaction's triggers kept for a restore to write to ClickHouse
+	// again (truth.go) lose the customer's: a restore must not bring its
+	// trigger rows back.
+	t.pend = slices.DeleteFunc(t.pend, func(raw json.RawMessage) bool {
+		var tr struct{ CustomerID string } // as emit marshals event.Trigger
+		return json.Unmarshal(raw, &tr) == nil && tr.CustomerID == id
+	})
 }
 
 // tombstone returns a changelog tombstone for customer id of task t.

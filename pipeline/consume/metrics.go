@@ -29,6 +29,7 @@ type metrics struct {
 	erasures       *prometheus.CounterVec // state: present, absent
 	evictions      prometheus.Counter
 	model          *modelMetrics // refit.go
+	unconfirmed    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -106,12 +107,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "winback_event_time_follows_total", Help: "Times a quiet task raised its watermark to the pipeline's event time.",
 		}),
 		model: newModelMetrics(),
+		unconfirmed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "winback_clickhouse_unconfirmed", Help: "1 while ClickHouse may lack rows of a transaction that is committed (or committing) in Kafka; 0 once the sink confirmed them.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
 			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.restoreRecords, m.restoreSeconds,
 			m.restoring, m.txCommits, m.txAborts, m.triggerLatency, m.batchSeconds, m.assigned,
-			m.repartitioned, m.follows, m.erasures, m.evictions)
+			m.repartitioned, m.follows, m.erasures, m.evictions, m.unconfirmed)
 		reg.MustRegister(m.model.collectors()...)
 	}
 	return m

@@ -74,6 +74,7 @@ func (nopSink) AddDeadLetter(*event.DeadLetter)         {}
 func (nopSink) Erase(context.Context, []string) error   { return nil }
 func (nopSink) NeedsFlush(time.Time) bool               { return false }
 func (nopSink) StartFlush(context.Context) <-chan error { return nil }
+func (nopSink) Discard()                                {}
 
 type idTriggers struct{}
 

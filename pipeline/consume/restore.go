@@ -3,7 +3,9 @@ package consume
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
 )
 
@@ -44,6 +47,10 @@ func (r *Runner) restorePending(ctx context.Context) error {
 		if r.pending[p] && r.gen[p] == gen[p] {
 			r.tasks[p] = t
 			delete(r.pending, p)
+			trigs := r.finishRestore(t)
+			if g, ok := r.confirmed[p]; !ok || g != r.gen[p] {
+				r.resync(t, trigs)
+			}
 			r.gauges(t, r.now())
 		}
 	}
@@ -116,6 +123,7 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 			add[p] = kgo.NewOffset().At(s.Offset)
 		}
 	}
+	var failed error
 	counts := map[int32]int{}
 	partDone := map[int32]time.Duration{}
 	if len(add) > 0 {
@@ -141,7 +149,9 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 					break
 				}
 				if !rec.Attrs.IsControl() {
-					r.restoreRecord(t, rec)
+					if err := r.restoreRecord(t, rec); err != nil && failed == nil {
+						failed = err
+					}
 					counts[fp.Partition]++
 				}
 				if rec.Offset+1 >= end {
@@ -153,6 +163,9 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 			r.m.restoreRecords.WithLabelValues(strconv.Itoa(int(fp.Partition))).Add(float64(len(fp.Records)))
 		})
 	}
+	if failed != nil {
+		return nil, configError{failed}
+	}
 	for _, p := range parts {
 		d := partDone[p]
 		r.m.restoreSeconds.Observe(d.Seconds())
@@ -162,29 +175,76 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 	return tasks, nil
 }
 
-func (r *Runner) restoreRecord(t *task, rec *kgo.Record) {
+// restoreRecord applies one changelog record to t. A record that cannot
+// be restored is an error: skipping it would lose state silently.
+func (r *Runner) restoreRecord(t *task, rec *kgo.Record) error {
 	var err error
-	switch string(rec.Key) {
+	key := string(rec.Key)
+	if rec.Value == nil {
+		// A tombstone. winback deletes only customers: erased or evicted
+		// (lapse forget.go).
+		if _, pend := parsePendKey(rec.Key); !pend && key != metaKey && key != fwdKey && key != epochKey {
+			t.eng.Forget(key)
+		}
+		return nil
+	}
+	switch key {
 	case metaKey:
 		err = t.eng.RestoreMeta(rec.Value)
+		t.hadState = true
 	case fwdKey:
 		if t.fwdNext, err = parseForwarded(rec.Value); err == nil {
 			t.fwdWritten, t.forwarded = t.fwdNext, true
 		}
-	default:
-		if rec.Value == nil {
-			// A tombstone: the customer was erased or evicted.
-			t.eng.Forget(string(rec.Key))
-			return
+	case epochKey:
+		if t.epoch, err = parseEpoch(rec.Value); err == nil {
+			t.epochKnown = true
 		}
-		err = t.eng.RestoreCustomer(string(rec.Key), rec.Value)
+	default:
+		if i, ok := parsePendKey(rec.Key); ok {
+			var p pendChunk
+			if p.raw, p.trigs, err = parsePending(rec.Value); err == nil {
+				if t.pendRestored == nil {
+					t.pendRestored = map[int]pendChunk{}
+				}
+				t.pendRestored[i] = p
+			}
+			break
+		}
+		err = t.eng.RestoreCustomer(key, rec.Value)
 		if err == nil {
 			t.noteSnapshot(len(rec.Value))
+			t.hadState = true
 		}
 	}
 	if err != nil {
-		r.log.Error("consume: corrupt changelog record skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+		return &RestoreError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: strconv.Quote(key), Err: err}
 	}
+	return nil
+}
+
+// finishRestore settles t's epoch and unconfirmed triggers once its
+// changelog is read, and returns the triggers to write again. A task
+// whose changelog held no state starts a new epoch (the wall clock's
+// second), recorded with its first commit; state written before epochs
+// existed keeps epoch 0, the versions it has in ClickHouse.
+func (r *Runner) finishRestore(t *task) []event.Trigger {
+	if !t.epochKnown {
+		if !t.hadState {
+			t.epoch = uint32(r.now().Unix())
+		}
+		t.epochDirty = true
+	}
+	var trigs []event.Trigger
+	chunks := slices.Sorted(maps.Keys(t.pendRestored))
+	for _, i := range chunks {
+		p := t.pendRestored[i]
+		t.pendChunks = i + 1
+		t.pend = append(t.pend, p.raw...)
+		trigs = append(trigs, p.trigs...)
+	}
+	t.pendRestored = nil
+	return trigs
 }
 
 // waitStable waits until no transaction is open on partitions parts of the

@@ -3,9 +3,11 @@ package consume
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -32,10 +34,12 @@ type Decoder interface {
 
 // Sink takes the rows of a batch and writes them when flushed. StartFlush
 // takes the rows added so far (later ones go to the next flush) and writes
-// them in the background, retrying inside; the transaction commits only
-// after its channel says they are confirmed, so a commit never runs ahead
-// of the sink. NeedsFlush ends a transaction early when the sink's batch
-// is full.
+// them in the background, retrying inside until ctx is done. The runner
+// starts it once the transaction that produced the rows has committed, and
+// commits the next transaction only after its channel says they are
+// confirmed (truth.go). Discard drops the rows not yet taken by a flush:
+// those of an aborted transaction. NeedsFlush ends a transaction early
+// when the sink's batch is full.
 type Sink interface {
 	AddAggregate(a *event.Aggregate)
 	AddTrigger(t *event.Trigger)
@@ -46,6 +50,7 @@ type Sink interface {
 	Erase(ctx context.Context, customerIDs []string) error
 	NeedsFlush(now time.Time) bool
 	StartFlush(ctx context.Context) <-chan error
+	Discard()
 }
 
 // TriggerEncoder encodes the value of a trigger record.
@@ -83,8 +88,12 @@ type Config struct {
 	// TransactionTimeout is how long the broker lets a transaction stay
 	// open; a dead instance's open transaction is aborted after it.
 	TransactionTimeout time.Duration
-	DLQSampleBytes     int // bytes of a bad value kept in ClickHouse
-	DLQMaxValueBytes   int // a bad value longer than this is cut in the dead-letter record
+	// FlushTimeout bounds the ClickHouse write of a committed
+	// transaction's rows; the next transaction, open meanwhile, aborts
+	// when it passes. Default and maximum: half of TransactionTimeout.
+	FlushTimeout     time.Duration
+	DLQSampleBytes   int // bytes of a bad value kept in ClickHouse
+	DLQMaxValueBytes int // a bad value longer than this is cut in the dead-letter record
 	// MaxFutureSkew caps the event time a quiet task follows: wall clock
 	// plus this.
 	MaxFutureSkew time.Duration
@@ -142,21 +151,21 @@ type Runner struct {
 	txTrigs  []event.Trigger // emitted in this transaction, counted on commit
 	txArrive []int64         // arrival (record timestamp, ms) of event-driven triggers
 	txGone   gone            // customers erased and evicted in this transaction
-	// While ClickHouse writes a transaction's rows, the next batch is
-	// processed ahead with its outputs held for the next transaction.
-	hold bool
-	held heldWork
-}
 
-// heldWork is what processing ahead produced for the next transaction.
-type heldWork struct {
-	err    error         // the next transaction must abort
-	recs   []*kgo.Record // produced when it begins
-	trigs  []event.Trigger
-	arrive []int64
-	gone   gone
-	polled int       // records polled
-	start  time.Time // when processing ahead began
+	// ClickHouse writes the rows of the last committed transaction while
+	// the next one is processed (truth.go): flushing is that write's
+	// outcome, nil when none is under way. sinkDown: the last write failed,
+	// and no transaction begins before the restored rows are written.
+	flushing      <-chan error
+	flushCancel   context.CancelFunc
+	flushDeadline time.Time
+	sinkDown      bool
+	// confirmed[p] is the assignment generation (gen) of partition p
+	// whose committed rows ClickHouse holds, every one of them: a restore
+	// of p in the same generation (after an abort) writes nothing again.
+	// flushParts are the partitions of the transaction being written.
+	confirmed  map[int32]uint64
+	flushParts map[int32]uint64
 }
 
 type task struct {
@@ -188,6 +197,18 @@ type task struct {
 	// fwdWait is the repartition partition's last stable offset when the
 	// cycle's barrier was taken: the merge waits to have read up to it.
 	fwdWait int64
+
+	// State epoch (truth.go): the high 32 bits of every version this task
+	// writes. epochKnown: read from the changelog; epochDirty: to be
+	// written with the next commit. hadState: the changelog held state.
+	epoch                            uint32
+	epochKnown, epochDirty, hadState bool
+	// Triggers the changelog must keep until ClickHouse has confirmed
+	// them: this transaction's, JSON, and pendChunks records written
+	// before (cleared by the next commit).
+	pend         []json.RawMessage
+	pendChunks   int
+	pendRestored map[int]pendChunk // while restoring
 }
 
 // taskOut is what a task produced since its outputs were last collected.
@@ -234,6 +255,9 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 	if cfg.TransactionTimeout <= 0 {
 		cfg.TransactionTimeout = 40 * time.Second
 	}
+	if cfg.FlushTimeout <= 0 || cfg.FlushTimeout > cfg.TransactionTimeout/2 {
+		cfg.FlushTimeout = cfg.TransactionTimeout / 2
+	}
 	if cfg.DLQMaxValueBytes <= 0 {
 		cfg.DLQMaxValueBytes = 900 << 10
 	}
@@ -259,17 +283,18 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 		dep.Now = time.Now
 	}
 	return &Runner{
-		cfg:     cfg,
-		dep:     dep,
-		log:     dep.Logger,
-		m:       newMetrics(dep.Registerer),
-		now:     dep.Now,
-		tasks:   map[int32]*task{},
-		owned:   map[int32]bool{},
-		pending: map[int32]bool{},
-		gen:     map[int32]uint64{},
-		keys:    Partitioner(),
-		board:   newBoard(),
+		cfg:       cfg,
+		dep:       dep,
+		log:       dep.Logger,
+		m:         newMetrics(dep.Registerer),
+		now:       dep.Now,
+		tasks:     map[int32]*task{},
+		owned:     map[int32]bool{},
+		pending:   map[int32]bool{},
+		gen:       map[int32]uint64{},
+		confirmed: map[int32]uint64{},
+		keys:      Partitioner(),
+		board:     newBoard(),
 	}, nil
 }
 
@@ -332,8 +357,13 @@ func (e configError) Unwrap() error { return e.error }
 // session runs one transactional group session until ctx is done or it
 // fails.
 func (r *Runner) session(ctx context.Context) error {
-	r.dropHeld()
+	// Rows of a failed session's transactions are dropped: the restores
+	// of this one write the committed state again.
+	r.awaitFlush()
+	r.dep.Sink.Discard()
+	r.sinkDown = false
 	r.mu.Lock()
+	r.confirmed = map[int32]uint64{}
 	r.tasks, r.owned, r.pending, r.ready = map[int32]*task{}, map[int32]bool{}, map[int32]bool{}, false
 	r.mu.Unlock()
 	inputs := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Repartition}
@@ -411,6 +441,9 @@ func (r *Runner) session(ctx context.Context) error {
 			}
 			break
 		}
+	}
+	if err := r.awaitFlush(); err != nil {
+		r.log.Warn("consume: ClickHouse did not confirm the last committed transaction's rows; the next owner writes them again from the changelog", "err", err)
 	}
 	r.log.Info("consume: leaving the group")
 	sess.Close()
@@ -581,84 +614,66 @@ func (r *Runner) forgetGauges(p int32) {
 }
 
 // cycle runs one transaction: poll and process until the batch is full or
-// CommitInterval has passed, fire timers, write ClickHouse, commit. While
-// ClickHouse writes, the next batch is processed ahead: its events are
-// applied, and its outputs are held for the next transaction. The offsets
-// this transaction commits are taken before that, so a crash or an abort
-// replays the batch processed ahead.
+// CommitInterval has passed, fire timers, wait until ClickHouse has
+// confirmed the previous transaction's rows, commit, then start writing
+// this transaction's rows to ClickHouse, in the background while the next
+// transaction is processed. ClickHouse thus only ever receives committed
+// work (truth.go).
 func (r *Runner) cycle(ctx context.Context) error {
 	if err := r.checkPartitions(ctx); err != nil {
-		r.dropHeld()
 		return err
+	}
+	if r.sinkDown {
+		if err := r.recoverSink(ctx); err != nil || ctx.Err() != nil {
+			return err
+		}
 	}
 	r.takeBarrier(ctx)
 	start := r.now()
-	if !r.held.start.IsZero() {
-		start = r.held.start
-	}
 	if err := r.sess.Begin(); err != nil {
-		r.dropHeld()
 		return fmt.Errorf("consume: begin transaction: %w", err)
 	}
 	r.errMu.Lock()
-	r.txErr = r.held.err
+	r.txErr = nil
 	r.errMu.Unlock()
-	r.txTrigs, r.held.trigs = r.held.trigs, r.txTrigs[:0]
-	r.txArrive, r.held.arrive = r.held.arrive, r.txArrive[:0]
-	r.txGone, r.held.gone = r.held.gone, r.txGone.reset()
-	for _, rec := range r.held.recs {
-		r.produce(rec)
-	}
-	polled := r.held.polled
-	r.held = heldWork{recs: r.held.recs[:0], trigs: r.held.trigs, arrive: r.held.arrive, gone: r.held.gone}
+	r.txTrigs, r.txArrive, r.txGone = r.txTrigs[:0], r.txArrive[:0], r.txGone.reset()
 
-	if err := r.process(ctx, start.Add(r.cfg.CommitInterval), polled); err != nil {
+	if err := r.process(ctx, start.Add(r.cfg.CommitInterval)); err != nil {
 		return err
 	}
 	// From here on the transaction finishes even if ctx is done: a
-	// graceful shutdown flushes and commits what was processed, and gives
-	// up ShutdownTimeout after ctx is done (for example, if ClickHouse is
-	// down at that moment: nothing is committed, and the next owner
-	// replays the batch).
+	// graceful shutdown commits what was processed and writes it to
+	// ClickHouse, and gives up ShutdownTimeout after ctx is done.
 	fctx, cancel := graceContext(ctx, r.cfg.ShutdownTimeout)
 	defer cancel()
 
-	// Erasures first: ClickHouse deletes the erased customers' rows
-	// before this transaction's rows are written (erase.go).
-	if err := r.eraseRows(fctx); err != nil {
-		_, _ = r.sess.End(fctx, kgo.TryAbort)
-		r.m.txAborts.Inc()
-		r.dropState()
-		return err
+	// Erasures: ClickHouse deletes the erased customers' rows once every
+	// earlier row is in, before this transaction's rows are added (the
+	// delete also drops the pending rows of theirs), and before it
+	// commits, so that a crash replays the delete (erase.go).
+	if len(r.txGone.erased) > 0 {
+		err := r.awaitFlush()
+		if err == nil {
+			ectx, ecancel := context.WithTimeout(fctx, r.cfg.FlushTimeout)
+			err = r.eraseRows(ectx)
+			ecancel()
+		}
+		if err != nil {
+			r.abortForSink(fctx, err)
+			return nil
+		}
 	}
 	r.mu.Lock()
 	r.advance()
 	r.mu.Unlock()
 	offsets := r.commitOffsets()
-	flushed := r.dep.Sink.StartFlush(fctx)
 
-	// Process ahead until ClickHouse has confirmed, unless this
-	// transaction is already lost or the instance is stopping.
-	var flushErr error
-	if ctx.Err() == nil && !r.failed() {
-		actx, stop := context.WithCancel(ctx)
-		wrote := make(chan struct{})
-		go func() { flushErr = <-flushed; stop(); close(wrote) }()
-		r.hold, r.held.start = true, r.now()
-		err := r.process(actx, r.held.start.Add(r.cfg.CommitInterval), 0)
-		r.hold = false
-		<-wrote
-		if err != nil {
-			return err
-		}
-	} else {
-		flushErr = <-flushed
-	}
-	if flushErr != nil {
-		_, _ = r.sess.End(fctx, kgo.TryAbort)
-		r.m.txAborts.Inc()
-		r.dropState()
-		return fmt.Errorf("consume: clickhouse flush: %w", flushErr)
+	// The previous transaction's rows must be in ClickHouse before this
+	// one commits: then a crash loses at most one committed
+	// transaction's rows, which the next restore writes again.
+	if err := r.awaitFlush(); err != nil {
+		r.abortForSink(fctx, err)
+		return nil
 	}
 	// Flush the producer first, so that a failed produce aborts.
 	if err := r.sess.Client().Flush(fctx); err != nil {
@@ -670,7 +685,22 @@ func (r *Runner) cycle(ctx context.Context) error {
 	if txErr != nil {
 		r.log.Error("consume: aborting transaction", "err", txErr)
 	}
+	// From the commit until the sink confirms, ClickHouse may lack rows
+	// that Kafka has committed.
+	r.m.unconfirmed.Set(1)
+	parts, was := r.unconfirm()
 	committed, err := r.sess.End(kgo.PreTxnCommitFnContext(fctx, offsets), kgo.TransactionEndTry(txErr == nil))
+	if err != nil || !committed {
+		r.m.unconfirmed.Set(0) // the sink has nothing of this transaction, and the previous one is confirmed
+	}
+	if err == nil && !committed {
+		// Nothing changed in Kafka: what ClickHouse was confirmed to
+		// hold it still holds. (After an error the outcome is unknown,
+		// and the next session writes everything again.)
+		r.mu.Lock()
+		maps.Copy(r.confirmed, was)
+		r.mu.Unlock()
+	}
 	if err != nil {
 		r.m.txAborts.Inc()
 		r.dropState()
@@ -691,6 +721,19 @@ func (r *Runner) cycle(ctx context.Context) error {
 		}
 		return nil
 	}
+	// Committed: its rows go to ClickHouse now, in the background.
+	r.flushDeadline = time.Now().Add(r.cfg.FlushTimeout)
+	fl, flCancel := context.WithDeadline(context.WithoutCancel(ctx), r.flushDeadline)
+	flushed, done := r.dep.Sink.StartFlush(fl), make(chan error, 1)
+	go func() {
+		err := <-flushed
+		if err == nil {
+			r.m.unconfirmed.Set(0)
+		}
+		done <- err
+	}()
+	r.flushing, r.flushCancel, r.flushParts = done, flCancel, parts
+
 	r.backoff = 0
 	r.m.txCommits.Inc()
 	end := r.now()
@@ -706,11 +749,93 @@ func (r *Runner) cycle(ctx context.Context) error {
 	return nil
 }
 
-// process polls and applies records until deadline, MaxPollRecords
-// (counting polled already), a failure, ctx is done, or the sink's batch
-// needs a flush. Processing ahead (r.hold) restores no task: a rebalance
-// during it makes the next transaction abort and replay.
-func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) error {
+// abortForSink aborts the open transaction because ClickHouse did not
+// answer within the flush timeout (err), and has the next cycle wait for
+// it with no transaction open (recoverSink), so that a slow ClickHouse
+// costs one aborted transaction and no rebalance.
+func (r *Runner) abortForSink(ctx context.Context, err error) {
+	r.log.Warn("consume: ClickHouse did not answer in time; aborting this transaction and waiting for ClickHouse with none open",
+		"err", err, "flush_timeout", r.cfg.FlushTimeout)
+	_, _ = r.sess.End(ctx, kgo.TryAbort)
+	r.m.txAborts.Inc()
+	r.dropState()
+	r.sinkDown = true
+}
+
+// awaitFlush waits for the ClickHouse write of the last committed
+// transaction's rows and returns its outcome. It waits FlushTimeout from
+// the write's start at most, even if the driver is slow to give up (a
+// connect to a frozen server); the write then goes on in the background
+// until it ends, and the sink's next flush waits for it.
+func (r *Runner) awaitFlush() error {
+	if r.flushing == nil {
+		return nil
+	}
+	defer func() { r.flushCancel(); r.flushing, r.flushCancel, r.flushParts = nil, nil, nil }()
+	timer := time.NewTimer(time.Until(r.flushDeadline))
+	defer timer.Stop()
+	select {
+	case err := <-r.flushing:
+		if err == nil {
+			r.mu.Lock()
+			maps.Copy(r.confirmed, r.flushParts)
+			r.mu.Unlock()
+		}
+		return err
+	case <-timer.C:
+		return fmt.Errorf("consume: ClickHouse did not confirm within the flush timeout (%s)", r.cfg.FlushTimeout)
+	}
+}
+
+// unconfirm returns the partitions (and their generations) of the
+// transaction about to commit, and marks them as not confirmed by
+// ClickHouse until its rows are; was is what they were.
+func (r *Runner) unconfirm() (parts, was map[int32]uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	parts = make(map[int32]uint64, len(r.tasks))
+	was = map[int32]uint64{}
+	for p := range r.tasks {
+		parts[p] = r.gen[p]
+		if g, ok := r.confirmed[p]; ok {
+			was[p] = g
+			delete(r.confirmed, p)
+		}
+	}
+	return parts, was
+}
+
+// recoverSink runs between transactions after ClickHouse failed to confirm
+// a committed transaction's rows: it restores the tasks (which gives the
+// sink their rows again) and writes those rows, retrying until ClickHouse
+// confirms or ctx is done. No transaction is open meanwhile, so an outage
+// of any length costs one aborted transaction and no rebalance: the
+// group's heartbeats go on.
+func (r *Runner) recoverSink(ctx context.Context) error {
+	if err := r.restorePending(ctx); err != nil {
+		var ce configError
+		if errors.As(err, &ce) {
+			return err
+		}
+		r.log.Warn("consume: restore failed; it is retried in the next transaction", "err", err)
+	}
+	for ctx.Err() == nil {
+		if err := <-r.dep.Sink.StartFlush(ctx); err != nil {
+			r.log.Warn("consume: ClickHouse still unavailable; waiting with no transaction open", "err", err)
+			continue
+		}
+		r.sinkDown = false
+		r.m.unconfirmed.Set(0)
+		r.log.Info("consume: ClickHouse confirmed the restored rows; resuming")
+		return nil
+	}
+	return nil
+}
+
+// process polls and applies records until deadline, MaxPollRecords, a
+// failure, ctx is done, or the sink's batch needs a flush.
+func (r *Runner) process(ctx context.Context, deadline time.Time) error {
+	polled := 0
 	for polled < r.cfg.MaxPollRecords && ctx.Err() == nil {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -729,12 +854,12 @@ func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) er
 		})
 		// Every polled record must be queued: its offset is in the
 		// commit unless a queued head holds it back.
-		if r.hold {
-			if r.restoring() {
-				r.failWork(errors.New("partitions were assigned while processing ahead"))
+		if err := r.restorePending(ctx); err != nil {
+			var ce configError
+			if errors.As(err, &ce) {
+				return err // a changelog record that cannot be restored
 			}
-		} else if err := r.restorePending(ctx); err != nil {
-			r.failWork(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
+			r.fail(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
 		}
 		r.prefetchSchemas(ctx, fetches)
 		r.mu.Lock()
@@ -752,7 +877,7 @@ func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) er
 			// Revoked (or re-assigned) while this batch ran: abort
 			// rather than commit offsets past records that were not
 			// applied.
-			r.failWork(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
+			r.fail(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
 		})
 		// Decoding runs under r.mu and so must not wait for the
 		// registry: prefetchSchemas looked the schemas up, and an id
@@ -770,13 +895,6 @@ func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) er
 		})
 		r.mu.Unlock()
 		polled += fetches.NumRecords()
-		if r.hold {
-			r.held.polled = polled
-			if r.held.err != nil {
-				break
-			}
-			continue
-		}
 		if r.failed() {
 			break // the transaction aborts; no use reading on
 		}
@@ -787,33 +905,11 @@ func (r *Runner) process(ctx context.Context, deadline time.Time, polled int) er
 	return nil
 }
 
-// restoring reports whether an assigned partition waits for its restore.
-func (r *Runner) restoring() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.pending) > 0
-}
-
-// dropHeld forgets the work processed ahead; dropState replays it.
-func (r *Runner) dropHeld() {
-	r.held = heldWork{recs: r.held.recs[:0], trigs: r.held.trigs[:0], arrive: r.held.arrive[:0], gone: r.held.gone.reset()}
-}
-
 // fail marks the open transaction for abort.
 func (r *Runner) fail(err error) {
 	r.errMu.Lock()
 	r.txErr = errors.Join(r.txErr, err)
 	r.errMu.Unlock()
-}
-
-// failWork marks the transaction of the work being processed for abort:
-// the next one while processing ahead.
-func (r *Runner) failWork(err error) {
-	if r.hold {
-		r.held.err = errors.Join(r.held.err, err)
-		return
-	}
-	r.fail(err)
 }
 
 func (r *Runner) failed() bool {
@@ -829,10 +925,12 @@ func graceContext(ctx context.Context, grace time.Duration) (context.Context, co
 	return gctx, func() { stop(); cancel() }
 }
 
-// dropState forgets every task after an abort: the session rewound to the
-// committed offsets, and the changelog holds the matching state.
+// dropState forgets every task after an abort, and the aborted
+// transaction's ClickHouse rows: the session rewound to the committed
+// offsets, and the changelog holds the matching state, which the restores
+// write to ClickHouse again.
 func (r *Runner) dropState() {
-	r.dropHeld()
+	r.dep.Sink.Discard()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range r.owned {
@@ -873,25 +971,18 @@ func (r *Runner) eachTask(fn func(t *task)) {
 	}
 }
 
-// collect moves t's outputs to the open transaction, or to the held work
-// while processing ahead.
+// collect moves t's outputs to the open transaction.
 func (r *Runner) collect(t *task) {
 	o := &t.out
 	if o.err != nil {
-		r.failWork(o.err)
+		r.fail(o.err)
 	}
 	for _, rec := range o.recs {
 		r.produce(rec)
 	}
-	if r.hold {
-		r.held.trigs = append(r.held.trigs, o.trigs...)
-		r.held.arrive = append(r.held.arrive, o.arrive...)
-		r.held.gone.add(&o.gone)
-	} else {
-		r.txTrigs = append(r.txTrigs, o.trigs...)
-		r.txArrive = append(r.txArrive, o.arrive...)
-		r.txGone.add(&o.gone)
-	}
+	r.txTrigs = append(r.txTrigs, o.trigs...)
+	r.txArrive = append(r.txArrive, o.arrive...)
+	r.txGone.add(&o.gone)
 	clear(o.recs)
 	*o = taskOut{recs: o.recs[:0], trigs: o.trigs[:0], arrive: o.arrive[:0], gone: o.gone.reset()}
 }
@@ -917,6 +1008,12 @@ func (r *Runner) emit(t *task, tr *event.Trigger, arrive int64) {
 		t.out.fail(fmt.Errorf("encode trigger %s: %w", tr.TriggerID, err))
 		return
 	}
+	raw, err := json.Marshal(tr)
+	if err != nil {
+		t.out.fail(fmt.Errorf("encode trigger %s for the changelog: %w", tr.TriggerID, err))
+		return
+	}
+	t.pend = append(t.pend, raw)
 	r.dep.Sink.AddTrigger(tr)
 	t.out.recs = append(t.out.recs, kafka.TriggerRecord(r.cfg.Topics.Triggers, tr, val))
 	t.out.trigs = append(t.out.trigs, *tr)
@@ -925,18 +1022,13 @@ func (r *Runner) emit(t *task, tr *event.Trigger, arrive int64) {
 	}
 }
 
-// produce sends rec in the open transaction, or holds it for the next one
-// while processing ahead.
+// produce sends rec in the open transaction.
 func (r *Runner) produce(rec *kgo.Record) {
 	// A record the producer refuses would fail this transaction and every
 	// replay of it; inputs are bounded so that none is, and this says so
 	// loudly if one slips through.
 	if err := kafka.CheckSize(rec, 0); err != nil {
-		r.failWork(fmt.Errorf("consume: %w", err))
-		return
-	}
-	if r.hold {
-		r.held.recs = append(r.held.recs, rec)
+		r.fail(fmt.Errorf("consume: %w", err))
 		return
 	}
 	r.sess.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
@@ -958,7 +1050,7 @@ func (r *Runner) advance() {
 			r.emit(t, &trigs[i], -1)
 		}
 		t.trigBuf = trigs[:0]
-		t.eng.TakeClosedDays(func(a *event.Aggregate) { r.dep.Sink.AddAggregate(a) })
+		t.eng.TakeClosedDays(func(a *event.Aggregate) { t.stamp(a); r.dep.Sink.AddAggregate(a) })
 		// Evicted customers' tombstones before the changed customers'
 		// snapshots: an id evicted and seen again is a new customer.
 		changed := r.evicted(t)
@@ -971,11 +1063,23 @@ func (r *Runner) advance() {
 			t.noteSnapshot(len(rec.Value))
 			t.out.recs = append(t.out.recs, rec)
 			t.aggBuf = c.Aggregate(t.eng)
+			t.stamp(&t.aggBuf)
 			r.dep.Sink.AddAggregate(&t.aggBuf)
 		})
 		if t.eng.TakeMetaDirty() || changed || t.followed {
 			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
 			t.followed = false
+		}
+		if t.epochDirty {
+			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(epochKey), Value: appendEpoch(nil, t.epoch)})
+			t.epochDirty = false
+		}
+		if len(t.pend) > 0 || t.pendChunks > 0 {
+			recs, err := r.pendingRecords(t)
+			if err != nil {
+				t.out.fail(err)
+			}
+			t.out.recs = append(t.out.recs, recs...)
 		}
 		if t.fwdNext != t.fwdWritten {
 			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(fwdKey), Value: appendForwarded(nil, t.fwdNext)})

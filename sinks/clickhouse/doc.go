@@ -15,15 +15,17 @@
 // customer_daily as they are inserted, so the daily history costs winback
 // no second insert. On an error it retries with exponential backoff (from 100 ms,
 // doubling, capped at Config.MaxRetryBackoff, jittered over the upper
-// half) until its context is done. The stream runner calls Flush before it
-// commits its Kafka transaction and stops polling while Flush blocks, so
-// consumption pauses while ClickHouse is down and memory stays bounded.
-// NeedsFlush says when to flush: BatchRows rows pending, or FlushInterval
-// since the last flush.
+// half) until its context is done. The stream runner starts a flush
+// (StartFlush) once the Kafka transaction that produced the rows has
+// committed, and commits the next transaction only after it confirmed, so
+// ClickHouse receives only committed work, consumption pauses while
+// ClickHouse is down and memory stays bounded. Discard drops the rows of
+// an aborted transaction before any write. NeedsFlush says when to flush:
+// BatchRows rows pending, or FlushInterval since the last flush.
 //
 // Writes are idempotent. The tables are ReplacingMergeTree: aggregates and
-// daily snapshots are versioned by the customer's state version, which a
-// replay reproduces; triggers are keyed by their deterministic trigger_id
+// daily snapshots are versioned by the customer's state version (the
+// partition's state epoch in the high 32 bits), which a replay reproduces; triggers are keyed by their deterministic trigger_id
 // (the latest emitted_at wins: the attempt whose transaction committed);
 // dead letters by (topic, partition, offset). Every view reads with FINAL,
 // so rows written twice never count twice, merged or not.
@@ -106,4 +108,5 @@
 //	winback_clickhouse_retries_total         counter    attempts repeated after an error
 //	winback_clickhouse_flush_seconds         histogram  time Flush took, retries included
 //	winback_clickhouse_pending_rows          gauge      rows waiting for the next Flush
+//	winback_clickhouse_discarded_rows_total  counter    rows of aborted transactions, dropped unwritten
 package clickhouse

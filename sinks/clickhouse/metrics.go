@@ -9,6 +9,8 @@ type metrics struct {
 	retries prometheus.Counter
 	flush   prometheus.Histogram
 	pending prometheus.Gauge
+	// discarded counts rows of aborted transactions, never written.
+	discarded prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,6 +40,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "winback_clickhouse_pending_rows",
 			Help: "Rows waiting for the next flush.",
 		}),
+		discarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_clickhouse_discarded_rows_total",
+			Help: "Rows of aborted transactions, dropped before any write.",
+		}),
 	}
 	for _, t := range tableNames {
 		m.rows.WithLabelValues(t)
@@ -45,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.errors.WithLabelValues(t)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rows, m.batches, m.errors, m.retries, m.flush, m.pending} {
+		for _, c := range []prometheus.Collector{m.rows, m.batches, m.errors, m.retries, m.flush, m.pending, m.discarded} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

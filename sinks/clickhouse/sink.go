@@ -250,6 +250,18 @@ func (s *Sink) AddDeadLetter(d *event.DeadLetter) {
 	s.mu.Unlock()
 }
 
+// Discard drops the pending rows, those no flush has taken yet: the rows
+// of a transaction that aborted. A flush under way keeps its own.
+func (s *Sink) Discard() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.pending.Len(); n > 0 {
+		s.m.discarded.Add(float64(n))
+	}
+	s.pending = chsql.NewBatch(s.cfg.DLQSampleBytes)
+	s.m.pending.Set(0)
+}
+
 // Pending is the number of rows the next Flush will write.
 func (s *Sink) Pending() int {
 	s.mu.Lock()

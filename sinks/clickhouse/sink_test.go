@@ -113,6 +113,39 @@ func TestStartFlush(t *testing.T) {
 	}
 }
 
+// TestDiscard: the rows of an aborted transaction are dropped before any
+// write, while a flush under way keeps the rows it took.
+func TestDiscard(t *testing.T) {
+	ch := testenv.NewClickHouse(t)
+	s := migratedSink(t, ch, Config{})
+	ctx := testCtx(t, time.Minute)
+	db := s.cfg.Database
+	s.AddAggregate(agg("committed", 1, jan5, 1, 10))
+	done := s.StartFlush(ctx)
+	s.AddAggregate(agg("aborted", 1, jan5, 1, 20))
+	s.AddAggregate(agg("aborted2", 1, jan6, 1, 20))
+	s.Discard()
+	if got := s.Pending(); got != 0 {
+		t.Fatalf("Pending = %d after Discard", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-s.StartFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := query(t, s, "SELECT customer_id FROM "+db+".customer_aggregates ORDER BY customer_id"); fixture.Compare(got, [][]string{{"committed"}}) != nil {
+		t.Fatalf("customer_aggregates: %v, want only the committed row", got)
+	}
+	var m dto.Metric
+	if err := s.m.discarded.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 2 {
+		t.Errorf("discarded rows counted %v, want 2", got)
+	}
+}
+
 // TestFlushBlocks: a batch larger than a block goes in several blocks of
 // one insert, and every row arrives, in both tables, with its own values.
 func TestFlushBlocks(t *testing.T) {

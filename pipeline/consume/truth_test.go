@@ -1,0 +1,263 @@
+package consume
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/lapse"
+)
+
+// recSink records what the runner hands the ClickHouse sink.
+type recSink struct {
+	nopSink
+	aggs  []event.Aggregate
+	trigs []event.Trigger
+}
+
+func (s *recSink) AddAggregate(a *event.Aggregate) { s.aggs = append(s.aggs, *a) }
+func (s *recSink) AddTrigger(t *event.Trigger)     { s.trigs = append(s.trigs, *t) }
+
+func truthRunner(sink Sink, wall time.Time) *Runner {
+	return &Runner{cfg: Config{Lapse: lapse.DefaultConfig(), Topics: Topics{Triggers: "t", State: "st", Progress: "pr"}},
+		dep: Deps{Sink: sink, Triggers: idTriggers{}}, m: newMetrics(nil), now: func() time.Time { return wall }}
+}
+
+func TestEpochRecord(t *testing.T) {
+	for _, e := range []uint32{0, 1, 1796000000, 1<<32 - 1} {
+		got, err := parseEpoch(appendEpoch(nil, e))
+		if err != nil || got != e {
+			t.Errorf("epoch %d: got %d, %v", e, got, err)
+		}
+	}
+	f := func(b []byte, want error) {
+		t.Helper()
+		if _, err := parseEpoch(b); !errors.Is(err, want) {
+			t.Errorf("parseEpoch(%x) = %v, want %v", b, err, want)
+		}
+	}
+	f(nil, errEpoch)
+	f([]byte{1, 0, 0, 0}, errEpoch)
+	f([]byte{1, 0, 0, 0, 0, 0}, errEpoch)
+	f([]byte{2, 0, 0, 0, 1}, lapse.ErrSnapshotVersion)
+}
+
+func TestStamp(t *testing.T) {
+	tk := &task{epoch: 7}
+	a := event.Aggregate{Version: 12}
+	tk.stamp(&a)
+	if a.Version != 7<<32|12 {
+		t.Errorf("stamped version %d, want %d", a.Version, uint64(7<<32|12))
+	}
+	tk.stamp(&a) // idempotent
+	if a.Version != 7<<32|12 {
+		t.Errorf("stamped twice: %d", a.Version)
+	}
+	// A new epoch's first version beats the old epoch's last.
+	old, fresh := &task{epoch: 1}, &task{epoch: 2}
+	x, y := event.Aggregate{Version: 1<<32 - 1}, event.Aggregate{Version: 1}
+	old.stamp(&x)
+	fresh.stamp(&y)
+	if y.Version <= x.Version {
+		t.Errorf("new epoch's version %d is not above the old one's %d", y.Version, x.Version)
+	}
+}
+
+// TestPendingRecords: the triggers of a transaction go to the changelog in
+// chunks under the record limit; the next transaction clears every chunk
+// it does not rewrite, and a restore reads back what was written.
+func TestPendingRecords(t *testing.T) {
+	r := truthRunner(nopSink{}, time.Now())
+	tk := &task{p: 2}
+	var want []string
+	for i := range 6000 {
+		tr := event.Trigger{TriggerID: strings.Repeat("x", 100) + string(rune('a'+i%26)) + string(rune('A'+i/26%26)) + string(rune('0'+i/676)),
+			CustomerID: "c", Kind: event.TriggerWinback, Evidence: map[string]float64{"days": float64(i)}, AsOf: int64(i), EmittedAt: 5}
+		raw, err := json.Marshal(&tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.pend = append(tk.pend, raw)
+		want = append(want, tr.TriggerID)
+	}
+	recs, err := r.pendingRecords(tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) < 2 || tk.pendChunks != len(recs) || len(tk.pend) != 0 {
+		t.Fatalf("%d records, pendChunks %d, %d left pending", len(recs), tk.pendChunks, len(tk.pend))
+	}
+	restored := &task{p: 2}
+	for i, rec := range recs {
+		if len(rec.Value) > pendChunkBytes+2 {
+			t.Errorf("chunk %d holds %d bytes", i, len(rec.Value))
+		}
+		if rec.Topic != "st" || rec.Partition != 2 {
+			t.Errorf("chunk %d goes to %s/%d", i, rec.Topic, rec.Partition)
+		}
+		if err := r.restoreRecord(restored, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trigs := r.finishRestore(restored)
+	if len(trigs) != len(want) {
+		t.Fatalf("restored %d triggers, wrote %d", len(trigs), len(want))
+	}
+	for i := range trigs {
+		if trigs[i].TriggerID != want[i] || trigs[i].Evidence["days"] != float64(i) {
+			t.Fatalf("trigger %d restored as %+v", i, trigs[i])
+		}
+	}
+	if restored.pendChunks != len(recs) || len(restored.pend) != len(want) {
+		t.Errorf("restored task carries %d triggers in %d chunks", len(restored.pend), restored.pendChunks)
+	}
+
+	// The next transaction has one trigger: chunk 0 holds it, the others
+	// are cleared; then none: chunk 0 is cleared; then nothing is written.
+	tk.pend = append(tk.pend, json.RawMessage(`{"TriggerID":"one"}`))
+	next, err := r.pendingRecords(tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(next) != len(recs) || tk.pendChunks != 1 {
+		t.Fatalf("%d records (want %d), pendChunks %d", len(next), len(recs), tk.pendChunks)
+	}
+	for i, rec := range next[1:] {
+		raw, _, err := parsePending(rec.Value)
+		if err != nil || len(raw) != 0 {
+			t.Errorf("chunk %d not cleared: %v %d", i+1, err, len(raw))
+		}
+	}
+	if clear, _ := r.pendingRecords(tk); len(clear) != 1 || tk.pendChunks != 0 {
+		t.Errorf("%d records to clear one chunk, pendChunks %d", len(clear), tk.pendChunks)
+	}
+	if none, _ := r.pendingRecords(tk); len(none) != 0 {
+		t.Errorf("%d records with nothing pending", len(none))
+	}
+}
+
+// TestRestoreRecord: a record that cannot be restored is an error naming
+// the partition, the offset and the fix; a tombstone is not.
+func TestRestoreRecord(t *testing.T) {
+	r := truthRunner(nopSink{}, time.Now())
+	tk := r.newTask(0, inputPositions{})
+	f := func(key string, value []byte, wantErr error, wantFix string) {
+		t.Helper()
+		err := r.restoreRecord(tk, &kgo.Record{Topic: "st", Partition: 4, Offset: 77, Key: []byte(key), Value: value})
+		if wantErr == nil {
+			if err != nil {
+				t.Errorf("key %q: %v", key, err)
+			}
+			return
+		}
+		var re *RestoreError
+		if !errors.As(err, &re) || !errors.Is(err, wantErr) {
+			t.Fatalf("key %q: %v, want a *RestoreError wrapping %v", key, err, wantErr)
+		}
+		msg := err.Error()
+		for _, w := range []string{"partition 4", "offset 77", wantFix} {
+			if !strings.Contains(msg, w) {
+				t.Errorf("key %q: %q lacks %q", key, msg, w)
+			}
+		}
+	}
+	f("alice", []byte{0xee, 1, 2}, lapse.ErrSnapshotVersion, "newer winback")
+	f("alice", []byte{3}, lapse.ErrCorruptSnapshot, "recreate")
+	f(epochKey, []byte{9, 0, 0, 0, 1}, lapse.ErrSnapshotVersion, "newer winback")
+	f(epochKey, []byte{1, 0}, errEpoch, "recreate")
+	f(pendKey+"\x00\x00", []byte{1, '['}, errPend, "recreate")
+	f(metaKey, []byte{0xee}, lapse.ErrSnapshotVersion, "newer winback")
+	f("alice", nil, nil, "") // a tombstone
+	f(epochKey, nil, nil, "")
+}
+
+// TestFinishRestore: a task whose changelog held no state takes a new
+// epoch from the wall clock; state without an epoch record keeps epoch 0;
+// a recorded epoch is kept. Either way an unrecorded epoch is written with
+// the next commit, and resync hands the sink every customer, stamped.
+func TestFinishRestore(t *testing.T) {
+	wall := time.Unix(1796000000, 0)
+	sink := &recSink{}
+	r := truthRunner(sink, wall)
+
+	empty := r.newTask(0, inputPositions{})
+	r.finishRestore(empty)
+	if empty.epoch != 1796000000 || !empty.epochDirty {
+		t.Errorf("empty changelog: epoch %d, dirty %v", empty.epoch, empty.epochDirty)
+	}
+
+	src := lapse.NewEngine(lapse.DefaultConfig(), 3, wall)
+	ev := event.Event{Kind: event.KindOrder, EventID: "e1", CustomerID: "bob", Time: wall.Add(-time.Hour).UnixMilli(),
+		OrderType: event.OrderPlaced, OrderID: "o1", Amount: 20, Currency: "EUR", Items: 1}
+	src.Apply(nil, lapse.SourceOrders, &ev, wall)
+	var snap []byte
+	src.TakeDirty(func(c *lapse.Customer) { snap = src.AppendSnapshot(nil, c) })
+
+	legacy := r.newTask(1, inputPositions{})
+	if err := r.restoreRecord(legacy, &kgo.Record{Key: []byte("bob"), Value: snap}); err != nil {
+		t.Fatal(err)
+	}
+	r.finishRestore(legacy)
+	if legacy.epoch != 0 || !legacy.epochDirty {
+		t.Errorf("state without an epoch: epoch %d, dirty %v", legacy.epoch, legacy.epochDirty)
+	}
+
+	known := r.newTask(2, inputPositions{})
+	for _, rec := range []*kgo.Record{{Key: []byte(epochKey), Value: appendEpoch(nil, 42)}, {Key: []byte("bob"), Value: snap}} {
+		if err := r.restoreRecord(known, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.resync(known, r.finishRestore(known))
+	if known.epoch != 42 || known.epochDirty {
+		t.Errorf("recorded epoch: %d, dirty %v", known.epoch, known.epochDirty)
+	}
+	if len(sink.aggs) != 1 || sink.aggs[0].CustomerID != "bob" || sink.aggs[0].Version != 42<<32|1 {
+		t.Errorf("resync handed the sink %+v", sink.aggs)
+	}
+}
+
+func FuzzParsePending(f *testing.F) {
+	f.Add(appendPending(nil, nil))
+	f.Add(appendPending(nil, []json.RawMessage{json.RawMessage(`{"TriggerID":"a","Evidence":{"x":1.5},"PLapse":0.25}`)}))
+	f.Add([]byte{1, '[', '{', '}', ']'})
+	f.Add([]byte{2, '[', ']'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		raw, trigs, err := parsePending(b)
+		if err != nil {
+			return
+		}
+		if len(raw) != len(trigs) {
+			t.Fatalf("%d raw, %d decoded", len(raw), len(trigs))
+		}
+		// What parses is written back the same.
+		raw2, trigs2, err := parsePending(appendPending(nil, raw))
+		if err != nil || len(raw2) != len(raw) {
+			t.Fatalf("re-encoded: %v, %d of %d", err, len(raw2), len(raw))
+		}
+		for i := range trigs2 {
+			if trigs2[i].TriggerID != trigs[i].TriggerID {
+				t.Fatalf("trigger %d: %q, then %q", i, trigs[i].TriggerID, trigs2[i].TriggerID)
+			}
+		}
+	})
+}
+
+func FuzzParseEpoch(f *testing.F) {
+	f.Add(appendEpoch(nil, 1796000000))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := parseEpoch(b)
+		if err != nil {
+			return
+		}
+		if got := appendEpoch(nil, e); string(got) != string(b) {
+			t.Fatalf("%x parsed as %d, written back as %x", b, e, got)
+		}
+	})
+}
