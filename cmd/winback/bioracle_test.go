@@ -64,8 +64,9 @@ func TestBIOracle(t *testing.T) {
 		s := newStack(t, 3)
 		recs := s.encode(t, stream)
 		s.produce(t, recs)
-		s.serveInProcess(t, s.cfg)
+		_, reg := s.serveInProcess(t, s.cfg)
 		waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 3*time.Minute, inputs(s.cfg)...)
+		waitConfirmed(t, reg)
 		checkViews(t, openCH(t, s.cfg.ClickHouse.DSN), s.cfg.ClickHouse.Database, views)
 		checkFunnel(t, s)
 	})
@@ -76,12 +77,13 @@ func TestBIOracle(t *testing.T) {
 		t.Run(live.name, func(t *testing.T) {
 			s := newStack(t, 3)
 			recs := s.encode(t, stream)
-			s.serveInProcess(t, s.cfg)
+			_, reg := s.serveInProcess(t, s.cfg)
 			const slices = 10
 			for i := range slices {
 				s.produceSlice(t, recs[i*len(recs)/slices:(i+1)*len(recs)/slices], live.txn)
 				waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 2*time.Minute, inputs(s.cfg)...)
 			}
+			waitConfirmed(t, reg)
 			checkViews(t, openCH(t, s.cfg.ClickHouse.DSN), s.cfg.ClickHouse.Database, views)
 			checkFunnel(t, s)
 		})
