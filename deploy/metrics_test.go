@@ -374,7 +374,7 @@ func TestCatalog(t *testing.T) {
 	// shows up here rather than as a confusing dashboard failure.
 	for name, wantLabels := range map[string][]string{
 		"winback_events_total":            {"topic", "outcome"},
-		"winback_triggers_total":          {"kind", "reason", "action", "tier"},
+		"winback_triggers_total":          {"kind", "reason", "action", "tier", "treatment"},
 		"winback_restoring_partitions":    nil,
 		"winback_trigger_latency_seconds": nil,
 	} {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"math"
 	"net/http"
@@ -65,6 +66,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	byCustomer := map[string][]string{}
+	arms := map[string]float64{} // committed triggers by treatment
 	for _, r := range consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.Triggers) {
 		var hdr sr.ConfluentHeader
 		id, body, err := hdr.DecodeID(r.Value)
@@ -89,6 +91,22 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("trigger key %q, customer %q, id %q", r.Key, cust, m["trigger_id"])
 		}
 		byCustomer[cust] = append(byCustomer[cust], m["kind"].(string)+"/"+m["primary_reason"].(string))
+		arm := "TREATED" // the optional field's default (null)
+		if u, ok := m["treatment"].(map[string]any); ok {
+			for _, v := range u { // the union's one branch
+				arm = v.(string)
+			}
+		}
+		arms[arm]++
+	}
+	// winback_triggers_total counts the committed triggers by treatment.
+	for arm, n := range arms {
+		if got := counterSum(t, reg, "winback_triggers_total", "treatment", arm); got != n {
+			t.Errorf("winback_triggers_total{treatment=%q} = %v, the topic holds %v", arm, got, n)
+		}
+	}
+	if arms["CONTROL"] == 0 || arms["TREATED"] == 0 {
+		t.Errorf("triggers by treatment %v: want both arms (holdout_share defaults to 0.1)", arms)
 	}
 	if len(byCustomer) == 0 {
 		t.Fatal("no triggers at all")
@@ -270,4 +288,27 @@ func httpGet(t *testing.T, url string, code int) string {
 		t.Fatalf("GET %s: %d, want %d: %s", url, resp.StatusCode, code, b)
 	}
 	return string(b)
+}
+
+// counterSum sums the counter name over the series whose label has value.
+func counterSum(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }

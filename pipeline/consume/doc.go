@@ -17,7 +17,8 @@
 //
 //	events_total{topic,outcome}            input records by outcome: ok, dlq, duplicate, late
 //	dlq_records_total{reason}              records sent to the dead-letter topic
-//	triggers_total{kind,reason,action,tier} committed triggers
+//	triggers_total{kind,reason,action,tier,treatment} committed triggers
+//	budget_delayed_triggers_total          committed triggers the contact budget held back
 //	late_events_total                      events behind the watermark
 //	duplicate_events_total                 events ignored for a repeated event_id
 //	customers_tracked{partition}           customers in state

@@ -7,7 +7,8 @@ import (
 type metrics struct {
 	events         *prometheus.CounterVec // topic, outcome
 	dlq            *prometheus.CounterVec // reason
-	triggers       *prometheus.CounterVec // kind, reason, action, tier
+	triggers       *prometheus.CounterVec // kind, reason, action, tier, treatment
+	budgetDelayed  prometheus.Counter
 	lateEvents     prometheus.Counter
 	duplicates     prometheus.Counter
 	customers      *prometheus.GaugeVec   // partition
@@ -41,8 +42,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "winback_dlq_records_total", Help: "Records sent to the dead-letter topic, by reason.",
 		}, []string{"reason"}),
 		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "winback_triggers_total", Help: "Triggers emitted (committed), by kind, primary reason, recommended action and value tier.",
-		}, []string{"kind", "reason", "action", "tier"}),
+			Name: "winback_triggers_total", Help: "Triggers emitted (committed), by kind, primary reason, recommended action, value tier and treatment (TREATED, or CONTROL: the holdout).",
+		}, []string{"kind", "reason", "action", "tier", "treatment"}),
+		budgetDelayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_budget_delayed_triggers_total", Help: "WINBACK triggers (committed) that the contact budget held back before sending (evidence budget_delayed_days).",
+		}),
 		lateEvents: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "winback_late_events_total", Help: "Events behind the watermark: counted in the aggregates, never re-firing a trigger.",
 		}),
@@ -115,7 +119,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
 			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.restoreRecords, m.restoreSeconds,
 			m.restoring, m.txCommits, m.txAborts, m.triggerLatency, m.batchSeconds, m.assigned,
-			m.repartitioned, m.follows, m.erasures, m.evictions, m.unconfirmed)
+			m.repartitioned, m.follows, m.erasures, m.evictions, m.unconfirmed, m.budgetDelayed)
 		reg.MustRegister(m.model.collectors()...)
 	}
 	return m

@@ -739,7 +739,10 @@ func (r *Runner) cycle(ctx context.Context) error {
 	end := r.now()
 	for i := range r.txTrigs {
 		t := &r.txTrigs[i]
-		r.m.triggers.WithLabelValues(string(t.Kind), string(t.PrimaryReason), string(t.RecommendedAction), string(t.ValueTier)).Inc()
+		r.m.triggers.WithLabelValues(string(t.Kind), string(t.PrimaryReason), string(t.RecommendedAction), string(t.ValueTier), string(t.Arm())).Inc()
+		if _, ok := t.Evidence["budget_delayed_days"]; ok {
+			r.m.budgetDelayed.Inc()
+		}
 	}
 	for _, at := range r.txArrive {
 		r.m.triggerLatency.Observe(math.Max(0, float64(end.UnixMilli()-at)/1000))
