@@ -325,6 +325,13 @@ func TestClickHouseEqualsKafkaUnderFaults(t *testing.T) {
 	// 1. A ClickHouse stall in the middle of the stream.
 	in := start(cfg)
 	in.waitReady(time.Minute)
+	// Once input is committed (rows flow to ClickHouse).
+	for deadline := time.Now().Add(30 * time.Second); committedInput(t, cfg) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no input committed within 30 s of the start:\n%s", in.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	time.Sleep(300 * time.Millisecond)
 	if behind(t, cfg) == 0 {
 		t.Fatal("the stream was processed before the first fault; it is too small to prove anything")
