@@ -6,6 +6,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -257,35 +262,76 @@ func failCommits(s *stack, n int32) *atomic.Int32 {
 	return &failed
 }
 
+// faultsEvents is the size of TestClickHouseEqualsKafkaUnderFaults's
+// stream: WINBACK_FAULTS_EVENTS, or defaultFaultsEvents.
+func faultsEvents(t *testing.T) int {
+	t.Helper()
+	v := os.Getenv("WINBACK_FAULTS_EVENTS")
+	if v == "" {
+		return defaultFaultsEvents
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1000 {
+		t.Fatalf("WINBACK_FAULTS_EVENTS=%q: want a number of events, at least 1000", v)
+	}
+	return n
+}
+
+// defaultFaultsEvents is the stream of make test's fault loop.
+const defaultFaultsEvents = 300_000
+
+// recordsPerCustomer is about how many input records the generator makes
+// for one customer over 300 days (seed 42: 68,468 for 300 customers,
+// 301,676 for 1,322).
+const recordsPerCustomer = 227
+
 // TestClickHouseEqualsKafkaUnderFaults runs one instance through a fault
 // loop: ClickHouse frozen (SIGSTOP) for 20 s, a SIGKILL between a commit
 // and ClickHouse's confirmation of its rows, transactions aborted by the
-// broker, and SIGKILLs at random points; then the ClickHouse FINAL tables
-// must equal, row by row, the committed trigger topic and the state a new
-// owner restores from the changelog. The 20 s freeze, five times the flush
-// deadline (half of the 8 s transaction timeout), must cost at most one
-// aborted transaction and no rebalance. The stream is the generator's 300
-// days of 300 customers (about 45k records; the issue's 300k would not fit
-// in the test's two minutes on two shared cores).
+// broker, schema registry 503 bursts that each fresh instance meets at
+// its first schema lookup (its cache is empty), and SIGKILLs at random
+// points; then the ClickHouse FINAL tables must equal, row by row, the
+// committed trigger topic and the state a new owner restores from the
+// changelog. The 20 s freeze, five times the flush deadline (half of the
+// 8 s transaction timeout), must cost at most one aborted transaction and
+// no rebalance. The stream is the generator's 300 days of mixed Avro and
+// JSON records, faultsEvents of them (the issue's 300k by default).
 func TestClickHouseEqualsKafkaUnderFaults(t *testing.T) {
 	s := newStack(t, 3)
-	o := genOptions{customers: 300, days: 300, seed: 42, encoding: "json"}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	events := faultsEvents(t)
+	customers := (events + recordsPerCustomer - 1) / recordsPerCustomer
+	o := genOptions{customers: customers, days: 300, seed: 42, encoding: "mixed"}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	st, err := produceTraffic(ctx, &s.cfg, &o, testenv.TestLogger(t), nil)
+	st, err := produceTraffic(ctx, &s.cfg, &o, testenv.TestLogger(t), nil) // registers the schemas past the proxy
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s: produced %d records", time.Now().Format(time.TimeOnly), st.Records)
+	t.Logf("%s: produced %d records for %d customers", time.Now().Format(time.TimeOnly), st.Records, customers)
+	proxy := newBurstyRegistry(t, s.reg.URL())
 	cfg := truthConfig(s, "truth")
+	cfg.Registry.URL = proxy.url
 	cfg.ClickHouse.AttemptTimeout = time.Second
 	cfg.MaxPollRecords = 40 // many small transactions, so that the faults land mid-stream
 	t.Cleanup(func() { _ = s.ch.Resume() })
 	rng := rand.New(rand.NewPCG(18, 1))
+	var instances []*instance
+	start := func(cfg config.Config) *instance {
+		in := startInstance(t, cfg, "truth")
+		instances = append(instances, in)
+		return in
+	}
 
 	// 1. A ClickHouse stall in the middle of the stream.
-	in := startInstance(t, cfg, "truth")
+	in := start(cfg)
 	in.waitReady(time.Minute)
+	// Once input is committed (rows flow to ClickHouse).
+	for deadline := time.Now().Add(30 * time.Second); committedInput(t, cfg) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no input committed within 30 s of the start:\n%s", in.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	time.Sleep(300 * time.Millisecond)
 	if behind(t, cfg) == 0 {
 		t.Fatal("the stream was processed before the first fault; it is too small to prove anything")
@@ -347,12 +393,37 @@ func TestClickHouseEqualsKafkaUnderFaults(t *testing.T) {
 		t.Fatal("the stream was processed before the kill after a commit")
 	}
 
-	// 3. Transactions aborted by the broker, then kills.
+	// 3. Transactions aborted by the broker, registry 503 bursts at
+	// restarts, then kills.
 	failed := failCommits(s, 4)
-	midway := 0
-	for range 6 {
-		in = startInstance(t, cfg, "truth")
+	midway, bursts := 0, 0
+	for round := range 6 {
+		// Not in round 0, whose instance meets the failed commits:
+		// their aborts would replay a burst's failed records after
+		// the burst, and so hide it.
+		burst := round%2 == 1
+		if burst {
+			proxy.arm(registryBurst)
+			bursts++
+		}
+		in = start(cfg)
 		in.waitReady(time.Minute)
+		if round == 0 {
+			// The failed commits all land here, so that their aborts
+			// do not replay (and so hide) a burst's failed records.
+			for deadline := time.Now().Add(30 * time.Second); failed.Load() < 4; {
+				if time.Now().After(deadline) {
+					t.Fatalf("only %d of the 4 injected commit failures happened", failed.Load())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if burst {
+			// Kill it only once it has aborted for the burst and
+			// looked its schemas up again after it, so that the
+			// stream moves on.
+			proxy.waitBurstOver(t, in)
+		}
 		time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
 		in.kill()
 		if behind(t, cfg) > 0 {
@@ -374,8 +445,15 @@ func TestClickHouseEqualsKafkaUnderFaults(t *testing.T) {
 	// the transaction that commits while ClickHouse is frozen is the
 	// orders'.
 	last.Lapse.IdleTimeout = time.Hour
-	in = startInstance(t, last, "truth")
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute, inputs(cfg)...)
+	proxy.arm(registryBurst) // one more burst at the drain's start
+	bursts++
+	in = start(last)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 5*time.Minute, inputs(cfg)...)
+	if !proxy.fired() {
+		t.Error("the drain's registry burst never began: the instance looked no schema up")
+	} else if registryAborts(in) == 0 {
+		t.Errorf("the drain met a registry burst and aborted no transaction for it:\n%s", in.out.String())
+	}
 
 	// 4. One more order from every customer while ClickHouse is frozen,
 	// and a kill once a transaction with some of them has committed: only
@@ -391,7 +469,7 @@ func TestClickHouseEqualsKafkaUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := committedInput(t, cfg)
-	produceOrders(t, cfg, 300, time.Now().Add(-time.Hour))
+	produceOrders(t, cfg, customers, time.Now().Add(-time.Hour))
 	// The first transaction with some of them commits; the next waits
 	// for ClickHouse.
 	deadline = time.Now().Add(30 * time.Second)
@@ -401,14 +479,37 @@ func TestClickHouseEqualsKafkaUnderFaults(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("%d of the 300 orders committed while ClickHouse was frozen", committedInput(t, cfg)-before)
+	t.Logf("%d of the %d orders committed while ClickHouse was frozen", committedInput(t, cfg)-before, customers)
 	in.kill()
 	if err := s.ch.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	in = startInstance(t, last, "truth")
+	in = start(last)
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, time.Minute, inputs(cfg)...)
 	in.stop(cfg.ShutdownTimeout)
+
+	// The registry bursts must have bitten: 503s served to schema
+	// lookups, and transactions aborted for records whose schema could
+	// not be looked up (not dead-lettered: the DLQ holds none of them).
+	regAborts := 0
+	for _, in := range instances {
+		regAborts += registryAborts(in)
+	}
+	served := proxy.served.Load()
+	t.Logf("registry: %d bursts, %d answers 503 (%d to schema lookups), %d transactions aborted for %s",
+		bursts, served, proxy.servedLookups.Load(), regAborts, decode.ReasonRegistryUnavailable)
+	if proxy.servedLookups.Load() < int64(bursts) {
+		t.Errorf("%d schema lookups answered 503 in %d bursts; want at least one each", proxy.servedLookups.Load(), bursts)
+	}
+	if regAborts < bursts {
+		t.Errorf("%d transactions aborted for %s in %d bursts; want at least one each", regAborts, decode.ReasonRegistryUnavailable, bursts)
+	}
+	for _, r := range consumeAll(t, cfg.Kafka.Brokers, cfg.Topics.DLQ) {
+		if reason := headerValue(r, kafka.HeaderReason); reason == string(decode.ReasonRegistryUnavailable) {
+			t.Fatalf("a record was dead-lettered as %s (source %s@%s)", reason,
+				headerValue(r, kafka.HeaderSourceTopic), headerValue(r, kafka.HeaderSourceOffset))
+		}
+	}
 
 	t.Logf("%s: caught up", time.Now().Format(time.TimeOnly))
 	db := openCH(t, cfg.ClickHouse.DSN)
@@ -420,6 +521,102 @@ func TestClickHouseEqualsKafkaUnderFaults(t *testing.T) {
 	t.Logf("%s: triggers compared", time.Now().Format(time.TimeOnly))
 	state, _ := restoredState(t, cfg)
 	sameRows(t, "customer_aggregates FINAL vs the state restored from the changelog", state, clickhouseAggregates(t, db, cfg.ClickHouse.Database))
+	t.Logf("fault loop over %d records: %d instances (%d killed mid-stream in the loop), %d commits failed by the broker, %d registry bursts (%d answers 503)",
+		st.Records, len(instances), midway, failed.Load(), bursts, served)
+}
+
+// registryAborts counts the transactions in's log says it aborted for a
+// record whose schema could not be looked up.
+func registryAborts(in *instance) int {
+	n := 0
+	for _, line := range strings.Split(in.out.String(), "\n") {
+		if strings.Contains(line, "aborting transaction") && strings.Contains(line, string(decode.ReasonRegistryUnavailable)) {
+			n++
+		}
+	}
+	return n
+}
+
+// registryBurst is how long the schema registry answers 503 once a burst
+// begins: longer than runConfig's registry.retry (3 s), so that the
+// lookup that began it gives up.
+const registryBurst = 4 * time.Second
+
+// burstyRegistry is a reverse proxy in front of a schema registry that,
+// once armed, answers 503 to every request for a while from the next
+// schema lookup by id on: a burst that a fresh instance (empty schema
+// cache) meets at its first fetch.
+type burstyRegistry struct {
+	url           string
+	armed         atomic.Int64 // the next burst's length (ns), 0 when not armed
+	until         atomic.Int64 // the current burst's end (unix ns)
+	served        atomic.Int64 // requests answered 503
+	servedLookups atomic.Int64 // schema lookups by id answered 503
+	passedLookups atomic.Int64 // schema lookups by id passed on
+	passedAtBurst atomic.Int64 // passedLookups when the current burst began
+}
+
+func newBurstyRegistry(t *testing.T, target string) *burstyRegistry {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &burstyRegistry{}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lookup := strings.HasPrefix(r.URL.Path, "/schemas/ids/")
+		if d := b.armed.Load(); lookup && d > 0 && b.armed.CompareAndSwap(d, 0) {
+			b.passedAtBurst.Store(b.passedLookups.Load())
+			b.until.Store(time.Now().Add(time.Duration(d)).UnixNano())
+		}
+		if time.Now().UnixNano() < b.until.Load() {
+			b.served.Add(1)
+			if lookup {
+				b.servedLookups.Add(1)
+			}
+			http.Error(w, `{"error_code":50301,"message":"registry unavailable (test burst)"}`, http.StatusServiceUnavailable)
+			return
+		}
+		if lookup {
+			b.passedLookups.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	b.url = srv.URL
+	return b
+}
+
+// arm makes the next schema lookup by id begin a burst of d.
+func (b *burstyRegistry) arm(d time.Duration) { b.armed.Store(int64(d)) }
+
+// fired reports whether the armed burst began.
+func (b *burstyRegistry) fired() bool { return b.armed.Load() == 0 }
+
+// waitBurstOver waits until the armed burst began, in aborted a
+// transaction for it, and a schema lookup passed after the burst.
+func (b *burstyRegistry) waitBurstOver(t *testing.T, in *instance) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !b.fired() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry burst never began: %s looked no schema up", in.name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for registryAborts(in) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s met a registry burst and aborted no transaction for it:\n%s", in.name, in.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for b.passedLookups.Load() == b.passedAtBurst.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s looked no schema up after the registry burst", in.name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestRecreatedChangelog loses the state (the changelog is deleted and
