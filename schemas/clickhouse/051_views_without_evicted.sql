@@ -1,66 +1,8 @@
 -- The current-state views leave out customers evicted by the state TTL
 -- (050): they hold a customer's last state, years old, and would count as
--- at risk or in a tier for ever. customer_kpis keeps them: lifetime
--- orders and revenue happened. Same views as 018, 019, 021 and 022
--- otherwise.
-
-DROP TABLE IF EXISTS {{.DB}}.value_risk_matrix;
-
-CREATE VIEW {{.DB}}.value_risk_matrix AS
-SELECT
-    value_tier,
-    risk_band,
-    count() AS customers,
-    sum(clv) AS clv_sum,
-    sum(clv * risk_score) AS expected_clv_loss,
-    sum(spend_90d) AS spend_90d_sum,
-    sum(spend_total) AS spend_total_sum,
-    avg(risk_score) AS avg_risk_score
-FROM
-(
-    SELECT
-        value_tier,
-        multiIf(risk_score >= 0.7, 'HIGH', risk_score >= 0.4, 'MEDIUM', 'LOW') AS risk_band,
-        clv,
-        risk_score,
-        spend_90d,
-        spend_total
-    FROM {{.DB}}.customer_aggregates FINAL
-    WHERE evicted = 0
-)
-GROUP BY value_tier, risk_band
-ORDER BY
-    multiIf(value_tier = 'HIGH', 1, value_tier = 'MEDIUM', 2, 3),
-    multiIf(risk_band = 'HIGH', 1, risk_band = 'MEDIUM', 2, 3);
-
-DROP TABLE IF EXISTS {{.DB}}.customers_at_risk;
-
-CREATE VIEW {{.DB}}.customers_at_risk AS
-SELECT
-    customer_id,
-    value_tier,
-    multiIf(risk_score >= 0.7, 'HIGH', risk_score >= 0.4, 'MEDIUM', 'LOW') AS risk_band,
-    risk_score,
-    clv,
-    clv * risk_score AS expected_clv_loss,
-    spend_90d,
-    spend_total,
-    orders_total,
-    last_order_at,
-    dateDiff('day', last_order_at, (SELECT max(as_of) FROM {{.DB}}.customer_aggregates FINAL)) AS days_since_last_order,
-    active_reasons,
-    last_trigger_id,
-    last_trigger_reason,
-    last_trigger_at,
-    unsubscribed,
-    hard_bounced
-FROM {{.DB}}.customer_aggregates FINAL
-WHERE evicted = 0 AND risk_score >= 0.4
-ORDER BY
-    multiIf(value_tier = 'HIGH', 1, value_tier = 'MEDIUM', 2, 3),
-    risk_score DESC,
-    clv DESC,
-    customer_id;
+-- in a tier for ever. customer_kpis keeps them: lifetime orders and
+-- revenue happened. Same views as 021 and 022 otherwise; value_risk_matrix
+-- and customers_at_risk (018, 019) leave them out from 060 on.
 
 DROP TABLE IF EXISTS {{.DB}}.engagement_by_tier;
 
