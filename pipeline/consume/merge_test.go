@@ -66,10 +66,17 @@ func TestFIFO(t *testing.T) {
 		}
 	}
 	round()
+	// AllocsPerRun counts the whole process's mallocs, so a goroutine left
+	// by another test of the package can add one now and then; a queue that
+	// allocates does so in every round.
+	noisy := 0
 	for range 20 {
 		if n := testing.AllocsPerRun(1, round); n != 0 {
-			t.Fatalf("%v allocations in a round below the peak, want 0", n)
+			noisy++
 		}
+	}
+	if noisy > 2 {
+		t.Fatalf("%d of 20 rounds below the peak allocated, want none", noisy)
 	}
 	for f.len() > 0 {
 		pop()
