@@ -1,7 +1,9 @@
 package consume
 
 import (
+	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +102,15 @@ func TestErase(t *testing.T) {
 	tk := &task{p: 1, eng: lapse.NewEngine(lapse.DefaultConfig(), 3, time.Unix(0, 0))}
 	ev := event.Event{Kind: event.KindEmail, EmailType: event.EmailDelivered, CustomerID: "a", Time: 1_700_000_000_000, CSAT: -1, NPS: -1}
 	tk.eng.Apply(nil, lapse.SourceEmail, &ev, time.Unix(0, 0))
+	// The transaction's unconfirmed triggers (truth.go): a's must go, so
+	// that a restore does not write them to ClickHouse again.
+	for _, id := range []string{"a", "c", "a"} {
+		raw, err := json.Marshal(&event.Trigger{TriggerID: "t-" + id, CustomerID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.pend = append(tk.pend, raw)
+	}
 	for _, id := range []string{"a", "b"} {
 		q := queued{erase: true}
 		q.ev.CustomerID = id
@@ -119,5 +130,8 @@ func TestErase(t *testing.T) {
 	g := tk.out.gone
 	if len(g.erased) != 2 || g.erased[0] != "a" || g.erased[1] != "b" || g.absent != 1 {
 		t.Errorf("gone %+v, want a and b erased, 1 absent", g)
+	}
+	if len(tk.pend) != 1 || !strings.Contains(string(tk.pend[0]), `"t-c"`) {
+		t.Errorf("pending triggers after erasing a: %s, want only c's", tk.pend)
 	}
 }
