@@ -154,16 +154,6 @@ func (q *plantQueue) Pop() any {
 	return x
 }
 
-func sourceOf(k event.Kind) int {
-	switch k {
-	case event.KindEmail:
-		return lapse.SourceEmail
-	case event.KindSupport:
-		return lapse.SourceSupport
-	}
-	return lapse.SourceOrders
-}
-
 // eachCampaign is Each with the campaign's orders planted; truth, if not
 // nil, collects the engine's WINBACK triggers.
 func (g *Generator) eachCampaign(fn func(r *Record) error, truth *[]CampaignTrigger) error {
@@ -222,7 +212,7 @@ func (g *Generator) eachCampaign(fn func(r *Record) error, truth *[]CampaignTrig
 			return err
 		}
 		if r.Malformed == nil {
-			trs, _, _ = eng.Apply(trs, sourceOf(r.Kind), &r.Event, wall)
+			trs, _, _ = eng.Apply(trs, lapse.SourceOf(r.Kind), &r.Event, wall)
 			handle()
 		}
 		last = max(last, r.Event.Time)

@@ -140,17 +140,6 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return err
 }
 
-// sourceOf maps an input kind to the engine's source number.
-func sourceOf(k event.Kind) int {
-	switch k {
-	case event.KindEmail:
-		return lapse.SourceEmail
-	case event.KindSupport:
-		return lapse.SourceSupport
-	}
-	return lapse.SourceOrders
-}
-
 // btStream is one input partition's (or a file's source's) events of one
 // task, in input order.
 type btStream struct {
@@ -282,7 +271,7 @@ func backtestFile(ctx context.Context, cfg *config.Config, o *backtestOptions, n
 			}
 			return bt.decodeErr(fmt.Sprintf("%s: record %d", o.file, record), err)
 		}
-		bt.add(sourceOf(k), 0, &ev)
+		bt.add(lapse.SourceOf(k), 0, &ev)
 		return nil
 	}, func(je *gen.JSONLError) {
 		if first == "" {
@@ -722,7 +711,7 @@ func backtestTopics(ctx context.Context, cfg *config.Config, o *backtestOptions,
 					}
 					continue
 				}
-				bt.add(sourceOf(kinds[rec.Topic]), rec.Partition, &ev)
+				bt.add(lapse.SourceOf(kinds[rec.Topic]), rec.Partition, &ev)
 			}
 			if n := len(fp.Records); n > 0 && fp.Records[n-1].Offset >= e-1 {
 				delete(end, k)

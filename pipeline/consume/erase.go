@@ -81,7 +81,7 @@ func (q *queued) rank() int {
 	if q.erase {
 		return srcErasures
 	}
-	return engineSource(q.ev.Kind)
+	return lapse.SourceOf(q.ev.Kind)
 }
 
 // placeErasure fills q from an erasure record of task t, or marks it for

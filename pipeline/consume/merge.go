@@ -129,7 +129,7 @@ func (b byTime) Less(i, j int) bool {
 	if x.ev.Time != y.ev.Time {
 		return x.ev.Time < y.ev.Time
 	}
-	return engineSource(x.ev.Kind) < engineSource(y.ev.Kind)
+	return lapse.SourceOf(x.ev.Kind) < lapse.SourceOf(y.ev.Kind)
 }
 func (b byTime) Swap(i, j int) {
 	x, y := b.f.at(i), b.f.at(j)
@@ -430,7 +430,7 @@ func (r *Runner) drain(t *task, b barrier) {
 			r.deadLetter(t, q.rec, q.err)
 			continue
 		}
-		trigs, dup, late := t.eng.Apply(t.trigBuf[:0], engineSource(q.ev.Kind), &q.ev, now)
+		trigs, dup, late := t.eng.Apply(t.trigBuf[:0], lapse.SourceOf(q.ev.Kind), &q.ev, now)
 		switch {
 		case dup:
 			r.m.duplicates.Inc()

@@ -66,18 +66,6 @@ func kindOf(rec *kgo.Record) (event.Kind, bool) {
 	return 0, false
 }
 
-// engineSource is the watermark source of an event: its kind's input,
-// whether it came directly or through the repartition topic.
-func engineSource(k event.Kind) int {
-	switch k {
-	case event.KindEmail:
-		return 1
-	case event.KindSupport:
-		return 2
-	}
-	return 0
-}
-
 // place decides what task t does with a record of source src decoded into
 // q.ev with error err: apply it (nil q.rec), forward it (q.fwd), or
 // dead-letter it.

@@ -19,6 +19,18 @@ const (
 	SourceSupport = 2
 )
 
+// SourceOf is the source of an event of kind k: its kind's input, whether
+// it came directly or through the repartition topic.
+func SourceOf(k event.Kind) int {
+	switch k {
+	case event.KindEmail:
+		return SourceEmail
+	case event.KindSupport:
+		return SourceSupport
+	}
+	return SourceOrders
+}
+
 const chunkBits = 8 // customers are allocated 256 at a time
 
 // maxAmount caps an order amount (currency units) so that sums of cents

@@ -18,15 +18,6 @@ import (
 const msDay = int64(24 * time.Hour / time.Millisecond)
 
 // sourceOf maps an event kind to the engine's source number.
-func sourceOf(k event.Kind) int {
-	switch k {
-	case event.KindOrder:
-		return lapse.SourceOrders
-	case event.KindEmail:
-		return lapse.SourceEmail
-	}
-	return lapse.SourceSupport
-}
 
 // runScenario feeds g's valid records (and duplicates) in stream order
 // through one engine per task, customers split over tasks by the Kafka
@@ -57,7 +48,7 @@ func runScenario(t *testing.T, g *gen.Generator, cfg lapse.Config, tasks int) []
 			taskOf[id] = task
 		}
 		now = time.UnixMilli(r.Event.Time)
-		out, _, _ = engines[task].Apply(out, sourceOf(r.Kind), &r.Event, now)
+		out, _, _ = engines[task].Apply(out, lapse.SourceOf(r.Kind), &r.Event, now)
 		if n++; n%500 == 0 {
 			for _, e := range engines {
 				out = e.Advance(out, now)
