@@ -1,0 +1,105 @@
+package consume
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/lapse"
+)
+
+// Decoder turns an input record into an event; bad input is a *decode.Error.
+type Decoder interface {
+	Decode(ctx context.Context, kind event.Kind, key, value []byte, ev *event.Event) error
+}
+
+// Sink takes the rows of a batch and writes them when flushed. StartFlush
+// takes the rows added so far (later ones go to the next flush) and writes
+// them in the background, retrying inside until ctx is done. The runner
+// starts it once the transaction that produced the rows has committed, and
+// commits the next transaction only after its channel says they are
+// confirmed (truth.go). Discard drops the rows not yet taken by a flush:
+// those of an aborted transaction. NeedsFlush ends a transaction early
+// when the sink's batch is full.
+type Sink interface {
+	AddAggregate(a *event.Aggregate)
+	AddTrigger(t *event.Trigger)
+	AddDeadLetter(d *event.DeadLetter)
+	// Erase deletes every row of the customers from ClickHouse and drops
+	// the pending rows added for them so far, before any later row is
+	// written; it returns once the deletes are registered (erase.go).
+	Erase(ctx context.Context, customerIDs []string) error
+	NeedsFlush(now time.Time) bool
+	StartFlush(ctx context.Context) <-chan error
+	Discard()
+}
+
+// TriggerEncoder encodes the value of a trigger record.
+type TriggerEncoder interface {
+	Encode(dst []byte, t *event.Trigger) ([]byte, error)
+}
+
+// Topics names the topics a Runner reads and writes.
+type Topics struct {
+	Orders, Email, Support string // inputs, co-partitioned
+	Triggers, DLQ, State   string // outputs; State is the compacted changelog
+	// Progress is the compacted topic (one partition) where every task
+	// publishes its event-time progress; Repartition carries input
+	// records whose key does not place them in their customer's task.
+	// Both are internal: the runner creates them when missing. Empty
+	// names default to <group>-progress and <group>-repartition.
+	Progress, Repartition string
+	// Erasures carries erasure requests (GDPR, CCPA): records keyed by
+	// customer_id, co-partitioned with the inputs; the runner creates it
+	// when missing. Empty: erasure requests are not read.
+	Erasures string
+}
+
+// Config is what a Runner needs besides its dependencies.
+type Config struct {
+	Topics          Topics
+	Group           string
+	TransactionalID string        // unique per instance
+	ClientOpts      []kgo.Opt     // brokers, TLS, SASL, logger: for both clients
+	SessionOpts     []kgo.Opt     // added to the transactional group client (e.g. its metrics hooks)
+	RestoreOpts     []kgo.Opt     // added to the changelog restore client
+	MaxPollRecords  int           // records per transaction at most
+	CommitInterval  time.Duration // longest time a transaction stays open
+	ShutdownTimeout time.Duration // time for the last flush and commit on shutdown
+	// TransactionTimeout is how long the broker lets a transaction stay
+	// open; a dead instance's open transaction is aborted after it.
+	TransactionTimeout time.Duration
+	// FlushTimeout bounds the ClickHouse write of a committed
+	// transaction's rows; the next transaction, open meanwhile, aborts
+	// when it passes. Default and maximum: half of TransactionTimeout.
+	FlushTimeout     time.Duration
+	DLQSampleBytes   int // bytes of a bad value kept in ClickHouse
+	DLQMaxValueBytes int // a bad value longer than this is cut in the dead-letter record
+	// MaxFutureSkew caps the event time a quiet task follows: wall clock
+	// plus this.
+	MaxFutureSkew time.Duration
+	// StateTTL evicts a customer after this much event time without a
+	// change (lapse.Engine.SetTTL); 0 keeps customers forever.
+	StateTTL time.Duration
+	// StrictPartitioning dead-letters input records whose key does not
+	// place them in their customer's task (reason key.partition_mismatch)
+	// instead of routing them through the Repartition topic.
+	StrictPartitioning bool
+	Lapse              lapse.Config
+}
+
+// Deps are the Runner's collaborators.
+type Deps struct {
+	Decoder    Decoder
+	Sink       Sink
+	Triggers   TriggerEncoder
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time // wall clock; nil means time.Now
+}
+
+const metaKey = "\x00meta" // changelog key of a task's own state (watermark, cohort, tiers)

@@ -1,0 +1,248 @@
+package consume
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/lapse"
+	"github.com/winback/winback/sinks/kafka"
+)
+
+type task struct {
+	p   int32
+	eng *lapse.Engine
+	src [nSources]source // orders, email, support, repartition, erasures: buffered in event-time order
+	// snapshot bytes and count written or restored, for the state_bytes
+	// estimate (average snapshot size × customers)
+	snapBytes, snaps int
+
+	// Tasks are processed in parallel: each keeps its own scratch and
+	// outputs, which collect moves to the transaction in partition order.
+	fetched []kgo.FetchTopicPartition // this poll's, for enqueue
+	out     taskOut
+	trigBuf []event.Trigger
+	aggBuf  event.Aggregate
+	arena   arena // changelog records
+
+	lastInput time.Time // wall time of the last input record fetched
+	followed  bool      // the watermark followed the pipeline since the last meta record
+	published *progress // last progress record produced; nil: none yet
+
+	// Forwarding (route.go): fwdNext is, per input, the offset after the
+	// last record forwarded in this task's committed or open
+	// transaction, so that a replay does not forward again; fwdWritten
+	// what the changelog holds; forwarded that the task ever forwarded.
+	fwdNext, fwdWritten [srcRepartition]int64
+	forwarded           bool
+	// fwdWait is the repartition partition's last stable offset when the
+	// cycle's barrier was taken: the merge waits to have read up to it.
+	fwdWait int64
+
+	// State epoch (truth.go): the high 32 bits of every version this task
+	// writes. epochKnown: read from the changelog; epochDirty: to be
+	// written with the next commit. hadState: the changelog held state.
+	epoch                            uint32
+	epochKnown, epochDirty, hadState bool
+	// Triggers the changelog must keep until ClickHouse has confirmed
+	// them: this transaction's, JSON, and pendChunks records written
+	// before (cleared by the next commit).
+	pend         []json.RawMessage
+	pendChunks   int
+	pendRestored map[int]pendChunk // while restoring
+}
+
+// taskOut is what a task produced since its outputs were last collected.
+type taskOut struct {
+	recs   []*kgo.Record
+	trigs  []event.Trigger // emitted, counted on commit
+	arrive []int64         // arrival (record timestamp, ms) of event-driven triggers
+	gone   gone            // customers erased and evicted
+	err    error           // the transaction must abort
+}
+
+func (o *taskOut) fail(err error) { o.err = errors.Join(o.err, err) }
+
+func (t *task) noteSnapshot(n int) { t.snapBytes += n; t.snaps++ }
+
+func (t *task) stateBytes() float64 {
+	if t.snaps == 0 {
+		return 0
+	}
+	return float64(t.snapBytes) / float64(t.snaps) * float64(t.eng.Len())
+}
+
+// eachTask runs fn on every task, several tasks at once (up to GOMAXPROCS),
+// then collects their outputs in partition order, so the records of a
+// transaction come out in the same order whatever the scheduling. It runs
+// with r.mu held; fn must touch only its task and thread-safe dependencies.
+func (r *Runner) eachTask(fn func(t *task)) {
+	ts := make([]*task, 0, len(r.tasks))
+	for _, t := range r.tasks {
+		ts = append(ts, t)
+	}
+	slices.SortFunc(ts, func(a, b *task) int { return cmp.Compare(a.p, b.p) })
+	if workers := min(runtime.GOMAXPROCS(0), len(ts)); workers <= 1 {
+		for _, t := range ts {
+			fn(t)
+		}
+	} else {
+		var next atomic.Int32
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; int(i) < len(ts); i = next.Add(1) - 1 {
+					fn(ts[i])
+				}
+			})
+		}
+		wg.Wait()
+	}
+	for _, t := range ts {
+		r.collect(t)
+	}
+}
+
+// collect moves t's outputs to the open transaction.
+func (r *Runner) collect(t *task) {
+	o := &t.out
+	if o.err != nil {
+		r.fail(o.err)
+	}
+	for _, rec := range o.recs {
+		r.produce(rec)
+	}
+	r.txTrigs = append(r.txTrigs, o.trigs...)
+	r.txArrive = append(r.txArrive, o.arrive...)
+	r.txGone.add(&o.gone)
+	clear(o.recs)
+	*o = taskOut{recs: o.recs[:0], trigs: o.trigs[:0], arrive: o.arrive[:0], gone: o.gone.reset()}
+}
+
+func (r *Runner) deadLetter(t *task, rec *kgo.Record, err error) {
+	reason := "internal"
+	var de *decode.Error
+	if errors.As(err, &de) {
+		reason = string(de.Reason)
+	}
+	r.m.dlq.WithLabelValues(reason).Inc()
+	r.m.events.WithLabelValues(rec.Topic, "dlq").Inc()
+	dl := kafka.DeadLetter(rec, err, r.cfg.DLQSampleBytes)
+	r.dep.Sink.AddDeadLetter(&dl)
+	t.out.recs = append(t.out.recs, kafka.DeadLetterRecord(r.cfg.Topics.DLQ, rec, err, r.cfg.DLQMaxValueBytes))
+}
+
+// emit sends a trigger of task t; arrive is the arrival of the event that
+// made it due, or -1 for a timer.
+func (r *Runner) emit(t *task, tr *event.Trigger, arrive int64) {
+	val, err := r.dep.Triggers.Encode(nil, tr)
+	if err != nil {
+		t.out.fail(fmt.Errorf("encode trigger %s: %w", tr.TriggerID, err))
+		return
+	}
+	raw, err := json.Marshal(tr)
+	if err != nil {
+		t.out.fail(fmt.Errorf("encode trigger %s for the changelog: %w", tr.TriggerID, err))
+		return
+	}
+	t.pend = append(t.pend, raw)
+	r.dep.Sink.AddTrigger(tr)
+	t.out.recs = append(t.out.recs, kafka.TriggerRecord(r.cfg.Topics.Triggers, tr, val))
+	t.out.trigs = append(t.out.trigs, *tr)
+	if arrive >= 0 {
+		t.out.arrive = append(t.out.arrive, arrive)
+	}
+}
+
+// produce sends rec in the open transaction.
+func (r *Runner) produce(rec *kgo.Record) {
+	// A record the producer refuses would fail this transaction and every
+	// replay of it; inputs are bounded so that none is, and this says so
+	// loudly if one slips through.
+	if err := kafka.CheckSize(rec, 0); err != nil {
+		r.fail(fmt.Errorf("consume: %w", err))
+		return
+	}
+	r.sess.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
+		if err != nil {
+			r.fail(fmt.Errorf("produce to %s: %w", rec.Topic, err))
+		}
+	})
+}
+
+// advance fires each task's timers, then writes the changed customers to
+// the changelog and the sink. It runs with r.mu held.
+func (r *Runner) advance() {
+	now := r.now()
+	g, ok := r.board.pipelineTime(r.localProgress())
+	r.eachTask(func(t *task) {
+		r.follow(t, g, ok, now)
+		trigs := t.eng.Advance(t.trigBuf[:0], now)
+		for i := range trigs {
+			r.emit(t, &trigs[i], -1)
+		}
+		t.trigBuf = trigs[:0]
+		t.eng.TakeClosedDays(func(a *event.Aggregate) { t.stamp(a); r.dep.Sink.AddAggregate(a) })
+		// Evicted customers' tombstones before the changed customers'
+		// snapshots: an id evicted and seen again is a new customer.
+		changed := r.evicted(t)
+		t.eng.TakeDirty(func(c *lapse.Customer) {
+			changed = true
+			rec := t.arena.record()
+			rec.Topic, rec.Partition = r.cfg.Topics.State, t.p
+			rec.Key = t.arena.bytes(func(b []byte) []byte { return append(b, c.ID()...) })
+			rec.Value = t.arena.bytes(func(b []byte) []byte { return t.eng.AppendSnapshot(b, c) })
+			t.noteSnapshot(len(rec.Value))
+			t.out.recs = append(t.out.recs, rec)
+			t.aggBuf = c.Aggregate(t.eng)
+			t.stamp(&t.aggBuf)
+			r.dep.Sink.AddAggregate(&t.aggBuf)
+		})
+		if t.eng.TakeMetaDirty() || changed || t.followed {
+			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
+			t.followed = false
+		}
+		if t.epochDirty {
+			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(epochKey), Value: appendEpoch(nil, t.epoch)})
+			t.epochDirty = false
+		}
+		if len(t.pend) > 0 || t.pendChunks > 0 {
+			recs, err := r.pendingRecords(t)
+			if err != nil {
+				t.out.fail(err)
+			}
+			t.out.recs = append(t.out.recs, recs...)
+		}
+		if t.fwdNext != t.fwdWritten {
+			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(fwdKey), Value: appendForwarded(nil, t.fwdNext)})
+			t.fwdWritten = t.fwdNext
+		}
+		r.publish(t)
+		r.gauges(t, now)
+	})
+}
+
+func (r *Runner) gauges(t *task, now time.Time) {
+	l := strconv.Itoa(int(t.p))
+	r.m.customers.WithLabelValues(l).Set(float64(t.eng.Len()))
+	r.m.timers.WithLabelValues(l).Set(float64(t.eng.PendingTimers()))
+	r.m.stateBytes.WithLabelValues(l).Set(t.stateBytes())
+	r.modelGauges(t)
+	if wm := t.eng.Watermark(); wm != math.MinInt64 {
+		r.m.watermark.WithLabelValues(l).Set(float64(wm) / 1000)
+		r.m.eventTimeLag.WithLabelValues(l).Set(float64(now.UnixMilli()-wm) / 1000)
+	}
+}

@@ -1,0 +1,322 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// cycle runs one transaction: poll and process until the batch is full or
+// CommitInterval has passed, fire timers, wait until ClickHouse has
+// confirmed the previous transaction's rows, commit, then start writing
+// this transaction's rows to ClickHouse, in the background while the next
+// transaction is processed. ClickHouse thus only ever receives committed
+// work (truth.go).
+func (r *Runner) cycle(ctx context.Context) error {
+	if err := r.checkPartitions(ctx); err != nil {
+		return err
+	}
+	if r.sinkDown {
+		if err := r.recoverSink(ctx); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	r.takeBarrier(ctx)
+	start := r.now()
+	if err := r.sess.Begin(); err != nil {
+		return fmt.Errorf("consume: begin transaction: %w", err)
+	}
+	r.errMu.Lock()
+	r.txErr = nil
+	r.errMu.Unlock()
+	r.txTrigs, r.txArrive, r.txGone = r.txTrigs[:0], r.txArrive[:0], r.txGone.reset()
+
+	if err := r.process(ctx, start.Add(r.cfg.CommitInterval)); err != nil {
+		return err
+	}
+	// From here on the transaction finishes even if ctx is done: a
+	// graceful shutdown commits what was processed and writes it to
+	// ClickHouse, and gives up ShutdownTimeout after ctx is done.
+	fctx, cancel := graceContext(ctx, r.cfg.ShutdownTimeout)
+	defer cancel()
+
+	// Erasures: ClickHouse deletes the erased customers' rows once every
+	// earlier row is in, before this transaction's rows are added (the
+	// delete also drops the pending rows of theirs), and before it
+	// commits, so that a crash replays the delete (erase.go).
+	if len(r.txGone.erased) > 0 {
+		err := r.awaitFlush()
+		if err == nil {
+			ectx, ecancel := context.WithTimeout(fctx, r.cfg.FlushTimeout)
+			err = r.eraseRows(ectx)
+			ecancel()
+		}
+		if err != nil {
+			r.abortForSink(fctx, err)
+			return nil
+		}
+	}
+	r.mu.Lock()
+	r.advance()
+	r.mu.Unlock()
+	offsets := r.commitOffsets()
+
+	// The previous transaction's rows must be in ClickHouse before this
+	// one commits: then a crash loses at most one committed
+	// transaction's rows, which the next restore writes again.
+	if err := r.awaitFlush(); err != nil {
+		r.abortForSink(fctx, err)
+		return nil
+	}
+	// Flush the producer first, so that a failed produce aborts.
+	if err := r.sess.Client().Flush(fctx); err != nil {
+		r.fail(fmt.Errorf("flush producer: %w", err))
+	}
+	r.errMu.Lock()
+	txErr := r.txErr
+	r.errMu.Unlock()
+	if txErr != nil {
+		r.log.Error("consume: aborting transaction", "err", txErr)
+	}
+	// From the commit until the sink confirms, ClickHouse may lack rows
+	// that Kafka has committed.
+	r.m.unconfirmed.Set(1)
+	parts, was := r.unconfirm()
+	committed, err := r.sess.End(kgo.PreTxnCommitFnContext(fctx, offsets), kgo.TransactionEndTry(txErr == nil))
+	if err != nil || !committed {
+		r.m.unconfirmed.Set(0) // the sink has nothing of this transaction, and the previous one is confirmed
+	}
+	if err == nil && !committed {
+		// Nothing changed in Kafka: what ClickHouse was confirmed to
+		// hold it still holds. (After an error the outcome is unknown,
+		// and the next session writes everything again.)
+		r.mu.Lock()
+		maps.Copy(r.confirmed, was)
+		r.mu.Unlock()
+	}
+	if err != nil {
+		r.m.txAborts.Inc()
+		r.dropState()
+		return fmt.Errorf("consume: end transaction: %w", err)
+	}
+	if !committed {
+		r.m.txAborts.Inc()
+		r.log.Info("consume: transaction aborted; state will be restored from the changelog", "err", txErr)
+		r.dropState()
+		if txErr != nil {
+			// A failed write or an unreachable registry: wait
+			// before replaying, doubling up to 30 s.
+			r.backoff = min(max(2*r.backoff, 500*time.Millisecond), 30*time.Second)
+			select {
+			case <-ctx.Done():
+			case <-time.After(r.backoff):
+			}
+		}
+		return nil
+	}
+	// Committed: its rows go to ClickHouse now, in the background.
+	r.flushDeadline = time.Now().Add(r.cfg.FlushTimeout)
+	fl, flCancel := context.WithDeadline(context.WithoutCancel(ctx), r.flushDeadline)
+	flushed, done := r.dep.Sink.StartFlush(fl), make(chan error, 1)
+	go func() {
+		err := <-flushed
+		if err == nil {
+			r.m.unconfirmed.Set(0)
+		}
+		done <- err
+	}()
+	r.flushing, r.flushCancel, r.flushParts = done, flCancel, parts
+
+	r.backoff = 0
+	r.m.txCommits.Inc()
+	end := r.now()
+	for i := range r.txTrigs {
+		t := &r.txTrigs[i]
+		r.m.triggers.WithLabelValues(string(t.Kind), string(t.PrimaryReason), string(t.RecommendedAction), string(t.ValueTier), string(t.Arm())).Inc()
+		if _, ok := t.Evidence["budget_delayed_days"]; ok {
+			r.m.budgetDelayed.Inc()
+		}
+	}
+	for _, at := range r.txArrive {
+		r.m.triggerLatency.Observe(math.Max(0, float64(end.UnixMilli()-at)/1000))
+	}
+	r.m.batchSeconds.Observe(end.Sub(start).Seconds())
+	r.txGone.count(r.m)
+	return nil
+}
+
+// abortForSink aborts the open transaction because ClickHouse did not
+// answer within the flush timeout (err), and has the next cycle wait for
+// it with no transaction open (recoverSink), so that a slow ClickHouse
+// costs one aborted transaction and no rebalance.
+func (r *Runner) abortForSink(ctx context.Context, err error) {
+	r.log.Warn("consume: ClickHouse did not answer in time; aborting this transaction and waiting for ClickHouse with none open",
+		"err", err, "flush_timeout", r.cfg.FlushTimeout)
+	_, _ = r.sess.End(ctx, kgo.TryAbort)
+	r.m.txAborts.Inc()
+	r.dropState()
+	r.sinkDown = true
+}
+
+// awaitFlush waits for the ClickHouse write of the last committed
+// transaction's rows and returns its outcome. It waits FlushTimeout from
+// the write's start at most, even if the driver is slow to give up (a
+// connect to a frozen server); the write then goes on in the background
+// until it ends, and the sink's next flush waits for it.
+func (r *Runner) awaitFlush() error {
+	if r.flushing == nil {
+		return nil
+	}
+	defer func() { r.flushCancel(); r.flushing, r.flushCancel, r.flushParts = nil, nil, nil }()
+	timer := time.NewTimer(time.Until(r.flushDeadline))
+	defer timer.Stop()
+	select {
+	case err := <-r.flushing:
+		if err == nil {
+			r.mu.Lock()
+			maps.Copy(r.confirmed, r.flushParts)
+			r.mu.Unlock()
+		}
+		return err
+	case <-timer.C:
+		return fmt.Errorf("consume: ClickHouse did not confirm within the flush timeout (%s)", r.cfg.FlushTimeout)
+	}
+}
+
+// unconfirm returns the partitions (and their generations) of the
+// transaction about to commit, and marks them as not confirmed by
+// ClickHouse until its rows are; was is what they were.
+func (r *Runner) unconfirm() (parts, was map[int32]uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	parts = make(map[int32]uint64, len(r.tasks))
+	was = map[int32]uint64{}
+	for p := range r.tasks {
+		parts[p] = r.gen[p]
+		if g, ok := r.confirmed[p]; ok {
+			was[p] = g
+			delete(r.confirmed, p)
+		}
+	}
+	return parts, was
+}
+
+// recoverSink runs between transactions after ClickHouse failed to confirm
+// a committed transaction's rows: it restores the tasks (which gives the
+// sink their rows again) and writes those rows, retrying until ClickHouse
+// confirms or ctx is done. No transaction is open meanwhile, so an outage
+// of any length costs one aborted transaction and no rebalance: the
+// group's heartbeats go on.
+func (r *Runner) recoverSink(ctx context.Context) error {
+	if err := r.restorePending(ctx); err != nil {
+		var ce configError
+		if errors.As(err, &ce) {
+			return err
+		}
+		r.log.Warn("consume: restore failed; it is retried in the next transaction", "err", err)
+	}
+	for ctx.Err() == nil {
+		if err := <-r.dep.Sink.StartFlush(ctx); err != nil {
+			r.log.Warn("consume: ClickHouse still unavailable; waiting with no transaction open", "err", err)
+			continue
+		}
+		r.sinkDown = false
+		r.m.unconfirmed.Set(0)
+		r.log.Info("consume: ClickHouse confirmed the restored rows; resuming")
+		return nil
+	}
+	return nil
+}
+
+// process polls and applies records until deadline, MaxPollRecords, a
+// failure, ctx is done, or the sink's batch needs a flush.
+func (r *Runner) process(ctx context.Context, deadline time.Time) error {
+	polled := 0
+	for polled < r.cfg.MaxPollRecords && ctx.Err() == nil {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		pollCtx, cancel := context.WithTimeout(ctx, left)
+		fetches := r.sess.PollRecords(pollCtx, r.cfg.MaxPollRecords-polled)
+		cancel()
+		if fetches.IsClientClosed() {
+			return errors.New("consume: kafka client closed")
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				r.log.Warn("consume: fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		// Every polled record must be queued: its offset is in the
+		// commit unless a queued head holds it back.
+		if err := r.restorePending(ctx); err != nil {
+			var ce configError
+			if errors.As(err, &ce) {
+				return err // a changelog record that cannot be restored
+			}
+			r.fail(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
+		}
+		r.prefetchSchemas(ctx, fetches)
+		r.mu.Lock()
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if len(fp.Records) == 0 {
+				if t := r.tasks[fp.Partition]; t != nil && fp.Err == nil {
+					r.noteEnd(t, fp)
+				}
+				return
+			}
+			if t := r.tasks[fp.Partition]; t != nil {
+				t.fetched = append(t.fetched, fp)
+				return
+			}
+			// Revoked (or re-assigned) while this batch ran: abort
+			// rather than commit offsets past records that were not
+			// applied.
+			r.fail(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
+		})
+		// Decoding runs under r.mu and so must not wait for the
+		// registry: prefetchSchemas looked the schemas up, and an id
+		// still not cached fails its record as registry.unavailable
+		// (transient: the transaction aborts and the batch replays).
+		dctx, nowait := context.WithCancel(context.WithoutCancel(ctx))
+		nowait()
+		r.eachTask(func(t *task) {
+			for _, fp := range t.fetched {
+				r.enqueue(dctx, t, fp, r.barrier)
+			}
+			clear(t.fetched)
+			t.fetched = t.fetched[:0]
+			r.drain(t, r.barrier)
+		})
+		r.mu.Unlock()
+		polled += fetches.NumRecords()
+		if r.failed() {
+			break // the transaction aborts; no use reading on
+		}
+		if r.dep.Sink.NeedsFlush(r.now()) {
+			break // a full ClickHouse batch: commit it
+		}
+	}
+	return nil
+}
+
+// dropState forgets every task after an abort, and the aborted
+// transaction's ClickHouse rows: the session rewound to the committed
+// offsets, and the changelog holds the matching state, which the restores
+// write to ClickHouse again.
+func (r *Runner) dropState() {
+	r.dep.Sink.Discard()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := range r.owned {
+		r.pending[p] = true
+		r.dropTask(p)
+	}
+	r.ready = false
+}
