@@ -266,7 +266,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	runner, err := consume.New(consume.Config{
 		Topics: consume.Topics{
 			Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support,
-			Triggers: cfg.Topics.Triggers, DLQ: cfg.Topics.DLQ, State: cfg.Topics.State,
+			State:    cfg.Topics.State,
 			Erasures: cfg.Topics.Erasures,
 			Progress: cfg.ProgressTopic(), Repartition: cfg.RepartitionTopic(),
 		},
@@ -282,13 +282,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		ShutdownTimeout:    cfg.ShutdownTimeout,
 		TransactionTimeout: cfg.Kafka.TxnTimeout,
 		FlushTimeout:       cfg.Kafka.TxnTimeout / 2,
-		DLQMaxValueBytes:   cfg.DLQMaxValueBytes,
 		Lapse:              cfg.Lapse,
 		StateTTL:           time.Duration(cfg.State.TTLDays) * 24 * time.Hour,
 	}, consume.Deps{
 		Decoder:    dec,
 		Sink:       sink,
-		Triggers:   trig,
+		Outputs:    &kafka.Output{Triggers: cfg.Topics.Triggers, DLQ: cfg.Topics.DLQ, Encoder: trig, MaxValueBytes: cfg.DLQMaxValueBytes},
 		Logger:     log.With("component", "consume"),
 		Registerer: reg,
 	})

@@ -24,11 +24,10 @@ type Decoder interface {
 // commits the next transaction only after its channel says they are
 // confirmed (truth.go). Discard drops the rows not yet taken by a flush:
 // those of an aborted transaction. NeedsFlush ends a transaction early
-// when the sink's batch is full.
+// when the sink's batch is full. Add takes a task's rows at once; it may
+// keep neither rows nor the slices in it.
 type Sink interface {
-	AddAggregate(a *event.Aggregate)
-	AddTrigger(t *event.Trigger)
-	AddDeadLetter(d *event.DeadLetter)
+	Add(rows *event.Rows)
 	// Erase deletes every row of the customers from ClickHouse and drops
 	// the pending rows added for them so far, before any later row is
 	// written; it returns once the deletes are registered (erase.go).
@@ -38,15 +37,24 @@ type Sink interface {
 	Discard()
 }
 
-// TriggerEncoder encodes the value of a trigger record.
-type TriggerEncoder interface {
-	Encode(dst []byte, t *event.Trigger) ([]byte, error)
+// Records makes the records of the output topics besides the changelog
+// (sinks/kafka.Output does).
+type Records interface {
+	// Trigger returns trigger t's record.
+	Trigger(t *event.Trigger) (*kgo.Record, error)
+	// DeadLetter returns the dead-letter record of src, which failed
+	// with err at wall time at, and its ClickHouse row.
+	DeadLetter(src *kgo.Record, err error, at time.Time) (*kgo.Record, event.DeadLetter)
+	// Fits returns an error when rec, with extra bytes more, is larger
+	// than the producer takes: one that is would fail its transaction
+	// on every replay.
+	Fits(rec *kgo.Record, extra int) error
 }
 
 // Topics names the topics a Runner reads and writes.
 type Topics struct {
 	Orders, Email, Support string // inputs, co-partitioned
-	Triggers, DLQ, State   string // outputs; State is the compacted changelog
+	State                  string // the compacted changelog, co-partitioned
 	// Progress is the compacted topic (one partition) where every task
 	// publishes its event-time progress; Repartition carries input
 	// records whose key does not place them in their customer's task.
@@ -76,9 +84,7 @@ type Config struct {
 	// FlushTimeout bounds the ClickHouse write of a committed
 	// transaction's rows; the next transaction, open meanwhile, aborts
 	// when it passes. Default and maximum: half of TransactionTimeout.
-	FlushTimeout     time.Duration
-	DLQSampleBytes   int // bytes of a bad value kept in ClickHouse
-	DLQMaxValueBytes int // a bad value longer than this is cut in the dead-letter record
+	FlushTimeout time.Duration
 	// MaxFutureSkew caps the event time a quiet task follows: wall clock
 	// plus this.
 	MaxFutureSkew time.Duration
@@ -96,7 +102,7 @@ type Config struct {
 type Deps struct {
 	Decoder    Decoder
 	Sink       Sink
-	Triggers   TriggerEncoder
+	Outputs    Records
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time // wall clock; nil means time.Now

@@ -141,7 +141,7 @@ func (r *Runner) evicted(t *task) bool {
 	t.eng.TakeGone(func(g *lapse.Gone) {
 		any = true
 		t.out.recs = append(t.out.recs, r.tombstone(t, g.ID))
-		r.dep.Sink.AddAggregate(&g.Aggregate)
+		t.out.rows.Aggregates = append(t.out.rows.Aggregates, g.Aggregate)
 		t.out.gone.evicted++
 	})
 	return any

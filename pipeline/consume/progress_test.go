@@ -8,6 +8,7 @@ import (
 
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
+	"github.com/winback/winback/sinks/kafka"
 )
 
 func TestProgressRecord(t *testing.T) {
@@ -64,13 +65,11 @@ func TestPipelineTime(t *testing.T) {
 	}
 }
 
-// nopSink and jsonTriggers stand in for the outputs; follow's tests read
-// what the task produced.
+// nopSink and idTriggers stand in for ClickHouse and the trigger
+// encoding; follow's tests read what the task produced.
 type nopSink struct{}
 
-func (nopSink) AddAggregate(*event.Aggregate)           {}
-func (nopSink) AddTrigger(*event.Trigger)               {}
-func (nopSink) AddDeadLetter(*event.DeadLetter)         {}
+func (nopSink) Add(*event.Rows)                         {}
 func (nopSink) Erase(context.Context, []string) error   { return nil }
 func (nopSink) NeedsFlush(time.Time) bool               { return false }
 func (nopSink) StartFlush(context.Context) <-chan error { return nil }
@@ -82,6 +81,10 @@ func (idTriggers) Encode(dst []byte, t *event.Trigger) ([]byte, error) {
 	return append(dst, t.TriggerID...), nil
 }
 
+// testOutputs makes trigger records on topic "t" whose value is the
+// trigger id, and dead letters on "dlq".
+var testOutputs = &kafka.Output{Triggers: "t", DLQ: "dlq", Encoder: idTriggers{}}
+
 // TestFollow: a quiet task follows the pipeline's event time only when it
 // is caught up and idle, never past wall clock + skew, and a wall clock
 // that runs on without input (an outage) fires nothing new.
@@ -91,8 +94,8 @@ func TestFollow(t *testing.T) {
 	wall := t0.Add(120 * day)
 	cfg := lapse.DefaultConfig()
 	newRunner := func() *Runner {
-		return &Runner{cfg: Config{Lapse: cfg, MaxFutureSkew: 5 * time.Minute, Topics: Topics{Triggers: "t", State: "st", Progress: "pr"}},
-			dep: Deps{Sink: nopSink{}, Triggers: idTriggers{}}, m: newMetrics(nil), now: func() time.Time { return wall }}
+		return &Runner{cfg: Config{Lapse: cfg, MaxFutureSkew: 5 * time.Minute, Topics: Topics{State: "st", Progress: "pr"}},
+			dep: Deps{Sink: nopSink{}, Outputs: testOutputs}, m: newMetrics(nil), now: func() time.Time { return wall }}
 	}
 	// A weekly buyer whose eight orders end on day 49: lapse due within
 	// weeks after that.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
-	"github.com/winback/winback/sinks/kafka"
 )
 
 // A task holds a customer's state only if all of the customer's records
@@ -100,11 +99,11 @@ func (r *Runner) place(t *task, src int, rec *kgo.Record, q *queued, err error) 
 // customer_id, in t's outputs.
 func (r *Runner) forward(t *task, q *queued) {
 	src := q.rec
-	if n := kafka.BatchSize(src) + 256; n > kafka.DefaultMaxBatchBytes {
+	if err := r.dep.Outputs.Fits(src, 256); err != nil {
 		// With winback's headers it would not fit the producer's
 		// limit, and fail every replay of the transaction.
 		r.deadLetter(t, src, &decode.Error{Reason: decode.ReasonValueTooLarge, Field: "",
-			Err: fmt.Errorf("a record of %d bytes cannot be forwarded to the repartition topic (producer limit %d)", n, kafka.DefaultMaxBatchBytes)})
+			Err: fmt.Errorf("it cannot be forwarded to the repartition topic: %w", err)})
 		return
 	}
 	rec := t.arena.record()

@@ -68,12 +68,11 @@ type Runner struct {
 // Run does.
 func New(cfg Config, dep Deps) (*Runner, error) {
 	switch {
-	case dep.Decoder == nil, dep.Sink == nil, dep.Triggers == nil:
-		return nil, errors.New("consume: Decoder, Sink and Triggers are required")
+	case dep.Decoder == nil, dep.Sink == nil, dep.Outputs == nil:
+		return nil, errors.New("consume: Decoder, Sink and Outputs are required")
 	case cfg.Group == "" || cfg.TransactionalID == "":
 		return nil, errors.New("consume: Group and TransactionalID are required")
-	case cfg.Topics.Orders == "" || cfg.Topics.Email == "" || cfg.Topics.Support == "" ||
-		cfg.Topics.Triggers == "" || cfg.Topics.DLQ == "" || cfg.Topics.State == "":
+	case cfg.Topics.Orders == "" || cfg.Topics.Email == "" || cfg.Topics.Support == "" || cfg.Topics.State == "":
 		return nil, errors.New("consume: every topic must be named")
 	}
 	if cfg.MaxPollRecords <= 0 {
@@ -90,12 +89,6 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 	}
 	if cfg.FlushTimeout <= 0 || cfg.FlushTimeout > cfg.TransactionTimeout/2 {
 		cfg.FlushTimeout = cfg.TransactionTimeout / 2
-	}
-	if cfg.DLQMaxValueBytes <= 0 {
-		cfg.DLQMaxValueBytes = 900 << 10
-	}
-	if cfg.DLQSampleBytes <= 0 {
-		cfg.DLQSampleBytes = 512
 	}
 	if cfg.MaxFutureSkew <= 0 {
 		cfg.MaxFutureSkew = 5 * time.Minute

@@ -16,10 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
-	"github.com/winback/winback/sinks/kafka"
 )
 
 type task struct {
@@ -35,7 +33,6 @@ type task struct {
 	fetched []kgo.FetchTopicPartition // this poll's, for enqueue
 	out     taskOut
 	trigBuf []event.Trigger
-	aggBuf  event.Aggregate
 	arena   arena // changelog records
 
 	lastInput time.Time // wall time of the last input record fetched
@@ -68,10 +65,10 @@ type task struct {
 // taskOut is what a task produced since its outputs were last collected.
 type taskOut struct {
 	recs   []*kgo.Record
-	trigs  []event.Trigger // emitted, counted on commit
-	arrive []int64         // arrival (record timestamp, ms) of event-driven triggers
-	gone   gone            // customers erased and evicted
-	err    error           // the transaction must abort
+	rows   event.Rows // for ClickHouse; its triggers are counted on commit
+	arrive []int64    // arrival (record timestamp, ms) of event-driven triggers
+	gone   gone       // customers erased and evicted
+	err    error      // the transaction must abort
 }
 
 func (o *taskOut) fail(err error) { o.err = errors.Join(o.err, err) }
@@ -125,32 +122,31 @@ func (r *Runner) collect(t *task) {
 	for _, rec := range o.recs {
 		r.produce(rec)
 	}
-	r.txTrigs = append(r.txTrigs, o.trigs...)
+	r.dep.Sink.Add(&o.rows)
+	r.txTrigs = append(r.txTrigs, o.rows.Triggers...)
 	r.txArrive = append(r.txArrive, o.arrive...)
 	r.txGone.add(&o.gone)
 	clear(o.recs)
-	*o = taskOut{recs: o.recs[:0], trigs: o.trigs[:0], arrive: o.arrive[:0], gone: o.gone.reset()}
+	o.rows.Reset()
+	*o = taskOut{recs: o.recs[:0], rows: o.rows, arrive: o.arrive[:0], gone: o.gone.reset()}
 }
 
+// deadLetter sends rec, which failed with err, to the dead-letter topic and
+// its row to ClickHouse.
 func (r *Runner) deadLetter(t *task, rec *kgo.Record, err error) {
-	reason := "internal"
-	var de *decode.Error
-	if errors.As(err, &de) {
-		reason = string(de.Reason)
-	}
-	r.m.dlq.WithLabelValues(reason).Inc()
+	out, row := r.dep.Outputs.DeadLetter(rec, err, r.now())
+	r.m.dlq.WithLabelValues(row.Reason).Inc()
 	r.m.events.WithLabelValues(rec.Topic, "dlq").Inc()
-	dl := kafka.DeadLetter(rec, err, r.cfg.DLQSampleBytes)
-	r.dep.Sink.AddDeadLetter(&dl)
-	t.out.recs = append(t.out.recs, kafka.DeadLetterRecord(r.cfg.Topics.DLQ, rec, err, r.cfg.DLQMaxValueBytes))
+	t.out.rows.DeadLetters = append(t.out.rows.DeadLetters, row)
+	t.out.recs = append(t.out.recs, out)
 }
 
 // emit sends a trigger of task t; arrive is the arrival of the event that
 // made it due, or -1 for a timer.
 func (r *Runner) emit(t *task, tr *event.Trigger, arrive int64) {
-	val, err := r.dep.Triggers.Encode(nil, tr)
+	rec, err := r.dep.Outputs.Trigger(tr)
 	if err != nil {
-		t.out.fail(fmt.Errorf("encode trigger %s: %w", tr.TriggerID, err))
+		t.out.fail(err)
 		return
 	}
 	raw, err := json.Marshal(tr)
@@ -159,9 +155,8 @@ func (r *Runner) emit(t *task, tr *event.Trigger, arrive int64) {
 		return
 	}
 	t.pend = append(t.pend, raw)
-	r.dep.Sink.AddTrigger(tr)
-	t.out.recs = append(t.out.recs, kafka.TriggerRecord(r.cfg.Topics.Triggers, tr, val))
-	t.out.trigs = append(t.out.trigs, *tr)
+	t.out.recs = append(t.out.recs, rec)
+	t.out.rows.Triggers = append(t.out.rows.Triggers, *tr)
 	if arrive >= 0 {
 		t.out.arrive = append(t.out.arrive, arrive)
 	}
@@ -172,7 +167,7 @@ func (r *Runner) produce(rec *kgo.Record) {
 	// A record the producer refuses would fail this transaction and every
 	// replay of it; inputs are bounded so that none is, and this says so
 	// loudly if one slips through.
-	if err := kafka.CheckSize(rec, 0); err != nil {
+	if err := r.dep.Outputs.Fits(rec, 0); err != nil {
 		r.fail(fmt.Errorf("consume: %w", err))
 		return
 	}
@@ -195,7 +190,7 @@ func (r *Runner) advance() {
 			r.emit(t, &trigs[i], -1)
 		}
 		t.trigBuf = trigs[:0]
-		t.eng.TakeClosedDays(func(a *event.Aggregate) { t.stamp(a); r.dep.Sink.AddAggregate(a) })
+		t.eng.TakeClosedDays(func(a *event.Aggregate) { t.stamp(a); t.out.rows.Aggregates = append(t.out.rows.Aggregates, *a) })
 		// Evicted customers' tombstones before the changed customers'
 		// snapshots: an id evicted and seen again is a new customer.
 		changed := r.evicted(t)
@@ -207,9 +202,8 @@ func (r *Runner) advance() {
 			rec.Value = t.arena.bytes(func(b []byte) []byte { return t.eng.AppendSnapshot(b, c) })
 			t.noteSnapshot(len(rec.Value))
 			t.out.recs = append(t.out.recs, rec)
-			t.aggBuf = c.Aggregate(t.eng)
-			t.stamp(&t.aggBuf)
-			r.dep.Sink.AddAggregate(&t.aggBuf)
+			t.out.rows.Aggregates = append(t.out.rows.Aggregates, c.Aggregate(t.eng))
+			t.stamp(&t.out.rows.Aggregates[len(t.out.rows.Aggregates)-1])
 		})
 		if t.eng.TakeMetaDirty() || changed || t.followed {
 			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})

@@ -189,14 +189,17 @@ func (e *RestoreError) Unwrap() error { return e.Err }
 // written before are written again unchanged (same version). It runs with
 // r.mu held.
 func (r *Runner) resync(t *task, trigs []event.Trigger) {
+	r.dep.Sink.Add(&event.Rows{Triggers: trigs})
+	rows := event.Rows{Aggregates: make([]event.Aggregate, 0, 4096)}
 	t.eng.Each(func(c *lapse.Customer) {
-		a := c.Aggregate(t.eng)
-		t.stamp(&a)
-		r.dep.Sink.AddAggregate(&a)
+		rows.Aggregates = append(rows.Aggregates, c.Aggregate(t.eng))
+		t.stamp(&rows.Aggregates[len(rows.Aggregates)-1])
+		if len(rows.Aggregates) == cap(rows.Aggregates) {
+			r.dep.Sink.Add(&rows)
+			rows.Reset()
+		}
 	})
-	for i := range trigs {
-		r.dep.Sink.AddTrigger(&trigs[i])
-	}
+	r.dep.Sink.Add(&rows)
 }
 
 // pendChunk is one restored pending-triggers record.

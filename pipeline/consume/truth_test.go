@@ -20,12 +20,14 @@ type recSink struct {
 	trigs []event.Trigger
 }
 
-func (s *recSink) AddAggregate(a *event.Aggregate) { s.aggs = append(s.aggs, *a) }
-func (s *recSink) AddTrigger(t *event.Trigger)     { s.trigs = append(s.trigs, *t) }
+func (s *recSink) Add(rows *event.Rows) {
+	s.aggs = append(s.aggs, rows.Aggregates...)
+	s.trigs = append(s.trigs, rows.Triggers...)
+}
 
 func truthRunner(sink Sink, wall time.Time) *Runner {
-	return &Runner{cfg: Config{Lapse: lapse.DefaultConfig(), Topics: Topics{Triggers: "t", State: "st", Progress: "pr"}},
-		dep: Deps{Sink: sink, Triggers: idTriggers{}}, m: newMetrics(nil), now: func() time.Time { return wall }}
+	return &Runner{cfg: Config{Lapse: lapse.DefaultConfig(), Topics: Topics{State: "st", Progress: "pr"}},
+		dep: Deps{Sink: sink, Outputs: testOutputs}, m: newMetrics(nil), now: func() time.Time { return wall }}
 }
 
 func TestEpochRecord(t *testing.T) {

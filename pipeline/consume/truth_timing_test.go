@@ -15,7 +15,7 @@ type countSink struct {
 	n int
 }
 
-func (s *countSink) AddAggregate(*event.Aggregate) { s.n++ }
+func (s *countSink) Add(rows *event.Rows) { s.n += len(rows.Aggregates) }
 
 // BenchmarkResync is what a restore adds for ClickHouse: the aggregate row
 // of every restored customer (per customer: b.N is customers).

@@ -5,10 +5,10 @@
 //
 // # Writing
 //
-// AddAggregate, AddTrigger and AddDeadLetter add rows to a pending batch
-// without I/O. Within the batch only the latest version of a customer per
-// event-time day is kept, one row per trigger id and per dead-lettered
-// record. Flush writes the batch, one columnar insert per table over the
+// Add (a task's rows at once), AddAggregate, AddTrigger and AddDeadLetter
+// add rows to a pending batch without I/O. Within the batch only the
+// latest version of a customer per event-time day is kept, one row per
+// trigger id and per dead-lettered record. Flush writes the batch, one columnar insert per table over the
 // native protocol (in blocks of 8192 rows, so that the driver's buffers
 // stay small), and blocks until ClickHouse confirmed every row. The
 // materialized view customer_daily_feed copies the aggregate rows into

@@ -222,6 +222,23 @@ func (s *Sink) migrationParams() chsql.Params {
 	}
 }
 
+// Add adds rows to the pending batch (as AddAggregate, AddTrigger and
+// AddDeadLetter do) under one lock.
+func (s *Sink) Add(rows *event.Rows) {
+	s.mu.Lock()
+	for i := range rows.Aggregates {
+		s.pending.AddAggregate(&rows.Aggregates[i])
+	}
+	for i := range rows.Triggers {
+		s.pending.AddTrigger(&rows.Triggers[i])
+	}
+	for i := range rows.DeadLetters {
+		s.pending.AddDeadLetter(&rows.DeadLetters[i])
+	}
+	s.m.pending.Set(float64(s.pending.Len()))
+	s.mu.Unlock()
+}
+
 // AddAggregate adds a customer's row to customer_aggregates (and so,
 // through customer_daily_feed, to customer_daily for the UTC day of
 // a.AsOf). Within the pending batch only the latest version per

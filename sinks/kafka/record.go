@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"bytes"
 	"errors"
 	"strconv"
 	"strings"
@@ -98,10 +97,14 @@ func Reason(err error) string {
 // still point at the whole original record. With maxValue > 0,
 // BatchSize of the result is at most maxValue + DeadLetterOverhead.
 func DeadLetterRecord(topic string, src *kgo.Record, err error, maxValue int) *kgo.Record {
+	return deadLetterRecord(topic, src, Reason(err), errorText(err), maxValue)
+}
+
+func deadLetterRecord(topic string, src *kgo.Record, reason, detail string, maxValue int) *kgo.Record {
 	h := make([]kgo.RecordHeader, 0, 10+len(src.Headers))
 	h = append(h,
-		kgo.RecordHeader{Key: HeaderReason, Value: []byte(Reason(err))},
-		kgo.RecordHeader{Key: HeaderError, Value: []byte(errorText(err))},
+		kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)},
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(detail)},
 		kgo.RecordHeader{Key: HeaderSourceTopic, Value: []byte(src.Topic)},
 		kgo.RecordHeader{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(src.Partition), 10)},
 		kgo.RecordHeader{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
@@ -141,22 +144,25 @@ func headerSize(h kgo.RecordHeader) int {
 	return kbin.VarintLen(int32(len(h.Key))) + len(h.Key) + kbin.VarintLen(int32(len(h.Value))) + len(h.Value)
 }
 
-// DeadLetter describes src, which failed with err, as a row for ClickHouse:
-// the value is cut to its first sampleCap bytes (none if sampleCap <= 0),
-// the key to MaxDeadLetterKeyBytes, and At is the wall time now. Key and
-// Sample are copies.
-func DeadLetter(src *kgo.Record, err error, sampleCap int) event.DeadLetter {
-	n := min(max(sampleCap, 0), len(src.Value))
+// DeadLetter describes src, which failed with err at wall time at, as a
+// dlq_records row: the key cut to MaxDeadLetterKeyBytes, the whole value
+// as the sample. Key and Sample share src's memory; the store cuts the
+// sample to its column's size and copies both.
+func DeadLetter(src *kgo.Record, err error, at time.Time) event.DeadLetter {
+	return deadLetter(src, Reason(err), errorText(err), at)
+}
+
+func deadLetter(src *kgo.Record, reason, detail string, at time.Time) event.DeadLetter {
 	return event.DeadLetter{
 		Topic:     src.Topic,
 		Partition: src.Partition,
 		Offset:    src.Offset,
-		Key:       bytes.Clone(src.Key[:min(len(src.Key), MaxDeadLetterKeyBytes)]),
-		Reason:    Reason(err),
-		Detail:    errorText(err),
+		Key:       src.Key[:min(len(src.Key), MaxDeadLetterKeyBytes)],
+		Reason:    reason,
+		Detail:    detail,
 		Size:      len(src.Value),
-		Sample:    bytes.Clone(src.Value[:n]),
-		At:        time.Now().UnixMilli(),
+		Sample:    src.Value,
+		At:        at.UnixMilli(),
 	}
 }
 

@@ -123,27 +123,19 @@ func TestErrorTextCapped(t *testing.T) {
 func TestDeadLetter(t *testing.T) {
 	src := &kgo.Record{Topic: "support-events", Partition: 1, Offset: 7, Key: []byte("c-9"), Value: []byte("0123456789")}
 	err := decodeErr(t)
-	before := time.Now().UnixMilli()
-	dl := DeadLetter(src, err, 4)
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	o := &Output{DLQ: "dlq", MaxValueBytes: 4}
+	rec, dl := o.DeadLetter(src, err, at)
 	if dl.Topic != "support-events" || dl.Partition != 1 || dl.Offset != 7 || string(dl.Key) != "c-9" ||
-		dl.Reason != "json.syntax" || dl.Detail != err.Error() || dl.Size != 10 || string(dl.Sample) != "0123" {
+		dl.Reason != "json.syntax" || dl.Detail != err.Error() || dl.Size != 10 || string(dl.Sample) != "0123456789" ||
+		dl.At != at.UnixMilli() {
 		t.Errorf("%+v", dl)
 	}
-	if dl.At < before || dl.At > time.Now().UnixMilli() {
-		t.Errorf("At %d is not now", dl.At)
-	}
-	src.Key[0], src.Value[0] = 'X', 'X'
-	if string(dl.Key) != "c-9" || string(dl.Sample) != "0123" {
-		t.Error("DeadLetter shares memory with the record")
-	}
-	if dl := DeadLetter(src, err, 100); string(dl.Sample) != "X123456789" {
-		t.Errorf("sample %q", dl.Sample)
-	}
-	if dl := DeadLetter(src, err, -1); len(dl.Sample) != 0 {
-		t.Errorf("sample %q", dl.Sample)
+	if rec.Topic != "dlq" || string(rec.Value) != "0123" || header(t, rec, HeaderReason) != dl.Reason || header(t, rec, HeaderError) != dl.Detail {
+		t.Errorf("record %s %q, headers %v", rec.Topic, rec.Value, rec.Headers)
 	}
 	src.Key = nil
-	if dl := DeadLetter(src, errors.New("x"), 4); dl.Key != nil || dl.Reason != "internal" {
+	if dl := DeadLetter(src, errors.New("x"), at); dl.Key != nil || dl.Reason != "internal" || dl.Detail != "x" {
 		t.Errorf("%+v", dl)
 	}
 }

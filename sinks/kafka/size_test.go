@@ -202,7 +202,7 @@ func TestHostileDeadLetters(t *testing.T) {
 				t.Error("no winback.truncated")
 			}
 			// The ClickHouse row is bounded the same way.
-			row := DeadLetter(src, err, 4096)
+			row := DeadLetter(src, err, time.Now())
 			if len(row.Key) > MaxDeadLetterKeyBytes || row.Size != len(src.Value) || row.Offset != 123456 {
 				t.Errorf("row key %d bytes, size %d, offset %d", len(row.Key), row.Size, row.Offset)
 			}
