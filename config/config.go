@@ -79,7 +79,7 @@ type ClickHouse struct {
 	DSN           string        `yaml:"dsn" help:"ClickHouse DSN, native protocol: clickhouse://user:pass@host:9000/db"`
 	Database      string        `yaml:"database" help:"database of winback's tables and views"`
 	BatchRows     int           `yaml:"batch_rows" help:"rows per insert batch at most"`
-	FlushInterval time.Duration `yaml:"flush_interval" help:"longest time rows wait before they are written"`
+	FlushInterval time.Duration `yaml:"flush_interval" help:"deprecated and ignored: rows are written at every commit, so commit_interval bounds how long they wait"`
 	ActiveDays    int           `yaml:"active_days" help:"a customer is active in the retention views if they ordered within this many days"`
 	// A committed transaction's rows must be in ClickHouse within half
 	// of kafka.transaction_timeout (the flush deadline), else the next
@@ -95,7 +95,8 @@ type Decode struct {
 
 // State bounds what winback keeps per customer.
 type State struct {
-	TTLDays int `yaml:"ttl_days" help:"a customer with no change (an event, or a trigger fired by silence) for this many days of event time is evicted: a changelog tombstone, and its last customer_aggregates row marked evicted; 0 keeps customers forever"`
+	CacheMaxBytes int `yaml:"cache_max_bytes" help:"a transaction ends early when the customers it changed would write about this many changelog bytes (one snapshot and one ClickHouse row per changed customer per commit, however many events it had); with commit_interval, it trades trigger latency for CPU (docs/production.md); 0: no bound"`
+	TTLDays       int `yaml:"ttl_days" help:"a customer with no change (an event, or a trigger fired by silence) for this many days of event time is evicted: a changelog tombstone, and its last customer_aggregates row marked evicted; 0 keeps customers forever"`
 }
 
 // Topics names the topics winback reads and writes.
@@ -141,13 +142,13 @@ func Default() Config {
 			State:    "winback-state",
 			Erasures: "winback-erasures",
 		},
-		State:             State{TTLDays: 1095},
+		State:             State{TTLDays: 1095, CacheMaxBytes: 64 << 20},
 		TriggerFormat:     "avro",
 		HTTPAddr:          "127.0.0.1:8080",
 		ShutdownTimeout:   30 * time.Second,
 		StartupTimeout:    30 * time.Second,
 		CommitInterval:    time.Second,
-		MaxPollRecords:    100000,
+		MaxPollRecords:    1000000,
 		LogFormat:         "auto",
 		InputPartitioning: "auto",
 		LogLevel:          "info",
@@ -215,9 +216,6 @@ func (c *Config) Validate() error {
 	if c.ClickHouse.BatchRows < 1 {
 		bad("clickhouse-batch-rows", "%d; must be at least 1 (100000 is a good size)", c.ClickHouse.BatchRows)
 	}
-	if c.ClickHouse.FlushInterval <= 0 {
-		bad("clickhouse-flush-interval", "must be positive, e.g. 1s")
-	}
 	if c.ClickHouse.AttemptTimeout <= 0 {
 		bad("clickhouse-attempt-timeout", "must be positive, e.g. 10s")
 	} else if c.Kafka.TxnTimeout >= time.Second && c.ClickHouse.AttemptTimeout > c.Kafka.TxnTimeout/2 {
@@ -250,6 +248,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Topics.Partitions < 0 {
 		bad("topics-partitions", "negative")
+	}
+	if c.State.CacheMaxBytes < 0 {
+		bad("state-cache-max-bytes", "%d; must be 0 (no bound) or positive, e.g. 67108864 (64 MiB)", c.State.CacheMaxBytes)
 	}
 	if c.State.TTLDays < 0 || c.State.TTLDays > 100*365 {
 		bad("state-ttl-days", "%d; must be between 0 (keep customers forever) and 36500, e.g. 1095 (3 years)", c.State.TTLDays)

@@ -155,11 +155,10 @@ func adminOptions(cfg *config.Config, log *slog.Logger) ([]admin.Option, error) 
 // clickhouseConfig maps the settings to the sink's.
 func clickhouseConfig(cfg *config.Config) clickhouse.Config {
 	return clickhouse.Config{
-		DSN:           cfg.ClickHouse.DSN,
-		Database:      cfg.ClickHouse.Database,
-		BatchRows:     cfg.ClickHouse.BatchRows,
-		FlushInterval: cfg.ClickHouse.FlushInterval,
-		ActiveDays:    cfg.ClickHouse.ActiveDays,
+		DSN:        cfg.ClickHouse.DSN,
+		Database:   cfg.ClickHouse.Database,
+		BatchRows:  cfg.ClickHouse.BatchRows,
+		ActiveDays: cfg.ClickHouse.ActiveDays,
 		// Retries stop at the flush deadline (half the transaction
 		// timeout); the pause between them stays well inside it.
 		AttemptTimeout:  cfg.ClickHouse.AttemptTimeout,
@@ -278,6 +277,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		SessionOpts:        append([]kgo.Opt{kmetrics("pipeline"), consume.StaticMember(instance)}, consume.GroupTimings(cfg.Kafka.SessionTimeout)...),
 		RestoreOpts:        []kgo.Opt{kmetrics("restore")},
 		MaxPollRecords:     cfg.MaxPollRecords,
+		CacheMaxBytes:      cfg.State.CacheMaxBytes,
 		CommitInterval:     cfg.CommitInterval,
 		ShutdownTimeout:    cfg.ShutdownTimeout,
 		TransactionTimeout: cfg.Kafka.TxnTimeout,

@@ -32,7 +32,7 @@ type Sink interface {
 	// the pending rows added for them so far, before any later row is
 	// written; it returns once the deletes are registered (erase.go).
 	Erase(ctx context.Context, customerIDs []string) error
-	NeedsFlush(now time.Time) bool
+	NeedsFlush() bool
 	StartFlush(ctx context.Context) <-chan error
 	Discard()
 }
@@ -76,6 +76,13 @@ type Config struct {
 	SessionOpts     []kgo.Opt     // added to the transactional group client (e.g. its metrics hooks)
 	RestoreOpts     []kgo.Opt     // added to the changelog restore client
 	MaxPollRecords  int           // records per transaction at most
+	// CacheMaxBytes ends a transaction early when the customers it
+	// changed would write about this many changelog bytes (changed
+	// customers × average snapshot size); 0: no bound. Each changed
+	// customer writes one snapshot and one aggregate row per commit
+	// however many events it had, so a longer CommitInterval writes
+	// less per event (Kafka Streams' statestore.cache.max.bytes).
+	CacheMaxBytes int
 	CommitInterval  time.Duration // longest time a transaction stays open
 	ShutdownTimeout time.Duration // time for the last flush and commit on shutdown
 	// TransactionTimeout is how long the broker lets a transaction stay

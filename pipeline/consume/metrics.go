@@ -24,6 +24,9 @@ type metrics struct {
 	txAborts       prometheus.Counter
 	triggerLatency prometheus.Histogram
 	batchSeconds   prometheus.Histogram
+	txRecords      prometheus.Histogram
+	txEnds         *prometheus.CounterVec // cause
+	cacheBytes     prometheus.Gauge
 	assigned       prometheus.Gauge
 	repartitioned  *prometheus.CounterVec // topic
 	follows        prometheus.Counter
@@ -95,6 +98,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "winback_batch_duration_seconds", Help: "Wall time of one transaction: process, write ClickHouse, commit.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		txRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "winback_transaction_records", Help: "Input records polled in one transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 12),
+		}),
+		txEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_transaction_ends_total", Help: "Why transactions stopped taking input: interval (commit_interval passed), max_poll_records, cache (state.cache_max_bytes), batch_rows (clickhouse.batch_rows), failed, shutdown.",
+		}, []string{"cause"}),
+		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "winback_cache_bytes", Help: "Changelog bytes the customers changed in the open transaction will write (estimate: changed customers × average snapshot size).",
+		}),
 		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "winback_partitions_assigned", Help: "Input partitions (tasks) owned by this instance.",
 		}),
@@ -119,6 +132,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
 			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.restoreRecords, m.restoreSeconds,
 			m.restoring, m.txCommits, m.txAborts, m.triggerLatency, m.batchSeconds, m.assigned,
+			m.txRecords, m.txEnds, m.cacheBytes,
 			m.repartitioned, m.follows, m.erasures, m.evictions, m.unconfirmed, m.budgetDelayed)
 		reg.MustRegister(m.model.collectors()...)
 	}

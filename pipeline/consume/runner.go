@@ -76,7 +76,7 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 		return nil, errors.New("consume: every topic must be named")
 	}
 	if cfg.MaxPollRecords <= 0 {
-		cfg.MaxPollRecords = 100000
+		cfg.MaxPollRecords = 1000000
 	}
 	if cfg.CommitInterval <= 0 {
 		cfg.CommitInterval = time.Second

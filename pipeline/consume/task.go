@@ -75,11 +75,20 @@ func (o *taskOut) fail(err error) { o.err = errors.Join(o.err, err) }
 
 func (t *task) noteSnapshot(n int) { t.snapBytes += n; t.snaps++ }
 
+// snapshotSize is the average size of t's snapshots written or restored
+// (before the first one, a typical size).
+func (t *task) snapshotSize() float64 {
+	if t.snaps == 0 {
+		return 256
+	}
+	return float64(t.snapBytes) / float64(t.snaps)
+}
+
 func (t *task) stateBytes() float64 {
 	if t.snaps == 0 {
 		return 0
 	}
-	return float64(t.snapBytes) / float64(t.snaps) * float64(t.eng.Len())
+	return t.snapshotSize() * float64(t.eng.Len())
 }
 
 // eachTask runs fn on every task, several tasks at once (up to GOMAXPROCS),

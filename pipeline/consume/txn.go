@@ -237,12 +237,13 @@ func (r *Runner) recoverSink(ctx context.Context) error {
 // failure, ctx is done, or the sink's batch needs a flush.
 func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 	polled := 0
-	for polled < r.cfg.MaxPollRecords && ctx.Err() == nil {
-		left := time.Until(deadline)
-		if left <= 0 {
-			break
+	for {
+		if cause := r.full(ctx, polled, deadline); cause != "" {
+			r.m.txRecords.Observe(float64(polled))
+			r.m.txEnds.WithLabelValues(cause).Inc()
+			return nil
 		}
-		pollCtx, cancel := context.WithTimeout(ctx, left)
+		pollCtx, cancel := context.WithDeadline(ctx, deadline)
 		fetches := r.sess.PollRecords(pollCtx, r.cfg.MaxPollRecords-polled)
 		cancel()
 		if fetches.IsClientClosed() {
@@ -296,14 +297,43 @@ func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 		})
 		r.mu.Unlock()
 		polled += fetches.NumRecords()
-		if r.failed() {
-			break // the transaction aborts; no use reading on
-		}
-		if r.dep.Sink.NeedsFlush(r.now()) {
-			break // a full ClickHouse batch: commit it
-		}
 	}
-	return nil
+}
+
+// full says why the open transaction takes no more input, or "" if it
+// does.
+func (r *Runner) full(ctx context.Context, polled int, deadline time.Time) string {
+	switch {
+	case ctx.Err() != nil:
+		return "shutdown"
+	case r.failed():
+		return "failed" // the transaction aborts; no use reading on
+	case !time.Now().Before(deadline):
+		return "interval"
+	case polled >= r.cfg.MaxPollRecords:
+		return "max_poll_records"
+	case r.dep.Sink.NeedsFlush():
+		return "batch_rows" // a full ClickHouse batch: commit it
+	case r.cacheFull():
+		return "cache" // enough changed customers: write them
+	}
+	return ""
+}
+
+// cacheFull reports whether the customers changed in the open transaction
+// would write CacheMaxBytes of changelog snapshots or more.
+func (r *Runner) cacheFull() bool {
+	if r.cfg.CacheMaxBytes <= 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var bytes float64
+	for _, t := range r.tasks {
+		bytes += float64(t.eng.Dirty()) * t.snapshotSize()
+	}
+	r.m.cacheBytes.Set(bytes)
+	return bytes >= float64(r.cfg.CacheMaxBytes)
 }
 
 // dropState forgets every task after an abort, and the aborted

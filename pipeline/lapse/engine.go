@@ -127,6 +127,10 @@ func (e *Engine) Watermark() int64 { return e.wm.Current() }
 // Len returns the number of customers tracked.
 func (e *Engine) Len() int { return int(e.n) }
 
+// Dirty returns how many customers changed since TakeDirty last ran (an
+// upper bound: a customer that moved slot may count twice).
+func (e *Engine) Dirty() int { return len(e.dirty) }
+
 // PendingTimers returns the number of armed timers.
 func (e *Engine) PendingTimers() int { return e.timers.Len() }
 

@@ -20,8 +20,8 @@
 // committed, and commits the next transaction only after it confirmed, so
 // ClickHouse receives only committed work, consumption pauses while
 // ClickHouse is down and memory stays bounded. Discard drops the rows of
-// an aborted transaction before any write. NeedsFlush says when to flush:
-// BatchRows rows pending, or FlushInterval since the last flush.
+// an aborted transaction before any write. NeedsFlush says when a
+// batch is full: BatchRows rows pending.
 //
 // Writes are idempotent. The tables are ReplacingMergeTree: aggregates and
 // daily snapshots are versioned by the customer's state version (the

@@ -24,7 +24,6 @@ import (
 const (
 	DefaultDatabase        = "winback"
 	DefaultBatchRows       = 100000
-	DefaultFlushInterval   = time.Second
 	DefaultMaxRetryBackoff = 10 * time.Second
 	DefaultActiveDays      = 90
 	DefaultAttemptTimeout  = time.Minute
@@ -48,9 +47,6 @@ type Config struct {
 	Database string
 	// BatchRows: NeedsFlush reports true from this many pending rows.
 	BatchRows int
-	// FlushInterval: NeedsFlush reports true this long after the last
-	// flush when rows are pending.
-	FlushInterval time.Duration
 	// MaxRetryBackoff caps the pause between insert attempts.
 	MaxRetryBackoff time.Duration
 	// ActiveDays: a customer counts as active in the retention views if
@@ -74,9 +70,6 @@ func (c *Config) defaults() {
 	}
 	if c.BatchRows <= 0 {
 		c.BatchRows = DefaultBatchRows
-	}
-	if c.FlushInterval <= 0 {
-		c.FlushInterval = DefaultFlushInterval
 	}
 	if c.MaxRetryBackoff <= 0 {
 		c.MaxRetryBackoff = DefaultMaxRetryBackoff
@@ -120,9 +113,8 @@ type Sink struct {
 
 	flushMu sync.Mutex // one Flush at a time
 
-	mu        sync.Mutex
-	pending   *chsql.Batch
-	lastFlush time.Time
+	mu      sync.Mutex
+	pending *chsql.Batch
 }
 
 // Open connects to ClickHouse over the native protocol, reads the
@@ -178,14 +170,13 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		return nil, fmt.Errorf("clickhouse: metrics: %w", err)
 	}
 	s := &Sink{
-		cfg:       cfg,
-		log:       logger,
-		conn:      conn,
-		version:   v,
-		features:  chsql.FeaturesOf(v),
-		m:         m,
-		pending:   chsql.NewBatch(cfg.DLQSampleBytes),
-		lastFlush: cfg.Now(),
+		cfg:      cfg,
+		log:      logger,
+		conn:     conn,
+		version:  v,
+		features: chsql.FeaturesOf(v),
+		m:        m,
+		pending:  chsql.NewBatch(cfg.DLQSampleBytes),
 	}
 	f := s.features
 	logger.Info("clickhouse connected", "addr", strings.Join(opts.Addr, ","), "database", cfg.Database, "server_version", v.String(),
@@ -286,13 +277,12 @@ func (s *Sink) Pending() int {
 	return s.pending.Len()
 }
 
-// NeedsFlush reports whether BatchRows rows are pending, or rows are
-// pending and FlushInterval has passed since the last flush.
-func (s *Sink) NeedsFlush(now time.Time) bool {
+// NeedsFlush reports whether BatchRows rows are pending. (How long rows
+// wait is the stream's commit interval: they are written at every commit.)
+func (s *Sink) NeedsFlush() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.pending.Len()
-	return n >= s.cfg.BatchRows || (n > 0 && now.Sub(s.lastFlush) >= s.cfg.FlushInterval)
+	return s.pending.Len() >= s.cfg.BatchRows
 }
 
 // Flush writes every pending row and returns once ClickHouse has confirmed
@@ -315,9 +305,6 @@ func (s *Sink) StartFlush(ctx context.Context) <-chan error {
 	s.pending = chsql.NewBatch(s.cfg.DLQSampleBytes)
 	s.mu.Unlock()
 	if b.Len() == 0 {
-		s.mu.Lock()
-		s.lastFlush = s.cfg.Now()
-		s.mu.Unlock()
 		s.flushMu.Unlock()
 		done <- nil
 		return done
@@ -363,7 +350,6 @@ func (s *Sink) write(ctx context.Context, b *chsql.Batch) error {
 		s.m.pending.Set(float64(s.pending.Len()))
 		return err
 	}
-	s.lastFlush = s.cfg.Now()
 	s.m.pending.Set(float64(s.pending.Len()))
 	return nil
 }

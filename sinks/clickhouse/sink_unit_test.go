@@ -36,33 +36,32 @@ func offlineSink(t testing.TB, cfg Config) *Sink {
 		t.Fatal(err)
 	}
 	return &Sink{cfg: cfg, log: slog.New(slog.DiscardHandler), conn: conn, m: m,
-		pending: chsql.NewBatch(cfg.DLQSampleBytes), lastFlush: cfg.Now()}
+		pending: chsql.NewBatch(cfg.DLQSampleBytes)}
 }
 
+// TestNeedsFlush: a batch is full at BatchRows rows, counted after the
+// batch keeps only the latest version of a customer-day; Add counts like
+// the single-row adds.
 func TestNeedsFlush(t *testing.T) {
-	c := newClock(clock)
-	s := offlineSink(t, Config{BatchRows: 2, FlushInterval: time.Second, Now: c.now})
-	now := clock
-	if s.NeedsFlush(now.Add(time.Hour)) {
+	s := offlineSink(t, Config{BatchRows: 3})
+	if s.NeedsFlush() {
 		t.Error("nothing pending, yet NeedsFlush")
 	}
 	s.AddAggregate(agg("a", 1, jan5, 1, 1)) // 1 row (customer_daily is fed by its view)
-	if s.NeedsFlush(now.Add(999 * time.Millisecond)) {
-		t.Error("1 of 2 rows, interval not over, yet NeedsFlush")
-	}
-	if !s.NeedsFlush(now.Add(time.Second)) {
-		t.Error("interval over with rows pending, yet no NeedsFlush")
-	}
 	s.AddAggregate(agg("a", 2, jan5, 1, 1)) // same customer-day: still 1 row
-	if s.Pending() != 1 || s.NeedsFlush(now) {
-		t.Errorf("Pending %d, NeedsFlush %v", s.Pending(), s.NeedsFlush(now))
+	if s.Pending() != 1 || s.NeedsFlush() {
+		t.Errorf("Pending %d, NeedsFlush %v", s.Pending(), s.NeedsFlush())
 	}
-	s.AddAggregate(agg("b", 1, jan6, 1, 1))
-	if !s.NeedsFlush(now) {
-		t.Error("2 rows pending, yet no NeedsFlush")
+	s.Add(&event.Rows{Aggregates: []event.Aggregate{*agg("b", 1, jan6, 1, 1)}})
+	if s.NeedsFlush() {
+		t.Error("2 of 3 rows, yet NeedsFlush")
 	}
-	if got := value(s.m.pending); got != 2 {
-		t.Errorf("pending_rows = %v, want 2", got)
+	s.Add(&event.Rows{Triggers: []event.Trigger{{TriggerID: "t", CustomerID: "b"}}})
+	if !s.NeedsFlush() {
+		t.Error("3 rows pending, yet no NeedsFlush")
+	}
+	if got := value(s.m.pending); got != 3 {
+		t.Errorf("pending_rows = %v, want 3", got)
 	}
 }
 

@@ -1,0 +1,70 @@
+package consume
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/winback/winback/pipeline/event"
+	"github.com/winback/winback/pipeline/lapse"
+)
+
+// fullSink reports a full batch when told to.
+type fullSink struct {
+	nopSink
+	full bool
+}
+
+func (s *fullSink) NeedsFlush() bool { return s.full }
+
+// TestFull: a transaction stops taking input for the first cause that
+// holds, in a fixed order, and the cache bound counts the customers the
+// transaction changed times their average snapshot size.
+func TestFull(t *testing.T) {
+	wall := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	later, past := time.Now().Add(time.Hour), time.Now().Add(-time.Millisecond)
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	// A task with 10 changed customers, whose snapshots average 100 B.
+	eng := lapse.NewEngine(lapse.DefaultConfig(), 3, wall)
+	for i := range 10 {
+		ev := event.Event{Kind: event.KindOrder, CustomerID: "c" + strconv.Itoa(i), EventID: "o" + strconv.Itoa(i),
+			OrderType: event.OrderPlaced, OrderID: "o" + strconv.Itoa(i), Amount: 10, Currency: "EUR", Items: 1, Time: wall.Add(-time.Hour).UnixMilli()}
+		eng.Apply(nil, 0, &ev, wall)
+	}
+	if eng.Dirty() != 10 {
+		t.Fatalf("Dirty() = %d after 10 new customers", eng.Dirty())
+	}
+	for _, c := range []struct {
+		name      string
+		ctx       context.Context
+		failed    bool
+		deadline  time.Time
+		polled    int
+		batchFull bool
+		cacheMax  int
+		want      string
+	}{
+		{name: "taking input", ctx: t.Context(), deadline: later, cacheMax: 1001, want: ""},
+		{name: "no cache bound", ctx: t.Context(), deadline: later, want: ""},
+		{name: "cache", ctx: t.Context(), deadline: later, cacheMax: 1000, want: "cache"},
+		{name: "batch rows", ctx: t.Context(), deadline: later, batchFull: true, cacheMax: 1000, want: "batch_rows"},
+		{name: "max poll records", ctx: t.Context(), deadline: later, polled: 50, batchFull: true, want: "max_poll_records"},
+		{name: "interval", ctx: t.Context(), deadline: past, polled: 50, want: "interval"},
+		{name: "failed", ctx: t.Context(), failed: true, deadline: past, want: "failed"},
+		{name: "shutdown", ctx: done, failed: true, deadline: past, want: "shutdown"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := truthRunner(&fullSink{full: c.batchFull}, wall)
+			r.cfg.MaxPollRecords, r.cfg.CacheMaxBytes = 50, c.cacheMax
+			r.tasks = map[int32]*task{0: {eng: eng, snapBytes: 500, snaps: 5}}
+			if c.failed {
+				r.fail(context.Canceled)
+			}
+			if got := r.full(c.ctx, c.polled, c.deadline); got != c.want {
+				t.Errorf("full() = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
