@@ -71,18 +71,18 @@ type Topics struct {
 type Config struct {
 	Topics          Topics
 	Group           string
-	TransactionalID string        // unique per instance
-	ClientOpts      []kgo.Opt     // brokers, TLS, SASL, logger: for both clients
-	SessionOpts     []kgo.Opt     // added to the transactional group client (e.g. its metrics hooks)
-	RestoreOpts     []kgo.Opt     // added to the changelog restore client
-	MaxPollRecords  int           // records per transaction at most
+	TransactionalID string    // unique per instance
+	ClientOpts      []kgo.Opt // brokers, TLS, SASL, logger: for both clients
+	SessionOpts     []kgo.Opt // added to the transactional group client (e.g. its metrics hooks)
+	RestoreOpts     []kgo.Opt // added to the changelog restore client
+	MaxPollRecords  int       // records per transaction at most
 	// CacheMaxBytes ends a transaction early when the customers it
 	// changed would write about this many changelog bytes (changed
 	// customers × average snapshot size); 0: no bound. Each changed
 	// customer writes one snapshot and one aggregate row per commit
 	// however many events it had, so a longer CommitInterval writes
 	// less per event (Kafka Streams' statestore.cache.max.bytes).
-	CacheMaxBytes int
+	CacheMaxBytes   int
 	CommitInterval  time.Duration // longest time a transaction stays open
 	ShutdownTimeout time.Duration // time for the last flush and commit on shutdown
 	// TransactionTimeout is how long the broker lets a transaction stay

@@ -150,11 +150,11 @@ func (r *Runner) evicted(t *task) bool {
 // eraseRows has ClickHouse delete the rows of the customers erased in the
 // open transaction, before its rows are written and before it commits.
 func (r *Runner) eraseRows(ctx context.Context) error {
-	if len(r.txGone.erased) == 0 {
+	if len(r.cur.gone.erased) == 0 {
 		return nil
 	}
-	if err := r.dep.Sink.Erase(ctx, r.txGone.erased); err != nil {
-		return fmt.Errorf("consume: clickhouse erase of %d customers: %w", len(r.txGone.erased), err)
+	if err := r.dep.Sink.Erase(ctx, r.cur.gone.erased); err != nil {
+		return fmt.Errorf("consume: clickhouse erase of %d customers: %w", len(r.cur.gone.erased), err)
 	}
 	return nil
 }

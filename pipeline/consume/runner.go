@@ -41,27 +41,18 @@ type Runner struct {
 	barrier barrier // this cycle's forwarding barrier
 
 	backoff time.Duration // wait after a failed transaction
-	errMu   sync.Mutex    // guards txErr, which produce callbacks set
-	// per transaction
-	txErr    error
-	txTrigs  []event.Trigger // emitted in this transaction, counted on commit
-	txArrive []int64         // arrival (record timestamp, ms) of event-driven triggers
-	txGone   gone            // customers erased and evicted in this transaction
 
-	// ClickHouse writes the rows of the last committed transaction while
-	// the next one is processed (truth.go): flushing is that write's
-	// outcome, nil when none is under way. sinkDown: the last write failed,
-	// and no transaction begins before the restored rows are written.
-	flushing      <-chan error
-	flushCancel   context.CancelFunc
-	flushDeadline time.Time
-	sinkDown      bool
+	// The open transaction's work, and the ClickHouse write of the
+	// previous, committed one's rows, under way while cur is processed
+	// (truth.go). sinkDown: the last write failed, and no transaction
+	// begins before the restored rows are written.
+	cur      txn
+	prev     flush
+	sinkDown bool
 	// confirmed[p] is the assignment generation (gen) of partition p
 	// whose committed rows ClickHouse holds, every one of them: a restore
 	// of p in the same generation (after an abort) writes nothing again.
-	// flushParts are the partitions of the transaction being written.
-	confirmed  map[int32]uint64
-	flushParts map[int32]uint64
+	confirmed map[int32]uint64
 }
 
 // New checks the configuration and builds a Runner. It connects nothing:
@@ -238,7 +229,9 @@ func (r *Runner) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume: kafka client: %w", err)
 	}
+	r.mu.Lock() // Ready reads it
 	r.sess = sess
+	r.mu.Unlock()
 	// Initialising the producer id now, before any restore, fences this
 	// instance's previous incarnation (same transactional id) and aborts
 	// its unfinished transaction, so the changelog is stable at once.
@@ -318,17 +311,9 @@ func (r *Runner) forgetGauges(p int32) {
 }
 
 // fail marks the open transaction for abort.
-func (r *Runner) fail(err error) {
-	r.errMu.Lock()
-	r.txErr = errors.Join(r.txErr, err)
-	r.errMu.Unlock()
-}
+func (r *Runner) fail(err error) { r.cur.fail(err) }
 
-func (r *Runner) failed() bool {
-	r.errMu.Lock()
-	defer r.errMu.Unlock()
-	return r.txErr != nil
-}
+func (r *Runner) failed() bool { return r.cur.failure() != nil }
 
 // graceContext is not cancelled with ctx but grace after it.
 func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {

@@ -132,9 +132,9 @@ func (r *Runner) collect(t *task) {
 		r.produce(rec)
 	}
 	r.dep.Sink.Add(&o.rows)
-	r.txTrigs = append(r.txTrigs, o.rows.Triggers...)
-	r.txArrive = append(r.txArrive, o.arrive...)
-	r.txGone.add(&o.gone)
+	r.cur.trigs = append(r.cur.trigs, o.rows.Triggers...)
+	r.cur.arrive = append(r.cur.arrive, o.arrive...)
+	r.cur.gone.add(&o.gone)
 	clear(o.recs)
 	o.rows.Reset()
 	*o = taskOut{recs: o.recs[:0], rows: o.rows, arrive: o.arrive[:0], gone: o.gone.reset()}

@@ -6,10 +6,53 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/winback/winback/pipeline/event"
 )
+
+// txn is the work of the open transaction.
+type txn struct {
+	mu     sync.Mutex // guards err, which produce callbacks set
+	err    error      // the transaction must abort
+	trigs  []event.Trigger
+	arrive []int64 // arrival (record timestamp, ms) of event-driven triggers
+	gone   gone    // customers erased and evicted
+}
+
+// reset empties t for a new transaction, keeping its buffers.
+func (t *txn) reset() {
+	t.mu.Lock()
+	t.err = nil
+	t.mu.Unlock()
+	t.trigs, t.arrive, t.gone = t.trigs[:0], t.arrive[:0], t.gone.reset()
+}
+
+// fail marks the transaction for abort.
+func (t *txn) fail(err error) {
+	t.mu.Lock()
+	t.err = errors.Join(t.err, err)
+	t.mu.Unlock()
+}
+
+// failure is why the transaction must abort, or nil.
+func (t *txn) failure() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+// flush is the ClickHouse write of a committed transaction's rows: done
+// sends its outcome (nil done: none is under way), parts are the
+// partitions (and their generations) the transaction held.
+type flush struct {
+	done     <-chan error
+	cancel   context.CancelFunc
+	deadline time.Time
+	parts    map[int32]uint64
+}
 
 // cycle runs one transaction: poll and process until the batch is full or
 // CommitInterval has passed, fire timers, wait until ClickHouse has
@@ -31,10 +74,7 @@ func (r *Runner) cycle(ctx context.Context) error {
 	if err := r.sess.Begin(); err != nil {
 		return fmt.Errorf("consume: begin transaction: %w", err)
 	}
-	r.errMu.Lock()
-	r.txErr = nil
-	r.errMu.Unlock()
-	r.txTrigs, r.txArrive, r.txGone = r.txTrigs[:0], r.txArrive[:0], r.txGone.reset()
+	r.cur.reset()
 
 	if err := r.process(ctx, start.Add(r.cfg.CommitInterval)); err != nil {
 		return err
@@ -49,7 +89,7 @@ func (r *Runner) cycle(ctx context.Context) error {
 	// earlier row is in, before this transaction's rows are added (the
 	// delete also drops the pending rows of theirs), and before it
 	// commits, so that a crash replays the delete (erase.go).
-	if len(r.txGone.erased) > 0 {
+	if len(r.cur.gone.erased) > 0 {
 		err := r.awaitFlush()
 		if err == nil {
 			ectx, ecancel := context.WithTimeout(fctx, r.cfg.FlushTimeout)
@@ -77,9 +117,7 @@ func (r *Runner) cycle(ctx context.Context) error {
 	if err := r.sess.Client().Flush(fctx); err != nil {
 		r.fail(fmt.Errorf("flush producer: %w", err))
 	}
-	r.errMu.Lock()
-	txErr := r.txErr
-	r.errMu.Unlock()
+	txErr := r.cur.failure()
 	if txErr != nil {
 		r.log.Error("consume: aborting transaction", "err", txErr)
 	}
@@ -120,8 +158,8 @@ func (r *Runner) cycle(ctx context.Context) error {
 		return nil
 	}
 	// Committed: its rows go to ClickHouse now, in the background.
-	r.flushDeadline = time.Now().Add(r.cfg.FlushTimeout)
-	fl, flCancel := context.WithDeadline(context.WithoutCancel(ctx), r.flushDeadline)
+	deadline := time.Now().Add(r.cfg.FlushTimeout)
+	fl, flCancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	flushed, done := r.dep.Sink.StartFlush(fl), make(chan error, 1)
 	go func() {
 		err := <-flushed
@@ -130,23 +168,23 @@ func (r *Runner) cycle(ctx context.Context) error {
 		}
 		done <- err
 	}()
-	r.flushing, r.flushCancel, r.flushParts = done, flCancel, parts
+	r.prev = flush{done: done, cancel: flCancel, deadline: deadline, parts: parts}
 
 	r.backoff = 0
 	r.m.txCommits.Inc()
 	end := r.now()
-	for i := range r.txTrigs {
-		t := &r.txTrigs[i]
+	for i := range r.cur.trigs {
+		t := &r.cur.trigs[i]
 		r.m.triggers.WithLabelValues(string(t.Kind), string(t.PrimaryReason), string(t.RecommendedAction), string(t.ValueTier), string(t.Arm())).Inc()
 		if _, ok := t.Evidence["budget_delayed_days"]; ok {
 			r.m.budgetDelayed.Inc()
 		}
 	}
-	for _, at := range r.txArrive {
+	for _, at := range r.cur.arrive {
 		r.m.triggerLatency.Observe(math.Max(0, float64(end.UnixMilli()-at)/1000))
 	}
 	r.m.batchSeconds.Observe(end.Sub(start).Seconds())
-	r.txGone.count(r.m)
+	r.cur.gone.count(r.m)
 	return nil
 }
 
@@ -169,17 +207,17 @@ func (r *Runner) abortForSink(ctx context.Context, err error) {
 // connect to a frozen server); the write then goes on in the background
 // until it ends, and the sink's next flush waits for it.
 func (r *Runner) awaitFlush() error {
-	if r.flushing == nil {
+	if r.prev.done == nil {
 		return nil
 	}
-	defer func() { r.flushCancel(); r.flushing, r.flushCancel, r.flushParts = nil, nil, nil }()
-	timer := time.NewTimer(time.Until(r.flushDeadline))
+	defer func() { r.prev.cancel(); r.prev = flush{} }()
+	timer := time.NewTimer(time.Until(r.prev.deadline))
 	defer timer.Stop()
 	select {
-	case err := <-r.flushing:
+	case err := <-r.prev.done:
 		if err == nil {
 			r.mu.Lock()
-			maps.Copy(r.confirmed, r.flushParts)
+			maps.Copy(r.confirmed, r.prev.parts)
 			r.mu.Unlock()
 		}
 		return err
