@@ -86,7 +86,7 @@ func (q *queued) rank() int {
 
 // placeErasure fills q from an erasure record of task t, or marks it for
 // the dead-letter topic.
-func (r *Runner) placeErasure(t *task, rec *kgo.Record, q *queued) {
+func (t *task) placeErasure(rec *kgo.Record, q *queued) {
 	bad := func(reason decode.Reason, format string, a ...any) {
 		q.rec, q.err = rec, &decode.Error{Reason: reason, Field: "key", Err: fmt.Errorf(format, a...)}
 	}
@@ -99,7 +99,7 @@ func (r *Runner) placeErasure(t *task, rec *kgo.Record, q *queued) {
 	case strings.HasPrefix(id, "\x00"):
 		bad(decode.ReasonFieldInvalid, "an erasure key cannot start with a NUL byte (winback's own changelog keys do)")
 	default:
-		if p := r.keys.Of(id, r.nparts); p != t.p {
+		if p := t.keys.Of(id, t.nparts); p != t.p {
 			bad(decode.ReasonKeyPartition, "erasure request for %q is on partition %d, but murmur2 places it on %d; send it again with winback erase (or a murmur2 partitioner)", truncate(rec.Key, 64), t.p, p)
 			return
 		}
@@ -110,12 +110,12 @@ func (r *Runner) placeErasure(t *task, rec *kgo.Record, q *queued) {
 // erase applies the erasure request q in task t: the customer leaves the
 // engine, its changelog key gets a tombstone, and its id joins the
 // transaction's erasures for ClickHouse.
-func (r *Runner) erase(t *task, q *queued) {
+func (t *task) erase(q *queued) {
 	id := q.ev.CustomerID
 	if !t.eng.Erase(id) {
 		t.out.gone.absent++
 	}
-	t.out.recs = append(t.out.recs, r.tombstone(t, id))
+	t.out.recs = append(t.out.recs, t.tombstone(id))
 	t.out.gone.erased = append(t.out.gone.erased, id)
 	// The transaction's triggers kept for a restore to write to ClickHouse
 	// again (truth.go) lose the customer's: a restore must not bring its
@@ -127,20 +127,20 @@ func (r *Runner) erase(t *task, q *queued) {
 }
 
 // tombstone returns a changelog tombstone for customer id of task t.
-func (r *Runner) tombstone(t *task, id string) *kgo.Record {
+func (t *task) tombstone(id string) *kgo.Record {
 	rec := t.arena.record()
-	rec.Topic, rec.Partition = r.cfg.Topics.State, t.p
+	rec.Topic, rec.Partition = t.cfg.Topics.State, t.p
 	rec.Key = t.arena.bytes(func(b []byte) []byte { return append(b, id...) })
 	return rec
 }
 
 // evicted writes the tombstone and the evicted row of every customer t's
 // engine evicted, and reports whether there was one. It runs in advance.
-func (r *Runner) evicted(t *task) bool {
+func (t *task) evicted() bool {
 	any := false
 	t.eng.TakeGone(func(g *lapse.Gone) {
 		any = true
-		t.out.recs = append(t.out.recs, r.tombstone(t, g.ID))
+		t.out.recs = append(t.out.recs, t.tombstone(g.ID))
 		t.out.rows.Aggregates = append(t.out.rows.Aggregates, g.Aggregate)
 		t.out.gone.evicted++
 	})

@@ -59,7 +59,7 @@ func TestPickErasures(t *testing.T) {
 // be a customer's, or on another partition than murmur2 gives its key is
 // dead-lettered with a reason that says so.
 func TestPlaceErasure(t *testing.T) {
-	r := &Runner{keys: Partitioner(), nparts: 4}
+	r := &Runner{env: &env{keys: Partitioner(), nparts: 4}}
 	var mine, other string
 	for i := 0; mine == "" || other == ""; i++ {
 		id := "c" + strconv.Itoa(i)
@@ -69,13 +69,13 @@ func TestPlaceErasure(t *testing.T) {
 			other = id
 		}
 	}
-	tk := &task{p: 2}
+	tk := &task{env: r.env, p: 2}
 	at := time.UnixMilli(1_700_000_000_000)
 	f := func(key []byte, want decode.Reason) {
 		t.Helper()
 		var q queued
 		rec := &kgo.Record{Key: key, Timestamp: at, Partition: 2}
-		r.placeErasure(tk, rec, &q)
+		tk.placeErasure(rec, &q)
 		if want == "" {
 			if !q.erase || q.rec != nil || q.ev.CustomerID != string(key) || q.ev.Time != at.UnixMilli() {
 				t.Errorf("key %q: %+v, want an erasure at %d", key, q, at.UnixMilli())
@@ -98,8 +98,8 @@ func TestPlaceErasure(t *testing.T) {
 // transaction's erasures; a customer the task never held counts as
 // absent, and its tombstone is written all the same.
 func TestErase(t *testing.T) {
-	r := &Runner{cfg: Config{Topics: Topics{State: "st"}}, dep: Deps{Sink: nopSink{}}, m: newMetrics(nil)}
-	tk := &task{p: 1, eng: lapse.NewEngine(lapse.DefaultConfig(), 3, time.Unix(0, 0))}
+	r := &Runner{env: &env{cfg: Config{Topics: Topics{State: "st"}}, dep: Deps{Sink: nopSink{}}, m: newMetrics(nil)}}
+	tk := &task{env: r.env, p: 1, eng: lapse.NewEngine(lapse.DefaultConfig(), 3, time.Unix(0, 0))}
 	ev := event.Event{Kind: event.KindEmail, EmailType: event.EmailDelivered, CustomerID: "a", Time: 1_700_000_000_000, CSAT: -1, NPS: -1}
 	tk.eng.Apply(nil, lapse.SourceEmail, &ev, time.Unix(0, 0))
 	// The transaction's unconfirmed triggers (truth.go): a's must go, so
@@ -114,7 +114,7 @@ func TestErase(t *testing.T) {
 	for _, id := range []string{"a", "b"} {
 		q := queued{erase: true}
 		q.ev.CustomerID = id
-		r.erase(tk, &q)
+		tk.erase(&q)
 	}
 	if tk.eng.Customer("a") != nil || tk.eng.Len() != 0 {
 		t.Fatal("customer a still in the engine")

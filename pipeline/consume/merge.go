@@ -341,7 +341,7 @@ func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartitio
 		q := s.add()
 		q.off, q.arrive = rec.Offset, rec.Timestamp.UnixMilli()
 		if src == srcErasures {
-			r.placeErasure(t, rec, q)
+			t.placeErasure(rec, q)
 			continue
 		}
 		k := kind
@@ -352,13 +352,13 @@ func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartitio
 				continue
 			}
 		}
-		r.place(t, src, rec, q, r.dep.Decoder.Decode(ctx, k, rec.Key, rec.Value, &q.ev))
+		t.place(src, rec, q, r.dep.Decoder.Decode(ctx, k, rec.Key, rec.Value, &q.ev))
 		if q.rec == nil || q.fwd {
 			s.maxTime = max(s.maxTime, q.ev.Time)
 		}
 		if q.fwd {
 			if rec.Offset >= t.fwdNext[src] {
-				r.forward(t, q)
+				t.forward(q)
 				t.fwdNext[src], t.forwarded = rec.Offset+1, true
 			}
 			s.dropLast()
@@ -416,7 +416,7 @@ func (r *Runner) drain(t *task, b barrier) {
 		q := s.pop()
 		probeAhead(t.eng, &s.fifo)
 		if q.erase {
-			r.erase(t, q)
+			t.erase(q)
 			s.ok.Inc()
 			continue
 		}
@@ -427,7 +427,7 @@ func (r *Runner) drain(t *task, b barrier) {
 				t.out.fail(fmt.Errorf("%s/%d@%d: %w", q.rec.Topic, q.rec.Partition, q.rec.Offset, q.err))
 				return
 			}
-			r.deadLetter(t, q.rec, q.err)
+			t.deadLetter(q.rec, q.err)
 			continue
 		}
 		trigs, dup, late := t.eng.Apply(t.trigBuf[:0], lapse.SourceOf(q.ev.Kind), &q.ev, now)
@@ -442,7 +442,7 @@ func (r *Runner) drain(t *task, b barrier) {
 			s.ok.Inc()
 		}
 		for j := range trigs {
-			r.emit(t, &trigs[j], q.arrive)
+			t.emit(&trigs[j], q.arrive)
 		}
 		t.trigBuf = trigs[:0]
 	}

@@ -163,7 +163,7 @@ func TestPartitionOfIsMurmur2(t *testing.T) {
 // never more than the client would, and a partition without a task commits
 // nothing.
 func TestCommitOffsets(t *testing.T) {
-	r := &Runner{tasks: map[int32]*task{}}
+	r := &Runner{env: &env{}, tasks: map[int32]*task{}}
 	orders := queue(12, 20, 100, 200) // offsets 0 and 1 queued, unapplied
 	orders.chunks[0][0].off, orders.chunks[0][1].off = 10, 11
 	orders.topic = "orders"
@@ -276,10 +276,10 @@ func TestDropLastAndSort(t *testing.T) {
 // orders are read (KIP-695); an answer showing it caught up lets them go.
 func TestNoteEnd(t *testing.T) {
 	now := time.Unix(50, 0)
-	r := &Runner{
+	r := &Runner{env: &env{
 		cfg: Config{Topics: Topics{Orders: "orders", Email: "email-events", Support: "support-events", Repartition: "rep"}},
 		now: func() time.Time { return now },
-	}
+	}}
 	for _, tc := range []struct {
 		name string
 		lso  int64

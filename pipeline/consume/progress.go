@@ -228,22 +228,22 @@ func (t *task) caughtUp() bool {
 // follow raises t's watermark to the pipeline's event time when t is
 // caught up and has had no input for the idle timeout, and fires the
 // timers that fall due. It runs in advance, with r.mu held.
-func (r *Runner) follow(t *task, g int64, ok bool, now time.Time) {
-	idle := r.cfg.Lapse.IdleTimeout
+func (t *task) follow(g int64, ok bool, now time.Time) {
+	idle := t.cfg.Lapse.IdleTimeout
 	if !ok || idle <= 0 || !t.caughtUp() || now.Sub(t.lastInput) < idle {
 		return
 	}
-	g = min(g, now.Add(r.cfg.MaxFutureSkew).UnixMilli())
+	g = min(g, now.Add(t.cfg.MaxFutureSkew).UnixMilli())
 	if g <= t.eng.Watermark() {
 		return
 	}
 	trigs := t.eng.Follow(t.trigBuf[:0], g, now)
 	for i := range trigs {
-		r.emit(t, &trigs[i], -1)
+		t.emit(&trigs[i], -1)
 	}
 	t.trigBuf = trigs[:0]
 	t.followed = true
-	r.m.follows.Inc()
+	t.m.follows.Inc()
 }
 
 // localProgress returns the progress of the tasks this instance holds.
@@ -274,14 +274,14 @@ func (t *task) frontier() int64 {
 
 // publish adds t's progress record to its outputs when it changed since
 // the last one.
-func (r *Runner) publish(t *task) {
+func (t *task) publish() {
 	g := progress{wm: t.eng.Watermark(), caughtUp: t.caughtUp(), frontier: t.frontier(), forwarded: t.forwarded}
 	if t.published != nil && *t.published == g {
 		return
 	}
 	t.published = &g
 	rec := t.arena.record()
-	rec.Topic, rec.Partition = r.cfg.Topics.Progress, 0
+	rec.Topic, rec.Partition = t.cfg.Topics.Progress, 0
 	rec.Key = progressKey(t.p)
 	rec.Value = g.appendBinary(nil)
 	t.out.recs = append(t.out.recs, rec)

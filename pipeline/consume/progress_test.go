@@ -94,13 +94,13 @@ func TestFollow(t *testing.T) {
 	wall := t0.Add(120 * day)
 	cfg := lapse.DefaultConfig()
 	newRunner := func() *Runner {
-		return &Runner{cfg: Config{Lapse: cfg, MaxFutureSkew: 5 * time.Minute, Topics: Topics{State: "st", Progress: "pr"}},
-			dep: Deps{Sink: nopSink{}, Outputs: testOutputs}, m: newMetrics(nil), now: func() time.Time { return wall }}
+		return &Runner{env: &env{cfg: Config{Lapse: cfg, MaxFutureSkew: 5 * time.Minute, Topics: Topics{State: "st", Progress: "pr"}},
+			dep: Deps{Sink: nopSink{}, Outputs: testOutputs}, m: newMetrics(nil), now: func() time.Time { return wall }}}
 	}
 	// A weekly buyer whose eight orders end on day 49: lapse due within
 	// weeks after that.
-	newTask := func() *task {
-		tk := &task{p: 0, eng: lapse.NewEngine(cfg, 3, wall.Add(-time.Hour))}
+	newTask := func(r *Runner) *task {
+		tk := &task{env: r.env, p: 0, eng: lapse.NewEngine(cfg, 3, wall.Add(-time.Hour))}
 		for i := range 8 {
 			ev := event.Event{Kind: event.KindOrder, EventID: string(rune('a' + i)), CustomerID: "quiet", Time: t0.Add(time.Duration(7*i) * day).UnixMilli(),
 				OrderType: event.OrderPlaced, OrderID: string(rune('a' + i)), Amount: 20, Currency: "EUR", Items: 1}
@@ -129,8 +129,8 @@ func TestFollow(t *testing.T) {
 	pipeline := t0.Add(110 * day).UnixMilli() // far past the lapse
 
 	r := newRunner()
-	tk := newTask()
-	r.follow(tk, pipeline, true, wall)
+	tk := newTask(r)
+	tk.follow(pipeline, true, wall)
 	if lapses(tk) != 1 || !tk.followed || tk.eng.Watermark() != pipeline {
 		t.Fatalf("caught up and idle: %d triggers, followed %v, watermark %d; want 1, true, %d", lapses(tk), tk.followed, tk.eng.Watermark(), pipeline)
 	}
@@ -139,7 +139,7 @@ func TestFollow(t *testing.T) {
 	for _, later := range []time.Duration{10 * time.Minute, 30 * day} {
 		wall := wall.Add(later)
 		r.now = func() time.Time { return wall }
-		r.follow(tk, pipeline, true, wall)
+		tk.follow(pipeline, true, wall)
 		if lapses(tk) != 1 {
 			t.Fatalf("after %v of silence: %d triggers, want still 1", later, lapses(tk))
 		}
@@ -158,10 +158,10 @@ func TestFollow(t *testing.T) {
 		{"pipeline time behind the task", func(*task) {}, t0.UnixMilli(), true},
 	} {
 		r := newRunner()
-		tk := newTask()
+		tk := newTask(r)
 		c.prep(tk)
 		before := tk.eng.Watermark()
-		r.follow(tk, c.g, c.ok, wall)
+		tk.follow(c.g, c.ok, wall)
 		if lapses(tk) != 0 || tk.followed || tk.eng.Watermark() != before {
 			t.Errorf("%s: followed (%d triggers, watermark %d → %d)", c.name, lapses(tk), before, tk.eng.Watermark())
 		}
@@ -170,8 +170,8 @@ func TestFollow(t *testing.T) {
 	// A pipeline time in the future (a producer's clock) is cut to wall
 	// clock + skew.
 	r = newRunner()
-	tk = newTask()
-	r.follow(tk, wall.Add(30*day).UnixMilli(), true, wall)
+	tk = newTask(r)
+	tk.follow(wall.Add(30*day).UnixMilli(), true, wall)
 	if want := wall.Add(r.cfg.MaxFutureSkew).UnixMilli(); tk.eng.Watermark() != want {
 		t.Errorf("watermark %d after following a future time, want wall + skew %d", tk.eng.Watermark(), want)
 	}

@@ -35,35 +35,35 @@ func (m *modelMetrics) collectors() []prometheus.Collector {
 }
 
 // watchRefits logs and counts t's refits.
-func (r *Runner) watchRefits(t *task) {
+func (t *task) watchRefits() {
 	l := strconv.Itoa(int(t.p))
 	t.eng.OnRefit(func(i lapse.RefitInfo) {
 		outcome := "kept"
 		if i.Fitted {
 			outcome = "fitted"
 		}
-		r.m.model.refits.WithLabelValues(l, outcome).Inc()
-		r.m.model.duration.WithLabelValues(l).Set(i.Duration.Seconds())
-		r.modelGauges(t)
+		t.m.model.refits.WithLabelValues(l, outcome).Inc()
+		t.m.model.duration.WithLabelValues(l).Set(i.Duration.Seconds())
+		t.modelGauges()
 		args := []any{"partition", t.p, "at", time.UnixMilli(i.At).UTC().Format(time.RFC3339), "outcome", outcome,
 			"sample", i.Sample, "customers", i.Customers, "model", i.After.String(), "value_per_purchase", i.PopAOV,
 			"evaluations", i.Fit.Evals, "duration", i.Duration.Round(time.Microsecond)}
 		if i.Err != nil {
-			r.log.Warn("consume: purchase model refit failed, parameters kept", append(args, "err", i.Err)...)
+			t.log.Warn("consume: purchase model refit failed, parameters kept", append(args, "err", i.Err)...)
 			return
 		}
-		r.log.Info("consume: purchase model refitted", args...)
+		t.log.Info("consume: purchase model refitted", args...)
 	})
 }
 
 // modelGauges sets the gauges of t's purchase model in use.
-func (r *Runner) modelGauges(t *task) {
+func (t *task) modelGauges() {
 	l := strconv.Itoa(int(t.p))
 	p := t.eng.PurchaseModel()
 	for _, g := range [...]struct {
 		name string
 		v    float64
 	}{{"r", p.R}, {"alpha", p.Alpha}, {"a", p.A}, {"b", p.B}, {"value_per_purchase", t.eng.PopulationOrderValue()}} {
-		r.m.model.params.WithLabelValues(l, g.name).Set(g.v)
+		t.m.model.params.WithLabelValues(l, g.name).Set(g.v)
 	}
 }

@@ -21,12 +21,12 @@ import (
 func TestRefitsLoggedAndCounted(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var logs bytes.Buffer
-	r := &Runner{m: newMetrics(reg), log: slog.New(slog.NewTextHandler(&logs, nil))}
+	r := &Runner{env: &env{m: newMetrics(reg), log: slog.New(slog.NewTextHandler(&logs, nil))}}
 	cfg := lapse.DefaultConfig()
 	cfg.IdleTimeout = 0
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tk := &task{p: 3, eng: lapse.NewEngine(cfg, 1, start)} // orders only
-	r.watchRefits(tk)
+	tk := &task{env: r.env, p: 3, eng: lapse.NewEngine(cfg, 1, start)} // orders only
+	tk.watchRefits()
 	// 300 weekly to monthly buyers over 60 days, in event-time order.
 	type ev struct {
 		t  time.Time

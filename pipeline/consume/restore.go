@@ -47,11 +47,11 @@ func (r *Runner) restorePending(ctx context.Context) error {
 		if r.pending[p] && r.gen[p] == gen[p] {
 			r.tasks[p] = t
 			delete(r.pending, p)
-			trigs := r.finishRestore(t)
+			trigs := t.finishRestore()
 			if g, ok := r.confirmed[p]; !ok || g != r.gen[p] {
 				r.resync(t, trigs)
 			}
-			r.gauges(t, r.now())
+			t.gauges(r.now())
 		}
 	}
 	r.ready = len(r.pending) == 0
@@ -60,11 +60,11 @@ func (r *Runner) restorePending(ctx context.Context) error {
 
 func (r *Runner) newTask(p int32, pos inputPositions) *task {
 	now := r.now()
-	t := &task{p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now,
+	t := &task{env: r.env, p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now,
 		fwdWait: math.MaxInt64} // until the next cycle's barrier says what to wait for
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
 	t.eng.SetTTL(r.cfg.StateTTL)
-	r.watchRefits(t)
+	t.watchRefits()
 	l := strconv.Itoa(int(p))
 	for i := range t.src {
 		s := &t.src[i]
@@ -149,7 +149,7 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 					break
 				}
 				if !rec.Attrs.IsControl() {
-					if err := r.restoreRecord(t, rec); err != nil && failed == nil {
+					if err := t.restoreRecord(rec); err != nil && failed == nil {
 						failed = err
 					}
 					counts[fp.Partition]++
@@ -177,7 +177,7 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 
 // restoreRecord applies one changelog record to t. A record that cannot
 // be restored is an error: skipping it would lose state silently.
-func (r *Runner) restoreRecord(t *task, rec *kgo.Record) error {
+func (t *task) restoreRecord(rec *kgo.Record) error {
 	var err error
 	key := string(rec.Key)
 	if rec.Value == nil {
@@ -228,10 +228,10 @@ func (r *Runner) restoreRecord(t *task, rec *kgo.Record) error {
 // whose changelog held no state starts a new epoch (the wall clock's
 // second), recorded with its first commit; state written before epochs
 // existed keeps epoch 0, the versions it has in ClickHouse.
-func (r *Runner) finishRestore(t *task) []event.Trigger {
+func (t *task) finishRestore() []event.Trigger {
 	if !t.epochKnown {
 		if !t.hadState {
-			t.epoch = uint32(r.now().Unix())
+			t.epoch = uint32(t.now().Unix())
 		}
 		t.epochDirty = true
 	}

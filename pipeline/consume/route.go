@@ -68,10 +68,10 @@ func kindOf(rec *kgo.Record) (event.Kind, bool) {
 // place decides what task t does with a record of source src decoded into
 // q.ev with error err: apply it (nil q.rec), forward it (q.fwd), or
 // dead-letter it.
-func (r *Runner) place(t *task, src int, rec *kgo.Record, q *queued, err error) {
+func (t *task) place(src int, rec *kgo.Record, q *queued, err error) {
 	switch {
 	case err == nil:
-		p := r.keys.Of(q.ev.CustomerID, r.nparts)
+		p := t.keys.Of(q.ev.CustomerID, t.nparts)
 		if p == t.p {
 			return
 		}
@@ -82,12 +82,12 @@ func (r *Runner) place(t *task, src int, rec *kgo.Record, q *queued, err error) 
 				Err: fmt.Errorf("repartitioned record for customer %q is on partition %d, not %d", q.ev.CustomerID, t.p, p)}
 			return
 		}
-		if r.cfg.StrictPartitioning {
+		if t.cfg.StrictPartitioning {
 			q.rec, q.err = rec, &decode.Error{Reason: decode.ReasonKeyPartition, Field: "customer_id",
 				Err: fmt.Errorf("key %q is on partition %d, but murmur2 places it on %d; produce with the murmur2 partitioner or set --input-partitioning=auto", truncate(rec.Key, 64), t.p, p)}
 			return
 		}
-	case decode.IsKeyError(err) && !r.cfg.StrictPartitioning && src != srcRepartition && q.ev.CustomerID != "":
+	case decode.IsKeyError(err) && !t.cfg.StrictPartitioning && src != srcRepartition && q.ev.CustomerID != "":
 	default:
 		q.rec, q.err = rec, err
 		return
@@ -97,17 +97,17 @@ func (r *Runner) place(t *task, src int, rec *kgo.Record, q *queued, err error) 
 
 // forward produces q's record to the repartition topic, keyed by its
 // customer_id, in t's outputs.
-func (r *Runner) forward(t *task, q *queued) {
+func (t *task) forward(q *queued) {
 	src := q.rec
-	if err := r.dep.Outputs.Fits(src, 256); err != nil {
+	if err := t.dep.Outputs.Fits(src, 256); err != nil {
 		// With winback's headers it would not fit the producer's
 		// limit, and fail every replay of the transaction.
-		r.deadLetter(t, src, &decode.Error{Reason: decode.ReasonValueTooLarge, Field: "",
+		t.deadLetter(src, &decode.Error{Reason: decode.ReasonValueTooLarge, Field: "",
 			Err: fmt.Errorf("it cannot be forwarded to the repartition topic: %w", err)})
 		return
 	}
 	rec := t.arena.record()
-	rec.Topic = r.cfg.Topics.Repartition
+	rec.Topic = t.cfg.Topics.Repartition
 	rec.Key = t.arena.bytes(func(b []byte) []byte { return append(b, q.ev.CustomerID...) })
 	rec.Value = src.Value
 	rec.Headers = append(append(rec.Headers[:0], src.Headers...),
@@ -117,7 +117,7 @@ func (r *Runner) forward(t *task, q *queued) {
 		kgo.RecordHeader{Key: hdrOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
 	)
 	t.out.recs = append(t.out.recs, rec)
-	r.m.repartitioned.WithLabelValues(src.Topic).Inc()
+	t.m.repartitioned.WithLabelValues(src.Topic).Inc()
 }
 
 // fwdKey is the changelog key of a task's forwarding positions.

@@ -24,14 +24,14 @@ func BenchmarkRoute(b *testing.B) {
 	const fetch = 1024
 	ctx := context.Background()
 	newRunner := func(nparts int) *Runner {
-		return &Runner{
+		return &Runner{env: &env{
 			cfg: Config{Topics: Topics{Orders: "orders", Email: "email-events", Support: "support-events", Repartition: "rep"}},
 			dep: Deps{Decoder: s.dec}, m: newMetrics(nil), now: func() time.Time { return s.now },
 			keys: Partitioner(), nparts: nparts,
-		}
+		}}
 	}
 	newTask := func(r *Runner, p int32) *task {
-		t := &task{p: p}
+		t := &task{env: r.env, p: p}
 		for i, topic := range []string{"orders", "email-events", "support-events", "rep"} {
 			t.src[i] = source{topic: topic, next: 0, hwm: 0}
 			t.src[i].lag = r.m.consumerLag.WithLabelValues(topic, "0")

@@ -15,13 +15,24 @@ import (
 	"github.com/winback/winback/pipeline/event"
 )
 
-// Runner is one winback instance's stream processor.
+// env is what a runner and its tasks share: the configuration and
+// thread-safe collaborators. nparts changes only between sessions, under
+// Runner.mu, which tasks run under.
+type env struct {
+	cfg    Config
+	dep    Deps
+	log    *slog.Logger
+	m      *metrics
+	now    func() time.Time
+	keys   KeyPartitioner
+	nparts int // partitions of each input topic
+}
+
+// Runner is one winback instance's stream processor: it runs the group
+// session, takes and drops tasks as partitions are assigned and revoked,
+// and drives the transaction cycle (txn.go) over the tasks it holds.
 type Runner struct {
-	cfg Config
-	dep Deps
-	log *slog.Logger
-	m   *metrics
-	now func() time.Time
+	*env
 
 	sess    *kgo.GroupTransactSession
 	restore *kgo.Client // reads the changelog, read_committed, no group
@@ -34,9 +45,7 @@ type Runner struct {
 	owned   map[int32]bool   // partitions assigned to us
 	pending map[int32]bool   // assigned, not yet restored
 	gen     map[int32]uint64 // bumped on every assignment, to spot a stale restore
-	nparts  int              // partitions of each input topic
-	keys    KeyPartitioner
-	ready   bool // joined, and nothing left to restore
+	ready   bool             // joined, and nothing left to restore
 
 	barrier barrier // this cycle's forwarding barrier
 
@@ -100,17 +109,12 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 		dep.Now = time.Now
 	}
 	return &Runner{
-		cfg:       cfg,
-		dep:       dep,
-		log:       dep.Logger,
-		m:         newMetrics(dep.Registerer),
-		now:       dep.Now,
+		env:       &env{cfg: cfg, dep: dep, log: dep.Logger, m: newMetrics(dep.Registerer), now: dep.Now, keys: Partitioner()},
 		tasks:     map[int32]*task{},
 		owned:     map[int32]bool{},
 		pending:   map[int32]bool{},
 		gen:       map[int32]uint64{},
 		confirmed: map[int32]uint64{},
-		keys:      Partitioner(),
 		board:     newBoard(),
 	}, nil
 }

@@ -20,7 +20,12 @@ import (
 	"github.com/winback/winback/pipeline/lapse"
 )
 
+// task is partition p of the inputs and the changelog: its engine, its
+// queues of fetched records, and its outputs since they were last
+// collected. Tasks run in parallel, each touching only itself and the
+// shared env.
 type task struct {
+	*env
 	p   int32
 	eng *lapse.Engine
 	src [nSources]source // orders, email, support, repartition, erasures: buffered in event-time order
@@ -142,18 +147,18 @@ func (r *Runner) collect(t *task) {
 
 // deadLetter sends rec, which failed with err, to the dead-letter topic and
 // its row to ClickHouse.
-func (r *Runner) deadLetter(t *task, rec *kgo.Record, err error) {
-	out, row := r.dep.Outputs.DeadLetter(rec, err, r.now())
-	r.m.dlq.WithLabelValues(row.Reason).Inc()
-	r.m.events.WithLabelValues(rec.Topic, "dlq").Inc()
+func (t *task) deadLetter(rec *kgo.Record, err error) {
+	out, row := t.dep.Outputs.DeadLetter(rec, err, t.now())
+	t.m.dlq.WithLabelValues(row.Reason).Inc()
+	t.m.events.WithLabelValues(rec.Topic, "dlq").Inc()
 	t.out.rows.DeadLetters = append(t.out.rows.DeadLetters, row)
 	t.out.recs = append(t.out.recs, out)
 }
 
 // emit sends a trigger of task t; arrive is the arrival of the event that
 // made it due, or -1 for a timer.
-func (r *Runner) emit(t *task, tr *event.Trigger, arrive int64) {
-	rec, err := r.dep.Outputs.Trigger(tr)
+func (t *task) emit(tr *event.Trigger, arrive int64) {
+	rec, err := t.dep.Outputs.Trigger(tr)
 	if err != nil {
 		t.out.fail(err)
 		return
@@ -192,60 +197,68 @@ func (r *Runner) produce(rec *kgo.Record) {
 func (r *Runner) advance() {
 	now := r.now()
 	g, ok := r.board.pipelineTime(r.localProgress())
-	r.eachTask(func(t *task) {
-		r.follow(t, g, ok, now)
-		trigs := t.eng.Advance(t.trigBuf[:0], now)
-		for i := range trigs {
-			r.emit(t, &trigs[i], -1)
-		}
-		t.trigBuf = trigs[:0]
-		t.eng.TakeClosedDays(func(a *event.Aggregate) { t.stamp(a); t.out.rows.Aggregates = append(t.out.rows.Aggregates, *a) })
-		// Evicted customers' tombstones before the changed customers'
-		// snapshots: an id evicted and seen again is a new customer.
-		changed := r.evicted(t)
-		t.eng.TakeDirty(func(c *lapse.Customer) {
-			changed = true
-			rec := t.arena.record()
-			rec.Topic, rec.Partition = r.cfg.Topics.State, t.p
-			rec.Key = t.arena.bytes(func(b []byte) []byte { return append(b, c.ID()...) })
-			rec.Value = t.arena.bytes(func(b []byte) []byte { return t.eng.AppendSnapshot(b, c) })
-			t.noteSnapshot(len(rec.Value))
-			t.out.recs = append(t.out.recs, rec)
-			t.out.rows.Aggregates = append(t.out.rows.Aggregates, c.Aggregate(t.eng))
-			t.stamp(&t.out.rows.Aggregates[len(t.out.rows.Aggregates)-1])
-		})
-		if t.eng.TakeMetaDirty() || changed || t.followed {
-			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
-			t.followed = false
-		}
-		if t.epochDirty {
-			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(epochKey), Value: appendEpoch(nil, t.epoch)})
-			t.epochDirty = false
-		}
-		if len(t.pend) > 0 || t.pendChunks > 0 {
-			recs, err := r.pendingRecords(t)
-			if err != nil {
-				t.out.fail(err)
-			}
-			t.out.recs = append(t.out.recs, recs...)
-		}
-		if t.fwdNext != t.fwdWritten {
-			t.out.recs = append(t.out.recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: []byte(fwdKey), Value: appendForwarded(nil, t.fwdNext)})
-			t.fwdWritten = t.fwdNext
-		}
-		r.publish(t)
-		r.gauges(t, now)
-	})
+	r.eachTask(func(t *task) { t.advance(g, ok, now) })
+	r.m.cacheBytes.Set(0) // every changed customer is written
 }
 
-func (r *Runner) gauges(t *task, now time.Time) {
+// advance follows the pipeline's event time g (when ok) if t is quiet,
+// fires t's due timers, and writes what changed in the transaction to
+// t's outputs: each changed customer's snapshot and aggregate row once,
+// however many events it had, the closed days, the evicted customers'
+// tombstones, the meta, and t's progress.
+func (t *task) advance(g int64, ok bool, now time.Time) {
+	t.follow(g, ok, now)
+	trigs := t.eng.Advance(t.trigBuf[:0], now)
+	for i := range trigs {
+		t.emit(&trigs[i], -1)
+	}
+	t.trigBuf = trigs[:0]
+	t.eng.TakeClosedDays(func(a *event.Aggregate) { t.stamp(a); t.out.rows.Aggregates = append(t.out.rows.Aggregates, *a) })
+	// Evicted customers' tombstones before the changed customers'
+	// snapshots: an id evicted and seen again is a new customer.
+	changed := t.evicted()
+	t.eng.TakeDirty(func(c *lapse.Customer) {
+		changed = true
+		rec := t.arena.record()
+		rec.Topic, rec.Partition = t.cfg.Topics.State, t.p
+		rec.Key = t.arena.bytes(func(b []byte) []byte { return append(b, c.ID()...) })
+		rec.Value = t.arena.bytes(func(b []byte) []byte { return t.eng.AppendSnapshot(b, c) })
+		t.noteSnapshot(len(rec.Value))
+		t.out.recs = append(t.out.recs, rec)
+		t.out.rows.Aggregates = append(t.out.rows.Aggregates, c.Aggregate(t.eng))
+		t.stamp(&t.out.rows.Aggregates[len(t.out.rows.Aggregates)-1])
+	})
+	if t.eng.TakeMetaDirty() || changed || t.followed {
+		t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
+		t.followed = false
+	}
+	if t.epochDirty {
+		t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(epochKey), Value: appendEpoch(nil, t.epoch)})
+		t.epochDirty = false
+	}
+	if len(t.pend) > 0 || t.pendChunks > 0 {
+		recs, err := t.pendingRecords()
+		if err != nil {
+			t.out.fail(err)
+		}
+		t.out.recs = append(t.out.recs, recs...)
+	}
+	if t.fwdNext != t.fwdWritten {
+		t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(fwdKey), Value: appendForwarded(nil, t.fwdNext)})
+		t.fwdWritten = t.fwdNext
+	}
+	t.publish()
+	t.gauges(now)
+}
+
+func (t *task) gauges(now time.Time) {
 	l := strconv.Itoa(int(t.p))
-	r.m.customers.WithLabelValues(l).Set(float64(t.eng.Len()))
-	r.m.timers.WithLabelValues(l).Set(float64(t.eng.PendingTimers()))
-	r.m.stateBytes.WithLabelValues(l).Set(t.stateBytes())
-	r.modelGauges(t)
+	t.m.customers.WithLabelValues(l).Set(float64(t.eng.Len()))
+	t.m.timers.WithLabelValues(l).Set(float64(t.eng.PendingTimers()))
+	t.m.stateBytes.WithLabelValues(l).Set(t.stateBytes())
+	t.modelGauges()
 	if wm := t.eng.Watermark(); wm != math.MinInt64 {
-		r.m.watermark.WithLabelValues(l).Set(float64(wm) / 1000)
-		r.m.eventTimeLag.WithLabelValues(l).Set(float64(now.UnixMilli()-wm) / 1000)
+		t.m.watermark.WithLabelValues(l).Set(float64(wm) / 1000)
+		t.m.eventTimeLag.WithLabelValues(l).Set(float64(now.UnixMilli()-wm) / 1000)
 	}
 }

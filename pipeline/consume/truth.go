@@ -127,7 +127,7 @@ func parsePending(b []byte) ([]json.RawMessage, []event.Trigger, error) {
 // triggers: t.pend in chunks of at most pendChunkBytes, then an empty
 // chunk for every chunk the changelog still holds from before. It resets
 // t.pend; t.pendChunks becomes the chunks written non-empty.
-func (r *Runner) pendingRecords(t *task) ([]*kgo.Record, error) {
+func (t *task) pendingRecords() ([]*kgo.Record, error) {
 	var chunks [][]json.RawMessage
 	var cur []json.RawMessage
 	size := 0
@@ -152,7 +152,7 @@ func (r *Runner) pendingRecords(t *task) ([]*kgo.Record, error) {
 		if i < len(chunks) {
 			c = chunks[i]
 		}
-		recs = append(recs, &kgo.Record{Topic: r.cfg.Topics.State, Partition: t.p, Key: pendChunkKey(i), Value: appendPending(nil, c)})
+		recs = append(recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: pendChunkKey(i), Value: appendPending(nil, c)})
 	}
 	t.pendChunks = len(chunks)
 	clear(t.pend)

@@ -26,8 +26,8 @@ func (s *recSink) Add(rows *event.Rows) {
 }
 
 func truthRunner(sink Sink, wall time.Time) *Runner {
-	return &Runner{cfg: Config{Lapse: lapse.DefaultConfig(), Topics: Topics{State: "st", Progress: "pr"}},
-		dep: Deps{Sink: sink, Outputs: testOutputs}, m: newMetrics(nil), now: func() time.Time { return wall }}
+	return &Runner{env: &env{cfg: Config{Lapse: lapse.DefaultConfig(), Topics: Topics{State: "st", Progress: "pr"}},
+		dep: Deps{Sink: sink, Outputs: testOutputs}, m: newMetrics(nil), now: func() time.Time { return wall }}}
 }
 
 func TestEpochRecord(t *testing.T) {
@@ -75,7 +75,7 @@ func TestStamp(t *testing.T) {
 // it does not rewrite, and a restore reads back what was written.
 func TestPendingRecords(t *testing.T) {
 	r := truthRunner(nopSink{}, time.Now())
-	tk := &task{p: 2}
+	tk := &task{env: r.env, p: 2}
 	var want []string
 	for i := range 6000 {
 		tr := event.Trigger{TriggerID: strings.Repeat("x", 100) + string(rune('a'+i%26)) + string(rune('A'+i/26%26)) + string(rune('0'+i/676)),
@@ -87,14 +87,14 @@ func TestPendingRecords(t *testing.T) {
 		tk.pend = append(tk.pend, raw)
 		want = append(want, tr.TriggerID)
 	}
-	recs, err := r.pendingRecords(tk)
+	recs, err := tk.pendingRecords()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) < 2 || tk.pendChunks != len(recs) || len(tk.pend) != 0 {
 		t.Fatalf("%d records, pendChunks %d, %d left pending", len(recs), tk.pendChunks, len(tk.pend))
 	}
-	restored := &task{p: 2}
+	restored := &task{env: r.env, p: 2}
 	for i, rec := range recs {
 		if len(rec.Value) > pendChunkBytes+2 {
 			t.Errorf("chunk %d holds %d bytes", i, len(rec.Value))
@@ -102,11 +102,11 @@ func TestPendingRecords(t *testing.T) {
 		if rec.Topic != "st" || rec.Partition != 2 {
 			t.Errorf("chunk %d goes to %s/%d", i, rec.Topic, rec.Partition)
 		}
-		if err := r.restoreRecord(restored, rec); err != nil {
+		if err := restored.restoreRecord(rec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	trigs := r.finishRestore(restored)
+	trigs := restored.finishRestore()
 	if len(trigs) != len(want) {
 		t.Fatalf("restored %d triggers, wrote %d", len(trigs), len(want))
 	}
@@ -122,7 +122,7 @@ func TestPendingRecords(t *testing.T) {
 	// The next transaction has one trigger: chunk 0 holds it, the others
 	// are cleared; then none: chunk 0 is cleared; then nothing is written.
 	tk.pend = append(tk.pend, json.RawMessage(`{"TriggerID":"one"}`))
-	next, err := r.pendingRecords(tk)
+	next, err := tk.pendingRecords()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,10 +135,10 @@ func TestPendingRecords(t *testing.T) {
 			t.Errorf("chunk %d not cleared: %v %d", i+1, err, len(raw))
 		}
 	}
-	if clear, _ := r.pendingRecords(tk); len(clear) != 1 || tk.pendChunks != 0 {
+	if clear, _ := tk.pendingRecords(); len(clear) != 1 || tk.pendChunks != 0 {
 		t.Errorf("%d records to clear one chunk, pendChunks %d", len(clear), tk.pendChunks)
 	}
-	if none, _ := r.pendingRecords(tk); len(none) != 0 {
+	if none, _ := tk.pendingRecords(); len(none) != 0 {
 		t.Errorf("%d records with nothing pending", len(none))
 	}
 }
@@ -150,7 +150,7 @@ func TestRestoreRecord(t *testing.T) {
 	tk := r.newTask(0, inputPositions{})
 	f := func(key string, value []byte, wantErr error, wantFix string) {
 		t.Helper()
-		err := r.restoreRecord(tk, &kgo.Record{Topic: "st", Partition: 4, Offset: 77, Key: []byte(key), Value: value})
+		err := tk.restoreRecord(&kgo.Record{Topic: "st", Partition: 4, Offset: 77, Key: []byte(key), Value: value})
 		if wantErr == nil {
 			if err != nil {
 				t.Errorf("key %q: %v", key, err)
@@ -188,7 +188,7 @@ func TestFinishRestore(t *testing.T) {
 	r := truthRunner(sink, wall)
 
 	empty := r.newTask(0, inputPositions{})
-	r.finishRestore(empty)
+	empty.finishRestore()
 	if empty.epoch != 1796000000 || !empty.epochDirty {
 		t.Errorf("empty changelog: epoch %d, dirty %v", empty.epoch, empty.epochDirty)
 	}
@@ -201,21 +201,21 @@ func TestFinishRestore(t *testing.T) {
 	src.TakeDirty(func(c *lapse.Customer) { snap = src.AppendSnapshot(nil, c) })
 
 	legacy := r.newTask(1, inputPositions{})
-	if err := r.restoreRecord(legacy, &kgo.Record{Key: []byte("bob"), Value: snap}); err != nil {
+	if err := legacy.restoreRecord(&kgo.Record{Key: []byte("bob"), Value: snap}); err != nil {
 		t.Fatal(err)
 	}
-	r.finishRestore(legacy)
+	legacy.finishRestore()
 	if legacy.epoch != 0 || !legacy.epochDirty {
 		t.Errorf("state without an epoch: epoch %d, dirty %v", legacy.epoch, legacy.epochDirty)
 	}
 
 	known := r.newTask(2, inputPositions{})
 	for _, rec := range []*kgo.Record{{Key: []byte(epochKey), Value: appendEpoch(nil, 42)}, {Key: []byte("bob"), Value: snap}} {
-		if err := r.restoreRecord(known, rec); err != nil {
+		if err := known.restoreRecord(rec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r.resync(known, r.finishRestore(known))
+	r.resync(known, known.finishRestore())
 	if known.epoch != 42 || known.epochDirty {
 		t.Errorf("recorded epoch: %d, dirty %v", known.epoch, known.epochDirty)
 	}
