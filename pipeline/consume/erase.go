@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -117,13 +118,15 @@ func (t *task) erase(q *queued) {
 	}
 	t.out.recs = append(t.out.recs, t.tombstone(id))
 	t.out.gone.erased = append(t.out.gone.erased, id)
-	// The transaction's triggers kept for a restore to write to ClickHouse
-	// again (truth.go) lose the customer's: a restore must not bring its
-	// trigger rows back.
-	t.pend = slices.DeleteFunc(t.pend, func(raw json.RawMessage) bool {
+	// What the changelog keeps for a restore to write to ClickHouse again
+	// (pending.go) loses the customer's triggers and id: a restore must
+	// not bring its rows back, and the changelog must not name it.
+	t.pend.items = slices.DeleteFunc(t.pend.items, func(raw json.RawMessage) bool {
 		var tr struct{ CustomerID string } // as emit marshals event.Trigger
 		return json.Unmarshal(raw, &tr) == nil && tr.CustomerID == id
 	})
+	quoted, _ := json.Marshal(id)
+	t.cust.items = slices.DeleteFunc(t.cust.items, func(raw json.RawMessage) bool { return bytes.Equal(raw, quoted) })
 }
 
 // tombstone returns a changelog tombstone for customer id of task t.

@@ -99,7 +99,7 @@ func TestPlaceErasure(t *testing.T) {
 // absent, and its tombstone is written all the same.
 func TestErase(t *testing.T) {
 	r := &Runner{env: &env{cfg: Config{Topics: Topics{State: "st"}}, dep: Deps{Sink: nopSink{}}, m: newMetrics(nil)}}
-	tk := &task{env: r.env, p: 1, eng: lapse.NewEngine(lapse.DefaultConfig(), 3, time.Unix(0, 0))}
+	tk := &task{env: r.env, p: 1, eng: lapse.NewEngine(lapse.DefaultConfig(), 3, time.Unix(0, 0)), pend: pendingSet{key: pendKey}, cust: pendingSet{key: custKey}}
 	ev := event.Event{Kind: event.KindEmail, EmailType: event.EmailDelivered, CustomerID: "a", Time: 1_700_000_000_000, CSAT: -1, NPS: -1}
 	tk.eng.Apply(nil, lapse.SourceEmail, &ev, time.Unix(0, 0))
 	// The transaction's unconfirmed triggers (truth.go): a's must go, so
@@ -109,7 +109,8 @@ func TestErase(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tk.pend = append(tk.pend, raw)
+		tk.pend.items = append(tk.pend.items, raw)
+		tk.cust.items = append(tk.cust.items, json.RawMessage(`"`+id+`"`))
 	}
 	for _, id := range []string{"a", "b"} {
 		q := queued{erase: true}
@@ -131,7 +132,10 @@ func TestErase(t *testing.T) {
 	if len(g.erased) != 2 || g.erased[0] != "a" || g.erased[1] != "b" || g.absent != 1 {
 		t.Errorf("gone %+v, want a and b erased, 1 absent", g)
 	}
-	if len(tk.pend) != 1 || !strings.Contains(string(tk.pend[0]), `"t-c"`) {
-		t.Errorf("pending triggers after erasing a: %s, want only c's", tk.pend)
+	if len(tk.pend.items) != 1 || !strings.Contains(string(tk.pend.items[0]), `"t-c"`) {
+		t.Errorf("pending triggers after erasing a: %s, want only c's", tk.pend.items)
+	}
+	if len(tk.cust.items) != 1 || string(tk.cust.items[0]) != `"c"` {
+		t.Errorf("pending customers after erasing a: %s, want only c", tk.cust.items)
 	}
 }

@@ -2,12 +2,12 @@ package consume
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -47,9 +47,9 @@ func (r *Runner) restorePending(ctx context.Context) error {
 		if r.pending[p] && r.gen[p] == gen[p] {
 			r.tasks[p] = t
 			delete(r.pending, p)
-			trigs := t.finishRestore()
+			trigs, ids, all := t.finishRestore()
 			if g, ok := r.confirmed[p]; !ok || g != r.gen[p] {
-				r.resync(t, trigs)
+				r.resync(t, trigs, ids, all)
 			}
 			t.gauges(r.now())
 		}
@@ -61,7 +61,8 @@ func (r *Runner) restorePending(ctx context.Context) error {
 func (r *Runner) newTask(p int32, pos inputPositions) *task {
 	now := r.now()
 	t := &task{env: r.env, p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now,
-		fwdWait: math.MaxInt64} // until the next cycle's barrier says what to wait for
+		fwdWait: math.MaxInt64, // until the next cycle's barrier says what to wait for
+		pend:    pendingSet{key: pendKey}, cust: pendingSet{key: custKey}}
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
 	t.eng.SetTTL(r.cfg.StateTTL)
 	t.watchRefits()
@@ -183,7 +184,7 @@ func (t *task) restoreRecord(rec *kgo.Record) error {
 	if rec.Value == nil {
 		// A tombstone. winback deletes only customers: erased or evicted
 		// (lapse forget.go).
-		if _, pend := parsePendKey(rec.Key); !pend && key != metaKey && key != fwdKey && key != epochKey {
+		if !internalKey(key) {
 			t.eng.Forget(key)
 		}
 		return nil
@@ -201,13 +202,17 @@ func (t *task) restoreRecord(rec *kgo.Record) error {
 			t.epochKnown = true
 		}
 	default:
-		if i, ok := parsePendKey(rec.Key); ok {
-			var p pendChunk
-			if p.raw, p.trigs, err = parsePending(rec.Value); err == nil {
-				if t.pendRestored == nil {
-					t.pendRestored = map[int]pendChunk{}
-				}
-				t.pendRestored[i] = p
+		if i, ok := t.pend.chunk(rec.Key); ok {
+			var raw []json.RawMessage
+			if raw, err = t.pend.restore(i, rec.Value); err == nil {
+				_, err = parseTriggers(raw)
+			}
+			break
+		}
+		if i, ok := t.cust.chunk(rec.Key); ok {
+			var raw []json.RawMessage
+			if raw, err = t.cust.restore(i, rec.Value); err == nil {
+				_, err = parseIDs(raw)
 			}
 			break
 		}
@@ -223,28 +228,34 @@ func (t *task) restoreRecord(rec *kgo.Record) error {
 	return nil
 }
 
-// finishRestore settles t's epoch and unconfirmed triggers once its
-// changelog is read, and returns the triggers to write again. A task
-// whose changelog held no state starts a new epoch (the wall clock's
-// second), recorded with its first commit; state written before epochs
-// existed keeps epoch 0, the versions it has in ClickHouse.
-func (t *task) finishRestore() []event.Trigger {
+// finishRestore settles t's epoch and what ClickHouse may lack once its
+// changelog is read: it returns the last transaction's triggers and the
+// ids of the customers it changed, to write again, and all when the
+// changelog does not say which customers (written by an older winback).
+// A task whose changelog held no state starts a new epoch (the wall
+// clock's second), recorded with its first commit; state written before
+// epochs existed keeps epoch 0, the versions it has in ClickHouse.
+func (t *task) finishRestore() (trigs []event.Trigger, ids []string, all bool) {
 	if !t.epochKnown {
 		if !t.hadState {
 			t.epoch = uint32(t.now().Unix())
 		}
 		t.epochDirty = true
 	}
-	var trigs []event.Trigger
-	chunks := slices.Sorted(maps.Keys(t.pendRestored))
-	for _, i := range chunks {
-		p := t.pendRestored[i]
-		t.pendChunks = i + 1
-		t.pend = append(t.pend, p.raw...)
-		trigs = append(trigs, p.trigs...)
+	all = t.hadState && !t.cust.known
+	// Both were checked when read.
+	trigs, _ = parseTriggers(t.pend.finish())
+	ids, _ = parseIDs(t.cust.finish())
+	return trigs, ids, all
+}
+
+// internalKey reports whether a changelog key is a task's own record, not
+// a customer's.
+func internalKey(k string) bool {
+	if strings.HasPrefix(k, pendKey) || strings.HasPrefix(k, custKey) {
+		return len(k) == len(pendKey)+2
 	}
-	t.pendRestored = nil
-	return trigs
+	return k == metaKey || k == fwdKey || k == epochKey
 }
 
 // waitStable waits until no transaction is open on partitions parts of the

@@ -59,12 +59,10 @@ type task struct {
 	// written with the next commit. hadState: the changelog held state.
 	epoch                            uint32
 	epochKnown, epochDirty, hadState bool
-	// Triggers the changelog must keep until ClickHouse has confirmed
-	// them: this transaction's, JSON, and pendChunks records written
-	// before (cleared by the next commit).
-	pend         []json.RawMessage
-	pendChunks   int
-	pendRestored map[int]pendChunk // while restoring
+	// What the changelog keeps until ClickHouse has confirmed it
+	// (pending.go): this transaction's triggers (JSON) and the ids of
+	// the customers it changed.
+	pend, cust pendingSet
 }
 
 // taskOut is what a task produced since its outputs were last collected.
@@ -168,7 +166,7 @@ func (t *task) emit(tr *event.Trigger, arrive int64) {
 		t.out.fail(fmt.Errorf("encode trigger %s for the changelog: %w", tr.TriggerID, err))
 		return
 	}
-	t.pend = append(t.pend, raw)
+	t.pend.items = append(t.pend.items, raw)
 	t.out.recs = append(t.out.recs, rec)
 	t.out.rows.Triggers = append(t.out.rows.Triggers, *tr)
 	if arrive >= 0 {
@@ -227,6 +225,8 @@ func (t *task) advance(g int64, ok bool, now time.Time) {
 		t.out.recs = append(t.out.recs, rec)
 		t.out.rows.Aggregates = append(t.out.rows.Aggregates, c.Aggregate(t.eng))
 		t.stamp(&t.out.rows.Aggregates[len(t.out.rows.Aggregates)-1])
+		id, _ := json.Marshal(c.ID()) // a string never fails
+		t.cust.items = append(t.cust.items, id)
 	})
 	if t.eng.TakeMetaDirty() || changed || t.followed {
 		t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
@@ -236,12 +236,14 @@ func (t *task) advance(g int64, ok bool, now time.Time) {
 		t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(epochKey), Value: appendEpoch(nil, t.epoch)})
 		t.epochDirty = false
 	}
-	if len(t.pend) > 0 || t.pendChunks > 0 {
-		recs, err := t.pendingRecords()
-		if err != nil {
-			t.out.fail(err)
+	for _, s := range []*pendingSet{&t.pend, &t.cust} {
+		if s.due() {
+			recs, err := s.records(t.cfg.Topics.State, t.p)
+			if err != nil {
+				t.out.fail(err)
+			}
+			t.out.recs = append(t.out.recs, recs...)
 		}
-		t.out.recs = append(t.out.recs, recs...)
 	}
 	if t.fwdNext != t.fwdWritten {
 		t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(fwdKey), Value: appendForwarded(nil, t.fwdNext)})

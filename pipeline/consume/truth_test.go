@@ -3,6 +3,8 @@ package consume
 import (
 	"encoding/json"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +77,7 @@ func TestStamp(t *testing.T) {
 // it does not rewrite, and a restore reads back what was written.
 func TestPendingRecords(t *testing.T) {
 	r := truthRunner(nopSink{}, time.Now())
-	tk := &task{env: r.env, p: 2}
+	tk := r.newTask(2, inputPositions{})
 	var want []string
 	for i := range 6000 {
 		tr := event.Trigger{TriggerID: strings.Repeat("x", 100) + string(rune('a'+i%26)) + string(rune('A'+i/26%26)) + string(rune('0'+i/676)),
@@ -84,17 +86,17 @@ func TestPendingRecords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tk.pend = append(tk.pend, raw)
+		tk.pend.items = append(tk.pend.items, raw)
 		want = append(want, tr.TriggerID)
 	}
-	recs, err := tk.pendingRecords()
+	recs, err := tk.pend.records("st", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) < 2 || tk.pendChunks != len(recs) || len(tk.pend) != 0 {
-		t.Fatalf("%d records, pendChunks %d, %d left pending", len(recs), tk.pendChunks, len(tk.pend))
+	if len(recs) < 2 || tk.pend.chunks != len(recs) || len(tk.pend.items) != 0 {
+		t.Fatalf("%d records, chunks %d, %d left pending", len(recs), tk.pend.chunks, len(tk.pend.items))
 	}
-	restored := &task{env: r.env, p: 2}
+	restored := r.newTask(2, inputPositions{})
 	for i, rec := range recs {
 		if len(rec.Value) > pendChunkBytes+2 {
 			t.Errorf("chunk %d holds %d bytes", i, len(rec.Value))
@@ -106,7 +108,7 @@ func TestPendingRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	trigs := restored.finishRestore()
+	trigs, _, _ := restored.finishRestore()
 	if len(trigs) != len(want) {
 		t.Fatalf("restored %d triggers, wrote %d", len(trigs), len(want))
 	}
@@ -115,32 +117,115 @@ func TestPendingRecords(t *testing.T) {
 			t.Fatalf("trigger %d restored as %+v", i, trigs[i])
 		}
 	}
-	if restored.pendChunks != len(recs) || len(restored.pend) != len(want) {
-		t.Errorf("restored task carries %d triggers in %d chunks", len(restored.pend), restored.pendChunks)
+	if restored.pend.chunks != len(recs) || len(restored.pend.items) != len(want) {
+		t.Errorf("restored task carries %d triggers in %d chunks", len(restored.pend.items), restored.pend.chunks)
 	}
 
 	// The next transaction has one trigger: chunk 0 holds it, the others
-	// are cleared; then none: chunk 0 is cleared; then nothing is written.
-	tk.pend = append(tk.pend, json.RawMessage(`{"TriggerID":"one"}`))
-	next, err := tk.pendingRecords()
+	// are cleared; then none: chunk 0 is cleared; then nothing is due.
+	tk.pend.items = append(tk.pend.items, json.RawMessage(`{"TriggerID":"one"}`))
+	next, err := tk.pend.records("st", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(next) != len(recs) || tk.pendChunks != 1 {
-		t.Fatalf("%d records (want %d), pendChunks %d", len(next), len(recs), tk.pendChunks)
+	if len(next) != len(recs) || tk.pend.chunks != 1 {
+		t.Fatalf("%d records (want %d), chunks %d", len(next), len(recs), tk.pend.chunks)
 	}
 	for i, rec := range next[1:] {
-		raw, _, err := parsePending(rec.Value)
+		raw, err := parsePending(rec.Value)
 		if err != nil || len(raw) != 0 {
 			t.Errorf("chunk %d not cleared: %v %d", i+1, err, len(raw))
 		}
 	}
-	if clear, _ := tk.pendingRecords(); len(clear) != 1 || tk.pendChunks != 0 {
-		t.Errorf("%d records to clear one chunk, pendChunks %d", len(clear), tk.pendChunks)
+	if clear, _ := tk.pend.records("st", 2); len(clear) != 1 || tk.pend.chunks != 0 {
+		t.Errorf("%d records to clear one chunk, chunks %d", len(clear), tk.pend.chunks)
 	}
-	if none, _ := tk.pendingRecords(); len(none) != 0 {
-		t.Errorf("%d records with nothing pending", len(none))
+	if tk.pend.due() {
+		t.Error("due with nothing pending and nothing to clear")
 	}
+}
+
+// TestResyncChangedCustomers: a restore writes to ClickHouse again the
+// rows of the customers the last committed transaction changed, as the
+// changelog names them, not every customer's; a changelog written before
+// it named them has every customer's row written again; the named ids
+// are carried into the next commit until ClickHouse confirms them.
+func TestResyncChangedCustomers(t *testing.T) {
+	wall := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	r := truthRunner(nopSink{}, wall)
+	src := r.newTask(0, inputPositions{})
+	order := func(id string, day int) {
+		ev := event.Event{Kind: event.KindOrder, EventID: id + "-" + strconv.Itoa(day), CustomerID: id, OrderType: event.OrderPlaced,
+			OrderID: id + "-" + strconv.Itoa(day), Amount: 10, Currency: "EUR", Items: 1, Time: wall.AddDate(0, 0, day-30).UnixMilli()}
+		src.eng.Apply(nil, lapse.SourceOrders, &ev, wall)
+	}
+	var log []*kgo.Record
+	commit := func() {
+		src.advance(0, false, wall)
+		for _, rec := range src.out.recs {
+			if rec.Topic == "st" { // not the progress record
+				log = append(log, rec)
+			}
+		}
+		src.out.recs = nil
+		src.out.rows.Reset()
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		order(id, 1)
+	}
+	commit()
+	order("b", 2)
+	order("d", 2)
+	commit() // the last transaction changed b and d
+
+	restore := func(log []*kgo.Record) (*task, *recSink) {
+		t.Helper()
+		sink := &recSink{}
+		r := truthRunner(sink, wall)
+		tk := r.newTask(0, inputPositions{})
+		for _, rec := range log {
+			if err := tk.restoreRecord(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		trigs, ids, all := tk.finishRestore()
+		r.resync(tk, trigs, ids, all)
+		return tk, sink
+	}
+	tk, sink := restore(log)
+	if got := aggIDs(sink.aggs); got != "b,d" {
+		t.Errorf("resynced %s, want b,d", got)
+	}
+	if tk.eng.Len() != 4 {
+		t.Errorf("restored %d customers, want 4", tk.eng.Len())
+	}
+	recs, err := tk.cust.records("st", 0)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	if raw, _ := parsePending(recs[0].Value); len(raw) != 2 {
+		t.Errorf("the next commit carries %d ids, want b and d", len(raw))
+	}
+
+	// An older changelog: no customer chunk.
+	var old []*kgo.Record
+	for _, rec := range log {
+		if _, ok := tk.cust.chunk(rec.Key); !ok {
+			old = append(old, rec)
+		}
+	}
+	if _, sink := restore(old); aggIDs(sink.aggs) != "a,b,c,d" {
+		t.Errorf("resynced %s from a changelog without the changed customers, want all", aggIDs(sink.aggs))
+	}
+}
+
+func aggIDs(aggs []event.Aggregate) string {
+	ids := make([]string, 0, len(aggs))
+	for _, a := range aggs {
+		ids = append(ids, a.CustomerID)
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
 }
 
 // TestRestoreRecord: a record that cannot be restored is an error naming
@@ -173,6 +258,8 @@ func TestRestoreRecord(t *testing.T) {
 	f(epochKey, []byte{9, 0, 0, 0, 1}, lapse.ErrSnapshotVersion, "newer winback")
 	f(epochKey, []byte{1, 0}, errEpoch, "recreate")
 	f(pendKey+"\x00\x00", []byte{1, '['}, errPend, "recreate")
+	f(custKey+"\x00\x01", []byte{1, '[', '1', ']'}, errPend, "recreate")
+	f(custKey+"\x00\x01", []byte{2}, lapse.ErrSnapshotVersion, "newer winback")
 	f(metaKey, []byte{0xee}, lapse.ErrSnapshotVersion, "newer winback")
 	f("alice", nil, nil, "") // a tombstone
 	f(epochKey, nil, nil, "")
@@ -215,7 +302,8 @@ func TestFinishRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.resync(known, known.finishRestore())
+	trigs, ids, all := known.finishRestore()
+	r.resync(known, trigs, ids, all)
 	if known.epoch != 42 || known.epochDirty {
 		t.Errorf("recorded epoch: %d, dirty %v", known.epoch, known.epochDirty)
 	}
@@ -227,25 +315,33 @@ func TestFinishRestore(t *testing.T) {
 func FuzzParsePending(f *testing.F) {
 	f.Add(appendPending(nil, nil))
 	f.Add(appendPending(nil, []json.RawMessage{json.RawMessage(`{"TriggerID":"a","Evidence":{"x":1.5},"PLapse":0.25}`)}))
+	f.Add(appendPending(nil, []json.RawMessage{json.RawMessage(`"c-1"`), json.RawMessage(`"c-2"`)}))
 	f.Add([]byte{1, '[', '{', '}', ']'})
 	f.Add([]byte{2, '[', ']'})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		raw, trigs, err := parsePending(b)
+		raw, err := parsePending(b)
 		if err != nil {
 			return
 		}
-		if len(raw) != len(trigs) {
-			t.Fatalf("%d raw, %d decoded", len(raw), len(trigs))
-		}
-		// What parses is written back the same.
-		raw2, trigs2, err := parsePending(appendPending(nil, raw))
+		// What parses is written back the same, and decodes the same.
+		raw2, err := parsePending(appendPending(nil, raw))
 		if err != nil || len(raw2) != len(raw) {
 			t.Fatalf("re-encoded: %v, %d of %d", err, len(raw2), len(raw))
+		}
+		trigs, err := parseTriggers(raw)
+		trigs2, err2 := parseTriggers(raw2)
+		if (err == nil) != (err2 == nil) || len(trigs) != len(trigs2) {
+			t.Fatalf("triggers: %v then %v", err, err2)
 		}
 		for i := range trigs2 {
 			if trigs2[i].TriggerID != trigs[i].TriggerID {
 				t.Fatalf("trigger %d: %q, then %q", i, trigs[i].TriggerID, trigs2[i].TriggerID)
 			}
+		}
+		ids, err := parseIDs(raw)
+		ids2, err2 := parseIDs(raw2)
+		if (err == nil) != (err2 == nil) || !slices.Equal(ids, ids2) {
+			t.Fatalf("ids: %q, %v then %q, %v", ids, err, ids2, err2)
 		}
 	})
 }
