@@ -34,6 +34,9 @@
 //	transactions_aborted_total             Kafka transactions aborted
 //	trigger_latency_seconds                event arrival to trigger commit
 //	batch_duration_seconds                 one transaction, end to end
+//	transaction_ends_total{cause}          why a transaction stopped taking input
+//	transaction_records                    input records polled per transaction
+//	cache_bytes                            changelog bytes the open transaction's changed customers will write
 //	partitions_assigned                    tasks owned by this instance
 //	repartitioned_records_total{topic}     input records forwarded to the repartition topic
 //	event_time_follows_total               quiet tasks raised to the pipeline's event time
