@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 )
@@ -58,7 +59,7 @@ const ReasonInternal = "internal"
 const MaxErrorBytes = 1024
 
 // TriggerRecord returns the record for trigger t on topic, with value as
-// made by TriggerEncoder.Encode, keyed by customer_id.
+// made by codec.TriggerEncoder.Encode, keyed by customer_id.
 func TriggerRecord(topic string, t *event.Trigger, value []byte) *kgo.Record {
 	return &kgo.Record{
 		Topic: topic,
@@ -67,7 +68,7 @@ func TriggerRecord(topic string, t *event.Trigger, value []byte) *kgo.Record {
 		Headers: []kgo.RecordHeader{
 			{Key: HeaderTriggerID, Value: []byte(t.TriggerID)},
 			{Key: HeaderKind, Value: []byte(t.Kind)},
-			{Key: HeaderSchema, Value: []byte(SchemaName)},
+			{Key: HeaderSchema, Value: []byte(codec.TriggerSchemaName)},
 		},
 	}
 }
@@ -141,11 +142,17 @@ func headerSize(h kgo.RecordHeader) int {
 	return kbin.VarintLen(int32(len(h.Key))) + len(h.Key) + kbin.VarintLen(int32(len(h.Value))) + len(h.Value)
 }
 
-// DeadLetter describes src, which failed with err, as a row for ClickHouse:
-// the value is cut to its first sampleCap bytes (none if sampleCap <= 0),
-// the key to MaxDeadLetterKeyBytes, and At is the wall time now. Key and
-// Sample are copies.
+// DeadLetter is DeadLetterAt at the wall time now. Prefer DeadLetterAt
+// with the caller's injected clock.
 func DeadLetter(src *kgo.Record, err error, sampleCap int) event.DeadLetter {
+	return DeadLetterAt(src, err, sampleCap, time.Now())
+}
+
+// DeadLetterAt describes src, which failed with err at time at, as a row
+// for ClickHouse: the value is cut to its first sampleCap bytes (none if
+// sampleCap <= 0), the key to MaxDeadLetterKeyBytes. Key and Sample are
+// copies.
+func DeadLetterAt(src *kgo.Record, err error, sampleCap int, at time.Time) event.DeadLetter {
 	n := min(max(sampleCap, 0), len(src.Value))
 	return event.DeadLetter{
 		Topic:     src.Topic,
@@ -156,7 +163,7 @@ func DeadLetter(src *kgo.Record, err error, sampleCap int) event.DeadLetter {
 		Detail:    errorText(err),
 		Size:      len(src.Value),
 		Sample:    bytes.Clone(src.Value[:n]),
-		At:        time.Now().UnixMilli(),
+		At:        at.UnixMilli(),
 	}
 }
 

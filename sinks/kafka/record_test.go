@@ -28,7 +28,7 @@ func header(t *testing.T, r *kgo.Record, key string) string {
 }
 
 func TestTriggerRecord(t *testing.T) {
-	tr := recoveredTrigger()
+	tr := event.Trigger{TriggerID: "rc-c-2-SPEND_DECLINE-1", CustomerID: "kunde-ø-\"2\"", Kind: event.TriggerRecovered}
 	r := TriggerRecord("winback-triggers", &tr, []byte("v"))
 	if r.Topic != "winback-triggers" || string(r.Key) != tr.CustomerID || string(r.Value) != "v" {
 		t.Errorf("record %+v", r)
@@ -131,6 +131,10 @@ func TestDeadLetter(t *testing.T) {
 	}
 	if dl.At < before || dl.At > time.Now().UnixMilli() {
 		t.Errorf("At %d is not now", dl.At)
+	}
+	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	if dl := DeadLetterAt(src, err, 4, at); dl.At != at.UnixMilli() || string(dl.Sample) != "0123" || dl.Reason != "json.syntax" {
+		t.Errorf("DeadLetterAt: %+v, want At %d", dl, at.UnixMilli())
 	}
 	src.Key[0], src.Value[0] = 'X', 'X'
 	if string(dl.Key) != "c-9" || string(dl.Sample) != "0123" {
