@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	}
 	session, err = chdb.NewSession(dir)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: chDB session with %s: %v\n", chdbenv.Path, err)
+		fmt.Fprintf(os.Stderr, "FAIL: chDB session with %s: %v\n", os.Getenv(chdbenv.EnvLibPath), err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -220,15 +220,20 @@ func loadFixture(t *testing.T) *fixture.Fixture {
 // TestLibraryLocated: chdbenv set CHDB_LIB_PATH before chdb-go loaded the
 // library, and the library is a modern ClickHouse.
 func TestLibraryLocated(t *testing.T) {
-	if chdbenv.Path == "" || os.Getenv(chdbenv.EnvLibPath) != chdbenv.Path {
-		t.Fatalf("chdbenv.Path %q, %s=%q", chdbenv.Path, chdbenv.EnvLibPath, os.Getenv(chdbenv.EnvLibPath))
+	lib := os.Getenv(chdbenv.EnvLibPath)
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := chdbenv.Locate(os.Getenv, dir); lib == "" || p != lib || err != nil {
+		t.Fatalf("%s=%q, Locate gives %q, %v", chdbenv.EnvLibPath, lib, p, err)
 	}
 	v := engineVersion(t)
 	f := chsql.FeaturesOf(v)
 	if !f.InsertDedupToken || !f.LowCardinality {
 		t.Fatalf("chDB is ClickHouse %s, features %+v: too old to prove the modern branch", v, f)
 	}
-	t.Logf("chDB: ClickHouse %s from %s", v, chdbenv.Path)
+	t.Logf("chDB: ClickHouse %s from %s", v, lib)
 }
 
 // TestViewsModern: the same migrations (rendered for this engine) and the
