@@ -40,13 +40,8 @@
 //
 // BatchSize is the size of a record in a batch of its own, as the producer
 // counts it against ProducerBatchMaxBytes; CheckSize compares it with the
-// limit. Check every output record before it joins a transaction.
-//
-// # Dead-letter rows
-//
-// DeadLetterAt gives the same facts as a dead-letter record as an
-// event.DeadLetter row for ClickHouse, with the value cut to a sample, at
-// the time it is given; DeadLetter is DeadLetterAt at the wall time now.
+// limit. Check every output record before it joins a transaction. DeadLetter gives the same facts as an
+// event.DeadLetter row for ClickHouse, with the value cut to a sample.
 //
 // The package exports no metrics.
 package kafka

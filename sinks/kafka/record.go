@@ -142,17 +142,11 @@ func headerSize(h kgo.RecordHeader) int {
 	return kbin.VarintLen(int32(len(h.Key))) + len(h.Key) + kbin.VarintLen(int32(len(h.Value))) + len(h.Value)
 }
 
-// DeadLetter is DeadLetterAt at the wall time now. Prefer DeadLetterAt
-// with the caller's injected clock.
+// DeadLetter describes src, which failed with err, as a row for ClickHouse:
+// the value is cut to its first sampleCap bytes (none if sampleCap <= 0),
+// the key to MaxDeadLetterKeyBytes, and At is the wall time now. Key and
+// Sample are copies.
 func DeadLetter(src *kgo.Record, err error, sampleCap int) event.DeadLetter {
-	return DeadLetterAt(src, err, sampleCap, time.Now())
-}
-
-// DeadLetterAt describes src, which failed with err at time at, as a row
-// for ClickHouse: the value is cut to its first sampleCap bytes (none if
-// sampleCap <= 0), the key to MaxDeadLetterKeyBytes. Key and Sample are
-// copies.
-func DeadLetterAt(src *kgo.Record, err error, sampleCap int, at time.Time) event.DeadLetter {
 	n := min(max(sampleCap, 0), len(src.Value))
 	return event.DeadLetter{
 		Topic:     src.Topic,
@@ -163,7 +157,7 @@ func DeadLetterAt(src *kgo.Record, err error, sampleCap int, at time.Time) event
 		Detail:    errorText(err),
 		Size:      len(src.Value),
 		Sample:    bytes.Clone(src.Value[:n]),
-		At:        at.UnixMilli(),
+		At:        time.Now().UnixMilli(),
 	}
 }
 

@@ -132,10 +132,6 @@ func TestDeadLetter(t *testing.T) {
 	if dl.At < before || dl.At > time.Now().UnixMilli() {
 		t.Errorf("At %d is not now", dl.At)
 	}
-	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	if dl := DeadLetterAt(src, err, 4, at); dl.At != at.UnixMilli() || string(dl.Sample) != "0123" || dl.Reason != "json.syntax" {
-		t.Errorf("DeadLetterAt: %+v, want At %d", dl, at.UnixMilli())
-	}
 	src.Key[0], src.Value[0] = 'X', 'X'
 	if string(dl.Key) != "c-9" || string(dl.Sample) != "0123" {
 		t.Error("DeadLetter shares memory with the record")
