@@ -17,7 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -203,7 +203,7 @@ func (o *orchestrator) probeLatency(ctx context.Context, p *winbackProc, t winba
 			Kind: event.KindEmail, EventID: fmt.Sprintf("bench-probe-%d", i), CustomerID: id,
 			Time: end.Add(time.Minute + time.Duration(i)*time.Second).UnixMilli(), EmailType: event.EmailUnsubscribed, CampaignID: "cmp-probe",
 		}
-		rec := &kgo.Record{Topic: t.In.Email, Key: []byte(id), Value: decode.AppendJSON(nil, &ev)}
+		rec := &kgo.Record{Topic: t.In.Email, Key: []byte(id), Value: codec.AppendEventJSON(nil, &ev)}
 		time.Sleep(time.Until(next))
 		o.mu.Lock()
 		sent[id] = time.Now()

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/winback/winback/gen"
-	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/codec"
 )
 
 // streamInfo describes the generated stream, as produced.
@@ -97,7 +97,7 @@ func produceStream(ctx context.Context, b *broker, g *gen.Generator, jsonTopics 
 		if err != nil {
 			return info, err
 		}
-		enc, err := decode.NewEncoder(ctx, src, avroTopics.Kinds())
+		enc, err := codec.NewEventEncoder(ctx, src, avroTopics.Kinds())
 		if err != nil {
 			return info, err
 		}

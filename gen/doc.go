@@ -135,8 +135,8 @@
 // # Producing
 //
 // Produce sends the records to Kafka, keyed by customer_id, encoded as
-// Confluent-framed Avro (decode.Encoder), JSON (decode.AppendJSON) or both
-// alternately; malformed records go raw. It leaves partitioning to the
+// Confluent-framed Avro (codec.EventEncoder), JSON (codec.AppendEventJSON)
+// or both alternately; malformed records go raw. It leaves partitioning to the
 // client, whose default partitioner hashes keys with murmur2 like Kafka's
 // Java client, so the three topics are co-partitioned by customer_id.
 //
@@ -152,7 +152,7 @@
 // records left out. Each line is a JSON object whose first field is
 // "topic" (the input topic name, DefaultTopics unless WriteJSONLTopics
 // names others), followed by the event's fields exactly as
-// decode.AppendJSON writes them:
+// codec.AppendEventJSON writes them:
 //
 //	{"topic":"orders","event_id":"o-c000001-1","customer_id":"c000001","event_time":1767687155395,"type":"PLACED","order_id":"ord-c000001-0001","amount":21.15,"currency":"GBP","items":1}
 //

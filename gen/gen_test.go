@@ -12,7 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/winback/winback/gen"
-	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -65,7 +65,7 @@ func digest(t testing.TB, g *gen.Generator) [32]byte {
 			buf = append(buf, r.MalformedKind...)
 			buf = append(buf, r.Malformed...)
 		} else {
-			buf = decode.AppendJSON(buf, &r.Event)
+			buf = codec.AppendEventJSON(buf, &r.Event)
 		}
 		h.Write(buf)
 		return nil

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
 // WriteJSONL writes the stream as JSON lines, in event-time order, with
 // DefaultTopics' topic names: each line is `{"topic":"<topic>",` followed
-// by the rest of decode.AppendJSON's object (see the package doc).
+// by the rest of codec.AppendEventJSON's object (see the package doc).
 // Duplicates are written (as their repeated line); malformed records are
 // left out, since cut-off and binary values do not fit a line format.
 func (g *Generator) WriteJSONL(w io.Writer) error {
@@ -49,8 +49,8 @@ func AppendJSONL(dst []byte, topic string, ev *event.Event) []byte {
 	dst = appendQuoted(dst, topic)
 	dst = append(dst, ',')
 	start := len(dst)
-	dst = decode.AppendJSON(dst, ev)
-	// drop AppendJSON's opening brace: `{"topic":"t",` + `"event_id":…}`
+	dst = codec.AppendEventJSON(dst, ev)
+	// drop AppendEventJSON's opening brace: `{"topic":"t",` + `"event_id":…}`
 	return append(dst[:start], dst[start+1:]...)
 }
 

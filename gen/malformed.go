@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 )
@@ -121,7 +122,7 @@ func (m *malformer) make(base *event.Event, rec *Record) {
 			m.buf = append(m.buf, byte(m.r.Uint32()))
 		}
 	case MalformedJSONGarbage:
-		js := decode.AppendJSON(m.buf, &ev)
+		js := codec.AppendEventJSON(m.buf, &ev)
 		cut := len(js)/3 + m.r.IntN(len(js)/2)
 		m.buf = js[:cut]
 	default:
@@ -132,12 +133,12 @@ func (m *malformer) make(base *event.Event, rec *Record) {
 
 // mutateJSON encodes ev as the pipeline's JSON and breaks one field.
 func (m *malformer) mutateJSON(kind string, ev *event.Event) []byte {
-	js := decode.AppendJSON(m.buf, ev)
+	js := codec.AppendEventJSON(m.buf, ev)
 	var obj map[string]any
 	d := json.NewDecoder(bytes.NewReader(js))
 	d.UseNumber()
 	if err := d.Decode(&obj); err != nil {
-		panic(fmt.Sprintf("gen: decode.AppendJSON wrote invalid JSON %q: %v", js, err))
+		panic(fmt.Sprintf("gen: codec.AppendEventJSON wrote invalid JSON %q: %v", js, err))
 	}
 	switch kind {
 	case MalformedMissingCustomerID:

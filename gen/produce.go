@@ -7,7 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -17,7 +17,7 @@ type Encoding string
 const (
 	// EncodingAvro is Confluent-framed Avro (magic 0, schema id, body).
 	EncodingAvro Encoding = "avro"
-	// EncodingJSON is decode.AppendJSON's JSON.
+	// EncodingJSON is codec.AppendEventJSON's JSON.
 	EncodingJSON Encoding = "json"
 	// EncodingMixed alternates: even records (counting every record of the
 	// stream from 0) Avro, odd records JSON. A duplicate is encoded like
@@ -55,14 +55,14 @@ func (t Topics) For(k event.Kind) string {
 	return ""
 }
 
-// Kinds maps each topic to its kind, as decode.NewEncoder wants it
+// Kinds maps each topic to its kind, as codec.NewEventEncoder wants it
 // inverted: kind → topic.
 func (t Topics) Kinds() map[event.Kind]string {
 	return map[event.Kind]string{event.KindOrder: t.Orders, event.KindEmail: t.Email, event.KindSupport: t.Support}
 }
 
-// AvroEncoder encodes an event as Confluent-framed Avro; *decode.Encoder is
-// one.
+// AvroEncoder encodes an event as Confluent-framed Avro;
+// *codec.EventEncoder is one.
 type AvroEncoder interface {
 	Avro(dst []byte, ev *event.Event) ([]byte, error)
 }
@@ -73,7 +73,7 @@ const progressEvery = 10_000
 
 // Produce writes g's records to the three topics, keyed by customer_id:
 // valid records (and duplicates) encoded per encoding, with enc for Avro
-// (enc may be nil with EncodingJSON) and decode.AppendJSON for JSON;
+// (enc may be nil with EncodingJSON) and codec.AppendEventJSON for JSON;
 // malformed records raw. It returns once every record is acknowledged,
 // or at the first error (from the client, enc or ctx).
 //
@@ -146,7 +146,7 @@ func Produce(ctx context.Context, g *Generator, client *kgo.Client, topics Topic
 				rec.Value = v
 				st.Avro++
 			} else {
-				rec.Value = decode.AppendJSON(nil, &r.Event)
+				rec.Value = codec.AppendEventJSON(nil, &r.Event)
 				st.JSON++
 			}
 			lastValue, lastAvro = rec.Value, avro

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/winback/winback/gen"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/testenv"
@@ -43,7 +44,7 @@ func TestMalformedReachDLQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := decode.NewEncoder(ctx, cl, gen.DefaultTopics().Kinds())
+	enc, err := codec.NewEventEncoder(ctx, cl, gen.DefaultTopics().Kinds())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestMalformedReachDLQ(t *testing.T) {
 			return nil
 		}
 		valid++
-		buf = decode.AppendJSON(buf[:0], &r.Event)
+		buf = codec.AppendEventJSON(buf[:0], &r.Event)
 		if err := dec.Decode(ctx, r.Kind, key, buf, &got); err != nil {
 			return fmt.Errorf("JSON of %+v: %w", r.Event, err)
 		}
@@ -120,7 +121,7 @@ func TestProduce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			enc, err := decode.NewEncoder(ctx, rcl, topics.Kinds())
+			enc, err := codec.NewEventEncoder(ctx, rcl, topics.Kinds())
 			if err != nil {
 				t.Fatal(err)
 			}

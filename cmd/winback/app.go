@@ -26,6 +26,7 @@ import (
 
 	"github.com/winback/winback/admin"
 	"github.com/winback/winback/config"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/consume"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/sinks/clickhouse"
@@ -247,7 +248,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	if cfg.TriggerFormat == "avro" {
 		regForTriggers = src
 	}
-	trig, err := kafka.NewTriggerEncoder(ctx, regForTriggers, cfg.Topics.Triggers, kafka.Format(cfg.TriggerFormat))
+	trig, err := codec.NewTriggerEncoder(ctx, regForTriggers, cfg.Topics.Triggers, codec.Format(cfg.TriggerFormat))
 	if err != nil {
 		return fmt.Errorf("trigger schema: %w", err)
 	}

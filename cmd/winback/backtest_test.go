@@ -16,6 +16,7 @@ import (
 
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/gen"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
@@ -297,7 +298,7 @@ func TestBacktestTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := decode.NewEncoder(ctx, src, gen.DefaultTopics().Kinds())
+	enc, err := codec.NewEventEncoder(ctx, src, gen.DefaultTopics().Kinds())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +412,7 @@ func TestBacktestTopicsTransactional(t *testing.T) {
 		ev := event.Event{Kind: event.KindOrder, EventID: fmt.Sprintf("aborted-%d", i), CustomerID: fmt.Sprintf("c%06d", i+1),
 			Time: to.Add(-time.Hour).UnixMilli(), OrderType: event.OrderPlaced, OrderID: fmt.Sprintf("x-%d", i), Amount: 1, Currency: "EUR", Items: 1,
 			CSAT: event.NoScore, NPS: event.NoScore}
-		cl.Produce(ctx, &kgo.Record{Topic: "orders", Key: []byte(ev.CustomerID), Value: decode.AppendJSON(nil, &ev)}, nil)
+		cl.Produce(ctx, &kgo.Record{Topic: "orders", Key: []byte(ev.CustomerID), Value: codec.AppendEventJSON(nil, &ev)}, nil)
 	}
 	if err := cl.Flush(ctx); err != nil {
 		t.Fatal(err)

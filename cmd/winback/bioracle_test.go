@@ -15,7 +15,7 @@ import (
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/gen"
 	"github.com/winback/winback/internal/bioracle"
-	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -160,7 +160,7 @@ func (s *stack) encode(t *testing.T, stream []genRecord) []*kgo.Record {
 		t.Fatal(err)
 	}
 	tp := gen.Topics{Orders: s.cfg.Topics.Orders, Email: s.cfg.Topics.Email, Support: s.cfg.Topics.Support}
-	enc, err := decode.NewEncoder(t.Context(), src, map[event.Kind]string{
+	enc, err := codec.NewEventEncoder(t.Context(), src, map[event.Kind]string{
 		event.KindOrder: tp.Orders + "-value", event.KindEmail: tp.Email + "-value", event.KindSupport: tp.Support + "-value",
 	})
 	if err != nil {
@@ -181,7 +181,7 @@ func (s *stack) encode(t *testing.T, stream []genRecord) []*kgo.Record {
 			}
 			last = rec.Value
 		default:
-			rec.Value = decode.AppendJSON(nil, &r.ev)
+			rec.Value = codec.AppendEventJSON(nil, &r.ev)
 			last = rec.Value
 		}
 		out = append(out, rec)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/gen"
-	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -143,7 +143,7 @@ func produceTraffic(ctx context.Context, cfg *config.Config, o *genOptions, log 
 		if err := checkRegistry(ctx, cfg, src); err != nil {
 			return gen.Stats{}, err
 		}
-		e, err := decode.NewEncoder(ctx, src, map[event.Kind]string{
+		e, err := codec.NewEventEncoder(ctx, src, map[event.Kind]string{
 			event.KindOrder:   cfg.Topics.Orders + "-value",
 			event.KindEmail:   cfg.Topics.Email + "-value",
 			event.KindSupport: cfg.Topics.Support + "-value",

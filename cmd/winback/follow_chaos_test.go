@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/winback/winback/config"
-	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -32,7 +32,7 @@ func TestKillNineDuringFollow(t *testing.T) {
 	order := func(cust string, n int, at time.Time) *kgo.Record {
 		ev := event.Event{Kind: event.KindOrder, EventID: fmt.Sprintf("%s-%d", cust, n), CustomerID: cust, Time: at.UnixMilli(),
 			OrderType: event.OrderPlaced, OrderID: fmt.Sprintf("%s-o%d", cust, n), Amount: 25, Currency: "EUR", Items: 1}
-		return &kgo.Record{Topic: s.cfg.Topics.Orders, Key: []byte(cust), Value: decode.AppendJSON(nil, &ev)}
+		return &kgo.Record{Topic: s.cfg.Topics.Orders, Key: []byte(cust), Value: codec.AppendEventJSON(nil, &ev)}
 	}
 	const lapsers = 30
 	var recs []*kgo.Record

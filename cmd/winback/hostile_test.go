@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/sinks/kafka"
@@ -41,7 +42,7 @@ func TestHostileInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	topics := map[event.Kind]string{event.KindOrder: s.cfg.Topics.Orders, event.KindEmail: s.cfg.Topics.Email, event.KindSupport: s.cfg.Topics.Support}
-	if _, err := decode.NewEncoder(ctx, src, topics); err != nil {
+	if _, err := codec.NewEventEncoder(ctx, src, topics); err != nil {
 		t.Fatal(err)
 	}
 
@@ -88,7 +89,7 @@ func TestHostileInput(t *testing.T) {
 	send(s.cfg.Topics.Orders, bigKey, append([]byte(`{"event_id":`), strings.Repeat("x", 880<<10)...), string(decode.ReasonJSONSyntax))
 	valid := event.Event{Kind: event.KindOrder, EventID: "after-1", CustomerID: "after-hostile", Time: now,
 		OrderType: event.OrderPlaced, OrderID: "o-after", Amount: 12.5, Currency: "EUR", Items: 1}
-	send(s.cfg.Topics.Orders, []byte("after-hostile"), decode.AppendJSON(nil, &valid), "")
+	send(s.cfg.Topics.Orders, []byte("after-hostile"), codec.AppendEventJSON(nil, &valid), "")
 
 	_, reg := s.serveInProcess(t, s.cfg)
 	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, time.Minute, inputs(s.cfg)...)

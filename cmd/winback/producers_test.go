@@ -15,8 +15,8 @@ import (
 
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/gen"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/consume"
-	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -153,7 +153,7 @@ func produceStyled(ctx context.Context, t *testing.T, cfg *config.Config, g *gen
 		case r.Duplicate:
 			rec.Value = last
 		default:
-			rec.Value = decode.AppendJSON(nil, &r.Event)
+			rec.Value = codec.AppendEventJSON(nil, &r.Event)
 			last = rec.Value
 		}
 		rec.Partition = consume.PartitionOf(string(rec.Key), partitions)
@@ -184,7 +184,7 @@ func produceStyled(ctx context.Context, t *testing.T, cfg *config.Config, g *gen
 				for p := range partitions {
 					ev := event.Event{Kind: event.KindOrder, EventID: fmt.Sprintf("aborted-%s-%d", topic, p), CustomerID: "aborted-customer",
 						Time: r.Event.Time, OrderType: event.OrderPlaced, OrderID: "aborted", Amount: 1, Currency: "EUR", Items: 1}
-					cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Key: []byte(ev.CustomerID), Value: decode.AppendJSON(nil, &ev)}, nil)
+					cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Key: []byte(ev.CustomerID), Value: codec.AppendEventJSON(nil, &ev)}, nil)
 				}
 			}
 			txn(false)
@@ -297,7 +297,7 @@ func TestStrictPartitioning(t *testing.T) {
 		if wrong {
 			p = (p + 1) % partitions
 		}
-		return &kgo.Record{Topic: s.cfg.Topics.Orders, Partition: p, Key: key, Value: decode.AppendJSON(nil, &ev)}
+		return &kgo.Record{Topic: s.cfg.Topics.Orders, Partition: p, Key: key, Value: codec.AppendEventJSON(nil, &ev)}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

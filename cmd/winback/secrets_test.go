@@ -16,7 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/winback/winback/pipeline/decode"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -101,7 +101,7 @@ func TestSecretsStayHidden(t *testing.T) {
 	defer cl.Close()
 	ev := event.Event{Kind: event.KindOrder, EventID: "s-1", CustomerID: "c-secret", Time: time.Now().Add(-time.Hour).UnixMilli(),
 		OrderType: event.OrderPlaced, OrderID: "o-1", Amount: 10, Currency: "EUR", Items: 1}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Topics.Orders, Key: []byte(ev.CustomerID), Value: decode.AppendJSON(nil, &ev)}).FirstErr(); err != nil {
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Topics.Orders, Key: []byte(ev.CustomerID), Value: codec.AppendEventJSON(nil, &ev)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, time.Minute, inputs(cfg)...)

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/winback/winback/config"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
@@ -44,7 +45,7 @@ func committedTriggers(t *testing.T, cfg config.Config) []string {
 	t.Helper()
 	var out []string
 	for _, r := range consumeAll(t, cfg.Kafka.Brokers, cfg.Topics.Triggers) {
-		tr, err := kafka.DecodeTrigger(context.Background(), nil, r.Value)
+		tr, err := codec.DecodeTrigger(context.Background(), nil, r.Value)
 		if err != nil {
 			t.Fatalf("trigger at %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
 		}
@@ -202,7 +203,7 @@ func produceOrders(t *testing.T, cfg config.Config, n int, at time.Time) {
 		id := fmt.Sprintf("c%06d", i+1)
 		ev := event.Event{Kind: event.KindOrder, EventID: "last-" + id, CustomerID: id, Time: at.UnixMilli(),
 			OrderType: event.OrderPlaced, OrderID: "o-last-" + id, Amount: 42, Currency: "EUR", Items: 1}
-		recs = append(recs, &kgo.Record{Topic: cfg.Topics.Orders, Key: []byte(id), Value: decode.AppendJSON(nil, &ev)})
+		recs = append(recs, &kgo.Record{Topic: cfg.Topics.Orders, Key: []byte(id), Value: codec.AppendEventJSON(nil, &ev)})
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/winback/winback/gen"
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
@@ -71,7 +72,7 @@ func newAvroStream(customers, days int) (*avroStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc, err := decode.NewEncoder(ctx, cl, gen.DefaultTopics().Kinds())
+	enc, err := codec.NewEventEncoder(ctx, cl, gen.DefaultTopics().Kinds())
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 )
@@ -108,7 +109,7 @@ func TestMetaKeyIsNoCustomerID(t *testing.T) {
 	ev := event.Event{Kind: event.KindOrder, EventID: "e-1", CustomerID: metaKey, Time: time.Now().Add(-time.Hour).UnixMilli(),
 		OrderType: event.OrderPlaced, OrderID: "o-1", Amount: 1, Currency: "EUR", Items: 1}
 	var got event.Event
-	err := d.Decode(context.Background(), event.KindOrder, []byte(metaKey), decode.AppendJSON(nil, &ev), &got)
+	err := d.Decode(context.Background(), event.KindOrder, []byte(metaKey), codec.AppendEventJSON(nil, &ev), &got)
 	if r, _ := decode.ReasonOf(err); r != decode.ReasonFieldInvalid {
 		t.Fatalf("customer_id %q: %v, want field.invalid", metaKey, err)
 	}

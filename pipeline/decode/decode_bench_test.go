@@ -7,6 +7,7 @@ import (
 
 	"github.com/linkedin/goavro/v2"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -44,7 +45,7 @@ func benchDecode(b *testing.B, encode func(testing.TB, event.Event) []byte) {
 func BenchmarkDecodeAvro(b *testing.B) { benchDecode(b, mustAvro) }
 
 func BenchmarkDecodeJSON(b *testing.B) {
-	benchDecode(b, func(_ testing.TB, ev event.Event) []byte { return AppendJSON(nil, &ev) })
+	benchDecode(b, func(_ testing.TB, ev event.Event) []byte { return codec.AppendEventJSON(nil, &ev) })
 }
 
 // BenchmarkDecodeAvroParallel shows the schema cache does not contend.
@@ -88,7 +89,7 @@ func BenchmarkGoavroReference(b *testing.B) {
 // alternative to the hand-rolled scanner (no validation).
 func BenchmarkStdlibJSONReference(b *testing.B) {
 	ev := orderEvent()
-	val := AppendJSON(nil, &ev)
+	val := codec.AppendEventJSON(nil, &ev)
 	var rec struct {
 		EventID    string  `json:"event_id"`
 		CustomerID string  `json:"customer_id"`
@@ -104,27 +105,5 @@ func BenchmarkStdlibJSONReference(b *testing.B) {
 		if err := json.Unmarshal(val, &rec); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-func BenchmarkEncodeAvro(b *testing.B) {
-	ev := orderEvent()
-	enc := &Encoder{ids: [len(specs)]int{0, 1, 2, 3}}
-	buf := make([]byte, 0, 256)
-	b.ReportAllocs()
-	for b.Loop() {
-		var err error
-		if buf, err = enc.Avro(buf[:0], &ev); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkAppendJSON(b *testing.B) {
-	ev := supportEvent()
-	buf := make([]byte, 0, 256)
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = AppendJSON(buf[:0], &ev)
 	}
 }

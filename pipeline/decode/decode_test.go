@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/schemas"
 )
@@ -56,7 +57,7 @@ func baseEvent(k event.Kind) event.Event {
 }
 
 // mapRegistry is an in-process Registry. Ids 1, 2 and 3 are the contract's
-// schemas, as NewEncoder registers them in a fresh registry.
+// schemas, as codec.NewEventEncoder registers them in a fresh registry.
 type mapRegistry struct {
 	mu      sync.Mutex
 	schemas map[int]string
@@ -96,7 +97,7 @@ var kindSchemaID = map[event.Kind]int{event.KindOrder: 1, event.KindEmail: 2, ev
 
 func mustAvro(t testing.TB, ev event.Event) []byte {
 	t.Helper()
-	b, err := appendAvro(nil, kindSchemaID[ev.Kind], &ev)
+	b, err := codec.AppendEventAvro(nil, kindSchemaID[ev.Kind], &ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,6 @@ func checkReason(t *testing.T, err error, want Reason) {
 
 func TestRoundTripBothEncodings(t *testing.T) {
 	d := newTestDecoder(newMapRegistry())
-	enc := &Encoder{ids: [len(specs)]int{0, 1, 2, 3}}
 	evs := []event.Event{orderEvent(), emailEvent(), supportEvent()}
 	s := supportEvent()
 	s.CSAT, s.NPS = event.NoScore, 0
@@ -135,11 +135,7 @@ func TestRoundTripBothEncodings(t *testing.T) {
 	o.OrderID = "o-\n\x01"      // control characters too, where the contract allows them
 	evs = append(evs, o)
 	for _, want := range evs {
-		avroVal, err := enc.Avro(nil, &want)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, val := range map[string][]byte{"avro": avroVal, "json": AppendJSON(nil, &want)} {
+		for name, val := range map[string][]byte{"avro": mustAvro(t, want), "json": codec.AppendEventJSON(nil, &want)} {
 			var got event.Event
 			got.OrderID = "stale" // Decode must reset the event
 			if err := d.Decode(context.Background(), want.Kind, []byte(want.CustomerID), val, &got); err != nil {
@@ -239,7 +235,7 @@ func TestFutureEvents(t *testing.T) {
 				ev := baseEvent(k)
 				ev.Time = testNow.Add(c.ahead).UnixMilli()
 				var got event.Event
-				err := d.Decode(context.Background(), k, []byte("c-1"), AppendJSON(nil, &ev), &got)
+				err := d.Decode(context.Background(), k, []byte("c-1"), codec.AppendEventJSON(nil, &ev), &got)
 				checkReason(t, err, c.want)
 				if c.want != "" {
 					var de *Error
@@ -299,7 +295,7 @@ func TestIDLength(t *testing.T) {
 			id := strings.Repeat("x", c.n)
 			set[c.field](&ev, id)
 			key := []byte(ev.CustomerID) // the producer keys by customer_id
-			for enc, value := range map[string][]byte{"json": AppendJSON(nil, &ev), "avro": mustAvro(t, ev)} {
+			for enc, value := range map[string][]byte{"json": codec.AppendEventJSON(nil, &ev), "avro": mustAvro(t, ev)} {
 				var got event.Event
 				err := d.Decode(context.Background(), c.kind, key, value, &got)
 				checkReason(t, err, c.want)
@@ -347,7 +343,7 @@ func TestCustomerIDControlCharacters(t *testing.T) {
 	for _, c := range cases {
 		ev := orderEvent()
 		ev.CustomerID = c.id
-		for enc, value := range map[string][]byte{"json": AppendJSON(nil, &ev), "avro": mustAvro(t, ev)} {
+		for enc, value := range map[string][]byte{"json": codec.AppendEventJSON(nil, &ev), "avro": mustAvro(t, ev)} {
 			var got event.Event
 			err := d.Decode(context.Background(), event.KindOrder, []byte(c.id), value, &got)
 			if r, _ := ReasonOf(err); r != c.want {

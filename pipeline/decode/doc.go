@@ -83,9 +83,8 @@
 //
 // # Producing
 //
-// Encoder registers the contract's schemas and writes Confluent-framed Avro;
-// AppendJSON writes the JSON form. Both write invalid events as they are, so
-// that tests can build bad records.
+// The package only decodes. Package codec writes both encodings
+// (codec.EventEncoder for Avro, codec.AppendEventJSON for JSON).
 //
 // # Hostile inputs
 //

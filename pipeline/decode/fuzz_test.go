@@ -11,6 +11,7 @@ import (
 
 	"github.com/linkedin/goavro/v2"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -31,7 +32,7 @@ func checkDecodeError(t *testing.T, err error) Reason {
 
 func FuzzDecodeJSON(f *testing.F) {
 	for _, ev := range []event.Event{orderEvent(), emailEvent(), supportEvent()} {
-		f.Add(uint8(ev.Kind-1), []byte("c-1"), AppendJSON(nil, &ev))
+		f.Add(uint8(ev.Kind-1), []byte("c-1"), codec.AppendEventJSON(nil, &ev))
 	}
 	f.Add(uint8(0), []byte("c-1"), []byte(`{"event_id":"\u00e9\ud83d\ude00","customer_id":"c-1","x":[{"a":-0.5e+3}],"event_time":"2024-05-01T12:00:00.123Z"}`))
 	d := newTestDecoder(nil)
@@ -67,7 +68,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 		// The event survives a round trip.
 		var again event.Event
-		if err := d.Decode(context.Background(), kind, key, AppendJSON(nil, &ev), &again); err != nil || again != ev {
+		if err := d.Decode(context.Background(), kind, key, codec.AppendEventJSON(nil, &ev), &again); err != nil || again != ev {
 			t.Fatalf("round trip: %v\n got %+v\nwant %+v", err, again, ev)
 		}
 	})
@@ -104,7 +105,7 @@ func FuzzDecodeAvro(f *testing.F) {
 			return
 		}
 		id := int(value[1])<<24 | int(value[2])<<16 | int(value[3])<<8 | int(value[4])
-		codec, ok := codecs[id]
+		ref, ok := codecs[id]
 		if !ok {
 			return
 		}
@@ -116,7 +117,7 @@ func FuzzDecodeAvro(f *testing.F) {
 		if structural || wrongSchema {
 			return
 		}
-		native, rest, gerr := codec.NativeFromBinary(value[5:])
+		native, rest, gerr := ref.NativeFromBinary(value[5:])
 		if gerr != nil || len(rest) != 0 {
 			t.Fatalf("decoder: %v; goavro: %v, %d bytes left", err, gerr, len(rest))
 		}
@@ -129,7 +130,7 @@ func FuzzDecodeAvro(f *testing.F) {
 				t.Fatalf("goavro %v:\n got %+v\nwant %+v", nerr, ev, want)
 			}
 		}
-		again, aerr := appendAvro(nil, kindSchemaID[kind], &ev)
+		again, aerr := codec.AppendEventAvro(nil, kindSchemaID[kind], &ev)
 		if aerr != nil {
 			t.Fatal(aerr)
 		}

@@ -27,7 +27,8 @@ type HostileCase struct {
 //
 // Blank lines and lines starting with # are ignored. Avro values in the
 // corpus assume schema ids 1, 2 and 3 are the Order, EmailEvent and
-// SupportEvent schemas, which is what NewEncoder gives on a fresh registry.
+// SupportEvent schemas, which is what codec.NewEventEncoder gives on a
+// fresh registry.
 func LoadHostileCorpus(dir string) ([]HostileCase, error) {
 	manifest, err := os.ReadFile(filepath.Join(dir, "manifest.txt"))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -40,7 +41,7 @@ func hostileInputs(t testing.TB) []hostileInput {
 		if mod != nil {
 			mod(&ev)
 		}
-		return AppendJSON(nil, &ev)
+		return codec.AppendEventJSON(nil, &ev)
 	}
 	jsonOrder := string(json(orderEvent(), nil))
 	jsonWith := func(old, new string) []byte {
@@ -127,11 +128,11 @@ func hostileInputs(t testing.TB) []hostileInput {
 // contract order.
 func avroPatchType(t testing.TB, order []byte, index int64) []byte {
 	ev := orderEvent()
-	prefix := AppendAvroLong(AppendAvroString(AppendAvroString(framed(1, nil), ev.EventID), ev.CustomerID), ev.Time)
+	prefix := codec.AppendAvroLong(codec.AppendAvroString(codec.AppendAvroString(framed(1, nil), ev.EventID), ev.CustomerID), ev.Time)
 	if !bytes.HasPrefix(order, prefix) {
 		t.Fatal("unexpected order layout")
 	}
-	out := AppendAvroLong(bytes.Clone(prefix), index)
+	out := codec.AppendAvroLong(bytes.Clone(prefix), index)
 	return append(out, order[len(prefix)+1:]...)
 }
 
@@ -152,7 +153,7 @@ func writeHostile(t *testing.T, inputs []hostileInput) {
 # Avro files (*.bin starting with 0x00) use schema ids 1 = io.winback.Order,
 # 2 = io.winback.EmailEvent, 3 = io.winback.SupportEvent: register
 # schemas/avro/{order,email_event,support_event}.avsc in that order in a
-# fresh registry (decode.NewEncoder does). Valid events are from 2024-05-01.
+# fresh registry (codec.NewEventEncoder does). Valid events are from 2024-05-01.
 # Not here: value.too_large (a 1 MiB value; the test makes one) and
 # registry.unavailable (the environment, not the record).
 
@@ -188,7 +189,7 @@ func TestHostileCorpus(t *testing.T) {
 	}
 
 	_, cl := newSR(t)
-	if _, err := NewEncoder(context.Background(), cl, testTopics); err != nil {
+	if _, err := codec.NewEventEncoder(context.Background(), cl, testTopics); err != nil {
 		t.Fatal(err)
 	}
 	d := NewDecoder(SchemaRegistry(cl), Options{})
@@ -203,7 +204,7 @@ func TestHostileCorpus(t *testing.T) {
 	}
 
 	t.Run("value.too_large", func(t *testing.T) {
-		big := AppendJSON(nil, &[]event.Event{orderEvent()}[0])
+		big := codec.AppendEventJSON(nil, &[]event.Event{orderEvent()}[0])
 		big = append(big[:len(big)-1], `,"padding":"`...)
 		big = append(big, bytes.Repeat([]byte("x"), 1<<20)...)
 		big = append(big, `"}`...)

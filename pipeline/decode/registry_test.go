@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
 
@@ -35,7 +36,7 @@ func newSR(t *testing.T) (*srfake.Registry, *sr.Client) {
 func TestEncoderDecoderWithSchemaRegistry(t *testing.T) {
 	fake, cl := newSR(t)
 	ctx := context.Background()
-	enc, err := NewEncoder(ctx, cl, testTopics)
+	enc, err := codec.NewEventEncoder(ctx, cl, testTopics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,12 +49,12 @@ func TestEncoderDecoderWithSchemaRegistry(t *testing.T) {
 		t.Error("subjects <topic>-value not registered")
 	}
 	// Registering again is idempotent: same ids.
-	enc2, err := NewEncoder(ctx, cl, map[event.Kind]string{event.KindSupport: "support-events-value"})
+	enc2, err := codec.NewEventEncoder(ctx, cl, map[event.Kind]string{event.KindSupport: "support-events-value"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if enc2.SchemaID(event.KindSupport) != 3 || enc2.SchemaID(event.KindOrder) != 0 {
-		t.Errorf("re-registering gave ids %v", enc2.ids)
+		t.Errorf("re-registering gave ids %d (support) and %d (order), want 3 and 0", enc2.SchemaID(event.KindSupport), enc2.SchemaID(event.KindOrder))
 	}
 
 	d := NewDecoder(SchemaRegistry(cl), Options{})
@@ -115,7 +116,7 @@ func TestSchemaRegistryAdapter(t *testing.T) {
 func TestRegistryDown(t *testing.T) {
 	fake, cl := newSR(t)
 	ctx := context.Background()
-	enc, err := NewEncoder(ctx, cl, testTopics)
+	enc, err := codec.NewEventEncoder(ctx, cl, testTopics)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/winback/winback/pipeline/event"
-	"github.com/winback/winback/sinks/clickhouse/internal/fixture"
+	"github.com/winback/winback/sinks/clickhouse/internal/chtest"
 	"github.com/winback/winback/testenv"
 )
 
@@ -41,9 +41,9 @@ func sortedRows(t *testing.T, s *Sink, q string) []string {
 // guards against: a backfill that keeps only a row per customer per batch.
 func TestDailyHistoryIndependentOfSpeed(t *testing.T) {
 	const customers, days = 40, 200
-	live := fixture.History(customers, days, 1, true)
-	backfill := fixture.History(customers, days, 1<<30, true)
-	lossy := fixture.History(customers, days, 1<<30, false)
+	live := chtest.History(customers, days, 1, true)
+	backfill := chtest.History(customers, days, 1<<30, true)
+	lossy := chtest.History(customers, days, 1<<30, false)
 	ch := testenv.NewClickHouse(t)
 	clk := newClock(time.Date(2025, 8, 1, 0, 0, 0, 0, time.UTC))
 	write := func(rows []event.Aggregate) *Sink {

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/winback/winback/sinks/clickhouse/internal/fixture"
+	"github.com/winback/winback/sinks/clickhouse/internal/chtest"
 	"github.com/winback/winback/testenv"
 )
 
@@ -13,7 +13,7 @@ import (
 // emitted_at and merges stopped, so that a view reading without FINAL
 // would count triggers twice, and checks every expected row.
 func TestIncrementality(t *testing.T) {
-	fx, err := fixture.Load("testdata/incrementality.txt")
+	fx, err := chtest.Load("testdata/incrementality.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,14 +44,14 @@ func TestIncrementality(t *testing.T) {
 	}
 	for _, e := range fx.Expects {
 		t.Run(e.Name, func(t *testing.T) {
-			if err := fixture.Compare(query(t, s, e.SQL(s.cfg.Database)), e.Rows); err != nil {
+			if err := chtest.Compare(query(t, s, e.SQL(s.cfg.Database)), e.Rows); err != nil {
 				t.Errorf("testdata/incrementality.txt:%d: %s", e.Line, err)
 			}
 		})
 	}
 	// The Grafana dashboard's panels run here and show rows.
 	t.Run("grafana", func(t *testing.T) {
-		qs, err := fixture.DashboardQueries("../../deploy/grafana/incrementality.json", s.cfg.Database)
+		qs, err := chtest.DashboardQueries("../../deploy/grafana/incrementality.json", s.cfg.Database)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/winback/winback/pipeline/event"
-	"github.com/winback/winback/sinks/clickhouse/internal/fixture"
+	"github.com/winback/winback/sinks/clickhouse/internal/chtest"
 	"github.com/winback/winback/testenv"
 )
 
@@ -59,7 +59,7 @@ func TestWriteLatestVersionWins(t *testing.T) {
 		{"c1", "3", "3", "30", `\N`, "9", "[PURCHASE_LAPSE]", "0.25", "2024-04-01 12:00:00"},
 		{"c2", "1", "1", "5", `\N`, "9", "[PURCHASE_LAPSE]", "0.5", "2024-04-01 12:00:00"},
 	}
-	if err := fixture.Compare(got, want); err != nil {
+	if err := chtest.Compare(got, want); err != nil {
 		t.Fatalf("customer_aggregates: %v", err)
 	}
 	got = query(t, s, "SELECT customer_id, day, version, orders_total, as_of FROM "+db+".customer_daily ORDER BY customer_id, day")
@@ -68,7 +68,7 @@ func TestWriteLatestVersionWins(t *testing.T) {
 		{"c1", "2024-01-06", "3", "3", "2024-01-06 10:00:00"},
 		{"c2", "2024-01-06", "1", "1", "2024-01-06 10:00:00"},
 	}
-	if err := fixture.Compare(got, want); err != nil {
+	if err := chtest.Compare(got, want); err != nil {
 		t.Fatalf("customer_daily: %v", err)
 	}
 
@@ -99,13 +99,13 @@ func TestStartFlush(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := query(t, s, "SELECT customer_id FROM "+db+".customer_aggregates ORDER BY customer_id"); fixture.Compare(got, [][]string{{"c1"}, {"c2"}}) != nil {
+	if got := query(t, s, "SELECT customer_id FROM "+db+".customer_aggregates ORDER BY customer_id"); chtest.Compare(got, [][]string{{"c1"}, {"c2"}}) != nil {
 		t.Fatalf("after the first flush: %v, want c1 and c2", got)
 	}
 	if err := <-s.StartFlush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := query(t, s, "SELECT customer_id, day FROM "+db+".customer_daily ORDER BY customer_id"); fixture.Compare(got, [][]string{{"c1", "2024-01-05"}, {"c2", "2024-01-05"}, {"c3", "2024-01-06"}}) != nil {
+	if got := query(t, s, "SELECT customer_id, day FROM "+db+".customer_daily ORDER BY customer_id"); chtest.Compare(got, [][]string{{"c1", "2024-01-05"}, {"c2", "2024-01-05"}, {"c3", "2024-01-06"}}) != nil {
 		t.Fatalf("customer_daily after both flushes: %v", got)
 	}
 	if s.Pending() != 0 {
@@ -134,7 +134,7 @@ func TestDiscard(t *testing.T) {
 	if err := <-s.StartFlush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := query(t, s, "SELECT customer_id FROM "+db+".customer_aggregates ORDER BY customer_id"); fixture.Compare(got, [][]string{{"committed"}}) != nil {
+	if got := query(t, s, "SELECT customer_id FROM "+db+".customer_aggregates ORDER BY customer_id"); chtest.Compare(got, [][]string{{"committed"}}) != nil {
 		t.Fatalf("customer_aggregates: %v, want only the committed row", got)
 	}
 	var m dto.Metric
@@ -164,13 +164,13 @@ func TestFlushBlocks(t *testing.T) {
 	}
 	for _, table := range []string{"customer_aggregates", "customer_daily"} {
 		got := query(t, s, "SELECT count(), uniqExact(customer_id), sum(orders_total), min(customer_id), max(customer_id) FROM "+db+"."+table)
-		if w := []string{fmt.Sprint(n), fmt.Sprint(n), fmt.Sprint(want), "c000000", fmt.Sprintf("c%06d", n-1)}; fixture.Compare(got, [][]string{w}) != nil {
+		if w := []string{fmt.Sprint(n), fmt.Sprint(n), fmt.Sprint(want), "c000000", fmt.Sprintf("c%06d", n-1)}; chtest.Compare(got, [][]string{w}) != nil {
 			t.Errorf("%s: %v, want %v", table, got, w)
 		}
 	}
 	// A row's columns stay together across the block boundary.
 	i := insertBlockRows
-	if got := query(t, s, fmt.Sprintf("SELECT orders_total, spend_total FROM %s.customer_aggregates WHERE customer_id = 'c%06d'", db, i)); fixture.Compare(got, [][]string{{fmt.Sprint(i % 5), fmt.Sprint(i)}}) != nil {
+	if got := query(t, s, fmt.Sprintf("SELECT orders_total, spend_total FROM %s.customer_aggregates WHERE customer_id = 'c%06d'", db, i)); chtest.Compare(got, [][]string{{fmt.Sprint(i % 5), fmt.Sprint(i)}}) != nil {
 		t.Errorf("row %d: %v", i, got)
 	}
 	if got := value(s.m.batches.WithLabelValues("customer_aggregates")); got != 1 {
@@ -195,7 +195,7 @@ func TestDeadLetterSample(t *testing.T) {
 	}
 	got := query(t, s, "SELECT topic, partition, offset, key, reason, size, length(sample), hex(substring(sample, 1, 4)), at FROM "+s.cfg.Database+".dlq_records")
 	want := [][]string{{"orders", "2", "99", "k", "avro.unknown_schema_id", "5000", "100", "00010203", "2024-04-01 12:00:00"}}
-	if err := fixture.Compare(got, want); err != nil {
+	if err := chtest.Compare(got, want); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -231,7 +231,7 @@ func tableDump(t *testing.T, s *Sink, withUpdatedAt bool) string {
 	return dump
 }
 
-func writeFixture(t *testing.T, s *Sink, fx *fixture.Fixture, batch int) {
+func writeFixture(t *testing.T, s *Sink, fx *chtest.Fixture, batch int) {
 	t.Helper()
 	ctx := testCtx(t, time.Minute)
 	for i := range fx.Aggregates {
@@ -256,7 +256,7 @@ func writeFixture(t *testing.T, s *Sink, fx *fixture.Fixture, batch int) {
 // TestReplay: writing the same rows again (a replay after an aborted
 // transaction) leaves the same table contents under FINAL.
 func TestReplay(t *testing.T) {
-	fx, err := fixture.Load("testdata/views.txt")
+	fx, err := chtest.Load("testdata/views.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestReplay(t *testing.T) {
 // TestFlushWhileClickHouseDown: Flush keeps retrying while the server is
 // gone and delivers every row exactly once when it is back.
 func TestFlushWhileClickHouseDown(t *testing.T) {
-	fx, err := fixture.Load("testdata/views.txt")
+	fx, err := chtest.Load("testdata/views.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

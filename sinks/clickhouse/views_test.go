@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/winback/winback/pipeline/event"
-	"github.com/winback/winback/sinks/clickhouse/internal/fixture"
+	"github.com/winback/winback/sinks/clickhouse/internal/chtest"
 	"github.com/winback/winback/testenv"
 )
 
@@ -15,7 +15,7 @@ import (
 // duplicates exist, and checks every view against the numbers worked out
 // by hand in the file (and the weekly views against a Go oracle).
 func TestViews(t *testing.T) {
-	fx, err := fixture.Load("testdata/views.txt")
+	fx, err := chtest.Load("testdata/views.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestViews(t *testing.T) {
 
 	for _, e := range fx.Expects {
 		t.Run(e.Name, func(t *testing.T) {
-			if err := fixture.Compare(query(t, s, e.SQL(s.cfg.Database)), e.Rows); err != nil {
+			if err := chtest.Compare(query(t, s, e.SQL(s.cfg.Database)), e.Rows); err != nil {
 				t.Errorf("testdata/views.txt:%d: %s", e.Line, err)
 			}
 		})
@@ -71,16 +71,16 @@ func TestViews(t *testing.T) {
 		if len(retention) < 15 {
 			t.Fatalf("oracle has %d weeks", len(retention))
 		}
-		if err := fixture.Compare(query(t, s, fixture.Expect{Query: fixture.WeeklyRetentionQuery}.SQL(s.cfg.Database)), retention); err != nil {
+		if err := chtest.Compare(query(t, s, chtest.Expect{Query: chtest.WeeklyRetentionQuery}.SQL(s.cfg.Database)), retention); err != nil {
 			t.Errorf("retention_weekly: %v", err)
 		}
-		if err := fixture.Compare(query(t, s, fixture.Expect{Query: fixture.WeeklyKPIQuery}.SQL(s.cfg.Database)), kpi); err != nil {
+		if err := chtest.Compare(query(t, s, chtest.Expect{Query: chtest.WeeklyKPIQuery}.SQL(s.cfg.Database)), kpi); err != nil {
 			t.Errorf("kpi_weekly: %v", err)
 		}
 	})
 	// Every example query in docs/clickhouse.md runs.
 	t.Run("docs", func(t *testing.T) {
-		qs, err := fixture.DocQueries("../../docs/clickhouse.md", s.cfg.Database)
+		qs, err := chtest.DocQueries("../../docs/clickhouse.md", s.cfg.Database)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func TestViewsRunningPeriod(t *testing.T) {
 	// as_of_day is May 14: active at May 15 means an order on May 5..14:
 	// nobody (a ordered May 1, b May 3).
 	got := query(t, s, "SELECT period_start, period_end, is_complete, customers_start, customers_end, customers_new FROM "+s.cfg.Database+".retention_monthly")
-	if err := fixture.Compare(got, [][]string{{"2024-05-01", "2024-06-01", "0", "0", "0", "2"}}); err != nil {
+	if err := chtest.Compare(got, [][]string{{"2024-05-01", "2024-06-01", "0", "0", "0", "2"}}); err != nil {
 		t.Fatal(err)
 	}
 }

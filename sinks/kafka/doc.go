@@ -1,25 +1,12 @@
-// Package kafka writes winback's output records: win-back triggers for
-// marketing automation, and dead-letter records for input that could not be
-// decoded.
+// Package kafka makes winback's output records for Kafka: win-back trigger
+// records for marketing automation, and dead-letter records (and rows) for
+// input that could not be decoded, each checked against the producer's
+// batch limit. The trigger value's wire format is package codec's.
 //
 // # Triggers
 //
-// TriggerEncoder writes event.Trigger as the WinbackTrigger record of
-// schemas/avro/winback_trigger.avsc, in one of two formats:
-//
-//   - "avro": Confluent-framed Avro (0x00, 4-byte big-endian schema id,
-//     Avro binary); the schema is registered under the subject
-//     <topic>-value.
-//   - "json": one JSON object with the Avro schema's field names, enums as
-//     their symbols, as_of and emitted_at as epoch milliseconds, evidence as
-//     an object with its names sorted, original_trigger_id null when there is
-//     none.
-//
-// DecodeTrigger reads either form back; it shows consumers how to read the
-// topic.
-//
-// Trigger records (TriggerRecord) are keyed by customer_id and carry the
-// headers
+// Trigger records (TriggerRecord) hold a value from codec.TriggerEncoder,
+// are keyed by customer_id and carry the headers
 //
 //	winback.trigger_id   the trigger id, for deduplication without decoding
 //	winback.kind         WINBACK or RECOVERED

@@ -9,7 +9,7 @@ import (
 	"github.com/winback/winback/pipeline/event"
 )
 
-// Encoder encodes the value of a trigger record (TriggerEncoder does).
+// Encoder encodes the value of a trigger record (codec.TriggerEncoder does).
 type Encoder interface {
 	Encode(dst []byte, t *event.Trigger) ([]byte, error)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 )
@@ -57,7 +58,7 @@ const ReasonInternal = "internal"
 const MaxErrorBytes = 1024
 
 // TriggerRecord returns the record for trigger t on topic, with value as
-// made by TriggerEncoder.Encode, keyed by customer_id.
+// made by codec.TriggerEncoder.Encode, keyed by customer_id.
 func TriggerRecord(topic string, t *event.Trigger, value []byte) *kgo.Record {
 	return &kgo.Record{
 		Topic: topic,
@@ -66,7 +67,7 @@ func TriggerRecord(topic string, t *event.Trigger, value []byte) *kgo.Record {
 		Headers: []kgo.RecordHeader{
 			{Key: HeaderTriggerID, Value: []byte(t.TriggerID)},
 			{Key: HeaderKind, Value: []byte(t.Kind)},
-			{Key: HeaderSchema, Value: []byte(SchemaName)},
+			{Key: HeaderSchema, Value: []byte(codec.TriggerSchemaName)},
 		},
 	}
 }

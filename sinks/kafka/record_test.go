@@ -28,7 +28,7 @@ func header(t *testing.T, r *kgo.Record, key string) string {
 }
 
 func TestTriggerRecord(t *testing.T) {
-	tr := recoveredTrigger()
+	tr := event.Trigger{TriggerID: "rc-c-2-SPEND_DECLINE-1", CustomerID: "kunde-ø-\"2\"", Kind: event.TriggerRecovered}
 	r := TriggerRecord("winback-triggers", &tr, []byte("v"))
 	if r.Topic != "winback-triggers" || string(r.Key) != tr.CustomerID || string(r.Value) != "v" {
 		t.Errorf("record %+v", r)

@@ -22,7 +22,7 @@ import (
 	"github.com/winback/winback/schemas"
 	"github.com/winback/winback/sinks/clickhouse/chdbtest/chdbenv"
 	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
-	"github.com/winback/winback/sinks/clickhouse/internal/fixture"
+	"github.com/winback/winback/sinks/clickhouse/internal/chtest"
 )
 
 // session is the process's one chDB session (chDB allows one at a time).
@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	}
 	session, err = chdb.NewSession(dir)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: chDB session with %s: %v\n", chdbenv.Path, err)
+		fmt.Fprintf(os.Stderr, "FAIL: chDB session with %s: %v\n", os.Getenv(chdbenv.EnvLibPath), err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -167,14 +167,14 @@ func newWriter(t *testing.T, p chsql.Params) *writer {
 func (w *writer) flush() {
 	w.t.Helper()
 	for _, table := range w.b.Build(w.now, w.tokens) {
-		exec(w.t, table.ValuesSQL(w.p.Database, table.Settings()))
+		exec(w.t, chtest.ValuesSQL(table, w.p.Database, table.Settings()))
 	}
 	w.b = chsql.NewBatch(0)
 }
 
 // writeFixture writes the dataset as TestViews does on 18.16: in small
 // batches, then a reversed replay, then stale versions alone.
-func writeFixture(t *testing.T, p chsql.Params, fx *fixture.Fixture) {
+func writeFixture(t *testing.T, p chsql.Params, fx *chtest.Fixture) {
 	w := newWriter(t, p)
 	for i := range fx.Aggregates {
 		w.b.AddAggregate(&fx.Aggregates[i])
@@ -208,9 +208,9 @@ func writeFixture(t *testing.T, p chsql.Params, fx *fixture.Fixture) {
 	w.flush()
 }
 
-func loadFixture(t *testing.T) *fixture.Fixture {
+func loadFixture(t *testing.T) *chtest.Fixture {
 	t.Helper()
-	fx, err := fixture.Load("../testdata/views.txt")
+	fx, err := chtest.Load("../testdata/views.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,15 +220,20 @@ func loadFixture(t *testing.T) *fixture.Fixture {
 // TestLibraryLocated: chdbenv set CHDB_LIB_PATH before chdb-go loaded the
 // library, and the library is a modern ClickHouse.
 func TestLibraryLocated(t *testing.T) {
-	if chdbenv.Path == "" || os.Getenv(chdbenv.EnvLibPath) != chdbenv.Path {
-		t.Fatalf("chdbenv.Path %q, %s=%q", chdbenv.Path, chdbenv.EnvLibPath, os.Getenv(chdbenv.EnvLibPath))
+	lib := os.Getenv(chdbenv.EnvLibPath)
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := chdbenv.Locate(os.Getenv, dir); lib == "" || p != lib || err != nil {
+		t.Fatalf("%s=%q, Locate gives %q, %v", chdbenv.EnvLibPath, lib, p, err)
 	}
 	v := engineVersion(t)
 	f := chsql.FeaturesOf(v)
 	if !f.InsertDedupToken || !f.LowCardinality {
 		t.Fatalf("chDB is ClickHouse %s, features %+v: too old to prove the modern branch", v, f)
 	}
-	t.Logf("chDB: ClickHouse %s from %s", v, chdbenv.Path)
+	t.Logf("chDB: ClickHouse %s from %s", v, lib)
 }
 
 // TestViewsModern: the same migrations (rendered for this engine) and the
@@ -267,7 +272,7 @@ func TestViewsOldDDLOnModern(t *testing.T) {
 	checkViews(t, p, fx)
 }
 
-func checkViews(t *testing.T, p chsql.Params, fx *fixture.Fixture) {
+func checkViews(t *testing.T, p chsql.Params, fx *chtest.Fixture) {
 	t.Helper()
 	writeFixture(t, p, fx)
 	if n, final := count(t, "SELECT count() FROM "+p.Database+".customer_daily"),
@@ -276,13 +281,13 @@ func checkViews(t *testing.T, p chsql.Params, fx *fixture.Fixture) {
 	}
 	for _, e := range fx.Expects {
 		t.Run(e.Name, func(t *testing.T) {
-			if err := fixture.Compare(query(t, e.SQL(p.Database)), e.Rows); err != nil {
+			if err := chtest.Compare(query(t, e.SQL(p.Database)), e.Rows); err != nil {
 				t.Errorf("testdata/views.txt:%d: %s", e.Line, err)
 			}
 		})
 	}
 	t.Run("docs", func(t *testing.T) {
-		qs, err := fixture.DocQueries("../../../docs/clickhouse.md", p.Database)
+		qs, err := chtest.DocQueries("../../../docs/clickhouse.md", p.Database)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,10 +297,10 @@ func checkViews(t *testing.T, p chsql.Params, fx *fixture.Fixture) {
 	})
 	t.Run("weekly", func(t *testing.T) {
 		retention, kpi := fx.Weekly()
-		if err := fixture.Compare(query(t, fixture.Expect{Query: fixture.WeeklyRetentionQuery}.SQL(p.Database)), retention); err != nil {
+		if err := chtest.Compare(query(t, chtest.Expect{Query: chtest.WeeklyRetentionQuery}.SQL(p.Database)), retention); err != nil {
 			t.Errorf("retention_weekly: %v", err)
 		}
-		if err := fixture.Compare(query(t, fixture.Expect{Query: fixture.WeeklyKPIQuery}.SQL(p.Database)), kpi); err != nil {
+		if err := chtest.Compare(query(t, chtest.Expect{Query: chtest.WeeklyKPIQuery}.SQL(p.Database)), kpi); err != nil {
 			t.Errorf("kpi_weekly: %v", err)
 		}
 	})
@@ -326,7 +331,7 @@ func TestInsertDedupToken(t *testing.T) {
 	insert := func(p chsql.Params, tb *chsql.Table, token string) int {
 		settings := tb.Settings()
 		settings["insert_deduplication_token"] = token
-		exec(t, tb.ValuesSQL(p.Database, settings))
+		exec(t, chtest.ValuesSQL(tb, p.Database, settings))
 		return count(t, "SELECT count() FROM "+p.Database+"."+tb.Name)
 	}
 
@@ -410,16 +415,16 @@ func TestDailyFeedRetry(t *testing.T) {
 	exec(t, "SYSTEM STOP MERGES "+p.Database+".customer_daily")
 	// The first attempt stores the block in customer_aggregates only.
 	exec(t, "DETACH TABLE "+p.Database+".customer_daily_feed")
-	exec(t, tb.ValuesSQL(p.Database, tb.Settings()))
+	exec(t, chtest.ValuesSQL(tb, p.Database, tb.Settings()))
 	exec(t, "ATTACH TABLE "+p.Database+".customer_daily_feed")
 	if n := days(p); n != 0 {
 		t.Fatalf("customer_daily has %d rows with the view detached", n)
 	}
-	exec(t, tb.ValuesSQL(p.Database, tb.Settings()))
+	exec(t, chtest.ValuesSQL(tb, p.Database, tb.Settings()))
 	if n := days(p); n != tb.Rows {
 		t.Fatalf("after the retry customer_daily has %d rows, want %d", n, tb.Rows)
 	}
-	exec(t, tb.ValuesSQL(p.Database, tb.Settings()))
+	exec(t, chtest.ValuesSQL(tb, p.Database, tb.Settings()))
 	if n := days(p); n != tb.Rows {
 		t.Fatalf("after a second retry customer_daily has %d rows, want %d (deduplicated)", n, tb.Rows)
 	}
@@ -502,7 +507,7 @@ func TestEraseModern(t *testing.T) {
 // rows of testdata/incrementality.txt on the modern engine too (written
 // twice, merges stopped, as on 18.16).
 func TestIncrementalityModern(t *testing.T) {
-	fx, err := fixture.Load("../testdata/incrementality.txt")
+	fx, err := chtest.Load("../testdata/incrementality.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,13 +525,13 @@ func TestIncrementalityModern(t *testing.T) {
 	}
 	for _, e := range fx.Expects {
 		t.Run(e.Name, func(t *testing.T) {
-			if err := fixture.Compare(query(t, e.SQL(p.Database)), e.Rows); err != nil {
+			if err := chtest.Compare(query(t, e.SQL(p.Database)), e.Rows); err != nil {
 				t.Errorf("testdata/incrementality.txt:%d: %s", e.Line, err)
 			}
 		})
 	}
 	t.Run("grafana", func(t *testing.T) {
-		qs, err := fixture.DashboardQueries("../../../deploy/grafana/incrementality.json", p.Database)
+		qs, err := chtest.DashboardQueries("../../../deploy/grafana/incrementality.json", p.Database)
 		if err != nil {
 			t.Fatal(err)
 		}

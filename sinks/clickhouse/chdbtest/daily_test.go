@@ -7,7 +7,7 @@ import (
 
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
-	"github.com/winback/winback/sinks/clickhouse/internal/fixture"
+	"github.com/winback/winback/sinks/clickhouse/internal/chtest"
 )
 
 // TestDailyHistoryModern is the modern engine's half of the sink's
@@ -30,9 +30,9 @@ func TestDailyHistoryModern(t *testing.T) {
 		w.flush()
 		return p
 	}
-	a := write(fixture.History(customers, days, 1, true))
-	b := write(fixture.History(customers, days, 1<<30, true))
-	c := write(fixture.History(customers, days, 1<<30, false))
+	a := write(chtest.History(customers, days, 1, true))
+	b := write(chtest.History(customers, days, 1<<30, true))
+	c := write(chtest.History(customers, days, 1<<30, false))
 	rows := func(q string) []string {
 		var out []string
 		for _, r := range query(t, q) {

@@ -24,27 +24,32 @@ import (
 // EnvLibPath is the variable chdb-go reads.
 const EnvLibPath = "CHDB_LIB_PATH"
 
-// Path is the libchdb.so in use.
-var Path string
-
 func init() {
-	p, err := locate()
+	dir, err := os.Getwd()
+	p := ""
+	if err == nil {
+		p, err = Locate(os.Getenv, dir)
+	}
 	if err != nil {
 		os.Stderr.WriteString("FAIL: chdbtest: " + err.Error() + "\n")
 		os.Exit(1)
 	}
-	Path = p
 	os.Setenv(EnvLibPath, p)
 }
 
-func locate() (string, error) {
-	if p := os.Getenv(EnvLibPath); p != "" {
+// Locate returns the libchdb.so to load: getenv(EnvLibPath) if set, else
+// the path written in .cache/chdb/libpath of the repository root, the
+// nearest directory at or above dir with a go.mod. The file must exist.
+// Its errors say how to fix the setup. After init, the library in use is
+// os.Getenv(EnvLibPath), which is what chdb-go reads.
+func Locate(getenv func(string) string, dir string) (string, error) {
+	if p := getenv(EnvLibPath); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			return "", errors.New(EnvLibPath + "=" + p + ": " + err.Error() + "; run `make deps` to install libchdb.so, or fix " + EnvLibPath)
 		}
 		return p, nil
 	}
-	root, err := repoRoot()
+	root, err := repoRoot(dir)
 	if err != nil {
 		return "", err
 	}
@@ -60,20 +65,17 @@ func locate() (string, error) {
 	return p, nil
 }
 
-// repoRoot is the nearest directory above the working directory with a
-// go.mod (go test runs in the package directory).
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
+// repoRoot is the nearest directory at or above dir with a go.mod (go
+// test runs in the package directory).
+func repoRoot(start string) (string, error) {
+	dir := start
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("no go.mod above the working directory, so no .cache/chdb/libpath; set " + EnvLibPath + " or run `make deps`")
+			return "", errors.New("no go.mod at or above " + start + ", so no .cache/chdb/libpath; set " + EnvLibPath + " or run `make deps`")
 		}
 		dir = parent
 	}

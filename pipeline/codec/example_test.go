@@ -1,15 +1,15 @@
-package kafka_test
+package codec_test
 
 import (
 	"context"
 	"fmt"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
-	"github.com/winback/winback/sinks/kafka"
 )
 
 func ExampleTriggerEncoder_Encode() {
-	enc, err := kafka.NewTriggerEncoder(context.Background(), nil, "winback-triggers", kafka.FormatJSON)
+	enc, err := codec.NewTriggerEncoder(context.Background(), nil, "winback-triggers", codec.FormatJSON)
 	if err != nil {
 		panic(err)
 	}
@@ -33,7 +33,7 @@ func ExampleTriggerEncoder_Encode() {
 	}
 	fmt.Println(string(value))
 
-	back, err := kafka.DecodeTrigger(context.Background(), nil, value)
+	back, err := codec.DecodeTrigger(context.Background(), nil, value)
 	fmt.Println(back.RecommendedAction, err)
 	// Output:
 	// {"trigger_id":"wb-c-1-1","customer_id":"c-1","kind":"WINBACK","reasons":["EMAIL_BOUNCED"],"primary_reason":"EMAIL_BOUNCED","risk_score":0.5,"value_tier":"MEDIUM","priority":40,"recommended_action":"CHANNEL_SWITCH","evidence":{"emails_bounced_90d":3},"original_trigger_id":null,"as_of":1714564800000,"emitted_at":1714564800500,"p_lapse":null,"treatment":"TREATED"}

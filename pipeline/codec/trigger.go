@@ -1,4 +1,4 @@
-package kafka
+package codec
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/sr"
 
-	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/schemas"
 )
@@ -20,13 +19,15 @@ import (
 // Format is the encoding of trigger records.
 type Format string
 
+// The trigger formats.
 const (
-	FormatAvro Format = "avro"
-	FormatJSON Format = "json"
+	FormatAvro Format = "avro" // Confluent-framed Avro
+	FormatJSON Format = "json" // one JSON object
 )
 
-// SchemaName is the value of the winback.schema header of trigger records.
-const SchemaName = "WinbackTrigger/v1"
+// TriggerSchemaName names the trigger contract and its version, for the
+// winback.schema header of trigger records.
+const TriggerSchemaName = "WinbackTrigger/v1"
 
 // The symbols of the WinbackTrigger enums, in schema order: a symbol's
 // index is its Avro encoding. A test checks them against the .avsc.
@@ -60,7 +61,7 @@ func NewTriggerEncoder(ctx context.Context, client *sr.Client, topic string, for
 		return &TriggerEncoder{format: format}, nil
 	case FormatAvro:
 		if client == nil {
-			return nil, errors.New("kafka: avro triggers need a schema registry client")
+			return nil, errors.New("codec: avro triggers need a schema registry client")
 		}
 		subject := topic + "-value"
 		ss, err := client.CreateSchema(ctx, subject, sr.Schema{
@@ -68,11 +69,11 @@ func NewTriggerEncoder(ctx context.Context, client *sr.Client, topic string, for
 			Type:   sr.TypeAvro,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("kafka: registering WinbackTrigger under %s: %w", subject, err)
+			return nil, fmt.Errorf("codec: registering WinbackTrigger under %s: %w", subject, err)
 		}
 		return &TriggerEncoder{format: format, schemaID: ss.ID}, nil
 	}
-	return nil, fmt.Errorf("kafka: unknown trigger format %q; want avro or json", format)
+	return nil, fmt.Errorf("codec: unknown trigger format %q; want avro or json", format)
 }
 
 // Format returns the encoder's format.
@@ -107,19 +108,19 @@ type triggerIndexes struct {
 func indexes(t *event.Trigger) (triggerIndexes, error) {
 	var idx triggerIndexes
 	bad := func(field string, v any) error {
-		return fmt.Errorf("kafka: trigger %q: %s %q is not in the contract: %w", t.TriggerID, field, v, ErrInvalidTrigger)
+		return fmt.Errorf("codec: trigger %q: %s %q is not in the contract: %w", t.TriggerID, field, v, ErrInvalidTrigger)
 	}
 	if t.TriggerID == "" || t.CustomerID == "" {
-		return idx, fmt.Errorf("kafka: trigger %q of customer %q: empty id: %w", t.TriggerID, t.CustomerID, ErrInvalidTrigger)
+		return idx, fmt.Errorf("codec: trigger %q of customer %q: empty id: %w", t.TriggerID, t.CustomerID, ErrInvalidTrigger)
 	}
 	if !utf8.ValidString(t.TriggerID) || !utf8.ValidString(t.CustomerID) || !utf8.ValidString(t.OriginalTriggerID) {
-		return idx, fmt.Errorf("kafka: trigger %q: an id is not UTF-8: %w", t.TriggerID, ErrInvalidTrigger)
+		return idx, fmt.Errorf("codec: trigger %q: an id is not UTF-8: %w", t.TriggerID, ErrInvalidTrigger)
 	}
 	if math.IsNaN(t.RiskScore) || math.IsInf(t.RiskScore, 0) {
-		return idx, fmt.Errorf("kafka: trigger %q: risk_score %v is not finite: %w", t.TriggerID, t.RiskScore, ErrInvalidTrigger)
+		return idx, fmt.Errorf("codec: trigger %q: risk_score %v is not finite: %w", t.TriggerID, t.RiskScore, ErrInvalidTrigger)
 	}
 	if t.PLapse != nil && !(*t.PLapse >= 0 && *t.PLapse <= 1) {
-		return idx, fmt.Errorf("kafka: trigger %q: p_lapse %v is not in [0, 1]: %w", t.TriggerID, *t.PLapse, ErrInvalidTrigger)
+		return idx, fmt.Errorf("codec: trigger %q: p_lapse %v is not in [0, 1]: %w", t.TriggerID, *t.PLapse, ErrInvalidTrigger)
 	}
 	if idx.kind = slices.Index(kindSymbols, t.Kind); idx.kind < 0 {
 		return idx, bad("kind", t.Kind)
@@ -144,7 +145,7 @@ func indexes(t *event.Trigger) (triggerIndexes, error) {
 	}
 	for k := range t.Evidence {
 		if !utf8.ValidString(k) {
-			return idx, fmt.Errorf("kafka: trigger %q: evidence name %q is not UTF-8: %w", t.TriggerID, k, ErrInvalidTrigger)
+			return idx, fmt.Errorf("codec: trigger %q: evidence name %q is not UTF-8: %w", t.TriggerID, k, ErrInvalidTrigger)
 		}
 	}
 	return idx, nil
@@ -166,76 +167,76 @@ func evidenceKeys(m map[string]float64) []string {
 func appendTriggerAvro(dst []byte, id int, t *event.Trigger, idx *triggerIndexes, keys []string) []byte {
 	dst = append(dst, 0)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(id))
-	dst = decode.AppendAvroString(dst, t.TriggerID)
-	dst = decode.AppendAvroString(dst, t.CustomerID)
-	dst = decode.AppendAvroLong(dst, int64(idx.kind))
+	dst = AppendAvroString(dst, t.TriggerID)
+	dst = AppendAvroString(dst, t.CustomerID)
+	dst = AppendAvroLong(dst, int64(idx.kind))
 	if len(idx.reasons) > 0 {
-		dst = decode.AppendAvroLong(dst, int64(len(idx.reasons)))
+		dst = AppendAvroLong(dst, int64(len(idx.reasons)))
 		for _, r := range idx.reasons {
-			dst = decode.AppendAvroLong(dst, int64(r))
+			dst = AppendAvroLong(dst, int64(r))
 		}
 	}
-	dst = decode.AppendAvroLong(dst, 0)
-	dst = decode.AppendAvroLong(dst, int64(idx.primary))
+	dst = AppendAvroLong(dst, 0)
+	dst = AppendAvroLong(dst, int64(idx.primary))
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(t.RiskScore))
-	dst = decode.AppendAvroLong(dst, int64(idx.tier))
-	dst = decode.AppendAvroLong(dst, int64(t.Priority))
-	dst = decode.AppendAvroLong(dst, int64(idx.action))
+	dst = AppendAvroLong(dst, int64(idx.tier))
+	dst = AppendAvroLong(dst, int64(t.Priority))
+	dst = AppendAvroLong(dst, int64(idx.action))
 	if len(keys) > 0 {
-		dst = decode.AppendAvroLong(dst, int64(len(keys)))
+		dst = AppendAvroLong(dst, int64(len(keys)))
 		for _, k := range keys {
-			dst = decode.AppendAvroString(dst, k)
+			dst = AppendAvroString(dst, k)
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(t.Evidence[k]))
 		}
 	}
-	dst = decode.AppendAvroLong(dst, 0)
+	dst = AppendAvroLong(dst, 0)
 	if t.OriginalTriggerID == "" {
-		dst = decode.AppendAvroLong(dst, 0)
+		dst = AppendAvroLong(dst, 0)
 	} else {
-		dst = decode.AppendAvroString(decode.AppendAvroLong(dst, 1), t.OriginalTriggerID)
+		dst = AppendAvroString(AppendAvroLong(dst, 1), t.OriginalTriggerID)
 	}
-	dst = decode.AppendAvroLong(dst, t.AsOf)
-	dst = decode.AppendAvroLong(dst, t.EmittedAt)
+	dst = AppendAvroLong(dst, t.AsOf)
+	dst = AppendAvroLong(dst, t.EmittedAt)
 	if t.PLapse == nil {
-		dst = decode.AppendAvroLong(dst, 0)
+		dst = AppendAvroLong(dst, 0)
 	} else {
-		dst = decode.AppendAvroLong(dst, 1)
+		dst = AppendAvroLong(dst, 1)
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(*t.PLapse))
 	}
 	// treatment: always written (union branch 1), TREATED when unset.
-	return decode.AppendAvroLong(decode.AppendAvroLong(dst, 1), int64(idx.treatment))
+	return AppendAvroLong(AppendAvroLong(dst, 1), int64(idx.treatment))
 }
 
 func appendTriggerJSON(dst []byte, t *event.Trigger, keys []string) []byte {
 	dst = append(dst, `{"trigger_id":`...)
-	dst = decode.AppendJSONString(dst, t.TriggerID)
+	dst = AppendJSONString(dst, t.TriggerID)
 	dst = append(dst, `,"customer_id":`...)
-	dst = decode.AppendJSONString(dst, t.CustomerID)
+	dst = AppendJSONString(dst, t.CustomerID)
 	dst = append(dst, `,"kind":`...)
-	dst = decode.AppendJSONString(dst, string(t.Kind))
+	dst = AppendJSONString(dst, string(t.Kind))
 	dst = append(dst, `,"reasons":[`...)
 	for i, r := range t.Reasons {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = decode.AppendJSONString(dst, string(r))
+		dst = AppendJSONString(dst, string(r))
 	}
 	dst = append(dst, `],"primary_reason":`...)
-	dst = decode.AppendJSONString(dst, string(t.PrimaryReason))
+	dst = AppendJSONString(dst, string(t.PrimaryReason))
 	dst = append(dst, `,"risk_score":`...)
 	dst = strconv.AppendFloat(dst, t.RiskScore, 'g', -1, 64)
 	dst = append(dst, `,"value_tier":`...)
-	dst = decode.AppendJSONString(dst, string(t.ValueTier))
+	dst = AppendJSONString(dst, string(t.ValueTier))
 	dst = append(dst, `,"priority":`...)
 	dst = strconv.AppendInt(dst, int64(t.Priority), 10)
 	dst = append(dst, `,"recommended_action":`...)
-	dst = decode.AppendJSONString(dst, string(t.RecommendedAction))
+	dst = AppendJSONString(dst, string(t.RecommendedAction))
 	dst = append(dst, `,"evidence":{`...)
 	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = decode.AppendJSONString(dst, k)
+		dst = AppendJSONString(dst, k)
 		dst = append(dst, ':')
 		dst = strconv.AppendFloat(dst, t.Evidence[k], 'g', -1, 64)
 	}
@@ -243,7 +244,7 @@ func appendTriggerJSON(dst []byte, t *event.Trigger, keys []string) []byte {
 	if t.OriginalTriggerID == "" {
 		dst = append(dst, "null"...)
 	} else {
-		dst = decode.AppendJSONString(dst, t.OriginalTriggerID)
+		dst = AppendJSONString(dst, t.OriginalTriggerID)
 	}
 	dst = append(dst, `,"as_of":`...)
 	dst = strconv.AppendInt(dst, t.AsOf, 10)
@@ -256,6 +257,6 @@ func appendTriggerJSON(dst []byte, t *event.Trigger, keys []string) []byte {
 		dst = strconv.AppendFloat(dst, *t.PLapse, 'g', -1, 64)
 	}
 	dst = append(dst, `,"treatment":`...)
-	dst = decode.AppendJSONString(dst, string(t.Arm()))
+	dst = AppendJSONString(dst, string(t.Arm()))
 	return append(dst, '}')
 }

@@ -1,4 +1,4 @@
-package kafka
+package codec
 
 import (
 	"bytes"
@@ -12,9 +12,14 @@ import (
 
 	"github.com/linkedin/goavro/v2"
 
-	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 )
+
+// Registry looks up a writer schema by its id; decode.SchemaRegistry
+// adapts a franz-go schema-registry client to it.
+type Registry interface {
+	SchemaByID(ctx context.Context, id int) (string, error)
+}
 
 // DecodeTrigger reads a trigger record value in either format: Avro if it
 // starts with the Confluent magic byte 0 (the writer schema is looked up in
@@ -22,43 +27,43 @@ import (
 // matched by name, so fields added to WinbackTrigger later are ignored. It
 // looks the schema up on every call: it is meant for tests and as an example
 // for consumers, not for a hot path.
-func DecodeTrigger(ctx context.Context, reg decode.Registry, value []byte) (event.Trigger, error) {
+func DecodeTrigger(ctx context.Context, reg Registry, value []byte) (event.Trigger, error) {
 	if len(value) > 0 && value[0] == 0 {
 		return decodeTriggerAvro(ctx, reg, value)
 	}
 	if v := bytes.TrimLeft(value, " \t\r\n"); len(v) > 0 && v[0] == '{' {
 		return decodeTriggerJSON(value)
 	}
-	return event.Trigger{}, fmt.Errorf("kafka: trigger value is neither Avro nor a JSON object: %w", ErrInvalidTrigger)
+	return event.Trigger{}, fmt.Errorf("codec: trigger value is neither Avro nor a JSON object: %w", ErrInvalidTrigger)
 }
 
-func decodeTriggerAvro(ctx context.Context, reg decode.Registry, value []byte) (event.Trigger, error) {
+func decodeTriggerAvro(ctx context.Context, reg Registry, value []byte) (event.Trigger, error) {
 	var t event.Trigger
 	if len(value) < 5 {
-		return t, fmt.Errorf("kafka: %d-byte trigger value is shorter than the Confluent header: %w", len(value), ErrInvalidTrigger)
+		return t, fmt.Errorf("codec: %d-byte trigger value is shorter than the Confluent header: %w", len(value), ErrInvalidTrigger)
 	}
 	if reg == nil {
-		return t, errors.New("kafka: an Avro trigger needs a schema registry")
+		return t, errors.New("codec: an Avro trigger needs a schema registry")
 	}
 	id := int(binary.BigEndian.Uint32(value[1:5]))
 	text, err := reg.SchemaByID(ctx, id)
 	if err != nil {
-		return t, fmt.Errorf("kafka: trigger schema %d: %w", id, err)
+		return t, fmt.Errorf("codec: trigger schema %d: %w", id, err)
 	}
 	codec, err := goavro.NewCodec(text)
 	if err != nil {
-		return t, fmt.Errorf("kafka: trigger schema %d: %w", id, err)
+		return t, fmt.Errorf("codec: trigger schema %d: %w", id, err)
 	}
 	native, rest, err := codec.NativeFromBinary(value[5:])
 	if err != nil {
-		return t, fmt.Errorf("kafka: trigger: %v: %w", err, ErrInvalidTrigger)
+		return t, fmt.Errorf("codec: trigger: %v: %w", err, ErrInvalidTrigger)
 	}
 	if len(rest) != 0 {
-		return t, fmt.Errorf("kafka: trigger: %d bytes after the record: %w", len(rest), ErrInvalidTrigger)
+		return t, fmt.Errorf("codec: trigger: %d bytes after the record: %w", len(rest), ErrInvalidTrigger)
 	}
 	m, ok := native.(map[string]any)
 	if !ok {
-		return t, fmt.Errorf("kafka: trigger schema %d is not a record: %w", id, ErrInvalidTrigger)
+		return t, fmt.Errorf("codec: trigger schema %d is not a record: %w", id, ErrInvalidTrigger)
 	}
 	r := nativeReader{m: m}
 	t.TriggerID = r.str("trigger_id")
@@ -99,7 +104,7 @@ func decodeTriggerAvro(ctx context.Context, reg decode.Registry, value []byte) (
 		}
 	}
 	if len(r.missing) > 0 {
-		return t, fmt.Errorf("kafka: trigger lacks or mistypes %v: %w", r.missing, ErrInvalidTrigger)
+		return t, fmt.Errorf("codec: trigger lacks or mistypes %v: %w", r.missing, ErrInvalidTrigger)
 	}
 	return t, validTrigger(&t)
 }
@@ -190,7 +195,7 @@ func decodeTriggerJSON(value []byte) (event.Trigger, error) {
 	var j triggerJSON
 	var t event.Trigger
 	if err := json.Unmarshal(value, &j); err != nil {
-		return t, fmt.Errorf("kafka: trigger JSON: %v: %w", err, ErrInvalidTrigger)
+		return t, fmt.Errorf("codec: trigger JSON: %v: %w", err, ErrInvalidTrigger)
 	}
 	var missing []string
 	str := func(name string, p *string) string {
@@ -245,7 +250,7 @@ func decodeTriggerJSON(value []byte) (event.Trigger, error) {
 		t.Treatment = event.Treatment(*j.Treatment)
 	}
 	if len(missing) > 0 {
-		return t, fmt.Errorf("kafka: trigger lacks %v: %w", missing, ErrInvalidTrigger)
+		return t, fmt.Errorf("codec: trigger lacks %v: %w", missing, ErrInvalidTrigger)
 	}
 	return t, validTrigger(&t)
 }
@@ -261,7 +266,7 @@ func validTrigger(t *event.Trigger) error {
 		ok = ok && slices.Contains(reasonSymbols, r)
 	}
 	if !ok || t.TriggerID == "" || t.CustomerID == "" {
-		return fmt.Errorf("kafka: trigger %q has an empty id or a symbol outside the contract: %w", t.TriggerID, ErrInvalidTrigger)
+		return fmt.Errorf("codec: trigger %q has an empty id or a symbol outside the contract: %w", t.TriggerID, ErrInvalidTrigger)
 	}
 	return nil
 }

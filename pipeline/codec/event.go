@@ -1,4 +1,4 @@
-package decode
+package codec
 
 import (
 	"context"
@@ -21,10 +21,17 @@ var avroSchemaName = [...]string{
 	event.KindSupport: schemas.AvroSupportEvent,
 }
 
-// Encoder writes input events as producers do: Confluent-framed Avro with
-// the contract's schemas, or JSON. The traffic generator and the tests use it.
-type Encoder struct {
-	ids [len(specs)]int // schema id per kind; 0 if not registered
+// EventEncoder writes input events as producers do: Confluent-framed Avro
+// with the contract's schemas (AppendEventJSON writes the JSON form). The
+// traffic generator, the benchmarks and the tests use it. It is safe for
+// concurrent use.
+type EventEncoder struct {
+	ids [len(avroSchemaName)]int // schema id per kind; 0 if not registered
+}
+
+// knownKind reports whether k is one of the contract's input kinds.
+func knownKind(k event.Kind) bool {
+	return int(k) < len(avroSchemaName) && avroSchemaName[k] != ""
 }
 
 // Subject is the schema-registry subject of a topic's record values.
@@ -35,12 +42,17 @@ func Subject(topic string) string {
 	return topic + "-value"
 }
 
-// NewEncoder registers the contract's schema of each kind in topics under
+// NewEventEncoder registers the contract's schema of each kind in topics under
 // the subject <topic>-value (a name that already ends in -value is used as
 // it is). It registers in kind order (Order, EmailEvent, SupportEvent), so
 // a fresh registry gives them ids 1, 2 and 3 as testdata/hostile assumes.
-func NewEncoder(ctx context.Context, client *sr.Client, topics map[event.Kind]string) (*Encoder, error) {
-	e := &Encoder{}
+func NewEventEncoder(ctx context.Context, client *sr.Client, topics map[event.Kind]string) (*EventEncoder, error) {
+	for k := range topics {
+		if !knownKind(k) {
+			return nil, fmt.Errorf("codec: unknown event kind %v", k)
+		}
+	}
+	e := &EventEncoder{}
 	for _, k := range []event.Kind{event.KindOrder, event.KindEmail, event.KindSupport} {
 		topic, ok := topics[k]
 		if !ok {
@@ -51,21 +63,16 @@ func NewEncoder(ctx context.Context, client *sr.Client, topics map[event.Kind]st
 			Type:   sr.TypeAvro,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("decode: registering the %v schema under %s: %w", k, Subject(topic), err)
+			return nil, fmt.Errorf("codec: registering the %v schema under %s: %w", k, Subject(topic), err)
 		}
 		e.ids[k] = ss.ID
-	}
-	for k := range topics {
-		if specFor(k) == nil {
-			return nil, fmt.Errorf("decode: unknown event kind %v", k)
-		}
 	}
 	return e, nil
 }
 
 // SchemaID returns the registry id of kind k's schema, 0 if not registered.
-func (e *Encoder) SchemaID(k event.Kind) int {
-	if specFor(k) == nil {
+func (e *EventEncoder) SchemaID(k event.Kind) int {
+	if !knownKind(k) {
 		return 0
 	}
 	return e.ids[k]
@@ -76,15 +83,19 @@ func (e *Encoder) SchemaID(k event.Kind) int {
 // given, valid or not (so tests can make bad records), and fails only for
 // what the schema cannot express: an unregistered kind or an enum value
 // outside the contract.
-func (e *Encoder) Avro(dst []byte, ev *event.Event) ([]byte, error) {
+func (e *EventEncoder) Avro(dst []byte, ev *event.Event) ([]byte, error) {
 	id := e.SchemaID(ev.Kind)
 	if id == 0 {
-		return dst, fmt.Errorf("decode: no schema registered for %v events", ev.Kind)
+		return dst, fmt.Errorf("codec: no schema registered for %v events", ev.Kind)
 	}
-	return appendAvro(dst, id, ev)
+	return AppendEventAvro(dst, id, ev)
 }
 
-func appendAvro(dst []byte, id int, ev *event.Event) ([]byte, error) {
+// AppendEventAvro appends ev to dst as Confluent-framed Avro under schema
+// id, which must be the registry id of the contract's schema for ev.Kind
+// (EventEncoder.Avro looks it up). Like EventEncoder.Avro it writes
+// invalid values as they are.
+func AppendEventAvro(dst []byte, id int, ev *event.Event) ([]byte, error) {
 	dst = append(dst, 0)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(id))
 	dst = AppendAvroString(dst, ev.EventID)
@@ -93,7 +104,7 @@ func appendAvro(dst []byte, id int, ev *event.Event) ([]byte, error) {
 	switch ev.Kind {
 	case event.KindOrder:
 		if ev.OrderType < event.OrderPlaced || ev.OrderType > event.OrderRefunded {
-			return dst, fmt.Errorf("decode: order type %v not in the contract", ev.OrderType)
+			return dst, fmt.Errorf("codec: order type %v not in the contract", ev.OrderType)
 		}
 		dst = AppendAvroLong(dst, int64(ev.OrderType)-1)
 		dst = AppendAvroString(dst, ev.OrderID)
@@ -102,16 +113,16 @@ func appendAvro(dst []byte, id int, ev *event.Event) ([]byte, error) {
 		dst = AppendAvroLong(dst, int64(ev.Items))
 	case event.KindEmail:
 		if ev.EmailType < event.EmailSent || ev.EmailType > event.EmailComplained {
-			return dst, fmt.Errorf("decode: email type %v not in the contract", ev.EmailType)
+			return dst, fmt.Errorf("codec: email type %v not in the contract", ev.EmailType)
 		}
 		dst = AppendAvroLong(dst, int64(ev.EmailType)-1)
 		dst = AppendAvroString(dst, ev.CampaignID)
 	case event.KindSupport:
 		if ev.SupportType < event.SupportOpened || ev.SupportType > event.SupportResolved {
-			return dst, fmt.Errorf("decode: support type %v not in the contract", ev.SupportType)
+			return dst, fmt.Errorf("codec: support type %v not in the contract", ev.SupportType)
 		}
 		if ev.Priority < event.PriorityLow || ev.Priority > event.PriorityUrgent {
-			return dst, fmt.Errorf("decode: ticket priority %v not in the contract", ev.Priority)
+			return dst, fmt.Errorf("codec: ticket priority %v not in the contract", ev.Priority)
 		}
 		dst = AppendAvroLong(dst, int64(ev.SupportType)-1)
 		dst = AppendAvroString(dst, ev.TicketID)
@@ -120,25 +131,9 @@ func appendAvro(dst []byte, id int, ev *event.Event) ([]byte, error) {
 		dst = appendAvroScore(dst, ev.CSAT)
 		dst = appendAvroScore(dst, ev.NPS)
 	default:
-		return dst, fmt.Errorf("decode: unknown event kind %v", ev.Kind)
+		return dst, fmt.Errorf("codec: unknown event kind %v", ev.Kind)
 	}
 	return dst, nil
-}
-
-// AppendAvroLong appends v as an Avro long (zig-zag varint).
-func AppendAvroLong(dst []byte, v int64) []byte {
-	u := uint64(v<<1) ^ uint64(v>>63)
-	for u >= 0x80 {
-		dst = append(dst, byte(u)|0x80)
-		u >>= 7
-	}
-	return append(dst, byte(u))
-}
-
-// AppendAvroString appends s as an Avro string (length, then bytes).
-func AppendAvroString(dst []byte, s string) []byte {
-	dst = AppendAvroLong(dst, int64(len(s)))
-	return append(dst, s...)
 }
 
 // appendAvroScore writes a ["null","int"] union.
@@ -149,13 +144,13 @@ func appendAvroScore(dst []byte, v int8) []byte {
 	return AppendAvroLong(AppendAvroLong(dst, 1), int64(v))
 }
 
-// AppendJSON appends ev to dst as the JSON form of its kind's record:
+// AppendEventJSON appends ev to dst as the JSON form of its kind's record:
 // the contract's field names, enums as their symbols, event_time as epoch
-// milliseconds, csat and nps null when absent. Like Encoder.Avro it writes
+// milliseconds, csat and nps null when absent. Like EventEncoder.Avro it writes
 // bad values as they are (an unknown enum as its String form, invalid UTF-8
 // unchanged), except a NaN or infinite amount, which JSON cannot express: it
 // is written as null.
-func AppendJSON(dst []byte, ev *event.Event) []byte {
+func AppendEventJSON(dst []byte, ev *event.Event) []byte {
 	dst = append(dst, `{"event_id":`...)
 	dst = AppendJSONString(dst, ev.EventID)
 	dst = append(dst, `,"customer_id":`...)
@@ -205,35 +200,4 @@ func appendJSONScore(dst []byte, v int8) []byte {
 		return append(dst, "null"...)
 	}
 	return strconv.AppendInt(dst, int64(v), 10)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// AppendJSONString appends s as a JSON string, escaping quotes, backslashes
-// and control characters and leaving every other byte as it is.
-func AppendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
