@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/lapse"
 )
@@ -125,7 +126,7 @@ func (t *task) erase(q *queued) {
 		var tr struct{ CustomerID string } // as emit marshals event.Trigger
 		return json.Unmarshal(raw, &tr) == nil && tr.CustomerID == id
 	})
-	quoted, _ := json.Marshal(id)
+	quoted := codec.AppendJSONString(nil, id) // as advance writes it
 	t.cust.items = slices.DeleteFunc(t.cust.items, func(raw json.RawMessage) bool { return bytes.Equal(raw, quoted) })
 }
 

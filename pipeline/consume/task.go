@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
 )
@@ -225,8 +226,7 @@ func (t *task) advance(g int64, ok bool, now time.Time) {
 		t.out.recs = append(t.out.recs, rec)
 		t.out.rows.Aggregates = append(t.out.rows.Aggregates, c.Aggregate(t.eng))
 		t.stamp(&t.out.rows.Aggregates[len(t.out.rows.Aggregates)-1])
-		id, _ := json.Marshal(c.ID()) // a string never fails
-		t.cust.items = append(t.cust.items, id)
+		t.cust.items = append(t.cust.items, t.arena.bytes(func(b []byte) []byte { return codec.AppendJSONString(b, c.ID()) }))
 	})
 	if t.eng.TakeMetaDirty() || changed || t.followed {
 		t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(metaKey), Value: t.eng.AppendMeta(nil)})
