@@ -334,10 +334,10 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 
 	rep.Notes = append(rep.Notes,
 		"every contender reads the same records from the same broker; the JSON stream is the common input (goka and the ClickHouse peer decode it with encoding/json, winback with its own decoder); winback-avro reads a Confluent-framed Avro copy of the same records",
-		"wall s runs from the contender's process start to done (every record processed, state flushed, offsets committed), so it includes the group join; for winback, done is its committed offsets reaching the end offsets (polled every 50 ms), and CPU and peak RSS are read from /proc at that moment",
+		"wall s runs from the contender's process start to done (every record processed, state flushed, offsets committed), so it includes the group join; for winback, done is its committed offsets reaching the end offsets (polled every 50 ms) and then ClickHouse having confirmed its rows (no rows pending or unconfirmed in /metrics), and CPU and peak RSS are read from /proc at that moment",
 		fmt.Sprintf("the ClickHouse-only line is its ingest (consume, decode, insert) plus its lapse query, run every %s of the ingest's wall time and once at the end, as a BI job on a schedule would; the queries over a growing history below are not charged to it", *schedule),
-		fmt.Sprintf("the stream spans %d days of event time; only every %d. customer (by id) receives marketing e-mail, so that a year of %d customers is about %d records (the generator mails every subscriber twice a week: e-mail would otherwise be 9 of every 10 records)", *days, every, *customers, rep.Stream.Records),
-		"each winback-avro@INTERVAL line is a fresh winback run (own group, output topics and ClickHouse database) over the same Avro records with that commit_interval; the latency probes of earlier runs (e-mail unsubscribes, a few hundred records) are in the input of later ones",
+		fmt.Sprintf("the stream spans %d days of event time; marketing e-mail goes to 1 in %d customers (by id), so that a year of %d customers is about %d records (the generator mails every subscriber twice a week: e-mail would otherwise be 9 of every 10 records)", *days, every, *customers, rep.Stream.Records),
+		"each winback-avro@INTERVAL line is a fresh winback run (own group, output topics and ClickHouse database) over the same Avro records with that commit_interval; the latency probes of earlier runs (e-mail unsubscribes, a few hundred records with event times up to a few minutes after the stream's end) are in the input of later ones, and by moving event time on they can let a later run fire a few more triggers",
 		"goka and the ClickHouse peer count duplicate records twice; winback drops them by event_id",
 	)
 	return o.finish(*out)
