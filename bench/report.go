@@ -358,7 +358,15 @@ func (r *report) markdown() string {
 		b.WriteString("\nevents/CPU-s (own process) = events / the contender's own CPU s. ClickHouse server CPU per event is clickhouse-server's CPU while the contender ran, over its events. " +
 			"Trigger latency p99: live e-mail unsubscribes after the run caught up, producer send → read_committed consumer of the trigger topic (winback_trigger_latency_seconds beside it); for the ClickHouse-only peer, its schedule plus its slowest query. " +
 			"Triggers emitted: winback_triggers_total when caught up (every kind and reason). Heap per customer: go_memstats_heap_alloc_bytes over winback_customers_tracked when caught up (the whole process; the engine alone is below). " +
-			"Batch bounded by: max_poll_records when the transactions held at least 90% of it, commit interval when they lasted 0.9 to 2 times it, one poll when longer (the records of one poll took longer than the interval), else neither.\n\n**All contenders**\n\n")
+			"Batch bounded by: max_poll_records when the transactions held at least 90% of it, commit interval when they lasted 0.9 to 2 times it, one poll when longer (the records of one poll took longer than the interval), else neither.\n")
+		if len(r.Engine) > 0 {
+			var hs []string
+			for _, e := range r.Engine {
+				hs = append(hs, fmt.Sprintf("%.0f B at %d customers", e.BytesPerCust, e.Customers))
+			}
+			b.WriteString("The lapse engine alone (below): " + strings.Join(hs, ", ") + " of heap per tracked customer.\n")
+		}
+		b.WriteString("\n**All contenders**\n\n")
 	}
 	rows := tableRows(r.Lines)
 	for i, row := range rows {
