@@ -63,7 +63,7 @@ type orchestrator struct {
 
 func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	events := fs.Int("events", 1_000_000, "records to generate, about: the share of customers who receive marketing e-mail is sized to reach it (orders and tickets are all kept)")
+	events := fs.Int("events", 4_000_000, "records to generate, about: the share of customers who receive marketing e-mail is sized to reach it (orders and tickets are all kept)")
 	customers := fs.Int("customers", 100_000, "customers in the generated stream (at most 999999)")
 	days := fs.Int("days", 365, "days of event time the stream spans")
 	emailEvery := fs.Int("email-every", 0, "only every Nth customer receives marketing e-mail (0: sized from -events; 1: everyone)")
