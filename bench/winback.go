@@ -365,6 +365,12 @@ func (o *orchestrator) profileWinback(ctx context.Context, p *winbackProc, name 
 			return
 		case <-time.After(time.Second):
 		}
+		// On a loaded machine the HTTP server may not listen yet.
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if _, _, err := p.get(ctx, "/healthz"); err == nil || ctx.Err() != nil {
+				break
+			}
+		}
 		code, body, err := p.get(ctx, "/debug/pprof/profile?seconds="+strconv.Itoa(o.profileSeconds))
 		switch {
 		case err != nil:
