@@ -179,7 +179,9 @@ func runClickHouseOnly(ctx context.Context, spec contenderSpec, log *slog.Logger
 			if err := schedule(); err != nil {
 				return res, err
 			}
-			next = next.Add(every)
+			for !next.After(time.Now()) { // a run that overran skips its missed ticks, as cron would
+				next = next.Add(every)
+			}
 		}
 	}
 	if err := send(); err != nil {
