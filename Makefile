@@ -17,7 +17,7 @@ FUZZMINIMIZE ?= 200x
 # go run $(BENCHSTAT) old.txt new.txt).
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-tiny soak lint clean
+.PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-tiny bench-quick soak lint clean
 
 all: build
 
@@ -58,9 +58,20 @@ fuzz-short:
 fuzz: FUZZTIME=2000000x
 fuzz: fuzz-short
 
+# The harness's stream and sweep (env or make variables): a year of event
+# time for BENCH_CUSTOMERS customers, the share of them who get marketing
+# e-mail sized to about BENCH_EVENTS records (a year of 100k customers'
+# orders and tickets alone is about 3.5M), one winback-avro run per commit
+# interval in BENCH_INTERVALS; BENCH_ARGS adds flags (cd bench && go run . -h),
+# e.g. BENCH_ARGS='-max-poll-records 2000000 -clickhouse-batch-rows 1000000'.
+BENCH_EVENTS    ?= 4000000
+BENCH_CUSTOMERS ?= 100000
+BENCH_INTERVALS ?= 100ms,1s,10s
+BENCH_ARGS      ?=
+
 ## bench: the benchmark harness (winback vs ceiling vs goka vs ClickHouse-only) and micro-benchmarks
 bench: deps
-	cd bench && $(GO) run . -events 1000000 -customers 100000 -out results.json
+	cd bench && $(GO) run . -events $(BENCH_EVENTS) -customers $(BENCH_CUSTOMERS) -commit-intervals $(BENCH_INTERVALS) -out results.json $(BENCH_ARGS)
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./pipeline/... ./sinks/... | tee bench/micro.txt
 	$(GO) run $(BENCHSTAT) bench/micro.txt > bench/micro.benchstat.txt
 
@@ -68,7 +79,11 @@ bench: deps
 # does not reach them), then one run at a tiny size so that it cannot rot.
 bench-tiny:
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
-	cd bench && $(GO) run . -events 10000 -customers 1000 -out /tmp/winback-bench-tiny.json -winback-profile-seconds 1
+	cd bench && $(GO) run . -events 10000 -customers 300 -commit-intervals 100ms,1s -latency-probes 20 -clickhouse-history 2 -out /tmp/winback-bench-tiny.json -winback-profile-seconds 1
+
+## bench-quick: the harness alone at a small size (about 100k records, 2000 customers, every commit interval), a few minutes; results in /tmp/winback-bench-quick.{json,md}
+bench-quick: deps
+	cd bench && $(GO) run . -events 100000 -customers 2000 -commit-intervals $(BENCH_INTERVALS) -engine-customers none -restore-large=false -clickhouse-history 2 -latency-probes 40 -out /tmp/winback-bench-quick.json $(BENCH_ARGS)
 
 ## soak: issue 23's acceptance kill loop (2 instances × 20 SIGKILLs, and 3 instances with 2 killed at once; SOAK_SEEDS seeds each)
 SOAK_SEEDS ?= 10

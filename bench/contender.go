@@ -36,6 +36,9 @@ type contenderSpec struct {
 	HistoryTo     int64     `json:"history_to,omitempty"`   // Unix ms
 	Fractions     []float64 `json:"fractions,omitempty"`
 	HistoryGrowth int64     `json:"history_growth,omitempty"` // grow the stored history to this many copies of the stream (1, 2, 4, 8 …)
+	// Schedule is how often (wall time) the peer runs its lapse query
+	// during its ingest; it runs once more at the end.
+	Schedule time.Duration `json:"schedule,omitempty"`
 
 	// Engine heap measurement.
 	Customers int    `json:"customers,omitempty"`
@@ -57,11 +60,12 @@ type contenderResult struct {
 	Error     string  `json:"error,omitempty"`
 
 	// ClickHouse-only peer.
-	IngestWall      float64       `json:"ingest_wall_s,omitempty"`
-	IngestCPU       float64       `json:"ingest_cpu_s,omitempty"`        // client, ingest phase
-	IngestServerCPU float64       `json:"ingest_server_cpu_s,omitempty"` // clickhouse-server, ingest phase
-	Rows            int64         `json:"rows,omitempty"`
-	Queries         []queryResult `json:"queries,omitempty"`
+	IngestWall      float64          `json:"ingest_wall_s,omitempty"`
+	IngestCPU       float64          `json:"ingest_cpu_s,omitempty"`        // client, ingest phase with its scheduled queries
+	IngestServerCPU float64          `json:"ingest_server_cpu_s,omitempty"` // clickhouse-server, ingest phase with its scheduled queries
+	Scheduled       []scheduledQuery `json:"scheduled,omitempty"`
+	Rows            int64            `json:"rows,omitempty"`
+	Queries         []queryResult    `json:"queries,omitempty"`
 
 	// Engine heap measurement.
 	Engine *engineHeap `json:"engine,omitempty"`

@@ -4,9 +4,9 @@
 //	ceiling        a franz-go group consumer that reads and discards everything
 //	goka-memory    goka v1.1.12 doing the same per-customer aggregation, memory storage
 //	goka-leveldb   the same with LevelDB storage (goka's default)
-//	clickhouse     the ClickHouse-only way: insert raw events, then one SQL query
+//	clickhouse     the ClickHouse-only way: insert raw events, and one SQL query every minute
 //	winback        the real pipeline (`winback run`), exactly-once, on the JSON stream
-//	winback-avro   the same on an Avro copy of the stream (Confluent framed)
+//	winback-avro   the same on an Avro copy of the stream (Confluent framed), once per commit interval
 //
 // plus winback's restore time, trigger latency, and the lapse engine's heap
 // per tracked customer. See README.md for what each figure means.
@@ -16,7 +16,7 @@
 // in a child process of its own ("bench contender NAME"), so that the CPU
 // time reported for a contender is its own (getrusage of the child).
 //
-//	cd bench && go run . -events 1000000 -customers 100000 -out results.json
+//	cd bench && go run . -events 4000000 -customers 100000 -commit-intervals 100ms,1s,10s -out results.json
 package main
 
 import (

@@ -12,11 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/winback/winback/gen"
 	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
@@ -50,7 +50,7 @@ func (o *orchestrator) measureRestore(ctx context.Context, name, label string, t
 		res.Compacted = true
 	}
 	group := "bench-" + name
-	cfg := winbackConfig(o.broker, o.ch.DSN(), "bench_"+strings.ReplaceAll(name, "-", "_"), group, "two", t)
+	cfg := winbackConfig(o.broker, o.ch.DSN(), dbName(name), group, "two", t)
 	logPath := filepath.Join(o.dir, name+"-2.log")
 	p, err := startWinback(ctx, o.winbackBin, cfg, logPath)
 	if err != nil {
@@ -111,8 +111,9 @@ func (o *orchestrator) measureRestore(ctx context.Context, name, label string, t
 
 // latencyResult is the time from a live event's arrival to its trigger.
 type latencyResult struct {
-	Probes    int     `json:"probes"`  // live events sent
-	Matched   int     `json:"matched"` // of which a trigger for the customer came back
+	Probes    int     `json:"probes"`          // live events sent
+	Matched   int     `json:"matched"`         // of which a trigger for the customer came back
+	Interval  string  `json:"commit_interval"` // winback's
 	P50       float64 `json:"p50_s"`
 	P99       float64 `json:"p99_s"`
 	Max       float64 `json:"max_s"`
@@ -123,8 +124,8 @@ type latencyResult struct {
 }
 
 func (r *latencyResult) summary() string {
-	s := fmt.Sprintf("%d of %d live e-mail unsubscribes at %.0f/s came back as a committed trigger: p50 %.0f ms, p99 %.0f ms, max %.0f ms (producer send → read_committed consumer of the trigger topic)",
-		r.Matched, r.Probes, r.RateHz, r.P50*1000, r.P99*1000, r.Max*1000)
+	s := fmt.Sprintf("%d of %d live e-mail unsubscribes at %.0f/s came back as a committed trigger (commit interval %s): p50 %.0f ms, p99 %.0f ms, max %.0f ms (producer send → read_committed consumer of the trigger topic)",
+		r.Matched, r.Probes, r.RateHz, r.Interval, r.P50*1000, r.P99*1000, r.Max*1000)
 	if r.MetricN > 0 {
 		s += fmt.Sprintf("; winback_trigger_latency_seconds over the same window: %.0f triggers, p50 ≈ %.0f ms, p99 ≈ %.0f ms", r.MetricN, r.MetricP50*1000, r.MetricP99*1000)
 	}
@@ -137,17 +138,13 @@ func (r *latencyResult) summary() string {
 // unsubscribes of steady buyers (who never unsubscribed in the stream),
 // with event times just after the stream's end, so each one makes an
 // EMAIL_UNSUBSCRIBED trigger due at once.
-func (o *orchestrator) probeLatency(ctx context.Context, p *winbackProc, t winbackTopics) (*latencyResult, error) {
-	var ids []string
-	for _, tr := range o.gen.Truth() {
-		if tr.MustNotTrigger {
-			ids = append(ids, tr.CustomerID)
-		}
-		if len(ids) == o.probes {
-			break
-		}
-	}
-	res := &latencyResult{Probes: len(ids), RateHz: o.probeRate}
+//
+// Each call takes customers no earlier call took (the earlier probes are
+// in the input topics), those who receive e-mail first.
+func (o *orchestrator) probeLatency(ctx context.Context, p *winbackProc, t winbackTopics, interval time.Duration) (*latencyResult, error) {
+	ids := probeCustomers(o.gen.Truth(), o.emailEvery, o.probesUsed, o.probes)
+	o.probesUsed += len(ids)
+	res := &latencyResult{Probes: len(ids), RateHz: o.probeRate, Interval: interval.String()}
 	if len(ids) == 0 {
 		return res, nil
 	}
@@ -214,7 +211,7 @@ func (o *orchestrator) probeLatency(ctx context.Context, p *winbackProc, t winba
 		next = next.Add(gap)
 	}
 	// Wait for the stragglers: a few commit intervals.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(max(10*time.Second, 3*interval+5*time.Second))
 	for time.Now().Before(deadline) {
 		o.mu.Lock()
 		n := len(lat)
@@ -241,4 +238,25 @@ func (o *orchestrator) probeLatency(ctx context.Context, p *winbackProc, t winba
 		res.MetricN, res.MetricP50, res.MetricP99 = histogramDelta(before, after, "winback_trigger_latency_seconds")
 	}
 	return res, nil
+}
+
+// probeCustomers picks n probe customers among the steady buyers (who
+// must never get a trigger, so the probe's is the only one), after the
+// first skip of them: those who receive e-mail (every emailEvery-th)
+// first, then the others.
+func probeCustomers(truth []gen.Truth, emailEvery, skip, n int) []string {
+	var mailed, others []string
+	for _, tr := range truth {
+		if !tr.MustNotTrigger {
+			continue
+		}
+		if emailReceiver(tr.CustomerID, emailEvery) {
+			mailed = append(mailed, tr.CustomerID)
+		} else {
+			others = append(others, tr.CustomerID)
+		}
+	}
+	all := append(mailed, others...)
+	skip = min(skip, len(all))
+	return all[skip:min(skip+n, len(all))]
 }

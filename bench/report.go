@@ -17,20 +17,24 @@ import (
 
 // report is the -out JSON file.
 type report struct {
-	Date     time.Time       `json:"date"`
-	Commit   string          `json:"commit,omitempty"` // of the winback repository measured; "-dirty" if it had uncommitted changes
-	Machine  machine         `json:"machine"`
-	Args     []string        `json:"args"`
-	Stream   streamInfo      `json:"stream"`
-	Lines    []line          `json:"contenders"`
-	Queries  []queryResult   `json:"clickhouse_queries,omitempty"`
-	Restores []restoreResult `json:"restore,omitempty"`
-	Latency  *latencyResult  `json:"latency,omitempty"`
-	Work     []winbackWork   `json:"winback_work,omitempty"`
-	Budgets  []wallBudget    `json:"wall_budget,omitempty"`
-	Engine   []engineHeap    `json:"engine_heap,omitempty"`
-	Notes    []string        `json:"notes,omitempty"`
-	Failures []string        `json:"failures,omitempty"`
+	Date    time.Time     `json:"date"`
+	Commit  string        `json:"commit,omitempty"` // of the winback repository measured; "-dirty" if it had uncommitted changes
+	Machine machine       `json:"machine"`
+	Args    []string      `json:"args"`
+	Stream  streamInfo    `json:"stream"`
+	Lines   []line        `json:"contenders"`
+	Queries []queryResult `json:"clickhouse_queries,omitempty"`
+	// Scheduled are the ClickHouse-only peer's lapse queries during its
+	// ingest (charged to its line).
+	Scheduled []scheduledQuery `json:"clickhouse_scheduled,omitempty"`
+	ScheduleS float64          `json:"clickhouse_schedule_s,omitempty"` // how often they run
+	Restores  []restoreResult  `json:"restore,omitempty"`
+	Latency   *latencyResult   `json:"latency,omitempty"`
+	Work      []winbackWork    `json:"winback_work,omitempty"`
+	Budgets   []wallBudget     `json:"wall_budget,omitempty"`
+	Engine    []engineHeap     `json:"engine_heap,omitempty"`
+	Notes     []string         `json:"notes,omitempty"`
+	Failures  []string         `json:"failures,omitempty"`
 }
 
 type machine struct {
@@ -217,6 +221,71 @@ func tableRows(ls []line) [][]string {
 	return rows
 }
 
+// sweepRows renders the commit-interval table: every winback run, with
+// its commit interval, beside the baselines (ceiling, goka, the
+// ClickHouse-only peer), as rows of cells.
+func (r *report) sweepRows() [][]string {
+	rows := [][]string{{"contender", "commit interval", "events", "events/CPU-s (own process)", "vs ceiling", "vs goka", "ClickHouse server CPU per event",
+		"events/CPU-s, all processes", "vs ClickHouse-only, all processes", "trigger latency p99", "triggers emitted", "transactions", "events per transaction", "batch bounded by", "heap per customer"}}
+	byName := map[string]line{}
+	for _, l := range r.Lines {
+		byName[l.Name] = l
+	}
+	ch := byName["clickhouse"]
+	vsCH := func(l line) string {
+		if ch.Error != "" || ch.PerCoreAll <= 0 || l.PerCoreAll <= 0 {
+			return "–"
+		}
+		return ratio(l.PerCoreAll / ch.PerCoreAll)
+	}
+	perEvent := func(l line) string {
+		if l.Events <= 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f µs", l.ServerCPU/float64(l.Events)*1e6)
+	}
+	base := func(l line) []string {
+		return []string{l.Name, "–", fmt.Sprint(l.Events), human(l.PerCore), ratio(l.VsCeiling), ratio(l.VsGoka), perEvent(l), human(l.PerCoreAll), vsCH(l)}
+	}
+	for _, name := range []string{"ceiling", "goka-leveldb", "goka-memory", "clickhouse"} {
+		l, ok := byName[name]
+		if !ok || l.Error != "" {
+			continue
+		}
+		row := append(base(l), "–", "–", "–", "–", "–", "–")
+		if name == "clickhouse" && len(r.Scheduled) > 0 {
+			last := r.Scheduled[len(r.Scheduled)-1]
+			var slowest float64
+			for _, q := range r.Scheduled {
+				slowest = max(slowest, q.Seconds)
+			}
+			row[1] = fmt.Sprintf("query every %.0f s", r.ScheduleS)
+			row[9] = fmt.Sprintf("up to %.0f s + %.0f ms", r.ScheduleS, slowest*1000)
+			row[10] = fmt.Sprintf("%d lapsed found (%d query runs)", last.Lapsed, len(r.Scheduled))
+		}
+		rows = append(rows, row)
+	}
+	for _, w := range r.Work {
+		l, ok := byName[w.Run]
+		if !ok || l.Error != "" {
+			continue
+		}
+		row := base(l)
+		row[1] = w.Interval
+		lat := "–"
+		if w.Latency != nil && w.Latency.Matched > 0 {
+			lat = fmt.Sprintf("%.0f ms (metric %.0f ms; %d/%d)", w.Latency.P99*1000, w.Latency.MetricP99*1000, w.Latency.Matched, w.Latency.Probes)
+		}
+		heap := "–"
+		if h := w.HeapPerCustomer(); h > 0 {
+			heap = fmt.Sprintf("%.0f B", h)
+		}
+		rows = append(rows, append(row, lat, fmt.Sprintf("%.0f", w.TriggerCount()), fmt.Sprintf("%.0f", w.Transactions),
+			human(w.EventsPerTransaction()), w.Bound(), heap))
+	}
+	return rows
+}
+
 // printText writes the human summary to w.
 func (r *report) printText(w io.Writer) {
 	fmt.Fprintf(w, "\nwinback bench, %s, %s (%d cores), %s\n", r.Date.Format(time.RFC3339), r.Machine.CPU, r.Machine.Cores, r.Machine.GoVersion)
@@ -227,6 +296,18 @@ func (r *report) printText(w io.Writer) {
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	tw.Flush()
+	if len(r.Work) > 0 {
+		fmt.Fprintln(w, "\nwinback by commit interval, beside the baselines:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		for _, row := range r.sweepRows() {
+			fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+		}
+		tw.Flush()
+	}
+	for _, q := range r.Scheduled {
+		fmt.Fprintf(w, "ClickHouse-only scheduled lapse query at %.1f s of ingest: %d rows stored, %d customers, %d lapsed, %.1f ms (server CPU %.3f s)\n",
+			q.AtS, q.Rows, q.Customers, q.Lapsed, q.Seconds*1000, q.ServerCPU)
+	}
 	if len(r.Queries) > 0 {
 		fmt.Fprintln(w, "\nClickHouse-only query over a growing history (above 100%: copies of the stream's history, shifted in time):")
 		for _, q := range r.Queries {
@@ -237,8 +318,10 @@ func (r *report) printText(w io.Writer) {
 	for _, x := range r.Restores {
 		fmt.Fprintf(w, "restore: %s\n", x.summary())
 	}
-	if r.Latency != nil {
-		fmt.Fprintf(w, "latency: %s\n", r.Latency.summary())
+	for _, x := range r.Work {
+		if x.Latency != nil {
+			fmt.Fprintf(w, "latency, %s: %s\n", x.Run, x.Latency.summary())
+		}
 	}
 	for _, x := range r.Work {
 		fmt.Fprintf(w, "work: %s\n", x.summary())
@@ -262,8 +345,29 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<!-- generated by `make bench` (bench/), %s -->\n", r.Date.Format(time.RFC3339))
 	fmt.Fprintf(&b, "Measured %s on %s (%d cores, %s of memory), %s, winback at %s.\n\n", r.Date.Format("2006-01-02"), r.Machine.CPU, r.Machine.Cores, r.Machine.MemTotal, r.Machine.GoVersion, cmp.Or(r.Commit, "an unknown commit"))
-	fmt.Fprintf(&b, "Stream: %d records (%d malformed, %d duplicates) over %d customers and %d days of event time, produced beforehand to a one-broker kfake (separate process, 6 partitions, uncompressed). Encodings: %s.\n\n",
-		r.Stream.Records, r.Stream.Malformed, r.Stream.Duplicates, r.Stream.Customers, r.Stream.Days, strings.Join(r.Stream.Encodings, ", "))
+	fmt.Fprintf(&b, "Stream: %d records (%d malformed, %d duplicates) over %d customers and %d days of event time (%s to %s; marketing e-mail for 1 in %d customers), produced beforehand to a one-broker kfake (separate process, 6 partitions, uncompressed). Encodings: %s.\n\n",
+		r.Stream.Records, r.Stream.Malformed, r.Stream.Duplicates, r.Stream.Customers, r.Stream.Days, r.Stream.From.Format("2006-01-02"), r.Stream.To.Format("2006-01-02"), max(1, r.Stream.EmailEvery), strings.Join(r.Stream.Encodings, ", "))
+	if len(r.Work) > 0 {
+		b.WriteString("**winback by commit interval, beside the baselines** (same run, same stream)\n\n")
+		for i, row := range r.sweepRows() {
+			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
+			if i == 0 {
+				b.WriteString("|---|---" + strings.Repeat("|--:", len(row)-2) + "|\n")
+			}
+		}
+		b.WriteString("\nevents/CPU-s (own process) = events / the contender's own CPU s. ClickHouse server CPU per event is clickhouse-server's CPU while the contender ran, over its events. " +
+			"Trigger latency p99: live e-mail unsubscribes after the run caught up, producer send → read_committed consumer of the trigger topic (winback_trigger_latency_seconds beside it); for the ClickHouse-only peer, its schedule plus its slowest query. " +
+			"Triggers emitted: winback_triggers_total when caught up (every kind and reason). Heap per customer: go_memstats_heap_alloc_bytes over winback_customers_tracked when caught up (the whole process; the engine alone is below). " +
+			"Batch bounded by: max_poll_records when the transactions held at least 90% of it, commit interval when they lasted 0.9 to 2 times it, one poll when longer (the records of one poll took longer than the interval), else neither.\n")
+		if len(r.Engine) > 0 {
+			var hs []string
+			for _, e := range r.Engine {
+				hs = append(hs, fmt.Sprintf("%.0f B at %d customers", e.BytesPerCust, e.Customers))
+			}
+			b.WriteString("The lapse engine alone (below): " + strings.Join(hs, ", ") + " of heap per tracked customer.\n")
+		}
+		b.WriteString("\n**All contenders**\n\n")
+	}
 	rows := tableRows(r.Lines)
 	for i, row := range rows {
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
@@ -273,6 +377,12 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("\nCPU s is the contender's own process (getrusage of the child; /proc for winback, read when it has caught up); events/s per core = events / CPU s. " +
 		"The broker's and ClickHouse's CPU while each contender ran are in their own columns, and the last column divides the events by all three. \"vs goka\" is against goka with LevelDB, its default storage.\n")
+	if len(r.Scheduled) > 0 {
+		b.WriteString("\n**ClickHouse-only: its scheduled lapse query during ingest** (charged to its line)\n\n| at s of ingest | rows stored | customers | lapsed | query ms | server CPU s | client CPU s |\n|--:|--:|--:|--:|--:|--:|--:|\n")
+		for _, q := range r.Scheduled {
+			fmt.Fprintf(&b, "| %.1f | %d | %d | %d | %.1f | %.3f | %.3f |\n", q.AtS, q.Rows, q.Customers, q.Lapsed, q.Seconds*1000, q.ServerCPU, q.ClientCPU)
+		}
+	}
 	if len(r.Queries) > 0 {
 		b.WriteString("\n**ClickHouse-only: the lapse query over a growing stored history** (median of 5 runs; above 100%, the stream's history copied forward in time on the server)\n\n| history | rows | customers | lapsed | query ms (rows to client) | query ms (counted on server) | server CPU s |\n|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, q := range r.Queries {
@@ -285,8 +395,10 @@ func (r *report) markdown() string {
 	for _, x := range r.Restores {
 		fmt.Fprintf(&b, "- Restore, %s\n", x.summary())
 	}
-	if r.Latency != nil {
-		fmt.Fprintf(&b, "- Trigger latency: %s\n", r.Latency.summary())
+	for _, x := range r.Work {
+		if x.Latency != nil {
+			fmt.Fprintf(&b, "- Trigger latency, %s: %s\n", x.Run, x.Latency.summary())
+		}
 	}
 	for _, x := range r.Work {
 		fmt.Fprintf(&b, "- Work: %s\n", x.summary())

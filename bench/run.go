@@ -29,9 +29,9 @@ var descriptions = map[string]string{
 	"ceiling":      "franz-go group consumer, read and discard",
 	"goka-memory":  "goka v1.1.12, same aggregation, memory storage",
 	"goka-leveldb": "goka v1.1.12, same aggregation, LevelDB storage (default)",
-	"clickhouse":   "ClickHouse-only: consume, decode, insert raw rows (100k-row batches)",
-	"winback-avro": "winback run, end to end, exactly-once, Avro input",
-	"winback":      "winback run, end to end, exactly-once, JSON input",
+	"clickhouse":   "ClickHouse-only: consume, decode, insert raw rows (100k-row batches), and the lapse query every minute of ingest (at least once)",
+	"winback-avro": "winback run, end to end, exactly-once, Avro input, one run per commit interval",
+	"winback":      "winback run, end to end, exactly-once, JSON input, default commit interval",
 }
 
 type orchestrator struct {
@@ -51,13 +51,26 @@ type orchestrator struct {
 	// a CPU profile of each winback run: its first profileSeconds, into profileDir
 	profileDir     string
 	profileSeconds int
-	mu             sync.Mutex
+	// winback settings of the end-to-end runs (0: winback's defaults)
+	maxPollRecords, batchRows int
+	// probesUsed counts the probe customers used so far: each run's
+	// probes go to customers no earlier probe touched.
+	probesUsed int
+	// emailEvery: only every emailEvery-th customer receives e-mail
+	emailEvery int
+	mu         sync.Mutex
 }
 
 func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	events := fs.Int("events", 1_000_000, "records to generate (about; the generator's days are sized to reach it)")
+	events := fs.Int("events", 4_000_000, "records to generate, about: the share of customers who receive marketing e-mail is sized to reach it (orders and tickets are all kept)")
 	customers := fs.Int("customers", 100_000, "customers in the generated stream (at most 999999)")
+	days := fs.Int("days", 365, "days of event time the stream spans")
+	emailEvery := fs.Int("email-every", 0, "only every Nth customer receives marketing e-mail (0: sized from -events; 1: everyone)")
+	intervals := fs.String("commit-intervals", "100ms,1s,10s", "commit intervals of the winback-avro runs, one end-to-end run each (comma-separated durations)")
+	maxPoll := fs.Int("max-poll-records", 0, "winback's max_poll_records in the end-to-end runs (0: winback's default)")
+	batchRows := fs.Int("clickhouse-batch-rows", 0, "winback's clickhouse batch_rows in the end-to-end runs (0: winback's default)")
+	schedule := fs.Duration("clickhouse-schedule", time.Minute, "the ClickHouse-only peer runs its lapse query this often during its ingest (wall time), and once at the end")
 	out := fs.String("out", "results.json", "JSON results file; the Markdown table goes next to it (.md)")
 	seed := fs.Int64("seed", 1, "generator seed")
 	partitions := fs.Int("partitions", 6, "partitions of every topic")
@@ -69,7 +82,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	probes := fs.Int("latency-probes", 200, "live events sent to winback to measure trigger latency (0: skip)")
 	probeRate := fs.Float64("latency-rate", 50, "live events per second in the latency probe")
 	restoreLarge := fs.Bool("restore-large", true, "with winback: write the largest engine measurement's customers to a changelog and time a winback restore of them")
-	growth := fs.Int64("clickhouse-history", 8, "the ClickHouse peer also times its query over this many copies of the stream's history (1, 2, 4, … up to it), made on the server with INSERT … SELECT")
+	growth := fs.Int64("clickhouse-history", 4, "the ClickHouse peer also times its query over this many copies of the stream's history (1, 2, 4, … up to it), made on the server with INSERT … SELECT")
 	profileSeconds := fs.Int("winback-profile-seconds", 8, "seconds of each winback run's CPU profile (profiles/NAME.cpu.pprof; 0: none)")
 	keep := fs.Bool("keep", false, "keep the scratch directory (broker data, logs)")
 	timeout := fs.Duration("timeout", 15*time.Minute, "longest time one contender may take")
@@ -93,6 +106,13 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	sweep, err := parseIntervals(*intervals)
+	if err != nil {
+		return err
+	}
+	if *days < 1 || *emailEvery < 0 || *maxPoll < 0 || *batchRows < 0 || *schedule <= 0 {
+		return errors.New("-days and -clickhouse-schedule must be positive; -email-every, -max-poll-records and -clickhouse-batch-rows at least 0")
+	}
 
 	dir, err := os.MkdirTemp("", "winback-bench-")
 	if err != nil {
@@ -105,17 +125,25 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	rep := &report{Date: time.Now().UTC(), Machine: describeMachine(), Args: args, Commit: gitCommit(*repo)}
 	o := &orchestrator{log: log, dir: dir, rep: rep, timeout: *timeout, stopTimeout: time.Minute, probes: *probes, probeRate: *probeRate,
-		profileDir: *profiles, profileSeconds: *profileSeconds}
+		profileDir: *profiles, profileSeconds: *profileSeconds, maxPollRecords: *maxPoll, batchRows: *batchRows}
 
 	jsonTopics := gen.Topics{Orders: "orders", Email: "email-events", Support: "support-events"}
 	avroTopics := gen.Topics{Orders: "orders-avro", Email: "email-events-avro", Support: "support-events-avro"}
-	wbJSON, wbAvro := outputTopics("json"), outputTopics("avro")
-	wbJSON.In, wbAvro.In = jsonTopics, avroTopics
+	wbJSON := outputTopics("json")
+	wbJSON.In = jsonTopics
+	// One set of output topics per commit interval, so that no run
+	// restores another's state.
+	wbAvro := make([]winbackTopics, len(sweep))
 	topics := []string{jsonTopics.Orders, jsonTopics.Email, jsonTopics.Support}
 	var compacted []string
 	if want("winback-avro") {
-		topics = append(topics, avroTopics.Orders, avroTopics.Email, avroTopics.Support, wbAvro.Triggers, wbAvro.DLQ)
-		compacted = append(compacted, wbAvro.State)
+		topics = append(topics, avroTopics.Orders, avroTopics.Email, avroTopics.Support)
+		for i, d := range sweep {
+			wbAvro[i] = outputTopics("avro-" + d.String())
+			wbAvro[i].In = avroTopics
+			topics = append(topics, wbAvro[i].Triggers, wbAvro[i].DLQ)
+			compacted = append(compacted, wbAvro[i].State)
+		}
 	}
 	if want("winback") {
 		topics = append(topics, wbJSON.Triggers, wbJSON.DLQ)
@@ -149,19 +177,22 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	defer o.admin.Close()
 
-	days, err := planDays(*events, *customers, *seed)
-	if err != nil {
+	every, estimate := *emailEvery, 0
+	if every == 0 {
+		if every, estimate, err = planEmail(*events, *customers, *days, *seed); err != nil {
+			return err
+		}
+	}
+	o.emailEvery = every
+	if o.gen, err = gen.New(genConfig(*customers, *days, *seed)); err != nil {
 		return err
 	}
-	if o.gen, err = gen.New(gen.Config{Customers: *customers, Days: days, Seed: *seed}); err != nil {
-		return err
-	}
-	log.Info("producing the stream", "customers", *customers, "days", days)
+	log.Info("producing the stream", "customers", *customers, "days", *days, "email_every", every, "estimated_records", estimate)
 	var avro *gen.Topics
 	if want("winback-avro") {
 		avro = &avroTopics
 	}
-	if rep.Stream, err = produceStream(ctx, b, o.gen, jsonTopics, avro, log); err != nil {
+	if rep.Stream, err = produceStream(ctx, b, o.gen, every, jsonTopics, avro, log); err != nil {
 		return err
 	}
 	log.Info("stream produced", "records", rep.Stream.Records, "took", time.Duration(rep.Stream.ProduceS*float64(time.Second)).Round(time.Millisecond))
@@ -184,7 +215,8 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 
 	fail := func(name string, err error) {
 		log.Error("contender failed", "contender", name, "err", err)
-		rep.Lines = append(rep.Lines, line{Name: name, What: descriptions[name], Error: firstLine(err.Error())})
+		base, _, _ := strings.Cut(name, "@")
+		rep.Lines = append(rep.Lines, line{Name: name, What: descriptions[base], Error: firstLine(err.Error())})
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", name, err))
 	}
 	from, to := o.gen.Range()
@@ -198,12 +230,25 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 		o.settle(ctx)
 		log.Info("running", "contender", name)
 		switch name {
-		case "winback", "winback-avro":
-			t := wbJSON
-			if name == "winback-avro" {
-				t = wbAvro
+		case "winback-avro":
+			for i, d := range sweep {
+				run := name + "@" + d.String()
+				if i > 0 {
+					o.settle(ctx)
+				}
+				log.Info("running", "contender", run, "commit_interval", d)
+				r, err := o.runWinbackE2E(ctx, run, wbAvro[i], d, o.probes > 0)
+				if err != nil {
+					fail(run, err)
+					continue
+				}
+				r.line.What = descriptions[name]
+				rep.Lines = append(rep.Lines, r.line)
+				rep.Work = append(rep.Work, r.work)
 			}
-			run, err := o.runWinbackE2E(ctx, name, t, name == "winback" && o.probes > 0)
+		case "winback":
+			t := wbJSON
+			run, err := o.runWinbackE2E(ctx, name, t, 0, o.probes > 0)
 			if err != nil {
 				fail(name, err)
 				continue
@@ -211,13 +256,12 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 			run.line.What = descriptions[name]
 			rep.Lines = append(rep.Lines, run.line)
 			rep.Work = append(rep.Work, run.work)
-			if name == "winback" {
-				r, err := o.measureRestore(ctx, name, "after the end-to-end run", t)
-				if err != nil {
-					fail(name+" restore", err)
-				} else {
-					rep.Restores = append(rep.Restores, *r)
-				}
+			rep.Latency = run.work.Latency
+			r, err := o.measureRestore(ctx, name, "after the end-to-end run", t)
+			if err != nil {
+				fail(name+" restore", err)
+			} else {
+				rep.Restores = append(rep.Restores, *r)
 			}
 		default:
 			spec := contenderSpec{
@@ -229,6 +273,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 				spec.HistoryFrom, spec.HistoryTo = from.UnixMilli(), to.UnixMilli()
 				spec.Fractions = []float64{0.25, 0.5, 0.75, 1}
 				spec.HistoryGrowth = *growth
+				spec.Schedule = *schedule
 			}
 			b0, s0 := b.CPU(), procCPU(o.chPID)
 			cctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -242,9 +287,10 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 				CPU: u.CPU.Seconds(), PeakRSS: res.PeakRSS,
 				BrokerCPU: (b.CPU() - b0).Seconds(), ServerCPU: (procCPU(o.chPID) - s0).Seconds()}
 			if name == "clickhouse" {
-				// The ingest phase only; the queries are reported apart.
+				// The ingest phase with its scheduled lapse queries; the
+				// queries over a growing history are reported apart.
 				l.Wall, l.CPU, l.ServerCPU = res.IngestWall, res.IngestCPU, res.IngestServerCPU
-				rep.Queries = res.Queries
+				rep.Queries, rep.Scheduled, rep.ScheduleS = res.Queries, res.Scheduled, schedule.Seconds()
 			}
 			rep.Lines = append(rep.Lines, l)
 		}
@@ -288,8 +334,10 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 
 	rep.Notes = append(rep.Notes,
 		"every contender reads the same records from the same broker; the JSON stream is the common input (goka and the ClickHouse peer decode it with encoding/json, winback with its own decoder); winback-avro reads a Confluent-framed Avro copy of the same records",
-		"wall s runs from the contender's process start to done (every record processed, state flushed, offsets committed), so it includes the group join; for winback, done is its committed offsets reaching the end offsets (polled every 50 ms), and CPU and peak RSS are read from /proc at that moment",
-		"the ClickHouse-only line is its ingest only (consume, decode, insert); its answer costs the query below, each time it is scheduled",
+		"wall s runs from the contender's process start to done (every record processed, state flushed, offsets committed), so it includes the group join; for winback, done is its committed offsets reaching the end offsets (polled every 50 ms) and then ClickHouse having confirmed its rows (no rows pending or unconfirmed in /metrics), and CPU and peak RSS are read from /proc at that moment",
+		fmt.Sprintf("the ClickHouse-only line is its ingest (consume, decode, insert) plus its lapse query, run every %s of the ingest's wall time and once at the end, as a BI job on a schedule would; the queries over a growing history below are not charged to it", *schedule),
+		fmt.Sprintf("the stream spans %d days of event time; marketing e-mail goes to 1 in %d customers (by id), so that a year of %d customers is about %d records (the generator mails every subscriber twice a week: e-mail would otherwise be 9 of every 10 records)", *days, every, *customers, rep.Stream.Records),
+		"each winback-avro@INTERVAL line is a fresh winback run (own group, output topics and ClickHouse database) over the same Avro records with that commit_interval; the latency probes of earlier runs (e-mail unsubscribes, a few hundred records with event times up to a few minutes after the stream's end) are in the input of later ones, and by moving event time on they can let a later run fire a few more triggers",
 		"goka and the ClickHouse peer count duplicate records twice; winback drops them by event_id",
 	)
 	return o.finish(*out)
@@ -354,6 +402,25 @@ func engineCustomerCounts(flagValue string, customers int) ([]int, error) {
 			return nil, fmt.Errorf("-engine-customers: %q; use counts from 1 to 999999", s)
 		}
 		out = append(out, n)
+	}
+	return out, nil
+}
+
+// parseIntervals parses the -commit-intervals list.
+func parseIntervals(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range splitList(s) {
+		d, err := time.ParseDuration(f)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("-commit-intervals: %q; use positive durations such as 100ms,1s,10s", f)
+		}
+		if slices.Contains(out, d) {
+			return nil, fmt.Errorf("-commit-intervals: %s twice", d)
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-commit-intervals: none given")
 	}
 	return out, nil
 }

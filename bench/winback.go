@@ -164,6 +164,33 @@ func waitCaughtUp(ctx context.Context, adm *kadm.Client, p *winbackProc, group s
 	}
 }
 
+// waitConfirmed polls winback's /metrics until no ClickHouse rows are
+// pending or unconfirmed (winback_clickhouse_pending_rows and
+// winback_clickhouse_unconfirmed both 0), at most limit; it reports
+// whether they got there.
+func waitConfirmed(ctx context.Context, p *winbackProc, limit time.Duration) (bool, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		if err := p.failed(); err != nil {
+			return false, err
+		}
+		if code, body, err := p.get(ctx, "/metrics"); err == nil && code == http.StatusOK {
+			mfs := parseMetrics(body)
+			if mfs != nil && value(mfs, "winback_clickhouse_pending_rows") == 0 && value(mfs, "winback_clickhouse_unconfirmed") == 0 {
+				return true, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // winbackConfig is the configuration of a `winback run` on the bench's broker,
 // registry and ClickHouse.
 func winbackConfig(b *broker, chDSN, database, group, instance string, t winbackTopics) config.Config {
@@ -184,17 +211,39 @@ type winbackRun struct {
 	work winbackWork // from /metrics when caught up
 }
 
+// dbName is a ClickHouse database name for a run: bench_ and the run's
+// name with every character but letters and digits made an underscore.
+func dbName(run string) string {
+	b := []byte("bench_" + run)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
 // runWinbackE2E runs `winback run` on a fresh group until its committed
-// offsets reach the end of the three input topics. CPU and peak RSS are
-// read from /proc at that moment (the process keeps running), so they
-// cover start-up and the whole backlog but not the shutdown. If probe is
-// set, it then measures trigger latency on live events before stopping.
-func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winbackTopics, probe bool) (winbackRun, error) {
+// offsets reach the end of the three input topics, with commit_interval
+// interval (0: winback's default). CPU and peak RSS are read from /proc
+// at that moment (the process keeps running), so they cover start-up and
+// the whole backlog but not the shutdown. If probe is set, it then
+// measures trigger latency on live events before stopping.
+func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winbackTopics, interval time.Duration, probe bool) (winbackRun, error) {
 	var run winbackRun
 	l := &run.line
 	l.Name = name
 	group := "bench-" + name
-	cfg := winbackConfig(o.broker, o.ch.DSN(), "bench_"+strings.ReplaceAll(name, "-", "_"), group, "one", t)
+	cfg := winbackConfig(o.broker, o.ch.DSN(), dbName(name), group, "one", t)
+	if interval > 0 {
+		cfg.CommitInterval = interval
+	}
+	if o.maxPollRecords > 0 {
+		cfg.MaxPollRecords = o.maxPollRecords
+	}
+	if o.batchRows > 0 {
+		cfg.ClickHouse.BatchRows = o.batchRows
+	}
 	ends, err := endOffsets(ctx, o.admin, t.In.Orders, t.In.Email, t.In.Support)
 	if err != nil {
 		return run, err
@@ -211,27 +260,44 @@ func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winback
 	if err != nil {
 		return run, err
 	}
+	// Done means the state flushed too: ClickHouse has confirmed every
+	// committed transaction's rows, so that its inserts are charged here.
+	if ok, err := waitConfirmed(ctx, p, 3*cfg.CommitInterval+2*cfg.ClickHouse.FlushInterval+30*time.Second); err != nil {
+		return run, err
+	} else if !ok {
+		o.log.Warn("ClickHouse rows still unconfirmed; measuring anyway", "run", name)
+	}
+	wall = time.Since(p.began)
 	cpu, rss := procCPU(p.pid()), procPeakRSS(p.pid())
 	l.Wall, l.CPU, l.PeakRSS = wall.Seconds(), cpu.Seconds(), rss
 	l.BrokerCPU, l.ServerCPU = (o.broker.CPU() - b0).Seconds(), (procCPU(o.chPID) - s0).Seconds()
 	o.log.Info("winback caught up", "run", name, "events", l.Events, "wall", wall.Round(time.Millisecond), "cpu", cpu)
 	if code, body, err := p.get(ctx, "/metrics"); err == nil && code == http.StatusOK {
 		run.work = workOf(name, body)
+	} else {
+		run.work = winbackWork{Run: name}
+		o.log.Warn("no /metrics from winback", "run", name, "code", code, "err", err)
 	}
+	run.work.Interval = cfg.CommitInterval.String()
+	run.work.IntervalS = cfg.CommitInterval.Seconds()
+	run.work.MaxPollRecords, run.work.BatchRows = cfg.MaxPollRecords, cfg.ClickHouse.BatchRows
+	run.work.Events = l.Events
 	if o.profileDir != "" {
 		if code, body, err := p.get(ctx, "/debug/pprof/heap"); err == nil && code == http.StatusOK {
-			if err := os.WriteFile(filepath.Join(o.profileDir, name+".heap.pprof"), []byte(body), 0o644); err != nil {
+			if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+				o.log.Warn("no heap profile of winback", "run", name, "err", err)
+			} else if err := os.WriteFile(filepath.Join(o.profileDir, name+".heap.pprof"), []byte(body), 0o644); err != nil {
 				o.log.Warn("no heap profile of winback", "run", name, "err", err)
 			}
 		}
 	}
 
 	if probe {
-		lat, err := o.probeLatency(ctx, p, t)
+		lat, err := o.probeLatency(ctx, p, t, cfg.CommitInterval)
 		if err != nil {
 			return run, fmt.Errorf("latency probe: %w", err)
 		}
-		o.rep.Latency = lat
+		run.work.Latency = lat
 	}
 	if err := <-prof; err != nil {
 		o.log.Warn("no CPU profile of winback", "run", name, "err", err)
@@ -298,6 +364,12 @@ func (o *orchestrator) profileWinback(ctx context.Context, p *winbackProc, name 
 			done <- ctx.Err()
 			return
 		case <-time.After(time.Second):
+		}
+		// On a loaded machine the HTTP server may not listen yet.
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if _, _, err := p.get(ctx, "/healthz"); err == nil || ctx.Err() != nil {
+				break
+			}
 		}
 		code, body, err := p.get(ctx, "/debug/pprof/profile?seconds="+strconv.Itoa(o.profileSeconds))
 		switch {
