@@ -3,11 +3,10 @@
 // ClickHouse, no changelog, no consumer group. `winback backtest` and
 // `winback evaluate` are built on it.
 //
-// Reading. [ReadCommitted] reads partitions, read_committed, from their
-// start up to the last stable offsets listed when the read began
-// ([ListSpans]), so a replay sees exactly what was committed then;
-// [ReadTopics] does so for the input topics and decodes every record into
-// an [Input]. Any other source (a JSON-lines file) fills an Input with
+// Reading. [ReadTopics] reads the input topics, read_committed, from
+// their start up to the last stable offsets they had when it began
+// (pipeline/lso), so a replay sees exactly what was committed then, and
+// decodes every record into an [Input]. Any other source (a JSON-lines file) fills an Input with
 // [Input.Add] and [Input.Reject].
 //
 // Order of application. The pipeline merges a task's input partitions by

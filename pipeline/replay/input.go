@@ -13,6 +13,7 @@ import (
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
+	"github.com/winback/winback/pipeline/lso"
 )
 
 // Input is history read and decoded, by task: what a replay applies.
@@ -134,22 +135,24 @@ type Topic struct {
 }
 
 // ReadTopics reads topics from their start to the last stable offsets they
-// have when it starts (ReadCommitted, with a client made from opts) and
+// have when it starts (pipeline/lso, with a client made from opts) and
 // decodes every record with dec into an Input of parts tasks; parts 0
 // takes the first topic's partition count. A bad record is counted
-// (Input.Reject); a transient decode failure stops the read.
+// (Input.Reject); a transient decode failure stops the read, and so does
+// a fetch error or no record for stall while partitions are short of
+// their end.
 func ReadTopics(ctx context.Context, opts []kgo.Opt, topics []Topic, dec Decoder, parts int, stall time.Duration, log *slog.Logger) (*Input, error) {
 	names := make([]string, len(topics))
 	kinds := map[string]event.Kind{}
 	for i, t := range topics {
 		names[i], kinds[t.Name] = t.Name, t.Kind
 	}
-	adm, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), opts...), lso.ClientOpts()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
-	spans, err := ListSpans(ctx, kadm.NewClient(adm), names...)
-	adm.Close()
+	defer cl.Close()
+	spans, err := lso.List(ctx, kadm.NewClient(cl), names...)
 	if err != nil {
 		return nil, err
 	}
@@ -158,22 +161,29 @@ func ReadTopics(ctx context.Context, opts []kgo.Opt, topics []Topic, dec Decoder
 			return nil, fmt.Errorf("topic %s has no partitions (check the topic names)", names[0])
 		}
 	}
+	left := 0 // partitions with records not read to their end
+	for _, ps := range spans {
+		for _, s := range ps {
+			if s.End > s.Start {
+				left++
+			}
+		}
+	}
 	in := NewInput("kafka:"+strings.Join(names, ","), parts)
 	var ev event.Event
 	read := 0
-	err = ReadCommitted(ctx, opts, spans, stall, func(rec *kgo.Record) error {
+	o := lso.Options{Stall: stall, Done: func(string, int32) { left-- }}
+	err = lso.Read(ctx, cl, spans, o, func(rec *kgo.Record) error {
 		in.Records[rec.Topic]++
+		if read++; read%100000 == 0 {
+			log.Info("backtest: reading", "records", read, "partitions_left", left)
+		}
 		k := kinds[rec.Topic]
 		if err := dec.Decode(ctx, k, rec.Key, rec.Value, &ev); err != nil {
 			return in.Reject(fmt.Sprintf("%s/%d@%d", rec.Topic, rec.Partition, rec.Offset), err)
 		}
 		in.Add(lapse.SourceOf(k), rec.Partition, &ev)
 		return nil
-	}, func(left int) {
-		if n := in.Total(); n/100000 != read/100000 {
-			log.Info("backtest: reading", "records", n, "partitions_left", left)
-			read = n
-		}
 	})
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package replay
+package lso
 
 import (
 	"context"
@@ -15,11 +15,12 @@ import (
 	"github.com/winback/winback/testenv"
 )
 
-// TestReadCommitted: a read covers what was committed when the spans were
-// listed: no aborted records, no transaction markers, nothing produced
-// after the listing, every partition in offset order; a partition whose
-// last record before its end is a transaction marker is seen to be done.
-func TestReadCommitted(t *testing.T) {
+// TestRead: a read covers what was committed when the spans were listed:
+// no aborted records, no transaction markers, nothing produced after the
+// listing, every partition in offset order; a partition whose last record
+// before its end is a transaction marker is seen to be done. One client
+// reads again and again.
+func TestRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	k := testenv.NewKafka(t, "a", "b")
@@ -60,7 +61,7 @@ func TestReadCommitted(t *testing.T) {
 	defer plain.Close()
 	produce(plain, "b", 4, "b4-1", "b4-2", "b4-3")
 
-	spans, err := ListSpans(ctx, kadm.NewClient(plain), "a", "b")
+	spans, err := List(ctx, kadm.NewClient(plain), "a", "b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,14 +71,22 @@ func TestReadCommitted(t *testing.T) {
 	produce(plain, "b", 4, "after the listing")
 	produce(plain, "a", 1, "after the listing")
 
-	opts := []kgo.Opt{kgo.SeedBrokers(k.Addr())}
-	var got []string
-	err = ReadCommitted(ctx, opts, spans, 15*time.Second, func(r *kgo.Record) error {
-		got = append(got, fmt.Sprintf("%s/%d %s", r.Topic, r.Partition, r.Value))
-		return nil
-	}, nil)
+	cl, err := kgo.NewClient(append(ClientOpts(), kgo.SeedBrokers(k.Addr()))...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got, done []string
+	o := Options{Stall: 15 * time.Second, Done: func(topic string, p int32) { done = append(done, fmt.Sprintf("%s/%d", topic, p)) }}
+	err = Read(ctx, cl, spans, o, func(r *kgo.Record) error {
+		got = append(got, fmt.Sprintf("%s/%d %s", r.Topic, r.Partition, r.Value))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Sort(done); !slices.Equal(done, []string{"a/0", "a/2", "b/4"}) {
+		t.Errorf("done %q, want the partitions with records", done)
 	}
 	// Partitions interleave as fetches come; each keeps its order.
 	want := []string{"a/0 a0-1", "a/0 a0-2", "a/2 a2-1", "b/4 b4-1", "b/4 b4-2", "b/4 b4-3"}
@@ -96,24 +105,29 @@ func TestReadCommitted(t *testing.T) {
 		}
 	}
 
-	// fn's error ends the read.
+	// fn's error ends the read; the same client reads again, from the
+	// start.
 	stop := errors.New("stop")
 	n := 0
-	err = ReadCommitted(ctx, opts, spans, 15*time.Second, func(*kgo.Record) error { n++; return stop }, nil)
+	err = Read(ctx, cl, spans, o, func(*kgo.Record) error { n++; return stop })
 	if !errors.Is(err, stop) || n != 1 {
 		t.Errorf("fn failing: %v after %d records, want %v after 1", err, n, stop)
+	}
+	n = 0
+	if err := Read(ctx, cl, spans, o, func(*kgo.Record) error { n++; return nil }); err != nil || n != len(want) {
+		t.Errorf("read again: %v after %d records, want %d", err, n, len(want))
 	}
 
 	// An end that never comes: the read gives up after the stall time and
 	// says where it stands.
 	short := Spans{"b": {3: {Start: 0, End: 2}}}
-	err = ReadCommitted(ctx, opts, short, 300*time.Millisecond, func(*kgo.Record) error { return nil }, nil)
+	err = Read(ctx, cl, short, Options{Stall: 300 * time.Millisecond}, func(*kgo.Record) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "b/3 at 0 of 2") {
 		t.Errorf("stalled read: %v, want it to name b/3", err)
 	}
 
 	// Nothing to read: no client, no wait.
-	if err := ReadCommitted(ctx, opts, Spans{"a": {5: {Start: 0, End: 0}}}, time.Hour, nil, nil); err != nil {
+	if err := Read(ctx, cl, Spans{"a": {5: {Start: 0, End: 0}}}, Options{}, nil); err != nil {
 		t.Errorf("empty spans: %v", err)
 	}
 }
