@@ -13,12 +13,13 @@ import (
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/pipeline/evaluate"
 	"github.com/winback/winback/pipeline/lapse"
+	"github.com/winback/winback/pipeline/replay"
 	"github.com/winback/winback/pipeline/window"
 )
 
 // winback evaluate measures how well winback ranks and forecasts who comes
 // back. It reads history like backtest (a JSON-lines file or the input
-// topics, with backtest's reader and replay), applies it up to the cutoff,
+// topics, with backtest's reader, replayed by pipeline/replay), applies it up to the cutoff,
 // fits winback's purchase model and the BG/NBD baseline on every customer
 // as of the cutoff, scores every customer, and then reads what the history
 // shows after the cutoff: who placed an order within the horizon. The
@@ -86,16 +87,11 @@ func cmdEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	log := newLogger(&cfg, stderr)
 	began := time.Now()
-	var bt *backtestRun
-	if o.file != "" {
-		bt, err = backtestFile(ctx, &cfg, bo, now)
-	} else {
-		bt, err = backtestTopics(ctx, &cfg, bo, now, log)
-	}
+	in, err := readInput(ctx, &cfg, bo, now, log)
 	if err != nil {
 		return err
 	}
-	out, scored, err := bt.evaluate(ctx, cfg.Lapse, cutoff, o.horizonDays)
+	out, scored, err := evaluateInput(ctx, in, cfg.Lapse, cutoff, o.horizonDays)
 	if err != nil {
 		return err
 	}
@@ -159,11 +155,10 @@ type evaluateOutput struct {
 	bt     lapse.BacktestReport
 }
 
-// evaluate replays up to cutoff, scores every customer and builds the
-// report.
-func (b *backtestRun) evaluate(ctx context.Context, cfg lapse.Config, cutoff int64, horizonDays int) (*evaluateOutput, []evaluate.Customer, error) {
-	b.until = cutoff
-	results, err := b.replayAll(ctx, cfg)
+// evaluateInput replays in up to cutoff, scores every customer and builds
+// the report.
+func evaluateInput(ctx context.Context, in *replay.Input, cfg lapse.Config, cutoff int64, horizonDays int) (*evaluateOutput, []evaluate.Customer, error) {
+	results, err := in.Replay(ctx, cfg, cutoff, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -176,16 +171,15 @@ func (b *backtestRun) evaluate(ctx context.Context, cfg lapse.Config, cutoff int
 		// pipeline does.
 		var engs []*lapse.Engine
 		for i := range results {
-			if results[i].eng != nil {
-				engs = append(engs, results[i].eng)
+			if results[i].Engine != nil {
+				engs = append(engs, results[i].Engine)
 			}
 		}
 		_, m, err := evaluate.ScoreEngines(engs, cutoff, float64(horizonDays), func(string) bool { return false })
 		if err != nil {
 			return nil, nil, err
 		}
-		b.model = &m.Winback
-		if results, err = b.replayAll(ctx, cfg); err != nil {
+		if results, err = in.Replay(ctx, cfg, cutoff, &m.Winback); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -194,39 +188,39 @@ func (b *backtestRun) evaluate(ctx context.Context, cfg lapse.Config, cutoff int
 	var engs []*lapse.Engine
 	var back lapse.Backtest
 	out := &evaluateOutput{
-		Version: 1, Source: b.source, Partitions: b.parts, Cutoff: isoMs(cutoff), HorizonDays: horizonDays,
-		Records: b.records, BadRecords: b.bad, BadTotal: b.badTotal(),
+		Version: 1, Source: in.Source, Partitions: in.Parts, Cutoff: isoMs(cutoff), HorizonDays: horizonDays,
+		Records: in.Records, BadRecords: in.Bad, BadTotal: in.BadTotal(),
 	}
-	if b.events > 0 {
-		out.From, out.To = isoMs(b.first), isoMs(b.last)
+	if in.Events > 0 {
+		out.From, out.To = isoMs(in.First), isoMs(in.Last)
 	}
 	for i := range results {
 		r := &results[i]
-		if r.eng == nil {
+		if r.Engine == nil {
 			continue
 		}
-		engs = append(engs, r.eng)
-		out.Events += r.stats.Events
-		out.CustomersSeen += r.stats.Customers
-		out.Budget.Held += r.stats.BudgetHeld
-		out.Budget.Delayed += r.stats.BudgetDelayed
-		out.Budget.Merged += r.stats.BudgetMerged
-		out.Budget.Dropped += r.stats.BudgetDropped
-		out.Holdout.Control += r.stats.Control
-		for _, n := range r.stats.Triggers {
+		engs = append(engs, r.Engine)
+		out.Events += r.Stats.Events
+		out.CustomersSeen += r.Stats.Customers
+		out.Budget.Held += r.Stats.BudgetHeld
+		out.Budget.Delayed += r.Stats.BudgetDelayed
+		out.Budget.Merged += r.Stats.BudgetMerged
+		out.Budget.Dropped += r.Stats.BudgetDropped
+		out.Holdout.Control += r.Stats.Control
+		for _, n := range r.Stats.Triggers {
 			out.Holdout.Treated += n
 		}
-		for _, ev := range r.after {
+		for _, ev := range r.After {
 			if ev.Time < cutoff+horizon {
 				returned[ev.CustomerID] = true
 			}
 			back.ObserveOrder(ev)
 		}
-		for _, ev := range r.orders {
+		for _, ev := range r.Orders {
 			back.ObserveOrder(ev)
 		}
-		for j := range r.triggers {
-			if t := &r.triggers[j]; t.AsOf < cutoff {
+		for j := range r.Triggers {
+			if t := &r.Triggers[j]; t.AsOf < cutoff {
 				back.ObserveTrigger(t)
 			}
 		}

@@ -16,15 +16,19 @@ import (
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
+	"github.com/winback/winback/pipeline/merge"
 )
 
 // A task reads three input partitions, and fetches return them in whatever
 // interleaving the network gives. Applying events in that order would make
 // a customer's signals depend on it, and a replay after a crash could then
-// emit different triggers. So each task buffers its three sources and
-// applies events in event-time order (ties: source, then offset), the way
+// emit different triggers. So each task buffers its sources and applies
+// events in event-time order (ties: source, then offset) with the pure
+// merge of pipeline/merge (shared with backtest and evaluate), the way
 // Kafka Streams picks the lowest timestamp among a task's partition heads.
-// An empty source holds the others back while it may still have earlier
+// This file feeds it: decoding fetches into the queues, noting end
+// offsets, pausing full queues, and committing the queue heads. An empty
+// source holds the others back while it may still have earlier
 // data: until it has fetched up to the last stable offset it last saw,
 // from its own fetches or from any fetch that answered its partition
 // without records (noteEnd, Kafka Streams' KIP-695 rule). Data that the
@@ -69,42 +73,17 @@ type source struct {
 	lag                  prometheus.Gauge
 }
 
-// fifo is a source's queue of decoded records, in fixed-size chunks: it
-// grows a chunk at a time and never copies entries. Emptied chunks are
-// kept for reuse, so, like a slice's capacity, the queue holds on to its
-// peak size (bounded by the pause at maxBuffered plus a fetch) and a
-// stream that stays below it allocates nothing.
-type fifo struct {
-	chunks     []*chunk // chunks[0][head:] ... chunks[last][:tail]
-	head, tail int
-	free       []*chunk
-}
+// fifo is a source's queue of decoded records: a merge.Queue, which
+// allocates nothing once at its peak size (bounded by the pause at
+// maxBuffered plus a fetch), under the names this package uses.
+type fifo struct{ q merge.Queue[queued] }
 
-type chunk [256]queued
-
-func (f *fifo) len() int {
-	if len(f.chunks) == 0 {
-		return 0
-	}
-	return (len(f.chunks)-1)*len(chunk{}) + f.tail - f.head
-}
-
-// add appends a zero entry and returns it, to be filled in place.
-func (f *fifo) add() *queued {
-	if len(f.chunks) == 0 || f.tail == len(chunk{}) {
-		var c *chunk
-		if n := len(f.free); n > 0 {
-			c, f.free = f.free[n-1], f.free[:n-1]
-		} else {
-			c = new(chunk)
-		}
-		f.chunks, f.tail = append(f.chunks, c), 0
-	}
-	q := &f.chunks[len(f.chunks)-1][f.tail]
-	*q = queued{}
-	f.tail++
-	return q
-}
+func (f *fifo) len() int         { return f.q.Len() }
+func (f *fifo) add() *queued     { return f.q.Add() } // a zero entry, to fill in place
+func (f *fifo) dropLast()        { f.q.DropLast() }   // takes back the last add
+func (f *fifo) peek() *queued    { return f.q.Peek() }
+func (f *fifo) at(i int) *queued { return f.q.At(i) }
+func (f *fifo) pop() *queued     { return f.q.Pop() } // valid until the next add
 
 // minOffset returns the lowest offset queued, for the repartition queue,
 // which is kept in event-time order (an input queue's head has it).
@@ -136,42 +115,6 @@ func (b byTime) Swap(i, j int) {
 	*x, *y = *y, *x
 }
 
-// dropLast removes the entry add returned last.
-func (f *fifo) dropLast() {
-	f.tail--
-	if n := len(f.chunks); f.tail == 0 && n > 1 {
-		f.free, f.chunks = append(f.free, f.chunks[n-1]), f.chunks[:n-1]
-		f.tail = len(chunk{})
-	}
-	if len(f.chunks) == 1 && f.head == f.tail {
-		f.head, f.tail = 0, 0
-	}
-}
-
-// peek returns the first entry; the queue must not be empty.
-func (f *fifo) peek() *queued { return &f.chunks[0][f.head] }
-
-// at returns the entry i places behind the first; i must be below len.
-func (f *fifo) at(i int) *queued {
-	i += f.head
-	return &f.chunks[i/len(chunk{})][i%len(chunk{})]
-}
-
-// pop removes the first entry and returns it, valid until the next add.
-func (f *fifo) pop() *queued {
-	c := f.chunks[0]
-	q := &c[f.head]
-	f.head++
-	switch {
-	case len(f.chunks) == 1 && f.head == f.tail:
-		f.head, f.tail = 0, 0 // empty: start the chunk over
-	case f.head == len(c):
-		f.chunks = append(f.chunks[:0], f.chunks[1:]...)
-		f.head, f.free = 0, append(f.free, c)
-	}
-	return q
-}
-
 // probeDistance is where in a queue probeAhead takes each step of an
 // event's lapse.Probe: the head (the next event of the source to apply)
 // takes its last step, the event 7 places behind it its first. The steps
@@ -194,17 +137,12 @@ func probeAhead(eng *lapse.Engine, f *fifo) {
 }
 
 // mayHoldBack reports whether an empty source may still deliver an event
-// earlier than the others' heads: it has not fetched up to the high
-// watermark it last saw. Only a source whose high watermark is unknown
-// (no fetch and no listing yet) stops holding back after taskIdle.
+// earlier than the others' heads (merge.Position.Waits): it has not
+// fetched up to the high watermark it last saw. Only a source whose high
+// watermark is unknown (no fetch and no listing yet) stops holding back
+// after taskIdle.
 func (s *source) mayHoldBack(now time.Time) bool {
-	if s.len() > 0 {
-		return false
-	}
-	if s.hwm < 0 {
-		return now.Sub(s.seen) < taskIdle
-	}
-	return s.next < s.hwm
+	return s.len() == 0 && merge.Position{Next: s.next, End: s.hwm, Seen: s.seen}.Waits(now, taskIdle)
 }
 
 // noteEnd takes the end offset of one of t's input partitions from a
@@ -522,39 +460,29 @@ func (r *Runner) commitOffsets() func(*kmsg.TxnOffsetCommitRequest) error {
 	}
 }
 
-// pick returns the source whose head is to be applied now, or -1. Ties in
-// event time go to the lower input kind (orders, email, support), whether
-// the event came directly or through the repartition topic. While the
-// forwarding barrier b is active, nothing is applied before the
-// repartition source has read what was committed when b was taken, and no
-// event after b.until.
+// pick returns the source whose head is to be applied now, or -1
+// (merge.Pick). Ties in event time go to the lower input kind (orders,
+// email, support, then erasures), whether the event came directly or
+// through the repartition topic. While the forwarding barrier b is
+// active, nothing is applied before the repartition source has read what
+// was committed when b was taken, and no event after b.until.
 func (t *task) pick(now time.Time, b barrier) int {
 	if b.active && t.src[srcRepartition].next < t.fwdWait {
 		return -1
 	}
-	best := -1
+	var lanes [nSources]merge.Lane
 	for i := range t.src {
 		s := &t.src[i]
-		if s.len() == 0 {
-			if s.mayHoldBack(now) {
-				return -1
-			}
+		if lanes[i].Len = s.len(); lanes[i].Len == 0 {
+			lanes[i].Wait = s.mayHoldBack(now)
 			continue
 		}
 		h := s.peek()
-		if h.rec != nil {
-			return i // bad input leaves at once, in its offset order
-		}
-		if best < 0 {
-			best = i
-			continue
-		}
-		if b := t.src[best].peek(); h.ev.Time < b.ev.Time || (h.ev.Time == b.ev.Time && h.rank() < b.rank()) {
-			best = i
-		}
+		lanes[i].Head = merge.Key{Time: h.ev.Time, Rank: h.rank(), Bad: h.rec != nil}
 	}
-	if best >= 0 && b.active && t.src[best].peek().ev.Time > b.until {
+	i := merge.Pick(lanes[:])
+	if i >= 0 && b.active && !lanes[i].Head.Bad && lanes[i].Head.Time > b.until {
 		return -1
 	}
-	return best
+	return i
 }

@@ -22,47 +22,22 @@ func queue(next, hwm int64, times ...int64) source {
 	return s
 }
 
-// TestFIFO: the queue stays first in, first out across chunk boundaries
-// while it never empties, holds chunks for what is queued rather than for
-// what was ever added, and allocates nothing once a steady stream runs.
+// TestFIFO: a source's queue of decoded records (merge.Queue, whose own
+// tests cover its chunks) stays first in, first out, and allocates
+// nothing per record once a steady stream runs.
 func TestFIFO(t *testing.T) {
 	var f fifo
-	next, want, most := int64(0), int64(0), 0
-	pop := func() {
-		t.Helper()
-		if got := f.pop().off; got != want {
-			t.Fatalf("popped %d, want %d", got, want)
-		}
-		want++
-	}
-	for range 500 {
-		for range 7 {
-			f.add().off = next
-			next++
-		}
-		for range 6 { // one more queued each round: never empty
-			pop()
-		}
-		if f.len() != int(next-want) {
-			t.Fatalf("len %d, want %d", f.len(), next-want)
-		}
-		for i := range f.len() {
-			if got := f.at(i).off; got != want+int64(i) {
-				t.Fatalf("at(%d) = %d, want %d", i, got, want+int64(i))
-			}
-		}
-		most = max(most, f.len())
-	}
-	if n, bound := len(f.chunks), most/len(chunk{})+2; n > bound {
-		t.Fatalf("%d chunks for at most %d queued", n, most)
-	}
+	next, want := int64(0), int64(0)
 	round := func() {
 		for range 1000 { // four chunks' worth in and out
 			f.add().off = next
 			next++
 		}
 		for range 1000 {
-			pop()
+			if got := f.pop().off; got != want {
+				t.Fatalf("popped %d, want %d", got, want)
+			}
+			want++
 		}
 	}
 	round()
@@ -78,15 +53,8 @@ func TestFIFO(t *testing.T) {
 	if noisy > 2 {
 		t.Fatalf("%d of 20 rounds below the peak allocated, want none", noisy)
 	}
-	for f.len() > 0 {
-		pop()
-	}
-	if want != next {
-		t.Fatalf("drained at %d, want %d", want, next)
-	}
-	f.add().off = 1
-	if f.len() != 1 || f.peek().off != 1 {
-		t.Fatalf("after draining: len %d", f.len())
+	if f.len() != 0 || want != next {
+		t.Fatalf("drained at %d of %d, len %d", want, next, f.len())
 	}
 }
 
@@ -165,7 +133,7 @@ func TestPartitionOfIsMurmur2(t *testing.T) {
 func TestCommitOffsets(t *testing.T) {
 	r := &Runner{env: &env{}, tasks: map[int32]*task{}}
 	orders := queue(12, 20, 100, 200) // offsets 0 and 1 queued, unapplied
-	orders.chunks[0][0].off, orders.chunks[0][1].off = 10, 11
+	orders.at(0).off, orders.at(1).off = 10, 11
 	orders.topic = "orders"
 	email := source{topic: "email", next: 7, hwm: 7} // everything fetched was applied
 	support := source{topic: "support", next: -1, hwm: -1}
