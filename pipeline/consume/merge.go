@@ -1,17 +1,11 @@
 package consume
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"math"
-	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
@@ -26,9 +20,7 @@ import (
 // events in event-time order (ties: source, then offset) with the pure
 // merge of pipeline/merge (shared with backtest and evaluate), the way
 // Kafka Streams picks the lowest timestamp among a task's partition heads.
-// This file feeds it: decoding fetches into the queues, noting end
-// offsets, pausing full queues, and committing the queue heads. An empty
-// source holds the others back while it may still have earlier
+// An empty source holds the others back while it may still have earlier
 // data: until it has fetched up to the last stable offset it last saw,
 // from its own fetches or from any fetch that answered its partition
 // without records (noteEnd, Kafka Streams' KIP-695 rule). Data that the
@@ -36,8 +28,10 @@ import (
 // its customer's later days still lands in its own day's customer_daily
 // row (lapse's lateDay).
 //
-// Offsets committed for an input partition are those of its first
-// unapplied record, so buffered records are read again after a crash.
+// This file has the sources, their queues and the drain; enqueue.go fills
+// the queues (and pauses full ones), and heads.go starts the sources and
+// commits, for each input partition, its first unapplied record, so that
+// buffered records are read again after a crash.
 
 const (
 	// taskIdle bounds how long an empty source whose high watermark is
@@ -173,174 +167,6 @@ func (s *source) noteEnd(lso int64, now time.Time) {
 	}
 }
 
-// newSources starts task p's queues at the group's committed offsets (or
-// the log start, where nothing is committed) and the partitions' high
-// watermarks, so that a source with nothing to read holds nobody back and
-// one with data is waited for.
-func newSources(t Topics, p int32, pos inputPositions, now time.Time) [nSources]source {
-	mk := func(topic string) source {
-		if topic == "" {
-			return source{maxTime: math.MinInt64} // not read: holds nothing back
-		}
-		s := source{topic: topic, next: -1, hwm: -1, seen: now, maxTime: math.MinInt64}
-		if e, ok := pos.ends.Lookup(topic, p); ok && e.Err == nil {
-			s.hwm = e.Offset
-		}
-		if c, ok := pos.committed.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
-			s.next = c.At
-		} else if st, ok := pos.starts.Lookup(topic, p); ok && st.Err == nil {
-			s.next = st.Offset
-		}
-		return s
-	}
-	return [nSources]source{mk(t.Orders), mk(t.Email), mk(t.Support), mk(t.Repartition), mk(t.Erasures)}
-}
-
-// inputPositions are the input partitions' offsets when tasks start.
-type inputPositions struct {
-	committed    kadm.OffsetResponses
-	starts, ends kadm.ListedOffsets
-}
-
-func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
-	t := r.cfg.Topics
-	var pos inputPositions
-	var err error
-	if pos.committed, err = r.adm.FetchOffsets(ctx, r.cfg.Group); err != nil {
-		return pos, fmt.Errorf("consume: committed offsets: %w", err)
-	}
-	topics := []string{t.Orders, t.Email, t.Support, t.Repartition}
-	if t.Erasures != "" {
-		topics = append(topics, t.Erasures)
-	}
-	if pos.starts, err = r.adm.ListStartOffsets(ctx, topics...); err != nil {
-		return pos, fmt.Errorf("consume: input start offsets: %w", err)
-	}
-	// The last stable offsets: what a read_committed consumer reaches.
-	if pos.ends, err = r.adm.ListCommittedOffsets(ctx, topics...); err != nil {
-		return pos, fmt.Errorf("consume: input end offsets: %w", err)
-	}
-	return pos, nil
-}
-
-// schemaPrefetcher is a Decoder that looks up writer schemas in a
-// registry (*decode.Decoder).
-type schemaPrefetcher interface {
-	Prefetch(ctx context.Context, value []byte) error
-}
-
-// prefetchSchemas looks up the schemas of the fetched records that the
-// decoder has not cached. It runs without r.mu, so that a registry outage
-// holds up neither readiness, lookups nor rebalances, and it stops
-// waiting prefetchGrace after ctx is done (a shutdown, or ClickHouse
-// confirming while processing ahead: a healthy registry still answers a
-// new id in that time, rather than the held work failing for it). A
-// failed lookup is cached briefly by the decoder, and the record's decode
-// reports it.
-func (r *Runner) prefetchSchemas(ctx context.Context, fetches kgo.Fetches) {
-	p, ok := r.dep.Decoder.(schemaPrefetcher)
-	if !ok {
-		return
-	}
-	var last []byte // the previous record's schema id
-	var pctx context.Context
-	cancel := func() {}
-	defer func() { cancel() }()
-	fetches.EachRecord(func(rec *kgo.Record) {
-		v := rec.Value
-		if len(v) < 5 || v[0] != 0 || bytes.Equal(v[1:5], last) {
-			return
-		}
-		last = v[1:5]
-		if pctx == nil {
-			pctx, cancel = graceContext(ctx, prefetchGrace)
-		}
-		_ = p.Prefetch(pctx, v)
-	})
-}
-
-// prefetchGrace is how long a schema lookup may go on after its context
-// is done.
-const prefetchGrace = time.Second
-
-// enqueue decodes a fetch's records into task t's source queue. Bad input
-// is queued too, to be dead-lettered in offset order. A valid record in the
-// wrong task is forwarded at once (unless a committed transaction already
-// forwarded it) and not queued.
-func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartition, b barrier) {
-	src, kind, _ := r.source(fp.Topic)
-	s := &t.src[src]
-	now := r.now()
-	for _, rec := range fp.Records {
-		if rec.Attrs.IsControl() {
-			continue // a transaction marker: only its offset counts
-		}
-		t.lastInput = now
-		q := s.add()
-		q.off, q.arrive = rec.Offset, rec.Timestamp.UnixMilli()
-		if src == srcErasures {
-			t.placeErasure(rec, q)
-			continue
-		}
-		k := kind
-		if src == srcRepartition {
-			var ok bool
-			if k, ok = kindOf(rec); !ok {
-				q.rec, q.err = rec, &decode.Error{Reason: decode.ReasonFieldInvalid, Field: hdrKind, Err: fmt.Errorf("repartitioned record without a valid %s header", hdrKind)}
-				continue
-			}
-		}
-		t.place(src, rec, q, r.dep.Decoder.Decode(ctx, k, rec.Key, rec.Value, &q.ev))
-		if q.rec == nil || q.fwd {
-			s.maxTime = max(s.maxTime, q.ev.Time)
-		}
-		if q.fwd {
-			if rec.Offset >= t.fwdNext[src] {
-				t.forward(q)
-				t.fwdNext[src], t.forwarded = rec.Offset+1, true
-			}
-			s.dropLast()
-		}
-	}
-	if src == srcRepartition {
-		// Forwards from several tasks interleave by arrival; the
-		// barrier guarantees those up to its time are all here, so
-		// in event-time order they apply as the inputs would have.
-		sort.Stable(byTime{&s.fifo})
-	}
-	s.next, s.hwm, s.seen = fp.Records[len(fp.Records)-1].Offset+1, fp.LastStableOffset, now
-	s.lag.Set(float64(max(s.hwm-s.next, 0)))
-	r.pause(t, src, b)
-}
-
-// fwdHorizon is how far past the forwarding barrier a task reads its
-// inputs (and so forwards) while the barrier is active: it bounds what
-// waits in the tasks' repartition queues.
-const fwdHorizon = 6 * time.Hour
-
-// pause pauses or resumes the fetching of t's source i: a full queue
-// waits for the merge to drain it, and an input that ran too far past the
-// forwarding barrier waits for the others. The repartition source is
-// never paused: the barrier waits for it to be read.
-func (r *Runner) pause(t *task, i int, b barrier) {
-	s := &t.src[i]
-	want := false
-	if i < srcRepartition {
-		want = s.len() > maxBuffered || (s.paused && s.len() >= maxBuffered/2) ||
-			(b.active && b.until != math.MinInt64 && b.until < math.MaxInt64-fwdHorizon.Milliseconds() &&
-				s.maxTime > b.until+fwdHorizon.Milliseconds())
-	}
-	if want == s.paused {
-		return
-	}
-	if want {
-		r.sess.Client().PauseFetchPartitions(map[string][]int32{s.topic: {t.p}})
-	} else {
-		r.sess.Client().ResumeFetchPartitions(map[string][]int32{s.topic: {t.p}})
-	}
-	s.paused = want
-}
-
 // drain applies t's buffered events in event-time order for as long as no
 // source may still deliver an earlier one.
 func (r *Runner) drain(t *task, b barrier) {
@@ -402,62 +228,6 @@ func (r *Runner) dropTask(p int32) {
 		}
 	}
 	delete(r.tasks, p)
-}
-
-// commitOffsets returns the function that rewrites the transaction's offset
-// commit so that each input partition commits its first unapplied record:
-// the head of its queue, or the offset after the last record fetched when
-// the queue is empty. It takes them when called, so records polled and
-// applied afterwards (processing ahead) are not committed by it.
-func (r *Runner) commitOffsets() func(*kmsg.TxnOffsetCommitRequest) error {
-	r.mu.Lock()
-	heads := map[string]map[int32]int64{}
-	for p, t := range r.tasks {
-		for i := range t.src {
-			s := &t.src[i]
-			if s.topic == "" {
-				continue // not read
-			}
-			off := s.next
-			switch {
-			case s.len() == 0:
-			case i == srcRepartition: // kept in event-time order
-				off = s.minOffset()
-			default:
-				off = s.peek().off
-			}
-			if off < 0 {
-				continue
-			}
-			if heads[s.topic] == nil {
-				heads[s.topic] = map[int32]int64{}
-			}
-			heads[s.topic][p] = off
-		}
-	}
-	r.mu.Unlock()
-	return func(req *kmsg.TxnOffsetCommitRequest) error {
-		// A partition without a position here has no task (it was
-		// assigned while processing ahead): its polled records were
-		// not applied, so its commit stays where it was.
-		topics := req.Topics[:0]
-		for _, tp := range req.Topics {
-			parts := tp.Partitions[:0]
-			for _, pp := range tp.Partitions {
-				if off, ok := heads[tp.Topic][pp.Partition]; ok {
-					if off < pp.Offset {
-						pp.Offset, pp.LeaderEpoch = off, -1
-					}
-					parts = append(parts, pp)
-				}
-			}
-			if tp.Partitions = parts; len(parts) > 0 {
-				topics = append(topics, tp)
-			}
-		}
-		req.Topics = topics
-		return nil
-	}
 }
 
 // pick returns the source whose head is to be applied now, or -1
