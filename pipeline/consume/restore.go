@@ -10,11 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
+	"github.com/winback/winback/pipeline/lso"
 )
 
 // restorePending restores every assigned partition that has no task yet.
@@ -113,56 +115,34 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 		return nil, err
 	}
 	tasks := make(map[int32]*task, len(parts))
-	todo := map[int32]int64{}
-	add := map[int32]kgo.Offset{}
+	spans := lso.Spans{topic: {}}
+	records := map[int32]prometheus.Counter{}
 	for _, p := range parts {
 		tasks[p] = r.newTask(p, pos)
 		s, _ := starts.Lookup(topic, p)
 		e, _ := ends.Lookup(topic, p)
-		if e.Offset > s.Offset {
-			todo[p] = e.Offset
-			add[p] = kgo.NewOffset().At(s.Offset)
-		}
+		spans[topic][p] = lso.Span{Start: s.Offset, End: e.Offset}
+		records[p] = r.m.restoreRecords.WithLabelValues(strconv.Itoa(int(p)))
 	}
 	var failed error
 	counts := map[int32]int{}
 	partDone := map[int32]time.Duration{}
-	if len(add) > 0 {
-		r.restore.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: add})
-		defer r.restore.RemoveConsumePartitions(map[string][]int32{topic: parts})
-	}
-	for len(todo) > 0 {
-		fs := r.restore.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		fs.EachError(func(t string, p int32, err error) {
+	err = lso.Read(ctx, r.restore, spans, lso.Options{
+		FetchError: func(t string, p int32, err error) error {
 			r.log.Warn("consume: changelog fetch error", "topic", t, "partition", p, "err", err)
-		})
-		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
-			end, ok := todo[fp.Partition]
-			if !ok {
-				return
-			}
-			t := tasks[fp.Partition]
-			for _, rec := range fp.Records {
-				if rec.Offset >= end {
-					break
-				}
-				if !rec.Attrs.IsControl() {
-					if err := t.restoreRecord(rec); err != nil && failed == nil {
-						failed = err
-					}
-					counts[fp.Partition]++
-				}
-				if rec.Offset+1 >= end {
-					delete(todo, fp.Partition)
-					partDone[fp.Partition] = time.Since(began)
-					break
-				}
-			}
-			r.m.restoreRecords.WithLabelValues(strconv.Itoa(int(fp.Partition))).Add(float64(len(fp.Records)))
-		})
+			return nil // the client retries
+		},
+		Done: func(_ string, p int32) { partDone[p] = time.Since(began) },
+	}, func(rec *kgo.Record) error {
+		if err := tasks[rec.Partition].restoreRecord(rec); err != nil && failed == nil {
+			failed = err
+		}
+		counts[rec.Partition]++
+		records[rec.Partition].Inc()
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if failed != nil {
 		return nil, configError{failed}
