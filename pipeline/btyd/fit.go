@@ -64,6 +64,7 @@ type FitStats struct {
 	Iter  int     // simplex iterations, both rounds
 	Evals int     // likelihood evaluations
 	LL    float64 // log-likelihood at the fitted parameters
+	LL0   float64 // log-likelihood at the start parameters
 }
 
 // FitWith is Fit with bounded cost: opt caps the iterations and sets the
@@ -144,6 +145,8 @@ func FitWith(kind Kind, obs []Obs, start Params, opt FitOptions) (Params, FitSta
 		tol1, tol2 = opt.Tol, opt.Tol
 	}
 	x0 := [4]float64{math.Log(start.R), math.Log(start.Alpha), math.Log(start.A), math.Log(start.B)}
+	nll(x0)
+	st.LL0 = ll
 	best, it := nelderMead(nll, x0, step, maxIter, tol1)
 	st.Iter += it
 	// A restart from the optimum escapes a collapsed simplex.

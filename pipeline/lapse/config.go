@@ -90,6 +90,10 @@ type ModelConfig struct {
 	// watermark crosses a multiple of this many days (event time, counted
 	// from the Unix epoch), so that a replay refits at the same place.
 	RefitDays int `yaml:"refit_days" help:"the task refits the purchase model's population parameters each time its watermark (event time) crosses a multiple of this many days; 0 turns refitting off"`
+	// RefitMaxDays: a refit that barely improves on the parameters in
+	// use doubles the wait to the next one, up to this many days; one
+	// that does improve brings it back to RefitDays (refit.go).
+	RefitMaxDays int `yaml:"refit_max_days" help:"a refit that leaves the model as good as unchanged doubles the wait to the next one, up to this many days of event time (a refit that moves it brings the wait back to refit_days); equal to refit_days: refit every refit_days"`
 	// RefitSample: a refit reads at most this many customers with an
 	// order, those with the smallest hash of their customer id.
 	RefitSample int `yaml:"refit_sample" help:"customers with an order that a refit reads at most, picked by a hash of the customer id"`
@@ -285,7 +289,7 @@ func DefaultConfig() Config {
 			MaxPAlive:          0.5,
 			MaxRegularity:      16,
 		},
-		Model: ModelConfig{RefitDays: 7, RefitSample: 2000, RefitMinCustomers: 200, RefitMaxIterations: 200},
+		Model: ModelConfig{RefitDays: 7, RefitMaxDays: 56, RefitSample: 2000, RefitMinCustomers: 200, RefitMaxIterations: 200},
 		Spend: SpendConfig{MinDrop: 0.5, MinPrevOrders: 3, MinRecentOrders: 2, MinOrderValueDrop: 0.5},
 		Engagement: EngagementConfig{
 			MaxRatio:             0.5,
@@ -405,6 +409,9 @@ func (c *Config) Validate() error {
 	m := &c.Model
 	if m.RefitDays < 0 || m.RefitDays > 365 {
 		bad("model.refit_days", "is %d, must be between 0 and 365: event-time days between refits of the purchase model, e.g. 7 (0 turns refitting off)", m.RefitDays)
+	}
+	if m.RefitDays > 0 && (m.RefitMaxDays < m.RefitDays || m.RefitMaxDays > 365) {
+		bad("model.refit_max_days", "is %d, must be between refit_days (%d) and 365: the longest wait between refits when the model stays as good as unchanged, e.g. 56", m.RefitMaxDays, m.RefitDays)
 	}
 	if m.RefitSample < 100 || m.RefitSample > 1_000_000 {
 		bad("model.refit_sample", "is %d, must be between 100 and 1000000: customers a refit reads at most, e.g. 2000", m.RefitSample)

@@ -60,9 +60,11 @@ type Engine struct {
 	model  btyd.Params // population parameters of p_lapse (SetPurchaseModel)
 	popAOV float64     // the task's value per purchase, as of the last refit (0: none)
 	// refitAt is the event-time boundary (Unix ms) of the last refit (0:
-	// none); repriceDue asks started for a reprice after a restored meta
-	// (refit.go).
+	// none), refitNext the earliest boundary of the next one (0: the next
+	// boundary); repriceDue asks started for a reprice after a restored
+	// meta (refit.go).
 	refitAt    int64
+	refitNext  int64
 	repriceDue bool
 	metaDirty  bool // a refit changed the meta (TakeMetaDirty)
 	onRefit    func(RefitInfo)

@@ -48,11 +48,24 @@ const (
 	refitTol     = 1e-8
 )
 
+// The refit's cadence. A refit whose parameters are not significantly
+// better than the parameters in use on its sample (a likelihood-ratio
+// test: twice the log-likelihood gain below refitStable, the 95% point of
+// a chi-square with 4 degrees of freedom, one per parameter) leaves the
+// model as good as unchanged: the wait to the next refit doubles, up to
+// model.refit_max_days. A refit that gains more, fails, or has too few
+// customers brings the wait back to model.refit_days. A young task's parameters move at every refit; a
+// mature one's settle, and a backfill of years then costs a refit every
+// few months of event time instead of every week. The next boundary is in
+// the meta, so a replay and a restore keep the same cadence.
+const refitStable = 9.49
+
 // RefitInfo describes one refit, for the OnRefit hook.
 type RefitInfo struct {
 	// At is the event-time boundary (Unix ms) the refit stands at: the
-	// statistics are as of it.
-	At int64
+	// statistics are as of it. Next is the earliest boundary of the next
+	// refit.
+	At, Next int64
 	// Sample is the number of customers read; Customers the task's
 	// customers with an order.
 	Sample, Customers int
@@ -90,7 +103,8 @@ func (e *Engine) TakeMetaDirty() bool {
 func (e *Engine) RefitBoundary() int64 { return e.refitAt }
 
 // refitDue returns the boundary to refit at if the watermark wm has
-// crossed a multiple of model.refit_days past the last refit.
+// crossed a multiple of model.refit_days past the last refit and at or
+// past the next refit's earliest boundary.
 func (e *Engine) refitDue(wm int64) (int64, bool) {
 	days := e.p.cfg.Model.RefitDays
 	if days <= 0 || wm == window.NoWatermark {
@@ -101,7 +115,7 @@ func (e *Engine) refitDue(wm int64) (int64, bool) {
 	if wm < 0 && b != wm {
 		b -= period
 	}
-	return b, b > e.refitAt
+	return b, b > e.refitAt && b >= e.refitNext
 }
 
 // sampled is a candidate of the refit sample.
@@ -190,9 +204,12 @@ func (e *Engine) sample(n int) ([]*Customer, int) {
 func (e *Engine) refit(at int64) {
 	began := time.Now()
 	m := &e.p.cfg.Model
+	prev := e.refitAt
 	e.refitAt = at
 	cs, total := e.sample(m.RefitSample)
 	info := RefitInfo{At: at, Sample: len(cs), Customers: total, Before: e.model}
+	period := int64(m.RefitDays) * window.MsPerDay
+	wait := period
 	if len(cs) >= m.RefitMinCustomers {
 		withIv := e.model.K > 1
 		obs := make([]btyd.Obs, 0, len(cs))
@@ -211,6 +228,9 @@ func (e *Engine) refit(at int64) {
 		}
 		p, st, err := btyd.FitWith(btyd.MBGNBD, obs, e.model, opt)
 		info.Fit, info.Err = st, err
+		if err == nil && prev > 0 && 2*(st.LL-st.LL0) < refitStable {
+			wait = min(2*max(at-prev, period), int64(m.RefitMaxDays)*window.MsPerDay)
+		}
 		if err == nil {
 			e.model = p
 			if n > 0 {
@@ -220,6 +240,8 @@ func (e *Engine) refit(at int64) {
 			e.reprice()
 		}
 	}
+	e.refitNext = at + wait
+	info.Next = e.refitNext
 	e.stats.Refits++
 	e.metaDirty = true
 	info.After, info.PopAOV = e.model, e.popAOV

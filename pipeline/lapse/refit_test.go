@@ -33,6 +33,7 @@ func refitConfig() Config {
 // defaults, and counts and reports each refit.
 func TestRefitAtEventTimeBoundaries(t *testing.T) {
 	cfg := refitConfig()
+	cfg.Model.RefitMaxDays = cfg.Model.RefitDays // every boundary (TestRefitCadence: fewer)
 	e := NewEngine(cfg, 3, wallAt(0))
 	var infos []RefitInfo
 	var wmAt []int64
@@ -174,7 +175,7 @@ func TestRefitRestoreContinuesLikeAnUninterruptedRun(t *testing.T) {
 			lapses++
 		}
 	}
-	if len(wantRefits) < 20 || lapses < 20 {
+	if len(wantRefits) < 8 || lapses < 20 {
 		t.Fatalf("%d refits, %d lapse triggers: too few to test anything", len(wantRefits), lapses)
 	}
 	r := rand.New(rand.NewPCG(9, 9))
@@ -277,7 +278,7 @@ func TestRefitMovesLapseTimers(t *testing.T) {
 // TestMetaV2RoundTripAndV1: the meta carries the purchase model and the
 // last refit boundary; a version-1 meta (the watermark alone) restores
 // with the defaults; bad parameters are corrupt and change nothing.
-func TestMetaV2RoundTripAndV1(t *testing.T) {
+func TestMetaV3RoundTripV2AndV1(t *testing.T) {
 	cfg := refitConfig()
 	e := NewEngine(cfg, 3, wallAt(0))
 	stream := genStream(11, 250, 60, 0)
@@ -288,18 +289,29 @@ func TestMetaV2RoundTripAndV1(t *testing.T) {
 		t.Fatal("no refit to carry")
 	}
 	meta := e.AppendMeta(nil)
-	if meta[0] != metaSnapshotV2 {
-		t.Fatalf("meta version %d", meta[0])
+	if meta[0] != metaSnapshotV3 || e.refitNext <= e.refitAt {
+		t.Fatalf("meta version %d, next refit %d after %d", meta[0], e.refitNext, e.refitAt)
 	}
 	f := NewEngine(cfg, 3, wallAt(0))
 	if err := f.RestoreMeta(meta); err != nil {
 		t.Fatal(err)
 	}
-	if f.PurchaseModel() != e.PurchaseModel() || f.popAOV != e.popAOV || f.RefitBoundary() != e.RefitBoundary() || f.Watermark() != e.Watermark() {
+	if f.PurchaseModel() != e.PurchaseModel() || f.popAOV != e.popAOV || f.RefitBoundary() != e.RefitBoundary() || f.Watermark() != e.Watermark() || f.refitNext != e.refitNext {
 		t.Fatalf("restored %v %v %d, want %v %v %d", f.PurchaseModel(), f.popAOV, f.refitAt, e.PurchaseModel(), e.popAOV, e.refitAt)
 	}
 	if !bytes.Equal(f.AppendMeta(nil), meta) {
 		t.Fatal("meta changed by a round trip")
+	}
+
+	// v2: the same without the next refit, which is then the next boundary.
+	v2 := slices.Clone(meta[:len(meta)-len(binary.AppendVarint(nil, e.refitNext))])
+	v2[0] = metaSnapshotV2
+	h := NewEngine(cfg, 3, wallAt(0))
+	if err := h.RestoreMeta(v2); err != nil {
+		t.Fatal(err)
+	}
+	if h.PurchaseModel() != e.PurchaseModel() || h.RefitBoundary() != e.RefitBoundary() || h.refitNext != 0 {
+		t.Fatalf("v2: model %v, boundary %d, next %d", h.PurchaseModel(), h.RefitBoundary(), h.refitNext)
 	}
 
 	v1 := e.wm.AppendBinary([]byte{metaSnapshotV1})
@@ -329,4 +341,75 @@ func TestMetaV2RoundTripAndV1(t *testing.T) {
 	if !bytes.Equal(f.AppendMeta(nil), before) {
 		t.Fatal("a failed restore changed the meta")
 	}
+}
+
+// TestRefitCadence: a refit that is not significantly better than the
+// parameters in use (likelihood ratio) doubles the wait to the next one, up
+// to refit_max_days; one that is brings it back to refit_days. A year of a
+// settled population costs far fewer refits than one per week, and the
+// model in use stays as good: on the last sample, the weekly run's
+// parameters explain the data at most a likelihood-ratio test's noise
+// better.
+func TestRefitCadence(t *testing.T) {
+	cfg := refitConfig()
+	period, max := int64(cfg.Model.RefitDays)*window.MsPerDay, int64(cfg.Model.RefitMaxDays)*window.MsPerDay
+	stream := genStream(5, 600, 365, 0)
+	run := func(cfg Config) (*Engine, []RefitInfo) {
+		e := NewEngine(cfg, 3, wallAt(0))
+		var infos []RefitInfo
+		e.OnRefit(func(i RefitInfo) { infos = append(infos, i) })
+		for i := range stream {
+			e.Apply(nil, stream[i].src, &stream[i].ev, wallAt(i))
+		}
+		return e, infos
+	}
+	e, infos := run(cfg)
+	doubled := 0
+	for i, in := range infos {
+		wait := in.Next - in.At
+		if wait%period != 0 || wait < period || wait > max {
+			t.Fatalf("refit %d: next after %d days", i, wait/window.MsPerDay)
+		}
+		if i > 0 && in.At != infos[i-1].Next {
+			t.Fatalf("refit %d at %d, the previous one said %d", i, in.At, infos[i-1].Next)
+		}
+		stable := in.Fitted && i > 0 && 2*(in.Fit.LL-in.Fit.LL0) < refitStable
+		switch prev := in.At - prevAt(infos, i); {
+		case stable && wait != min(2*prev, max):
+			t.Fatalf("refit %d: stable after a wait of %d days, next in %d", i, prev/window.MsPerDay, wait/window.MsPerDay)
+		case !stable && wait != period:
+			t.Fatalf("refit %d: not stable (gain %.2f), next in %d days", i, in.Fit.LL-in.Fit.LL0, wait/window.MsPerDay)
+		}
+		if stable {
+			doubled++
+		}
+	}
+	weekly := cfg
+	weekly.Model.RefitMaxDays = weekly.Model.RefitDays
+	w, weeklyInfos := run(weekly)
+	if doubled < 3 || 2*len(infos) > len(weeklyInfos) {
+		t.Fatalf("%d refits (%d stable), against %d weekly", len(infos), doubled, len(weeklyInfos))
+	}
+	// Both models on the weekly run's last sample.
+	last := weeklyInfos[len(weeklyInfos)-1]
+	cs, _ := w.sample(cfg.Model.RefitSample)
+	var obs []btyd.Obs
+	for _, c := range cs {
+		o, _ := c.obs(last.At, false)
+		obs = append(obs, o)
+	}
+	ll := func(p btyd.Params) float64 { return p.LogLikelihood(obs) }
+	if d := ll(w.PurchaseModel()) - ll(e.PurchaseModel()); 2*d > refitStable {
+		t.Fatalf("the weekly model explains the last sample better by %.2f nats", d)
+	}
+	t.Logf("%d refits (%d doubled the wait) against %d weekly", len(infos), doubled, len(weeklyInfos))
+}
+
+// prevAt is the boundary of the refit before infos[i] (infos[0]'s own for
+// the first).
+func prevAt(infos []RefitInfo, i int) int64 {
+	if i == 0 {
+		return infos[0].At
+	}
+	return infos[i-1].At
 }

@@ -31,6 +31,7 @@ const (
 	customerSnapshotV4 = 4
 	metaSnapshotV1     = 1
 	metaSnapshotV2     = 2
+	metaSnapshotV3     = 3
 )
 
 // Errors of RestoreCustomer and RestoreMeta, wrapped in a *SnapshotError.
@@ -301,11 +302,11 @@ func (e *Engine) RestoreCustomer(id string, snap []byte) error {
 // AppendMeta appends the task's own state to dst, after a format-version
 // byte: the watermark and each source's newest event time, then the
 // purchase model (the boundary of the last refit, the parameters, the
-// task's value per purchase). The cohort and value sketches are not in it:
+// task's value per purchase, the earliest boundary of the next refit). The cohort and value sketches are not in it:
 // RestoreCustomer rebuilds them from the customers, so they can never
 // disagree with them.
 func (e *Engine) AppendMeta(dst []byte) []byte {
-	dst = append(dst, metaSnapshotV2)
+	dst = append(dst, metaSnapshotV3)
 	dst = e.wm.AppendBinary(dst)
 	dst = binary.AppendVarint(dst, e.refitAt)
 	dst = append(dst, byte(e.model.Kind))
@@ -313,10 +314,10 @@ func (e *Engine) AppendMeta(dst []byte) []byte {
 	for _, v := range [...]float64{e.model.R, e.model.Alpha, e.model.A, e.model.B, e.popAOV} {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
 	}
-	return dst
+	return binary.AppendVarint(dst, e.refitNext)
 }
 
-// RestoreMeta restores what AppendMeta wrote (version 1 or 2). The
+// RestoreMeta restores what AppendMeta wrote (version 1, 2 or 3). The
 // sources' idle clocks restart, and every CLV cell and lapse timer is
 // recomputed under the restored purchase model, at the next Apply,
 // Advance or Follow. On corrupt input it returns a *SnapshotError and
@@ -326,7 +327,7 @@ func (e *Engine) RestoreMeta(snap []byte) error {
 		return &SnapshotError{What: "meta", Field: "version", Err: ErrCorruptSnapshot}
 	}
 	version := snap[0]
-	if version != metaSnapshotV1 && version != metaSnapshotV2 {
+	if version < metaSnapshotV1 || version > metaSnapshotV3 {
 		return &SnapshotError{What: "meta", Field: "version", Err: ErrSnapshotVersion}
 	}
 	cfg := e.p.cfg
@@ -335,7 +336,7 @@ func (e *Engine) RestoreMeta(snap []byte) error {
 	if err != nil {
 		return &SnapshotError{What: "meta", Field: "watermark", Err: ErrCorruptSnapshot}
 	}
-	model, popAOV, refitAt := btyd.DefaultParams(btyd.MBGNBD), 0.0, int64(0)
+	model, popAOV, refitAt, refitNext := btyd.DefaultParams(btyd.MBGNBD), 0.0, int64(0), int64(0)
 	if version >= metaSnapshotV2 {
 		r := &reader{b: rest}
 		refitAt = r.varint("refit boundary")
@@ -344,7 +345,10 @@ func (e *Engine) RestoreMeta(snap []byte) error {
 		for _, p := range [...]*float64{&model.R, &model.Alpha, &model.A, &model.B, &popAOV} {
 			*p = math.Float64frombits(binary.LittleEndian.Uint64(r.fixed("model", 8)))
 		}
-		if r.err == nil && (!model.Valid() || !(popAOV >= 0) || math.IsInf(popAOV, 0) || refitAt < 0) {
+		if version >= metaSnapshotV3 {
+			refitNext = r.varint("next refit")
+		}
+		if r.err == nil && (!model.Valid() || !(popAOV >= 0) || math.IsInf(popAOV, 0) || refitAt < 0 || refitNext < 0) {
 			r.fail("model")
 		}
 		if r.err != nil {
@@ -357,7 +361,7 @@ func (e *Engine) RestoreMeta(snap []byte) error {
 	}
 	e.wm = w
 	e.restartIdle = true
-	e.model, e.popAOV, e.refitAt = model, popAOV, refitAt
+	e.model, e.popAOV, e.refitAt, e.refitNext = model, popAOV, refitAt, refitNext
 	e.repriceDue = true
 	return nil
 }
