@@ -47,7 +47,7 @@ func (t *task) watchRefits() {
 		t.modelGauges()
 		args := []any{"partition", t.p, "at", time.UnixMilli(i.At).UTC().Format(time.RFC3339), "outcome", outcome,
 			"sample", i.Sample, "customers", i.Customers, "model", i.After.String(), "value_per_purchase", i.PopAOV,
-			"evaluations", i.Fit.Evals, "log_likelihood_gain", i.Fit.LL-i.Fit.LL0,
+			"evaluations", i.Fit.Evals, "log_likelihood_gain", i.Fit.LL - i.Fit.LL0,
 			"next", time.UnixMilli(i.Next).UTC().Format(time.RFC3339), "duration", i.Duration.Round(time.Microsecond)}
 		if i.Err != nil {
 			t.log.Warn("consume: purchase model refit failed, parameters kept", append(args, "err", i.Err)...)
