@@ -46,6 +46,7 @@ type Kafka struct {
 	SessionTimeout  time.Duration `yaml:"session_timeout" help:"group session timeout; the rebalance timeout is half of it and the heartbeat interval a tenth, so that a rebalance waiting for a crashed member ends before the live members' sessions do"`
 	LivenessTimeout time.Duration `yaml:"liveness_timeout" help:"an instance that holds no partition this long, while the group commits nothing and the inputs have lag, logs an ERROR with the group state, fails /readyz and sets winback_group_stalled (0: twice the session timeout)"`
 	TxnTimeout      time.Duration `yaml:"transaction_timeout" help:"how long the broker keeps a transaction open; a crashed instance's open batch is aborted after it (at once when it restarts with the same instance id)"`
+	Rebalance       string        `yaml:"rebalance" help:"how the group moves tasks: cooperative (only the tasks that move are revoked and restored; the other instances go on committing), eager (every rebalance revokes every task: the range balancer of winback before 2026-12), or migrate (both offered, for the rolling restart that takes a group from eager to cooperative: docs/production.md)"`
 	SASL            SASL          `yaml:"sasl"`
 	TLS             TLS           `yaml:"tls"`
 }
@@ -123,6 +124,7 @@ func Default() Config {
 			TransactionalID: "winback",
 			SessionTimeout:  45 * time.Second,
 			TxnTimeout:      40 * time.Second,
+			Rebalance:       "cooperative",
 		},
 		Registry: Registry{URL: "http://127.0.0.1:8081", Retry: 30 * time.Second},
 		ClickHouse: ClickHouse{
@@ -182,6 +184,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.SessionTimeout < 6*time.Second {
 		bad("kafka-session-timeout", "%s is below the 6s brokers accept by default", c.Kafka.SessionTimeout)
+	}
+	if c.Kafka.Rebalance != "cooperative" && c.Kafka.Rebalance != "eager" && c.Kafka.Rebalance != "migrate" {
+		bad("kafka-rebalance", "%s", oneOf(c.Kafka.Rebalance, "cooperative", "eager", "migrate"))
 	}
 	if c.Kafka.LivenessTimeout < 0 {
 		bad("kafka-liveness-timeout", "%s is negative; use 0 for twice the session timeout", c.Kafka.LivenessTimeout)

@@ -278,6 +278,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		SessionOpts:        append([]kgo.Opt{kmetrics("pipeline"), consume.StaticMember(instance)}, consume.GroupTimings(cfg.Kafka.SessionTimeout)...),
 		RestoreOpts:        []kgo.Opt{kmetrics("restore")},
 		MaxPollRecords:     cfg.MaxPollRecords,
+		Balancers:          balancers(cfg.Kafka.Rebalance),
 		CacheMaxBytes:      cfg.State.CacheMaxBytes,
 		CommitInterval:     cfg.CommitInterval,
 		ShutdownTimeout:    cfg.ShutdownTimeout,
@@ -407,4 +408,17 @@ func migrate(ctx context.Context, sink *clickhouse.Sink, log *slog.Logger) error
 		}
 	}
 	return err
+}
+
+// balancers maps kafka.rebalance to the group's balancers: migrate offers
+// the eager range balancer first, so that a group of older instances keeps
+// it until every instance offers the task balancer too.
+func balancers(rebalance string) []kgo.GroupBalancer {
+	switch rebalance {
+	case "eager":
+		return []kgo.GroupBalancer{kgo.RangeBalancer()}
+	case "migrate":
+		return []kgo.GroupBalancer{kgo.RangeBalancer(), consume.TaskBalancer()}
+	}
+	return []kgo.GroupBalancer{consume.TaskBalancer()}
 }

@@ -76,6 +76,9 @@ type Config struct {
 	SessionOpts     []kgo.Opt // added to the transactional group client (e.g. its metrics hooks)
 	RestoreOpts     []kgo.Opt // added to the changelog restore client
 	MaxPollRecords  int       // records per transaction at most
+	// Balancers are the group's balancers, in order of preference (nil:
+	// TaskBalancer, cooperative).
+	Balancers []kgo.GroupBalancer
 	// CacheMaxBytes ends a transaction early when the customers it
 	// changed would write about this many changelog bytes (changed
 	// customers × average snapshot size); 0: no bound. Each changed

@@ -78,6 +78,9 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 	if cfg.MaxPollRecords <= 0 {
 		cfg.MaxPollRecords = 1000000
 	}
+	if len(cfg.Balancers) == 0 {
+		cfg.Balancers = []kgo.GroupBalancer{TaskBalancer()}
+	}
 	if cfg.CommitInterval <= 0 {
 		cfg.CommitInterval = time.Second
 	}
@@ -202,7 +205,7 @@ func (r *Runner) session(ctx context.Context) error {
 		// repartition topic this group writes) counts as fully read.
 		kgo.KeepControlRecords(),
 		kgo.RequireStableFetchOffsets(),
-		kgo.Balancers(kgo.RangeBalancer()),
+		kgo.Balancers(r.cfg.Balancers...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(partitioner{manual: []string{r.cfg.Topics.State, r.cfg.Topics.Progress}, keyed: kgo.StickyKeyPartitioner(nil)}),
 		kgo.OnPartitionsAssigned(r.onAssigned),
@@ -299,7 +302,9 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 		r.forgetGauges(p)
 	}
 	r.m.assigned.Set(float64(len(r.owned)))
-	r.log.Info("consume: partitions revoked", "partitions", revoked[r.cfg.Topics.Orders])
+	if len(revoked[r.cfg.Topics.Orders]) > 0 { // a cooperative rebalance that moved nothing of ours calls with none
+		r.log.Info("consume: partitions revoked", "partitions", revoked[r.cfg.Topics.Orders])
+	}
 }
 
 func (r *Runner) forgetGauges(p int32) {

@@ -1,0 +1,172 @@
+package consume
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TaskBalancer assigns tasks, not partitions: partition p of every
+// subscribed topic goes to the member that holds task p, as the
+// co-partitioned inputs need. It is sticky and cooperative (KIP-429): a
+// member keeps the tasks it holds up to its share, only the tasks that
+// move are revoked, and they are assigned in the rebalance that follows
+// their revocation. A member that loses nothing goes on processing and
+// committing through a rebalance (franz-go's transactional session aborts
+// only for a revocation), so an instance that stops or joins moves its
+// share of tasks and stops nobody else. Kafka Streams' StreamsPartitionAssignor
+// is the model: sticky task assignment with co-partitioned topic groups.
+//
+// A group moving from an eager balancer to this one needs two rolling
+// restarts (docs/production.md, "Rebalancing").
+func TaskBalancer() kgo.GroupBalancer { return taskBalancer{} }
+
+type taskBalancer struct{}
+
+// ProtocolName names the assignment protocol in the group.
+func (taskBalancer) ProtocolName() string { return "winback-tasks" }
+
+// IsCooperative is true: incremental rebalancing.
+func (taskBalancer) IsCooperative() bool { return true }
+
+// JoinGroupMetadata is the consumer protocol's metadata (version 3), with
+// the partitions the member owns, which the leader keeps where it can.
+func (taskBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Version = 3
+	meta.Topics = interests
+	meta.Generation = generation
+	for _, topic := range slices.Sorted(maps.Keys(current)) {
+		owned := kmsg.NewConsumerMemberMetadataOwnedPartition()
+		owned.Topic = topic
+		owned.Partitions = slices.Sorted(slices.Values(current[topic]))
+		meta.OwnedPartitions = append(meta.OwnedPartitions, owned)
+	}
+	return meta.AppendTo(nil)
+}
+
+// ParseSyncAssignment reads the member's assignment.
+func (taskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	return kgo.ParseConsumerSyncAssignment(assignment)
+}
+
+// MemberBalancer returns the leader's balancer over members.
+func (b taskBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
+	cb, err := kgo.NewConsumerBalancer(b, members)
+	return cb, cb.MemberTopics(), err
+}
+
+// Balance plans the assignment: each task to one member, as evenly as the
+// counts allow, members keeping what they own; then, cooperatively, a
+// task moving between members is only taken from its owner this round.
+func (taskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
+	ms := make([]taskMember, 0, len(cb.Members()))
+	tasks := int32(0)
+	for _, n := range topics {
+		tasks = max(tasks, n)
+	}
+	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
+		tm := taskMember{m: m, meta: meta, key: m.MemberID}
+		if m.InstanceID != nil {
+			tm.key = *m.InstanceID
+		}
+		for _, o := range meta.OwnedPartitions {
+			tm.owned = append(tm.owned, o.Partitions...)
+		}
+		slices.Sort(tm.owned)
+		tm.owned = slices.Compact(tm.owned)
+		ms = append(ms, tm)
+	})
+	plan := cb.NewPlan()
+	if len(ms) == 0 {
+		return plan
+	}
+	assign := assignTasks(ms, tasks)
+	for i := range ms {
+		for _, topic := range ms[i].meta.Topics {
+			n, ok := topics[topic]
+			if !ok {
+				continue
+			}
+			for _, p := range assign[i] {
+				if p < n {
+					plan.AddPartition(ms[i].m, topic, p)
+				}
+			}
+		}
+	}
+	plan.AdjustCooperative(cb)
+	return plan
+}
+
+// taskMember is a member as the balancer sees it: its stable key (the
+// instance id, else the member id) and the tasks it owns.
+type taskMember struct {
+	m     *kmsg.JoinGroupResponseMember
+	meta  *kmsg.ConsumerMemberMetadata
+	key   string
+	owned []int32
+}
+
+// assignTasks gives each of tasks 0..n-1 to one member (the result is per
+// member, by index in ms): every member n/len(ms) tasks, the first n%len(ms)
+// of them (those owning the most, then by key) one more; a member keeps the
+// tasks it owns, lowest first, up to its share; a task two members claim
+// stays with the one of the higher generation (then the lower key); the
+// rest go, lowest first, to the members with room, fewest first.
+func assignTasks(ms []taskMember, n int32) [][]int32 {
+	order := make([]int, len(ms))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(len(ms[b].owned), len(ms[a].owned)), cmp.Compare(ms[a].key, ms[b].key))
+	})
+	share := make([]int, len(ms))
+	for rank, i := range order {
+		share[i] = int(n) / len(ms)
+		if rank < int(n)%len(ms) {
+			share[i]++
+		}
+	}
+	// The owner of each task: the claimant of the highest generation.
+	owner := make(map[int32]int, n)
+	for _, i := range order {
+		for _, p := range ms[i].owned {
+			if p >= n {
+				continue
+			}
+			if o, ok := owner[p]; !ok || ms[i].meta.Generation > ms[o].meta.Generation ||
+				(ms[i].meta.Generation == ms[o].meta.Generation && ms[i].key < ms[o].key) {
+				owner[p] = i
+			}
+		}
+	}
+	out := make([][]int32, len(ms))
+	taken := make([]bool, n)
+	for p := range n {
+		if i, ok := owner[p]; ok && len(out[i]) < share[i] {
+			out[i] = append(out[i], p)
+			taken[p] = true
+		}
+	}
+	for p := range n {
+		if taken[p] {
+			continue
+		}
+		best := -1
+		for _, i := range order {
+			if len(out[i]) < share[i] && (best < 0 || len(out[i]) < len(out[best])) {
+				best = i
+			}
+		}
+		out[best] = append(out[best], p)
+	}
+	for i := range out {
+		slices.Sort(out[i])
+	}
+	return out
+}
