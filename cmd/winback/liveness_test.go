@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/winback/winback/config"
+	"github.com/winback/winback/pipeline/consume"
 	"github.com/winback/winback/testenv"
 )
 
@@ -188,7 +189,7 @@ func stuckLeader(t *testing.T, brokers []string, group string, topics []string) 
 	join.SessionTimeoutMillis = int32((5 * time.Minute).Milliseconds())
 	join.RebalanceTimeoutMillis = int32((10 * time.Minute).Milliseconds())
 	join.ProtocolType = "consumer"
-	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: meta.AppendTo(nil)}}
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: consume.TaskBalancer().ProtocolName(), Metadata: meta.AppendTo(nil)}}
 	for range 3 {
 		resp, err := join.RequestWith(ctx, cl)
 		if err != nil {

@@ -9,9 +9,11 @@
 //
 // The inputs must be co-partitioned: the same partition count and the same
 // key (customer_id) with the same partitioner, so that a customer's orders,
-// emails and tickets land in one task. The group uses the range balancer,
-// which gives a member the same partition numbers of every topic;
-// cooperative-sticky would not keep the three topics together.
+// emails and tickets land in one task. The group uses TaskBalancer
+// (balancer.go), which gives a member the same partition numbers of every
+// topic, keeps tasks where they are, and moves them cooperatively: only
+// the tasks that move are revoked (franz-go's cooperative-sticky would not
+// keep the topics together).
 //
 // Metrics (all prefixed winback_):
 //
