@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -115,45 +116,93 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 		return nil, err
 	}
 	tasks := make(map[int32]*task, len(parts))
+	feeds := make(map[int32]*restoreFeed, len(parts))
 	spans := lso.Spans{topic: {}}
-	records := map[int32]prometheus.Counter{}
+	var wg sync.WaitGroup
 	for _, p := range parts {
-		tasks[p] = r.newTask(p, pos)
+		t := r.newTask(p, pos)
+		tasks[p] = t
 		s, _ := starts.Lookup(topic, p)
 		e, _ := ends.Lookup(topic, p)
 		spans[topic][p] = lso.Span{Start: s.Offset, End: e.Offset}
-		records[p] = r.m.restoreRecords.WithLabelValues(strconv.Itoa(int(p)))
+		f := &restoreFeed{ch: make(chan []*kgo.Record, 4), records: r.m.restoreRecords.WithLabelValues(strconv.Itoa(int(p)))}
+		feeds[p] = f
+		wg.Go(func() { f.apply(t, began) })
 	}
-	var failed error
-	counts := map[int32]int{}
-	partDone := map[int32]time.Duration{}
 	err = lso.Read(ctx, r.restore, spans, lso.Options{
 		FetchError: func(t string, p int32, err error) error {
 			r.log.Warn("consume: changelog fetch error", "topic", t, "partition", p, "err", err)
 			return nil // the client retries
 		},
-		Done: func(_ string, p int32) { partDone[p] = time.Since(began) },
 	}, func(rec *kgo.Record) error {
-		if err := tasks[rec.Partition].restoreRecord(rec); err != nil && failed == nil {
-			failed = err
-		}
-		counts[rec.Partition]++
-		records[rec.Partition].Inc()
+		feeds[rec.Partition].add(rec)
 		return nil
 	})
+	for _, f := range feeds {
+		f.close()
+	}
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
-	if failed != nil {
-		return nil, configError{failed}
+	for _, p := range parts {
+		if err := feeds[p].err; err != nil {
+			return nil, configError{err}
+		}
 	}
 	for _, p := range parts {
-		d := partDone[p]
+		d := feeds[p].took
 		r.m.restoreSeconds.Observe(d.Seconds())
-		r.log.Info("consume: partition restored", "partition", p, "records", counts[p],
+		r.log.Info("consume: partition restored", "partition", p, "records", feeds[p].n,
 			"customers", tasks[p].eng.Len(), "timers", tasks[p].eng.PendingTimers(), "duration", d)
 	}
 	return tasks, nil
+}
+
+// restoreFeed hands one task's changelog records, in offset order and in
+// batches, to the goroutine that restores the task, so that an instance's
+// tasks restore in parallel while the client fetches.
+type restoreFeed struct {
+	ch      chan []*kgo.Record
+	batch   []*kgo.Record
+	records prometheus.Counter
+	// Set by apply: the records applied, the first error, the time from
+	// the restore's start to the last record applied.
+	n    int
+	err  error
+	took time.Duration
+}
+
+const restoreBatch = 256
+
+func (f *restoreFeed) add(rec *kgo.Record) {
+	f.batch = append(f.batch, rec)
+	if len(f.batch) == restoreBatch {
+		f.ch <- f.batch
+		f.batch = make([]*kgo.Record, 0, restoreBatch)
+	}
+}
+
+func (f *restoreFeed) close() {
+	if len(f.batch) > 0 {
+		f.ch <- f.batch
+	}
+	close(f.ch)
+}
+
+// apply restores t from the feed's batches until it is closed. After an
+// error it reads on without applying, so that the reader never blocks.
+func (f *restoreFeed) apply(t *task, began time.Time) {
+	for batch := range f.ch {
+		for _, rec := range batch {
+			if f.err == nil {
+				f.err = t.restoreRecord(rec)
+			}
+		}
+		f.n += len(batch)
+		f.records.Add(float64(len(batch)))
+	}
+	f.took = time.Since(began)
 }
 
 // restoreRecord applies one changelog record to t. A record that cannot
