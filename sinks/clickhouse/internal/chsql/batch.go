@@ -51,9 +51,15 @@ type dlqKey struct {
 // is given. It is not safe for concurrent use.
 type Batch struct {
 	sampleBytes int
-	aggs        map[dayKey]*event.Aggregate
-	triggers    map[string]*event.Trigger
-	dlq         map[dlqKey]*event.DeadLetter
+	// aggs maps a customer-day to its row in rows. The rows are kept by
+	// value in one slice, and their reasons in one arena, so that adding a
+	// row allocates nothing once they have grown; a replaced or forgotten
+	// row stays behind until Drop.
+	aggs     map[dayKey]int32
+	rows     []event.Aggregate
+	reasons  []event.Reason
+	triggers map[string]*event.Trigger
+	dlq      map[dlqKey]*event.DeadLetter
 	// evicted holds the customers whose evicted row was added: the
 	// flush deletes their earlier rows before it inserts (Evicted).
 	evicted map[string]bool
@@ -67,7 +73,7 @@ func NewBatch(sampleBytes int) *Batch {
 	}
 	return &Batch{
 		sampleBytes: sampleBytes,
-		aggs:        map[dayKey]*event.Aggregate{},
+		aggs:        map[dayKey]int32{},
 		triggers:    map[string]*event.Trigger{},
 		dlq:         map[dlqKey]*event.DeadLetter{},
 		evicted:     map[string]bool{},
@@ -101,20 +107,44 @@ func dayOf(ms int64) int64 {
 // AddAggregate adds a's row to customer_aggregates (and so, through the
 // view, to customer_daily for the UTC day of a.AsOf), unless the batch
 // holds a newer version of the customer-day.
-func (b *Batch) AddAggregate(a *event.Aggregate) {
-	c := *a
-	c.ActiveReasons = slices.Clone(a.ActiveReasons)
-	b.addAggregate(&c, true)
-}
+func (b *Batch) AddAggregate(a *event.Aggregate) { b.addAggregate(a, true, true) }
 
-func (b *Batch) addAggregate(a *event.Aggregate, newer bool) {
+// addAggregate keeps a copy of a unless the batch holds a newer version of
+// its customer-day (or, unless newer, the same version); with copyReasons
+// its reasons are copied into the batch's arena, else shared (a row of
+// another batch, whose reasons nobody changes).
+func (b *Batch) addAggregate(a *event.Aggregate, newer, copyReasons bool) {
 	if a.Evicted {
 		b.evicted[a.CustomerID] = true
 	}
 	k := dayKey{a.CustomerID, dayOf(a.AsOf)}
-	if cur, ok := b.aggs[k]; !ok || a.Version > cur.Version || (newer && a.Version == cur.Version) {
-		b.aggs[k] = a
+	i, ok := b.aggs[k]
+	if ok {
+		if cur := &b.rows[i]; !(a.Version > cur.Version || (newer && a.Version == cur.Version)) {
+			return
+		}
+	} else {
+		i = int32(len(b.rows))
+		b.rows = append(b.rows, event.Aggregate{})
+		b.aggs[k] = i
 	}
+	r := &b.rows[i]
+	*r = *a
+	if copyReasons {
+		r.ActiveReasons = b.keepReasons(a.ActiveReasons)
+	}
+}
+
+// keepReasons copies rs into the batch's arena (nil and empty stay as
+// they are, as slices.Clone leaves them). The arena only grows: a copy
+// handed out is never written again.
+func (b *Batch) keepReasons(rs []event.Reason) []event.Reason {
+	if len(rs) == 0 {
+		return rs[:0:0]
+	}
+	lo := len(b.reasons)
+	b.reasons = append(b.reasons, rs...)
+	return b.reasons[lo:len(b.reasons):len(b.reasons)]
 }
 
 // AddTrigger adds t's row to winback_triggers, replacing a row with the
@@ -167,9 +197,9 @@ func truncateUTF8(s string, n int) string {
 // A customer evicted in b drops older's rows of it: they came before the
 // eviction, and the flush deletes them from ClickHouse.
 func (b *Batch) Merge(older *Batch) {
-	for _, a := range older.aggs {
-		if !b.evicted[a.CustomerID] {
-			b.addAggregate(a, false)
+	for _, i := range older.aggs {
+		if a := &older.rows[i]; !b.evicted[a.CustomerID] {
+			b.addAggregate(a, false, false)
 		}
 	}
 	for id := range older.evicted {
@@ -218,6 +248,9 @@ func (b *Batch) Drop(table string) {
 	switch table {
 	case TableAggregates:
 		clear(b.aggs)
+		clear(b.rows) // let go of the ids
+		b.rows = b.rows[:0]
+		b.reasons = nil // rows of another batch may share it (Merge)
 		clear(b.evicted)
 	case TableTriggers:
 		clear(b.triggers)
@@ -259,18 +292,18 @@ func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 		// row pointer so that comparisons do not chase pointers.
 		type keyed struct {
 			dayKey
-			a *event.Aggregate
+			i int32
 		}
 		ks := make([]keyed, 0, len(b.aggs))
-		for k, a := range b.aggs {
-			ks = append(ks, keyed{k, a})
+		for k, i := range b.aggs {
+			ks = append(ks, keyed{k, i})
 		}
 		slices.SortFunc(ks, func(x, y keyed) int {
 			return cmp.Or(strings.Compare(x.customer, y.customer), cmp.Compare(x.day, y.day))
 		})
 		rows := make([]*event.Aggregate, len(ks))
-		for i := range ks {
-			rows[i] = ks[i].a
+		for j := range ks {
+			rows[j] = &b.rows[ks[j].i]
 		}
 		out = append(out, aggregatesTable(rows, now))
 	}
@@ -292,7 +325,15 @@ func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 	return out
 }
 
-func dateTime(ms int64) time.Time { return time.UnixMilli(ms).UTC().Truncate(time.Second) }
+// dateTime is ms as a DateTime: time.UnixMilli(ms).UTC() truncated to the
+// second, without Truncate's general case.
+func dateTime(ms int64) time.Time {
+	s := ms / 1000
+	if ms%1000 < 0 {
+		s--
+	}
+	return time.Unix(s, 0).UTC()
+}
 
 func optTime(ms int64, backing *time.Time) *time.Time {
 	if ms == 0 {
@@ -317,10 +358,21 @@ func b2u(b bool) uint8 {
 	return 0
 }
 
-func reasons(rs []event.Reason) []string {
-	out := make([]string, len(rs))
-	for i, r := range rs {
-		out[i] = string(r)
+// reasonsCol builds an Array(String) column of the reasons of every row,
+// the arrays cut from one backing slice.
+func reasonsCol(name string, n int, f func(i int) []event.Reason) Column {
+	total := 0
+	for i := range n {
+		total += len(f(i))
 	}
-	return out
+	backing := make([]string, total)
+	k := 0
+	return col(name, n, func(i int) []string {
+		out := backing[k : k+len(f(i)) : k+len(f(i))]
+		for j, r := range f(i) {
+			out[j] = string(r)
+		}
+		k += len(out)
+		return out
+	})
 }

@@ -1,6 +1,7 @@
 package chsql
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -211,5 +212,21 @@ func TestBatchEvictedAndForget(t *testing.T) {
 	b.Drop(TableAggregates)
 	if len(b.Evicted()) != 0 {
 		t.Errorf("Evicted after Drop: %v", b.Evicted())
+	}
+}
+
+// dateTime is time.UnixMilli(ms).UTC().Truncate(time.Second), computed
+// without Truncate: the same time value, to the bit, on either side of
+// 1970 and of a second.
+func TestDateTimeIsTruncate(t *testing.T) {
+	ms := []int64{0, 1, -1, 999, -999, 1000, -1000, 1001, -1001, 1704067299999, -1704067299999, 253402300799999, -62135596800000, -62135596800001}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 10000 {
+		ms = append(ms, r.Int64N(1<<46)-1<<45)
+	}
+	for _, m := range ms {
+		if got, want := dateTime(m), time.UnixMilli(m).UTC().Truncate(time.Second); got != want {
+			t.Fatalf("dateTime(%d) = %#v, want %#v", m, got, want)
+		}
 	}
 }
