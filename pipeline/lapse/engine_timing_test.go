@@ -150,3 +150,32 @@ func BenchmarkMemoryPerCustomer(b *testing.B) {
 		runtime.KeepAlive(e)
 	}
 }
+
+// BenchmarkAggregate builds the aggregate row of customers with a
+// half-year history (half of them with a trigger behind them), as the
+// runner does for every changed customer and the engine for every closed
+// day. One op is one row.
+func BenchmarkAggregate(b *testing.B) {
+	stream := genStream(12, 400, 180, 0)
+	e := NewEngine(DefaultConfig(), 3, wallAt(0))
+	for i := range stream {
+		e.Apply(nil, stream[i].src, &stream[i].ev, wallAt(i))
+	}
+	e.Advance(nil, wallAt(len(stream)))
+	var cs []*Customer
+	triggered := 0
+	e.Each(func(c *Customer) {
+		cs = append(cs, c)
+		if c.lastKind != 0 {
+			triggered++
+		}
+	})
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		a := cs[i%len(cs)].Aggregate(e)
+		_ = a
+		i++
+	}
+	b.ReportMetric(float64(triggered)/float64(len(cs)), "triggered/customer")
+}
