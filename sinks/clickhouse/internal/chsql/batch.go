@@ -288,19 +288,19 @@ type Column struct {
 func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 	var out []*Table
 	if len(b.aggs) > 0 {
-		// Rows are sorted by customer and day, with the key next to the
-		// row pointer so that comparisons do not chase pointers.
-		type keyed struct {
-			dayKey
-			i int32
+		skip := -1
+		var first string
+		for k := range b.aggs {
+			if skip < 0 {
+				first, skip = k.customer, len(k.customer)
+			}
+			skip = commonPrefix(first[:skip], k.customer)
 		}
 		ks := make([]keyed, 0, len(b.aggs))
 		for k, i := range b.aggs {
-			ks = append(ks, keyed{k, i})
+			ks = append(ks, keyed{idPrefix(k.customer, skip), k, i})
 		}
-		slices.SortFunc(ks, func(x, y keyed) int {
-			return cmp.Or(strings.Compare(x.customer, y.customer), cmp.Compare(x.day, y.day))
-		})
+		sortKeyed(ks)
 		rows := make([]*event.Aggregate, len(ks))
 		for j := range ks {
 			rows[j] = &b.rows[ks[j].i]
@@ -323,6 +323,88 @@ func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 		}
 	}
 	return out
+}
+
+// keyed is an aggregate row's place in Batch.rows with its key, and with
+// the 8 bytes of its id after the prefix all ids of the batch share (see
+// idPrefix), so that most of the sort works on one integer.
+type keyed struct {
+	pre uint64
+	dayKey
+	i int32
+}
+
+// sortKeyed sorts ks by customer id (bytewise) and day: a radix sort on
+// pre (skipping the bytes all keys share), then a comparison sort of each
+// run of equal pre (one customer's days, or ids alike in those 8 bytes).
+func sortKeyed(ks []keyed) {
+	if len(ks) < 2 {
+		return
+	}
+	var count [8][256]int
+	for _, k := range ks {
+		for b := range 8 {
+			count[b][byte(k.pre>>(8*b))]++
+		}
+	}
+	tmp := make([]keyed, len(ks))
+	src, dst := ks, tmp
+	for b := range 8 {
+		c := &count[b]
+		if c[byte(src[0].pre>>(8*b))] == len(src) {
+			continue // every key has the same byte here
+		}
+		off := 0
+		for v := range c {
+			c[v], off = off, off+c[v]
+		}
+		for _, k := range src {
+			v := byte(k.pre >> (8 * b))
+			dst[c[v]] = k
+			c[v]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &ks[0] {
+		copy(ks, src)
+	}
+	for lo := 0; lo < len(ks); {
+		hi := lo + 1
+		for hi < len(ks) && ks[hi].pre == ks[lo].pre {
+			hi++
+		}
+		if hi-lo > 1 {
+			slices.SortFunc(ks[lo:hi], func(x, y keyed) int {
+				return cmp.Or(strings.Compare(x.customer, y.customer), cmp.Compare(x.day, y.day))
+			})
+		}
+		lo = hi
+	}
+}
+
+// commonPrefix is the length of the longest common prefix of a and b.
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// idPrefix is bytes skip to skip+8 of id, big-endian, zero padded: for
+// ids that share their first skip bytes, idPrefix(a) < idPrefix(b)
+// implies a < b, and only equal prefixes need the strings compared.
+func idPrefix(id string, skip int) uint64 {
+	var p uint64
+	for i := skip; i < skip+8; i++ {
+		p <<= 8
+		if i < len(id) {
+			p |= uint64(id[i])
+		}
+	}
+	return p
 }
 
 // dateTime is ms as a DateTime: time.UnixMilli(ms).UTC() truncated to the
