@@ -52,11 +52,13 @@ type dlqKey struct {
 type Batch struct {
 	sampleBytes int
 	// aggs maps a customer-day to its row in rows. The rows are kept by
-	// value in one slice, and their reasons in one arena, so that adding a
-	// row allocates nothing once they have grown; a replaced or forgotten
-	// row stays behind until Drop.
+	// value in blocks of rowBlock (one allocation per block, and a batch
+	// of a backlog grows no large array by doubling), nrows of them, and
+	// their reasons in one arena; a replaced row is overwritten, a
+	// forgotten one stays behind until Drop.
 	aggs     map[dayKey]int32
-	rows     []event.Aggregate
+	rows     [][]event.Aggregate
+	nrows    int32
 	reasons  []event.Reason
 	triggers map[string]*event.Trigger
 	dlq      map[dlqKey]*event.DeadLetter
@@ -120,20 +122,29 @@ func (b *Batch) addAggregate(a *event.Aggregate, newer, copyReasons bool) {
 	k := dayKey{a.CustomerID, dayOf(a.AsOf)}
 	i, ok := b.aggs[k]
 	if ok {
-		if cur := &b.rows[i]; !(a.Version > cur.Version || (newer && a.Version == cur.Version)) {
+		if cur := b.row(i); !(a.Version > cur.Version || (newer && a.Version == cur.Version)) {
 			return
 		}
 	} else {
-		i = int32(len(b.rows))
-		b.rows = append(b.rows, event.Aggregate{})
+		i = b.nrows
+		if int(i/rowBlock) == len(b.rows) {
+			b.rows = append(b.rows, make([]event.Aggregate, rowBlock))
+		}
+		b.nrows++
 		b.aggs[k] = i
 	}
-	r := &b.rows[i]
+	r := b.row(i)
 	*r = *a
 	if copyReasons {
 		r.ActiveReasons = b.keepReasons(a.ActiveReasons)
 	}
 }
+
+// rowBlock is the rows of one block of Batch.rows.
+const rowBlock = 512
+
+// row returns the i-th row of b.rows.
+func (b *Batch) row(i int32) *event.Aggregate { return &b.rows[i/rowBlock][i%rowBlock] }
 
 // keepReasons copies rs into the batch's arena (nil and empty stay as
 // they are, as slices.Clone leaves them). The arena only grows: a copy
@@ -198,7 +209,7 @@ func truncateUTF8(s string, n int) string {
 // eviction, and the flush deletes them from ClickHouse.
 func (b *Batch) Merge(older *Batch) {
 	for _, i := range older.aggs {
-		if a := &older.rows[i]; !b.evicted[a.CustomerID] {
+		if a := older.row(i); !b.evicted[a.CustomerID] {
 			b.addAggregate(a, false, false)
 		}
 	}
@@ -248,8 +259,10 @@ func (b *Batch) Drop(table string) {
 	switch table {
 	case TableAggregates:
 		clear(b.aggs)
-		clear(b.rows) // let go of the ids
-		b.rows = b.rows[:0]
+		for _, blk := range b.rows {
+			clear(blk) // let go of the ids
+		}
+		b.nrows = 0
 		b.reasons = nil // rows of another batch may share it (Merge)
 		clear(b.evicted)
 	case TableTriggers:
@@ -303,7 +316,7 @@ func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 		sortKeyed(ks)
 		rows := make([]*event.Aggregate, len(ks))
 		for j := range ks {
-			rows[j] = &b.rows[ks[j].i]
+			rows[j] = b.row(ks[j].i)
 		}
 		out = append(out, aggregatesTable(rows, now))
 	}
