@@ -100,7 +100,7 @@ func TestTakeClosedDaysOff(t *testing.T) {
 	}
 	n := 0
 	e.TakeClosedDays(func(*event.Aggregate) { n++ })
-	if n != 0 || len(e.days.rows) != 0 {
+	if n != 0 || e.days.n != 0 {
 		t.Fatalf("%d rows kept without KeepDays", n)
 	}
 	e = NewEngine(pinnedConfig(), 3, wallAt(0))

@@ -179,3 +179,24 @@ func BenchmarkAggregate(b *testing.B) {
 	}
 	b.ReportMetric(float64(triggered)/float64(len(cs)), "triggered/customer")
 }
+
+// BenchmarkKeepDays is a backlog taken in one batch, as a task catching up
+// reads it: a year of 300 customers applied with KeepDays, and one
+// TakeClosedDays at the end, which hands out an end-of-day row for nearly
+// every event. One op is the whole backlog.
+func BenchmarkKeepDays(b *testing.B) {
+	stream := genStream(21, 300, 365, 0)
+	b.ReportAllocs()
+	rows := 0
+	for b.Loop() {
+		e := NewEngine(DefaultConfig(), 3, wallAt(0))
+		e.KeepDays()
+		for i := range stream {
+			e.Apply(nil, stream[i].src, &stream[i].ev, wallAt(0))
+		}
+		rows = 0
+		e.TakeClosedDays(func(*event.Aggregate) { rows++ })
+	}
+	b.ReportMetric(float64(len(stream)), "events")
+	b.ReportMetric(float64(rows), "rows")
+}
