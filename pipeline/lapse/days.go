@@ -131,6 +131,11 @@ func (d *dayRows) closeDay(e *Engine, c *Customer, t int64) {
 // Without it (the backtest, tests) nothing is kept.
 func (e *Engine) KeepDays() { e.days.on = true }
 
+// ClosedDays is how many end-of-day rows are kept (an upper bound on what
+// the next TakeClosedDays hands out: the rows of customers evicted since
+// are left out), so that a caller can make room for them at once.
+func (e *Engine) ClosedDays() int { return e.days.n }
+
 // TakeClosedDays calls fn for every end-of-day aggregate kept since the
 // last call, in the order they were kept, then forgets them. Write them
 // with TakeDirty's, in the same transaction: each has a lower version than
