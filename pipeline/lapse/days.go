@@ -21,8 +21,13 @@ import (
 // with a TakeDirty after every event gives, reduced to the latest version
 // per customer and day, whatever the batching.
 type dayRows struct {
-	on   bool
-	rows []event.Aggregate
+	on bool
+	// The rows kept, n of them, in blocks of dayBlock: a backlog that
+	// keeps hundreds of thousands of rows in one batch grows no large
+	// array by doubling (copying and zeroing it each time), and the
+	// blocks beyond keepBlocks are let go once taken.
+	blocks [][]event.Aggregate
+	n      int
 	// gone maps a customer evicted since the last TakeClosedDays to the
 	// number of rows kept before its eviction: those belong to the
 	// evicted customer, whose rows the evicted row replaces (forget.go).
@@ -40,7 +45,39 @@ func (d *dayRows) evicted(id string) {
 	if d.gone == nil {
 		d.gone = map[string]int{}
 	}
-	d.gone[id] = len(d.rows)
+	d.gone[id] = d.n
+}
+
+// Rows per block, and the blocks kept for the next batch once taken.
+const (
+	dayBlock   = 512
+	keepBlocks = 32
+)
+
+// add returns a place for the next row.
+func (d *dayRows) add() *event.Aggregate {
+	b := d.n / dayBlock
+	if b == len(d.blocks) {
+		d.blocks = append(d.blocks, make([]event.Aggregate, dayBlock))
+	}
+	d.n++
+	return &d.blocks[b][(d.n-1)%dayBlock]
+}
+
+// row returns the i-th row kept.
+func (d *dayRows) row(i int) *event.Aggregate { return &d.blocks[i/dayBlock][i%dayBlock] }
+
+// reset forgets the rows kept.
+func (d *dayRows) reset() {
+	for b := 0; b*dayBlock < d.n; b++ {
+		clear(d.blocks[b][:min(dayBlock, d.n-b*dayBlock)])
+	}
+	if len(d.blocks) > keepBlocks {
+		clear(d.blocks[keepBlocks:])
+		d.blocks = d.blocks[:keepBlocks]
+	}
+	d.n = 0
+	clear(d.gone)
 }
 
 // lateDay runs after an event at time t on an earlier event-time day than
@@ -69,21 +106,21 @@ func (d *dayRows) lateDay(e *Engine, c *Customer, ev *event.Event) {
 		d.unkept++
 		return
 	}
-	a := c.Aggregate(e)
+	a := d.add()
+	*a = c.Aggregate(e)
 	a.AsOf = ev.Time
 	n, cents := c.ordWin.On(day)
 	a.DayOrders, a.DaySpend = n, float64(cents)/100
 	if ev.Kind == event.KindOrder && ev.OrderType == event.OrderPlaced {
 		a.LastOrderAt = ev.Time
 	}
-	d.rows = append(d.rows, a)
 	c.version++ // c's next row supersedes this one in customer_aggregates
 }
 
 // closeDay runs before c changes at event time t.
 func (d *dayRows) closeDay(e *Engine, c *Customer, t int64) {
 	if d.on && c.flags&flagDirty != 0 && window.Day(t) > window.Day(c.lastChange) {
-		d.rows = append(d.rows, c.Aggregate(e))
+		*d.add() = c.Aggregate(e)
 	}
 }
 
@@ -94,6 +131,11 @@ func (d *dayRows) closeDay(e *Engine, c *Customer, t int64) {
 // Without it (the backtest, tests) nothing is kept.
 func (e *Engine) KeepDays() { e.days.on = true }
 
+// ClosedDays is how many end-of-day rows are kept (an upper bound on what
+// the next TakeClosedDays hands out: the rows of customers evicted since
+// are left out), so that a caller can make room for them at once.
+func (e *Engine) ClosedDays() int { return e.days.n }
+
 // TakeClosedDays calls fn for every end-of-day aggregate kept since the
 // last call, in the order they were kept, then forgets them. Write them
 // with TakeDirty's, in the same transaction: each has a lower version than
@@ -103,13 +145,13 @@ func (e *Engine) KeepDays() { e.days.on = true }
 // evicted row stands for it, and ClickHouse must hold no later version of
 // the evicted customer than that row.
 func (e *Engine) TakeClosedDays(fn func(a *event.Aggregate)) {
-	for i := range e.days.rows {
-		if at, ok := e.days.gone[e.days.rows[i].CustomerID]; ok && i < at {
+	d := &e.days
+	for i := range d.n {
+		a := d.row(i)
+		if at, ok := d.gone[a.CustomerID]; ok && i < at {
 			continue
 		}
-		fn(&e.days.rows[i])
+		fn(a)
 	}
-	clear(e.days.rows)
-	e.days.rows = e.days.rows[:0]
-	clear(e.days.gone)
+	d.reset()
 }

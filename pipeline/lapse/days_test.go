@@ -100,7 +100,7 @@ func TestTakeClosedDaysOff(t *testing.T) {
 	}
 	n := 0
 	e.TakeClosedDays(func(*event.Aggregate) { n++ })
-	if n != 0 || len(e.days.rows) != 0 {
+	if n != 0 || e.days.n != 0 {
 		t.Fatalf("%d rows kept without KeepDays", n)
 	}
 	e = NewEngine(pinnedConfig(), 3, wallAt(0))
@@ -108,9 +108,13 @@ func TestTakeClosedDaysOff(t *testing.T) {
 	for i := range stream {
 		e.Apply(nil, stream[i].src, &stream[i].ev, wallAt(i))
 	}
+	kept := e.ClosedDays()
 	e.TakeClosedDays(func(*event.Aggregate) { n++ })
 	if n == 0 {
 		t.Fatal("no end-of-day rows over 60 days without a TakeDirty")
+	}
+	if kept != n || e.ClosedDays() != 0 {
+		t.Fatalf("ClosedDays %d before TakeClosedDays handed out %d, %d after", kept, n, e.ClosedDays())
 	}
 	m := 0
 	e.TakeClosedDays(func(*event.Aggregate) { m++ })

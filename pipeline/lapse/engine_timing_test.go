@@ -150,3 +150,53 @@ func BenchmarkMemoryPerCustomer(b *testing.B) {
 		runtime.KeepAlive(e)
 	}
 }
+
+// BenchmarkAggregate builds the aggregate row of customers with a
+// half-year history (half of them with a trigger behind them), as the
+// runner does for every changed customer and the engine for every closed
+// day. One op is one row.
+func BenchmarkAggregate(b *testing.B) {
+	stream := genStream(12, 400, 180, 0)
+	e := NewEngine(DefaultConfig(), 3, wallAt(0))
+	for i := range stream {
+		e.Apply(nil, stream[i].src, &stream[i].ev, wallAt(i))
+	}
+	e.Advance(nil, wallAt(len(stream)))
+	var cs []*Customer
+	triggered := 0
+	e.Each(func(c *Customer) {
+		cs = append(cs, c)
+		if c.lastKind != 0 {
+			triggered++
+		}
+	})
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		a := cs[i%len(cs)].Aggregate(e)
+		_ = a
+		i++
+	}
+	b.ReportMetric(float64(triggered)/float64(len(cs)), "triggered/customer")
+}
+
+// BenchmarkKeepDays is a backlog taken in one batch, as a task catching up
+// reads it: a year of 300 customers applied with KeepDays, and one
+// TakeClosedDays at the end, which hands out an end-of-day row for nearly
+// every event. One op is the whole backlog.
+func BenchmarkKeepDays(b *testing.B) {
+	stream := genStream(21, 300, 365, 0)
+	b.ReportAllocs()
+	rows := 0
+	for b.Loop() {
+		e := NewEngine(DefaultConfig(), 3, wallAt(0))
+		e.KeepDays()
+		for i := range stream {
+			e.Apply(nil, stream[i].src, &stream[i].ev, wallAt(0))
+		}
+		rows = 0
+		e.TakeClosedDays(func(*event.Aggregate) { rows++ })
+	}
+	b.ReportMetric(float64(len(stream)), "events")
+	b.ReportMetric(float64(rows), "rows")
+}

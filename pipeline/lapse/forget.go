@@ -97,14 +97,19 @@ func dropGone(gone []Gone, id string) []Gone {
 
 // drop forgets the end-of-day rows kept for id.
 func (d *dayRows) drop(id string) {
-	out := d.rows[:0]
-	for _, a := range d.rows {
-		if a.CustomerID != id {
-			out = append(out, a)
+	w := 0
+	for i := range d.n {
+		if a := d.row(i); a.CustomerID != id {
+			if w != i {
+				*d.row(w) = *a
+			}
+			w++
 		}
 	}
-	clear(d.rows[len(out):])
-	d.rows = out
+	for i := w; i < d.n; i++ {
+		*d.row(i) = event.Aggregate{}
+	}
+	d.n = w
 }
 
 // evictAt returns when c is to be evicted: the end of the day of its last

@@ -52,16 +52,18 @@ func reasonIndex(r event.Reason) int {
 // PURCHASE_LAPSE, the time the condition fired otherwise). A RECOVERED
 // trigger uses its original trigger's reason and episode.
 func TriggerID(customerID string, kind event.TriggerKind, reason event.Reason, episode int64) string {
-	h := sha256.New()
-	h.Write([]byte(customerID))
-	h.Write([]byte{0})
-	h.Write([]byte(kind))
-	h.Write([]byte{0})
-	h.Write([]byte(reason))
-	h.Write([]byte{0})
-	h.Write(strconv.AppendInt(nil, episode, 10))
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	var buf [128]byte // on the stack for the usual id lengths
+	b := append(buf[:0], customerID...)
+	b = append(b, 0)
+	b = append(b, kind...)
+	b = append(b, 0)
+	b = append(b, reason...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, episode, 10)
+	sum := sha256.Sum256(b)
+	var out [32]byte
+	hex.Encode(out[:], sum[:16])
+	return string(out[:])
 }
 
 // hash32 is a stable (cross-process) 32-bit hash, never 0.

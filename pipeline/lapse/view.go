@@ -19,15 +19,24 @@ func (e *Engine) settled(c *Customer) view {
 	return v
 }
 
-func reasonsOf(mask uint8) []event.Reason {
-	var out []event.Reason
-	for r := 0; r < nReasons; r++ {
-		if mask&(1<<r) != 0 {
-			out = append(out, event.Reasons[r])
+// reasonSets holds the reasons of every mask, in event.Reasons order (nil
+// for none), each capped at its length so that an append copies it.
+var reasonSets = func() (sets [1 << nReasons][]event.Reason) {
+	for mask := range sets {
+		var out []event.Reason
+		for r := 0; r < nReasons; r++ {
+			if mask&(1<<r) != 0 {
+				out = append(out, event.Reasons[r])
+			}
 		}
+		sets[mask] = out[:len(out):len(out)]
 	}
-	return out
-}
+	return sets
+}()
+
+// reasonsOf returns the reasons in mask, in event.Reasons order, or nil.
+// The slice is shared: read it, never write it.
+func reasonsOf(mask uint8) []event.Reason { return reasonSets[mask&(1<<nReasons-1)] }
 
 func nonNeg(n int32) uint32 { return uint32(max(n, 0)) }
 

@@ -51,9 +51,17 @@ type dlqKey struct {
 // is given. It is not safe for concurrent use.
 type Batch struct {
 	sampleBytes int
-	aggs        map[dayKey]*event.Aggregate
-	triggers    map[string]*event.Trigger
-	dlq         map[dlqKey]*event.DeadLetter
+	// aggs maps a customer-day to its row in rows. The rows are kept by
+	// value in blocks of rowBlock (one allocation per block, and a batch
+	// of a backlog grows no large array by doubling), nrows of them, and
+	// their reasons in one arena; a replaced row is overwritten, a
+	// forgotten one stays behind until Drop.
+	aggs     map[dayKey]int32
+	rows     [][]event.Aggregate
+	nrows    int32
+	reasons  []event.Reason
+	triggers map[string]*event.Trigger
+	dlq      map[dlqKey]*event.DeadLetter
 	// evicted holds the customers whose evicted row was added: the
 	// flush deletes their earlier rows before it inserts (Evicted).
 	evicted map[string]bool
@@ -67,7 +75,7 @@ func NewBatch(sampleBytes int) *Batch {
 	}
 	return &Batch{
 		sampleBytes: sampleBytes,
-		aggs:        map[dayKey]*event.Aggregate{},
+		aggs:        map[dayKey]int32{},
 		triggers:    map[string]*event.Trigger{},
 		dlq:         map[dlqKey]*event.DeadLetter{},
 		evicted:     map[string]bool{},
@@ -101,20 +109,53 @@ func dayOf(ms int64) int64 {
 // AddAggregate adds a's row to customer_aggregates (and so, through the
 // view, to customer_daily for the UTC day of a.AsOf), unless the batch
 // holds a newer version of the customer-day.
-func (b *Batch) AddAggregate(a *event.Aggregate) {
-	c := *a
-	c.ActiveReasons = slices.Clone(a.ActiveReasons)
-	b.addAggregate(&c, true)
-}
+func (b *Batch) AddAggregate(a *event.Aggregate) { b.addAggregate(a, true, true) }
 
-func (b *Batch) addAggregate(a *event.Aggregate, newer bool) {
+// addAggregate keeps a copy of a unless the batch holds a newer version of
+// its customer-day (or, unless newer, the same version); with copyReasons
+// its reasons are copied into the batch's arena, else shared (a row of
+// another batch, whose reasons nobody changes).
+func (b *Batch) addAggregate(a *event.Aggregate, newer, copyReasons bool) {
 	if a.Evicted {
 		b.evicted[a.CustomerID] = true
 	}
 	k := dayKey{a.CustomerID, dayOf(a.AsOf)}
-	if cur, ok := b.aggs[k]; !ok || a.Version > cur.Version || (newer && a.Version == cur.Version) {
-		b.aggs[k] = a
+	i, ok := b.aggs[k]
+	if ok {
+		if cur := b.row(i); !(a.Version > cur.Version || (newer && a.Version == cur.Version)) {
+			return
+		}
+	} else {
+		i = b.nrows
+		if int(i/rowBlock) == len(b.rows) {
+			b.rows = append(b.rows, make([]event.Aggregate, rowBlock))
+		}
+		b.nrows++
+		b.aggs[k] = i
 	}
+	r := b.row(i)
+	*r = *a
+	if copyReasons {
+		r.ActiveReasons = b.keepReasons(a.ActiveReasons)
+	}
+}
+
+// rowBlock is the rows of one block of Batch.rows.
+const rowBlock = 512
+
+// row returns the i-th row of b.rows.
+func (b *Batch) row(i int32) *event.Aggregate { return &b.rows[i/rowBlock][i%rowBlock] }
+
+// keepReasons copies rs into the batch's arena (nil and empty stay as
+// they are, as slices.Clone leaves them). The arena only grows: a copy
+// handed out is never written again.
+func (b *Batch) keepReasons(rs []event.Reason) []event.Reason {
+	if len(rs) == 0 {
+		return rs[:0:0]
+	}
+	lo := len(b.reasons)
+	b.reasons = append(b.reasons, rs...)
+	return b.reasons[lo:len(b.reasons):len(b.reasons)]
 }
 
 // AddTrigger adds t's row to winback_triggers, replacing a row with the
@@ -167,9 +208,9 @@ func truncateUTF8(s string, n int) string {
 // A customer evicted in b drops older's rows of it: they came before the
 // eviction, and the flush deletes them from ClickHouse.
 func (b *Batch) Merge(older *Batch) {
-	for _, a := range older.aggs {
-		if !b.evicted[a.CustomerID] {
-			b.addAggregate(a, false)
+	for _, i := range older.aggs {
+		if a := older.row(i); !b.evicted[a.CustomerID] {
+			b.addAggregate(a, false, false)
 		}
 	}
 	for id := range older.evicted {
@@ -218,6 +259,11 @@ func (b *Batch) Drop(table string) {
 	switch table {
 	case TableAggregates:
 		clear(b.aggs)
+		for _, blk := range b.rows {
+			clear(blk) // let go of the ids
+		}
+		b.nrows = 0
+		b.reasons = nil // rows of another batch may share it (Merge)
 		clear(b.evicted)
 	case TableTriggers:
 		clear(b.triggers)
@@ -255,22 +301,22 @@ type Column struct {
 func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 	var out []*Table
 	if len(b.aggs) > 0 {
-		// Rows are sorted by customer and day, with the key next to the
-		// row pointer so that comparisons do not chase pointers.
-		type keyed struct {
-			dayKey
-			a *event.Aggregate
+		skip := -1
+		var first string
+		for k := range b.aggs {
+			if skip < 0 {
+				first, skip = k.customer, len(k.customer)
+			}
+			skip = commonPrefix(first[:skip], k.customer)
 		}
 		ks := make([]keyed, 0, len(b.aggs))
-		for k, a := range b.aggs {
-			ks = append(ks, keyed{k, a})
+		for k, i := range b.aggs {
+			ks = append(ks, keyed{idPrefix(k.customer, skip), k, i})
 		}
-		slices.SortFunc(ks, func(x, y keyed) int {
-			return cmp.Or(strings.Compare(x.customer, y.customer), cmp.Compare(x.day, y.day))
-		})
+		sortKeyed(ks)
 		rows := make([]*event.Aggregate, len(ks))
-		for i := range ks {
-			rows[i] = ks[i].a
+		for j := range ks {
+			rows[j] = b.row(ks[j].i)
 		}
 		out = append(out, aggregatesTable(rows, now))
 	}
@@ -292,7 +338,97 @@ func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 	return out
 }
 
-func dateTime(ms int64) time.Time { return time.UnixMilli(ms).UTC().Truncate(time.Second) }
+// keyed is an aggregate row's place in Batch.rows with its key, and with
+// the 8 bytes of its id after the prefix all ids of the batch share (see
+// idPrefix), so that most of the sort works on one integer.
+type keyed struct {
+	pre uint64
+	dayKey
+	i int32
+}
+
+// sortKeyed sorts ks by customer id (bytewise) and day: a radix sort on
+// pre (skipping the bytes all keys share), then a comparison sort of each
+// run of equal pre (one customer's days, or ids alike in those 8 bytes).
+func sortKeyed(ks []keyed) {
+	if len(ks) < 2 {
+		return
+	}
+	var count [8][256]int
+	for _, k := range ks {
+		for b := range 8 {
+			count[b][byte(k.pre>>(8*b))]++
+		}
+	}
+	tmp := make([]keyed, len(ks))
+	src, dst := ks, tmp
+	for b := range 8 {
+		c := &count[b]
+		if c[byte(src[0].pre>>(8*b))] == len(src) {
+			continue // every key has the same byte here
+		}
+		off := 0
+		for v := range c {
+			c[v], off = off, off+c[v]
+		}
+		for _, k := range src {
+			v := byte(k.pre >> (8 * b))
+			dst[c[v]] = k
+			c[v]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &ks[0] {
+		copy(ks, src)
+	}
+	for lo := 0; lo < len(ks); {
+		hi := lo + 1
+		for hi < len(ks) && ks[hi].pre == ks[lo].pre {
+			hi++
+		}
+		if hi-lo > 1 {
+			slices.SortFunc(ks[lo:hi], func(x, y keyed) int {
+				return cmp.Or(strings.Compare(x.customer, y.customer), cmp.Compare(x.day, y.day))
+			})
+		}
+		lo = hi
+	}
+}
+
+// commonPrefix is the length of the longest common prefix of a and b.
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// idPrefix is bytes skip to skip+8 of id, big-endian, zero padded: for
+// ids that share their first skip bytes, idPrefix(a) < idPrefix(b)
+// implies a < b, and only equal prefixes need the strings compared.
+func idPrefix(id string, skip int) uint64 {
+	var p uint64
+	for i := skip; i < skip+8; i++ {
+		p <<= 8
+		if i < len(id) {
+			p |= uint64(id[i])
+		}
+	}
+	return p
+}
+
+// dateTime is ms as a DateTime: time.UnixMilli(ms).UTC() truncated to the
+// second, without Truncate's general case.
+func dateTime(ms int64) time.Time {
+	s := ms / 1000
+	if ms%1000 < 0 {
+		s--
+	}
+	return time.Unix(s, 0).UTC()
+}
 
 func optTime(ms int64, backing *time.Time) *time.Time {
 	if ms == 0 {
@@ -317,10 +453,21 @@ func b2u(b bool) uint8 {
 	return 0
 }
 
-func reasons(rs []event.Reason) []string {
-	out := make([]string, len(rs))
-	for i, r := range rs {
-		out[i] = string(r)
+// reasonsCol builds an Array(String) column of the reasons of every row,
+// the arrays cut from one backing slice.
+func reasonsCol(name string, n int, f func(i int) []event.Reason) Column {
+	total := 0
+	for i := range n {
+		total += len(f(i))
 	}
-	return out
+	backing := make([]string, total)
+	k := 0
+	return col(name, n, func(i int) []string {
+		out := backing[k : k+len(f(i)) : k+len(f(i))]
+		for j, r := range f(i) {
+			out[j] = string(r)
+		}
+		k += len(out)
+		return out
+	})
 }

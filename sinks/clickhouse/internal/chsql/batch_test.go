@@ -1,6 +1,7 @@
 package chsql
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -211,5 +212,57 @@ func TestBatchEvictedAndForget(t *testing.T) {
 	b.Drop(TableAggregates)
 	if len(b.Evicted()) != 0 {
 		t.Errorf("Evicted after Drop: %v", b.Evicted())
+	}
+}
+
+// dateTime is time.UnixMilli(ms).UTC().Truncate(time.Second), computed
+// without Truncate: the same time value, to the bit, on either side of
+// 1970 and of a second.
+func TestDateTimeIsTruncate(t *testing.T) {
+	ms := []int64{0, 1, -1, 999, -999, 1000, -1000, 1001, -1001, 1704067299999, -1704067299999, 253402300799999, -62135596800000, -62135596800001}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 10000 {
+		ms = append(ms, r.Int64N(1<<46)-1<<45)
+	}
+	for _, m := range ms {
+		if got, want := dateTime(m), time.UnixMilli(m).UTC().Truncate(time.Second); got != want {
+			t.Fatalf("dateTime(%d) = %#v, want %#v", m, got, want)
+		}
+	}
+}
+
+// Build sorts the aggregate rows by customer id (bytewise) and day,
+// whatever the ids: a shared prefix, ids that are prefixes of others, NUL
+// and high bytes at and after the 8 bytes Build compares first.
+func TestBuildOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	alphabet := []string{"\x00", "a", "b", "\xff", "é"}
+	for _, shared := range []string{"", "customer-", "c\x00\x00\x00\x00\x00\x00\x00\x00"} {
+		b := NewBatch(0)
+		for range 2000 {
+			id := shared
+			if r.IntN(2) == 0 {
+				id = shared[:r.IntN(len(shared)+1)]
+			}
+			for range r.IntN(14) {
+				id += alphabet[r.IntN(len(alphabet))]
+			}
+			b.AddAggregate(agg(id, 1, t0.Add(time.Duration(r.IntN(5)-2)*24*time.Hour)))
+		}
+		var ids []string
+		var days []time.Time
+		for _, tb := range b.Build(t0, false) {
+			if tb.Name == TableAggregates {
+				ids, days = tb.Columns[0].Values.([]string), tb.Columns[2].Values.([]time.Time)
+			}
+		}
+		if len(ids) != b.TableLen(TableAggregates) || len(ids) < 100 {
+			t.Fatalf("shared %q: %d rows, batch holds %d", shared, len(ids), b.TableLen(TableAggregates))
+		}
+		for i := 1; i < len(ids); i++ {
+			if c := strings.Compare(ids[i-1], ids[i]); c > 0 || (c == 0 && !days[i-1].Before(days[i])) {
+				t.Fatalf("shared %q: row %d (%q, %v) after row %d (%q, %v)", shared, i, ids[i], days[i], i-1, ids[i-1], days[i-1])
+			}
+		}
 	}
 }

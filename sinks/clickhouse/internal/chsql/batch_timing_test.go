@@ -39,3 +39,18 @@ func BenchmarkBuild(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFillBatch: filling a new batch with 50k changed customers, as
+// the sink does between two flushes (each flush starts a new batch). One
+// op is the whole batch.
+func BenchmarkFillBatch(b *testing.B) {
+	aggs := benchAggregates(50000)
+	b.ReportAllocs()
+	for b.Loop() {
+		batch := NewBatch(0)
+		for i := range aggs {
+			batch.AddAggregate(&aggs[i])
+		}
+	}
+	b.ReportMetric(float64(len(aggs)), "rows/op")
+}

@@ -25,18 +25,6 @@ func col[T any](name string, n int, f func(i int) T) Column {
 	return Column{Name: name, Values: v}
 }
 
-// optTimeCol builds a Nullable(DateTime) column: 0 ms is NULL.
-func optTimeCol(name string, n int, f func(i int) int64) Column {
-	backing := make([]time.Time, n)
-	return col(name, n, func(i int) *time.Time { return optTime(f(i), &backing[i]) })
-}
-
-// optScoreCol builds a Nullable(UInt8) column: event.NoScore is NULL.
-func optScoreCol(name string, n int, f func(i int) int8) Column {
-	backing := make([]uint8, n)
-	return col(name, n, func(i int) *uint8 { return optScore(f(i), &backing[i]) })
-}
-
 func timeCol(name string, n int, f func(i int) int64) Column {
 	return col(name, n, func(i int) time.Time { return dateTime(f(i)) })
 }
@@ -49,55 +37,122 @@ func updatedAt(n int, now time.Time) Column {
 }
 
 func aggregatesTable(rows []*event.Aggregate, now time.Time) *Table {
+	// One pass over the rows fills every column: a row is read once,
+	// while it is in cache, instead of once per column.
 	n := len(rows)
-	r := func(i int) *event.Aggregate { return rows[i] }
+	var (
+		customerID        = make([]string, n)
+		baselineSource    = make([]string, n)
+		valueTier         = make([]string, n)
+		lastTriggerID     = make([]string, n)
+		lastTriggerReason = make([]string, n)
+		version           = make([]uint64, n)
+		dayOrders         = make([]int32, n)
+		asOf              = make([]time.Time, n)
+		// The Nullable columns point into one backing slice each.
+		optTimes                                 = make([]time.Time, 3*n)
+		firstOrderAt, lastOrderAt, lastTriggerAt = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		scores                                   = make([]uint8, 2*n)
+		lastCSAT, lastNPS                        = make([]*uint8, n), make([]*uint8, n)
+		unsubscribed, hardBounced, evicted       = make([]uint8, n), make([]uint8, n), make([]uint8, n)
+		// The UInt32 and Float64 columns, in the order they are filled.
+		u32         [14][]uint32
+		f64         [15][]float64
+		reasonCount int
+	)
+	for i := range u32 {
+		u32[i] = make([]uint32, n)
+	}
+	for i := range f64 {
+		f64[i] = make([]float64, n)
+	}
+	for _, a := range rows {
+		reasonCount += len(a.ActiveReasons)
+	}
+	reasonsBacking := make([]string, reasonCount)
+	activeReasons := make([][]string, n)
+	k := 0
+	for i, a := range rows {
+		customerID[i] = a.CustomerID
+		version[i] = a.Version
+		asOf[i] = dateTime(a.AsOf)
+		firstOrderAt[i] = optTime(a.FirstOrderAt, &optTimes[3*i])
+		lastOrderAt[i] = optTime(a.LastOrderAt, &optTimes[3*i+1])
+		u32[0][i] = a.OrdersTotal
+		f64[0][i] = a.SpendTotal
+		dayOrders[i] = a.DayOrders
+		f64[1][i] = a.DaySpend
+		u32[1][i], u32[2][i], u32[3][i], u32[4][i] = a.Orders7d, a.Orders30d, a.Orders90d, a.OrdersPrev90d
+		f64[2][i], f64[3][i], f64[4][i], f64[5][i] = a.Spend7d, a.Spend30d, a.Spend90d, a.SpendPrev90d
+		f64[6][i], f64[7][i] = a.UsualIntervalDays, a.IntervalSpreadDays
+		baselineSource[i] = a.BaselineSource
+		u32[5][i], u32[6][i], u32[7][i], u32[8][i] = a.EmailsDelivered30d, a.EmailsOpened30d, a.EmailsClicked30d, a.EmailsBounced90d
+		f64[8][i], f64[9][i], f64[10][i], f64[11][i] = a.OpenRate30d, a.ClickRate30d, a.OpenRateBaseline, a.ClickRateBaseline
+		unsubscribed[i], hardBounced[i] = b2u(a.Unsubscribed), b2u(a.HardBounced)
+		u32[9][i], u32[10][i], u32[11][i], u32[12][i], u32[13][i] = a.TicketsOpened30d, a.TicketsOpened90d, a.TicketsReopened90d, a.TicketsOpen, a.Complaints90d
+		lastCSAT[i] = optScore(a.LastCSAT, &scores[2*i])
+		lastNPS[i] = optScore(a.LastNPS, &scores[2*i+1])
+		valueTier[i] = string(a.ValueTier)
+		f64[12][i], f64[13][i], f64[14][i] = a.CLV, a.RiskScore, a.PLapse
+		rs := reasonsBacking[k : k+len(a.ActiveReasons) : k+len(a.ActiveReasons)]
+		for j, r := range a.ActiveReasons {
+			rs[j] = string(r)
+		}
+		activeReasons[i] = rs
+		k += len(rs)
+		lastTriggerID[i] = a.LastTriggerID
+		lastTriggerReason[i] = string(a.LastTriggerReason)
+		lastTriggerAt[i] = optTime(a.LastTriggerAt, &optTimes[3*i+2])
+		evicted[i] = b2u(a.Evicted)
+	}
+	c := func(name string, v any) Column { return Column{Name: name, Values: v} }
 	return &Table{Name: TableAggregates, Rows: n, Columns: []Column{
-		col("customer_id", n, func(i int) string { return r(i).CustomerID }),
-		col("version", n, func(i int) uint64 { return r(i).Version }),
-		timeCol("as_of", n, func(i int) int64 { return r(i).AsOf }),
-		optTimeCol("first_order_at", n, func(i int) int64 { return r(i).FirstOrderAt }),
-		optTimeCol("last_order_at", n, func(i int) int64 { return r(i).LastOrderAt }),
-		col("orders_total", n, func(i int) uint32 { return r(i).OrdersTotal }),
-		col("spend_total", n, func(i int) float64 { return r(i).SpendTotal }),
-		col("day_orders", n, func(i int) int32 { return r(i).DayOrders }),
-		col("day_spend", n, func(i int) float64 { return r(i).DaySpend }),
-		col("orders_7d", n, func(i int) uint32 { return r(i).Orders7d }),
-		col("orders_30d", n, func(i int) uint32 { return r(i).Orders30d }),
-		col("orders_90d", n, func(i int) uint32 { return r(i).Orders90d }),
-		col("orders_prev_90d", n, func(i int) uint32 { return r(i).OrdersPrev90d }),
-		col("spend_7d", n, func(i int) float64 { return r(i).Spend7d }),
-		col("spend_30d", n, func(i int) float64 { return r(i).Spend30d }),
-		col("spend_90d", n, func(i int) float64 { return r(i).Spend90d }),
-		col("spend_prev_90d", n, func(i int) float64 { return r(i).SpendPrev90d }),
-		col("usual_interval_days", n, func(i int) float64 { return r(i).UsualIntervalDays }),
-		col("interval_spread_days", n, func(i int) float64 { return r(i).IntervalSpreadDays }),
-		col("baseline_source", n, func(i int) string { return r(i).BaselineSource }),
-		col("emails_delivered_30d", n, func(i int) uint32 { return r(i).EmailsDelivered30d }),
-		col("emails_opened_30d", n, func(i int) uint32 { return r(i).EmailsOpened30d }),
-		col("emails_clicked_30d", n, func(i int) uint32 { return r(i).EmailsClicked30d }),
-		col("emails_bounced_90d", n, func(i int) uint32 { return r(i).EmailsBounced90d }),
-		col("open_rate_30d", n, func(i int) float64 { return r(i).OpenRate30d }),
-		col("click_rate_30d", n, func(i int) float64 { return r(i).ClickRate30d }),
-		col("open_rate_baseline", n, func(i int) float64 { return r(i).OpenRateBaseline }),
-		col("click_rate_baseline", n, func(i int) float64 { return r(i).ClickRateBaseline }),
-		col("unsubscribed", n, func(i int) uint8 { return b2u(r(i).Unsubscribed) }),
-		col("hard_bounced", n, func(i int) uint8 { return b2u(r(i).HardBounced) }),
-		col("tickets_opened_30d", n, func(i int) uint32 { return r(i).TicketsOpened30d }),
-		col("tickets_opened_90d", n, func(i int) uint32 { return r(i).TicketsOpened90d }),
-		col("tickets_reopened_90d", n, func(i int) uint32 { return r(i).TicketsReopened90d }),
-		col("tickets_open", n, func(i int) uint32 { return r(i).TicketsOpen }),
-		col("complaints_90d", n, func(i int) uint32 { return r(i).Complaints90d }),
-		optScoreCol("last_csat", n, func(i int) int8 { return r(i).LastCSAT }),
-		optScoreCol("last_nps", n, func(i int) int8 { return r(i).LastNPS }),
-		col("value_tier", n, func(i int) string { return string(r(i).ValueTier) }),
-		col("clv", n, func(i int) float64 { return r(i).CLV }),
-		col("risk_score", n, func(i int) float64 { return r(i).RiskScore }),
-		col("p_lapse", n, func(i int) float64 { return r(i).PLapse }),
-		col("active_reasons", n, func(i int) []string { return reasons(r(i).ActiveReasons) }),
-		col("last_trigger_id", n, func(i int) string { return r(i).LastTriggerID }),
-		col("last_trigger_reason", n, func(i int) string { return string(r(i).LastTriggerReason) }),
-		optTimeCol("last_trigger_at", n, func(i int) int64 { return r(i).LastTriggerAt }),
-		col("evicted", n, func(i int) uint8 { return b2u(r(i).Evicted) }),
+		c("customer_id", customerID),
+		c("version", version),
+		c("as_of", asOf),
+		c("first_order_at", firstOrderAt),
+		c("last_order_at", lastOrderAt),
+		c("orders_total", u32[0]),
+		c("spend_total", f64[0]),
+		c("day_orders", dayOrders),
+		c("day_spend", f64[1]),
+		c("orders_7d", u32[1]),
+		c("orders_30d", u32[2]),
+		c("orders_90d", u32[3]),
+		c("orders_prev_90d", u32[4]),
+		c("spend_7d", f64[2]),
+		c("spend_30d", f64[3]),
+		c("spend_90d", f64[4]),
+		c("spend_prev_90d", f64[5]),
+		c("usual_interval_days", f64[6]),
+		c("interval_spread_days", f64[7]),
+		c("baseline_source", baselineSource),
+		c("emails_delivered_30d", u32[5]),
+		c("emails_opened_30d", u32[6]),
+		c("emails_clicked_30d", u32[7]),
+		c("emails_bounced_90d", u32[8]),
+		c("open_rate_30d", f64[8]),
+		c("click_rate_30d", f64[9]),
+		c("open_rate_baseline", f64[10]),
+		c("click_rate_baseline", f64[11]),
+		c("unsubscribed", unsubscribed),
+		c("hard_bounced", hardBounced),
+		c("tickets_opened_30d", u32[9]),
+		c("tickets_opened_90d", u32[10]),
+		c("tickets_reopened_90d", u32[11]),
+		c("tickets_open", u32[12]),
+		c("complaints_90d", u32[13]),
+		c("last_csat", lastCSAT),
+		c("last_nps", lastNPS),
+		c("value_tier", valueTier),
+		c("clv", f64[12]),
+		c("risk_score", f64[13]),
+		c("p_lapse", f64[14]),
+		c("active_reasons", activeReasons),
+		c("last_trigger_id", lastTriggerID),
+		c("last_trigger_reason", lastTriggerReason),
+		c("last_trigger_at", lastTriggerAt),
+		c("evicted", evicted),
 		updatedAt(n, now),
 	}}
 }
@@ -118,7 +173,7 @@ func triggersTable(rows []*event.Trigger) *Table {
 		col("trigger_id", n, func(i int) string { return r(i).TriggerID }),
 		col("customer_id", n, func(i int) string { return r(i).CustomerID }),
 		col("kind", n, func(i int) string { return string(r(i).Kind) }),
-		col("reasons", n, func(i int) []string { return reasons(r(i).Reasons) }),
+		reasonsCol("reasons", n, func(i int) []event.Reason { return r(i).Reasons }),
 		col("primary_reason", n, func(i int) string { return string(r(i).PrimaryReason) }),
 		col("risk_score", n, func(i int) float64 { return r(i).RiskScore }),
 		col("value_tier", n, func(i int) string { return string(r(i).ValueTier) }),
