@@ -139,3 +139,24 @@ func TestErase(t *testing.T) {
 		t.Errorf("pending customers after erasing a: %s, want only c", tk.cust.items)
 	}
 }
+
+// TestKeyPartitionerAllocatesNothing: Of runs for every input record; it
+// places ids as franz-go's default partitioner does, and allocates
+// nothing once warm.
+func TestKeyPartitionerAllocatesNothing(t *testing.T) {
+	k := Partitioner()
+	ref := kgo.StickyKeyPartitioner(nil).ForTopic("")
+	for i := range 2000 {
+		id := "customer-" + strconv.Itoa(i*7919)
+		for _, n := range []int{1, 3, 12, 97} {
+			if got, want := k.Of(id, n), int32(ref.Partition(&kgo.Record{Key: []byte(id)}, n)); got != want {
+				t.Fatalf("Of(%q, %d) = %d, franz-go says %d", id, n, got, want)
+			}
+		}
+	}
+	// AllocsPerRun counts the whole process: a stray allocation elsewhere
+	// must not fail this, one per call must.
+	if allocs := testing.AllocsPerRun(1000, func() { k.Of("customer-123456", 12) }); allocs >= 0.5 {
+		t.Errorf("Of allocates %.2f times per call", allocs)
+	}
+}

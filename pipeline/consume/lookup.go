@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -38,14 +39,20 @@ func PartitionOf(customerID string, partitions int) int32 {
 	return Partitioner().Of(customerID, partitions)
 }
 
-// KeyPartitioner computes input partitions; build one with Partitioner
-// and reuse it, since building one costs more than using it.
-type KeyPartitioner struct{ tp kgo.TopicPartitioner }
+// KeyPartitioner computes input partitions with franz-go's default
+// partitioner for keyed records (Kafka's murmur2); build one with
+// Partitioner and reuse it, since building one costs more than using it.
+// It is safe for concurrent use. Of runs for every input record, so the
+// record it hands the partitioner is pooled, not allocated each time.
+type KeyPartitioner struct {
+	tp   kgo.TopicPartitioner
+	recs *sync.Pool // of *kgo.Record
+}
 
 // Partitioner returns a KeyPartitioner with Kafka's default (murmur2)
 // placement of keyed records.
 func Partitioner() KeyPartitioner {
-	return KeyPartitioner{kgo.StickyKeyPartitioner(nil).ForTopic("")}
+	return KeyPartitioner{tp: kgo.StickyKeyPartitioner(nil).ForTopic(""), recs: &sync.Pool{New: func() any { return new(kgo.Record) }}}
 }
 
 // Of returns the partition of customerID among partitions, or -1.
@@ -53,7 +60,11 @@ func (k KeyPartitioner) Of(customerID string, partitions int) int32 {
 	if partitions <= 0 {
 		return -1
 	}
-	return int32(k.tp.Partition(&kgo.Record{Key: []byte(customerID)}, partitions))
+	rec := k.recs.Get().(*kgo.Record)
+	rec.Key = append(rec.Key[:0], customerID...)
+	p := int32(k.tp.Partition(rec, partitions))
+	k.recs.Put(rec)
+	return p
 }
 
 // Customer returns the live state of a customer as JSON, with its partition.

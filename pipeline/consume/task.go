@@ -212,6 +212,9 @@ func (t *task) advance(g int64, ok bool, now time.Time) {
 		t.emit(&trigs[i], -1)
 	}
 	t.trigBuf = trigs[:0]
+	// One row per closed day and per changed customer: room for them at
+	// once, not by doubling through a backlog's catch-up.
+	t.out.rows.Aggregates = slices.Grow(t.out.rows.Aggregates, t.eng.ClosedDays()+t.eng.Dirty())
 	t.eng.TakeClosedDays(func(a *event.Aggregate) { t.stamp(a); t.out.rows.Aggregates = append(t.out.rows.Aggregates, *a) })
 	// Evicted customers' tombstones before the changed customers'
 	// snapshots: an id evicted and seen again is a new customer.
