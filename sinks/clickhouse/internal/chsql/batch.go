@@ -208,8 +208,13 @@ func truncateUTF8(s string, n int) string {
 // A customer evicted in b drops older's rows of it: they came before the
 // eviction, and the flush deletes them from ClickHouse.
 func (b *Batch) Merge(older *Batch) {
+	// Only b's own evictions drop older rows: older's are older than
+	// every row of b, and an eviction within older keeps older's other
+	// rows of the customer, as it did in older. (Deciding by b.evicted as
+	// the loop fills it made the outcome depend on map order.)
+	evicted := maps.Clone(b.evicted)
 	for _, i := range older.aggs {
-		if a := older.row(i); !b.evicted[a.CustomerID] {
+		if a := older.row(i); !evicted[a.CustomerID] {
 			b.addAggregate(a, false, false)
 		}
 	}

@@ -98,6 +98,31 @@ func TestBatchMerge(t *testing.T) {
 	}
 }
 
+// TestBatchMergeEvictions: merged into a newer batch, an older batch's
+// rows of a customer it evicted itself stay, whatever the map order; a
+// customer the newer batch evicted loses the older rows.
+func TestBatchMergeEvictions(t *testing.T) {
+	for range 20 { // map order varies between runs of the loop
+		older := NewBatch(0)
+		for d := range 6 {
+			older.AddAggregate(agg("x", uint64(d+1), t0.AddDate(0, 0, d)))
+		}
+		gone := agg("x", 9, t0.AddDate(0, 0, 6))
+		gone.Evicted = true
+		older.AddAggregate(gone)
+		older.AddAggregate(agg("y", 1, t0))
+		newer := NewBatch(0)
+		y := agg("y", 2, t0.AddDate(0, 0, 1))
+		y.Evicted = true
+		newer.AddAggregate(y)
+		newer.Merge(older)
+		want := []string{"x@1/05", "x@2/06", "x@3/07", "x@4/08", "x@5/09", "x@6/10", "x@9/11", "y@2/06"}
+		if got := versions(newer); !slices.Equal(got, want) {
+			t.Fatalf("merged %v, want %v", got, want)
+		}
+	}
+}
+
 func TestDeadLetterCaps(t *testing.T) {
 	b := NewBatch(8)
 	d := &event.DeadLetter{Topic: "o", Sample: []byte("0123456789"), Detail: strings.Repeat("é", MaxDetailBytes), Size: 10}
