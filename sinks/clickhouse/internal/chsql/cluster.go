@@ -226,7 +226,8 @@ func (r *clusterRenderer) render(st string) ([]clusterStmt, error) {
 	case wordsAt(ts, 0, "CREATE", "MATERIALIZED", "VIEW"):
 		return r.createMV(st, ts)
 	case wordsAt(ts, 0, "CREATE", "VIEW"), wordsAt(ts, 0, "CREATE", "OR", "REPLACE", "VIEW"):
-		return []clusterStmt{{globalJoins(st, ts), true}}, nil
+		st = r.wrapScalarLevels(st, ts)
+		return []clusterStmt{{globalJoins(st, tokens(st)), true}}, nil
 	case wordsAt(ts, 0, "ALTER", "TABLE"):
 		return r.alter(st, ts)
 	case wordsAt(ts, 0, "DROP", "TABLE"), wordsAt(ts, 0, "DROP", "VIEW"):
@@ -479,6 +480,61 @@ func (r *clusterRenderer) alter(st string, ts []tok) ([]clusterStmt, error) {
 	return out, nil
 }
 
+// wrapScalarLevels works around 18.16 on Distributed tables: a query
+// that reads a Distributed table and has a scalar subquery of a typed
+// value ((SELECT max(as_of) FROM ...) is a DateTime('UTC')) fails ("Not
+// found column ... _subqueryN in block": the shards name the column after
+// the substituted literal). So in a SELECT with a scalar subquery, FROM
+// db.t [FINAL] of a data table becomes FROM (SELECT * FROM db.t [FINAL]):
+// the Distributed read is a subquery of its own and the scalar is computed
+// where the rows arrive. Same rows, same result.
+func (r *clusterRenderer) wrapScalarLevels(st string, ts []tok) string {
+	// level[i]: the token index of the "(" opening the subquery that
+	// holds token i, or -1 at the top.
+	level := make([]int, len(ts))
+	type open struct {
+		at  int
+		sub bool
+	}
+	var stack []open
+	cur := func() int {
+		for k := len(stack) - 1; k >= 0; k-- {
+			if stack[k].sub {
+				return stack[k].at
+			}
+		}
+		return -1
+	}
+	scalar := map[int]bool{} // levels holding a scalar subquery
+	for i, t := range ts {
+		level[i] = cur()
+		switch t.text {
+		case "(":
+			sub := i+1 < len(ts) && ts[i+1].is("SELECT")
+			if sub && i > 0 && !ts[i-1].is("FROM") && !ts[i-1].is("JOIN") && !ts[i-1].is("IN") && !ts[i-1].is("AS") {
+				scalar[level[i]] = true
+			}
+			stack = append(stack, open{i, sub})
+		case ")":
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		}
+	}
+	var edits []edit
+	for i := 1; i < len(ts); i++ {
+		if _, ok := r.dataTable(ts[i]); !ok || !ts[i-1].is("FROM") || !scalar[level[i]] {
+			continue
+		}
+		end := ts[i].end
+		if i+1 < len(ts) && ts[i+1].is("FINAL") {
+			end = ts[i+1].end
+		}
+		edits = append(edits, edit{ts[i].start, end, "(SELECT * FROM " + st[ts[i].start:end] + ")"})
+	}
+	return applyEdits(st, edits)
+}
+
 // globalJoins makes a view's subquery JOINs and IN (SELECT ...) GLOBAL.
 // ARRAY JOIN is not a join of tables and stays.
 func globalJoins(st string, ts []tok) string {
@@ -520,6 +576,8 @@ func OnCluster(st, cluster string) (string, error) {
 		from = 3
 	case wordsAt(ts, 0, "CREATE", "OR", "REPLACE", "VIEW"):
 		from = 4
+	case wordsAt(ts, 0, "DELETE", "FROM"):
+		from = 2
 	case len(ts) >= 2 && (ts[0].is("CREATE") || ts[0].is("DROP") || ts[0].is("ALTER") || ts[0].is("OPTIMIZE") || ts[0].is("TRUNCATE")):
 		from = 2
 	default:
