@@ -160,6 +160,8 @@ func clickhouseConfig(cfg *config.Config) clickhouse.Config {
 		BatchRows:     cfg.ClickHouse.BatchRows,
 		FlushInterval: cfg.ClickHouse.FlushInterval,
 		ActiveDays:    cfg.ClickHouse.ActiveDays,
+		Cluster:       cfg.ClickHouse.Cluster,
+		Replicated:    cfg.ClickHouse.Replicated,
 		// Retries stop at the flush deadline (half the transaction
 		// timeout); the pause between them stays well inside it.
 		AttemptTimeout:  cfg.ClickHouse.AttemptTimeout,
