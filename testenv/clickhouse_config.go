@@ -116,7 +116,6 @@ var configTmpl = template.Must(template.New("config.xml").Funcs(template.FuncMap
 {{- if .ZooKeeperPort}}
     <zookeeper>
         <node><host>127.0.0.1</host><port>{{.ZooKeeperPort}}</port></node>
-        <session_timeout_ms>10000</session_timeout_ms>
     </zookeeper>
     <distributed_ddl>
         <path>/clickhouse/task_queue/ddl</path>

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // ClusterOptions configures StartClickHouseCluster.
@@ -139,6 +142,13 @@ func (c *ClickHouseCluster) start(ctx context.Context, o ClusterOptions, bin str
 		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err == nil && o.ZooKeeper {
+		// A server's first ZooKeeper sessions fail for a few seconds
+		// after its start; ON CLUSTER needs one.
+		for i, node := range c.Nodes {
+			errs[i] = node.waitZooKeeper(ctx)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		for _, node := range c.Nodes {
 			node.Close()
@@ -147,6 +157,30 @@ func (c *ClickHouseCluster) start(ctx context.Context, o ClusterOptions, bin str
 		return err
 	}
 	return nil
+}
+
+// waitZooKeeper waits until the server has a ZooKeeper session (at most
+// 30 s).
+func (c *ClickHouse) waitZooKeeper(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.addr}, MaxOpenConns: 1})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for {
+		var n uint64
+		err := conn.QueryRow(ctx, "SELECT count() FROM system.zookeeper WHERE path = '/'").Scan(&n)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testenv: clickhouse %s: no ZooKeeper session: %w (last error: %v)", c.addr, ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // DSNs are the nodes' DSNs, in Nodes order.

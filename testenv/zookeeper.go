@@ -73,7 +73,7 @@ type ZooKeeper struct {
 }
 
 // StartZooKeeper starts ZooKeeper with its data under dir and waits until
-// it answers "ruok" (at most 30 s).
+// it serves (at most 30 s).
 func StartZooKeeper(ctx context.Context, dir string, logger *slog.Logger) (*ZooKeeper, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -92,7 +92,7 @@ func StartZooKeeper(ctx context.Context, dir string, logger *slog.Logger) (*ZooK
 	}
 	cfg := filepath.Join(dir, "zoo.cfg")
 	// A short tick: sessions of closed ClickHouse servers expire fast.
-	conf := fmt.Sprintf("tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\nmaxClientCnxns=0\n", data, ports[0])
+	conf := fmt.Sprintf("tickTime=500\ndataDir=%s\nclientPort=%d\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr\n", data, ports[0])
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return nil, fmt.Errorf("testenv: zookeeper config: %w", err)
 	}
@@ -117,7 +117,7 @@ func StartZooKeeper(ctx context.Context, dir string, logger *slog.Logger) (*ZooK
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	for {
-		if ruok(z.Port) {
+		if serving(z.Port) {
 			logger.Info("zookeeper started", "port", z.Port, "pid", cmd.Process.Pid)
 			return z, nil
 		}
@@ -132,19 +132,29 @@ func StartZooKeeper(ctx context.Context, dir string, logger *slog.Logger) (*ZooK
 	}
 }
 
+// serving asks ZooKeeper's four-letter "srvr": it answers with its
+// version once it serves sessions ("ruok" answers "imok" before: the
+// ClickHouse servers' first sessions then fail, and a ClickHouse 18.16
+// whose DDL worker has no session crashes on ON CLUSTER).
+func serving(port int) bool {
+	return strings.Contains(fourLetter(port, "srvr"), "Zookeeper version")
+}
+
 // ruok asks ZooKeeper's four-letter "ruok"; it answers "imok".
-func ruok(port int) bool {
+func ruok(port int) bool { return strings.TrimSpace(fourLetter(port, "ruok")) == "imok" }
+
+func fourLetter(port int, cmd string) string {
 	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
 	if err != nil {
-		return false
+		return ""
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("ruok")); err != nil {
-		return false
+	if _, err := c.Write([]byte(cmd)); err != nil {
+		return ""
 	}
 	b, _ := io.ReadAll(c)
-	return strings.TrimSpace(string(b)) == "imok"
+	return string(b)
 }
 
 // Close kills ZooKeeper and waits for it to exit.

@@ -29,6 +29,9 @@ type clusterConn struct {
 	settings clickhouse.Settings
 	shards   int
 	replicas int // the fewest replicas of a shard
+	// replicated: the shards have internal replication (Replicated
+	// tables).
+	replicated bool
 }
 
 type clusterNode struct {
@@ -50,7 +53,7 @@ func openCluster(ctx context.Context, conn driver.Conn, opts *clickhouse.Options
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%w: %s is not in the server's remote_servers (system.clusters)", ErrCluster, cfg.Cluster)
 	}
-	c := &clusterConn{name: cfg.Cluster, settings: clickhouse.Settings{}}
+	c := &clusterConn{name: cfg.Cluster, settings: clickhouse.Settings{}, replicated: cfg.Replicated}
 	perShard := map[string]int{}
 	for _, r := range rows {
 		perShard[r[0]]++
@@ -60,13 +63,21 @@ func openCluster(ctx context.Context, conn driver.Conn, opts *clickhouse.Options
 	for _, n := range perShard {
 		c.replicas = min(c.replicas, n)
 	}
-	// system.zookeeper exists only where ZooKeeper is configured.
-	_, zkErr := queryStrings(ctx, conn, "SELECT name, toString(1) FROM system.zookeeper WHERE path = '/' LIMIT 1")
-	c.onCluster = zkErr == nil
-	if cfg.Replicated && !c.onCluster {
-		return nil, fmt.Errorf("%w: replicated tables need ZooKeeper, and the server has none (system.zookeeper: %v)", ErrCluster, zkErr)
+	// system.zookeeper exists only where ZooKeeper is configured (a
+	// query on it fails while the session is not up yet; its existence
+	// is the configuration).
+	zk, err := queryStrings(ctx, conn, "SELECT name FROM system.tables WHERE database = 'system' AND name = 'zookeeper'")
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: cluster %s: read system.tables: %w", cfg.Cluster, err)
 	}
-	if !c.onCluster {
+	c.onCluster = len(zk) == 1
+	if cfg.Replicated && !c.onCluster {
+		return nil, fmt.Errorf("%w: replicated tables need ZooKeeper, and the server has none configured", ErrCluster)
+	}
+	// Connections to every node: for the DDL without ZooKeeper, and with
+	// it for the ALTERs of Distributed tables on replicated shards
+	// (chsql.AltersDistributed).
+	if !c.onCluster || cfg.Replicated {
 		for _, r := range rows {
 			o := *opts
 			o.Addr = []string{net.JoinHostPort(r[2], r[3])}
@@ -113,7 +124,7 @@ func (c *clusterConn) ctx(ctx context.Context, extra map[string]any) context.Con
 // execEverywhere runs a DDL statement on every node: with ON CLUSTER, or
 // on each node in turn.
 func (c *clusterConn) execEverywhere(ctx context.Context, conn driver.Conn, query string) error {
-	if c.onCluster {
+	if c.onCluster && !(c.replicated && chsql.AltersDistributed(query)) {
 		q, err := chsql.OnCluster(query, c.name)
 		if err != nil {
 			return err

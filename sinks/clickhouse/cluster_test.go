@@ -260,3 +260,45 @@ func lockOpts(owner string) (o chsql.LockOptions) {
 func applyNames(ctx context.Context, s *Sink) ([]string, error) {
 	return chsql.Apply(ctx, s.migrationExecutor(), schemas.ClickHouseMigrations(), s.migrationParams(), s.log)
 }
+
+// TestClusterReplicated: two shards of two replicas each (four servers and
+// a ZooKeeper): the DDL runs ON CLUSTER, the local tables are
+// ReplicatedReplacingMergeTree, inserts wait for both replicas
+// (insert_quorum = 2), both replicas of a shard hold the same rows, and
+// the views pass the hand-checked fixture.
+func TestClusterReplicated(t *testing.T) {
+	fx, err := fixture.Load("testdata/views.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := testenv.NewClickHouseCluster(t, testenv.ClusterOptions{Name: "wb", Shards: 2, Replicas: 2})
+	s := migratedSink(t, cl.Nodes[0], Config{ActiveDays: fx.ActiveDays, Now: newClock(clock).now, Cluster: "wb", Replicated: true})
+	if s.cluster == nil || !s.cluster.onCluster || s.cluster.shards != 2 || s.cluster.replicas != 2 {
+		t.Fatalf("cluster mode: %+v, want 2 shards × 2 replicas with ON CLUSTER", s.cluster)
+	}
+	if q := s.cluster.settings["insert_quorum"]; q != 2 {
+		t.Fatalf("insert_quorum %v, want 2", q)
+	}
+	db := s.cfg.Database
+	writeStream(t, s, fx)
+	var perNode []string
+	for _, n := range cl.Nodes {
+		o, _ := openSink(t, n, Config{Database: db})
+		if got := query(t, o, "SELECT engine FROM system.tables WHERE database = '"+db+"' AND name = 'customer_aggregates_local'"); len(got) != 1 || got[0][0] != "ReplicatedReplacingMergeTree" {
+			t.Fatalf("%s: customer_aggregates_local engine %v", n.Addr(), got)
+		}
+		exec(t, o, "SYSTEM SYNC REPLICA "+db+".customer_daily_local")
+		perNode = append(perNode, sortedText(query(t, o, "SELECT customer_id, day, version FROM "+db+".customer_daily_local FINAL")))
+	}
+	if perNode[0] != perNode[1] || perNode[2] != perNode[3] {
+		t.Fatal("the replicas of a shard hold different customer_daily rows")
+	}
+	if perNode[0] == perNode[2] || perNode[0] == "" || perNode[2] == "" {
+		t.Fatal("the two shards hold the same rows, or one holds none: not sharded")
+	}
+	for _, e := range fx.Expects {
+		if err := fixture.Compare(query(t, s, e.SQL(db)), e.Rows); err != nil {
+			t.Errorf("replicated cluster: testdata/views.txt:%d: %s", e.Line, err)
+		}
+	}
+}

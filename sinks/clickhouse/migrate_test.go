@@ -41,7 +41,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("first apply ran %v, want every file %v", ran, files)
 	}
 
-	wantTables := []string{"customer_aggregates", "customer_daily", "dlq_records", "schema_migrations", "winback_triggers"}
+	wantTables := []string{"customer_aggregates", "customer_daily", "dlq_records", "schema_lock", "schema_migrations", "winback_triggers"}
 	wantViews := []string{"customer_history", "customer_kpis", "customer_months", "customer_weeks", "customers_at_risk",
 		"engagement_by_tier", "kpi_monthly", "kpi_weekly", "retention_monthly", "retention_weekly",
 		"support_by_tier", "value_risk_matrix", "winback_funnel", "winback_incrementality", "winback_incrementality_by_reason",

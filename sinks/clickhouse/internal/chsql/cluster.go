@@ -624,3 +624,17 @@ func joinStatements(sts []string) string {
 	}
 	return b.String()
 }
+
+// AltersDistributed reports whether st is an ALTER TABLE of a table that
+// is not a local one (cluster mode: a Distributed table). ClickHouse 18.16
+// refuses ALTER ... ON CLUSTER of a non-replicated table on a cluster
+// whose shards have internal replication, so the executor runs those node
+// by node.
+func AltersDistributed(st string) bool {
+	ts := tokens(st)
+	if !wordsAt(ts, 0, "ALTER", "TABLE") {
+		return false
+	}
+	i := objectName(ts, 2)
+	return i >= 0 && !strings.HasSuffix(ts[i].text, LocalSuffix)
+}
