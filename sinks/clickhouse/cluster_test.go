@@ -262,7 +262,8 @@ func applyNames(ctx context.Context, s *Sink) ([]string, error) {
 }
 
 // TestClusterReplicated: two shards of two replicas each (four servers and
-// a ZooKeeper): the DDL runs ON CLUSTER, the local tables are
+// a ZooKeeper): four instances migrate at once and one runs the
+// migrations; the DDL runs ON CLUSTER, the local tables are
 // ReplicatedReplacingMergeTree, inserts wait for both replicas
 // (insert_quorum = 2), both replicas of a shard hold the same rows, and
 // the views pass the hand-checked fixture.
@@ -272,14 +273,39 @@ func TestClusterReplicated(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := testenv.NewClickHouseCluster(t, testenv.ClusterOptions{Name: "wb", Shards: 2, Replicas: 2})
-	s := migratedSink(t, cl.Nodes[0], Config{ActiveDays: fx.ActiveDays, Now: newClock(clock).now, Cluster: "wb", Replicated: true})
+	// Four instances, one per server, migrate at once: one runs the
+	// migrations (ON CLUSTER), the others wait for the lock and find
+	// nothing to do.
+	db := testDB(t)
+	var sinks []*Sink
+	for i, n := range cl.Nodes {
+		s, _ := openSink(t, n, Config{Database: db, ActiveDays: fx.ActiveDays, Now: newClock(clock).now, Cluster: "wb", Replicated: true,
+			lock: lockOpts(fmt.Sprintf("instance-%d", i))})
+		sinks = append(sinks, s)
+	}
+	ran := make([]int, len(sinks))
+	var wg sync.WaitGroup
+	for i, s := range sinks {
+		wg.Go(func() {
+			names, err := applyNames(testCtx(t, 2*time.Minute), s)
+			if err != nil {
+				t.Errorf("instance %d: %v", i, err)
+			}
+			ran[i] = len(names)
+		})
+	}
+	wg.Wait()
+	slices.Sort(ran)
+	if files := len(migrationNames(t)); !slices.Equal(ran, []int{0, 0, 0, files}) || count(t, sinks[0], "SELECT count() FROM "+db+".schema_migrations") != files {
+		t.Fatalf("migrations run per instance %v, want one instance running all %d, each recorded once", ran, files)
+	}
+	s := sinks[0]
 	if s.cluster == nil || !s.cluster.onCluster || s.cluster.shards != 2 || s.cluster.replicas != 2 {
 		t.Fatalf("cluster mode: %+v, want 2 shards × 2 replicas with ON CLUSTER", s.cluster)
 	}
 	if q := s.cluster.settings["insert_quorum"]; q != 2 {
 		t.Fatalf("insert_quorum %v, want 2", q)
 	}
-	db := s.cfg.Database
 	writeStream(t, s, fx)
 	var perNode []string
 	for _, n := range cl.Nodes {

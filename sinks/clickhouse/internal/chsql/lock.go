@@ -203,10 +203,22 @@ func (l *migrationLock) write(ctx context.Context, released bool) error {
 	}
 	q := fmt.Sprintf("INSERT INTO %s.schema_lock (name, token, owner, claimed_at, expires_at, released) SELECT %s, %s, %s, now(), now() + %d, %d",
 		l.p.Database, Quote(lockName), Quote(l.token), Quote(l.o.Owner), int(l.o.TTL/time.Second), rel)
-	if err := l.ex.Exec(ctx, q); err != nil {
-		return fmt.Errorf("clickhouse migration lock: write: %w", err)
+	// A few quick retries: on replicated shards the claims of instances
+	// starting together are quorum inserts into one table, which 18.16
+	// takes one at a time ("quorum for previous write has not been
+	// satisfied yet").
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if err = l.ex.Exec(ctx, q); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("clickhouse migration lock: write: %w (last error: %w)", ctx.Err(), err)
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
 	}
-	return nil
+	return fmt.Errorf("clickhouse migration lock: write: %w", err)
 }
 
 // renew keeps the held claim alive until release.
