@@ -88,7 +88,7 @@ type ClickHouse struct {
 	AttemptTimeout time.Duration `yaml:"attempt_timeout" help:"longest time one insert may take before it is retried; at most half of kafka.transaction_timeout, the deadline of a whole flush (retries included)"`
 	// Cluster mode: README "ClickHouse cluster mode".
 	Cluster    string `yaml:"cluster" help:"name of a cluster in the servers' remote_servers: the tables become local tables on every node under Distributed tables sharded by cityHash64(customer_id), the DDL runs on every node (ON CLUSTER where the servers have ZooKeeper); empty: one node"`
-	Replicated bool   `yaml:"replicated" help:"cluster mode with Replicated*MergeTree local tables ({shard}/{replica} macros; needs ZooKeeper) and inserts with insert_quorum"`
+	Replicated bool   `yaml:"replicated" help:"cluster mode with Replicated*MergeTree local tables ({shard}/{replica} macros; needs ZooKeeper) and, on ClickHouse 20.3+, inserts with insert_quorum"`
 }
 
 // Decode bounds what input records winback accepts.

@@ -98,7 +98,7 @@ func openCluster(ctx context.Context, conn driver.Conn, opts *clickhouse.Options
 	if cfg.Replicated && f.InsertQuorum && c.replicas > 1 {
 		// Every replica of the shard has the block before the insert
 		// returns: a replica that fails next cannot take confirmed rows
-		// with it.
+		// with it. (From 20.3: Features.InsertQuorum.)
 		c.settings["insert_quorum"] = c.replicas
 	}
 	return c, nil

@@ -53,8 +53,9 @@
 //	DELETE FROM (lightweight delete),    23.3    no: ALTER TABLE yes: rows hidden at once
 //	  for erasure and eviction                   ... DELETE
 //	                                             (a mutation)
-//	insert_distributed_sync, insert_     18.1    yes             yes: cluster mode only
-//	  quorum (int settings)
+//	insert_distributed_sync (int)        18.1    yes             yes: cluster mode only
+//	insert_quorum (int), replicated      20.3    no: it stalls   yes: replicas per shard
+//	  cluster mode                               mutations (#7133)
 //	DateTime64, Map, Bool, JSON          20+     not available   not used: times are DateTime
 //	                                                              (seconds), bools UInt8, the
 //	                                                              evidence map two arrays
@@ -95,7 +96,8 @@
 // shard is FINAL over the table; DDL runs ON CLUSTER where the servers
 // have ZooKeeper, else on each host of system.clusters. Inserts go to the
 // Distributed tables with insert_distributed_sync = 1 (and insert_quorum
-// with replicas); erasure deletes from every node's local tables.
+// with replicas, from 20.3); erasure deletes from every node's local
+// tables.
 // Migrate takes a lock in schema_lock before it runs anything (chsql's
 // lock.go), on one node too, so instances that start together migrate
 // once.

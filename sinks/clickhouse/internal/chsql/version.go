@@ -72,8 +72,12 @@ type Features struct {
 	// until every shard has stored its rows (insert_distributed_sync), in
 	// cluster mode; else the rows wait in a queue on the node written to.
 	InsertDistributedSync bool
-	// InsertQuorum: an insert into a Replicated table can wait until N
+	// InsertQuorum: an insert into a Replicated table waits until N
 	// replicas have the block (insert_quorum), in replicated cluster mode.
+	// The setting exists in 18.16, but there parts inserted with a quorum
+	// stall every later mutation (ClickHouse issue 7133, fixed in 20.3):
+	// erasure would never finish (seen here on 18.16), so it is used from
+	// 20.3.
 	InsertQuorum bool
 }
 
@@ -85,8 +89,9 @@ func FeaturesOf(v Version) Features {
 		LowCardinality:    v.AtLeast(20, 1),
 		StringSettings:    v.AtLeast(22, 2),
 		LightweightDelete: v.AtLeast(23, 3),
-		// Both came in 1.1.54xxx, before the 18.x numbering.
+		// insert_distributed_sync came in 1.1.54xxx, before the 18.x
+		// numbering.
 		InsertDistributedSync: v.AtLeast(18, 1),
-		InsertQuorum:          v.AtLeast(18, 1),
+		InsertQuorum:          v.AtLeast(20, 3),
 	}
 }
