@@ -283,17 +283,17 @@ func engine(ts []tok, from int) (name, after int) {
 			name = i + 2
 			after = name + 1
 			if after < len(ts) && ts[after].text == "(" {
-				d := 0
-				for ; after < len(ts); after++ {
+				d, closed := 0, false
+				for ; after < len(ts) && !closed; after++ {
 					if ts[after].text == "(" {
 						d++
 					} else if ts[after].text == ")" {
 						d--
-						if d == 0 {
-							after++
-							break
-						}
+						closed = d == 0
 					}
+				}
+				if !closed {
+					return -1, -1 // unbalanced: left to the server to refuse
 				}
 			}
 			return name, after

@@ -242,3 +242,35 @@ func TestSingleNodeUnchanged(t *testing.T) {
 		t.Errorf("cluster a-b: %v", err)
 	}
 }
+
+// FuzzClusterRender: any statement tokenizes into ordered, in-bounds
+// tokens, and rendering it for a cluster (after a data table exists) and
+// adding ON CLUSTER never panic; ON CLUSTER only inserts.
+func FuzzClusterRender(f *testing.F) {
+	for _, s := range []string{
+		"CREATE TABLE db.t (customer_id String) ENGINE = ReplacingMergeTree(v) ORDER BY customer_id",
+		"CREATE VIEW db.v AS SELECT (SELECT max(x) FROM db.t FINAL) FROM db.t FINAL ANY LEFT JOIN (SELECT 1) USING x",
+		"ALTER TABLE db.t ADD COLUMN z UInt8", "CREATE MATERIALIZED VIEW db.m ENGINE = SummingMergeTree ORDER BY (", "'unterminated", "-- c\nDROP TABLE",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, st string) {
+		at := 0
+		for _, tk := range tokens(st) {
+			if tk.start < at || tk.end <= tk.start || tk.end > len(st) || st[tk.start:tk.end] != tk.text {
+				t.Fatalf("%q: bad token %+v after %d", st, tk, at)
+			}
+			at = tk.end
+		}
+		for _, c := range []Cluster{{Name: "wb"}, {Name: "wb", Replicated: true}} {
+			r := newClusterRenderer(c, "db")
+			if _, err := r.render("CREATE TABLE db.t (customer_id String) ENGINE = MergeTree ORDER BY customer_id"); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = r.render(st)
+		}
+		if out, err := OnCluster(st, "wb"); err == nil && len(out) != len(st)+len(" ON CLUSTER wb") {
+			t.Fatalf("OnCluster(%q) = %q: not an insertion", st, out)
+		}
+	})
+}
