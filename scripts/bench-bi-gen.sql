@@ -68,14 +68,16 @@ SETTINGS max_insert_block_size = 2097152;
 
 -- The other daily rows, in day order: row i is on day i * 730 / rows, of
 -- a customer picked by hash. A customer's first order is on a day of its
--- own in 2024; rows before it have no order yet.
-INSERT INTO {{DB}}.customer_daily (customer_id, day, version, as_of, first_order_at, last_order_at,
+-- own in 2024; rows before it have no order yet. They go through
+-- customer_aggregates, as winback writes them: its materialized views
+-- fill customer_daily and customer_history_state. Their versions are
+-- below the current rows', which win in customer_aggregates.
+INSERT INTO {{DB}}.customer_aggregates (customer_id, version, as_of, first_order_at, last_order_at,
     orders_total, spend_total, day_orders, day_spend, orders_30d, orders_90d, spend_30d, spend_90d,
     usual_interval_days, value_tier, clv, risk_score, active_reasons, open_rate_30d, click_rate_30d,
     tickets_opened_90d, last_csat, last_nps, unsubscribed, hard_bounced, updated_at)
 SELECT
     concat('c', toString(c)) AS customer_id,
-    toDate('2024-01-01') + toUInt32(intDiv(i * 730, rows)) AS day,
     toUInt64(i) AS version,
     toDateTime(day) + cityHash64(i) % 86400 AS as_of,
     if(as_of >= first_at, toNullable(first_at), NULL) AS first_order_at,
@@ -104,7 +106,8 @@ SELECT
 FROM
 (
     SELECT number AS i, cityHash64(number) % {{CUSTOMERS}} AS c, toUInt64({{REST}}) AS rows,
-        toDateTime('2024-01-01 00:00:00') + cityHash64(c) % (365 * 86400) AS first_at
+        toDateTime('2024-01-01 00:00:00') + cityHash64(c) % (365 * 86400) AS first_at,
+        toDate('2024-01-01') + toUInt32(intDiv(i * 730, rows)) AS day
     FROM system.numbers LIMIT {{REST}}
 )
 SETTINGS max_insert_block_size = 2097152;
