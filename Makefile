@@ -17,7 +17,7 @@ FUZZMINIMIZE ?= 200x
 # go run $(BENCHSTAT) old.txt new.txt).
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-tiny bench-quick soak lint clean
+.PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-tiny bench-quick bench-bi soak lint clean
 
 all: build
 
@@ -84,6 +84,12 @@ bench-tiny:
 ## bench-quick: the harness alone at a small size (about 100k records, 2000 customers, every commit interval), a few minutes; results in /tmp/winback-bench-quick.{json,md}
 bench-quick: deps
 	cd bench && $(GO) run . -events 100000 -customers 2000 -commit-intervals $(BENCH_INTERVALS) -engine-customers none -restore-large=false -clickhouse-history 2 -latency-probes 40 -out /tmp/winback-bench-quick.json $(BENCH_ARGS)
+
+## bench-bi: every BI view on 10M customers / 100M daily rows generated inside ClickHouse, 2 GiB per query (docs/bi-scale.md); not in make test
+BI_CUSTOMERS ?= 10000000
+BI_DAILY ?= 100000000
+bench-bi: deps
+	CUSTOMERS=$(BI_CUSTOMERS) DAILY=$(BI_DAILY) OUT=docs/bi-scale.table.md bash scripts/bench-bi.sh
 
 ## soak: issue 23's acceptance kill loop (2 instances × 20 SIGKILLs, and 3 instances with 2 killed at once; SOAK_SEEDS seeds each)
 SOAK_SEEDS ?= 10

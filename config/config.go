@@ -87,6 +87,9 @@ type ClickHouse struct {
 	// transaction aborts and winback waits for ClickHouse with no
 	// transaction open.
 	AttemptTimeout time.Duration `yaml:"attempt_timeout" help:"longest time one insert may take before it is retried; at most half of kafka.transaction_timeout, the deadline of a whole flush (retries included)"`
+	// Cluster mode: README "ClickHouse cluster mode".
+	Cluster    string `yaml:"cluster" help:"name of a cluster in the servers' remote_servers: the tables become local tables on every node under Distributed tables sharded by cityHash64(customer_id), the DDL runs on every node (ON CLUSTER where the servers have ZooKeeper); empty: one node"`
+	Replicated bool   `yaml:"replicated" help:"cluster mode with Replicated*MergeTree local tables ({shard}/{replica} macros; needs ZooKeeper) and, on ClickHouse 20.3+, inserts with insert_quorum"`
 }
 
 // Decode bounds what input records winback accepts.
@@ -217,6 +220,12 @@ func (c *Config) Validate() error {
 	}
 	if !isIdent(c.ClickHouse.Database) {
 		bad("clickhouse-database", "%q is not a plain identifier (letters, digits, _)", c.ClickHouse.Database)
+	}
+	if c.ClickHouse.Cluster != "" && !isIdent(c.ClickHouse.Cluster) {
+		bad("clickhouse-cluster", "%q is not a plain identifier (letters, digits, _), as in remote_servers", c.ClickHouse.Cluster)
+	}
+	if c.ClickHouse.Replicated && c.ClickHouse.Cluster == "" {
+		bad("clickhouse-replicated", "needs --clickhouse-cluster: replicated tables live on a cluster")
 	}
 	if c.ClickHouse.BatchRows < 1 {
 		bad("clickhouse-batch-rows", "%d; must be at least 1 (100000 is a good size)", c.ClickHouse.BatchRows)

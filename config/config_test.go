@@ -207,3 +207,27 @@ func TestUnknownEnv(t *testing.T) {
 		t.Errorf("UnknownEnv:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestClickHouseCluster: cluster mode is set by flag or env, and a bad
+// cluster name, or replicated tables without a cluster, fail naming the
+// flag.
+func TestClickHouseCluster(t *testing.T) {
+	cfg, err := load(t, []string{"--clickhouse-cluster", "winback_prod"}, map[string]string{"WINBACK_CLICKHOUSE_REPLICATED": "true"})
+	if err != nil || cfg.ClickHouse.Cluster != "winback_prod" || !cfg.ClickHouse.Replicated {
+		t.Fatalf("cluster %q replicated %v, %v; want winback_prod, true", cfg.ClickHouse.Cluster, cfg.ClickHouse.Replicated, err)
+	}
+	if d := Default(); d.ClickHouse.Cluster != "" || d.ClickHouse.Replicated {
+		t.Fatal("the default is not one node")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--clickhouse-cluster", "prod-eu"}, "--clickhouse-cluster"},
+		{[]string{"--clickhouse-replicated"}, "--clickhouse-replicated"},
+	} {
+		if _, err := load(t, tc.args, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error naming %s", tc.args, err, tc.want)
+		}
+	}
+}

@@ -3,8 +3,9 @@
 # a Debian machine. It is idempotent: run it as often as you like; it only
 # installs what is missing.
 #
-#   1. clickhouse-server, clickhouse-client and kcat from apt (Debian's
-#      ClickHouse is 18.16). Needs root, or sudo.
+#   1. clickhouse-server, clickhouse-client, kcat and zookeeper from apt
+#      (Debian's ClickHouse is 18.16; ZooKeeper 3.8, a Java program, is for
+#      the replicated ClickHouse cluster test). Needs root, or sudo.
 #   2. libchdb.so (a modern ClickHouse as a library) from the npm package
 #      `chdb`, into .cache/chdb. Its absolute path is printed last and written
 #      to .cache/chdb/libpath, for the Makefile (CHDB_LIB_PATH). Only the
@@ -32,7 +33,7 @@ done
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 chdb_dir=${CHDB_DIR:-$repo/.cache/chdb}
 chdb_version=${CHDB_NPM_VERSION:-3.4.0}
-apt_pkgs=(clickhouse-server clickhouse-client kcat)
+apt_pkgs=(clickhouse-server clickhouse-client kcat zookeeper)
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 die() { printf 'deps: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -44,10 +45,16 @@ have() {
 	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
 }
 
+# present reports whether a package is there: its command, or (zookeeper,
+# which has none on PATH) the installed package.
+present() {
+	have "$1" || dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
 # --- 1. apt packages -------------------------------------------------------
 missing=()
 for p in "${apt_pkgs[@]}"; do
-	have "$p" || missing+=("$p")
+	present "$p" || missing+=("$p")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -72,7 +79,7 @@ else
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${apt_pkgs[@]}" ||
 		die "apt-get install failed; run: $install_cmd"
 	for p in "${apt_pkgs[@]}"; do
-		have "$p" || die "$p still missing after apt-get install"
+		present "$p" || die "$p still missing after apt-get install"
 	done
 	log "installed: ${missing[*]}"
 fi

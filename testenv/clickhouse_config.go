@@ -24,6 +24,16 @@ type chLayout struct {
 	Stdio       string // the process's stdout and stderr
 	TCPPort     int
 	HTTPPort    int
+	// Cluster mode (StartClickHouseCluster): the cluster's name in
+	// remote_servers, its shards' replicas' native ports, this server's
+	// {shard} and {replica} macros, and, with replicated tables, the
+	// interserver port and ZooKeeper's client port.
+	Cluster         string
+	ShardPorts      [][]int
+	Shard, Replica  string
+	Replicated      bool
+	InterserverPort int
+	ZooKeeperPort   int
 }
 
 func newLayout(dir string, tcpPort, httpPort int) chLayout {
@@ -50,7 +60,8 @@ func newLayout(dir string, tcpPort, httpPort int) chLayout {
 //   - 18.16 has no max_server_memory_usage (20.x+); the per-query
 //     max_memory_usage in the default profile bounds memory instead.
 //   - timezone is UTC so DateTime values do not depend on the machine.
-//   - interserver_http_port is omitted: no replication, and no third port.
+//   - interserver_http_port is omitted but for replicated clusters
+//     (StartClickHouseCluster): no replication, and no third port.
 //   - poll_interval is 1 s, not 10 (users.xml, default profile): an idle
 //     client connection notices a shutdown only between polls, so with 10
 //     a graceful Stop waited 10 s whenever a client pool held a
@@ -80,6 +91,36 @@ var configTmpl = template.Must(template.New("config.xml").Funcs(template.FuncMap
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <max_concurrent_queries>100</max_concurrent_queries>
     <mlock_executable>false</mlock_executable>
+{{- if .Cluster}}
+    <remote_servers>
+        <{{.Cluster}}>
+{{- range .ShardPorts}}
+            <shard>
+                <internal_replication>{{$.Replicated}}</internal_replication>
+{{- range .}}
+                <replica><host>127.0.0.1</host><port>{{.}}</port></replica>
+{{- end}}
+            </shard>
+{{- end}}
+        </{{.Cluster}}>
+    </remote_servers>
+    <macros>
+        <shard>{{x .Shard}}</shard>
+        <replica>{{x .Replica}}</replica>
+    </macros>
+{{- end}}
+{{- if .InterserverPort}}
+    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <interserver_http_port>{{.InterserverPort}}</interserver_http_port>
+{{- end}}
+{{- if .ZooKeeperPort}}
+    <zookeeper>
+        <node><host>127.0.0.1</host><port>{{.ZooKeeperPort}}</port></node>
+    </zookeeper>
+    <distributed_ddl>
+        <path>/clickhouse/task_queue/ddl</path>
+    </distributed_ddl>
+{{- end}}
 </yandex>
 `))
 

@@ -49,11 +49,24 @@
 // nothing and returns a handle on that server; Stop, Kill and Restart then
 // return ErrExternalClickHouse.
 //
+// # A ClickHouse cluster
+//
+// StartClickHouseCluster runs several clickhouse-server children as the
+// shards (and replicas) of one cluster: each config lists every node's
+// native port under remote_servers, with macros {shard} (01, 02, ...) and
+// {replica} (r1, r2, ...). With ZooKeeper (or more than one replica per
+// shard) it also starts Debian's ZooKeeper as a child (StartZooKeeper: a
+// free port, ready once "srvr" answers, since "ruok" answers before it
+// serves sessions), gives every server an interserver port, and returns
+// once each server has a ZooKeeper session, so ON CLUSTER DDL and
+// Replicated tables work. CLICKHOUSE_DSN does not apply to clusters.
+//
 // # In tests
 //
-// NewKafka, NewRegistry and NewClickHouse start a component for one test,
+// NewKafka, NewRegistry, NewClickHouse and NewClickHouseCluster start a
+// component for one test,
 // close it in t.Cleanup and fail the test (with the install command for
 // ClickHouse) if it cannot start. TestLogger sends warnings to the test
 // log. Use scripts/deps.sh to install clickhouse-server, clickhouse-client,
-// kcat and libchdb.so on a fresh Debian machine.
+// kcat, zookeeper and libchdb.so on a fresh Debian machine.
 package testenv

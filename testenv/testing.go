@@ -82,3 +82,20 @@ func (w *tbWriter) stop() {
 	defer w.mu.Unlock()
 	w.done = true
 }
+
+// NewClickHouseCluster starts a cluster of clickhouse-server children for a
+// test (StartClickHouseCluster) and closes it when the test ends.
+func NewClickHouseCluster(t testing.TB, o ClusterOptions) *ClickHouseCluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if o.Logger == nil {
+		o.Logger = TestLogger(t)
+	}
+	c, err := StartClickHouseCluster(ctx, o)
+	if err != nil {
+		t.Fatalf("testenv: ClickHouse cluster: %v\n(needs clickhouse-server: %s; and for ZooKeeper: %s)", err, InstallHint, ZooKeeperHint)
+	}
+	t.Cleanup(c.Close)
+	return c
+}

@@ -160,6 +160,8 @@ func clickhouseConfig(cfg *config.Config) clickhouse.Config {
 		Database:   cfg.ClickHouse.Database,
 		BatchRows:  cfg.ClickHouse.BatchRows,
 		ActiveDays: cfg.ClickHouse.ActiveDays,
+		Cluster:    cfg.ClickHouse.Cluster,
+		Replicated: cfg.ClickHouse.Replicated,
 		// Retries stop at the flush deadline (half the transaction
 		// timeout); the pause between them stays well inside it.
 		AttemptTimeout:  cfg.ClickHouse.AttemptTimeout,

@@ -53,6 +53,9 @@
 //	DELETE FROM (lightweight delete),    23.3    no: ALTER TABLE yes: rows hidden at once
 //	  for erasure and eviction                   ... DELETE
 //	                                             (a mutation)
+//	insert_distributed_sync (int)        18.1    yes             yes: cluster mode only
+//	insert_quorum (int), replicated      20.3    no: it stalls   yes: replicas per shard
+//	  cluster mode                               mutations (#7133)
 //	DateTime64, Map, Bool, JSON          20+     not available   not used: times are DateTime
 //	                                                              (seconds), bools UInt8, the
 //	                                                              evidence map two arrays
@@ -83,6 +86,21 @@
 // migrate time; changing ActiveDays and running Migrate re-creates those two
 // views and records the new value in schema_migrations.params, and the
 // retention views show it in their active_days column.
+//
+// # Cluster mode
+//
+// With Config.Cluster set (cluster.go), Migrate renders the same migration
+// files for a cluster (chsql's cluster.go): local tables <name>_local on
+// every node (Replicated* with Config.Replicated) under Distributed tables
+// of the original names, sharded by cityHash64(customer_id), so FINAL per
+// shard is FINAL over the table; DDL runs ON CLUSTER where the servers
+// have ZooKeeper, else on each host of system.clusters. Inserts go to the
+// Distributed tables with insert_distributed_sync = 1 (and insert_quorum
+// with replicas, from 20.3); erasure deletes from every node's local
+// tables.
+// Migrate takes a lock in schema_lock before it runs anything (chsql's
+// lock.go), on one node too, so instances that start together migrate
+// once.
 //
 // # Tables and views
 //

@@ -93,7 +93,7 @@ func (s *Sink) deleteRetrying(ctx context.Context, table, where string, ids []st
 		backoff := minRetryBackoff
 		for attempt := 1; ; attempt++ {
 			actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
-			err := s.conn.Exec(actx, q)
+			err := s.execDelete(actx, q)
 			cancel()
 			if err == nil {
 				break
@@ -118,5 +118,5 @@ func (s *Sink) deleteRetrying(ctx context.Context, table, where string, ids []st
 // deleteQuery is the statement that deletes table's rows matching where
 // for ids on this server.
 func (s *Sink) deleteQuery(table, where string, ids []string) string {
-	return chsql.DeleteSQL(s.cfg.Database, table, where, ids, s.features.LightweightDelete)
+	return chsql.DeleteSQL(s.cfg.Database, s.localTable(table), where, ids, s.features.LightweightDelete)
 }

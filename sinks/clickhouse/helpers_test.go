@@ -57,6 +57,11 @@ func openSink(t testing.TB, ch *testenv.ClickHouse, cfg Config) (*Sink, *prometh
 	if cfg.Database == "" {
 		cfg.Database = testDB(t)
 	}
+	if cfg.lock.Settle == 0 {
+		// One test per database: nobody to wait for. TestMigrateLock
+		// sets its own.
+		cfg.lock.Settle = 10 * time.Millisecond
+	}
 	reg := prometheus.NewRegistry()
 	s, err := Open(testCtx(t, 30*time.Second), cfg, testenv.TestLogger(t), reg)
 	if err != nil {

@@ -41,12 +41,12 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("first apply ran %v, want every file %v", ran, files)
 	}
 
-	wantTables := []string{"customer_aggregates", "customer_daily", "dlq_records", "schema_migrations", "winback_triggers"}
-	wantViews := []string{"customer_history", "customer_kpis", "customer_months", "customer_weeks", "customers_at_risk",
+	wantTables := []string{"customer_aggregates", "customer_daily", "customer_history_state", "dlq_records", "schema_lock", "schema_migrations", "winback_triggers"}
+	wantViews := []string{"customer_days", "customer_history", "customer_kpis", "customer_months", "customer_weeks", "customers_at_risk",
 		"engagement_by_tier", "kpi_monthly", "kpi_weekly", "retention_monthly", "retention_weekly",
 		"support_by_tier", "value_risk_matrix", "winback_funnel", "winback_incrementality", "winback_incrementality_by_reason",
 		"winback_trigger_outcomes"}
-	wantFeeds := []string{"customer_daily_feed"}
+	wantFeeds := []string{"customer_daily_feed", "customer_history_feed"}
 	var gotTables, gotViews, gotFeeds []string
 	for _, r := range query(t, s, "SELECT name, engine FROM system.tables WHERE database = '"+db+"' ORDER BY name") {
 		switch r[1] {
@@ -98,7 +98,7 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"011_customer_months.sql", "012_customer_weeks.sql", "062_customer_history_days.sql"}; !slices.Equal(ran, want) {
+	if want := []string{"011_customer_months.sql", "012_customer_weeks.sql", "062_customer_history_days.sql", "071_views_on_history_state.sql"}; !slices.Equal(ran, want) {
 		t.Fatalf("active_days 45 ran %v, want %v", ran, want)
 	}
 	if got := query(t, s, "SELECT argMax(params, seq) FROM "+db+".schema_migrations WHERE version = 11"); !strings.Contains(got[0][0], "active_days=45") {

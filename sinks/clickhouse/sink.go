@@ -62,6 +62,16 @@ type Config struct {
 	DedupWindow int
 	// Now is the clock for updated_at; nil means time.Now.
 	Now func() time.Time
+	// Cluster, when set, is the name of a cluster in the servers'
+	// remote_servers: winback's tables become local tables on every node
+	// under Distributed tables sharded by customer (cluster.go, and
+	// chsql's cluster.go for the DDL). Empty: one node.
+	Cluster string
+	// Replicated makes the local tables Replicated*MergeTree (cluster
+	// mode; the servers need ZooKeeper and {shard}, {replica} macros).
+	Replicated bool
+
+	lock chsql.LockOptions // the migration lock's timing (tests)
 }
 
 func (c *Config) defaults() {
@@ -110,6 +120,7 @@ type Sink struct {
 	version  chsql.Version
 	features Features
 	m        *metrics
+	cluster  *clusterConn // nil on one node
 
 	flushMu sync.Mutex // one Flush at a time
 
@@ -128,6 +139,12 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	}
 	if !chsql.ValidDatabase(cfg.Database) {
 		return nil, fmt.Errorf("clickhouse: database %q is not a plain identifier (letters, digits, _)", cfg.Database)
+	}
+	if cfg.Cluster != "" && !chsql.ValidCluster(cfg.Cluster) {
+		return nil, fmt.Errorf("%w: name %q is not a plain identifier (letters, digits, _)", ErrCluster, cfg.Cluster)
+	}
+	if cfg.Replicated && cfg.Cluster == "" {
+		return nil, fmt.Errorf("%w: replicated tables need a cluster name", ErrCluster)
 	}
 	opts, err := clickhouse.ParseDSN(cfg.DSN)
 	if err != nil {
@@ -164,9 +181,20 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		conn.Close()
 		return nil, err
 	}
+	features := chsql.FeaturesOf(v)
+	var cluster *clusterConn
+	if cfg.Cluster != "" {
+		if cluster, err = openCluster(ctx, conn, opts, cfg, features); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		conn.Close()
+		if cluster != nil {
+			cluster.close()
+		}
 		return nil, fmt.Errorf("clickhouse: metrics: %w", err)
 	}
 	s := &Sink{
@@ -174,14 +202,19 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		log:      logger,
 		conn:     conn,
 		version:  v,
-		features: chsql.FeaturesOf(v),
+		features: features,
 		m:        m,
+		cluster:  cluster,
 		pending:  chsql.NewBatch(cfg.DLQSampleBytes),
 	}
 	f := s.features
 	logger.Info("clickhouse connected", "addr", strings.Join(opts.Addr, ","), "database", cfg.Database, "server_version", v.String(),
 		"insert_deduplication_token", f.InsertDedupToken, "low_cardinality", f.LowCardinality,
 		"async_insert_available", f.AsyncInsert, "async_insert_used", false)
+	if cluster != nil {
+		logger.Info("clickhouse cluster mode", "cluster", cluster.String(), "replicated", cfg.Replicated,
+			"ddl_nodes", cluster.hosts(), "insert_settings", fmt.Sprint(cluster.settings))
+	}
 	return s, nil
 }
 
@@ -199,8 +232,17 @@ func (s *Sink) Features() Features { return s.features }
 // date; see package doc. Running it again is a no-op; a migration file
 // changed after it was applied is a *MigrationChecksumError.
 func (s *Sink) Migrate(ctx context.Context) error {
-	_, err := chsql.Apply(ctx, executor{s.conn}, schemas.ClickHouseMigrations(), s.migrationParams(), s.log)
+	_, err := chsql.Apply(ctx, s.migrationExecutor(), schemas.ClickHouseMigrations(), s.migrationParams(), s.log)
 	return err
+}
+
+// migrationExecutor runs the migrations: on the connected node, or in
+// cluster mode on every node where a statement says so.
+func (s *Sink) migrationExecutor() chsql.Executor {
+	if s.cluster != nil {
+		return clusterExecutor{executor{s.conn}, s.cluster}
+	}
+	return executor{s.conn}
 }
 
 func (s *Sink) migrationParams() chsql.Params {
@@ -210,6 +252,8 @@ func (s *Sink) migrationParams() chsql.Params {
 		Server:      s.version,
 		Features:    s.features,
 		DedupWindow: s.cfg.DedupWindow,
+		Cluster:     chsql.Cluster{Name: s.cfg.Cluster, Replicated: s.cfg.Replicated},
+		Lock:        s.cfg.lock,
 	}
 }
 
@@ -389,7 +433,13 @@ func (s *Sink) insertRetrying(ctx context.Context, t *chsql.Table) error {
 func (s *Sink) insert(ctx context.Context, t *chsql.Table) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
 	defer cancel()
-	if settings := t.Settings(); settings != nil && s.features.StringSettings {
+	var settings map[string]any
+	if s.features.StringSettings {
+		settings = t.Settings()
+	}
+	if s.cluster != nil {
+		ctx = s.cluster.ctx(ctx, settings)
+	} else if settings != nil {
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 	}
 	batch, err := s.conn.PrepareBatch(ctx, t.InsertQuery(s.cfg.Database))
@@ -436,6 +486,9 @@ func (s *Sink) Ping(ctx context.Context) error {
 func (s *Sink) Close() error {
 	if n := s.Pending(); n > 0 {
 		s.log.Warn("clickhouse sink closed with rows pending", "rows", n)
+	}
+	if s.cluster != nil {
+		s.cluster.close()
 	}
 	return s.conn.Close()
 }

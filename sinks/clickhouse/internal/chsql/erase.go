@@ -6,12 +6,14 @@ import (
 )
 
 // Erasable are the tables that hold a customer's rows, with the condition
-// that finds them: customer_daily (filled by the customer_daily_feed view)
-// is deleted from separately; a dead letter is the customer's if its key
+// that finds them: customer_daily and customer_history_state (filled by
+// the materialized views customer_daily_feed and customer_history_feed)
+// are deleted from separately; a dead letter is the customer's if its key
 // is the id or its sample holds the id as a JSON string.
 var Erasable = []struct{ Table, Where string }{
 	{TableAggregates, "customer_id IN (%[1]s)"},
 	{"customer_daily", "customer_id IN (%[1]s)"},
+	{"customer_history_state", "customer_id IN (%[1]s)"},
 	{TableTriggers, "customer_id IN (%[1]s)"},
 	{TableDeadLetters, "key IN (%[1]s) OR %[2]s"},
 }

@@ -50,6 +50,11 @@ type Params struct {
 	// DedupWindow is non_replicated_deduplication_window where
 	// Features.InsertDedupToken holds; 0 means DefaultDedupWindow.
 	DedupWindow int
+	// Cluster renders the migrations for a cluster of shards (cluster.go);
+	// the zero value is one node.
+	Cluster Cluster
+	// Lock tunes the lock Apply takes before it runs a migration.
+	Lock LockOptions
 }
 
 // tmplData is what the .sql templates see.
@@ -81,7 +86,11 @@ func (p Params) data() tmplData {
 // String is the template values as recorded in schema_migrations.params.
 func (p Params) String() string {
 	d := p.data()
-	return fmt.Sprintf("active_days=%d string=%s dedup_window=%d", d.ActiveDays, d.String, d.DedupWindow)
+	s := fmt.Sprintf("active_days=%d string=%s dedup_window=%d", d.ActiveDays, d.String, d.DedupWindow)
+	if p.Cluster.Name != "" {
+		s += fmt.Sprintf(" cluster=%s replicated=%t", p.Cluster.Name, p.Cluster.Replicated)
+	}
+	return s
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -97,6 +106,12 @@ func (p Params) validate() error {
 	if p.ActiveDays < 1 {
 		return fmt.Errorf("chsql: active days %d: must be at least 1", p.ActiveDays)
 	}
+	if p.Cluster.Name != "" && !ValidCluster(p.Cluster.Name) {
+		return fmt.Errorf("chsql: cluster %q is not a plain identifier (letters, digits, _)", p.Cluster.Name)
+	}
+	if p.Cluster.Replicated && p.Cluster.Name == "" {
+		return errors.New("chsql: replicated tables need a cluster name")
+	}
 	return nil
 }
 
@@ -108,6 +123,9 @@ type Migration struct {
 	SQL              string // the rendered text
 	RenderedChecksum string // sha256 of SQL, hex
 	Statements       []string
+	// Everywhere, in cluster mode, marks the statements that run on every
+	// node (DDL); the others run once. Nil on one node.
+	Everywhere []bool
 }
 
 var fileRE = regexp.MustCompile(`^(\d{3})_[a-z0-9_]+\.sql$`)
@@ -151,6 +169,11 @@ func Load(fsys fs.FS, p Params) ([]Migration, error) {
 	if len(ms) == 0 || ms[0].Version != 0 {
 		return nil, errors.New("chsql: migrations must start with 000_*.sql, which creates the database and schema_migrations")
 	}
+	if p.Cluster.Name != "" {
+		if err := clusterize(ms, p.Cluster, p.Database); err != nil {
+			return nil, err
+		}
+	}
 	return ms, nil
 }
 
@@ -163,16 +186,19 @@ func render(name string, version uint32, raw []byte, p Params) (Migration, error
 	if err := t.Execute(&buf, p.data()); err != nil {
 		return Migration{}, fmt.Errorf("chsql: migration %s: %w", name, err)
 	}
-	sum := sha256.Sum256(raw)
-	rsum := sha256.Sum256(buf.Bytes())
 	return Migration{
 		Version:          version,
 		Name:             name,
-		Checksum:         hex.EncodeToString(sum[:]),
+		Checksum:         checksum(raw),
 		SQL:              buf.String(),
-		RenderedChecksum: hex.EncodeToString(rsum[:]),
+		RenderedChecksum: checksum(buf.Bytes()),
 		Statements:       Split(buf.String()),
 	}, nil
+}
+
+func checksum(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // ChecksumError says a migration file was changed after it was applied.
@@ -194,6 +220,15 @@ type applied struct {
 	name, checksum, rendered string
 }
 
+// ClusterExecutor is an Executor that also reaches every node of the
+// cluster: it runs a statement with ON CLUSTER (OnCluster) where the
+// servers have ZooKeeper, else on each node in turn. Apply needs one in
+// cluster mode.
+type ClusterExecutor interface {
+	Executor
+	ExecEverywhere(ctx context.Context, query string) error
+}
+
 // Apply brings the database up to the migrations in fsys:
 //
 //   - 000 runs every time (it creates the database and the ledger,
@@ -207,6 +242,10 @@ type applied struct {
 //     EXISTS, DROP + CREATE VIEW, ALTER ... MODIFY SETTING);
 //   - otherwise nothing happens, so applying twice is a no-op.
 //
+// When something is to run, Apply first takes the migration lock
+// (lock.go), so that of several instances starting together one runs the
+// migrations and the others wait for it, then find nothing left to do.
+//
 // It returns the names of the migrations it ran (000 only when it was
 // recorded anew).
 func Apply(ctx context.Context, ex Executor, fsys fs.FS, p Params, log *slog.Logger) ([]string, error) {
@@ -217,43 +256,29 @@ func Apply(ctx context.Context, ex Executor, fsys fs.FS, p Params, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	for i, st := range ms[0].Statements {
-		if err := ex.Exec(ctx, st); err != nil {
+	for i := range ms[0].Statements {
+		if err := execStmt(ctx, ex, p, ms[0], i); err != nil {
 			return nil, fmt.Errorf("clickhouse migration %s: statement %d: %w", ms[0].Name, i+1, err)
 		}
 	}
-	rows, err := ex.Query(ctx, fmt.Sprintf(
-		"SELECT toString(version), argMax(name, seq), argMax(checksum, seq), argMax(rendered_checksum, seq) FROM %s.schema_migrations GROUP BY version",
-		p.Database))
+	todo, done, err := pending(ctx, ex, p, ms)
+	if err != nil || len(todo) == 0 {
+		return nil, err
+	}
+	lock, err := acquireLock(ctx, ex, p, log)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse migrations: read %s.schema_migrations: %w", p.Database, err)
+		return nil, err
 	}
-	done := map[uint32]applied{}
-	for _, r := range rows {
-		if len(r) != 4 {
-			return nil, fmt.Errorf("clickhouse migrations: schema_migrations row has %d columns, want 4", len(r))
-		}
-		v, err := strconv.ParseUint(r[0], 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("clickhouse migrations: schema_migrations version %q: %w", r[0], err)
-		}
-		done[uint32(v)] = applied{name: r[1], checksum: r[2], rendered: r[3]}
-	}
-	// Refuse before running anything if an applied file was edited.
-	for _, m := range ms {
-		if a, ok := done[m.Version]; ok && (a.name != m.Name || a.checksum != m.Checksum) {
-			return nil, &ChecksumError{File: m.Name, AppliedName: a.name, AppliedChecksum: a.checksum, FileChecksum: m.Checksum}
-		}
+	defer lock.release()
+	// Again under the lock: another instance may have run them meanwhile.
+	if todo, done, err = pending(ctx, ex, p, ms); err != nil {
+		return nil, err
 	}
 	var ran []string
-	for _, m := range ms {
-		a, ok := done[m.Version]
-		if ok && a.rendered == m.RenderedChecksum {
-			continue
-		}
+	for _, m := range todo {
 		if m.Version != 0 {
-			for i, st := range m.Statements {
-				if err := ex.Exec(ctx, st); err != nil {
+			for i := range m.Statements {
+				if err := execStmt(ctx, ex, p, m, i); err != nil {
 					return ran, fmt.Errorf("clickhouse migration %s: statement %d: %w", m.Name, i+1, err)
 				}
 			}
@@ -268,13 +293,65 @@ func Apply(ctx context.Context, ex Executor, fsys fs.FS, p Params, log *slog.Log
 			return ran, fmt.Errorf("clickhouse migration %s: record: %w", m.Name, err)
 		}
 		why := "new"
-		if ok {
+		if _, ok := done[m.Version]; ok {
 			why = "rendered text changed"
 		}
 		log.Info("clickhouse migration applied", "migration", m.Name, "why", why, "statements", len(m.Statements), "params", p.String())
 		ran = append(ran, m.Name)
 	}
 	return ran, nil
+}
+
+// execStmt runs statement i of m: on every node in cluster mode when it
+// is marked Everywhere, else once.
+func execStmt(ctx context.Context, ex Executor, p Params, m Migration, i int) error {
+	return execScoped(ctx, ex, p, m.Statements[i], m.Everywhere != nil && m.Everywhere[i])
+}
+
+func execScoped(ctx context.Context, ex Executor, p Params, st string, everywhere bool) error {
+	if p.Cluster.Name == "" || !everywhere {
+		return ex.Exec(ctx, st)
+	}
+	ce, ok := ex.(ClusterExecutor)
+	if !ok {
+		return fmt.Errorf("chsql: cluster %s: the executor cannot reach every node", p.Cluster.Name)
+	}
+	return ce.ExecEverywhere(ctx, st)
+}
+
+// pending reads the ledger and returns the migrations to run, in order,
+// and what the ledger holds; an applied file that changed is an error.
+func pending(ctx context.Context, ex Executor, p Params, ms []Migration) ([]Migration, map[uint32]applied, error) {
+	rows, err := ex.Query(ctx, fmt.Sprintf(
+		"SELECT toString(version), argMax(name, seq), argMax(checksum, seq), argMax(rendered_checksum, seq) FROM %s.schema_migrations GROUP BY version",
+		p.Database))
+	if err != nil {
+		return nil, nil, fmt.Errorf("clickhouse migrations: read %s.schema_migrations: %w", p.Database, err)
+	}
+	done := map[uint32]applied{}
+	for _, r := range rows {
+		if len(r) != 4 {
+			return nil, nil, fmt.Errorf("clickhouse migrations: schema_migrations row has %d columns, want 4", len(r))
+		}
+		v, err := strconv.ParseUint(r[0], 10, 32)
+		if err != nil {
+			return nil, nil, fmt.Errorf("clickhouse migrations: schema_migrations version %q: %w", r[0], err)
+		}
+		done[uint32(v)] = applied{name: r[1], checksum: r[2], rendered: r[3]}
+	}
+	// Refuse before running anything if an applied file was edited.
+	for _, m := range ms {
+		if a, ok := done[m.Version]; ok && (a.name != m.Name || a.checksum != m.Checksum) {
+			return nil, nil, &ChecksumError{File: m.Name, AppliedName: a.name, AppliedChecksum: a.checksum, FileChecksum: m.Checksum}
+		}
+	}
+	var todo []Migration
+	for _, m := range ms {
+		if a, ok := done[m.Version]; !ok || a.rendered != m.RenderedChecksum {
+			todo = append(todo, m)
+		}
+	}
+	return todo, done, nil
 }
 
 // Quote returns s as a ClickHouse string literal.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 func TestSplit(t *testing.T) {
@@ -52,7 +53,7 @@ func TestQuote(t *testing.T) {
 
 func testParams() Params {
 	v, _ := ParseVersion("18.16.1")
-	return Params{Database: "db", ActiveDays: 30, Server: v, Features: FeaturesOf(v)}
+	return Params{Database: "db", ActiveDays: 30, Server: v, Features: FeaturesOf(v), Lock: LockOptions{Settle: time.Millisecond, Poll: time.Millisecond}}
 }
 
 func TestLoadRejects(t *testing.T) {
@@ -105,11 +106,21 @@ type memExec struct {
 	ran    []string
 	ledger [][]string
 	fail   string
+	claim  []string // the latest lock claim: token, owner
 }
 
 func (m *memExec) Exec(_ context.Context, q string) error {
 	if m.fail != "" && strings.Contains(q, m.fail) {
 		return errors.New("boom")
+	}
+	if strings.HasPrefix(q, "INSERT INTO db.schema_lock") {
+		// SELECT 'migrate', '<token>', '<owner>', now(), ...
+		parts := strings.Split(strings.SplitN(q, " SELECT ", 2)[1], ", ")
+		m.claim = []string{strings.Trim(parts[1], "'"), strings.Trim(parts[2], "'")}
+		return nil
+	}
+	if strings.HasPrefix(q, "CREATE TABLE IF NOT EXISTS db.schema_lock") {
+		return nil
 	}
 	m.ran = append(m.ran, q)
 	if strings.HasPrefix(q, "INSERT INTO db.schema_migrations") {
@@ -121,7 +132,10 @@ func (m *memExec) Exec(_ context.Context, q string) error {
 	return nil
 }
 
-func (m *memExec) Query(context.Context, string) ([][]string, error) {
+func (m *memExec) Query(_ context.Context, q string) ([][]string, error) {
+	if strings.Contains(q, "schema_lock") {
+		return [][]string{m.claim}, nil
+	}
 	latest := map[string][]string{}
 	var order []string
 	for _, r := range m.ledger {

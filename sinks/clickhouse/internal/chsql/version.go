@@ -68,6 +68,17 @@ type Features struct {
 	// DELETE, a mutation that rewrites the parts holding them in the
 	// background (sinks/clickhouse erase.go).
 	LightweightDelete bool
+	// InsertDistributedSync: an insert into a Distributed table can wait
+	// until every shard has stored its rows (insert_distributed_sync), in
+	// cluster mode; else the rows wait in a queue on the node written to.
+	InsertDistributedSync bool
+	// InsertQuorum: an insert into a Replicated table waits until N
+	// replicas have the block (insert_quorum), in replicated cluster mode.
+	// The setting exists in 18.16, but there parts inserted with a quorum
+	// stall every later mutation (ClickHouse issue 7133, fixed in 20.3):
+	// erasure would never finish (seen here on 18.16), so it is used from
+	// 20.3.
+	InsertQuorum bool
 }
 
 // FeaturesOf returns the features winback uses on a server of version v.
@@ -78,5 +89,9 @@ func FeaturesOf(v Version) Features {
 		LowCardinality:    v.AtLeast(20, 1),
 		StringSettings:    v.AtLeast(22, 2),
 		LightweightDelete: v.AtLeast(23, 3),
+		// insert_distributed_sync came in 1.1.54xxx, before the 18.x
+		// numbering.
+		InsertDistributedSync: v.AtLeast(18, 1),
+		InsertQuorum:          v.AtLeast(20, 3),
 	}
 }
