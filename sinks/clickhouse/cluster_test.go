@@ -11,7 +11,7 @@ import (
 
 	"github.com/winback/winback/schemas"
 	"github.com/winback/winback/sinks/clickhouse/internal/chsql"
-	"github.com/winback/winback/sinks/clickhouse/internal/fixture"
+	"github.com/winback/winback/sinks/clickhouse/internal/chtest"
 	"github.com/winback/winback/testenv"
 )
 
@@ -19,7 +19,7 @@ import (
 // of four, then a replay in reverse (every older version after a newer
 // one), the triggers again with a later emitted_at, and stale versions
 // alone in a batch, so that unmerged duplicates exist everywhere.
-func writeStream(t *testing.T, s *Sink, fx *fixture.Fixture) {
+func writeStream(t *testing.T, s *Sink, fx *chtest.Fixture) {
 	t.Helper()
 	ctx := testCtx(t, time.Minute)
 	writeFixture(t, s, fx, 4)
@@ -73,7 +73,7 @@ func sortedText(rows [][]string) string {
 // under FINAL and the same output of every view, also after an erasure;
 // and the cluster passes the hand-checked view fixture on its own.
 func TestClusterSameAsOneNode(t *testing.T) {
-	fx, err := fixture.Load("testdata/views.txt")
+	fx, err := chtest.Load("testdata/views.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,15 +142,15 @@ func TestClusterSameAsOneNode(t *testing.T) {
 	}
 	compare(t, "after the stream")
 	for _, e := range fx.Expects {
-		if err := fixture.Compare(query(t, two, e.SQL(dbTwo)), e.Rows); err != nil {
+		if err := chtest.Compare(query(t, two, e.SQL(dbTwo)), e.Rows); err != nil {
 			t.Errorf("cluster: testdata/views.txt:%d: %s", e.Line, err)
 		}
 	}
 	retention, kpi := fx.Weekly()
-	if err := fixture.Compare(query(t, two, fixture.Expect{Query: fixture.WeeklyRetentionQuery}.SQL(dbTwo)), retention); err != nil {
+	if err := chtest.Compare(query(t, two, chtest.Expect{Query: chtest.WeeklyRetentionQuery}.SQL(dbTwo)), retention); err != nil {
 		t.Errorf("cluster retention_weekly: %v", err)
 	}
-	if err := fixture.Compare(query(t, two, fixture.Expect{Query: fixture.WeeklyKPIQuery}.SQL(dbTwo)), kpi); err != nil {
+	if err := chtest.Compare(query(t, two, chtest.Expect{Query: chtest.WeeklyKPIQuery}.SQL(dbTwo)), kpi); err != nil {
 		t.Errorf("cluster kpi_weekly: %v", err)
 	}
 
@@ -268,7 +268,7 @@ func applyNames(ctx context.Context, s *Sink) ([]string, error) {
 // rows, the views pass the hand-checked fixture, and an erasure reaches
 // every replica.
 func TestClusterReplicated(t *testing.T) {
-	fx, err := fixture.Load("testdata/views.txt")
+	fx, err := chtest.Load("testdata/views.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestClusterReplicated(t *testing.T) {
 		t.Fatal("the two shards hold the same rows, or one holds none: not sharded")
 	}
 	for _, e := range fx.Expects {
-		if err := fixture.Compare(query(t, s, e.SQL(db)), e.Rows); err != nil {
+		if err := chtest.Compare(query(t, s, e.SQL(db)), e.Rows); err != nil {
 			t.Errorf("replicated cluster: testdata/views.txt:%d: %s", e.Line, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package chsql
 
 import (
+	"flag"
 	"os"
 	"slices"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/winback/winback/schemas"
 )
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 func clusterParams(replicated bool, server string) Params {
 	p := testParams()
