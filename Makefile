@@ -85,11 +85,11 @@ bench-tiny:
 bench-quick: deps
 	cd bench && $(GO) run . -events 100000 -customers 2000 -commit-intervals $(BENCH_INTERVALS) -engine-customers none -restore-large=false -clickhouse-history 2 -latency-probes 40 -out /tmp/winback-bench-quick.json $(BENCH_ARGS)
 
-## bench-bi: every BI view on 10M customers / 100M daily rows generated inside ClickHouse, 2 GiB per query (docs/bi-scale.md); not in make test
+## bench-bi: every BI view on 10M customers / 100M daily rows generated inside ClickHouse, 2 GiB per query (docs/scaling.md); not in make test
 BI_CUSTOMERS ?= 10000000
 BI_DAILY ?= 100000000
 bench-bi: deps
-	CUSTOMERS=$(BI_CUSTOMERS) DAILY=$(BI_DAILY) OUT=docs/bi-scale.table.md bash scripts/bench-bi.sh
+	CUSTOMERS=$(BI_CUSTOMERS) DAILY=$(BI_DAILY) bash scripts/bench-bi.sh
 
 ## soak: issue 23's acceptance kill loop (2 instances × 20 SIGKILLs, and 3 instances with 2 killed at once; SOAK_SEEDS seeds each)
 SOAK_SEEDS ?= 10
