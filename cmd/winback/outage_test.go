@@ -163,8 +163,15 @@ func TestRegistryOutage(t *testing.T) {
 	}
 
 	proxy.down.Store(false)
-	startInstance(t, cfg, "outage-2")
+	in2 := startInstance(t, cfg, "outage-2")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute, inputs(cfg)...)
+	// ClickHouse gets a transaction's rows once it has committed.
+	for deadline := time.Now().Add(time.Minute); metricSum(t, in2.http, "winback_clickhouse_unconfirmed") != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("ClickHouse did not confirm the last transaction's rows within a minute")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	db := openCH(t, cfg.ClickHouse.DSN)
 	checkAggregates(t, db, cfg.ClickHouse.Database, want)
 }
