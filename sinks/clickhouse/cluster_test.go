@@ -15,37 +15,6 @@ import (
 	"github.com/winback/winback/testenv"
 )
 
-// writeStream writes the views fixture the way TestViews does: in batches
-// of four, then a replay in reverse (every older version after a newer
-// one), the triggers again with a later emitted_at, and stale versions
-// alone in a batch, so that unmerged duplicates exist everywhere.
-func writeStream(t *testing.T, s *Sink, fx *chtest.Fixture) {
-	t.Helper()
-	ctx := testCtx(t, time.Minute)
-	writeFixture(t, s, fx, 4)
-	rev := slices.Clone(fx.Aggregates)
-	slices.Reverse(rev)
-	for i := range rev {
-		s.AddAggregate(&rev[i])
-	}
-	for i := range fx.Triggers {
-		tr := fx.Triggers[i]
-		tr.EmittedAt += 1000
-		s.AddTrigger(&tr)
-	}
-	if err := s.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for i := range fx.Aggregates {
-		if a := fx.Aggregates[i]; a.Version == 1 {
-			s.AddAggregate(&a)
-		}
-	}
-	if err := s.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // nodeQuery runs q on every node of s's cluster (each node's local
 // tables) and returns the rows per node.
 func nodeQuery(t *testing.T, s *Sink, q string) [][][]string {

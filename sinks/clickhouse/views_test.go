@@ -24,36 +24,12 @@ func TestViews(t *testing.T) {
 	}
 	ch := testenv.NewClickHouse(t)
 	s := migratedSink(t, ch, Config{ActiveDays: fx.ActiveDays, Now: newClock(clock).now})
-	ctx := testCtx(t, 2*time.Minute)
 	// Keep the duplicates unmerged, so that a view without FINAL counts
 	// them and fails.
 	for _, table := range tableNames {
 		exec(t, s, "SYSTEM STOP MERGES "+s.cfg.Database+"."+table)
 	}
-	writeFixture(t, s, fx, 4)
-	// A replay, in reverse: every older version comes after a newer one.
-	rev := slices.Clone(fx.Aggregates)
-	slices.Reverse(rev)
-	for i := range rev {
-		s.AddAggregate(&rev[i])
-	}
-	for i := range fx.Triggers {
-		tr := fx.Triggers[i]
-		tr.EmittedAt += 1000
-		s.AddTrigger(&tr)
-	}
-	if err := s.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// Stale versions of everyone, alone in a batch.
-	for i := range fx.Aggregates {
-		if a := fx.Aggregates[i]; a.Version == 1 {
-			s.AddAggregate(&a)
-		}
-	}
-	if err := s.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	writeStream(t, s, fx)
 	if n, final := count(t, s, "SELECT count() FROM "+s.cfg.Database+".customer_aggregates"),
 		count(t, s, "SELECT count() FROM "+s.cfg.Database+".customer_aggregates FINAL"); n <= final {
 		t.Fatalf("customer_aggregates: %d rows, %d under FINAL: no duplicates to resist", n, final)
@@ -122,6 +98,38 @@ func TestViewsRunningPeriod(t *testing.T) {
 	// nobody (a ordered May 1, b May 3).
 	got := query(t, s, "SELECT period_start, period_end, is_complete, customers_start, customers_end, customers_new FROM "+s.cfg.Database+".retention_monthly")
 	if err := chtest.Compare(got, [][]string{{"2024-05-01", "2024-06-01", "0", "0", "0", "2"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeStream writes the views fixture as TestViews and the cluster test
+// read it: in batches
+// of four, then a replay in reverse (every older version after a newer
+// one), the triggers again with a later emitted_at, and stale versions
+// alone in a batch, so that unmerged duplicates exist everywhere.
+func writeStream(t *testing.T, s *Sink, fx *chtest.Fixture) {
+	t.Helper()
+	ctx := testCtx(t, time.Minute)
+	writeFixture(t, s, fx, 4)
+	rev := slices.Clone(fx.Aggregates)
+	slices.Reverse(rev)
+	for i := range rev {
+		s.AddAggregate(&rev[i])
+	}
+	for i := range fx.Triggers {
+		tr := fx.Triggers[i]
+		tr.EmittedAt += 1000
+		s.AddTrigger(&tr)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range fx.Aggregates {
+		if a := fx.Aggregates[i]; a.Version == 1 {
+			s.AddAggregate(&a)
+		}
+	}
+	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
