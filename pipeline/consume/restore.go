@@ -7,7 +7,6 @@ import (
 	"math"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -213,7 +212,9 @@ func (t *task) restoreRecord(rec *kgo.Record) error {
 	if rec.Value == nil {
 		// A tombstone. winback deletes only customers: erased or evicted
 		// (lapse forget.go).
-		if !internalKey(key) {
+		_, pend := t.pend.chunk(rec.Key)
+		_, cust := t.cust.chunk(rec.Key)
+		if !pend && !cust && key != metaKey && key != fwdKey && key != epochKey {
 			t.eng.Forget(key)
 		}
 		return nil
@@ -276,15 +277,6 @@ func (t *task) finishRestore() (trigs []event.Trigger, ids []string, all bool) {
 	trigs, _ = parseTriggers(t.pend.finish())
 	ids, _ = parseIDs(t.cust.finish())
 	return trigs, ids, all
-}
-
-// internalKey reports whether a changelog key is a task's own record, not
-// a customer's.
-func internalKey(k string) bool {
-	if strings.HasPrefix(k, pendKey) || strings.HasPrefix(k, custKey) {
-		return len(k) == len(pendKey)+2
-	}
-	return k == metaKey || k == fwdKey || k == epochKey
 }
 
 // waitStable waits until no transaction is open on partitions parts of the
