@@ -8,6 +8,7 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/winback/winback/pipeline/event"
@@ -350,28 +351,35 @@ func (r *Runner) full(ctx context.Context, polled int, deadline time.Time) strin
 		return "interval"
 	case polled >= r.cfg.MaxPollRecords:
 		return "max_poll_records"
-	case r.dep.Sink.NeedsFlush():
+	}
+	rows, bytes := r.held()
+	switch {
+	case r.dep.Sink.NeedsFlush(rows):
 		return "batch_rows" // a full ClickHouse batch: commit it
-	case r.cacheFull():
+	case r.cfg.CacheMaxBytes > 0 && bytes >= float64(r.cfg.CacheMaxBytes):
 		return "cache" // enough changed customers: write them
 	}
 	return ""
 }
 
-// cacheFull reports whether the customers changed in the open transaction
-// would write CacheMaxBytes of changelog snapshots or more.
-func (r *Runner) cacheFull() bool {
-	if r.cfg.CacheMaxBytes <= 0 {
-		return false
-	}
+// aggregateBytes is what a closed day's aggregate row costs while the
+// engine holds it for the commit.
+const aggregateBytes = float64(unsafe.Sizeof(event.Aggregate{}))
+
+// held returns the ClickHouse rows the tasks hold for the commit (a row per
+// closed customer-day and per changed customer), and the bytes of the
+// commit's cache: the changed customers' changelog snapshots (their count
+// times their average size) and the closed days' rows.
+func (r *Runner) held() (rows int, bytes float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var bytes float64
 	for _, t := range r.tasks {
-		bytes += float64(t.eng.Dirty()) * t.snapshotSize()
+		days, dirty := t.eng.ClosedDays(), t.eng.Dirty()
+		rows += days + dirty
+		bytes += float64(dirty)*t.snapshotSize() + float64(days)*aggregateBytes
 	}
 	r.m.cacheBytes.Set(bytes)
-	return bytes >= float64(r.cfg.CacheMaxBytes)
+	return rows, bytes
 }
 
 // dropState forgets every task after an abort, and the aborted
