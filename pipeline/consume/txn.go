@@ -252,7 +252,7 @@ func (r *Runner) unconfirm() (parts, was map[int32]uint64) {
 // of any length costs one aborted transaction and no rebalance: the
 // group's heartbeats go on.
 func (r *Runner) recoverSink(ctx context.Context) error {
-	if err := r.restorePending(ctx); err != nil {
+	if err := r.restorePending(ctx, true); err != nil {
 		var ce configError
 		if errors.As(err, &ce) {
 			return err
@@ -293,14 +293,10 @@ func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 				r.log.Warn("consume: fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
-		// Every polled record must be queued: its offset is in the
-		// commit unless a queued head holds it back.
-		if err := r.restorePending(ctx); err != nil {
-			var ce configError
-			if errors.As(err, &ce) {
-				return err // a changelog record that cannot be restored
-			}
-			r.fail(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
+		// Install the tasks whose restore has finished; the fetches of
+		// those still restoring are paused (markPending).
+		if err := r.restorePending(ctx, false); err != nil {
+			return err // a changelog record that cannot be restored
 		}
 		r.prefetchSchemas(ctx, fetches)
 		r.mu.Lock()
@@ -315,9 +311,10 @@ func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 				t.fetched = append(t.fetched, fp)
 				return
 			}
-			// Revoked (or re-assigned) while this batch ran: abort
-			// rather than commit offsets past records that were not
-			// applied.
+			// Revoked (or re-assigned) while this batch ran, or
+			// polled before its partition was paused for the restore:
+			// abort rather than commit offsets past records that were
+			// not applied.
 			r.fail(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
 		})
 		// Decoding runs under r.mu and so must not wait for the
@@ -391,8 +388,8 @@ func (r *Runner) dropState() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range r.owned {
-		r.pending[p] = true
 		r.dropTask(p)
+		r.markPending(r.sess.Client(), p)
 	}
 	r.ready = false
 }
