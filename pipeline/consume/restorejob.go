@@ -44,20 +44,23 @@ func (r *Runner) restorePending(ctx context.Context, wait bool) error {
 			}
 			select {
 			case <-j.done:
-				r.restoring = nil
-				if err := r.install(j); err != nil {
-					var ce configError
-					if wait || errors.As(err, &ce) {
-						return err
-					}
-					r.log.Warn("consume: restore failed; retrying", "err", err)
-					r.restoreAfter = time.Now().Add(time.Second)
-				}
 			default:
 				return nil // still reading
 			}
+			r.restoring = nil
+			if err := r.install(j); err != nil {
+				var ce configError
+				if wait || errors.As(err, &ce) {
+					return err
+				}
+				r.log.Warn("consume: restore failed; retrying in a second", "err", err)
+				r.restoreAfter = time.Now().Add(time.Second)
+			}
 		}
-		if (!wait && time.Now().Before(r.restoreAfter)) || !r.startRestore(ctx) || !wait {
+		if !wait && time.Now().Before(r.restoreAfter) {
+			return nil
+		}
+		if started := r.startRestore(ctx); !started || !wait {
 			return nil
 		}
 	}
