@@ -281,6 +281,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		RestoreOpts:        []kgo.Opt{kmetrics("restore")},
 		MaxPollRecords:     cfg.MaxPollRecords,
 		Balancers:          balancers(cfg.Kafka.Rebalance),
+		StandbyReplicas:    cfg.Kafka.StandbyReplicas,
 		CacheMaxBytes:      cfg.State.CacheMaxBytes,
 		CommitInterval:     cfg.CommitInterval,
 		ShutdownTimeout:    cfg.ShutdownTimeout,

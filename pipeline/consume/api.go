@@ -79,6 +79,11 @@ type Config struct {
 	// Balancers are the group's balancers, in order of preference (nil:
 	// TaskBalancer, cooperative).
 	Balancers []kgo.GroupBalancer
+	// StandbyReplicas is the number of standby copies of each task that
+	// other members keep warm by tailing its changelog partition, so that
+	// a task whose owner fails moves without a full restore (standby.go).
+	// The task balancer assigns them; 0: none.
+	StandbyReplicas int
 	// CacheMaxBytes ends a transaction early when the customers it
 	// changed would write about this many changelog bytes (changed
 	// customers × average snapshot size); 0: no bound. Each changed

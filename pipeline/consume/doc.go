@@ -32,6 +32,10 @@
 //	restore_records_total{partition}       changelog records read while restoring
 //	restore_duration_seconds               time to restore one partition
 //	restoring_partitions                   partitions being restored now
+//	restores_total{from}                   tasks restored: from the changelog, or from a standby's copy
+//	standby_tasks                          standby tasks kept (warm copies of other instances' tasks)
+//	standby_lag_records{partition}         changelog records a standby has yet to apply
+//	standby_records_total                  changelog records applied to standbys
 //	transactions_committed_total           Kafka transactions committed
 //	transactions_aborted_total             Kafka transactions aborted
 //	trigger_latency_seconds                event arrival to trigger commit

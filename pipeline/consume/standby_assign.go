@@ -1,0 +1,201 @@
+package consume
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// How standbys are placed, after Kafka Streams (KIP-441: the
+// HighAvailabilityTaskAssignor and its standby assignor):
+//
+//   - A member reports the standby tasks it keeps in its join metadata's
+//     UserData (Streams reports its tasks' changelog offsets in its
+//     subscription likewise).
+//   - The leader gives a task whose owner left to a member with room that
+//     keeps a standby of it (assignTasks): the standby is, by construction,
+//     the member that takes the task over, and it does so without a
+//     restore.
+//   - The leader then gives each task up to N standbys among the members
+//     other than its owner (assignStandbys), and sends each member its
+//     list in its assignment's UserData, which the member reads in
+//     ParseSyncAssignment. franz-go shows only the leader the member list
+//     (a member sees its own assignment, nothing else), so the members
+//     could not compute the lists themselves without asking the broker to
+//     describe the group; the leader's plan is also the only one that
+//     knows which tasks are about to move.
+//
+// An older member ignores the UserData (kgo.ParseConsumerSyncAssignment
+// does), so a group can turn standbys on in a rolling restart.
+
+// taskListVersion heads an encoded task list.
+const taskListVersion = 1
+
+var errTaskList = errors.New("consume: malformed standby task list")
+
+// appendTaskList appends tasks (sorted) in the UserData encoding: a
+// version byte, a count (uint32) and the tasks (int32), big endian. No
+// tasks encode as nothing.
+func appendTaskList(dst []byte, tasks []int32) []byte {
+	if len(tasks) == 0 {
+		return dst
+	}
+	dst = append(dst, taskListVersion)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(tasks)))
+	for _, p := range tasks {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(p))
+	}
+	return dst
+}
+
+// parseTaskList reads what appendTaskList wrote; empty input is no tasks.
+// The tasks come back sorted, without duplicates or negative numbers.
+func parseTaskList(b []byte) ([]int32, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if b[0] != taskListVersion || len(b) < 5 {
+		return nil, errTaskList
+	}
+	n := binary.BigEndian.Uint32(b[1:5])
+	if uint64(len(b)-5) != 4*uint64(n) {
+		return nil, errTaskList
+	}
+	out := make([]int32, 0, n)
+	for i := range int(n) {
+		p := int32(binary.BigEndian.Uint32(b[5+4*i:]))
+		if p < 0 {
+			return nil, errTaskList
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// keeps reports whether the member keeps a standby of task p.
+func (m *taskMember) keeps(p int32) bool {
+	_, ok := slices.BinarySearch(m.warm, p)
+	return ok
+}
+
+// assignStandbys gives each of tasks 0..n-1 up to replicas standbys (the
+// result is per member, by index in ms), never its owner in assign, nor
+// one member twice. For each standby in turn, the candidate chosen is, in
+// order of preference:
+//
+//  1. one that already keeps a standby of the task, while it has fewer
+//     than its share (ceil(n*replicas/members)): a warm copy stays where it
+//     is, so a rebalance does not throw standbys away;
+//  2. the one with the fewest standbys so far: every member keeps about
+//     the same number (Streams' standby assignor picks the least loaded
+//     client likewise);
+//  3. the one with the fewest active tasks: when the owner fails, the
+//     leader fills the members with the fewest tasks first, so that is
+//     the member most likely to take the task over anyway;
+//  4. the first after the owner in key order (instance ids): a ring, so
+//     that the standbys of one member's tasks spread over the others.
+//
+// The choice depends only on the members' keys, tasks and standbys, so a
+// group with the same members gets the same standbys in every rebalance.
+func assignStandbys(ms []taskMember, assign [][]int32, n int32, replicas int) [][]int32 {
+	out := make([][]int32, len(ms))
+	k := min(replicas, len(ms)-1)
+	if k <= 0 || n <= 0 {
+		return out
+	}
+	owner := make([]int, n)
+	for p := range owner {
+		owner[p] = -1
+	}
+	for i, ps := range assign {
+		for _, p := range ps {
+			owner[p] = i
+		}
+	}
+	ring := make([]int, len(ms)) // rank of each member in key order
+	byKey := make([]int, len(ms))
+	for i := range byKey {
+		byKey[i] = i
+	}
+	slices.SortFunc(byKey, func(a, b int) int { return cmp.Compare(ms[a].key, ms[b].key) })
+	for rank, i := range byKey {
+		ring[i] = rank
+	}
+	share := (int(n)*k + len(ms) - 1) / len(ms)
+	chosen := make([]int, 0, k)
+	for p := range n {
+		o := owner[p]
+		after := func(i int) int { // distance from the owner along the ring
+			if o < 0 {
+				return ring[i]
+			}
+			return (ring[i] - ring[o] + len(ms)) % len(ms)
+		}
+		chosen = chosen[:0]
+		for range k {
+			best := -1
+			for i := range ms {
+				if i == o || slices.Contains(chosen, i) {
+					continue
+				}
+				if best < 0 {
+					best = i
+					continue
+				}
+				wi := ms[i].keeps(p) && len(out[i]) < share
+				wb := ms[best].keeps(p) && len(out[best]) < share
+				if wi != wb {
+					if wi {
+						best = i
+					}
+					continue
+				}
+				if c := cmp.Or(cmp.Compare(len(out[i]), len(out[best])), cmp.Compare(len(assign[i]), len(assign[best])),
+					cmp.Compare(after(i), after(best))); c < 0 {
+					best = i
+				}
+			}
+			if best < 0 {
+				break
+			}
+			chosen = append(chosen, best)
+			out[best] = append(out[best], p)
+		}
+	}
+	return out
+}
+
+// standbyPlan is a balance plan with each member's standby tasks, which
+// go in the UserData of its assignment.
+type standbyPlan struct {
+	plan    *kgo.BalancePlan
+	ms      []taskMember
+	standby [][]int32 // by index in ms
+}
+
+// IntoSyncAssignment is the plan's assignments, with the standby lists.
+func (s standbyPlan) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
+	byID := make(map[string][]int32, len(s.ms))
+	for i, m := range s.ms {
+		byID[m.m.MemberID] = s.standby[i]
+	}
+	out := s.plan.IntoSyncAssignment()
+	for i := range out {
+		tasks := byID[out[i].MemberID]
+		if len(tasks) == 0 {
+			continue
+		}
+		var a kmsg.ConsumerMemberAssignment
+		if err := a.ReadFrom(out[i].MemberAssignment); err != nil {
+			continue // franz-go encoded it; it reads back
+		}
+		a.UserData = appendTaskList(nil, tasks)
+		out[i].MemberAssignment = a.AppendTo(nil)
+	}
+	return out
+}
