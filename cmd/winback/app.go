@@ -279,6 +279,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		ClientOpts:         append(kopts, kgo.ClientID("winback@"+cfg.HTTPAddr)),
 		SessionOpts:        append([]kgo.Opt{kmetrics("pipeline"), consume.StaticMember(instance)}, consume.GroupTimings(cfg.Kafka.SessionTimeout)...),
 		RestoreOpts:        []kgo.Opt{kmetrics("restore")},
+		StandbyOpts:        []kgo.Opt{kmetrics("standby")},
 		MaxPollRecords:     cfg.MaxPollRecords,
 		Balancers:          balancers(cfg.Kafka.Rebalance),
 		StandbyReplicas:    cfg.Kafka.StandbyReplicas,

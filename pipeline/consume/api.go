@@ -75,6 +75,7 @@ type Config struct {
 	ClientOpts      []kgo.Opt // brokers, TLS, SASL, logger: for both clients
 	SessionOpts     []kgo.Opt // added to the transactional group client (e.g. its metrics hooks)
 	RestoreOpts     []kgo.Opt // added to the changelog restore client
+	StandbyOpts     []kgo.Opt // added to the standby client (StandbyReplicas > 0)
 	MaxPollRecords  int       // records per transaction at most
 	// Balancers are the group's balancers, in order of preference (nil:
 	// TaskBalancer, cooperative).

@@ -251,7 +251,7 @@ func (r *Runner) session(ctx context.Context) error {
 	// The standbys read with their own client, there before the session
 	// joins: the first assignment may list standbys.
 	if r.cfg.StandbyReplicas > 0 {
-		standby, err := kgo.NewClient(append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.RestoreOpts...),
+		standby, err := kgo.NewClient(append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.StandbyOpts...),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.KeepControlRecords(),                    // a standby at a commit marker is at the last stable offset
 			kgo.ConsumeResetOffset(kgo.NoResetOffset()), // past the log start: dropped, not silently skipped

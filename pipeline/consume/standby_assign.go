@@ -84,21 +84,25 @@ func (m *taskMember) keeps(p int32) bool {
 }
 
 // assignStandbys gives each of tasks 0..n-1 up to replicas standbys (the
-// result is per member, by index in ms), never its owner in assign, nor
-// one member twice. For each standby in turn, the candidate chosen is, in
-// order of preference:
+// result is per member, by index in ms, sorted), never its owner in assign,
+// nor one member twice, each member at most its share
+// (ceil(n*replicas/members)) where the owners allow it:
 //
-//  1. one that already keeps a standby of the task, while it has fewer
-//     than its share (ceil(n*replicas/members)): a warm copy stays where it
-//     is, so a rebalance does not throw standbys away;
-//  2. the one with the fewest standbys so far: every member keeps about
-//     the same number (Streams' standby assignor picks the least loaded
-//     client likewise);
-//  3. the one with the fewest active tasks: when the owner fails, the
-//     leader fills the members with the fewest tasks first, so that is
-//     the member most likely to take the task over anyway;
-//  4. the first after the owner in key order (instance ids): a ring, so
-//     that the standbys of one member's tasks spread over the others.
+//  1. a member that already keeps a standby of a task keeps it, within its
+//     share: a warm copy stays where it is, so a rebalance does not throw
+//     standbys away;
+//  2. every other standby goes to the member with the fewest standbys so
+//     far (Streams' standby assignor picks the least loaded client
+//     likewise); then to the one with the fewest standbys of the same
+//     owner's tasks: when the owner fails, each member with room takes
+//     one of its tasks, so its standbys had better be spread; then to the
+//     one with the fewest active tasks: the leader fills the members with
+//     the fewest tasks first, so that is the member most likely to take
+//     the task over anyway; then to the first after the owner in key
+//     order (instance ids), a ring;
+//  3. when that member is full and the one with room cannot take the task
+//     (it owns it, or keeps it already), the full member hands one of its
+//     standbys to the one with room first.
 //
 // The choice depends only on the members' keys, tasks and standbys, so a
 // group with the same members gets the same standbys in every rebalance.
@@ -127,47 +131,70 @@ func assignStandbys(ms []taskMember, assign [][]int32, n int32, replicas int) []
 		ring[i] = rank
 	}
 	share := (int(n)*k + len(ms) - 1) / len(ms)
-	chosen := make([]int, 0, k)
+	count := make([]int, n)
+	can := func(i int, p int32) bool { return i != owner[p] && !slices.Contains(out[i], p) }
+	give := func(i int, p int32) { out[i] = append(out[i], p); count[p]++ }
+	sameOwner := func(i int, p int32) int { // i's standbys of tasks of p's owner
+		c := 0
+		for _, q := range out[i] {
+			if owner[q] == owner[p] {
+				c++
+			}
+		}
+		return c
+	}
 	for p := range n {
-		o := owner[p]
+		for _, i := range byKey {
+			if count[p] < k && can(i, p) && ms[i].keeps(p) && len(out[i]) < share {
+				give(i, p)
+			}
+		}
+	}
+	for p := range n {
 		after := func(i int) int { // distance from the owner along the ring
-			if o < 0 {
+			if owner[p] < 0 {
 				return ring[i]
 			}
-			return (ring[i] - ring[o] + len(ms)) % len(ms)
+			return (ring[i] - ring[owner[p]] + len(ms)) % len(ms)
 		}
-		chosen = chosen[:0]
-		for range k {
+		for count[p] < k {
 			best := -1
 			for i := range ms {
-				if i == o || slices.Contains(chosen, i) {
-					continue
-				}
-				if best < 0 {
-					best = i
-					continue
-				}
-				wi := ms[i].keeps(p) && len(out[i]) < share
-				wb := ms[best].keeps(p) && len(out[best]) < share
-				if wi != wb {
-					if wi {
-						best = i
-					}
-					continue
-				}
-				if c := cmp.Or(cmp.Compare(len(out[i]), len(out[best])), cmp.Compare(len(assign[i]), len(assign[best])),
-					cmp.Compare(after(i), after(best))); c < 0 {
+				if can(i, p) && (best < 0 || cmp.Or(cmp.Compare(len(out[i]), len(out[best])), cmp.Compare(sameOwner(i, p), sameOwner(best, p)),
+					cmp.Compare(len(assign[i]), len(assign[best])), cmp.Compare(after(i), after(best))) < 0) {
 					best = i
 				}
 			}
 			if best < 0 {
 				break
 			}
-			chosen = append(chosen, best)
-			out[best] = append(out[best], p)
+			if len(out[best]) >= share {
+				makeRoom(out, best, byKey, share, can)
+			}
+			give(best, p)
 		}
 	}
+	for i := range out {
+		slices.Sort(out[i])
+	}
 	return out
+}
+
+// makeRoom moves one of full member b's standbys to the first member, in
+// key order, that has room and can take it, if there is one.
+func makeRoom(out [][]int32, b int, byKey []int, share int, can func(int, int32) bool) {
+	for _, u := range byKey {
+		if len(out[u]) >= share {
+			continue
+		}
+		for j, q := range out[b] {
+			if can(u, q) {
+				out[b] = slices.Delete(out[b], j, j+1)
+				out[u] = append(out[u], q)
+				return
+			}
+		}
+	}
 }
 
 // standbyPlan is a balance plan with each member's standby tasks, which

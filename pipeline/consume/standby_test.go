@@ -31,9 +31,9 @@ func TestAssignStandbys(t *testing.T) {
 		replicas int
 		want     [][]int32
 	}{
-		{"a new group: the next member along the ring", []taskMember{member("a"), member("b"), member("c")},
+		{"a new group: one owner's standbys spread over the others", []taskMember{member("a"), member("b"), member("c")},
 			[][]int32{{0, 3}, {1, 4}, {2, 5}}, 6, 1,
-			[][]int32{{2, 5}, {0, 3}, {1, 4}}},
+			[][]int32{{2, 4}, {0, 5}, {1, 3}}},
 		{"two replicas: every other member", []taskMember{member("a"), member("b"), member("c")},
 			[][]int32{{0, 3}, {1, 4}, {2, 5}}, 6, 2,
 			[][]int32{{1, 2, 4, 5}, {0, 2, 3, 5}, {0, 1, 3, 4}}},
@@ -43,6 +43,9 @@ func TestAssignStandbys(t *testing.T) {
 		{"a warm member past its share gives the rest up", []taskMember{member("a", 1, 2, 4, 5), member("b"), member("c")},
 			[][]int32{{0, 3}, {1, 4}, {2, 5}}, 6, 1,
 			[][]int32{{1, 2}, {0, 5}, {3, 4}}},
+		{"a member full of warm copies hands one over", []taskMember{member("a", 0, 1, 2), member("b", 3, 4, 5), member("c")},
+			[][]int32{{2, 4}, {0, 1}, {3, 5}}, 6, 1,
+			[][]int32{{1, 5}, {3, 4}, {0, 2}}},
 		{"more replicas than other members", []taskMember{member("a"), member("b")},
 			[][]int32{{0}, {1}}, 2, 3,
 			[][]int32{{1}, {0}}},
@@ -75,6 +78,11 @@ func TestAssignStandbys(t *testing.T) {
 			for p := range c.n {
 				if count[p] != k {
 					t.Errorf("task %d has %d standbys, want %d", p, count[p], k)
+				}
+			}
+			for i, ps := range got {
+				if share := (int(c.n)*k + len(c.ms) - 1) / len(c.ms); len(ps) > share {
+					t.Errorf("member %s keeps %d standbys, more than its share %d", c.ms[i].key, len(ps), share)
 				}
 			}
 			// The same members in another order get the same standbys.
