@@ -2,6 +2,7 @@ package consume
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"slices"
 
@@ -68,7 +69,7 @@ func (b taskBalancer) JoinGroupMetadata(interests []string, current map[string][
 func (b taskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
 	var a kmsg.ConsumerMemberAssignment
 	if err := a.ReadFrom(assignment); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sync assignment parse failed: %w", err)
 	}
 	out := make(map[string][]int32, len(a.Topics))
 	var active []int32

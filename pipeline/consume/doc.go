@@ -15,6 +15,12 @@
 // the tasks that move are revoked (franz-go's cooperative-sticky would not
 // keep the topics together).
 //
+// With Config.StandbyReplicas, members also keep standby tasks: warm copies
+// of tasks other members own, kept current by tailing their changelog
+// partitions (standby.go). The balancer places them and gives a task whose
+// owner left to a member keeping a standby of it (standby_assign.go), which
+// then reads only the changelog's tail instead of restoring the task.
+//
 // Metrics (all prefixed winback_):
 //
 //	events_total{topic,outcome}            input records by outcome: ok, dlq, duplicate, late
