@@ -150,7 +150,8 @@ type taskMember struct {
 
 // assignTasks gives each of tasks 0..n-1 to one member (the result is per
 // member, by index in ms): every member n/len(ms) tasks, the first n%len(ms)
-// of them (those owning the most, then by key) one more; a member keeps the
+// of them (those owning the most, then those keeping standbys of the most
+// tasks nobody owns, then by key) one more; a member keeps the
 // tasks it owns, lowest first, up to its share; a task two members claim
 // stays with the one of the higher generation (then the lower key); the
 // rest go, lowest first, to the members with room: one keeping a standby
@@ -162,8 +163,22 @@ func assignTasks(ms []taskMember, n int32) [][]int32 {
 	for i := range order {
 		order[i] = i
 	}
+	claimed := map[int32]bool{}
+	for _, m := range ms {
+		for _, p := range m.owned {
+			claimed[p] = true
+		}
+	}
+	orphans := make([]int, len(ms)) // standbys kept of tasks nobody owns
+	for i, m := range ms {
+		for _, p := range m.warm {
+			if p < n && !claimed[p] {
+				orphans[i]++
+			}
+		}
+	}
 	slices.SortFunc(order, func(a, b int) int {
-		return cmp.Or(cmp.Compare(len(ms[b].owned), len(ms[a].owned)), cmp.Compare(ms[a].key, ms[b].key))
+		return cmp.Or(cmp.Compare(len(ms[b].owned), len(ms[a].owned)), cmp.Compare(orphans[b], orphans[a]), cmp.Compare(ms[a].key, ms[b].key))
 	})
 	share := make([]int, len(ms))
 	for rank, i := range order {

@@ -89,8 +89,11 @@ func (m *taskMember) keeps(p int32) bool {
 // (ceil(n*replicas/members)) where the owners allow it:
 //
 //  1. a member that already keeps a standby of a task keeps it, within its
-//     share: a warm copy stays where it is, so a rebalance does not throw
-//     standbys away;
+//     share, and within its share of the owner's tasks (ceil(tasks of the
+//     owner*replicas/(members-1))): a warm copy stays where it is, so a
+//     rebalance does not throw standbys away, unless it would leave one
+//     member with the standbys of several tasks of one owner, of which it
+//     could take over only one;
 //  2. every other standby goes to the member with the fewest standbys so
 //     far (Streams' standby assignor picks the least loaded client
 //     likewise); then to the one with the fewest standbys of the same
@@ -144,8 +147,12 @@ func assignStandbys(ms []taskMember, assign [][]int32, n int32, replicas int) []
 		return c
 	}
 	for p := range n {
+		ownerShare := k
+		if o := owner[p]; o >= 0 {
+			ownerShare = (len(assign[o])*k + len(ms) - 2) / (len(ms) - 1)
+		}
 		for _, i := range byKey {
-			if count[p] < k && can(i, p) && ms[i].keeps(p) && len(out[i]) < share {
+			if count[p] < k && can(i, p) && ms[i].keeps(p) && len(out[i]) < share && sameOwner(i, p) < ownerShare {
 				give(i, p)
 			}
 		}

@@ -37,15 +37,21 @@ func TestAssignStandbys(t *testing.T) {
 		{"two replicas: every other member", []taskMember{member("a"), member("b"), member("c")},
 			[][]int32{{0, 3}, {1, 4}, {2, 5}}, 6, 2,
 			[][]int32{{1, 2, 4, 5}, {0, 2, 3, 5}, {0, 1, 3, 4}}},
-		{"warm copies stay where they are", []taskMember{member("a", 1, 4), member("b", 2, 5), member("c", 0, 3)},
+		{"warm copies stay where they are", []taskMember{member("a", 1, 5), member("b", 2, 3), member("c", 0, 4)},
 			[][]int32{{0, 3}, {1, 4}, {2, 5}}, 6, 1,
-			[][]int32{{1, 4}, {2, 5}, {0, 3}}},
+			[][]int32{{1, 5}, {2, 3}, {0, 4}}},
 		{"a warm member past its share gives the rest up", []taskMember{member("a", 1, 2, 4, 5), member("b"), member("c")},
 			[][]int32{{0, 3}, {1, 4}, {2, 5}}, 6, 1,
 			[][]int32{{1, 2}, {0, 5}, {3, 4}}},
-		{"a member full of warm copies hands one over", []taskMember{member("a", 0, 1, 2), member("b", 3, 4, 5), member("c")},
+		{"warm copies of one owner's tasks spread out", []taskMember{member("a", 0, 1, 2), member("b", 3, 4, 5), member("c")},
 			[][]int32{{2, 4}, {0, 1}, {3, 5}}, 6, 1,
-			[][]int32{{1, 5}, {3, 4}, {0, 2}}},
+			[][]int32{{0, 5}, {3, 4}, {1, 2}}},
+		{"a full member hands a standby over", []taskMember{member("a", 1), member("b"), member("c")},
+			[][]int32{{0}, {1}, {2}}, 3, 1,
+			[][]int32{{2}, {0}, {1}}},
+		{"a member keeps one warm copy of one owner's tasks", []taskMember{member("a"), member("b", 0, 2, 3), member("c")},
+			[][]int32{{0, 3}, {1, 4}, {2, 5}}, 6, 1,
+			[][]int32{{4, 5}, {0, 2}, {1, 3}}},
 		{"more replicas than other members", []taskMember{member("a"), member("b")},
 			[][]int32{{0}, {1}}, 2, 3,
 			[][]int32{{1}, {0}}},
@@ -112,6 +118,13 @@ func TestAssignTasksToStandby(t *testing.T) {
 	got := assignTasks(ms, 6)
 	if want := [][]int32{{0, 1, 5}, {2, 3, 4}}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+	// Five left of six, with 12 tasks: two get a third task, those keeping
+	// standbys of the tasks of the one that left (f: 10, 11).
+	ms5 := []taskMember{m("a", []int32{0, 1}, []int32{2}), m("b", []int32{2, 3}, []int32{10}), m("c", []int32{4, 5}, nil),
+		m("d", []int32{6, 7}, []int32{11}), m("e", []int32{8, 9}, []int32{0})}
+	if got, want := assignTasks(ms5, 12), [][]int32{{0, 1}, {2, 3, 10}, {4, 5}, {6, 7, 11}, {8, 9}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("five of six: got %v, want %v", got, want)
 	}
 	// Without standbys, lowest first to the members in order.
 	ms[0].warm, ms[1].warm = nil, nil
