@@ -88,6 +88,12 @@ func (k *standbys) startLocked(p int32) {
 	k.r.log.Info("consume: standby started", "partition", p)
 }
 
+// restartLocked has standby p read its partition from the start again.
+func (k *standbys) restartLocked(p int32) {
+	k.cl.RemoveConsumePartitions(map[string][]int32{k.r.cfg.Topics.State: {p}})
+	k.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{k.r.cfg.Topics.State: {p: kgo.NewOffset().AtStart()}})
+}
+
 // dropLocked stops standby p and lets its copy go.
 func (k *standbys) dropLocked(p int32, why string) {
 	s := k.remove(p)
@@ -161,6 +167,14 @@ func (k *standbys) run(ctx context.Context) {
 	lags.Go(func() { k.watchLag(ctx) })
 	defer lags.Wait()
 	for {
+		// A poll's records belong to the standbys kept when it began
+		// (removing a partition drops what the client had buffered). A
+		// standby started during the poll may get records of one
+		// dropped meanwhile, or its own: it applies neither, and reads
+		// again from the start.
+		k.mu.Lock()
+		polled := maps.Clone(k.kept)
+		k.mu.Unlock()
 		fs := cl.PollFetches(ctx)
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return
@@ -170,7 +184,7 @@ func (k *standbys) run(ctx context.Context) {
 			case errors.Is(err, kerr.OffsetOutOfRange):
 				// The log start passed the copy's next offset.
 				k.mu.Lock()
-				if k.kept[p] != nil {
+				if s := k.kept[p]; s != nil && s == polled[p] {
 					k.dropLocked(p, "fell behind the log start")
 					k.startLocked(p)
 				}
@@ -183,8 +197,12 @@ func (k *standbys) run(ctx context.Context) {
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 			k.mu.Lock()
 			s := k.kept[fp.Partition]
+			stale := s != nil && s != polled[fp.Partition]
+			if stale && len(fp.Records) > 0 {
+				k.restartLocked(fp.Partition) // it has applied nothing yet
+			}
 			k.mu.Unlock()
-			if s != nil && len(fp.Records) > 0 {
+			if s != nil && !stale && len(fp.Records) > 0 {
 				wg.Go(func() {
 					if k.apply(s, fp) != nil {
 						k.mu.Lock()
