@@ -80,7 +80,7 @@ type Registry struct {
 type ClickHouse struct {
 	DSN           string        `yaml:"dsn" help:"ClickHouse DSN, native protocol: clickhouse://user:pass@host:9000/db"`
 	Database      string        `yaml:"database" help:"database of winback's tables and views"`
-	BatchRows     int           `yaml:"batch_rows" help:"rows per insert batch at most"`
+	BatchRows     int           `yaml:"batch_rows" help:"rows per insert batch at most; a transaction ends early when its rows (those the tasks hold for the commit included) reach it"`
 	FlushInterval time.Duration `yaml:"flush_interval" help:"deprecated and ignored: rows are written at every commit, so commit_interval bounds how long they wait"`
 	ActiveDays    int           `yaml:"active_days" help:"a customer is active in the retention views if they ordered within this many days"`
 	// A committed transaction's rows must be in ClickHouse within half
@@ -100,7 +100,7 @@ type Decode struct {
 
 // State bounds what winback keeps per customer.
 type State struct {
-	CacheMaxBytes int `yaml:"cache_max_bytes" help:"a transaction ends early when the customers it changed would write about this many changelog bytes (one snapshot and one ClickHouse row per changed customer per commit, however many events it had); with commit_interval, it trades trigger latency for CPU (docs/production.md); 0: no bound"`
+	CacheMaxBytes int `yaml:"cache_max_bytes" help:"a transaction ends early when what it holds for the commit reaches about this many bytes: the changelog snapshots of the customers it changed (one per changed customer per commit, however many events it had) and the ClickHouse rows of the customer-days it closed; with commit_interval, it trades trigger latency for CPU and memory (docs/production.md); 0: no bound"`
 	TTLDays       int `yaml:"ttl_days" help:"a customer with no change (an event, or a trigger fired by silence) for this many days of event time is evicted: a changelog tombstone, and its last customer_aggregates row marked evicted; 0 keeps customers forever"`
 }
 

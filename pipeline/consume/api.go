@@ -24,7 +24,8 @@ type Decoder interface {
 // commits the next transaction only after its channel says they are
 // confirmed (truth.go). Discard drops the rows not yet taken by a flush:
 // those of an aborted transaction. NeedsFlush ends a transaction early
-// when the sink's batch is full. Add takes a task's rows at once; it may
+// when the sink's batch is full: its pending rows and the held rows the
+// tasks keep for the commit. Add takes a task's rows at once; it may
 // keep neither rows nor the slices in it.
 type Sink interface {
 	Add(rows *event.Rows)
@@ -32,7 +33,7 @@ type Sink interface {
 	// the pending rows added for them so far, before any later row is
 	// written; it returns once the deletes are registered (erase.go).
 	Erase(ctx context.Context, customerIDs []string) error
-	NeedsFlush() bool
+	NeedsFlush(held int) bool
 	StartFlush(ctx context.Context) <-chan error
 	Discard()
 }

@@ -122,7 +122,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "winback_transaction_ends_total", Help: "Why transactions stopped taking input: interval (commit_interval passed), max_poll_records, cache (state.cache_max_bytes), batch_rows (clickhouse.batch_rows), failed, shutdown.",
 		}, []string{"cause"}),
 		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "winback_cache_bytes", Help: "Changelog bytes the customers changed in the open transaction will write (estimate: changed customers × average snapshot size).",
+			Name: "winback_cache_bytes", Help: "Bytes the open transaction holds for its commit (estimate: changed customers × average snapshot size, plus the closed customer-days' ClickHouse rows).",
 		}),
 		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "winback_partitions_assigned", Help: "Input partitions (tasks) owned by this instance.",

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -18,47 +17,6 @@ import (
 	"github.com/winback/winback/pipeline/lapse"
 	"github.com/winback/winback/pipeline/lso"
 )
-
-// restorePending restores every assigned partition that has no task yet.
-// It reads the changelog without holding r.mu, so lookups and the group's
-// callbacks go on meanwhile.
-func (r *Runner) restorePending(ctx context.Context) error {
-	r.mu.Lock()
-	if len(r.pending) == 0 {
-		r.mu.Unlock()
-		return nil
-	}
-	parts := make([]int32, 0, len(r.pending))
-	gen := make(map[int32]uint64, len(r.pending))
-	for p := range r.pending {
-		parts = append(parts, p)
-		gen[p] = r.gen[p]
-	}
-	r.mu.Unlock()
-	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
-
-	restored, err := r.restoreTasks(ctx, parts)
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for p, t := range restored {
-		// Install only if the partition was not revoked or re-assigned
-		// while we read: then the restore is stale and runs again.
-		if r.pending[p] && r.gen[p] == gen[p] {
-			r.tasks[p] = t
-			delete(r.pending, p)
-			trigs, ids, all := t.finishRestore()
-			if g, ok := r.confirmed[p]; !ok || g != r.gen[p] {
-				r.resync(t, trigs, ids, all)
-			}
-			t.gauges(r.now())
-		}
-	}
-	r.ready = len(r.pending) == 0
-	return nil
-}
 
 // newTask is a task for partition p with no state yet, reading its inputs
 // from pos.

@@ -51,6 +51,11 @@ type Runner struct {
 
 	barrier barrier // this cycle's forwarding barrier
 
+	// The restore under way in the background, if any, and when a failed
+	// one may start again (restorePending; the processing goroutine's).
+	restoring    *restoreJob
+	restoreAfter time.Time
+
 	backoff time.Duration // wait after a failed transaction
 
 	// The open transaction's work, and the ClickHouse write of the
@@ -206,10 +211,7 @@ func (r *Runner) session(ctx context.Context) error {
 	r.confirmed = map[int32]uint64{}
 	r.tasks, r.owned, r.pending, r.ready = map[int32]*task{}, map[int32]bool{}, map[int32]bool{}, false
 	r.mu.Unlock()
-	inputs := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Repartition}
-	if r.cfg.Topics.Erasures != "" {
-		inputs = append(inputs, r.cfg.Topics.Erasures)
-	}
+	inputs := r.inputTopics()
 	opts := append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.SessionOpts...),
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(inputs...),
@@ -272,6 +274,7 @@ func (r *Runner) session(ctx context.Context) error {
 	r.mu.Lock() // Ready reads it
 	r.sess = sess
 	r.mu.Unlock()
+	defer r.stopRestore() // before the restore client closes
 	// Initialising the producer id now, before any restore, fences this
 	// instance's previous incarnation (same transactional id) and aborts
 	// its unfinished transaction, so the changelog is stable at once.
@@ -312,13 +315,13 @@ func (r *Runner) session(ctx context.Context) error {
 	return runErr
 }
 
-func (r *Runner) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (r *Runner) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range assigned[r.cfg.Topics.Orders] {
 		r.owned[p] = true
-		r.pending[p] = true
 		r.gen[p]++
+		r.markPending(cl, p)
 	}
 	r.ready = len(r.pending) == 0
 	r.m.assigned.Set(float64(len(r.owned)))
