@@ -76,10 +76,16 @@ type Config struct {
 	ClientOpts      []kgo.Opt // brokers, TLS, SASL, logger: for both clients
 	SessionOpts     []kgo.Opt // added to the transactional group client (e.g. its metrics hooks)
 	RestoreOpts     []kgo.Opt // added to the changelog restore client
+	StandbyOpts     []kgo.Opt // added to the standby client (StandbyReplicas > 0)
 	MaxPollRecords  int       // records per transaction at most
 	// Balancers are the group's balancers, in order of preference (nil:
 	// TaskBalancer, cooperative).
 	Balancers []kgo.GroupBalancer
+	// StandbyReplicas is the number of standby copies of each task that
+	// other members keep warm by tailing its changelog partition, so that
+	// a task whose owner fails moves without a full restore (standby.go).
+	// The task balancer assigns them; 0: none.
+	StandbyReplicas int
 	// CacheMaxBytes ends a transaction early when the customers it
 	// changed would write about this many changelog bytes (changed
 	// customers × average snapshot size); 0: no bound. Each changed
