@@ -145,18 +145,36 @@ func FitWith(kind Kind, obs []Obs, start Params, opt FitOptions) (Params, FitSta
 		tol1, tol2 = opt.Tol, opt.Tol
 	}
 	x0 := [4]float64{math.Log(start.R), math.Log(start.Alpha), math.Log(start.A), math.Log(start.B)}
-	nll(x0)
-	st.LL0 = ll
-	best, it := nelderMead(nll, x0, step, maxIter, tol1)
-	st.Iter += it
-	// A restart from the optimum escapes a collapsed simplex.
-	best, it = nelderMead(nll, best, min(step, 0.1), maxIter, tol2)
-	st.Iter += it
+	var best [4]float64
+	if kind == MBGNBD && k <= 1 && !slices.ContainsFunc(data, func(o Obs) bool { return o.K > 1 }) {
+		// MBG/NBD: the gradient fit (grad.go).
+		fg := func(v [4]float64) (float64, [4]float64) {
+			st.Evals++
+			f, g, l := mbgObjective(data, v, prior, opt.PriorSD)
+			ll = l
+			return f, g
+		}
+		fg(x0)
+		st.LL0 = ll
+		var it int
+		best, it = bfgs(fg, x0, step, 2*maxIter, tol2)
+		st.Iter += it
+		fg(best)
+	} else {
+		nll(x0)
+		st.LL0 = ll
+		var it int
+		best, it = nelderMead(nll, x0, step, maxIter, tol1)
+		st.Iter += it
+		// A restart from the optimum escapes a collapsed simplex.
+		best, it = nelderMead(nll, best, min(step, 0.1), maxIter, tol2)
+		st.Iter += it
+		nll(best)
+	}
 	p := Params{Kind: kind, R: math.Exp(best[0]), Alpha: math.Exp(best[1]), A: math.Exp(best[2]), B: math.Exp(best[3]), K: k}
 	if !p.Valid() {
 		return Params{}, st, fmt.Errorf("btyd: fit diverged: %v", p)
 	}
-	nll(best)
 	st.LL = ll
 	return p, st, nil
 }

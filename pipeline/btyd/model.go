@@ -233,7 +233,7 @@ func (p Params) ExpectedPurchases(x, tx, T, h float64) float64 {
 // days after the first, falls to theta (0 < theta < 1): 0 if it is
 // already at or below theta right after the purchase, +Inf if it never
 // falls that low (a BG/NBD one-time buyer). Closed form for BG/NBD and
-// MBG/NBD (K = 1), bisection otherwise.
+// MBG/NBD (K = 1), Newton's method otherwise.
 func (p Params) SilenceForPAlive(x, tx, theta float64) float64 {
 	if !(theta > 0 && theta < 1) {
 		return math.Inf(1)
@@ -259,47 +259,64 @@ func (p Params) SilenceForPAlive(x, tx, theta float64) float64 {
 	k := float64(p.k())
 	rr, A := p.R+k*x, p.Alpha/k+tx
 	lt := math.Log(target)
-	// f(s) = log S(s) − log target falls from −lt > 0 at s = 0: bracket
-	// the root by doubling from the mean interval, then regula falsi
-	// with the Illinois step (a few evaluations where bisection took 60;
-	// the lapse timer asks this at every event of a regular customer).
-	f := func(s float64) float64 { return p.logSurvival(rr, A, s) - lt }
-	lo, flo := 0.0, -lt
-	hi := max(A/rr*k, 1e-3)
-	fhi := f(hi)
-	for fhi > 0 {
-		lo, flo = hi, fhi
-		if hi *= 2; hi > 1e7 {
-			return math.Inf(1)
+	// In w = log((A+s)/A) and z = u/(A+u) = 1 − e^(−w) the survival is
+	// log S = −rr·w + log P(z), P(z) = Σ_{i<K} Γ(rr+i)/(Γ(rr) i!) z^i: a
+	// line bent by a slowly growing, concave term. Newton's method on
+	// f(w) = log S − lt from the Poisson root −lt/rr (where f ≥ 0, P ≥ 1)
+	// takes a handful of steps (the lapse timer asks this at every order
+	// of a regular customer and for every customer at a refit); the
+	// bracket [lo, hi] guards it.
+	kk := p.k()
+	f := func(w float64) (float64, float64) {
+		z := -math.Expm1(-w)
+		t, sum, dsum := 1.0, 1.0, 0.0
+		for i := 1; i < kk; i++ {
+			t *= z * (rr + float64(i) - 1) / float64(i)
+			sum += t
+			dsum += float64(i) * t
 		}
-		fhi = f(hi)
+		return -rr*w + math.Log(sum) - lt, -rr + (1-z)/z*dsum/sum
 	}
-	side := 0
+	lo, hi := 0.0, math.Inf(1)
+	w := -lt / rr
+	wmax := math.Log1p(1e7 / A) // a silence of 1e7 days: never
 	for range 100 {
-		if hi-lo <= 1e-9*hi {
+		fw, dw := f(w)
+		switch {
+		case fw > 0:
+			lo = w
+		case fw < 0:
+			hi = w
+		default:
+			lo, hi = w, w
+		}
+		if !math.IsInf(hi, 1) && hi-lo <= 1e-13*hi {
 			break
 		}
-		s := hi - fhi*(hi-lo)/(fhi-flo)
-		if !(s > lo && s < hi) {
-			s = (lo + hi) / 2
+		if lo > wmax {
+			return math.Inf(1)
 		}
-		fs := f(s)
+		next := w - fw/dw
 		switch {
-		case fs > 0:
-			lo, flo = s, fs
-			if side == -1 {
-				fhi /= 2
+		case math.IsInf(hi, 1):
+			// Still left of the root, where f may be nearly flat (an
+			// Erlang-K silence is unremarkable at first): at most double.
+			if !(dw < 0) || !(next > lo) {
+				next = 2 * w
 			}
-			side = -1
-		case fs < 0:
-			hi, fhi = s, fs
-			if side == 1 {
-				flo /= 2
-			}
-			side = 1
-		default:
-			return s
+			next = min(next, 2*w)
+		case !(dw < 0) || !(next > lo && next < hi):
+			next = (lo + hi) / 2
 		}
+		if math.Abs(next-w) <= 1e-13*w {
+			lo, hi = next, next
+			break
+		}
+		w = next
 	}
-	return hi
+	s := A * math.Expm1((lo+hi)/2)
+	if math.IsInf(hi, 1) || s > 1e7 {
+		return math.Inf(1)
+	}
+	return s
 }
