@@ -232,9 +232,35 @@ func (p Params) ExpectedPurchases(x, tx, T, h float64) float64 {
 // which the P(alive) of a customer with x repeat purchases, the last tx
 // days after the first, falls to theta (0 < theta < 1): 0 if it is
 // already at or below theta right after the purchase, +Inf if it never
-// falls that low (a BG/NBD one-time buyer). Closed form for BG/NBD and
-// MBG/NBD (K = 1), Newton's method otherwise.
+// falls that low (a BG/NBD one-time buyer, or beyond 1e7 days). It is
+// SilenceFromGrowth(SilenceGrowth(x, theta), tx).
 func (p Params) SilenceForPAlive(x, tx, theta float64) float64 {
+	return p.SilenceFromGrowth(p.SilenceGrowth(x, theta), tx)
+}
+
+// SilenceFromGrowth returns the silence of a customer whose last purchase
+// was tx days after the first, from g = SilenceGrowth(x, theta): g times
+// the rate evidence's scale in days (α/K + tx).
+func (p Params) SilenceFromGrowth(g, tx float64) float64 {
+	if g == 0 || math.IsInf(g, 1) {
+		return g
+	}
+	if p.Kind != MBGNBD || p.k() == 1 {
+		return (p.Alpha + tx) * g
+	}
+	if s := (p.Alpha/float64(p.k()) + tx) * g; s <= 1e7 {
+		return s
+	}
+	return math.Inf(1)
+}
+
+// SilenceGrowth returns the part of SilenceForPAlive that does not depend
+// on tx: the silence over the rate evidence's scale (α/K + tx days), at
+// which P(alive) falls to theta; 0 for none, +Inf for never. The survival
+// of a silence s depends on it only through s/(α/K + tx), so a caller may
+// keep it per (x, K) for as long as the parameters stay. Closed form for
+// BG/NBD and MBG/NBD (K = 1), Newton's method otherwise.
+func (p Params) SilenceGrowth(x, theta float64) float64 {
 	if !(theta > 0 && theta < 1) {
 		return math.Inf(1)
 	}
@@ -254,32 +280,43 @@ func (p Params) SilenceForPAlive(x, tx, theta float64) float64 {
 	}
 	if p.Kind != MBGNBD || p.k() == 1 {
 		// S(s) = ((α+tx)/(α+tx+s))^(r+x)
-		return (p.Alpha + tx) * (math.Pow(target, -1/(p.R+x)) - 1)
+		return math.Pow(target, -1/(p.R+x)) - 1
 	}
 	k := float64(p.k())
-	rr, A := p.R+k*x, p.Alpha/k+tx
+	rr := p.R + k*x
 	lt := math.Log(target)
-	// In w = log((A+s)/A) and z = u/(A+u) = 1 − e^(−w) the survival is
-	// log S = −rr·w + log P(z), P(z) = Σ_{i<K} Γ(rr+i)/(Γ(rr) i!) z^i: a
-	// line bent by a slowly growing, concave term. Newton's method on
-	// f(w) = log S − lt from the Poisson root −lt/rr (where f ≥ 0, P ≥ 1)
-	// takes a handful of steps (the lapse timer asks this at every order
-	// of a regular customer and for every customer at a refit); the
-	// bracket [lo, hi] guards it.
+	// In w = log((A+s)/A) and z = s/(A+s) = 1 − e^(−w) (A = α/K + tx)
+	// the survival is log S = −rr·w + log P(z), P(z) = Σ_{i<K}
+	// Γ(rr+i)/(Γ(rr) i!) z^i: flat at first (an Erlang-K silence is
+	// unremarkable until about the usual interval), then a line of slope
+	// −rr bent by a slowly growing term, and concave throughout. Newton's
+	// method on f(w) = log S − lt from the later of the Poisson root
+	// −lt/rr (where f ≥ 0, as P ≥ 1) and the usual interval steps past
+	// the root at most once (concavity) and then falls back onto it
+	// monotonically: five to seven evaluations. The bracket [lo, hi]
+	// guards it.
 	kk := p.k()
+	var buf [33]float64
+	c := buf[:0]
+	if kk > len(buf) {
+		c = make([]float64, 0, kk)
+	}
+	c = append(c, 1)
+	for i := 1; i < kk; i++ {
+		c = append(c, c[i-1]*(rr+float64(i)-1)/float64(i))
+	}
 	f := func(w float64) (float64, float64) {
 		z := -math.Expm1(-w)
-		t, sum, dsum := 1.0, 1.0, 0.0
-		for i := 1; i < kk; i++ {
-			t *= z * (rr + float64(i) - 1) / float64(i)
-			sum += t
-			dsum += float64(i) * t
+		pz, dp := c[kk-1], 0.0
+		for i := kk - 2; i >= 0; i-- {
+			dp = dp*z + pz
+			pz = pz*z + c[i]
 		}
-		return -rr*w + math.Log(sum) - lt, -rr + (1-z)/z*dsum/sum
+		return -rr*w + math.Log(pz) - lt, -rr + (1-z)*dp/pz
 	}
+	const wmax = 700 // e^700: never
 	lo, hi := 0.0, math.Inf(1)
-	w := -lt / rr
-	wmax := math.Log1p(1e7 / A) // a silence of 1e7 days: never
+	w := min(max(-lt/rr, math.Log1p(k/rr)), wmax)
 	for range 100 {
 		fw, dw := f(w)
 		switch {
@@ -288,35 +325,25 @@ func (p Params) SilenceForPAlive(x, tx, theta float64) float64 {
 		case fw < 0:
 			hi = w
 		default:
-			lo, hi = w, w
+			return math.Expm1(w)
 		}
-		if !math.IsInf(hi, 1) && hi-lo <= 1e-13*hi {
-			break
-		}
-		if lo > wmax {
+		if lo >= wmax {
 			return math.Inf(1)
 		}
 		next := w - fw/dw
 		switch {
 		case math.IsInf(hi, 1):
-			// Still left of the root, where f may be nearly flat (an
-			// Erlang-K silence is unremarkable at first): at most double.
-			if !(dw < 0) || !(next > lo) {
-				next = 2 * w
+			if !(next > lo && next < wmax) { // flat: f' ≈ 0
+				next = wmax
 			}
-			next = min(next, 2*w)
-		case !(dw < 0) || !(next > lo && next < hi):
+		case !(next > lo && next < hi):
 			next = (lo + hi) / 2
 		}
-		if math.Abs(next-w) <= 1e-13*w {
-			lo, hi = next, next
+		if math.Abs(next-w) <= 1e-12*w {
+			w = next
 			break
 		}
 		w = next
 	}
-	s := A * math.Expm1((lo+hi)/2)
-	if math.IsInf(hi, 1) || s > 1e7 {
-		return math.Inf(1)
-	}
-	return s
+	return math.Expm1(w)
 }
