@@ -246,3 +246,23 @@ func TestFitWithPrior(t *testing.T) {
 		t.Errorf("mean rate %.4f per day, want about 1/7", m)
 	}
 }
+
+// TestPNoPurchaseAlive: the pair is what the two calls give, bit for bit.
+func TestPNoPurchaseAlive(t *testing.T) {
+	for _, p := range []Params{
+		{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72},
+		{Kind: MBGNBD, R: 0.5, Alpha: 30, A: 1, B: 4},
+		{Kind: MBGNBD, R: 1.3, Alpha: 20, A: 0.43, B: 0.8, K: 3},
+		{Kind: BGNBD, R: 0.35, Alpha: 18, A: 0.5, B: 3.7},
+	} {
+		for _, c := range [][3]float64{{0, 0, 0}, {0, 0, 40}, {3, 20.5, 20.5}, {7, 49.25, 130.125}, {40, 300, 365}} {
+			for _, h := range []float64{0, 30, 90} {
+				no, alive := p.PNoPurchaseAlive(c[0], c[1], c[2], h)
+				wantNo, wantAlive := p.PNoPurchase(c[0], c[1], c[2], h), p.PAlive(c[0], c[1], c[2])
+				if math.Float64bits(no) != math.Float64bits(wantNo) || math.Float64bits(alive) != math.Float64bits(wantAlive) {
+					t.Errorf("%v %v h=%v: (%v, %v), want (%v, %v)", p, c, h, no, alive, wantNo, wantAlive)
+				}
+			}
+		}
+	}
+}

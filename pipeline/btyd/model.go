@@ -154,6 +154,9 @@ func (p Params) k() int { return max(p.K, 1) }
 // accumulated over A days (the stage rate θ is Gamma(R, A)): log E[Q(K,
 // θu)] = log Σ_{i<K} u^i/i! Γ(R+i)/Γ(R) A^R/(A+u)^(R+i).
 func (p Params) logSurvival(R, A, u float64) float64 {
+	if u == 0 {
+		return 0 // what the sum below gives (R·0; only the first term), without its logarithms
+	}
 	k := p.k()
 	if p.Kind != MBGNBD {
 		k = 1
@@ -205,6 +208,25 @@ func (p Params) PNoPurchase(x, tx, T, h float64) float64 {
 		silent = math.Exp(p.logSurvival(rr, p.Alpha/k+tx, T-tx+h) - p.logSurvival(rr, p.Alpha/k+tx, T-tx))
 	}
 	return min(max(1-alive*(1-silent), 0), 1)
+}
+
+// PNoPurchaseAlive returns PNoPurchase(x, tx, T, h) and PAlive(x, tx, T)
+// together, bit for bit as those give them: MBG/NBD (K = 1), the model
+// behind p_lapse, shares their logarithms (three where the two calls take
+// eight); other models make the two calls.
+func (p Params) PNoPurchaseAlive(x, tx, T, h float64) (pNo, alive float64) {
+	if p.Kind != MBGNBD || p.k() != 1 {
+		return p.PNoPurchase(x, tx, T, h), p.PAlive(x, tx, T)
+	}
+	// logSurvival(rr, A, u) with K = 1 is rr·(log A − log(A+u)).
+	rr := p.R + x
+	A := p.Alpha/1 + tx
+	l0, l1, l2 := math.Log(A), math.Log(A+(T-tx)), math.Log(A+(T-tx+h))
+	odds := p.A / (p.B + x)
+	ls := rr * (l0 - l1)
+	alive = 1 / (1 + odds*math.Exp(-ls))
+	silent := math.Exp(rr*(l0-l2) - ls)
+	return min(max(1-alive*(1-silent), 0), 1), alive
 }
 
 // ExpectedPurchases is the expected number of purchases in the next h days
