@@ -93,8 +93,9 @@ func digamma(v float64) float64 {
 }
 
 // bfgs minimises fg (value and gradient) from x0 with BFGS and a
-// backtracking line search: the first step moves the largest coordinate
-// by step; no step moves a coordinate by more than 1 (a factor e in a
+// backtracking line search, starting from the Hessian of differenced
+// gradients if it is positive definite at x0, else with a first step
+// that moves the largest coordinate by step; no step moves a coordinate by more than 1 (a factor e in a
 // parameter). It stops when half the Newton decrement gᵀHg (the gain
 // still expected) falls below tol relative to |f| under the Hessian of
 // differenced gradients (on a flat ridge the estimate H alone promises
@@ -108,8 +109,16 @@ func bfgs(fg func([4]float64) (float64, [4]float64), x0 [4]float64, step float64
 	if math.IsInf(f, 1) {
 		return x0, 0
 	}
-	var h [n][n]float64 // inverse Hessian estimate; zero until the first step sets its scale
+	var h [n][n]float64 // inverse Hessian estimate
+	// Start from the differenced Hessian where it is positive definite
+	// (near the optimum, as a warm start is: a Newton step, and at the
+	// optimum already no step at all); else along −g, the first step
+	// setting H's scale.
 	first := true
+	fresh := false // h is the differenced Hessian at x
+	if hh, ok := inverseHessian(fg, x, g); ok {
+		h, first, fresh = hh, false, true
+	}
 	checks := 0 // convergence checks with a differenced Hessian
 	it := 0
 	for ; it < maxIter; it++ {
@@ -139,6 +148,9 @@ func bfgs(fg func([4]float64) (float64, [4]float64), x0 [4]float64, step float64
 				continue
 			}
 			if dec/2 <= tol*(math.Abs(f)+1e-12) {
+				if fresh {
+					break
+				}
 				// H may promise too little along a ridge it has not learned
 				// yet: check with the Hessian of differenced gradients, and
 				// go on from it if more is to gain.
@@ -150,7 +162,7 @@ func bfgs(fg func([4]float64) (float64, [4]float64), x0 [4]float64, step float64
 				if !ok {
 					break
 				}
-				h = hh
+				h, fresh = hh, true
 				d, dec = [n]float64{}, 0
 				for i := range d {
 					for j := range d {
@@ -210,6 +222,7 @@ func bfgs(fg func([4]float64) (float64, [4]float64), x0 [4]float64, step float64
 		}
 		gain := f - fn
 		x, f, g = xn, fn, gn
+		fresh = false
 		if first {
 			if !(sy > 0) {
 				if gain <= tol*(math.Abs(f)+1e-12) {
