@@ -10,14 +10,10 @@ import (
 // memory (winback_abort_rollbacks_total) with no changelog restore (no
 // changelog record read after the start, winback_abort_restores_total 0),
 // and the same triggers, treatments, dead letters and ClickHouse
-// aggregates as a run with no fault. Refits are off in both runs: a
-// transaction that refits the purchase model is restored from the
-// changelog instead (pipeline/consume/rollback.go), and where the
-// refit boundaries fall in transactions depends on timing.
+// aggregates as a run with no fault.
 func TestAbortRollsBack(t *testing.T) {
 	s := generatedStack(t, 300, 2*time.Minute)
 	base := s.cfg
-	base.Lapse.Model.RefitDays = 0
 	// Larger transactions than runConfig's: each aborted one then holds
 	// triggers, which a transaction not rolled back would lose (its
 	// replayed events would be duplicates to the engine).

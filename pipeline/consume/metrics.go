@@ -96,7 +96,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "winback_abort_rollbacks_total", Help: "Tasks that an aborted transaction rolled back in memory to their last commit (the customers it touched got their previous snapshots back), without a changelog restore.",
 		}),
 		abortRestores: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "winback_abort_restores_total", Help: "Tasks restored from the changelog after an aborted transaction, by reason: outcome_unknown (ending the transaction failed), unconfirmed (ClickHouse had not confirmed the task's last commit), undo_log (no commit yet since the task was installed, the undo log outgrew its bound, or the purchase model was refitted), positions (the committed offsets could not be read).",
+			Name: "winback_abort_restores_total", Help: "Tasks restored from the changelog after an aborted transaction, by reason: outcome_unknown (ending the transaction failed), unconfirmed (ClickHouse had not confirmed the task's last commit), undo_log (no commit yet since the task was installed, or the undo log outgrew its bound), positions (the committed offsets could not be read).",
 		}, []string{"reason"}),
 		triggerLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "winback_trigger_latency_seconds", Help: "From the arrival of the event that made a trigger due to the commit of the trigger.",

@@ -26,12 +26,14 @@ import (
 //   - ClickHouse has not confirmed the task's last committed transaction
 //     (a restore writes those rows again: resync), which also covers a task
 //     restored during the aborted transaction;
-//   - the engine cannot roll back: no checkpoint yet, its undo log outgrew
-//     undoLimit, or the purchase model was refitted in the transaction;
+//   - the engine cannot roll back: no checkpoint yet (no commit since the
+//     task was installed), or its undo log outgrew undoLimit;
 //   - the committed offsets could not be read.
 //
-// A task revoked during the transaction has no task to roll back: it is
-// restored when it is assigned again, as before.
+// A transaction that refitted a task's purchase model rolls back too: the
+// engine has every customer repriced under the committed model, as a
+// restore does. A task revoked during the transaction has no task to roll
+// back: it is restored when it is assigned again, as before.
 
 // undoLimit bounds one task's undo log. The log keeps one snapshot per
 // customer the transaction changed, and state.cache_max_bytes already ends

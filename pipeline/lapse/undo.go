@@ -21,11 +21,13 @@ import (
 // and purchase model), the counters, the end-of-day rows and evictions not
 // yet taken, and the customers marked for TakeDirty.
 //
-// A refit (or SetPurchaseModel) moves every customer's CLV cell and timer;
-// keeping them all would cost what a restore costs, so a transaction that
-// refitted cannot be rolled back (Rollback reports false), and neither can
-// one whose log outgrew SetUndoLimit. The runner then restores the task
-// from the changelog, as it would without the log.
+// A refit (or SetPurchaseModel) moves every customer's CLV cell and timer
+// without keeping them: a rollback over one restores the model and has
+// every customer repriced under it at the next Apply, Advance or Follow,
+// which is what a restore from the changelog does (RestoreMeta). A
+// transaction whose log outgrew SetUndoLimit cannot be rolled back
+// (Rollback reports false): the runner then restores the task from the
+// changelog, as it would without the log.
 
 // undoEntry is one customer's state at the checkpoint: its snapshot is
 // arena[off:end], or it did not exist (off < 0).
@@ -137,15 +139,21 @@ func (e *Engine) Checkpoint() {
 // after a restore. The checkpoint stays: a second Rollback returns to it
 // again.
 //
+// Over a refit, every customer is repriced under the checkpoint's model
+// at the next Apply, Advance or Follow, as after a restore.
+//
 // It reports false, changing nothing, when it cannot: no checkpoint yet,
-// the log outgrew SetUndoLimit, or the purchase model changed (a refit).
-// The caller then rebuilds the engine from the changelog.
+// or the log outgrew SetUndoLimit. The caller then rebuilds the engine
+// from the changelog.
 func (e *Engine) Rollback() bool {
 	u := &e.undo
-	if !u.armed || u.overflow || u.refitAt != e.refitAt || u.refitNext != e.refitNext ||
-		u.model != e.model || u.popAOV != e.popAOV {
+	if !u.armed || u.overflow {
 		return false
 	}
+	// A refit (or SetPurchaseModel) since the checkpoint repriced every
+	// customer: they are repriced again under the checkpoint's model at
+	// the next Apply, Advance or Follow, as after a restore.
+	repriced := u.refitAt != e.refitAt || u.refitNext != e.refitNext || u.model != e.model || u.popAOV != e.popAOV
 	u.on = false
 	for i := len(u.entries) - 1; i >= 0; i-- {
 		en := &u.entries[i]
@@ -172,7 +180,7 @@ func (e *Engine) Rollback() bool {
 		u.overflow = true
 		return false
 	}
-	e.repriceDue, e.metaDirty = u.repriceDue, u.metaDirty
+	e.repriceDue, e.metaDirty = u.repriceDue || repriced, u.metaDirty
 	tr := append(e.stats.triggers[:0], u.stats.triggers...)
 	e.stats = u.stats
 	e.stats.triggers = tr

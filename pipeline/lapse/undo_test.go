@@ -260,20 +260,82 @@ func TestRollbackRefused(t *testing.T) {
 			t.Fatal("Rollback after a new checkpoint reported false")
 		}
 	})
-	t.Run("refit", func(t *testing.T) {
-		cfg := DefaultConfig()
-		cfg.Model.RefitDays = 7
-		e := fill(cfg)
+}
+
+// TestRollbackOverRefit: a transaction that refits the purchase model
+// rolls back to what a restore of the committed changelog gives: the
+// same snapshots and meta once both have started (the customers are
+// repriced under the committed model), and the same triggers and state
+// after the transaction is replayed.
+func TestRollbackOverRefit(t *testing.T) {
+	cfg := pinnedConfig()
+	cfg.Model.RefitDays = 7
+	cfg.Model.RefitMaxDays = 7 // every 7 days
+	cfg.Model.RefitMinCustomers = 20
+	stream := genStream(31, 120, 200, 0.01)
+	// Where the refits happen: each transaction starts 10 events before
+	// one.
+	var at []int
+	probe := NewEngine(cfg, 3, wallAt(0))
+	for i := range stream {
+		before := probe.RefitBoundary()
+		probe.Apply(nil, stream[i].src, &stream[i].ev, wallAt(i))
+		if probe.RefitBoundary() != before && i > len(stream)/4 {
+			at = append(at, i-10)
+		}
+	}
+	if len(at) < 6 {
+		t.Fatalf("%d refits in the stream", len(at))
+	}
+	refits, untouched := 0, 0
+	for _, a := range []int{at[0], at[len(at)/2], at[len(at)-1]} {
+		e := NewEngine(cfg, 3, wallAt(0))
+		var trigs []event.Trigger
+		for i := range a {
+			trigs, _, _ = e.Apply(trigs, stream[i].src, &stream[i].ev, wallAt(i))
+		}
+		trigs = e.Advance(trigs, wallAt(a))
+		cl := changelog{}
+		cl.flush(e) // the commit
 		e.Checkpoint()
-		before := e.RefitBoundary()
-		e.Follow(nil, t0+60*day, wallAt(2))
-		if e.RefitBoundary() == before {
-			t.Fatal("no refit happened")
+		// B: up to the next refit and 20 events past it, so that most
+		// customers are untouched (repriced only).
+		model, at := e.PurchaseModel(), e.RefitBoundary()
+		b, past := a, -1
+		for ; b < len(stream) && past < 20; b++ {
+			e.Apply(nil, stream[b].src, &stream[b].ev, wallAt(b))
+			if past >= 0 || e.RefitBoundary() != at {
+				past++
+			}
 		}
-		if e.Rollback() {
-			t.Fatal("Rollback over a refit reported true")
+		if e.PurchaseModel() != model {
+			refits++
 		}
-	})
+		untouched += e.Len() - len(e.undo.entries)
+		if !e.Rollback() {
+			t.Fatal("Rollback reported false")
+		}
+		r := cl.restore(t, cfg, wallAt(a))
+		var got, want []event.Trigger
+		got = e.Advance(got, wallAt(a))
+		want = r.Advance(want, wallAt(a))
+		w, g := stateOf(r), stateOf(e)
+		w.stats, g.stats = Stats{}, Stats{} // a restored engine counts from 0
+		sameState(t, fmt.Sprintf("A=%d B=%d rolled back vs restored", a, b), w, g)
+		for i := a; i < b; i++ {
+			got, _, _ = e.Apply(got, stream[i].src, &stream[i].ev, wallAt(i))
+			want, _, _ = r.Apply(want, stream[i].src, &stream[i].ev, wallAt(i))
+		}
+		sameResults(t, "replayed", runResult{triggers: want}, runResult{triggers: got}, true)
+		w, g = stateOf(r), stateOf(e)
+		w.stats, g.stats = Stats{}, Stats{}
+		slices.Sort(w.dirty)
+		slices.Sort(g.dirty)
+		sameState(t, "replayed", w, g)
+	}
+	if refits < 2 || untouched < 100 {
+		t.Fatalf("%d of 3 rolled-back transactions refitted the model to new parameters, with %d customers untouched; the test proves little", refits, untouched)
+	}
 }
 
 // BenchmarkApplyUndo is BenchmarkApply with the undo log on and a
