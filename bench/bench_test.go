@@ -316,15 +316,6 @@ func TestPlanEmail(t *testing.T) {
 	}
 }
 
-func TestRawValueIsNeverNull(t *testing.T) {
-	if v := rawValue([]byte{}); v == nil {
-		t.Fatal("an empty malformed value became nil, which Kafka clients send as a null (tombstone)")
-	}
-	if v := rawValue([]byte("<html>")); string(v) != "<html>" {
-		t.Fatalf("rawValue = %q", v)
-	}
-}
-
 func TestProbeCustomers(t *testing.T) {
 	truth := []gen.Truth{
 		{CustomerID: "c000001", MustNotTrigger: true}, {CustomerID: "c000002", MustNotTrigger: true},

@@ -7,7 +7,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -144,22 +143,23 @@ func produceStream(ctx context.Context, b *broker, g *gen.Generator, emailEvery 
 			}
 		}
 	}
-	st, err := produceRecords(ctx, g, cl, jsonTopics, nil, emailEvery, progress("json"))
+	src := emailFilter{g, emailEvery}
+	st, err := gen.Produce(ctx, src, cl, jsonTopics, nil, gen.EncodingJSON, progress("json"))
 	if err != nil {
 		return info, fmt.Errorf("produce JSON stream: %w", err)
 	}
 	info.Records, info.Malformed, info.Duplicates, info.ByKind = st.Records, st.Malformed, st.Duplicates, st.ByKind
 	info.Encodings = append(info.Encodings, "json")
 	if avroTopics != nil {
-		src, err := sr.NewClient(sr.URLs(b.Registry))
+		rc, err := sr.NewClient(sr.URLs(b.Registry))
 		if err != nil {
 			return info, err
 		}
-		enc, err := codec.NewEventEncoder(ctx, src, avroTopics.Kinds())
+		enc, err := codec.NewEventEncoder(ctx, rc, avroTopics.Kinds())
 		if err != nil {
 			return info, err
 		}
-		ast, err := produceRecords(ctx, g, cl, *avroTopics, enc, emailEvery, progress("avro"))
+		ast, err := gen.Produce(ctx, src, cl, *avroTopics, enc, gen.EncodingAvro, progress("avro"))
 		if err != nil {
 			return info, fmt.Errorf("produce Avro stream: %w", err)
 		}
@@ -172,85 +172,19 @@ func produceStream(ctx context.Context, b *broker, g *gen.Generator, emailEvery 
 	return info, nil
 }
 
-// produceStats counts the records produceRecords sent.
-type produceStats struct {
-	Records, Malformed, Duplicates int
-	ByKind                         map[string]int
+// emailFilter is g's stream without the e-mail records (valid,
+// duplicate or malformed) of customers who receive no marketing e-mail
+// (keepRecord).
+type emailFilter struct {
+	g     *gen.Generator
+	every int
 }
 
-// produceRecords is gen.Produce with a filter: it writes the records of g
-// that keepRecord keeps to topics, keyed by customer id, valid records
-// (and duplicates) as Avro with enc or, if enc is nil, as JSON
-// (codec.AppendEventJSON), malformed records raw. It returns once every
-// record is acknowledged, or at the first error.
-func produceRecords(ctx context.Context, g *gen.Generator, cl *kgo.Client, topics gen.Topics, enc gen.AvroEncoder, emailEvery int, progress func(int)) (produceStats, error) {
-	st := produceStats{ByKind: map[string]int{}}
-	var (
-		mu       sync.Mutex
-		firstErr error
-	)
-	promise := func(r *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			if firstErr == nil {
-				firstErr = fmt.Errorf("producing to %s: %w", r.Topic, err)
-			}
-			mu.Unlock()
-		}
-	}
-	failed := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		return firstErr
-	}
-	var last []byte
-	err := g.Each(func(r *gen.Record) error {
-		if !keepRecord(r, emailEvery) {
+func (f emailFilter) Each(fn func(r *gen.Record) error) error {
+	return f.g.Each(func(r *gen.Record) error {
+		if !keepRecord(r, f.every) {
 			return nil
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rec := &kgo.Record{Topic: topics.For(r.Kind), Key: []byte(r.Event.CustomerID)}
-		switch {
-		case r.Malformed != nil:
-			rec.Value = rawValue(r.Malformed)
-			st.Malformed++
-		case r.Duplicate:
-			rec.Value = last // the same bytes again, as a retrying producer sends them
-			st.Duplicates++
-		case enc != nil:
-			v, err := enc.Avro(nil, &r.Event)
-			if err != nil {
-				return fmt.Errorf("encoding %s as Avro: %w", r.Event.EventID, err)
-			}
-			rec.Value, last = v, v
-		default:
-			rec.Value = codec.AppendEventJSON(nil, &r.Event)
-			last = rec.Value
-		}
-		cl.Produce(ctx, rec, promise)
-		st.Records++
-		st.ByKind[r.Kind.String()]++
-		if st.Records%10_000 == 0 {
-			if err := failed(); err != nil {
-				return err
-			}
-			if progress != nil {
-				progress(st.Records)
-			}
-		}
-		return nil
+		return fn(r)
 	})
-	if ferr := cl.Flush(ctx); ferr != nil && err == nil {
-		err = fmt.Errorf("flushing: %w", ferr)
-	}
-	if perr := failed(); perr != nil && err == nil {
-		err = perr
-	}
-	return st, err
 }
-
-// rawValue copies a malformed record's bytes, never to nil: an empty value
-// is not a null value (a tombstone, which goka's consumer skips).
-func rawValue(b []byte) []byte { return append(make([]byte, 0, len(b)), b...) }

@@ -47,6 +47,7 @@ type Kafka struct {
 	LivenessTimeout time.Duration `yaml:"liveness_timeout" help:"an instance that holds no partition this long, while the group commits nothing and the inputs have lag, logs an ERROR with the group state, fails /readyz and sets winback_group_stalled (0: twice the session timeout)"`
 	TxnTimeout      time.Duration `yaml:"transaction_timeout" help:"how long the broker keeps a transaction open; a crashed instance's open batch is aborted after it (at once when it restarts with the same instance id)"`
 	Rebalance       string        `yaml:"rebalance" help:"how the group moves tasks: cooperative (only the tasks that move are revoked and restored; the other instances go on committing), eager (every rebalance revokes every task: the range balancer of winback before 2026-12), or migrate (both offered, for the rolling restart that takes a group from eager to cooperative: docs/production.md)"`
+	StandbyReplicas int           `yaml:"standby_replicas" help:"warm copies of each task kept by other instances, which tail its changelog partition, so that the instance that takes a task over from a crashed one catches up the last records instead of restoring the whole changelog (Kafka Streams' num.standby.replicas); each copy costs the memory of the task's state on the instance that keeps it (docs/production.md, Standby replicas); 0: none"`
 	SASL            SASL          `yaml:"sasl"`
 	TLS             TLS           `yaml:"tls"`
 }
@@ -79,7 +80,7 @@ type Registry struct {
 type ClickHouse struct {
 	DSN           string        `yaml:"dsn" help:"ClickHouse DSN, native protocol: clickhouse://user:pass@host:9000/db"`
 	Database      string        `yaml:"database" help:"database of winback's tables and views"`
-	BatchRows     int           `yaml:"batch_rows" help:"rows per insert batch at most"`
+	BatchRows     int           `yaml:"batch_rows" help:"rows per insert batch at most; a transaction ends early when its rows (those the tasks hold for the commit included) reach it"`
 	FlushInterval time.Duration `yaml:"flush_interval" help:"deprecated and ignored: rows are written at every commit, so commit_interval bounds how long they wait"`
 	ActiveDays    int           `yaml:"active_days" help:"a customer is active in the retention views if they ordered within this many days"`
 	// A committed transaction's rows must be in ClickHouse within half
@@ -99,7 +100,7 @@ type Decode struct {
 
 // State bounds what winback keeps per customer.
 type State struct {
-	CacheMaxBytes int `yaml:"cache_max_bytes" help:"a transaction ends early when the customers it changed would write about this many changelog bytes (one snapshot and one ClickHouse row per changed customer per commit, however many events it had); with commit_interval, it trades trigger latency for CPU (docs/production.md); 0: no bound"`
+	CacheMaxBytes int `yaml:"cache_max_bytes" help:"a transaction ends early when what it holds for the commit reaches about this many bytes: the changelog snapshots of the customers it changed (one per changed customer per commit, however many events it had) and the ClickHouse rows of the customer-days it closed; with commit_interval, it trades trigger latency for CPU and memory (docs/production.md); 0: no bound"`
 	TTLDays       int `yaml:"ttl_days" help:"a customer with no change (an event, or a trigger fired by silence) for this many days of event time is evicted: a changelog tombstone, and its last customer_aggregates row marked evicted; 0 keeps customers forever"`
 }
 
@@ -193,6 +194,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.LivenessTimeout < 0 {
 		bad("kafka-liveness-timeout", "%s is negative; use 0 for twice the session timeout", c.Kafka.LivenessTimeout)
+	}
+	if c.Kafka.StandbyReplicas < 0 || c.Kafka.StandbyReplicas > 8 {
+		bad("kafka-standby-replicas", "%d; use 0 (none) to 8: each replica is a copy of every task's state in some instance's memory, and one or two are the usual", c.Kafka.StandbyReplicas)
+	} else if c.Kafka.StandbyReplicas > 0 && c.Kafka.Rebalance == "eager" {
+		bad("kafka-standby-replicas", "needs --kafka-rebalance cooperative or migrate: the eager range balancer assigns no standbys")
 	}
 	if c.Kafka.TxnTimeout < time.Second {
 		bad("kafka-transaction-timeout", "%s is too short; use at least 1s (40s is the usual)", c.Kafka.TxnTimeout)

@@ -231,3 +231,29 @@ func TestClickHouseCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestStandbyReplicas: kafka.standby_replicas is set by flag, env or YAML
+// (default 0), and a negative or outsized count, or standbys with the eager
+// balancer (which assigns none), fail naming the flag.
+func TestStandbyReplicas(t *testing.T) {
+	if d := Default(); d.Kafka.StandbyReplicas != 0 {
+		t.Fatalf("default %d standby replicas, want 0", d.Kafka.StandbyReplicas)
+	}
+	cfg, err := load(t, []string{"--kafka-standby-replicas", "2"}, nil)
+	if err != nil || cfg.Kafka.StandbyReplicas != 2 {
+		t.Fatalf("flag: %d, %v; want 2", cfg.Kafka.StandbyReplicas, err)
+	}
+	cfg, err = load(t, nil, map[string]string{"WINBACK_KAFKA_STANDBY_REPLICAS": "1"})
+	if err != nil || cfg.Kafka.StandbyReplicas != 1 {
+		t.Fatalf("env: %d, %v; want 1", cfg.Kafka.StandbyReplicas, err)
+	}
+	for _, args := range [][]string{
+		{"--kafka-standby-replicas", "-1"},
+		{"--kafka-standby-replicas", "9"},
+		{"--kafka-standby-replicas", "1", "--kafka-rebalance", "eager"},
+	} {
+		if _, err := load(t, args, nil); err == nil || !strings.Contains(err.Error(), "--kafka-standby-replicas") {
+			t.Errorf("%v: got %v, want an error naming --kafka-standby-replicas", args, err)
+		}
+	}
+}

@@ -67,11 +67,17 @@ type AvroEncoder interface {
 	Avro(dst []byte, ev *event.Event) ([]byte, error)
 }
 
+// Source is a stream of records: a *Generator, or one filtered by its
+// caller (the benchmark keeps the e-mail of only some customers).
+type Source interface {
+	Each(fn func(r *Record) error) error
+}
+
 // progressEvery is how many records Produce hands to the client between
 // two progress calls.
 const progressEvery = 10_000
 
-// Produce writes g's records to the three topics, keyed by customer_id:
+// Produce writes g's records (a *Generator or any Source) to the three topics, keyed by customer_id:
 // valid records (and duplicates) encoded per encoding, with enc for Avro
 // (enc may be nil with EncodingJSON) and codec.AppendEventJSON for JSON;
 // malformed records raw. It returns once every record is acknowledged,
@@ -84,7 +90,7 @@ const progressEvery = 10_000
 // progress, if not nil, is called from Produce's goroutine with the number
 // of records handed to the client so far, every 10 000 records and once
 // at the end with the total acknowledged.
-func Produce(ctx context.Context, g *Generator, client *kgo.Client, topics Topics, enc AvroEncoder, encoding Encoding, progress func(n int)) (Stats, error) {
+func Produce(ctx context.Context, g Source, client *kgo.Client, topics Topics, enc AvroEncoder, encoding Encoding, progress func(n int)) (Stats, error) {
 	var st Stats
 	if _, err := ParseEncoding(string(encoding)); err != nil {
 		return st, err
@@ -127,7 +133,7 @@ func Produce(ctx context.Context, g *Generator, client *kgo.Client, topics Topic
 		rec := &kgo.Record{Topic: topics.For(r.Kind), Key: []byte(r.Event.CustomerID)}
 		switch {
 		case r.Malformed != nil:
-			rec.Value = append(make([]byte, 0, len(r.Malformed)), r.Malformed...)
+			rec.Value = rawValue(r.Malformed)
 		case r.Duplicate:
 			// The same bytes again, as a retrying producer sends them.
 			rec.Value = lastValue
@@ -175,3 +181,7 @@ func Produce(ctx context.Context, g *Generator, client *kgo.Client, topics Topic
 	}
 	return st, err
 }
+
+// rawValue copies a malformed record's bytes, never to nil: an empty value
+// is not a null value (a tombstone, which some consumers skip).
+func rawValue(b []byte) []byte { return append(make([]byte, 0, len(b)), b...) }

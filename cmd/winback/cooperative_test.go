@@ -24,17 +24,22 @@ import (
 // counts one per task restored), none of them aborts a transaction, and
 // none has a gap of 2 s or more between two commits while the group
 // rebalances. WINBACK_COOP_CUSTOMERS sets the stream's customers (the
-// issue's figure is 300000).
+// issue's figure is 300000) and WINBACK_COOP_DAYS its days (120).
 func TestCooperativeStop(t *testing.T) {
-	customers := 3000
+	customers, days := 3000, 120
 	if v, err := strconv.Atoi(os.Getenv("WINBACK_COOP_CUSTOMERS")); err == nil && v > 0 {
 		customers = v
 	}
+	if v, err := strconv.Atoi(os.Getenv("WINBACK_COOP_DAYS")); err == nil && v > 0 {
+		days = v
+	}
+	// A minute per 10k customers beyond the first 3000, for a larger run.
+	slack := time.Duration(max(0, customers-3000)/10000) * time.Minute
 	const parts, n = 12, 6
 	s := newStack(t, parts)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+slack)
 	defer cancel()
-	o := genOptions{customers: customers, days: 120, seed: 21, encoding: "json"}
+	o := genOptions{customers: customers, days: days, seed: 21, encoding: "json"}
 	if _, err := produceTraffic(ctx, &s.cfg, &o, testenv.TestLogger(t), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +53,7 @@ func TestCooperativeStop(t *testing.T) {
 		ins = append(ins, startInstance(t, cfg, fmt.Sprintf("coop-%d", i)))
 	}
 	for _, in := range ins {
-		in.waitReady(2 * time.Minute)
+		in.waitReady(2*time.Minute + slack)
 	}
 	// Every instance holds its share before the stop.
 	deadline := time.Now().Add(time.Minute)
@@ -67,7 +72,7 @@ func TestCooperativeStop(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 4*time.Minute, inputs(cfg)...)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 4*time.Minute+slack, inputs(cfg)...)
 
 	stopped, rest := ins[0], ins[1:]
 	type state struct{ restores, aborts, commits float64 }

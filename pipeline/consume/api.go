@@ -24,7 +24,8 @@ type Decoder interface {
 // commits the next transaction only after its channel says they are
 // confirmed (truth.go). Discard drops the rows not yet taken by a flush:
 // those of an aborted transaction. NeedsFlush ends a transaction early
-// when the sink's batch is full. Add takes a task's rows at once; it may
+// when the sink's batch is full: its pending rows and the held rows the
+// tasks keep for the commit. Add takes a task's rows at once; it may
 // keep neither rows nor the slices in it.
 type Sink interface {
 	Add(rows *event.Rows)
@@ -32,7 +33,7 @@ type Sink interface {
 	// the pending rows added for them so far, before any later row is
 	// written; it returns once the deletes are registered (erase.go).
 	Erase(ctx context.Context, customerIDs []string) error
-	NeedsFlush() bool
+	NeedsFlush(held int) bool
 	StartFlush(ctx context.Context) <-chan error
 	Discard()
 }
@@ -75,10 +76,16 @@ type Config struct {
 	ClientOpts      []kgo.Opt // brokers, TLS, SASL, logger: for both clients
 	SessionOpts     []kgo.Opt // added to the transactional group client (e.g. its metrics hooks)
 	RestoreOpts     []kgo.Opt // added to the changelog restore client
+	StandbyOpts     []kgo.Opt // added to the standby client (StandbyReplicas > 0)
 	MaxPollRecords  int       // records per transaction at most
 	// Balancers are the group's balancers, in order of preference (nil:
 	// TaskBalancer, cooperative).
 	Balancers []kgo.GroupBalancer
+	// StandbyReplicas is the number of standby copies of each task that
+	// other members keep warm by tailing its changelog partition, so that
+	// a task whose owner fails moves without a full restore (standby.go).
+	// The task balancer assigns them; 0: none.
+	StandbyReplicas int
 	// CacheMaxBytes ends a transaction early when the customers it
 	// changed would write about this many changelog bytes (changed
 	// customers × average snapshot size); 0: no bound. Each changed

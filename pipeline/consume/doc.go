@@ -15,6 +15,12 @@
 // the tasks that move are revoked (franz-go's cooperative-sticky would not
 // keep the topics together).
 //
+// With Config.StandbyReplicas, members also keep standby tasks: warm copies
+// of tasks other members own, kept current by tailing their changelog
+// partitions (standby.go). The balancer places them and gives a task whose
+// owner left to a member keeping a standby of it (standby_assign.go), which
+// then reads only the changelog's tail instead of restoring the task.
+//
 // Metrics (all prefixed winback_):
 //
 //	events_total{topic,outcome}            input records by outcome: ok, dlq, duplicate, late
@@ -32,6 +38,10 @@
 //	restore_records_total{partition}       changelog records read while restoring
 //	restore_duration_seconds               time to restore one partition
 //	restoring_partitions                   partitions being restored now
+//	restores_total{from}                   tasks restored: from the changelog, or from a standby's copy
+//	standby_tasks                          standby tasks kept (warm copies of other instances' tasks)
+//	standby_lag_records{partition}         changelog records a standby has yet to apply
+//	standby_records_total                  changelog records applied to standbys
 //	transactions_committed_total           Kafka transactions committed
 //	transactions_aborted_total             Kafka transactions aborted
 //	abort_rollbacks_total                  tasks an abort rolled back in memory (rollback.go)

@@ -20,6 +20,10 @@ type metrics struct {
 	restoreRecords *prometheus.CounterVec // partition
 	restoreSeconds prometheus.Histogram
 	restoring      prometheus.Gauge
+	restores       *prometheus.CounterVec // from: changelog, standby
+	standbyTasks   prometheus.Gauge
+	standbyLag     *prometheus.GaugeVec // partition
+	standbyRecords prometheus.Counter
 	txCommits      prometheus.Counter
 	txAborts       prometheus.Counter
 	abortRollbacks prometheus.Counter
@@ -86,6 +90,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "winback_restoring_partitions", Help: "Partitions currently being restored from the changelog.",
 		}),
+		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_restores_total", Help: "Tasks restored, by where their state came from: changelog (read from its start) or standby (a standby's warm copy, caught up from its offset).",
+		}, []string{"from"}),
+		standbyTasks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "winback_standby_tasks", Help: "Standby tasks this instance keeps (warm copies of other instances' tasks).",
+		}),
+		standbyLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_standby_lag_records", Help: "Changelog records a standby has yet to apply (the last stable offset minus its next offset), by partition.",
+		}, []string{"partition"}),
+		standbyRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_standby_records_total", Help: "Changelog records applied to standby tasks.",
+		}),
 		txCommits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "winback_transactions_committed_total", Help: "Kafka transactions committed.",
 		}),
@@ -114,7 +130,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "winback_transaction_ends_total", Help: "Why transactions stopped taking input: interval (commit_interval passed), max_poll_records, cache (state.cache_max_bytes), batch_rows (clickhouse.batch_rows), failed, shutdown.",
 		}, []string{"cause"}),
 		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "winback_cache_bytes", Help: "Changelog bytes the customers changed in the open transaction will write (estimate: changed customers × average snapshot size).",
+			Name: "winback_cache_bytes", Help: "Bytes the open transaction holds for its commit (estimate: changed customers × average snapshot size, plus the closed customer-days' ClickHouse rows).",
 		}),
 		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "winback_partitions_assigned", Help: "Input partitions (tasks) owned by this instance.",
@@ -139,7 +155,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
 			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.restoreRecords, m.restoreSeconds,
-			m.restoring, m.txCommits, m.txAborts, m.abortRollbacks, m.abortRestores, m.triggerLatency, m.batchSeconds, m.assigned,
+			m.restoring, m.restores, m.standbyTasks, m.standbyLag, m.standbyRecords, m.txCommits, m.txAborts, m.abortRollbacks, m.abortRestores,
+			m.triggerLatency, m.batchSeconds, m.assigned,
 			m.txRecords, m.txEnds, m.cacheBytes,
 			m.repartitioned, m.follows, m.erasures, m.evictions, m.unconfirmed, m.budgetDelayed)
 		reg.MustRegister(m.model.collectors()...)

@@ -71,7 +71,7 @@ type nopSink struct{}
 
 func (nopSink) Add(*event.Rows)                         {}
 func (nopSink) Erase(context.Context, []string) error   { return nil }
-func (nopSink) NeedsFlush() bool                        { return false }
+func (nopSink) NeedsFlush(int) bool                     { return false }
 func (nopSink) StartFlush(context.Context) <-chan error { return nil }
 func (nopSink) Discard()                                {}
 

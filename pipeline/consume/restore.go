@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -19,55 +18,32 @@ import (
 	"github.com/winback/winback/pipeline/lso"
 )
 
-// restorePending restores every assigned partition that has no task yet.
-// It reads the changelog without holding r.mu, so lookups and the group's
-// callbacks go on meanwhile.
-func (r *Runner) restorePending(ctx context.Context) error {
-	r.mu.Lock()
-	if len(r.pending) == 0 {
-		r.mu.Unlock()
-		return nil
-	}
-	parts := make([]int32, 0, len(r.pending))
-	gen := make(map[int32]uint64, len(r.pending))
-	for p := range r.pending {
-		parts = append(parts, p)
-		gen[p] = r.gen[p]
-	}
-	r.mu.Unlock()
-	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
-
-	restored, err := r.restoreTasks(ctx, parts)
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for p, t := range restored {
-		// Install only if the partition was not revoked or re-assigned
-		// while we read: then the restore is stale and runs again.
-		if r.pending[p] && r.gen[p] == gen[p] {
-			r.tasks[p] = t
-			delete(r.pending, p)
-			trigs, ids, all := t.finishRestore()
-			if g, ok := r.confirmed[p]; !ok || g != r.gen[p] {
-				r.resync(t, trigs, ids, all)
-			}
-			t.gauges(r.now())
-		}
-	}
-	r.ready = len(r.pending) == 0
-	return nil
+// newTask is a task for partition p with no state yet, reading its inputs
+// from pos.
+func (r *Runner) newTask(p int32, pos inputPositions) *task {
+	t := r.newState(p)
+	r.readFrom(t, pos)
+	return t
 }
 
-func (r *Runner) newTask(p int32, pos inputPositions) *task {
+// newState is a task for partition p with no state and no inputs yet: a
+// restore or a standby fills its state, readFrom sets its inputs.
+func (r *Runner) newState(p int32) *task {
 	now := r.now()
-	t := &task{env: r.env, p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now), src: newSources(r.cfg.Topics, p, pos, now), lastInput: now,
+	t := &task{env: r.env, p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now),
 		fwdWait: math.MaxInt64, // until the next cycle's barrier says what to wait for
 		pend:    pendingSet{key: pendKey}, cust: pendingSet{key: custKey}}
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
 	t.eng.SetTTL(r.cfg.StateTTL)
 	t.watchRefits()
+	return t
+}
+
+// readFrom sets t's input sources at positions pos, as an owned task.
+func (r *Runner) readFrom(t *task, pos inputPositions) {
+	now := r.now()
+	p := t.p
+	t.src, t.lastInput = newSources(r.cfg.Topics, p, pos, now), now
 	l := strconv.Itoa(int(p))
 	for i := range t.src {
 		s := &t.src[i]
@@ -79,11 +55,12 @@ func (r *Runner) newTask(p int32, pos inputPositions) *task {
 		s.late = r.m.events.WithLabelValues(s.topic, "late")
 		s.lag = r.m.consumerLag.WithLabelValues(s.topic, l)
 	}
-	return t
 }
 
 // restoreTasks reads partitions parts of the changelog from their start to
-// their last stable offset and rebuilds one task per partition.
+// their last stable offset and rebuilds one task per partition; a task of
+// which this instance keeps a standby starts from the standby's copy and
+// reads only from where it stands (standby.go).
 func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*task, error) {
 	topic := r.cfg.Topics.State
 	began := time.Now()
@@ -116,14 +93,22 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 	}
 	tasks := make(map[int32]*task, len(parts))
 	feeds := make(map[int32]*restoreFeed, len(parts))
+	warm := make(map[int32]bool, len(parts))
 	spans := lso.Spans{topic: {}}
 	var wg sync.WaitGroup
 	for _, p := range parts {
-		t := r.newTask(p, pos)
-		tasks[p] = t
 		s, _ := starts.Lookup(topic, p)
 		e, _ := ends.Lookup(topic, p)
-		spans[topic][p] = lso.Span{Start: s.Offset, End: e.Offset}
+		span := lso.Span{Start: s.Offset, End: e.Offset}
+		t, next, ok := r.standby.take(p)
+		if ok && next >= span.Start && next <= span.End {
+			r.readFrom(t, pos)
+			span.Start, warm[p] = next, true
+		} else {
+			t = r.newTask(p, pos)
+		}
+		tasks[p] = t
+		spans[topic][p] = span
 		f := &restoreFeed{ch: make(chan []*kgo.Record, 4), records: r.m.restoreRecords.WithLabelValues(strconv.Itoa(int(p)))}
 		feeds[p] = f
 		wg.Go(func() { f.apply(t, began) })
@@ -151,8 +136,13 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 	}
 	for _, p := range parts {
 		d := feeds[p].took
+		from := "changelog"
+		if warm[p] {
+			from = "standby"
+		}
 		r.m.restoreSeconds.Observe(d.Seconds())
-		r.log.Info("consume: partition restored", "partition", p, "records", feeds[p].n,
+		r.m.restores.WithLabelValues(from).Inc()
+		r.log.Info("consume: partition restored", "partition", p, "from", from, "records", feeds[p].n,
 			"customers", tasks[p].eng.Len(), "timers", tasks[p].eng.PendingTimers(), "duration", d)
 	}
 	return tasks, nil

@@ -108,16 +108,12 @@ func (r *Runner) rollbackTask(t *task, pos inputPositions) bool {
 	if !t.mark.ok || !t.eng.Rollback() {
 		return false
 	}
-	now := r.now()
-	src := newSources(r.cfg.Topics, t.p, pos, now)
-	for i := range src {
-		old := &t.src[i]
-		if old.paused {
-			r.sess.Client().ResumeFetchPartitions(map[string][]int32{old.topic: {t.p}})
+	for i := range t.src {
+		if s := &t.src[i]; s.paused {
+			r.sess.Client().ResumeFetchPartitions(map[string][]int32{s.topic: {t.p}})
 		}
-		src[i].ok, src[i].duplicates, src[i].late, src[i].lag = old.ok, old.duplicates, old.late, old.lag
 	}
-	t.src = src
+	r.readFrom(t, pos) // as a restored task: the queues empty, at the committed offsets
 	clear(t.fetched)
 	t.fetched = t.fetched[:0]
 	m := &t.mark
@@ -127,8 +123,8 @@ func (r *Runner) rollbackTask(t *task, pos inputPositions) bool {
 	m.cust.restore(&t.cust)
 	t.published = m.published
 	t.snapBytes, t.snaps = m.snapBytes, m.snaps
-	t.lastInput, t.followed, t.fwdWait = now, false, math.MaxInt64
-	t.gauges(now)
+	t.followed, t.fwdWait = false, math.MaxInt64
+	t.gauges(r.now())
 	return true
 }
 
@@ -153,8 +149,8 @@ func (r *Runner) dropState() {
 		if r.tasks[p] != nil {
 			r.m.abortRestores.WithLabelValues(restoreUnknown).Inc()
 		}
-		r.pending[p] = true
 		r.dropTask(p)
+		r.markPending(r.sess.Client(), p)
 	}
 	r.ready = false
 }
@@ -192,8 +188,8 @@ func (r *Runner) rollbackState(ctx context.Context) {
 		}
 		restored = append(restored, p)
 		r.m.abortRestores.WithLabelValues(why).Inc()
-		r.pending[p] = true
 		r.dropTask(p)
+		r.markPending(r.sess.Client(), p)
 	}
 	r.ready = len(r.pending) == 0
 	slices.Sort(rolled)

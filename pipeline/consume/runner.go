@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -38,6 +39,7 @@ type Runner struct {
 	restore *kgo.Client // reads the changelog, read_committed, no group
 	adm     *kadm.Client
 	board   *board    // every task's published progress, from the progress topic
+	standby *standbys // warm copies of other members' tasks
 	checked time.Time // when the input partition counts were last checked
 
 	mu      sync.Mutex
@@ -48,6 +50,11 @@ type Runner struct {
 	ready   bool             // joined, and nothing left to restore
 
 	barrier barrier // this cycle's forwarding barrier
+
+	// The restore under way in the background, if any, and when a failed
+	// one may start again (restorePending; the processing goroutine's).
+	restoring    *restoreJob
+	restoreAfter time.Time
 
 	backoff time.Duration // wait after a failed transaction
 
@@ -111,7 +118,10 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 	if dep.Now == nil {
 		dep.Now = time.Now
 	}
-	return &Runner{
+	if cfg.StandbyReplicas < 0 {
+		return nil, errors.New("consume: StandbyReplicas must not be negative")
+	}
+	r := &Runner{
 		env:       &env{cfg: cfg, dep: dep, log: dep.Logger, m: newMetrics(dep.Registerer), now: dep.Now, keys: Partitioner()},
 		tasks:     map[int32]*task{},
 		owned:     map[int32]bool{},
@@ -119,7 +129,18 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 		gen:       map[int32]uint64{},
 		confirmed: map[int32]uint64{},
 		board:     newBoard(),
-	}, nil
+	}
+	r.standby = newStandbys(r, cfg.StandbyReplicas)
+	if cfg.StandbyReplicas > 0 {
+		// The task balancer reads and reports this member's standbys.
+		r.cfg.Balancers = slices.Clone(cfg.Balancers)
+		for i, b := range r.cfg.Balancers {
+			if _, ok := b.(taskBalancer); ok {
+				r.cfg.Balancers[i] = taskBalancer{sb: r.standby}
+			}
+		}
+	}
+	return r, nil
 }
 
 // source maps an input topic to its engine source index and event kind.
@@ -190,10 +211,7 @@ func (r *Runner) session(ctx context.Context) error {
 	r.confirmed = map[int32]uint64{}
 	r.tasks, r.owned, r.pending, r.ready = map[int32]*task{}, map[int32]bool{}, map[int32]bool{}, false
 	r.mu.Unlock()
-	inputs := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Repartition}
-	if r.cfg.Topics.Erasures != "" {
-		inputs = append(inputs, r.cfg.Topics.Erasures)
-	}
+	inputs := r.inputTopics()
 	opts := append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.SessionOpts...),
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(inputs...),
@@ -232,6 +250,23 @@ func (r *Runner) session(ctx context.Context) error {
 		return err
 	}
 
+	// The standbys read with their own client, there before the session
+	// joins: the first assignment may list standbys.
+	if r.cfg.StandbyReplicas > 0 {
+		standby, err := kgo.NewClient(append(append(append([]kgo.Opt(nil), r.cfg.ClientOpts...), r.cfg.StandbyOpts...),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.KeepControlRecords(),                    // a standby at a commit marker is at the last stable offset
+			kgo.ConsumeResetOffset(kgo.NoResetOffset()), // past the log start: dropped, not silently skipped
+		)...)
+		if err != nil {
+			return fmt.Errorf("consume: kafka standby client: %w", err)
+		}
+		r.standby.open(standby)
+		sctx, stopStandby := context.WithCancel(ctx)
+		var keeper sync.WaitGroup
+		keeper.Go(func() { r.standby.run(sctx) })
+		defer func() { stopStandby(); keeper.Wait(); r.standby.close(); standby.Close() }()
+	}
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("consume: kafka client: %w", err)
@@ -239,6 +274,7 @@ func (r *Runner) session(ctx context.Context) error {
 	r.mu.Lock() // Ready reads it
 	r.sess = sess
 	r.mu.Unlock()
+	defer r.stopRestore() // before the restore client closes
 	// Initialising the producer id now, before any restore, fences this
 	// instance's previous incarnation (same transactional id) and aborts
 	// its unfinished transaction, so the changelog is stable at once.
@@ -279,13 +315,13 @@ func (r *Runner) session(ctx context.Context) error {
 	return runErr
 }
 
-func (r *Runner) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (r *Runner) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range assigned[r.cfg.Topics.Orders] {
 		r.owned[p] = true
-		r.pending[p] = true
 		r.gen[p]++
+		r.markPending(cl, p)
 	}
 	r.ready = len(r.pending) == 0
 	r.m.assigned.Set(float64(len(r.owned)))

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/winback/winback/pipeline/event"
@@ -255,7 +256,7 @@ func (r *Runner) unconfirm() (parts, was map[int32]uint64) {
 // of any length costs one aborted transaction and no rebalance: the
 // group's heartbeats go on.
 func (r *Runner) recoverSink(ctx context.Context) error {
-	if err := r.restorePending(ctx); err != nil {
+	if err := r.restorePending(ctx, true); err != nil {
 		var ce configError
 		if errors.As(err, &ce) {
 			return err
@@ -296,14 +297,10 @@ func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 				r.log.Warn("consume: fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
-		// Every polled record must be queued: its offset is in the
-		// commit unless a queued head holds it back.
-		if err := r.restorePending(ctx); err != nil {
-			var ce configError
-			if errors.As(err, &ce) {
-				return err // a changelog record that cannot be restored
-			}
-			r.fail(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
+		// Install the tasks whose restore has finished; the fetches of
+		// those still restoring are paused (markPending).
+		if err := r.restorePending(ctx, false); err != nil {
+			return err // a changelog record that cannot be restored
 		}
 		r.prefetchSchemas(ctx, fetches)
 		r.mu.Lock()
@@ -318,9 +315,10 @@ func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 				t.fetched = append(t.fetched, fp)
 				return
 			}
-			// Revoked (or re-assigned) while this batch ran: abort
-			// rather than commit offsets past records that were not
-			// applied.
+			// Revoked (or re-assigned) while this batch ran, or
+			// polled before its partition was paused for the restore:
+			// abort rather than commit offsets past records that were
+			// not applied.
 			r.fail(fmt.Errorf("records of %s/%d arrived for a task this instance does not hold", fp.Topic, fp.Partition))
 		})
 		// Decoding runs under r.mu and so must not wait for the
@@ -354,26 +352,33 @@ func (r *Runner) full(ctx context.Context, polled int, deadline time.Time) strin
 		return "interval"
 	case polled >= r.cfg.MaxPollRecords:
 		return "max_poll_records"
-	case r.dep.Sink.NeedsFlush():
+	}
+	rows, bytes := r.held()
+	switch {
+	case r.dep.Sink.NeedsFlush(rows):
 		return "batch_rows" // a full ClickHouse batch: commit it
-	case r.cacheFull():
+	case r.cfg.CacheMaxBytes > 0 && bytes >= float64(r.cfg.CacheMaxBytes):
 		return "cache" // enough changed customers: write them
 	}
 	return ""
 }
 
-// cacheFull reports whether the customers changed in the open transaction
-// would write CacheMaxBytes of changelog snapshots or more.
-func (r *Runner) cacheFull() bool {
-	if r.cfg.CacheMaxBytes <= 0 {
-		return false
-	}
+// aggregateBytes is what a closed day's aggregate row costs while the
+// engine holds it for the commit.
+const aggregateBytes = float64(unsafe.Sizeof(event.Aggregate{}))
+
+// held returns the ClickHouse rows the tasks hold for the commit (a row per
+// closed customer-day and per changed customer), and the bytes of the
+// commit's cache: the changed customers' changelog snapshots (their count
+// times their average size) and the closed days' rows.
+func (r *Runner) held() (rows int, bytes float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var bytes float64
 	for _, t := range r.tasks {
-		bytes += float64(t.eng.Dirty()) * t.snapshotSize()
+		days, dirty := t.eng.ClosedDays(), t.eng.Dirty()
+		rows += days + dirty
+		bytes += float64(dirty)*t.snapshotSize() + float64(days)*aggregateBytes
 	}
 	r.m.cacheBytes.Set(bytes)
-	return bytes >= float64(r.cfg.CacheMaxBytes)
+	return rows, bytes
 }

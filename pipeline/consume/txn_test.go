@@ -10,17 +10,19 @@ import (
 	"github.com/winback/winback/pipeline/lapse"
 )
 
-// fullSink reports a full batch when told to.
+// fullSink reports a full batch when told to, or from rows held rows.
 type fullSink struct {
 	nopSink
 	full bool
+	rows int
 }
 
-func (s *fullSink) NeedsFlush() bool { return s.full }
+func (s *fullSink) NeedsFlush(held int) bool { return s.full || s.rows > 0 && held >= s.rows }
 
 // TestFull: a transaction stops taking input for the first cause that
-// holds, in a fixed order, and the cache bound counts the customers the
-// transaction changed times their average snapshot size.
+// holds, in a fixed order; the cache bound counts the customers the
+// transaction changed times their average snapshot size, and the batch
+// counts the rows the tasks hold (one per changed customer here).
 func TestFull(t *testing.T) {
 	wall := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	later, past := time.Now().Add(time.Hour), time.Now().Add(-time.Millisecond)
@@ -43,6 +45,7 @@ func TestFull(t *testing.T) {
 		deadline  time.Time
 		polled    int
 		batchFull bool
+		batchRows int
 		cacheMax  int
 		want      string
 	}{
@@ -50,13 +53,15 @@ func TestFull(t *testing.T) {
 		{name: "no cache bound", ctx: t.Context(), deadline: later, want: ""},
 		{name: "cache", ctx: t.Context(), deadline: later, cacheMax: 1000, want: "cache"},
 		{name: "batch rows", ctx: t.Context(), deadline: later, batchFull: true, cacheMax: 1000, want: "batch_rows"},
+		{name: "held rows below a batch", ctx: t.Context(), deadline: later, batchRows: 11, want: ""},
+		{name: "held rows fill a batch", ctx: t.Context(), deadline: later, batchRows: 10, want: "batch_rows"},
 		{name: "max poll records", ctx: t.Context(), deadline: later, polled: 50, batchFull: true, want: "max_poll_records"},
 		{name: "interval", ctx: t.Context(), deadline: past, polled: 50, want: "interval"},
 		{name: "failed", ctx: t.Context(), failed: true, deadline: past, want: "failed"},
 		{name: "shutdown", ctx: done, failed: true, deadline: past, want: "shutdown"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := truthRunner(&fullSink{full: c.batchFull}, wall)
+			r := truthRunner(&fullSink{full: c.batchFull, rows: c.batchRows}, wall)
 			r.cfg.MaxPollRecords, r.cfg.CacheMaxBytes = 50, c.cacheMax
 			r.tasks = map[int32]*task{0: {eng: eng, snapBytes: 500, snaps: 5}}
 			if c.failed {

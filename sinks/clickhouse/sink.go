@@ -321,12 +321,13 @@ func (s *Sink) Pending() int {
 	return s.pending.Len()
 }
 
-// NeedsFlush reports whether BatchRows rows are pending. (How long rows
-// wait is the stream's commit interval: they are written at every commit.)
-func (s *Sink) NeedsFlush() bool {
+// NeedsFlush reports whether the pending rows and held more, which the
+// caller has yet to add, make BatchRows rows. (How long rows wait is the
+// stream's commit interval: they are written at every commit.)
+func (s *Sink) NeedsFlush(held int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pending.Len() >= s.cfg.BatchRows
+	return s.pending.Len()+held >= s.cfg.BatchRows
 }
 
 // Flush writes every pending row and returns once ClickHouse has confirmed

@@ -44,20 +44,23 @@ func offlineSink(t testing.TB, cfg Config) *Sink {
 // the single-row adds.
 func TestNeedsFlush(t *testing.T) {
 	s := offlineSink(t, Config{BatchRows: 3})
-	if s.NeedsFlush() {
+	if s.NeedsFlush(0) {
 		t.Error("nothing pending, yet NeedsFlush")
+	}
+	if !s.NeedsFlush(3) {
+		t.Error("3 rows held by the caller, yet no NeedsFlush")
 	}
 	s.AddAggregate(agg("a", 1, jan5, 1, 1)) // 1 row (customer_daily is fed by its view)
 	s.AddAggregate(agg("a", 2, jan5, 1, 1)) // same customer-day: still 1 row
-	if s.Pending() != 1 || s.NeedsFlush() {
-		t.Errorf("Pending %d, NeedsFlush %v", s.Pending(), s.NeedsFlush())
+	if s.Pending() != 1 || s.NeedsFlush(0) {
+		t.Errorf("Pending %d, NeedsFlush %v", s.Pending(), s.NeedsFlush(0))
 	}
 	s.Add(&event.Rows{Aggregates: []event.Aggregate{*agg("b", 1, jan6, 1, 1)}})
-	if s.NeedsFlush() {
+	if s.NeedsFlush(0) {
 		t.Error("2 of 3 rows, yet NeedsFlush")
 	}
 	s.Add(&event.Rows{Triggers: []event.Trigger{{TriggerID: "t", CustomerID: "b"}}})
-	if !s.NeedsFlush() {
+	if !s.NeedsFlush(0) || !s.NeedsFlush(1) {
 		t.Error("3 rows pending, yet no NeedsFlush")
 	}
 	if got := value(s.m.pending); got != 3 {
