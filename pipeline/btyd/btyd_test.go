@@ -164,17 +164,27 @@ func TestSilenceForPAlive(t *testing.T) {
 		{Kind: BGNBD, R: 0.35, Alpha: 18, A: 0.5, B: 3.7},
 		{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72},
 		{Kind: MBGNBD, R: 1.3, Alpha: 20, A: 0.43, B: 0.8, K: 3},
+		{Kind: MBGNBD, R: 0.6, Alpha: 35, A: 0.3, B: 2.5, K: 16},
+		{Kind: MBGNBD, R: 0.5, Alpha: 30, A: 1, B: 4, K: 16}, // a weekly buyer's silence is flat at first
+		{Kind: MBGNBD, R: 4, Alpha: 10, A: 0.05, B: 9, K: 32},
 	} {
-		for _, c := range []struct{ x, tx float64 }{{1, 30}, {7, 49}, {20, 300}} {
+		for _, c := range []struct{ x, tx float64 }{{0, 0}, {1, 30}, {7, 49}, {20, 300}, {150, 360}} {
 			for _, theta := range []float64{0.3, 0.5, 0.8} {
 				s := p.SilenceForPAlive(c.x, c.tx, theta)
+				if p.Kind == BGNBD && c.x == 0 {
+					continue // never falls (below)
+				}
+				if math.IsInf(s, 0) || math.IsNaN(s) {
+					t.Errorf("%v x=%v tx=%v theta=%v: silence %v", p, c.x, c.tx, theta, s)
+					continue
+				}
 				if s == 0 {
 					if a := p.PAlive(c.x, c.tx, c.tx); a > theta+1e-9 {
 						t.Errorf("%v x=%v: silence 0 but P(alive) right after the purchase %v > %v", p, c.x, a, theta)
 					}
 					continue
 				}
-				if a := p.PAlive(c.x, c.tx, c.tx+s); math.Abs(a-theta) > 1e-6 {
+				if a := p.PAlive(c.x, c.tx, c.tx+s); math.Abs(a-theta) > 1e-9 {
 					t.Errorf("%v x=%v tx=%v theta=%v: P(alive) after %v days = %v", p, c.x, c.tx, theta, s, a)
 				}
 			}
@@ -234,5 +244,25 @@ func TestFitWithPrior(t *testing.T) {
 	// Mean rate r/α stays that of the data: a purchase a week.
 	if m := p.R / p.Alpha; math.Abs(m-1.0/7) > 0.02 {
 		t.Errorf("mean rate %.4f per day, want about 1/7", m)
+	}
+}
+
+// TestPNoPurchaseAlive: the pair is what the two calls give, bit for bit.
+func TestPNoPurchaseAlive(t *testing.T) {
+	for _, p := range []Params{
+		{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72},
+		{Kind: MBGNBD, R: 0.5, Alpha: 30, A: 1, B: 4},
+		{Kind: MBGNBD, R: 1.3, Alpha: 20, A: 0.43, B: 0.8, K: 3},
+		{Kind: BGNBD, R: 0.35, Alpha: 18, A: 0.5, B: 3.7},
+	} {
+		for _, c := range [][3]float64{{0, 0, 0}, {0, 0, 40}, {3, 20.5, 20.5}, {7, 49.25, 130.125}, {40, 300, 365}} {
+			for _, h := range []float64{0, 30, 90} {
+				no, alive := p.PNoPurchaseAlive(c[0], c[1], c[2], h)
+				wantNo, wantAlive := p.PNoPurchase(c[0], c[1], c[2], h), p.PAlive(c[0], c[1], c[2])
+				if math.Float64bits(no) != math.Float64bits(wantNo) || math.Float64bits(alive) != math.Float64bits(wantAlive) {
+					t.Errorf("%v %v h=%v: (%v, %v), want (%v, %v)", p, c, h, no, alive, wantNo, wantAlive)
+				}
+			}
+		}
 	}
 }

@@ -11,7 +11,8 @@
 // for certain; MBG/NBD lets them drop out after the first purchase too,
 // which is what winback uses for its calibrated return probability.
 //
-// Fitting is maximum likelihood over the log parameters with a small
-// Nelder-Mead simplex; it takes milliseconds for thousands of distinct
+// Fitting is maximum likelihood over the log parameters: BFGS on the
+// analytic gradient for MBG/NBD, a small Nelder-Mead simplex for the
+// other variants; it takes milliseconds for thousands of distinct
 // (x, t_x, T) and is meant to run off the hot path.
 package btyd

@@ -38,14 +38,18 @@ func Fit(kind Kind, obs []Obs, start Params) (Params, error) {
 // FitOptions bound the cost of a fit (FitWith). The zero value is Fit's.
 type FitOptions struct {
 	// MaxIter caps the simplex iterations of each of the fit's two rounds
-	// (0: 4000).
+	// (0: 4000); the gradient fit of MBG/NBD (K = 1) may take twice as
+	// many quasi-Newton iterations.
 	MaxIter int
-	// Step is the first round's simplex edge in log parameters (0: 0.5,
-	// a cold start); a warm start from parameters near the optimum needs
-	// less (0.1 moves each parameter by about 10 %).
+	// Step is the first round's simplex edge in log parameters, or the
+	// gradient fit's first step (0: 0.5, a cold start); a warm start from
+	// parameters near the optimum needs less (0.1 moves each parameter by
+	// about 10 %).
 	Step float64
 	// Tol is the relative spread of the simplex's values at which a round
-	// stops (0: 1e-10 for the first round, 1e-12 for the second).
+	// stops (0: 1e-10 for the first round, 1e-12 for the second), or the
+	// gain still expected (half the Newton decrement) relative to the
+	// objective at which the gradient fit stops (0: 1e-12).
 	Tol float64
 	// PriorSD, if positive, makes the fit a maximum a posteriori one: each
 	// log parameter gets an independent normal prior with this standard
@@ -61,7 +65,7 @@ type FitOptions struct {
 // FitStats describe a finished fit.
 type FitStats struct {
 	Rows  int     // distinct observations after merging identical ones
-	Iter  int     // simplex iterations, both rounds
+	Iter  int     // optimiser iterations (simplex: both rounds)
 	Evals int     // likelihood evaluations
 	LL    float64 // log-likelihood at the fitted parameters
 	LL0   float64 // log-likelihood at the start parameters
@@ -70,7 +74,10 @@ type FitStats struct {
 // FitWith is Fit with bounded cost: opt caps the iterations and sets the
 // first step. Each likelihood evaluation costs one pass over the distinct
 // observations (a few logarithms each; the log-gamma terms are computed
-// once per distinct x).
+// once per distinct x). MBG/NBD with K = 1 (every observation's K at
+// most 1) is fitted by BFGS on the likelihood's analytic gradient
+// (grad.go: a few dozen evaluations); other models and K > 1 by two
+// rounds of a Nelder-Mead simplex (hundreds).
 func FitWith(kind Kind, obs []Obs, start Params, opt FitOptions) (Params, FitStats, error) {
 	var st FitStats
 	data := make([]Obs, 0, len(obs))
@@ -145,18 +152,36 @@ func FitWith(kind Kind, obs []Obs, start Params, opt FitOptions) (Params, FitSta
 		tol1, tol2 = opt.Tol, opt.Tol
 	}
 	x0 := [4]float64{math.Log(start.R), math.Log(start.Alpha), math.Log(start.A), math.Log(start.B)}
-	nll(x0)
-	st.LL0 = ll
-	best, it := nelderMead(nll, x0, step, maxIter, tol1)
-	st.Iter += it
-	// A restart from the optimum escapes a collapsed simplex.
-	best, it = nelderMead(nll, best, min(step, 0.1), maxIter, tol2)
-	st.Iter += it
+	var best [4]float64
+	if kind == MBGNBD && k <= 1 && !slices.ContainsFunc(data, func(o Obs) bool { return o.K > 1 }) {
+		// MBG/NBD: the gradient fit (grad.go).
+		fg := func(v [4]float64) (float64, [4]float64) {
+			st.Evals++
+			f, g, l := mbgObjective(data, v, prior, opt.PriorSD)
+			ll = l
+			return f, g
+		}
+		fg(x0)
+		st.LL0 = ll
+		var it int
+		best, it = bfgs(fg, x0, step, 2*maxIter, tol2)
+		st.Iter += it
+		fg(best)
+	} else {
+		nll(x0)
+		st.LL0 = ll
+		var it int
+		best, it = nelderMead(nll, x0, step, maxIter, tol1)
+		st.Iter += it
+		// A restart from the optimum escapes a collapsed simplex.
+		best, it = nelderMead(nll, best, min(step, 0.1), maxIter, tol2)
+		st.Iter += it
+		nll(best)
+	}
 	p := Params{Kind: kind, R: math.Exp(best[0]), Alpha: math.Exp(best[1]), A: math.Exp(best[2]), B: math.Exp(best[3]), K: k}
 	if !p.Valid() {
 		return Params{}, st, fmt.Errorf("btyd: fit diverged: %v", p)
 	}
-	nll(best)
 	st.LL = ll
 	return p, st, nil
 }

@@ -154,6 +154,9 @@ func (p Params) k() int { return max(p.K, 1) }
 // accumulated over A days (the stage rate θ is Gamma(R, A)): log E[Q(K,
 // θu)] = log Σ_{i<K} u^i/i! Γ(R+i)/Γ(R) A^R/(A+u)^(R+i).
 func (p Params) logSurvival(R, A, u float64) float64 {
+	if u == 0 {
+		return 0 // what the sum below gives (R·0; only the first term), without its logarithms
+	}
 	k := p.k()
 	if p.Kind != MBGNBD {
 		k = 1
@@ -207,6 +210,25 @@ func (p Params) PNoPurchase(x, tx, T, h float64) float64 {
 	return min(max(1-alive*(1-silent), 0), 1)
 }
 
+// PNoPurchaseAlive returns PNoPurchase(x, tx, T, h) and PAlive(x, tx, T)
+// together, bit for bit as those give them: MBG/NBD (K = 1), the model
+// behind p_lapse, shares their logarithms (three where the two calls take
+// eight); other models make the two calls.
+func (p Params) PNoPurchaseAlive(x, tx, T, h float64) (pNo, alive float64) {
+	if p.Kind != MBGNBD || p.k() != 1 {
+		return p.PNoPurchase(x, tx, T, h), p.PAlive(x, tx, T)
+	}
+	// logSurvival(rr, A, u) with K = 1 is rr·(log A − log(A+u)).
+	rr := p.R + x
+	A := p.Alpha/1 + tx
+	l0, l1, l2 := math.Log(A), math.Log(A+(T-tx)), math.Log(A+(T-tx+h))
+	odds := p.A / (p.B + x)
+	ls := rr * (l0 - l1)
+	alive = 1 / (1 + odds*math.Exp(-ls))
+	silent := math.Exp(rr*(l0-l2) - ls)
+	return min(max(1-alive*(1-silent), 0), 1), alive
+}
+
 // ExpectedPurchases is the expected number of purchases in the next h days
 // of a customer with statistics (x, tx, T), approximated by P(alive) × the
 // posterior mean rate × h, discounted for drop-out after each of those
@@ -232,9 +254,35 @@ func (p Params) ExpectedPurchases(x, tx, T, h float64) float64 {
 // which the P(alive) of a customer with x repeat purchases, the last tx
 // days after the first, falls to theta (0 < theta < 1): 0 if it is
 // already at or below theta right after the purchase, +Inf if it never
-// falls that low (a BG/NBD one-time buyer). Closed form for BG/NBD and
-// MBG/NBD (K = 1), bisection otherwise.
+// falls that low (a BG/NBD one-time buyer, or beyond 1e7 days). It is
+// SilenceFromGrowth(SilenceGrowth(x, theta), tx).
 func (p Params) SilenceForPAlive(x, tx, theta float64) float64 {
+	return p.SilenceFromGrowth(p.SilenceGrowth(x, theta), tx)
+}
+
+// SilenceFromGrowth returns the silence of a customer whose last purchase
+// was tx days after the first, from g = SilenceGrowth(x, theta): g times
+// the rate evidence's scale in days (α/K + tx).
+func (p Params) SilenceFromGrowth(g, tx float64) float64 {
+	if g == 0 || math.IsInf(g, 1) {
+		return g
+	}
+	if p.Kind != MBGNBD || p.k() == 1 {
+		return (p.Alpha + tx) * g
+	}
+	if s := (p.Alpha/float64(p.k()) + tx) * g; s <= 1e7 {
+		return s
+	}
+	return math.Inf(1)
+}
+
+// SilenceGrowth returns the part of SilenceForPAlive that does not depend
+// on tx: the silence over the rate evidence's scale (α/K + tx days), at
+// which P(alive) falls to theta; 0 for none, +Inf for never. The survival
+// of a silence s depends on it only through s/(α/K + tx), so a caller may
+// keep it per (x, K) for as long as the parameters stay. Closed form for
+// BG/NBD and MBG/NBD (K = 1), Newton's method otherwise.
+func (p Params) SilenceGrowth(x, theta float64) float64 {
 	if !(theta > 0 && theta < 1) {
 		return math.Inf(1)
 	}
@@ -254,52 +302,70 @@ func (p Params) SilenceForPAlive(x, tx, theta float64) float64 {
 	}
 	if p.Kind != MBGNBD || p.k() == 1 {
 		// S(s) = ((α+tx)/(α+tx+s))^(r+x)
-		return (p.Alpha + tx) * (math.Pow(target, -1/(p.R+x)) - 1)
+		return math.Pow(target, -1/(p.R+x)) - 1
 	}
 	k := float64(p.k())
-	rr, A := p.R+k*x, p.Alpha/k+tx
+	rr := p.R + k*x
 	lt := math.Log(target)
-	// f(s) = log S(s) − log target falls from −lt > 0 at s = 0: bracket
-	// the root by doubling from the mean interval, then regula falsi
-	// with the Illinois step (a few evaluations where bisection took 60;
-	// the lapse timer asks this at every event of a regular customer).
-	f := func(s float64) float64 { return p.logSurvival(rr, A, s) - lt }
-	lo, flo := 0.0, -lt
-	hi := max(A/rr*k, 1e-3)
-	fhi := f(hi)
-	for fhi > 0 {
-		lo, flo = hi, fhi
-		if hi *= 2; hi > 1e7 {
+	// In w = log((A+s)/A) and z = s/(A+s) = 1 − e^(−w) (A = α/K + tx)
+	// the survival is log S = −rr·w + log P(z), P(z) = Σ_{i<K}
+	// Γ(rr+i)/(Γ(rr) i!) z^i: flat at first (an Erlang-K silence is
+	// unremarkable until about the usual interval), then a line of slope
+	// −rr bent by a slowly growing term, and concave throughout. Newton's
+	// method on f(w) = log S − lt from the later of the Poisson root
+	// −lt/rr (where f ≥ 0, as P ≥ 1) and the usual interval steps past
+	// the root at most once (concavity) and then falls back onto it
+	// monotonically: five to seven evaluations. The bracket [lo, hi]
+	// guards it.
+	kk := p.k()
+	var buf [33]float64
+	c := buf[:0]
+	if kk > len(buf) {
+		c = make([]float64, 0, kk)
+	}
+	c = append(c, 1)
+	for i := 1; i < kk; i++ {
+		c = append(c, c[i-1]*(rr+float64(i)-1)/float64(i))
+	}
+	f := func(w float64) (float64, float64) {
+		z := -math.Expm1(-w)
+		pz, dp := c[kk-1], 0.0
+		for i := kk - 2; i >= 0; i-- {
+			dp = dp*z + pz
+			pz = pz*z + c[i]
+		}
+		return -rr*w + math.Log(pz) - lt, -rr + (1-z)*dp/pz
+	}
+	const wmax = 700 // e^700: never
+	lo, hi := 0.0, math.Inf(1)
+	w := min(max(-lt/rr, math.Log1p(k/rr)), wmax)
+	for range 100 {
+		fw, dw := f(w)
+		switch {
+		case fw > 0:
+			lo = w
+		case fw < 0:
+			hi = w
+		default:
+			return math.Expm1(w)
+		}
+		if lo >= wmax {
 			return math.Inf(1)
 		}
-		fhi = f(hi)
-	}
-	side := 0
-	for range 100 {
-		if hi-lo <= 1e-9*hi {
+		next := w - fw/dw
+		switch {
+		case math.IsInf(hi, 1):
+			if !(next > lo && next < wmax) { // flat: f' ≈ 0
+				next = wmax
+			}
+		case !(next > lo && next < hi):
+			next = (lo + hi) / 2
+		}
+		if math.Abs(next-w) <= 1e-12*w {
+			w = next
 			break
 		}
-		s := hi - fhi*(hi-lo)/(fhi-flo)
-		if !(s > lo && s < hi) {
-			s = (lo + hi) / 2
-		}
-		fs := f(s)
-		switch {
-		case fs > 0:
-			lo, flo = s, fs
-			if side == -1 {
-				fhi /= 2
-			}
-			side = -1
-		case fs < 0:
-			hi, fhi = s, fs
-			if side == 1 {
-				flo /= 2
-			}
-			side = 1
-		default:
-			return s
-		}
+		w = next
 	}
-	return hi
+	return math.Expm1(w)
 }

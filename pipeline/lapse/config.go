@@ -100,8 +100,10 @@ type ModelConfig struct {
 	// RefitMinCustomers: with fewer customers with an order the task keeps
 	// its parameters.
 	RefitMinCustomers int `yaml:"refit_min_customers" help:"customers with an order a task needs before a refit moves its parameters"`
-	// RefitMaxIterations caps each of the fit's two simplex rounds.
-	RefitMaxIterations int `yaml:"refit_max_iterations" help:"iterations a refit's optimiser may take in each of its two rounds (it starts from the current parameters)"`
+	// RefitMaxIterations bounds the fit: twice this many quasi-Newton
+	// iterations (MBG/NBD), or this many in each of the simplex's two
+	// rounds (other models).
+	RefitMaxIterations int `yaml:"refit_max_iterations" help:"bounds a refit's optimiser: twice this many quasi-Newton iterations (it starts from the current parameters and usually needs a few dozen likelihood evaluations)"`
 }
 
 // SpendConfig is SPEND_DECLINE: still buying, but spending much less.

@@ -69,6 +69,7 @@ type Engine struct {
 	metaDirty  bool // a refit changed the meta (TakeMetaDirty)
 	onRefit    func(RefitInfo)
 	refitHeap  sampleHeap
+	silence    silenceMemo // the lapse's model gap per (K, x) (silence.go)
 	stats      counters
 	fire       []dueItem // scratch for advanceTo
 	decay      *window.Decay

@@ -71,7 +71,8 @@ func (e *Engine) PLapse(c *Customer, asOf int64, horizonDays float64) (pLapse, p
 	if !ok {
 		return 0, 0, false
 	}
-	return e.model.PNoPurchase(o.X, o.Tx, o.T, horizonDays), e.model.PAlive(o.X, o.Tx, o.T), true
+	pLapse, pAlive = e.model.PNoPurchaseAlive(o.X, o.Tx, o.T, horizonDays)
+	return pLapse, pAlive, true
 }
 
 // ExpectedOrders returns the expected purchase occasions of c within

@@ -16,8 +16,8 @@ import (
 // model.refit_days (event time, from the Unix epoch): it takes the
 // customers with an order whose hashed id is among the model.refit_sample
 // smallest, fits MBG/NBD on their (x, t_x, T) as of the boundary, starting
-// from the parameters in use and with model.refit_max_iterations per
-// simplex round, and sets the result with the task's average value per
+// from the parameters in use and with at most twice
+// model.refit_max_iterations quasi-Newton iterations, and sets the result with the task's average value per
 // purchase in that sample. Then it moves every customer's CLV cell and
 // re-arms every lapse timer under the new parameters (a pass over the
 // task, as on restore).
@@ -41,8 +41,9 @@ import (
 // young or steady one where nobody has dropped out yet drives a toward 0),
 // and an unbounded fit then walks toward infinity until its iteration cap
 // at every refit. Against a sample of 2,000 customers the prior weighs as
-// a few customers would. refitTol is the relative change of the objective
-// at which the simplex stops: the sample's own noise is far larger.
+// a few customers would. refitTol is the gain still expected, relative
+// to the objective, at which the fit stops: the sample's own noise is
+// far larger.
 const (
 	refitPriorSD = 2.0
 	refitTol     = 1e-8

@@ -45,7 +45,8 @@ func (e *Engine) gap(c *Customer) gapInfo {
 	if l.MaxPAlive > 0 && c.firstOrder != 0 && c.lastOrder != 0 {
 		tx := max(float64(c.lastOrder-millis(c.firstOrder))/float64(window.MsPerDay), 0)
 		if c.modelGap == 0 {
-			c.modelGap = float32(e.lapseModel(c).SilenceForPAlive(float64(c.repeats), tx, l.MaxPAlive)) + 1
+			q := e.lapseModel(c)
+			c.modelGap = float32(q.SilenceFromGrowth(e.silence.growth(q, c.repeats, l.MaxPAlive), tx)) + 1
 		}
 		g.modelDays = float64(c.modelGap) - 1
 		g.gapDays = max(g.gapDays, g.modelDays)

@@ -64,7 +64,7 @@ func (c *Customer) lastTriggerID() string {
 // version always carries the same figures whatever the batch boundaries.
 func (c *Customer) Aggregate(e *Engine) event.Aggregate {
 	v := e.settled(c)
-	dayOrders, dayCents := c.ordWin.On(window.Day(c.lastChange))
+	dayOrders, dayCents := v.o.NDay, v.o.CDay // the day of v (c.lastChange): ordWin.On's, from the same pass
 	a := event.Aggregate{
 		CustomerID:   c.ID(),
 		Version:      uint64(c.version),

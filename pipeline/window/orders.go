@@ -34,10 +34,13 @@ type Orders struct {
 }
 
 // OrderSums are the order windows as of one day: 7, 30 and 90 days ending
-// with that day, and the 90 days before the 90-day window.
+// with that day, and the 90 days before the 90-day window; NDay and CDay
+// are that day's own (what On gives for it).
 type OrderSums struct {
 	N7, N30, N90, NPrev90 int32
 	C7, C30, C90, CPrev90 int64 // cents
+	NDay                  int32
+	CDay                  int64
 }
 
 var errOrders = errors.New("window: corrupt order entries")
@@ -276,9 +279,13 @@ func (o *Orders) On(day int32) (count int32, cents int64) {
 // Sums returns the windows as of day asOf: entries after asOf are left out.
 func (o *Orders) Sums(asOf int32) OrderSums {
 	var s OrderSums
+	day := false
 	for it := (orderIter{s: o.enc}); it.next(); {
 		e := it.e
 		age := asOf - e.Day
+		if age == 0 && !day {
+			s.NDay, s.CDay, day = e.Count, e.Cents, true
+		}
 		switch {
 		case age < 0 || age >= 2*90:
 		case age >= 90:

@@ -29,12 +29,19 @@ func TestOrdersSums(t *testing.T) {
 			t.Fatalf("Sums(%d) = %+v, want %+v", asOf, got, want)
 		}
 	}
-	f(d0+200, OrderSums{N7: 2, N30: 3, N90: 4, NPrev90: 2, C7: 6500, C30: 11500, C90: 15500, CPrev90: 5000})
+	f(d0+200, OrderSums{N7: 2, N30: 3, N90: 4, NPrev90: 2, C7: 6500, C30: 11500, C90: 15500, CPrev90: 5000, NDay: 2, CDay: 6500})
 	// One day later the prev90 entry at age 90 moves... to age 91; the
 	// 90-day entry at age 89 becomes prev90.
 	f(d0+201, OrderSums{N7: 2, N30: 2, N90: 3, NPrev90: 3, C7: 6500, C30: 6500, C90: 11500, CPrev90: 9000})
 	// Entries after asOf do not count.
-	f(d0+171, OrderSums{N7: 1, N30: 1, N90: 3, NPrev90: 1, C7: 5000, C30: 5000, C90: 12000, CPrev90: 2000})
+	f(d0+171, OrderSums{N7: 1, N30: 1, N90: 3, NPrev90: 1, C7: 5000, C30: 5000, C90: 12000, CPrev90: 2000, NDay: 1, CDay: 5000})
+	// A day's own orders are On's, on every day.
+	for d := int32(d0 - 5); d <= d0+205; d++ {
+		s := o.Sums(d)
+		if n, c := o.On(d); s.NDay != n || s.CDay != c {
+			t.Fatalf("Sums(%d) day's own %d, %d; On %d, %d", d, s.NDay, s.CDay, n, c)
+		}
+	}
 	if n := o.Len(); n != 5 {
 		t.Fatalf("Len = %d, want 5 (entry at d0 trimmed, cancelled day removed)", n)
 	}
