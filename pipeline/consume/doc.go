@@ -44,6 +44,8 @@
 //	standby_records_total                  changelog records applied to standbys
 //	transactions_committed_total           Kafka transactions committed
 //	transactions_aborted_total             Kafka transactions aborted
+//	abort_rollbacks_total                  tasks an abort rolled back in memory (rollback.go)
+//	abort_restores_total{reason}           tasks an abort restored from the changelog instead
 //	trigger_latency_seconds                event arrival to trigger commit
 //	batch_duration_seconds                 one transaction, end to end
 //	transaction_ends_total{cause}          why a transaction stopped taking input

@@ -26,6 +26,8 @@ type metrics struct {
 	standbyRecords prometheus.Counter
 	txCommits      prometheus.Counter
 	txAborts       prometheus.Counter
+	abortRollbacks prometheus.Counter
+	abortRestores  *prometheus.CounterVec // reason
 	triggerLatency prometheus.Histogram
 	batchSeconds   prometheus.Histogram
 	txRecords      prometheus.Histogram
@@ -106,6 +108,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		txAborts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "winback_transactions_aborted_total", Help: "Kafka transactions aborted (rebalance, fencing or a failed write).",
 		}),
+		abortRollbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_abort_rollbacks_total", Help: "Tasks that an aborted transaction rolled back in memory to their last commit (the customers it touched got their previous snapshots back), without a changelog restore.",
+		}),
+		abortRestores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_abort_restores_total", Help: "Tasks restored from the changelog after an aborted transaction, by reason: outcome_unknown (ending the transaction failed), unconfirmed (ClickHouse had not confirmed the task's last commit), undo_log (no commit yet since the task was installed, or the undo log outgrew its bound), positions (the committed offsets could not be read).",
+		}, []string{"reason"}),
 		triggerLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "winback_trigger_latency_seconds", Help: "From the arrival of the event that made a trigger due to the commit of the trigger.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
@@ -147,7 +155,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
 			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.restoreRecords, m.restoreSeconds,
-			m.restoring, m.restores, m.standbyTasks, m.standbyLag, m.standbyRecords, m.txCommits, m.txAborts, m.triggerLatency, m.batchSeconds, m.assigned,
+			m.restoring, m.restores, m.standbyTasks, m.standbyLag, m.standbyRecords, m.txCommits, m.txAborts, m.abortRollbacks, m.abortRestores,
+			m.triggerLatency, m.batchSeconds, m.assigned,
 			m.txRecords, m.txEnds, m.cacheBytes,
 			m.repartitioned, m.follows, m.erasures, m.evictions, m.unconfirmed, m.budgetDelayed)
 		reg.MustRegister(m.model.collectors()...)

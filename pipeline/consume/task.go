@@ -64,6 +64,9 @@ type task struct {
 	// (pending.go): this transaction's triggers (JSON) and the ids of
 	// the customers it changed.
 	pend, cust pendingSet
+	// mark is t's bookkeeping at its last commit, for a rollback
+	// (rollback.go).
+	mark taskMark
 }
 
 // taskOut is what a task produced since its outputs were last collected.

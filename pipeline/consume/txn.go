@@ -145,8 +145,8 @@ func (r *Runner) cycle(ctx context.Context) error {
 	}
 	if !committed {
 		r.m.txAborts.Inc()
-		r.log.Info("consume: transaction aborted; state will be restored from the changelog", "err", txErr)
-		r.dropState()
+		r.log.Info("consume: transaction aborted; rolling it back", "err", txErr)
+		r.rollbackState(fctx)
 		if txErr != nil {
 			// A failed write or an unreachable registry: wait
 			// before replaying, doubling up to 30 s.
@@ -158,6 +158,7 @@ func (r *Runner) cycle(ctx context.Context) error {
 		}
 		return nil
 	}
+	r.checkpointTasks() // what an abort of the next transaction returns to (rollback.go)
 	// Committed: its rows go to ClickHouse now, in the background.
 	deadline := time.Now().Add(r.cfg.FlushTimeout)
 	fl, flCancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
@@ -196,9 +197,12 @@ func (r *Runner) cycle(ctx context.Context) error {
 func (r *Runner) abortForSink(ctx context.Context, err error) {
 	r.log.Warn("consume: ClickHouse did not answer in time; aborting this transaction and waiting for ClickHouse with none open",
 		"err", err, "flush_timeout", r.cfg.FlushTimeout)
-	_, _ = r.sess.End(ctx, kgo.TryAbort)
 	r.m.txAborts.Inc()
-	r.dropState()
+	if _, endErr := r.sess.End(ctx, kgo.TryAbort); endErr != nil {
+		r.dropState()
+	} else {
+		r.rollbackState(ctx)
+	}
 	r.sinkDown = true
 }
 
@@ -377,19 +381,4 @@ func (r *Runner) held() (rows int, bytes float64) {
 	}
 	r.m.cacheBytes.Set(bytes)
 	return rows, bytes
-}
-
-// dropState forgets every task after an abort, and the aborted
-// transaction's ClickHouse rows: the session rewound to the committed
-// offsets, and the changelog holds the matching state, which the restores
-// write to ClickHouse again.
-func (r *Runner) dropState() {
-	r.dep.Sink.Discard()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for p := range r.owned {
-		r.dropTask(p)
-		r.markPending(r.sess.Client(), p)
-	}
-	r.ready = false
 }

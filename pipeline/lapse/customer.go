@@ -17,6 +17,7 @@ const (
 	flagLapseDone   // the silence since lastOrder was handled (fired)
 	flagSpendSeen   // SPEND_DECLINE's condition held at the last order
 	flagOpenControl // the open episode's trigger was CONTROL (holdout)
+	flagUndo        // kept in the undo log since the checkpoint (undo.go); never in a snapshot
 )
 
 // Customer is one customer's state in a task. Its methods read it; only the

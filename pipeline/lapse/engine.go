@@ -82,6 +82,7 @@ type Engine struct {
 	// when it was created or restored.
 	restartIdle bool
 	days        dayRows // see days.go
+	undo        undoLog // see undo.go
 	// Customers leaving (forget.go): the TTL in ms (0: none), evictions
 	// not yet taken, and slots due for eviction in this round of timers.
 	ttl      int64
@@ -164,6 +165,9 @@ func (e *Engine) customer(id string) *Customer {
 	c.idRef, c.idLen = e.ids.add(id)
 	c.idTag = idTag(id)
 	e.ix.insert(h, slot)
+	if e.undo.on {
+		e.keepNew(c, id)
+	}
 	return c
 }
 
@@ -227,6 +231,9 @@ func (e *Engine) Apply(dst []event.Trigger, src int, ev *event.Event, now time.T
 	}
 	if late {
 		e.stats.Late++
+	}
+	if e.undo.on && c.flags&flagUndo == 0 {
+		e.keepTimer(c)
 	}
 	dst = e.applyEvent(dst, c, ev, h, now)
 	e.days.lateDay(e, c, ev)
@@ -302,7 +309,11 @@ func (e *Engine) fireDue(dst []event.Trigger, wm int64, now time.Time) []event.T
 			if !ok {
 				break
 			}
-			e.fire = append(e.fire, dueItem{e.at(slot), due})
+			c := e.at(slot)
+			if e.undo.on && c.flags&flagUndo == 0 {
+				e.keep(c, due) // with the timer just popped
+			}
+			e.fire = append(e.fire, dueItem{c, due})
 		}
 		if len(e.fire) == 0 {
 			return dst

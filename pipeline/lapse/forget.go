@@ -159,6 +159,9 @@ func (e *Engine) evictQueued() {
 // customer in the last slot into it.
 func (e *Engine) remove(slot uint32) {
 	c := e.at(slot)
+	if e.undo.on {
+		e.keepLeaving(c)
+	}
 	e.unsketch(c)
 	e.timers.Remove(slot)
 	e.ix.remove(e.ix.hash(c.ID()), slot)

@@ -63,9 +63,14 @@ func (e *SnapshotError) Unwrap() error { return e.Err }
 // not in it (RestoreCustomer rebuilds them). Snapshots are deterministic:
 // the same history gives the same bytes.
 func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
+	due, _ := e.timers.Due(c.slot)
+	return e.appendSnapshot(dst, c, due)
+}
+
+// appendSnapshot is AppendSnapshot with c's timer due at due (0: none).
+func (e *Engine) appendSnapshot(dst []byte, c *Customer, due int64) []byte {
 	b := append(dst, customerSnapshotV4)
 	b = binary.AppendUvarint(b, uint64(c.version))
-	due, _ := e.timers.Due(c.slot)
 	for _, v := range [...]int64{c.lastChange, due, c.lastOrder, c.spend, c.lastEpisode, c.openEpisode} {
 		b = binary.AppendVarint(b, v)
 	}
@@ -75,7 +80,7 @@ func (e *Engine) AppendSnapshot(dst []byte, c *Customer) []byte {
 	b = binary.AppendUvarint(b, uint64(c.orders))
 	b = c.ordWin.AppendBinary(b)
 	b = c.iv.AppendBinary(b)
-	b = append(b, c.tier, c.flags&^flagDirty)
+	b = append(b, c.tier, c.flags&^(flagDirty|flagUndo))
 	b = binary.AppendUvarint(b, uint64(c.cohortH))
 	b = c.mail.AppendBinary(b)
 	b = binary.LittleEndian.AppendUint64(b, c.campaigns)
@@ -284,10 +289,13 @@ func (e *Engine) RestoreCustomer(id string, snap []byte) error {
 		return &SnapshotError{What: "customer", ID: id, Field: field, Err: err}
 	}
 	c := e.customer(id)
+	if e.undo.on && c.flags&flagUndo == 0 {
+		e.keepTimer(c)
+	}
 	e.unsketch(c)
 	e.timers.Remove(c.slot)
 	tmp.eng, tmp.slot, tmp.idRef, tmp.idLen, tmp.idTag = e, c.slot, c.idRef, c.idLen, c.idTag
-	tmp.flags |= c.flags & flagDirty
+	tmp.flags |= c.flags & (flagDirty | flagUndo)
 	*c = tmp
 	e.resketch(c)
 	if e.ttl > 0 && (due == 0 || e.evictAt(c) < due) {
