@@ -168,16 +168,20 @@ func (s *source) noteEnd(lso int64, now time.Time) {
 }
 
 // drain applies t's buffered events in event-time order for as long as no
-// source may still deliver an earlier one.
+// source may still deliver an earlier one, and the open transaction's
+// budget lasts: records that waited in the queues over several polls
+// (while an input held the merge back) are spread over transactions of at
+// most max_poll_records, and stay queued, uncommitted, until applied.
 func (r *Runner) drain(t *task, b barrier) {
 	now := r.now()
-	for {
+	for r.budget <= 0 || t.applied < r.budget {
 		i := t.pick(now, b)
 		if i < 0 {
 			break
 		}
 		s := &t.src[i]
 		q := s.pop()
+		t.applied++
 		probeAhead(t.eng, &s.fifo)
 		if q.erase {
 			t.erase(q)

@@ -22,7 +22,8 @@ func (s *fullSink) NeedsFlush(held int) bool { return s.full || s.rows > 0 && he
 // TestFull: a transaction stops taking input for the first cause that
 // holds, in a fixed order; the cache bound counts the customers the
 // transaction changed times their average snapshot size, and the batch
-// counts the rows the tasks hold (one per changed customer here).
+// counts the rows the tasks hold (one per changed customer here); the
+// records applied end it once every task has spent its budget.
 func TestFull(t *testing.T) {
 	wall := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	later, past := time.Now().Add(time.Hour), time.Now().Add(-time.Millisecond)
@@ -46,6 +47,7 @@ func TestFull(t *testing.T) {
 		polled    int
 		batchFull bool
 		batchRows int
+		applied   int // records the task applied, of a budget of 5
 		cacheMax  int
 		want      string
 	}{
@@ -55,6 +57,8 @@ func TestFull(t *testing.T) {
 		{name: "batch rows", ctx: t.Context(), deadline: later, batchFull: true, cacheMax: 1000, want: "batch_rows"},
 		{name: "held rows below a batch", ctx: t.Context(), deadline: later, batchRows: 11, want: ""},
 		{name: "held rows fill a batch", ctx: t.Context(), deadline: later, batchRows: 10, want: "batch_rows"},
+		{name: "budget left", ctx: t.Context(), deadline: later, applied: 4, want: ""},
+		{name: "budget spent", ctx: t.Context(), deadline: later, applied: 5, batchFull: true, want: "max_poll_records"},
 		{name: "max poll records", ctx: t.Context(), deadline: later, polled: 50, batchFull: true, want: "max_poll_records"},
 		{name: "interval", ctx: t.Context(), deadline: past, polled: 50, want: "interval"},
 		{name: "failed", ctx: t.Context(), failed: true, deadline: past, want: "failed"},
@@ -63,7 +67,10 @@ func TestFull(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := truthRunner(&fullSink{full: c.batchFull, rows: c.batchRows}, wall)
 			r.cfg.MaxPollRecords, r.cfg.CacheMaxBytes = 50, c.cacheMax
-			r.tasks = map[int32]*task{0: {eng: eng, snapBytes: 500, snaps: 5}}
+			r.tasks = map[int32]*task{0: {eng: eng, snapBytes: 500, snaps: 5, applied: c.applied}}
+			if c.applied > 0 {
+				r.budget = 5
+			}
 			if c.failed {
 				r.fail(context.Canceled)
 			}
