@@ -91,6 +91,10 @@ type ClickHouse struct {
 	// Cluster mode: README "ClickHouse cluster mode".
 	Cluster    string `yaml:"cluster" help:"name of a cluster in the servers' remote_servers: the tables become local tables on every node under Distributed tables sharded by cityHash64(customer_id), the DDL runs on every node (ON CLUSTER where the servers have ZooKeeper); empty: one node"`
 	Replicated bool   `yaml:"replicated" help:"cluster mode with Replicated*MergeTree local tables ({shard}/{replica} macros; needs ZooKeeper) and, on ClickHouse 20.3+, inserts with insert_quorum"`
+	// Table TTLs: ClickHouse 19.6+ only (migration 091, docs/scaling.md).
+	TTLDailyDays      int `yaml:"ttl_daily_days" help:"on ClickHouse 19.6+, customer_daily keeps this many days of rows (a TTL on day; the retention views still see older days, from customer_history_state); 0 keeps them forever; ignored with a warning on older servers"`
+	TTLTriggerDays    int `yaml:"ttl_trigger_days" help:"on ClickHouse 19.6+, winback_triggers keeps the triggers of this many days (a TTL on as_of); 0 keeps them forever; ignored with a warning on older servers"`
+	TTLDeadLetterDays int `yaml:"ttl_dead_letter_days" help:"on ClickHouse 19.6+, dlq_records keeps this many days of dead letters (a TTL on when they were dead-lettered); 0 keeps them forever; ignored with a warning on older servers"`
 }
 
 // Decode bounds what input records winback accepts.
@@ -232,6 +236,14 @@ func (c *Config) Validate() error {
 	}
 	if c.ClickHouse.Replicated && c.ClickHouse.Cluster == "" {
 		bad("clickhouse-replicated", "needs --clickhouse-cluster: replicated tables live on a cluster")
+	}
+	for _, ttl := range []struct {
+		flag string
+		days int
+	}{{"clickhouse-ttl-daily-days", c.ClickHouse.TTLDailyDays}, {"clickhouse-ttl-trigger-days", c.ClickHouse.TTLTriggerDays}, {"clickhouse-ttl-dead-letter-days", c.ClickHouse.TTLDeadLetterDays}} {
+		if ttl.days < 0 {
+			bad(ttl.flag, "%d; must be 0 (keep forever) or a number of days", ttl.days)
+		}
 	}
 	if c.ClickHouse.BatchRows < 1 {
 		bad("clickhouse-batch-rows", "%d; must be at least 1 (100000 is a good size)", c.ClickHouse.BatchRows)

@@ -79,13 +79,13 @@ if [ "${KEEP:-0}" = 1 ] && [ "$have" = "$CUSTOMERS" ]; then
 	echo "== reusing $have customers in $DB" >&2
 else
 	echo "== generate: $CUSTOMERS customers, $DAILY daily rows, $TRIGGERS triggers" >&2
-	for t in customer_aggregates customer_daily customer_history_state winback_triggers; do
+	for t in customer_aggregates customer_daily customer_history_state trigger_outcome_state winback_triggers; do
 		$CH -q "TRUNCATE TABLE $DB.$t" 2>/dev/null || true
 	done
 	# The generator is one SQL file; it is rendered by sed (DB, sizes).
 	sed -e "s/{{DB}}/$DB/g" -e "s/{{CUSTOMERS}}/$CUSTOMERS/g" -e "s/{{DAILY}}/$DAILY/g" -e "s/{{TRIGGERS}}/$TRIGGERS/g" -e "s/{{REST}}/$((DAILY - CUSTOMERS))/g" \
 		"$ROOT/scripts/bench-bi-gen.sql" | nice $CH -n --max_memory_usage 8000000000
-	$CH -q "SELECT 'customer_daily', count() FROM $DB.customer_daily UNION ALL SELECT 'customer_aggregates', count() FROM $DB.customer_aggregates UNION ALL SELECT 'customer_history_state', count() FROM $DB.customer_history_state UNION ALL SELECT 'winback_triggers', count() FROM $DB.winback_triggers" >&2
+	$CH -q "SELECT 'customer_daily', count() FROM $DB.customer_daily UNION ALL SELECT 'customer_aggregates', count() FROM $DB.customer_aggregates UNION ALL SELECT 'customer_history_state', count() FROM $DB.customer_history_state UNION ALL SELECT 'trigger_outcome_state', count() FROM $DB.trigger_outcome_state UNION ALL SELECT 'winback_triggers', count() FROM $DB.winback_triggers" >&2
 fi
 
 views=${VIEWS:-$($CH -q "SELECT name FROM system.tables WHERE database = '$DB' AND engine = 'View' ORDER BY name")}

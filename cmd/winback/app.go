@@ -162,6 +162,8 @@ func clickhouseConfig(cfg *config.Config) clickhouse.Config {
 		ActiveDays: cfg.ClickHouse.ActiveDays,
 		Cluster:    cfg.ClickHouse.Cluster,
 		Replicated: cfg.ClickHouse.Replicated,
+		TTL: clickhouse.TTL{DailyDays: cfg.ClickHouse.TTLDailyDays, TriggerDays: cfg.ClickHouse.TTLTriggerDays,
+			DeadLetterDays: cfg.ClickHouse.TTLDeadLetterDays},
 		// Retries stop at the flush deadline (half the transaction
 		// timeout); the pause between them stays well inside it.
 		AttemptTimeout:  cfg.ClickHouse.AttemptTimeout,

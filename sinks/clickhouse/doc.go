@@ -56,6 +56,9 @@
 //	insert_distributed_sync (int)        18.1    yes             yes: cluster mode only
 //	insert_quorum (int), replicated      20.3    no: it stalls   yes: replicas per shard
 //	  cluster mode                               mutations (#7133)
+//	table TTL (ALTER TABLE ... MODIFY    19.6    no: ignored,    yes, where configured
+//	  TTL) on customer_daily, triggers,          with a warning  (Config.TTL; migration 091)
+//	  dead letters
 //	DateTime64, Map, Bool, JSON          20+     not available   not used: times are DateTime
 //	                                                              (seconds), bools UInt8, the
 //	                                                              evidence map two arrays

@@ -66,16 +66,20 @@ func TestErase(t *testing.T) {
 		"customer_daily":      "customer_id, version",
 		// 070: the versions of the customer's days, sorted
 		"customer_history_state": "customer_id, toString(arraySort(finalizeAggregation(version)))",
-		"winback_triggers":       "customer_id, trigger_id",
-		"dlq_records":            "key, toString(offset)",
+		// 090: the versions of the customer's days and its triggers, the
+		// two feeds' rows merged
+		"trigger_outcome_state FINAL": "customer_id, toString(arraySort(finalizeAggregation(version))), toString(finalizeAggregation(trigger_id))",
+		"winback_triggers":            "customer_id, trigger_id",
+		"dlq_records":                 "key, toString(offset)",
 	} {
 		got := join(query(t, s, "SELECT "+cols+" FROM "+db+"."+table+" ORDER BY "+cols))
 		want := map[string]string{
-			"customer_aggregates":    "gone2\t1\nstays\t1\nstays\t2\n",
-			"customer_daily":         "gone2\t1\nstays\t1\nstays\t2\n",
-			"customer_history_state": "gone2\t[1]\nstays\t[1,2]\n",
-			"winback_triggers":       "stays\tt-stays\n",
-			"dlq_records":            "stays\t3\n",
+			"customer_aggregates":         "gone2\t1\nstays\t1\nstays\t2\n",
+			"customer_daily":              "gone2\t1\nstays\t1\nstays\t2\n",
+			"customer_history_state":      "gone2\t[1]\nstays\t[1,2]\n",
+			"trigger_outcome_state FINAL": "gone2\t[1]\t[]\nstays\t[1,2]\t['t-stays']\n",
+			"winback_triggers":            "stays\tt-stays\n",
+			"dlq_records":                 "stays\t3\n",
 		}[table]
 		if got != want {
 			t.Errorf("%s after the erasure:\n%s\nwant\n%s", table, got, want)

@@ -41,12 +41,12 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("first apply ran %v, want every file %v", ran, files)
 	}
 
-	wantTables := []string{"customer_aggregates", "customer_daily", "customer_history_state", "dlq_records", "schema_lock", "schema_migrations", "winback_triggers"}
+	wantTables := []string{"customer_aggregates", "customer_daily", "customer_history_state", "dlq_records", "schema_lock", "schema_migrations", "trigger_outcome_state", "winback_triggers"}
 	wantViews := []string{"customer_days", "customer_history", "customer_kpis", "customer_months", "customer_weeks", "customers_at_risk",
 		"engagement_by_tier", "kpi_monthly", "kpi_weekly", "retention_monthly", "retention_weekly",
 		"support_by_tier", "value_risk_matrix", "winback_funnel", "winback_incrementality", "winback_incrementality_by_reason",
 		"winback_trigger_outcomes"}
-	wantFeeds := []string{"customer_daily_feed", "customer_history_feed"}
+	wantFeeds := []string{"customer_daily_feed", "customer_history_feed", "trigger_outcome_days_feed", "trigger_outcome_triggers_feed"}
 	var gotTables, gotViews, gotFeeds []string
 	for _, r := range query(t, s, "SELECT name, engine FROM system.tables WHERE database = '"+db+"' ORDER BY name") {
 		switch r[1] {

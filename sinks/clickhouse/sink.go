@@ -70,6 +70,10 @@ type Config struct {
 	// Replicated makes the local tables Replicated*MergeTree (cluster
 	// mode; the servers need ZooKeeper and {shard}, {replica} macros).
 	Replicated bool
+	// TTL: how many days of daily rows, triggers and dead letters
+	// ClickHouse keeps (0: forever), on servers with table TTLs (19.6+;
+	// Features.TTL); Open warns that 18.16 ignores them.
+	TTL TTL
 
 	lock chsql.LockOptions // the migration lock's timing (tests)
 }
@@ -104,6 +108,9 @@ func (c *Config) defaults() {
 // Features says which version-dependent features the sink uses on the
 // server it is connected to; see the version matrix in the package doc.
 type Features = chsql.Features
+
+// TTL says how many days of rows ClickHouse keeps per table (Config.TTL).
+type TTL = chsql.TTL
 
 // MigrationChecksumError is returned by Migrate when a migration file was
 // changed after it was applied; File names it.
@@ -211,6 +218,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	logger.Info("clickhouse connected", "addr", strings.Join(opts.Addr, ","), "database", cfg.Database, "server_version", v.String(),
 		"insert_deduplication_token", f.InsertDedupToken, "low_cardinality", f.LowCardinality,
 		"async_insert_available", f.AsyncInsert, "async_insert_used", false)
+	if cfg.TTL.Set() && !f.TTL {
+		logger.Warn("clickhouse table TTLs ignored: the server has none (19.6+); old rows stay until deleted by hand (docs/scaling.md)",
+			"server_version", v.String(), "ttl", fmt.Sprintf("%+v", cfg.TTL))
+	}
 	if cluster != nil {
 		logger.Info("clickhouse cluster mode", "cluster", cluster.String(), "replicated", cfg.Replicated,
 			"ddl_nodes", cluster.hosts(), "insert_settings", fmt.Sprint(cluster.settings))
@@ -254,6 +265,7 @@ func (s *Sink) migrationParams() chsql.Params {
 		DedupWindow: s.cfg.DedupWindow,
 		Cluster:     chsql.Cluster{Name: s.cfg.Cluster, Replicated: s.cfg.Replicated},
 		Lock:        s.cfg.lock,
+		TTL:         s.cfg.TTL,
 	}
 }
 

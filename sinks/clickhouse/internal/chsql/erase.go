@@ -6,14 +6,16 @@ import (
 )
 
 // Erasable are the tables that hold a customer's rows, with the condition
-// that finds them: customer_daily and customer_history_state (filled by
-// the materialized views customer_daily_feed and customer_history_feed)
+// that finds them: customer_daily, customer_history_state and
+// trigger_outcome_state (filled by the materialized views
+// customer_daily_feed, customer_history_feed and trigger_outcome_*_feed)
 // are deleted from separately; a dead letter is the customer's if its key
 // is the id or its sample holds the id as a JSON string.
 var Erasable = []struct{ Table, Where string }{
 	{TableAggregates, "customer_id IN (%[1]s)"},
 	{"customer_daily", "customer_id IN (%[1]s)"},
 	{"customer_history_state", "customer_id IN (%[1]s)"},
+	{"trigger_outcome_state", "customer_id IN (%[1]s)"},
 	{TableTriggers, "customer_id IN (%[1]s)"},
 	{TableDeadLetters, "key IN (%[1]s) OR %[2]s"},
 }

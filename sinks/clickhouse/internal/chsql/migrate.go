@@ -55,7 +55,24 @@ type Params struct {
 	Cluster Cluster
 	// Lock tunes the lock Apply takes before it runs a migration.
 	Lock LockOptions
+	// TTL is how long ClickHouse keeps rows, where Features.TTL holds.
+	TTL TTL
 }
+
+// TTL says how many days of rows ClickHouse keeps per table, counted
+// from a day in each row; 0 keeps them forever. Applied only where the
+// server has table TTLs (Features.TTL); on 18.16 they are ignored.
+type TTL struct {
+	// DailyDays: customer_daily rows, from their day.
+	DailyDays int
+	// TriggerDays: winback_triggers rows, from as_of.
+	TriggerDays int
+	// DeadLetterDays: dlq_records rows, from at (when dead-lettered).
+	DeadLetterDays int
+}
+
+// Set reports whether any table has a TTL.
+func (t TTL) Set() bool { return t.DailyDays > 0 || t.TriggerDays > 0 || t.DeadLetterDays > 0 }
 
 // tmplData is what the .sql templates see.
 type tmplData struct {
@@ -66,6 +83,8 @@ type tmplData struct {
 	// The lowest risk scores of the HIGH and MEDIUM risk bands
 	// (event.RiskHighMin, event.RiskMediumMin).
 	RiskHigh, RiskMedium float64
+	// TTLs in days (0: none, and always 0 without Features.TTL).
+	TTLDaily, TTLTriggers, TTLDeadLetters int
 }
 
 func (p Params) data() tmplData {
@@ -73,6 +92,9 @@ func (p Params) data() tmplData {
 		RiskHigh: event.RiskHighMin, RiskMedium: event.RiskMediumMin}
 	if p.Features.LowCardinality {
 		d.String = "LowCardinality(String)"
+	}
+	if p.Features.TTL {
+		d.TTLDaily, d.TTLTriggers, d.TTLDeadLetters = p.TTL.DailyDays, p.TTL.TriggerDays, p.TTL.DeadLetterDays
 	}
 	if p.Features.InsertDedupToken {
 		d.DedupWindow = p.DedupWindow
@@ -89,6 +111,9 @@ func (p Params) String() string {
 	s := fmt.Sprintf("active_days=%d string=%s dedup_window=%d", d.ActiveDays, d.String, d.DedupWindow)
 	if p.Cluster.Name != "" {
 		s += fmt.Sprintf(" cluster=%s replicated=%t", p.Cluster.Name, p.Cluster.Replicated)
+	}
+	if d.TTLDaily > 0 || d.TTLTriggers > 0 || d.TTLDeadLetters > 0 {
+		s += fmt.Sprintf(" ttl_days=daily:%d,triggers:%d,dead_letters:%d", d.TTLDaily, d.TTLTriggers, d.TTLDeadLetters)
 	}
 	return s
 }
@@ -111,6 +136,9 @@ func (p Params) validate() error {
 	}
 	if p.Cluster.Replicated && p.Cluster.Name == "" {
 		return errors.New("chsql: replicated tables need a cluster name")
+	}
+	if p.TTL.DailyDays < 0 || p.TTL.TriggerDays < 0 || p.TTL.DeadLetterDays < 0 {
+		return fmt.Errorf("chsql: TTL %+v: days must be 0 (keep) or positive", p.TTL)
 	}
 	return nil
 }

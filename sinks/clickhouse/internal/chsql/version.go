@@ -79,6 +79,10 @@ type Features struct {
 	// erasure would never finish (seen here on 18.16), so it is used from
 	// 20.3.
 	InsertQuorum bool
+	// TTL: tables can have a TTL (ALTER TABLE ... MODIFY TTL, 19.6+):
+	// with Params.TTL set, ClickHouse deletes old daily rows, triggers
+	// and dead letters in merges (migration 091). 18.16 has no TTL.
+	TTL bool
 }
 
 // FeaturesOf returns the features winback uses on a server of version v.
@@ -93,5 +97,6 @@ func FeaturesOf(v Version) Features {
 		// numbering.
 		InsertDistributedSync: v.AtLeast(18, 1),
 		InsertQuorum:          v.AtLeast(20, 3),
+		TTL:                   v.AtLeast(19, 6),
 	}
 }

@@ -16,14 +16,16 @@ func TestFeaturesOf(t *testing.T) {
 	const y = true
 	f("1.1.54394", Features{})
 	f("18.16.1", Features{InsertDistributedSync: y})
-	f("20.1.2.4", Features{InsertDistributedSync: y, LowCardinality: true})
-	f("20.3.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true})
-	f("21.11.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true})
-	f("22.1.3", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true})
-	f("22.2.2.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true})
-	f("23.2.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true})
-	f("23.3.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true, LightweightDelete: true})
-	f("26.7.2.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true, LightweightDelete: true})
+	f("19.5.3", Features{InsertDistributedSync: y})
+	f("19.6.1", Features{InsertDistributedSync: y, TTL: y})
+	f("20.1.2.4", Features{InsertDistributedSync: y, LowCardinality: true, TTL: y})
+	f("20.3.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, TTL: y})
+	f("21.11.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true, TTL: y})
+	f("22.1.3", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true, TTL: y})
+	f("22.2.2.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true, TTL: y})
+	f("23.2.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true, TTL: y})
+	f("23.3.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true, LightweightDelete: true, TTL: y})
+	f("26.7.2.1", Features{InsertDistributedSync: y, InsertQuorum: y, LowCardinality: true, AsyncInsert: true, InsertDedupToken: true, StringSettings: true, LightweightDelete: true, TTL: y})
 }
 
 func TestParseVersionBad(t *testing.T) {
