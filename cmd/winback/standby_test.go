@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,8 @@ import (
 // standbys (winback_restores_total{from="standby"}) and restore nothing
 // from the changelog, and the run ends with the same triggers, treatments
 // and aggregates as one undisturbed instance on the same input.
+// WINBACK_STANDBY_SIZE=6,12,300000,30 runs it at the size
+// (instances, partitions, customers, days).
 func TestStandbyTakeover(t *testing.T) { standbyTakeover(t, false) }
 
 // TestStandbyTakeoverMidStream is TestStandbyTakeover with the kill while
@@ -39,12 +42,20 @@ func TestStandbyTakeover(t *testing.T) { standbyTakeover(t, false) }
 func TestStandbyTakeoverMidStream(t *testing.T) { standbyTakeover(t, true) }
 
 func standbyTakeover(t *testing.T, midStream bool) {
-	const parts, n = 6, 3
-	s := newStack(t, parts)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	parts, n := 6, 3
+	customers, days := 400, 200
+	if v := os.Getenv("WINBACK_STANDBY_SIZE"); v != "" {
+		if _, err := fmt.Sscanf(v, "%d,%d,%d,%d", &n, &parts, &customers, &days); err != nil || n < 2 || parts%n != 0 {
+			t.Fatalf("WINBACK_STANDBY_SIZE=%q: want instances,partitions,customers,days with partitions a multiple of instances", v)
+		}
+	}
+	// A minute per 10k customers beyond the first 3000, for a larger run.
+	slack := time.Duration(max(0, customers-3000)/10000) * time.Minute
+	s := newStack(t, int32(parts))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+2*slack)
 	defer cancel()
 	log := testenv.TestLogger(t)
-	o := genOptions{customers: 400, days: 200, seed: 41, encoding: "json"}
+	o := genOptions{customers: customers, days: days, seed: 41, encoding: "json"}
 	if _, err := produceTraffic(ctx, &s.cfg, &o, log, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -60,20 +71,20 @@ func standbyTakeover(t *testing.T, midStream bool) {
 		ins = append(ins, startInstance(t, cfg, fmt.Sprintf("standby-%d", i)))
 	}
 	for _, in := range ins {
-		in.waitReady(time.Minute)
+		in.waitReady(time.Minute + slack)
 	}
 	if !midStream {
-		waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute, inputs(cfg)...)
+		waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute+slack, inputs(cfg)...)
 		t.Logf("caught up %s after the start", time.Since(began).Round(time.Millisecond))
 	}
 	// Every instance holds its share of tasks and of standbys, caught up
 	// (mid-stream: applying the others' commits).
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(time.Minute + slack)
 	for {
 		ok := true
 		for _, in := range ins {
-			ok = ok && metricSum(t, in.http, "winback_partitions_assigned") == parts/n &&
-				metricSum(t, in.http, "winback_standby_tasks") == parts/n &&
+			ok = ok && metricSum(t, in.http, "winback_partitions_assigned") == float64(parts/n) &&
+				metricSum(t, in.http, "winback_standby_tasks") == float64(parts/n) &&
 				len(series(t, in.http, "winback_standby_lag_records")) == parts/n
 			if midStream {
 				ok = ok && metricSum(t, in.http, "winback_standby_records_total") > 0
@@ -167,7 +178,7 @@ func standbyTakeover(t *testing.T, midStream bool) {
 		t.Errorf("%v tasks taken over from standbys, want %d (those of the killed instance)", fromStandby, len(moved))
 	}
 
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute, inputs(cfg)...)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute+slack, inputs(cfg)...)
 	for _, in := range rest {
 		in.stop(cfg.ShutdownTimeout)
 	}
@@ -176,7 +187,7 @@ func standbyTakeover(t *testing.T, midStream bool) {
 	ref.Topics.Partitions = parts
 	ref.MaxPollRecords = 1000
 	in := startInstance(t, ref, "standby-ref")
-	waitCaughtUp(t, ref.Kafka.Brokers, ref.Kafka.Group, 2*time.Minute, inputs(ref)...)
+	waitCaughtUp(t, ref.Kafka.Brokers, ref.Kafka.Group, 2*time.Minute+slack, inputs(ref)...)
 	in.stop(ref.ShutdownTimeout)
 	what := "standby takeover after SIGKILL"
 	if midStream {
