@@ -62,19 +62,32 @@ func (f *mixedFeed) next(ev *event.Event) int {
 	}
 }
 
+// historyEngine is an engine (set up by setup, if not nil) whose
+// customers customers have 30 events each of a mixed feed's history, and
+// the feed, to go on with.
+func historyEngine(customers int, setup func(*Engine)) (*Engine, *mixedFeed) {
+	f := newMixedFeed(customers)
+	e := NewEngine(DefaultConfig(), 3, wallAt(0))
+	if setup != nil {
+		setup(e)
+	}
+	var ev event.Event
+	var out []event.Trigger
+	for range 30 * customers {
+		src := f.next(&ev)
+		out, _, _ = e.Apply(out[:0], src, &ev, wallAt(0))
+	}
+	return e, f
+}
+
 // BenchmarkApply applies a mixed stream over 100k customers that already
 // have a few weeks of history; triggers and timers fire as they fall due.
 func BenchmarkApply(b *testing.B) {
 	const customers = 100_000
-	f := newMixedFeed(customers)
-	e := NewEngine(DefaultConfig(), 3, wallAt(0))
+	e, f := historyEngine(customers, nil)
 	var ev event.Event
 	var out []event.Trigger
 	now := wallAt(0)
-	for range 30 * customers {
-		src := f.next(&ev)
-		out, _, _ = e.Apply(out[:0], src, &ev, now)
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	n := 0

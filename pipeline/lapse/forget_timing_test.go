@@ -12,16 +12,10 @@ import (
 // most once per day of activity.
 func BenchmarkApplyTTL(b *testing.B) {
 	const customers = 100_000
-	f := newMixedFeed(customers)
-	e := NewEngine(DefaultConfig(), 3, wallAt(0))
-	e.SetTTL(1095 * 24 * time.Hour)
+	e, f := historyEngine(customers, func(e *Engine) { e.SetTTL(1095 * 24 * time.Hour) })
 	var ev event.Event
 	var out []event.Trigger
 	now := wallAt(0)
-	for range 30 * customers {
-		src := f.next(&ev)
-		out, _, _ = e.Apply(out[:0], src, &ev, now)
-	}
 	b.ReportAllocs()
 	for b.Loop() {
 		src := f.next(&ev)

@@ -345,15 +345,10 @@ func BenchmarkApplyUndo(b *testing.B) {
 	for _, on := range []bool{false, true} {
 		b.Run(fmt.Sprintf("undo=%v", on), func(b *testing.B) {
 			const customers = 100_000
-			f := newMixedFeed(customers)
-			e := NewEngine(DefaultConfig(), 3, wallAt(0))
+			e, f := historyEngine(customers, nil)
 			var ev event.Event
 			var out []event.Trigger
 			now := wallAt(0)
-			for range 30 * customers {
-				src := f.next(&ev)
-				out, _, _ = e.Apply(out[:0], src, &ev, now)
-			}
 			e.TakeDirty(func(*Customer) {}) // committed
 			if on {
 				e.Checkpoint()
@@ -379,15 +374,9 @@ func BenchmarkApplyUndo(b *testing.B) {
 // over 100k customers (the events themselves are not timed).
 func BenchmarkRollback(b *testing.B) {
 	const customers = 100_000
-	f := newMixedFeed(customers)
-	e := NewEngine(DefaultConfig(), 3, wallAt(0))
-	var ev event.Event
+	e, f := historyEngine(customers, nil)
 	var out []event.Trigger
 	now := wallAt(0)
-	for range 30 * customers {
-		src := f.next(&ev)
-		out, _, _ = e.Apply(out[:0], src, &ev, now)
-	}
 	e.TakeDirty(func(*Customer) {}) // committed
 	e.Checkpoint()
 	evs := make([]event.Event, 5000)
