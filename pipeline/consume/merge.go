@@ -169,19 +169,18 @@ func (s *source) noteEnd(lso int64, now time.Time) {
 
 // drain applies t's buffered events in event-time order for as long as no
 // source may still deliver an earlier one, and the open transaction's
-// budget lasts: records that waited in the queues over several polls
+// budget (max_poll_records) lasts: records that waited in the queues over several polls
 // (while an input held the merge back) are spread over transactions of at
 // most max_poll_records, and stay queued, uncommitted, until applied.
 func (r *Runner) drain(t *task, b barrier) {
 	now := r.now()
-	for r.budget <= 0 || t.applied < r.budget {
+	for {
 		i := t.pick(now, b)
-		if i < 0 {
+		if i < 0 || !r.spend() {
 			break
 		}
 		s := &t.src[i]
 		q := s.pop()
-		t.applied++
 		probeAhead(t.eng, &s.fifo)
 		if q.erase {
 			t.erase(q)
@@ -217,6 +216,12 @@ func (r *Runner) drain(t *task, b barrier) {
 	for i := range t.src {
 		r.pause(t, i, b)
 	}
+}
+
+// spend takes one record from the open transaction's budget (shared by
+// the tasks, which drain in parallel); false when it is spent.
+func (r *Runner) spend() bool {
+	return !r.budgeted || r.budget.Add(-1) >= 0
 }
 
 // dropTask forgets task p and its buffers; fetching resumes at the

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -50,10 +51,11 @@ type Runner struct {
 	ready   bool             // joined, and nothing left to restore
 
 	barrier barrier // this cycle's forwarding barrier
-	// budget: how many queued records a task may apply in the open
-	// transaction (max_poll_records shared by the owned tasks; 0: no
-	// bound); written between transactions, read by the tasks.
-	budget int
+	// budget: how many more queued records the tasks may apply in the
+	// open transaction (max_poll_records, shared; set between
+	// transactions when budgeted).
+	budget   atomic.Int64
+	budgeted bool
 
 	// The restore under way in the background, if any, and when a failed
 	// one may start again (restorePending; the processing goroutine's).

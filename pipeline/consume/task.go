@@ -40,8 +40,6 @@ type task struct {
 	out     taskOut
 	trigBuf []event.Trigger
 	arena   arena // changelog records
-	// applied counts the queued records the open transaction took (drain).
-	applied int
 
 	lastInput time.Time // wall time of the last input record fetched
 	followed  bool      // the watermark followed the pipeline since the last meta record

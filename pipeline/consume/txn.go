@@ -76,12 +76,8 @@ func (r *Runner) cycle(ctx context.Context) error {
 		return fmt.Errorf("consume: begin transaction: %w", err)
 	}
 	r.cur.reset()
-	r.mu.Lock()
-	r.budget = max(1, r.cfg.MaxPollRecords/max(1, len(r.owned)))
-	for _, t := range r.tasks {
-		t.applied = 0
-	}
-	r.mu.Unlock()
+	r.budget.Store(int64(r.cfg.MaxPollRecords))
+	r.budgeted = true
 
 	if err := r.process(ctx, start.Add(r.cfg.CommitInterval)); err != nil {
 		return err
@@ -362,7 +358,7 @@ func (r *Runner) full(ctx context.Context, polled int, deadline time.Time) strin
 	rows, bytes, spent := r.held()
 	switch {
 	case spent:
-		return "max_poll_records" // every task took its share
+		return "max_poll_records" // the tasks applied that many
 	case r.dep.Sink.NeedsFlush(rows):
 		return "batch_rows" // a full ClickHouse batch: commit it
 	case r.cfg.CacheMaxBytes > 0 && bytes >= float64(r.cfg.CacheMaxBytes):
@@ -379,17 +375,16 @@ const aggregateBytes = float64(unsafe.Sizeof(event.Aggregate{}))
 // closed customer-day and per changed customer), the bytes of the
 // commit's cache (the changed customers' changelog snapshots, their count
 // times their average size, and the closed days' rows), and whether
-// every task has spent its budget of records.
+// the tasks have spent the transaction's budget of records.
 func (r *Runner) held() (rows int, bytes float64, spent bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	spent = r.budget > 0 && len(r.tasks) > 0
 	for _, t := range r.tasks {
 		days, dirty := t.eng.ClosedDays(), t.eng.Dirty()
 		rows += days + dirty
 		bytes += float64(dirty)*t.snapshotSize() + float64(days)*aggregateBytes
-		spent = spent && t.applied >= r.budget
 	}
+	spent = r.budgeted && r.budget.Load() <= 0
 	r.m.cacheBytes.Set(bytes)
 	return rows, bytes, spent
 }

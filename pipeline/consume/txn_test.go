@@ -23,7 +23,7 @@ func (s *fullSink) NeedsFlush(held int) bool { return s.full || s.rows > 0 && he
 // holds, in a fixed order; the cache bound counts the customers the
 // transaction changed times their average snapshot size, and the batch
 // counts the rows the tasks hold (one per changed customer here); the
-// records applied end it once every task has spent its budget.
+// records applied end it once the tasks have spent its budget.
 func TestFull(t *testing.T) {
 	wall := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	later, past := time.Now().Add(time.Hour), time.Now().Add(-time.Millisecond)
@@ -47,7 +47,7 @@ func TestFull(t *testing.T) {
 		polled    int
 		batchFull bool
 		batchRows int
-		applied   int // records the task applied, of a budget of 5
+		applied   int // records the tasks applied, of a budget of 5
 		cacheMax  int
 		want      string
 	}{
@@ -67,9 +67,13 @@ func TestFull(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := truthRunner(&fullSink{full: c.batchFull, rows: c.batchRows}, wall)
 			r.cfg.MaxPollRecords, r.cfg.CacheMaxBytes = 50, c.cacheMax
-			r.tasks = map[int32]*task{0: {eng: eng, snapBytes: 500, snaps: 5, applied: c.applied}}
+			r.tasks = map[int32]*task{0: {eng: eng, snapBytes: 500, snaps: 5}}
 			if c.applied > 0 {
-				r.budget = 5
+				r.budget.Store(5)
+				r.budgeted = true
+				for range c.applied {
+					r.spend()
+				}
 			}
 			if c.failed {
 				r.fail(context.Canceled)
