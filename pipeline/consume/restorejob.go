@@ -126,12 +126,10 @@ func (r *Runner) stopRestore() {
 	}
 }
 
-// markPending records that owned partition p has no task yet and pauses
-// its inputs on cl until its restore is installed; kgo drops what it had
-// buffered of them and fetches it again on resume. It runs with r.mu held.
-func (r *Runner) markPending(cl *kgo.Client, p int32) {
+// markPending records that owned partition p has no task yet. It runs
+// with r.mu held.
+func (r *Runner) markPending(_ *kgo.Client, p int32) {
 	r.pending[p] = true
-	cl.PauseFetchPartitions(r.inputPartitions(p))
 }
 
 // inputPartitions is partition p of every input topic.
