@@ -27,11 +27,12 @@ type restoreJob struct {
 // without wait: another failure is logged and the restore starts again a
 // second later.
 //
-// The partitions being restored are paused (markPending), so the other
-// tasks go on processing and committing meanwhile: a rebalance that moves
-// a task stalls only that task (issue 21), and the restore reads the
-// changelog without holding r.mu, so lookups and the group's callbacks go
-// on as well.
+// Every caller waits today: the partitions being restored are not paused,
+// so their records must find their tasks restored (a restore in the
+// background with them paused changed the triggers of records routed
+// through the repartition topic; TestProducerStyles). The restore reads
+// the changelog without holding r.mu, so lookups and the group's
+// callbacks go on meanwhile.
 func (r *Runner) restorePending(ctx context.Context, wait bool) error {
 	for {
 		if j := r.restoring; j != nil {
