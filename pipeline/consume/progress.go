@@ -156,16 +156,19 @@ type barrier struct {
 // committed progress only (a local task's forwards of the open
 // transaction are not readable yet): the least frontier of any task, once
 // any task of the group has forwarded a record. Until every task has
-// published once, nobody knows whether the others forward: the barrier
-// holds everything. A group whose producers all key by customer_id with
-// murmur2 never forwards, and pays nothing after that first publication.
+// published a frontier, nobody knows whether the others forward: the
+// barrier holds everything. A task that has input left but has fetched
+// none of it (frontier math.MinInt64: a task just restored, which
+// publishes before its first fetch) does not know either, so it counts as
+// not published. A group whose producers all key by customer_id with
+// murmur2 never forwards, and pays nothing after that.
 func (b *board) barrier(n int) barrier {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	seen, fwd, until := 0, false, int64(math.MaxInt64)
 	for p, g := range b.tasks {
-		if int(p) >= n {
-			continue // a task of an earlier partition count
+		if int(p) >= n || g.frontier == math.MinInt64 {
+			continue // a task of an earlier partition count, or one that has fetched nothing
 		}
 		seen++
 		fwd = fwd || g.forwarded

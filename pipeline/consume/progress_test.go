@@ -194,6 +194,8 @@ func TestBarrier(t *testing.T) {
 	f("everyone read everything", 2, map[int32]progress{0: {frontier: inf, forwarded: true}, 1: {frontier: inf}}, barrier{until: inf})
 	f("the slowest fetch position", 3, map[int32]progress{0: {frontier: 500}, 1: {frontier: inf, forwarded: true}, 2: {frontier: 300}}, barrier{active: true, until: 300})
 	f("nobody forwards: no barrier", 3, map[int32]progress{0: {frontier: 500}, 1: {frontier: inf}, 2: {frontier: 300}}, barrier{until: inf})
+	f("a task that has fetched nothing does not know yet", 2, map[int32]progress{0: {frontier: 500}, 1: {frontier: none}}, barrier{active: true, until: none})
+	f("nor does one that forwarded and fetched nothing since", 2, map[int32]progress{0: {frontier: 500}, 1: {frontier: none, forwarded: true}}, barrier{active: true, until: none})
 	f("a task of an earlier partition count is ignored", 2, map[int32]progress{0: {frontier: 9, forwarded: true}, 1: {frontier: inf}, 5: {frontier: 7}}, barrier{active: true, until: 9})
 }
 

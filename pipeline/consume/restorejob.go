@@ -27,12 +27,12 @@ type restoreJob struct {
 // without wait: another failure is logged and the restore starts again a
 // second later.
 //
-// Every caller waits today: the partitions being restored are not paused,
-// so their records must find their tasks restored (a restore in the
-// background with them paused changed the triggers of records routed
-// through the repartition topic; TestProducerStyles). The restore reads
-// the changelog without holding r.mu, so lookups and the group's
-// callbacks go on meanwhile.
+// The cycle does not wait: the partitions being restored are paused
+// (markPending), so the instance's other tasks go on committing. Until a
+// restored task has fetched some of its input, its progress says nothing
+// about what it forwards, and the forwarding barrier holds (board.barrier).
+// The restore reads the changelog without holding r.mu, so lookups and the
+// group's callbacks go on meanwhile.
 func (r *Runner) restorePending(ctx context.Context, wait bool) error {
 	for {
 		if j := r.restoring; j != nil {
@@ -127,10 +127,12 @@ func (r *Runner) stopRestore() {
 	}
 }
 
-// markPending records that owned partition p has no task yet. It runs
-// with r.mu held.
-func (r *Runner) markPending(_ *kgo.Client, p int32) {
+// markPending records that owned partition p has no task yet and pauses
+// its inputs on cl until its restore is installed; kgo drops what it had
+// buffered of them and fetches it again on resume. It runs with r.mu held.
+func (r *Runner) markPending(cl *kgo.Client, p int32) {
 	r.pending[p] = true
+	cl.PauseFetchPartitions(r.inputPartitions(p))
 }
 
 // inputPartitions is partition p of every input topic.

@@ -299,18 +299,10 @@ func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 				r.log.Warn("consume: fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
-		// Every polled record must be queued: its offset is in the
-		// commit unless a queued head holds it back. So the tasks of
-		// newly assigned partitions are restored first, before their
-		// records are. (A restore in the background, with the
-		// partitions paused, changed the triggers of records routed
-		// through the repartition topic: TestProducerStyles, "mixed".)
-		if err := r.restorePending(ctx, true); err != nil {
-			var ce configError
-			if errors.As(err, &ce) {
-				return err // a changelog record that cannot be restored
-			}
-			r.fail(fmt.Errorf("restore: %w", err)) // the records of unrestored tasks cannot be applied
+		// Install the tasks whose restore has finished; the fetches of
+		// those still restoring are paused (markPending).
+		if err := r.restorePending(ctx, false); err != nil {
+			return err // a changelog record that cannot be restored
 		}
 		r.prefetchSchemas(ctx, fetches)
 		r.mu.Lock()
