@@ -2,6 +2,7 @@ package chsql
 
 import (
 	"fmt"
+	"iter"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -271,35 +272,52 @@ func firstLine(st string) string {
 // engine finds ENGINE = Name at depth 0 from token i: the index of Name,
 // and of the token after its argument list (or after Name).
 func engine(ts []tok, from int) (name, after int) {
-	depth := 0
-	for i := from; i < len(ts); i++ {
-		switch ts[i].text {
-		case "(":
-			depth++
-		case ")":
-			depth--
-		}
+	for i, depth := range depths(ts, from) {
 		if depth == 0 && ts[i].is("ENGINE") && i+2 < len(ts) && ts[i+1].text == "=" {
 			name = i + 2
 			after = name + 1
 			if after < len(ts) && ts[after].text == "(" {
-				d, closed := 0, false
-				for ; after < len(ts) && !closed; after++ {
-					if ts[after].text == "(" {
-						d++
-					} else if ts[after].text == ")" {
-						d--
-						closed = d == 0
-					}
-				}
-				if !closed {
+				end := closingParen(ts, after)
+				if end < 0 {
 					return -1, -1 // unbalanced: left to the server to refuse
 				}
+				after = end + 1
 			}
 			return name, after
 		}
 	}
 	return -1, -1
+}
+
+// closingParen returns the index of the ")" that closes the "(" at
+// ts[open], or -1 if none does.
+func closingParen(ts []tok, open int) int {
+	for k, depth := range depths(ts, open) {
+		if depth == 0 {
+			return k
+		}
+	}
+	return -1
+}
+
+// depths yields the index of every token of ts from from on, with the
+// parenthesis depth after it, counted from from (a "(" at from is at
+// depth 1, its closing ")" at 0).
+func depths(ts []tok, from int) iter.Seq2[int, int] {
+	return func(yield func(i, depth int) bool) {
+		depth := 0
+		for i := from; i < len(ts); i++ {
+			switch ts[i].text {
+			case "(":
+				depth++
+			case ")":
+				depth--
+			}
+			if !yield(i, depth) {
+				return
+			}
+		}
+	}
 }
 
 // replicatedEngine renders the engine tokens ts[name:after] as the
@@ -392,14 +410,7 @@ func (r *clusterRenderer) localAndDistributed(st string, ts []tok, at dataTableA
 func shardingKey(st string, ts []tok, from int) (string, error) {
 	// Columns: the first word after "(" or "," at depth 1 of the first
 	// parenthesis.
-	depth := 0
-	for i := from; i < len(ts); i++ {
-		switch ts[i].text {
-		case "(":
-			depth++
-		case ")":
-			depth--
-		}
+	for i, depth := range depths(ts, from) {
 		if depth == 0 && ts[i].text == ")" {
 			break
 		}
@@ -414,16 +425,8 @@ func shardingKey(st string, ts []tok, from int) (string, error) {
 		if ts[i].is("ORDER") && ts[i+1].is("BY") {
 			j := i + 2
 			if ts[j].text == "(" {
-				d := 0
-				for k := j; k < len(ts); k++ {
-					if ts[k].text == "(" {
-						d++
-					} else if ts[k].text == ")" {
-						d--
-						if d == 0 {
-							return "cityHash64(" + strings.TrimSpace(st[ts[j].end:ts[k].start]) + ")", nil
-						}
-					}
+				if k := closingParen(ts, j); k >= 0 {
+					return "cityHash64(" + strings.TrimSpace(st[ts[j].end:ts[k].start]) + ")", nil
 				}
 			}
 			return "cityHash64(" + ts[j].text + ")", nil
