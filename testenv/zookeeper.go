@@ -122,9 +122,6 @@ func serving(port int) error {
 	return nil
 }
 
-// ruok asks ZooKeeper's four-letter "ruok"; it answers "imok".
-func ruok(port int) bool { return strings.TrimSpace(fourLetter(port, "ruok")) == "imok" }
-
 func fourLetter(port int, cmd string) string {
 	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
 	if err != nil {
