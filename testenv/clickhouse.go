@@ -184,24 +184,21 @@ func (c *ClickHouse) Running() bool {
 
 // Stop stops the server gracefully: SIGTERM, then wait (SIGKILL after 30 s).
 // Stopping a stopped server does nothing.
-func (c *ClickHouse) Stop() error {
-	if c.external {
-		return ErrExternalClickHouse
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stopLocked(syscall.SIGTERM)
-}
+func (c *ClickHouse) Stop() error { return c.stop(syscall.SIGTERM) }
 
 // Kill kills the server with SIGKILL and waits for it to exit, like a
 // crash. Killing a stopped server does nothing.
-func (c *ClickHouse) Kill() error {
+func (c *ClickHouse) Kill() error { return c.stop(syscall.SIGKILL) }
+
+// stop is Stop and Kill: stopLocked with sig, under the lock, on a server
+// testenv started.
+func (c *ClickHouse) stop(sig syscall.Signal) error {
 	if c.external {
 		return ErrExternalClickHouse
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stopLocked(syscall.SIGKILL)
+	return c.stopLocked(sig)
 }
 
 // Pause freezes the server with SIGSTOP, like a stalled host: connections
