@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,16 +62,8 @@ type ClickHouse struct {
 	removeDir bool
 
 	mu     sync.Mutex
-	proc   *chProc // nil when the server is not running
+	proc   *proc // nil when the server is not running
 	closed bool
-}
-
-// chProc is one run of clickhouse-server.
-type chProc struct {
-	cmd   *exec.Cmd
-	stdio *os.File
-	done  chan struct{} // closed when the process has exited
-	err   error         // Wait's result, set before done is closed
 }
 
 // StartClickHouse starts clickhouse-server as a child process and waits
@@ -193,24 +184,21 @@ func (c *ClickHouse) Running() bool {
 
 // Stop stops the server gracefully: SIGTERM, then wait (SIGKILL after 30 s).
 // Stopping a stopped server does nothing.
-func (c *ClickHouse) Stop() error {
-	if c.external {
-		return ErrExternalClickHouse
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stopLocked(syscall.SIGTERM)
-}
+func (c *ClickHouse) Stop() error { return c.stop(syscall.SIGTERM) }
 
 // Kill kills the server with SIGKILL and waits for it to exit, like a
 // crash. Killing a stopped server does nothing.
-func (c *ClickHouse) Kill() error {
+func (c *ClickHouse) Kill() error { return c.stop(syscall.SIGKILL) }
+
+// stop is Stop and Kill: stopLocked with sig, under the lock, on a server
+// testenv started.
+func (c *ClickHouse) stop(sig syscall.Signal) error {
 	if c.external {
 		return ErrExternalClickHouse
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stopLocked(syscall.SIGKILL)
+	return c.stopLocked(sig)
 }
 
 // Pause freezes the server with SIGSTOP, like a stalled host: connections
@@ -308,25 +296,15 @@ func (c *ClickHouse) startLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("testenv: clickhouse stdout log: %w", err)
 	}
-	cmd := exec.Command(c.bin, "--config-file="+c.layout.Config)
-	cmd.Dir = c.layout.Dir
-	cmd.Stdout, cmd.Stderr = stdio, stdio
-	cmd.SysProcAttr = childAttr()
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		stdio.Close()
+	p, err := startProc(c.layout.Dir, stdio, c.bin, "--config-file="+c.layout.Config)
+	if err != nil {
 		return fmt.Errorf("testenv: start %s: %w", c.bin, err)
 	}
-	p := &chProc{cmd: cmd, stdio: stdio, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		stdio.Close()
-		close(p.done)
-	}()
-
-	if err := c.waitReady(ctx, p); err != nil {
-		_ = cmd.Process.Kill()
-		<-p.done
+	opts := &clickhouse.Options{Addr: []string{c.addr}}
+	ping := func(ctx context.Context) error { return pingClickHouse(ctx, opts) }
+	if err := p.waitReady(ctx, 50*time.Millisecond, ping); err != nil {
+		p.kill()
 		logs := c.logTail(errLogStart)
 		if strings.Contains(logs, "Address already in use") {
 			err = fmt.Errorf("%w: %w", errPortInUse, err)
@@ -336,32 +314,8 @@ func (c *ClickHouse) startLocked(ctx context.Context) error {
 	}
 	c.proc = p
 	c.log.Info("clickhouse started", "addr", c.addr, "http_port", c.httpPort, "dir", c.layout.Dir,
-		"pid", cmd.Process.Pid, "took", time.Since(began).Round(time.Millisecond))
+		"pid", p.cmd.Process.Pid, "took", time.Since(began).Round(time.Millisecond))
 	return nil
-}
-
-func (c *ClickHouse) waitReady(ctx context.Context, p *chProc) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	opts := &clickhouse.Options{Addr: []string{c.addr}}
-	for {
-		select {
-		case <-p.done:
-			return fmt.Errorf("exited: %v", p.err)
-		default:
-		}
-		err := pingClickHouse(ctx, opts)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("exited: %v", p.err)
-		case <-ctx.Done():
-			return fmt.Errorf("not ready: %w (last error: %v)", ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // stopLocked sends sig and waits for the process to exit; after
@@ -385,18 +339,8 @@ func (c *ClickHouse) stopLocked(sig syscall.Signal) error {
 		return nil
 	case <-time.After(stopTimeout):
 	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
+	p.kill()
 	return fmt.Errorf("testenv: clickhouse did not stop within %s of %s; killed it", stopTimeout, sig)
-}
-
-func (p *chProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // logTail is the end of this run's error log and of the server's stdout,

@@ -66,10 +66,7 @@ func EnsureZooKeeper(ctx context.Context, logger *slog.Logger) (string, error) {
 // tables.
 type ZooKeeper struct {
 	Port int
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *slog.Logger
+	proc *proc
 }
 
 // StartZooKeeper starts ZooKeeper with its data under dir and waits until
@@ -86,62 +83,44 @@ func StartZooKeeper(ctx context.Context, dir string, logger *slog.Logger) (*ZooK
 	if err != nil {
 		return nil, err
 	}
+	port := ports[0]
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, fmt.Errorf("testenv: zookeeper dir: %w", err)
 	}
 	cfg := filepath.Join(dir, "zoo.cfg")
 	// A short tick: sessions of closed ClickHouse servers expire fast.
-	conf := fmt.Sprintf("tickTime=500\ndataDir=%s\nclientPort=%d\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr\n", data, ports[0])
+	conf := fmt.Sprintf("tickTime=500\ndataDir=%s\nclientPort=%d\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr\n", data, port)
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return nil, fmt.Errorf("testenv: zookeeper config: %w", err)
 	}
-	out, err := os.Create(filepath.Join(dir, "zookeeper.log"))
+	logPath := filepath.Join(dir, "zookeeper.log")
+	out, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("testenv: zookeeper log: %w", err)
 	}
-	cmd := exec.Command("java", "-Xmx256m", "-cp", jar, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
-		out.Close()
+	p, err := startProc(dir, out, "java", "-Xmx256m", "-cp", jar, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg)
+	if err != nil {
 		return nil, fmt.Errorf("testenv: start zookeeper: %w", err)
 	}
-	z := &ZooKeeper{Port: ports[0], dir: dir, cmd: cmd, done: make(chan struct{}), log: logger}
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(z.done)
-	}()
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	for {
-		if serving(z.Port) {
-			logger.Info("zookeeper started", "port", z.Port, "pid", cmd.Process.Pid)
-			return z, nil
-		}
-		select {
-		case <-z.done:
-			return nil, fmt.Errorf("testenv: zookeeper exited at start:\n%s", readFrom(filepath.Join(dir, "zookeeper.log"), 0))
-		case <-ctx.Done():
-			z.Close()
-			return nil, fmt.Errorf("testenv: zookeeper on port %d not ready: %w", z.Port, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := p.waitReady(ctx, 100*time.Millisecond, func(context.Context) error { return serving(port) }); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("testenv: zookeeper on port %d did not start: %w\n%s", port, err, readFrom(logPath, 0))
 	}
+	logger.Info("zookeeper started", "port", port, "pid", p.cmd.Process.Pid)
+	return &ZooKeeper{Port: port, proc: p}, nil
 }
 
 // serving asks ZooKeeper's four-letter "srvr": it answers with its
 // version once it serves sessions ("ruok" answers "imok" before: the
 // ClickHouse servers' first sessions then fail, and a ClickHouse 18.16
 // whose DDL worker has no session crashes on ON CLUSTER).
-func serving(port int) bool {
-	return strings.Contains(fourLetter(port, "srvr"), "Zookeeper version")
+func serving(port int) error {
+	if answer := fourLetter(port, "srvr"); !strings.Contains(answer, "Zookeeper version") {
+		return fmt.Errorf("srvr answered %q", answer)
+	}
+	return nil
 }
-
-// ruok asks ZooKeeper's four-letter "ruok"; it answers "imok".
-func ruok(port int) bool { return strings.TrimSpace(fourLetter(port, "ruok")) == "imok" }
 
 func fourLetter(port int, cmd string) string {
 	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
@@ -158,12 +137,4 @@ func fourLetter(port int, cmd string) string {
 }
 
 // Close kills ZooKeeper and waits for it to exit.
-func (z *ZooKeeper) Close() {
-	select {
-	case <-z.done:
-		return
-	default:
-	}
-	_ = z.cmd.Process.Kill()
-	<-z.done
-}
+func (z *ZooKeeper) Close() { z.proc.kill() }

@@ -9,6 +9,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/winback/winback/internal/srtest"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/schemas"
@@ -70,7 +71,7 @@ func TestTriggerSchemaEvolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, cl := newSR(t)
+	_, cl := srtest.New(t)
 	ctx := context.Background()
 	ss, err := cl.CreateSchema(ctx, "winback-triggers-value", sr.Schema{Schema: string(old), Type: sr.TypeAvro})
 	if err != nil {

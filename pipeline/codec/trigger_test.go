@@ -13,10 +13,9 @@ import (
 	"testing"
 
 	"github.com/linkedin/goavro/v2"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.uber.org/goleak"
 
+	"github.com/winback/winback/internal/srtest"
 	"github.com/winback/winback/pipeline/decode"
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/schemas"
@@ -100,19 +99,8 @@ func equalFlat(a, b event.Trigger) bool {
 		a.Arm() == b.Arm()
 }
 
-func newSR(t *testing.T) (*srfake.Registry, *sr.Client) {
-	t.Helper()
-	fake := srfake.New()
-	t.Cleanup(fake.Close)
-	cl, err := sr.NewClient(sr.URLs(fake.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fake, cl
-}
-
 func TestTriggerRoundTrip(t *testing.T) {
-	fake, cl := newSR(t)
+	fake, cl := srtest.New(t)
 	ctx := context.Background()
 	avro, err := NewTriggerEncoder(ctx, cl, "winback-triggers", FormatAvro)
 	if err != nil {
@@ -268,7 +256,7 @@ func TestEncodeRejectsBadTriggers(t *testing.T) {
 }
 
 func TestEncodeDropsNonFiniteEvidence(t *testing.T) {
-	_, cl := newSR(t)
+	_, cl := srtest.New(t)
 	ctx := context.Background()
 	avro, err := NewTriggerEncoder(ctx, cl, "t", FormatAvro)
 	if err != nil {
@@ -302,7 +290,7 @@ func TestNewTriggerEncoderErrors(t *testing.T) {
 	if _, err := NewTriggerEncoder(ctx, nil, "t", FormatAvro); err == nil {
 		t.Error("accepted avro without a registry")
 	}
-	fake, cl := newSR(t)
+	fake, cl := srtest.New(t)
 	fake.Close()
 	if _, err := NewTriggerEncoder(ctx, cl, "t", FormatAvro); err == nil {
 		t.Error("no error with the registry down")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/winback/winback/internal/srtest"
 	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
@@ -188,7 +189,7 @@ func TestHostileCorpus(t *testing.T) {
 		}
 	}
 
-	_, cl := newSR(t)
+	_, cl := srtest.New(t)
 	if _, err := codec.NewEventEncoder(context.Background(), cl, testTopics); err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/winback/winback/internal/srtest"
 	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/event"
 )
@@ -22,19 +22,8 @@ var testTopics = map[event.Kind]string{
 	event.KindSupport: "support-events",
 }
 
-func newSR(t *testing.T) (*srfake.Registry, *sr.Client) {
-	t.Helper()
-	fake := srfake.New()
-	t.Cleanup(fake.Close)
-	cl, err := sr.NewClient(sr.URLs(fake.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fake, cl
-}
-
 func TestEncoderDecoderWithSchemaRegistry(t *testing.T) {
-	fake, cl := newSR(t)
+	fake, cl := srtest.New(t)
 	ctx := context.Background()
 	enc, err := codec.NewEventEncoder(ctx, cl, testTopics)
 	if err != nil {
@@ -85,7 +74,7 @@ func TestEncoderDecoderWithSchemaRegistry(t *testing.T) {
 }
 
 func TestSchemaRegistryAdapter(t *testing.T) {
-	fake, cl := newSR(t)
+	fake, cl := srtest.New(t)
 	ctx := context.Background()
 	reg := SchemaRegistry(cl)
 	id, _, err := fake.RegisterSchema("p-value", sr.Schema{Schema: `syntax = "proto3"; message M { string a = 1; }`, Type: sr.TypeProtobuf})
@@ -114,7 +103,7 @@ func TestSchemaRegistryAdapter(t *testing.T) {
 }
 
 func TestRegistryDown(t *testing.T) {
-	fake, cl := newSR(t)
+	fake, cl := srtest.New(t)
 	ctx := context.Background()
 	enc, err := codec.NewEventEncoder(ctx, cl, testTopics)
 	if err != nil {

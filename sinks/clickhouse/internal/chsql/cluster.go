@@ -2,6 +2,7 @@ package chsql
 
 import (
 	"fmt"
+	"iter"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -271,35 +272,52 @@ func firstLine(st string) string {
 // engine finds ENGINE = Name at depth 0 from token i: the index of Name,
 // and of the token after its argument list (or after Name).
 func engine(ts []tok, from int) (name, after int) {
-	depth := 0
-	for i := from; i < len(ts); i++ {
-		switch ts[i].text {
-		case "(":
-			depth++
-		case ")":
-			depth--
-		}
+	for i, depth := range depths(ts, from) {
 		if depth == 0 && ts[i].is("ENGINE") && i+2 < len(ts) && ts[i+1].text == "=" {
 			name = i + 2
 			after = name + 1
 			if after < len(ts) && ts[after].text == "(" {
-				d, closed := 0, false
-				for ; after < len(ts) && !closed; after++ {
-					if ts[after].text == "(" {
-						d++
-					} else if ts[after].text == ")" {
-						d--
-						closed = d == 0
-					}
-				}
-				if !closed {
+				end := closingParen(ts, after)
+				if end < 0 {
 					return -1, -1 // unbalanced: left to the server to refuse
 				}
+				after = end + 1
 			}
 			return name, after
 		}
 	}
 	return -1, -1
+}
+
+// closingParen returns the index of the ")" that closes the "(" at
+// ts[open], or -1 if none does.
+func closingParen(ts []tok, open int) int {
+	for k, depth := range depths(ts, open) {
+		if depth == 0 {
+			return k
+		}
+	}
+	return -1
+}
+
+// depths yields the index of every token of ts from from on, with the
+// parenthesis depth after it, counted from from (a "(" at from is at
+// depth 1, its closing ")" at 0).
+func depths(ts []tok, from int) iter.Seq2[int, int] {
+	return func(yield func(i, depth int) bool) {
+		depth := 0
+		for i := from; i < len(ts); i++ {
+			switch ts[i].text {
+			case "(":
+				depth++
+			case ")":
+				depth--
+			}
+			if !yield(i, depth) {
+				return
+			}
+		}
+	}
 }
 
 // replicatedEngine renders the engine tokens ts[name:after] as the
@@ -337,7 +355,7 @@ func (r *clusterRenderer) createTable(st string, ts []tok) ([]clusterStmt, error
 	if i < 0 {
 		return nil, fmt.Errorf("cluster mode: cannot find the table of %q", firstLine(st))
 	}
-	db, name, ok := strings.Cut(ts[i].text, ".")
+	db, _, ok := strings.Cut(ts[i].text, ".")
 	if !ok || db != r.db {
 		return nil, fmt.Errorf("cluster mode: table %s is not in database %s", ts[i].text, r.db)
 	}
@@ -349,24 +367,42 @@ func (r *clusterRenderer) createTable(st string, ts []tok) ([]clusterStmt, error
 	if strings.HasPrefix(ts[en].text, "Replicated") {
 		return nil, fmt.Errorf("cluster mode: %s is already Replicated; write migrations for one node", ts[i].text)
 	}
-	local := r.local(name)
-	edits := []edit{{ts[i].start, ts[i].end, local}}
-	if r.c.Replicated {
-		edits = append(edits, r.replicatedEngine(st, ts, en, after, local))
-	}
-	edits = append(edits, r.dedupSetting(st, ts)...)
 	key, err := shardingKey(st, ts, i+1)
 	if err != nil {
 		return nil, fmt.Errorf("cluster mode: %s: %w", ts[i].text, err)
 	}
+	return r.localAndDistributed(st, ts, dataTableAt{from: 2, name: i, engine: en, after: after}, key, r.dedupSetting(st, ts)), nil
+}
+
+// dataTableAt are the token indexes of a CREATE statement of a data table:
+// from, the first token after the leading keywords (CREATE TABLE, CREATE
+// MATERIALIZED VIEW); name, db.name; engine and after, its ENGINE's name
+// and the token after the engine's arguments.
+type dataTableAt struct {
+	from, name, engine, after int
+}
+
+// localAndDistributed renders the CREATE statement st of a data table as
+// two statements for every node: st with edits, on the local table (with
+// the Replicated engine when the cluster is replicated), and the
+// Distributed table under the original name over it, sharded by key. IF
+// NOT EXISTS carries over to the Distributed table. The table is recorded
+// as a data table for the statements after it.
+func (r *clusterRenderer) localAndDistributed(st string, ts []tok, at dataTableAt, key string, edits []edit) []clusterStmt {
+	_, name, _ := strings.Cut(ts[at.name].text, ".")
+	local := r.local(name)
+	edits = append(edits, edit{ts[at.name].start, ts[at.name].end, local})
+	if r.c.Replicated {
+		edits = append(edits, r.replicatedEngine(st, ts, at.engine, at.after, local))
+	}
 	ifNot := ""
-	if wordsAt(ts, 2, "IF", "NOT", "EXISTS") {
+	if wordsAt(ts, at.from, "IF", "NOT", "EXISTS") {
 		ifNot = "IF NOT EXISTS "
 	}
 	dist := fmt.Sprintf("CREATE TABLE %s%s.%s AS %s ENGINE = Distributed(%s, %s, %s, %s)",
 		ifNot, r.db, name, local, r.c.Name, r.db, name+LocalSuffix, key)
 	r.data[name] = true
-	return []clusterStmt{{applyEdits(st, edits), true}, {dist, true}}, nil
+	return []clusterStmt{{applyEdits(st, edits), true}, {dist, true}}
 }
 
 // shardingKey is cityHash64(customer_id) for a table with that column, else
@@ -374,14 +410,7 @@ func (r *clusterRenderer) createTable(st string, ts []tok) ([]clusterStmt, error
 func shardingKey(st string, ts []tok, from int) (string, error) {
 	// Columns: the first word after "(" or "," at depth 1 of the first
 	// parenthesis.
-	depth := 0
-	for i := from; i < len(ts); i++ {
-		switch ts[i].text {
-		case "(":
-			depth++
-		case ")":
-			depth--
-		}
+	for i, depth := range depths(ts, from) {
 		if depth == 0 && ts[i].text == ")" {
 			break
 		}
@@ -396,16 +425,8 @@ func shardingKey(st string, ts []tok, from int) (string, error) {
 		if ts[i].is("ORDER") && ts[i+1].is("BY") {
 			j := i + 2
 			if ts[j].text == "(" {
-				d := 0
-				for k := j; k < len(ts); k++ {
-					if ts[k].text == "(" {
-						d++
-					} else if ts[k].text == ")" {
-						d--
-						if d == 0 {
-							return "cityHash64(" + strings.TrimSpace(st[ts[j].end:ts[k].start]) + ")", nil
-						}
-					}
+				if k := closingParen(ts, j); k >= 0 {
+					return "cityHash64(" + strings.TrimSpace(st[ts[j].end:ts[k].start]) + ")", nil
 				}
 			}
 			return "cityHash64(" + ts[j].text + ")", nil
@@ -437,27 +458,14 @@ func (r *clusterRenderer) createMV(st string, ts []tok) ([]clusterStmt, error) {
 		return []clusterStmt{{applyEdits(st, edits), true}}, nil
 	}
 	// An inner MergeTree engine: the view is a data table of its own.
-	db, name, _ := strings.Cut(ts[i].text, ".")
-	if db != r.db {
+	if db, _, _ := strings.Cut(ts[i].text, "."); db != r.db {
 		return nil, fmt.Errorf("cluster mode: view %s is not in database %s", ts[i].text, r.db)
-	}
-	local := r.local(name)
-	edits = append(edits, edit{ts[i].start, ts[i].end, local})
-	if r.c.Replicated {
-		edits = append(edits, r.replicatedEngine(st, ts, en, after, local))
 	}
 	key, err := shardingKey(st, ts, after)
 	if err != nil {
 		key = "rand()"
 	}
-	ifNot := ""
-	if wordsAt(ts, 3, "IF", "NOT", "EXISTS") {
-		ifNot = "IF NOT EXISTS "
-	}
-	dist := fmt.Sprintf("CREATE TABLE %s%s.%s AS %s ENGINE = Distributed(%s, %s, %s, %s)",
-		ifNot, r.db, name, local, r.c.Name, r.db, name+LocalSuffix, key)
-	r.data[name] = true
-	return []clusterStmt{{applyEdits(st, edits), true}, {dist, true}}, nil
+	return r.localAndDistributed(st, ts, dataTableAt{from: 3, name: i, engine: en, after: after}, key, edits), nil
 }
 
 // alter splits ALTER TABLE on a data table: column changes to both tables,

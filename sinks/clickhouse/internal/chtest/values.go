@@ -83,24 +83,23 @@ func writeLiteral(b *strings.Builder, c chsql.Column, i int) {
 			b.WriteString(strconv.FormatUint(uint64(*v[i]), 10))
 		}
 	case [][]string:
-		b.WriteByte('[')
-		for k, s := range v[i] {
-			if k > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(chsql.Quote(s))
-		}
-		b.WriteByte(']')
+		writeArray(b, v[i], chsql.Quote)
 	case [][]float64:
-		b.WriteByte('[')
-		for k, f := range v[i] {
-			if k > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(chsql.FloatLiteral(f))
-		}
-		b.WriteByte(']')
+		writeArray(b, v[i], chsql.FloatLiteral)
 	default:
 		panic(fmt.Sprintf("chsql: column %s: unsupported type %T", c.Name, c.Values))
 	}
+}
+
+// writeArray writes xs as an array literal, each element as literal renders
+// it.
+func writeArray[T any](b *strings.Builder, xs []T, literal func(T) string) {
+	b.WriteByte('[')
+	for k, x := range xs {
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(literal(x))
+	}
+	b.WriteByte(']')
 }
