@@ -44,75 +44,113 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		events: newCounterVec("winback_events_total",
-			"Input records consumed, by topic and outcome (ok, dlq, duplicate, late).", "topic", "outcome"),
-		dlq: newCounterVec("winback_dlq_records_total",
-			"Records sent to the dead-letter topic, by reason.", "reason"),
-		triggers: newCounterVec("winback_triggers_total",
-			"Triggers emitted (committed), by kind, primary reason, recommended action, value tier and treatment (TREATED, or CONTROL: the holdout).", "kind", "reason", "action", "tier", "treatment"),
-		budgetDelayed: newCounter("winback_budget_delayed_triggers_total",
-			"WINBACK triggers (committed) that the contact budget held back before sending (evidence budget_delayed_days)."),
-		lateEvents: newCounter("winback_late_events_total",
-			"Events behind the watermark: counted in the aggregates, never re-firing a trigger."),
-		duplicates: newCounter("winback_duplicate_events_total",
-			"Input events ignored because their event_id was already applied."),
-		customers: newGaugeVec("winback_customers_tracked",
-			"Customers held in state, by partition.", "partition"),
-		timers: newGaugeVec("winback_timers_pending",
-			"Silence timers armed, by partition.", "partition"),
-		stateBytes: newGaugeVec("winback_state_bytes",
-			"Estimated bytes of state (average snapshot size times customers), by partition.", "partition"),
-		watermark: newGaugeVec("winback_watermark_seconds",
-			"Event-time watermark of each partition, Unix seconds.", "partition"),
-		eventTimeLag: newGaugeVec("winback_event_time_lag_seconds",
-			"Wall clock minus the watermark, by partition.", "partition"),
-		consumerLag: newGaugeVec("winback_consumer_lag_records",
-			"High watermark minus the next offset to process, by topic and partition.", "topic", "partition"),
-		restoreRecords: newCounterVec("winback_restore_records_total",
-			"Changelog records read while restoring state, by partition.", "partition"),
-		restoreSeconds: newHistogram("winback_restore_duration_seconds",
-			"Time to restore a partition's state from the changelog.", prometheus.ExponentialBuckets(0.01, 2, 14)),
-		restoring: newGauge("winback_restoring_partitions",
-			"Partitions currently being restored from the changelog."),
-		restores: newCounterVec("winback_restores_total",
-			"Tasks restored, by where their state came from: changelog (read from its start) or standby (a standby's warm copy, caught up from its offset).", "from"),
-		standbyTasks: newGauge("winback_standby_tasks",
-			"Standby tasks this instance keeps (warm copies of other instances' tasks)."),
-		standbyLag: newGaugeVec("winback_standby_lag_records",
-			"Changelog records a standby has yet to apply (the last stable offset minus its next offset), by partition.", "partition"),
-		standbyRecords: newCounter("winback_standby_records_total",
-			"Changelog records applied to standby tasks."),
-		txCommits: newCounter("winback_transactions_committed_total",
-			"Kafka transactions committed."),
-		txAborts: newCounter("winback_transactions_aborted_total",
-			"Kafka transactions aborted (rebalance, fencing or a failed write)."),
-		abortRollbacks: newCounter("winback_abort_rollbacks_total",
-			"Tasks that an aborted transaction rolled back in memory to their last commit (the customers it touched got their previous snapshots back), without a changelog restore."),
-		abortRestores: newCounterVec("winback_abort_restores_total",
-			"Tasks restored from the changelog after an aborted transaction, by reason: outcome_unknown (ending the transaction failed), unconfirmed (ClickHouse had not confirmed the task's last commit), undo_log (no commit yet since the task was installed, or the undo log outgrew its bound), positions (the committed offsets could not be read).", "reason"),
-		triggerLatency: newHistogram("winback_trigger_latency_seconds",
-			"From the arrival of the event that made a trigger due to the commit of the trigger.", prometheus.ExponentialBuckets(0.005, 2, 14)),
-		batchSeconds: newHistogram("winback_batch_duration_seconds",
-			"Wall time of one transaction: process, write ClickHouse, commit.", prometheus.ExponentialBuckets(0.005, 2, 14)),
-		txRecords: newHistogram("winback_transaction_records",
-			"Input records polled in one transaction.", prometheus.ExponentialBuckets(1, 4, 12)),
-		txEnds: newCounterVec("winback_transaction_ends_total",
-			"Why transactions stopped taking input: interval (commit_interval passed), max_poll_records, cache (state.cache_max_bytes), batch_rows (clickhouse.batch_rows), failed, shutdown.", "cause"),
-		cacheBytes: newGauge("winback_cache_bytes",
-			"Bytes the open transaction holds for its commit (estimate: changed customers × average snapshot size, plus the closed customer-days' ClickHouse rows)."),
-		assigned: newGauge("winback_partitions_assigned",
-			"Input partitions (tasks) owned by this instance."),
-		repartitioned: newCounterVec("winback_repartitioned_records_total",
-			"Input records forwarded to the repartition topic because their key or partitioner did not place them in their customer's task, by input topic.", "topic"),
-		erasures: newCounterVec("winback_erasures_total",
-			"Erasure requests applied (committed), by whether the task held state for the customer (present, absent).", "state"),
-		evictions: newCounter("winback_evictions_total",
-			"Customers evicted (committed) after state.ttl_days of event time without a change."),
-		follows: newCounter("winback_event_time_follows_total",
-			"Times a quiet task raised its watermark to the pipeline's event time."),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_events_total", Help: "Input records consumed, by topic and outcome (ok, dlq, duplicate, late).",
+		}, []string{"topic", "outcome"}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_dlq_records_total", Help: "Records sent to the dead-letter topic, by reason.",
+		}, []string{"reason"}),
+		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_triggers_total", Help: "Triggers emitted (committed), by kind, primary reason, recommended action, value tier and treatment (TREATED, or CONTROL: the holdout).",
+		}, []string{"kind", "reason", "action", "tier", "treatment"}),
+		budgetDelayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_budget_delayed_triggers_total", Help: "WINBACK triggers (committed) that the contact budget held back before sending (evidence budget_delayed_days).",
+		}),
+		lateEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_late_events_total", Help: "Events behind the watermark: counted in the aggregates, never re-firing a trigger.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_duplicate_events_total", Help: "Input events ignored because their event_id was already applied.",
+		}),
+		customers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_customers_tracked", Help: "Customers held in state, by partition.",
+		}, []string{"partition"}),
+		timers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_timers_pending", Help: "Silence timers armed, by partition.",
+		}, []string{"partition"}),
+		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_state_bytes", Help: "Estimated bytes of state (average snapshot size times customers), by partition.",
+		}, []string{"partition"}),
+		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_watermark_seconds", Help: "Event-time watermark of each partition, Unix seconds.",
+		}, []string{"partition"}),
+		eventTimeLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_event_time_lag_seconds", Help: "Wall clock minus the watermark, by partition.",
+		}, []string{"partition"}),
+		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_consumer_lag_records", Help: "High watermark minus the next offset to process, by topic and partition.",
+		}, []string{"topic", "partition"}),
+		restoreRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_restore_records_total", Help: "Changelog records read while restoring state, by partition.",
+		}, []string{"partition"}),
+		restoreSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "winback_restore_duration_seconds", Help: "Time to restore a partition's state from the changelog.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "winback_restoring_partitions", Help: "Partitions currently being restored from the changelog.",
+		}),
+		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_restores_total", Help: "Tasks restored, by where their state came from: changelog (read from its start) or standby (a standby's warm copy, caught up from its offset).",
+		}, []string{"from"}),
+		standbyTasks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "winback_standby_tasks", Help: "Standby tasks this instance keeps (warm copies of other instances' tasks).",
+		}),
+		standbyLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_standby_lag_records", Help: "Changelog records a standby has yet to apply (the last stable offset minus its next offset), by partition.",
+		}, []string{"partition"}),
+		standbyRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_standby_records_total", Help: "Changelog records applied to standby tasks.",
+		}),
+		txCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_transactions_committed_total", Help: "Kafka transactions committed.",
+		}),
+		txAborts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_transactions_aborted_total", Help: "Kafka transactions aborted (rebalance, fencing or a failed write).",
+		}),
+		abortRollbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_abort_rollbacks_total", Help: "Tasks that an aborted transaction rolled back in memory to their last commit (the customers it touched got their previous snapshots back), without a changelog restore.",
+		}),
+		abortRestores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_abort_restores_total", Help: "Tasks restored from the changelog after an aborted transaction, by reason: outcome_unknown (ending the transaction failed), unconfirmed (ClickHouse had not confirmed the task's last commit), undo_log (no commit yet since the task was installed, or the undo log outgrew its bound), positions (the committed offsets could not be read).",
+		}, []string{"reason"}),
+		triggerLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "winback_trigger_latency_seconds", Help: "From the arrival of the event that made a trigger due to the commit of the trigger.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "winback_batch_duration_seconds", Help: "Wall time of one transaction: process, write ClickHouse, commit.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		txRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "winback_transaction_records", Help: "Input records polled in one transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 12),
+		}),
+		txEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_transaction_ends_total", Help: "Why transactions stopped taking input: interval (commit_interval passed), max_poll_records, cache (state.cache_max_bytes), batch_rows (clickhouse.batch_rows), failed, shutdown.",
+		}, []string{"cause"}),
+		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "winback_cache_bytes", Help: "Bytes the open transaction holds for its commit (estimate: changed customers × average snapshot size, plus the closed customer-days' ClickHouse rows).",
+		}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "winback_partitions_assigned", Help: "Input partitions (tasks) owned by this instance.",
+		}),
+		repartitioned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_repartitioned_records_total", Help: "Input records forwarded to the repartition topic because their key or partitioner did not place them in their customer's task, by input topic.",
+		}, []string{"topic"}),
+		erasures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "winback_erasures_total", Help: "Erasure requests applied (committed), by whether the task held state for the customer (present, absent).",
+		}, []string{"state"}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_evictions_total", Help: "Customers evicted (committed) after state.ttl_days of event time without a change.",
+		}),
+		follows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "winback_event_time_follows_total", Help: "Times a quiet task raised its watermark to the pipeline's event time.",
+		}),
 		model: newModelMetrics(),
-		unconfirmed: newGauge("winback_clickhouse_unconfirmed",
-			"1 while ClickHouse may lack rows of a transaction that is committed (or committing) in Kafka; 0 once the sink confirmed them."),
+		unconfirmed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "winback_clickhouse_unconfirmed", Help: "1 while ClickHouse may lack rows of a transaction that is committed (or committing) in Kafka; 0 once the sink confirmed them.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
@@ -124,27 +162,4 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.model.collectors()...)
 	}
 	return m
-}
-
-// newCounter, newCounterVec, newGauge, newGaugeVec and newHistogram make
-// the metrics above from a name and a help text, and the label names or
-// the buckets.
-func newCounter(name, help string) prometheus.Counter {
-	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-}
-
-func newCounterVec(name, help string, labels ...string) *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-}
-
-func newGauge(name, help string) prometheus.Gauge {
-	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-}
-
-func newGaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-}
-
-func newHistogram(name, help string, buckets []float64) prometheus.Histogram {
-	return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
 }
