@@ -251,3 +251,82 @@ func TestOrdersSumsMatchesIter(t *testing.T) {
 		}
 	}
 }
+
+// iterAdd is Add reading the entries through orderIter, as it was first
+// written: the reference for Add's own decoding loop.
+func iterAdd(o *Orders, day, count int32, cents int64, headDay int32, maxEntries int) bool {
+	maxEntries = min(max(maxEntries, MinOrderEntries), MaxOrderEntries)
+	if day > headDay {
+		headDay = day
+	}
+	minDay := headDay - Horizon + 1
+	if day < minDay {
+		return false
+	}
+	var es []OrderEntry
+	added := false
+	for it := (orderIter{s: o.enc}); it.next(); {
+		e := it.e
+		if e.Day < minDay {
+			continue
+		}
+		if !added && e.Day >= day {
+			if e.Day == day {
+				e.Count += count
+				e.Cents += cents
+			} else {
+				es = append(es, OrderEntry{Day: day, Count: count, Cents: cents})
+			}
+			added = true
+		}
+		es = append(es, e)
+	}
+	if !added {
+		es = append(es, OrderEntry{Day: day, Count: count, Cents: cents})
+	}
+	k := 0
+	for _, e := range es {
+		if e.Count != 0 || e.Cents != 0 {
+			es[k] = e
+			k++
+		}
+	}
+	es = es[:k]
+	for len(es) > maxEntries {
+		es = mergeClosest(es)
+	}
+	o.encode(es)
+	return true
+}
+
+// TestOrdersAddMatchesIter checks Add against the orderIter version on
+// random histories: late and same-day adds, cancels and refunds, long
+// gaps, the cap, amounts of every size, next to MaxDay too.
+func TestOrdersAddMatchesIter(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for i := range 1000 {
+		var got, want Orders
+		head := int32(r.IntN(MaxDay - 1000))
+		if i%5 == 0 {
+			head = MaxDay - 800
+		}
+		for j := range 150 {
+			head = min(head+int32(r.IntN(1<<r.IntN(7))), MaxDay)
+			day := head - int32(r.IntN(1<<r.IntN(9)))
+			cents := int64(r.Uint64() >> (1 + r.IntN(63)))
+			n := int32(1)
+			switch r.IntN(6) {
+			case 0:
+				n, cents = -1, -cents
+			case 1:
+				n, cents = 0, -cents
+			}
+			maxE := 1 + r.IntN(80)
+			okGot := got.Add(day, n, cents, head, maxE)
+			okWant := iterAdd(&want, day, n, cents, head, maxE)
+			if okGot != okWant || got.enc != want.enc {
+				t.Fatalf("case %d, add %d: Add(%d, %d, %d, %d, %d) = %v, %x; want %v, %x", i, j, day, n, cents, head, maxE, okGot, got.enc, okWant, want.enc)
+			}
+		}
+	}
+}
