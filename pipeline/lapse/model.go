@@ -67,7 +67,7 @@ func (e *Engine) PurchaseStats(asOf int64, fn func(c *Customer, o btyd.Obs)) {
 // its probability of being alive as of asOf; ok is false for a customer
 // without a placed order.
 func (e *Engine) PLapse(c *Customer, asOf int64, horizonDays float64) (pLapse, pAlive float64, ok bool) {
-	o, ok := c.purchaseObs(asOf)
+	o, ok := c.obs(asOf, false) // (x, t_x, T) only: no LogIv
 	if !ok {
 		return 0, 0, false
 	}
@@ -79,7 +79,7 @@ func (e *Engine) PLapse(c *Customer, asOf int64, horizonDays float64) (pLapse, p
 // horizonDays after asOf under the engine's purchase model (0 without a
 // placed order).
 func (e *Engine) ExpectedOrders(c *Customer, asOf int64, horizonDays float64) float64 {
-	o, ok := c.purchaseObs(asOf)
+	o, ok := c.obs(asOf, false) // (x, t_x, T) only: no LogIv
 	if !ok {
 		return 0
 	}

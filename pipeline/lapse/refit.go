@@ -332,8 +332,8 @@ func (c *Customer) obs(asOf int64, withIv bool) (btyd.Obs, bool) {
 	} else if n := c.iv.Len(); withIv && n > 0 {
 		// The kept intervals stand for all x of them.
 		var s float64
-		for _, h := range c.iv.Hours() {
-			s += math.Log(max(float64(h), 1) / 24)
+		for i := range n {
+			s += math.Log(max(float64(c.iv.At(i)), 1) / 24)
 		}
 		o.LogIv = s / float64(n) * o.X
 	}

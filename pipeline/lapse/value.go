@@ -128,7 +128,7 @@ func (e *Engine) clv(c *Customer) float64 {
 		aov = (n*aov + v.ShrinkOrders*e.popAOV) / (n + v.ShrinkOrders)
 	}
 	h := v.LifetimeYears * 365
-	o, _ := c.obs(c.lastOrder, e.model.K > 1)
+	o, _ := c.obs(c.lastOrder, false) // ExpectedPurchases reads no LogIv
 	exp := e.model.ExpectedPurchases(o.X, o.Tx, o.Tx, h)
 	cap := 2 * n / max(o.Tx, v.DefaultIntervalDays) * h
 	return min(exp, cap) * aov

@@ -186,17 +186,23 @@ func (m *Emails) Window(asOf int32) EmailSums {
 	if m.head == 0 {
 		return s
 	}
+	// The ring's buckets x (h-14 … h) that are in the window: 0 <= x,
+	// B-14 <= x <= B, in ring order from slotOf(x). Their four nibbles are summed at once, each in a
+	// 16-bit lane of a uint64 (15 × 15 cannot overflow one).
 	h, B := m.head-1, bucketOf(asOf)
-	for x := h - EmailBuckets + 1; x <= h; x++ {
-		if x < 0 || x <= B-EmailBuckets || x > B {
-			continue
+	var lanes uint64
+	lo, hi := max(h, B, EmailBuckets-1)-EmailBuckets+1, min(h, B)
+	for x, slot := lo, slotOf(lo); x <= hi; x++ {
+		v := uint64(m.ring[slot])
+		lanes += v&0xf | (v&0xf0)<<12 | (v&0xf00)<<24 | (v&0xf000)<<36
+		if slot++; slot == EmailBuckets {
+			slot = 0
 		}
-		v := m.ring[slotOf(x)]
-		s.Sent += nibble(v, EmailSent)
-		s.Delivered += nibble(v, EmailDelivered)
-		s.Opened += nibble(v, EmailOpened)
-		s.Clicked += nibble(v, EmailClicked)
 	}
+	s.Sent = int(lanes >> (16 * EmailSent) & 0xffff)
+	s.Delivered = int(lanes >> (16 * EmailDelivered) & 0xffff)
+	s.Opened = int(lanes >> (16 * EmailOpened) & 0xffff)
+	s.Clicked = int(lanes >> (16 * EmailClicked) & 0xffff)
 	return s
 }
 

@@ -2,6 +2,7 @@ package window
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -130,5 +131,53 @@ func TestEmailsBucket(t *testing.T) {
 	m.Add(d0+4+2*EmailBuckets, EmailSent, nil)
 	if got := m.Bucket(EmailBucket(d0)); got != (EmailSums{}) {
 		t.Errorf("bucket left the ring but reads %+v", got)
+	}
+}
+
+// loopWindow is Window as a plain loop over the ring, nibble by nibble:
+// the reference for Window's summing of all four counters at once.
+func loopWindow(m *Emails, asOf int32) EmailSums {
+	var s EmailSums
+	if m.head == 0 {
+		return s
+	}
+	h, B := m.head-1, bucketOf(asOf)
+	for x := h - EmailBuckets + 1; x <= h; x++ {
+		if x < 0 || x <= B-EmailBuckets || x > B {
+			continue
+		}
+		v := m.ring[slotOf(x)]
+		s.Sent += nibble(v, EmailSent)
+		s.Delivered += nibble(v, EmailDelivered)
+		s.Opened += nibble(v, EmailOpened)
+		s.Clicked += nibble(v, EmailClicked)
+	}
+	return s
+}
+
+// TestEmailsWindowMatchesLoop checks Window against the plain loop for
+// rings filled at random (saturated counters too) and days before, in
+// and after the ring's range.
+func TestEmailsWindowMatchesLoop(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range 20000 {
+		var m Emails
+		d0 := int32(r.IntN(40))
+		day, step := d0, 1+r.IntN(3)
+		if i%4 == 0 {
+			step = 1 // dense: counters saturate
+		}
+		for range r.IntN(400) {
+			if r.IntN(8*step) == 0 {
+				day += int32(1 + r.IntN(3))
+			}
+			m.Add(day, EmailKind(r.IntN(4)), nil)
+		}
+		for range 20 {
+			asOf := d0 + int32(r.IntN(int(day-d0)+80)) - 20
+			if got, want := m.Window(asOf), loopWindow(&m, asOf); got != want {
+				t.Fatalf("case %d: Window(%d) = %+v, want %+v (ring %v, head %d)", i, asOf, got, want, m.ring, m.head)
+			}
+		}
 	}
 }

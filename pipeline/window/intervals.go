@@ -33,6 +33,10 @@ func (iv *Intervals) Push(ms int64) {
 // Len returns how many intervals are stored.
 func (iv *Intervals) Len() int { return int(iv.n) }
 
+// At returns the i-th stored interval in hours, oldest first
+// (0 <= i < Len()).
+func (iv *Intervals) At(i int) uint16 { return iv.h[:iv.n][i] }
+
 // Hours returns the stored intervals, oldest first.
 func (iv *Intervals) Hours() []uint16 { return append([]uint16(nil), iv.h[:iv.n]...) }
 

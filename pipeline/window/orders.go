@@ -186,8 +186,27 @@ func (o *Orders) Add(day, count int32, cents int64, headDay int32, maxEntries in
 	var buf [MaxOrderEntries + 2]OrderEntry
 	es := buf[:0]
 	added := false
-	for it := (orderIter{s: o.enc}); it.next(); {
-		e := it.e
+	enc := o.enc
+	var prev int64
+	for i := 0; i < len(enc); {
+		// decodeEntry's fast path inline, as in Sums.
+		var e OrderEntry
+		n := 0
+		if b := enc[i]; b < 0x80 && b&1 == 0 && i+1 < len(enc) && prev+int64(b>>1) <= MaxDay {
+			d := int32(prev + int64(b>>1))
+			if c := uint64(enc[i+1]); c < 0x80 {
+				e, n = OrderEntry{Day: d, Count: 1, Cents: unzig(c)}, 2
+			} else if i+2 < len(enc) && enc[i+2] < 0x80 {
+				e, n = OrderEntry{Day: d, Count: 1, Cents: unzig(c&0x7f | uint64(enc[i+2])<<7)}, 3
+			}
+		}
+		if n == 0 {
+			if e, n = decodeEntry(enc[i:], prev); n <= 0 {
+				break // cannot happen for entries built by Add or validated by Decode
+			}
+		}
+		i += n
+		prev = int64(e.Day)
 		if e.Day < minDay {
 			continue
 		}
@@ -277,11 +296,34 @@ func (o *Orders) On(day int32) (count int32, cents int64) {
 }
 
 // Sums returns the windows as of day asOf: entries after asOf are left out.
+//
+// It is the hot loop of every view of a customer, so it decodes the
+// common entries itself (decodeEntry's fast path for a one-byte day delta,
+// a count of 1 and cents of one or two bytes) and calls decodeEntry for
+// the rest.
 func (o *Orders) Sums(asOf int32) OrderSums {
 	var s OrderSums
 	day := false
-	for it := (orderIter{s: o.enc}); it.next(); {
-		e := it.e
+	enc := o.enc
+	var prev int64
+	for i := 0; i < len(enc); {
+		var e OrderEntry
+		n := 0
+		if b := enc[i]; b < 0x80 && b&1 == 0 && i+1 < len(enc) && prev+int64(b>>1) <= MaxDay {
+			d := int32(prev + int64(b>>1))
+			if c := uint64(enc[i+1]); c < 0x80 {
+				e, n = OrderEntry{Day: d, Count: 1, Cents: unzig(c)}, 2
+			} else if i+2 < len(enc) && enc[i+2] < 0x80 {
+				e, n = OrderEntry{Day: d, Count: 1, Cents: unzig(c&0x7f | uint64(enc[i+2])<<7)}, 3
+			}
+		}
+		if n == 0 {
+			if e, n = decodeEntry(enc[i:], prev); n <= 0 {
+				break // cannot happen for entries built by Add or validated by Decode
+			}
+		}
+		i += n
+		prev = int64(e.Day)
 		age := asOf - e.Day
 		if age == 0 && !day {
 			s.NDay, s.CDay, day = e.Count, e.Cents, true

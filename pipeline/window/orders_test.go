@@ -1,6 +1,7 @@
 package window
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 )
@@ -168,5 +169,164 @@ func checkDecodeEntry(t *testing.T, s string, prev int64) {
 	}
 	if e != we || n != wn {
 		t.Fatalf("decodeEntry(%q, %d) = %+v, %d; want %+v, %d", s, prev, e, n, we, wn)
+	}
+}
+
+// iterSums is Sums through orderIter, as it was first written: the
+// reference for Sums' own decoding loop.
+func iterSums(o *Orders, asOf int32) OrderSums {
+	var s OrderSums
+	day := false
+	for it := (orderIter{s: o.enc}); it.next(); {
+		e := it.e
+		age := asOf - e.Day
+		if age == 0 && !day {
+			s.NDay, s.CDay, day = e.Count, e.Cents, true
+		}
+		switch {
+		case age < 0 || age >= 2*90:
+		case age >= 90:
+			s.NPrev90 += e.Count
+			s.CPrev90 += e.Cents
+		default:
+			s.N90 += e.Count
+			s.C90 += e.Cents
+			if age < 30 {
+				s.N30 += e.Count
+				s.C30 += e.Cents
+			}
+			if age < 7 {
+				s.N7 += e.Count
+				s.C7 += e.Cents
+			}
+		}
+	}
+	return s
+}
+
+// TestOrdersSumsMatchesIter checks Sums against orderIter's decoding on
+// windows built by Add (every entry shape: counts other than 1, cents of
+// every length, long gaps) and on arbitrary bytes (truncated or corrupt
+// encodings stop both at the same entry).
+func TestOrdersSumsMatchesIter(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for i := range 20000 {
+		var o Orders
+		day := int32(r.IntN(MaxDay - 400))
+		for range r.IntN(80) {
+			day += int32(r.IntN(1 << r.IntN(8)))
+			cents := int64(r.Uint64() >> (1 + r.IntN(63)))
+			n := int32(1)
+			switch r.IntN(8) {
+			case 0:
+				n, cents = -1, -cents
+			case 1:
+				n = 0
+			case 2:
+				n = int32(r.IntN(5))
+			}
+			o.Add(min(day, MaxDay), n, cents, min(day, MaxDay), 64)
+		}
+		if i%3 == 0 { // arbitrary bytes
+			b := make([]byte, r.IntN(40))
+			for j := range b {
+				b[j] = byte(r.IntN(256))
+				if r.IntN(2) == 0 {
+					b[j] &= 0x7e
+				}
+			}
+			o.enc = string(b)
+			if r.IntN(2) == 0 { // after an entry near MaxDay
+				o.enc = string(append(binary.AppendUvarint(nil, uint64(MaxDay-r.IntN(64))<<1), 2)) + o.enc
+			}
+		}
+		for range 10 {
+			asOf := day - int32(r.IntN(400)) + 20
+			if i%6 == 0 {
+				asOf = MaxDay - int32(r.IntN(200))
+			}
+			if got, want := o.Sums(asOf), iterSums(&o, asOf); got != want {
+				t.Fatalf("case %d: Sums(%d) = %+v, want %+v (enc %x)", i, asOf, got, want, o.enc)
+			}
+		}
+	}
+}
+
+// iterAdd is Add reading the entries through orderIter, as it was first
+// written: the reference for Add's own decoding loop.
+func iterAdd(o *Orders, day, count int32, cents int64, headDay int32, maxEntries int) bool {
+	maxEntries = min(max(maxEntries, MinOrderEntries), MaxOrderEntries)
+	if day > headDay {
+		headDay = day
+	}
+	minDay := headDay - Horizon + 1
+	if day < minDay {
+		return false
+	}
+	var es []OrderEntry
+	added := false
+	for it := (orderIter{s: o.enc}); it.next(); {
+		e := it.e
+		if e.Day < minDay {
+			continue
+		}
+		if !added && e.Day >= day {
+			if e.Day == day {
+				e.Count += count
+				e.Cents += cents
+			} else {
+				es = append(es, OrderEntry{Day: day, Count: count, Cents: cents})
+			}
+			added = true
+		}
+		es = append(es, e)
+	}
+	if !added {
+		es = append(es, OrderEntry{Day: day, Count: count, Cents: cents})
+	}
+	k := 0
+	for _, e := range es {
+		if e.Count != 0 || e.Cents != 0 {
+			es[k] = e
+			k++
+		}
+	}
+	es = es[:k]
+	for len(es) > maxEntries {
+		es = mergeClosest(es)
+	}
+	o.encode(es)
+	return true
+}
+
+// TestOrdersAddMatchesIter checks Add against the orderIter version on
+// random histories: late and same-day adds, cancels and refunds, long
+// gaps, the cap, amounts of every size, next to MaxDay too.
+func TestOrdersAddMatchesIter(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for i := range 1000 {
+		var got, want Orders
+		head := int32(r.IntN(MaxDay - 1000))
+		if i%5 == 0 {
+			head = MaxDay - 800
+		}
+		for j := range 150 {
+			head = min(head+int32(r.IntN(1<<r.IntN(7))), MaxDay)
+			day := head - int32(r.IntN(1<<r.IntN(9)))
+			cents := int64(r.Uint64() >> (1 + r.IntN(63)))
+			n := int32(1)
+			switch r.IntN(6) {
+			case 0:
+				n, cents = -1, -cents
+			case 1:
+				n, cents = 0, -cents
+			}
+			maxE := 1 + r.IntN(80)
+			okGot := got.Add(day, n, cents, head, maxE)
+			okWant := iterAdd(&want, day, n, cents, head, maxE)
+			if okGot != okWant || got.enc != want.enc {
+				t.Fatalf("case %d, add %d: Add(%d, %d, %d, %d, %d) = %v, %x; want %v, %x", i, j, day, n, cents, head, maxE, okGot, got.enc, okWant, want.enc)
+			}
+		}
 	}
 }

@@ -63,6 +63,24 @@ func BenchmarkEmailsAdd(b *testing.B) {
 	}
 }
 
+// BenchmarkEmailsWindow sums the 30-day window of a customer mailed
+// twice a week, with opens and clicks, as every view of its signals does.
+func BenchmarkEmailsWindow(b *testing.B) {
+	var m Emails
+	d := NewDecay(60)
+	for day := int32(20000); day < 20200; day += 3 {
+		for k := EmailSent; k <= EmailClicked; k++ {
+			m.Add(day, k, d)
+		}
+	}
+	b.ReportAllocs()
+	var s EmailSums
+	for i := 0; b.Loop(); i++ {
+		s = m.Window(20190 + int32(i&7))
+	}
+	_ = s
+}
+
 func BenchmarkTimersSet(b *testing.B) {
 	const n = 1 << 20
 	var t Timers

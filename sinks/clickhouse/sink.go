@@ -133,6 +133,11 @@ type Sink struct {
 
 	mu      sync.Mutex
 	pending *chsql.Batch
+	// spare is the batch of the last flush that wrote everything, empty
+	// again, for the next StartFlush to take as its pending batch: its
+	// map and row blocks keep their size, so a batch does not grow them
+	// again from nothing (rehashing, zeroing) after every commit.
+	spare *chsql.Batch
 }
 
 // Open connects to ClickHouse over the native protocol, reads the
@@ -359,7 +364,12 @@ func (s *Sink) StartFlush(ctx context.Context) <-chan error {
 	start := time.Now()
 	s.mu.Lock()
 	b := s.pending
-	s.pending = chsql.NewBatch(s.cfg.DLQSampleBytes)
+	if b.Len() > 0 {
+		if s.pending = s.spare; s.pending == nil {
+			s.pending = chsql.NewBatch(s.cfg.DLQSampleBytes)
+		}
+		s.spare = nil
+	}
 	s.mu.Unlock()
 	if b.Len() == 0 {
 		s.flushMu.Unlock()
@@ -406,6 +416,9 @@ func (s *Sink) write(ctx context.Context, b *chsql.Batch) error {
 		s.pending.Merge(b)
 		s.m.pending.Set(float64(s.pending.Len()))
 		return err
+	}
+	if b.Len() == 0 && len(b.Evicted()) == 0 {
+		s.spare = b // every table dropped: as empty as a new batch
 	}
 	s.m.pending.Set(float64(s.pending.Len()))
 	return nil

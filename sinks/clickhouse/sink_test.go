@@ -111,6 +111,19 @@ func TestStartFlush(t *testing.T) {
 	if s.Pending() != 0 {
 		t.Fatalf("Pending = %d after both flushes", s.Pending())
 	}
+	// The rows added now go to the first flush's batch, taken again once
+	// it wrote everything: they and nothing of what it held before.
+	a := agg("c4", 1, jan6, 1, 40)
+	a.ActiveReasons = []event.Reason{event.ReasonSpendDecline}
+	s.AddAggregate(a)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := query(t, s, "SELECT customer_id, version, active_reasons FROM "+db+".customer_aggregates ORDER BY customer_id")
+	want := [][]string{{"c1", "1", "[PURCHASE_LAPSE]"}, {"c2", "1", "[PURCHASE_LAPSE]"}, {"c3", "1", "[PURCHASE_LAPSE]"}, {"c4", "1", "[SPEND_DECLINE]"}}
+	if err := chtest.Compare(got, want); err != nil {
+		t.Fatalf("customer_aggregates after the third flush: %v", err)
+	}
 }
 
 // TestDiscard: the rows of an aborted transaction are dropped before any
