@@ -352,13 +352,18 @@ func inputs(cfg config.Config) []string {
 	return []string{cfg.Topics.Orders, cfg.Topics.Email, cfg.Topics.Support}
 }
 
-// drainPollRecords is the transaction size of the undisturbed reference
-// runs and of the drains that follow a kill loop: runConfig's small
-// transactions make the kills land mid-stream, and an undisturbed run
+// largeTransactions is cfg with the transactions of the undisturbed
+// reference runs and of the drains that follow a fault loop: winback's
+// default commit interval (1 s) and up to 20,000 records. runConfig's
+// small transactions make the faults land mid-stream; an undisturbed run
 // gains nothing from them but time (each commit waits for the previous
 // transaction's ClickHouse insert). The outcome must not depend on where
 // transactions end, so a reference in large transactions also checks that.
-const drainPollRecords = 2000
+func largeTransactions(cfg config.Config) config.Config {
+	cfg.MaxPollRecords = 20000
+	cfg.CommitInterval = time.Second
+	return cfg
+}
 
 // stopwatch returns a function that logs what a test has just done and
 // how long since the stopwatch started: the phases of the long tests.
@@ -373,8 +378,7 @@ func stopwatch(t *testing.T) func(what string) {
 // reference runs one instance, undisturbed, to the end of the input.
 func reference(t *testing.T, s *stack) (config.Config, outcome) {
 	t.Helper()
-	cfg := runConfig(s.cfg, "ref")
-	cfg.MaxPollRecords = drainPollRecords
+	cfg := largeTransactions(runConfig(s.cfg, "ref"))
 	in := startInstance(t, cfg, "ref-0")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
 	in.stop(cfg.ShutdownTimeout)
@@ -417,9 +421,7 @@ func TestKillNine(t *testing.T) {
 	if midway < (kills+1)/2 {
 		t.Fatalf("only %d of %d kills landed before the input was processed; the stream is too small to prove anything", midway, kills)
 	}
-	last := cfg
-	last.MaxPollRecords = drainPollRecords
-	in := startInstance(t, last, "kill")
+	in := startInstance(t, largeTransactions(cfg), "kill")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
 	in.stop(cfg.ShutdownTimeout)
 	lap("drained")
@@ -477,13 +479,11 @@ func TestRebalanceThreeInstances(t *testing.T) {
 		t.Fatal("the group caught up before its faults were over; the stream is too small to prove anything")
 	}
 	lap(fmt.Sprintf("c stopped: %d input records committed", n))
-	// The rest in large transactions (see drainPollRecords): a and d
+	// The rest in large transactions (see largeTransactions): a and d
 	// stop, and one more instance takes every task over.
 	a.stop(cfg.ShutdownTimeout)
 	d.stop(cfg.ShutdownTimeout)
-	last := cfg
-	last.MaxPollRecords = drainPollRecords
-	e := startInstance(t, last, "rebal-e")
+	e := startInstance(t, largeTransactions(cfg), "rebal-e")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 4*time.Minute, inputs(cfg)...)
 	e.stop(cfg.ShutdownTimeout)
 	lap("drained")

@@ -98,10 +98,8 @@ func TestEraseDuringKills(t *testing.T) {
 	kills(4)
 	lap("erasure requested, 4 more kills")
 
-	// The drain in large transactions (see drainPollRecords).
-	last := cfg
-	last.MaxPollRecords = drainPollRecords
-	in := startInstance(t, last, "erase")
+	// The drain in large transactions (see largeTransactions).
+	in := startInstance(t, largeTransactions(cfg), "erase")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, append(inputs(cfg), cfg.Topics.Erasures)...)
 	in.waitReady(time.Minute)
 	lap("drained")
@@ -307,10 +305,8 @@ func TestEvictionKills(t *testing.T) {
 			t.Fatalf("%s: only %d of %d kills landed before the input was processed; the stream is too small to prove anything", name, midway, kills)
 		}
 		// The undisturbed run, and the drain after the kills, in large
-		// transactions (see drainPollRecords).
-		last := cfg
-		last.MaxPollRecords = drainPollRecords
-		in := startInstance(t, last, name)
+		// transactions (see largeTransactions).
+		in := startInstance(t, largeTransactions(cfg), name)
 		waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
 		in.waitReady(time.Minute)
 		lap(name + ": caught up")
