@@ -28,9 +28,9 @@ func TestBrokerRestart(t *testing.T) {
 	}
 	lap("stream produced")
 
-	// Small transactions, so that the broker stops in the middle of the
-	// stream.
-	s.cfg.MaxPollRecords = 500
+	// Transactions of at most 2000 records: the broker stops after the
+	// first commit, in the middle of the stream.
+	s.cfg.MaxPollRecords = 2000
 	_, reg, stop := s.serveStoppable(t, s.cfg)
 	committed := waitProgress(t, s.cfg, 0, time.Minute)
 	if behind(t, s.cfg) == 0 {

@@ -388,8 +388,9 @@ func reference(t *testing.T, s *stack) (config.Config, outcome) {
 // TestKillNine kills winback with SIGKILL at random points, at least ten
 // times, restarting it each time, and requires the same triggers (none
 // lost, none duplicated) and the same ClickHouse aggregates as a run with
-// no fault. At least half the kills must land before the input is
-// processed. WINBACK_KILL_CUSTOMERS (default 300) sizes the stream and
+// no fault. Every other kill lands once the incarnation has committed, and
+// at least half must land before the input is processed.
+// WINBACK_KILL_CUSTOMERS (default 300) sizes the stream and
 // WINBACK_KILL_ROUNDS (default 10) counts the kills; make soak runs 1200
 // customers and 40 kills.
 func TestKillNine(t *testing.T) {
@@ -408,16 +409,24 @@ func TestKillNine(t *testing.T) {
 	// The same instance id on every restart, as a restarted container
 	// keeps its pod name: the restart fences its own open transaction.
 	midway := 0
-	for range kills {
+	committed := int64(0)
+	for i := range kills {
 		in := startInstance(t, cfg, "kill")
 		in.waitReady(time.Minute)
+		if i%2 == 1 {
+			// Every other kill lands once this incarnation has
+			// committed (its restore is done); the others may land
+			// before its first commit.
+			waitProgress(t, cfg, committed, time.Minute)
+		}
 		time.Sleep(time.Duration(50+rng.IntN(450)) * time.Millisecond)
 		in.kill()
 		if behind(t, cfg) > 0 {
 			midway++
 		}
+		committed = committedInput(t, cfg)
 	}
-	lap(fmt.Sprintf("%d kills (%d mid-stream), %d input records committed", kills, midway, committedInput(t, cfg)))
+	lap(fmt.Sprintf("%d kills (%d mid-stream), %d input records committed", kills, midway, committed))
 	if midway < (kills+1)/2 {
 		t.Fatalf("only %d of %d kills landed before the input was processed; the stream is too small to prove anything", midway, kills)
 	}

@@ -227,7 +227,9 @@ func customerStatus(t *testing.T, httpAddr, id string) int {
 // customers evicted in both (eviction is on event time), each with its
 // changelog tombstone as its latest record, its one customer_aggregates
 // row marked evicted at version 0, and no state (/v1/customers 404), while
-// the customers kept have their snapshot as their latest record.
+// the customers kept have their snapshot as their latest record. Half the
+// kills land once the incarnation has committed, and half must land before
+// the input is processed.
 func TestEvictionKills(t *testing.T) {
 	s := generatedStack(t, 300, 2*time.Minute)
 	// evicted checks the run's evicted and kept customers once they
@@ -292,14 +294,19 @@ func TestEvictionKills(t *testing.T) {
 		cfg := runConfig(s.cfg, name)
 		cfg.State.TTLDays = 2 // campaigns reach most customers twice a week: many evictions, and returns
 		midway := 0
-		for range kills {
+		committed := int64(0)
+		for i := range kills {
 			in := startInstance(t, cfg, name)
 			in.waitReady(time.Minute)
+			if i%2 == 1 { // every other kill once this incarnation has committed
+				waitProgress(t, cfg, committed, time.Minute)
+			}
 			time.Sleep(time.Duration(100+kills*50) * time.Millisecond)
 			in.kill()
 			if behind(t, cfg) > 0 {
 				midway++
 			}
+			committed = committedInput(t, cfg)
 		}
 		if midway < kills/2 {
 			t.Fatalf("%s: only %d of %d kills landed before the input was processed; the stream is too small to prove anything", name, midway, kills)
