@@ -54,7 +54,8 @@ func livenessLoop(t *testing.T, s *stack, ref outcome, seed uint64, n, kills, at
 		if behind(t, cfg) > 0 {
 			midway++
 		}
-		lap(fmt.Sprintf("kill round %d, %d input records committed", k, committedInput(t, cfg)))
+		done, _ := inputCommitted(t, cfg) // 0 before the group exists
+		lap(fmt.Sprintf("kill round %d, %d input records committed", k, done))
 		for _, i := range rng.Perm(n)[:atOnce] {
 			ins[i].kill()
 			ins[i] = startInstance(t, cfg, ins[i].name)
