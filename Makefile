@@ -40,7 +40,7 @@ run: deps-run build
 ## test: every test, including integration tests on a real ClickHouse and short fuzz runs
 test: deps
 	$(GO) vet ./...
-	CHDB_LIB_PATH=$(CHDB_LIB) $(GO) test -count=1 -timeout 30m ./...
+	CHDB_LIB_PATH=$(CHDB_LIB) $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory bench-tiny
 
@@ -91,10 +91,20 @@ BI_DAILY ?= 100000000
 bench-bi: deps
 	CUSTOMERS=$(BI_CUSTOMERS) DAILY=$(BI_DAILY) bash scripts/bench-bi.sh
 
-## soak: issue 23's acceptance kill loop (2 instances × 20 SIGKILLs, and 3 instances with 2 killed at once; SOAK_SEEDS seeds each)
+## soak: issue 23's acceptance kill loop (2 instances × 20 SIGKILLs, and 3 instances with 2 killed at once; SOAK_SEEDS seeds each),
+## then make test's kill -9, liveness and ClickHouse-equals-Kafka fault loops at their long sizes (the SOAK_* variables below)
 SOAK_SEEDS ?= 10
+# make test runs TestKillNine on 300 customers with 10 kills, TestLivenessKillLoop
+# on 500 customers and TestClickHouseEqualsKafkaUnderFaults on 300k events.
+SOAK_KILL_CUSTOMERS ?= 1200
+SOAK_KILL_ROUNDS ?= 40
+SOAK_LIVENESS_CUSTOMERS ?= 1000
+SOAK_FAULTS_EVENTS ?= 1000000
 soak: deps
 	WINBACK_SOAK_SEEDS=$(SOAK_SEEDS) $(GO) test -tags soak -count=1 -timeout 180m -run '^TestLivenessSoak$$' -v ./cmd/winback
+	WINBACK_KILL_CUSTOMERS=$(SOAK_KILL_CUSTOMERS) WINBACK_KILL_ROUNDS=$(SOAK_KILL_ROUNDS) \
+	WINBACK_LIVENESS_CUSTOMERS=$(SOAK_LIVENESS_CUSTOMERS) WINBACK_FAULTS_EVENTS=$(SOAK_FAULTS_EVENTS) \
+		$(GO) test -count=1 -timeout 60m -run '^(TestKillNine|TestLivenessKillLoop|TestClickHouseEqualsKafkaUnderFaults)$$' -v ./cmd/winback
 
 clean:
 	rm -rf bin .cache

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,22 +13,26 @@ import (
 // the pipeline runs and starts it again on the same port: the pipeline
 // reconnects on its own and every aggregate arrives, none lost, none twice.
 func TestBrokerRestart(t *testing.T) {
+	lap := stopwatch(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	opts := stackKafka(3)
 	opts.Addr, opts.DataDir, opts.SyncWrites = freeAddr(t), t.TempDir(), true
 	s := newStackWith(t, opts)
-	o := genOptions{customers: 600, days: 300, seed: 9, encoding: "json"}
+	// 300 customers (68k records): the broker stops after the first
+	// commit, long before the end of the stream.
+	o := genOptions{customers: 300, days: 300, seed: 9, encoding: "json"}
 	_, want, _ := independentPass(t, o)
 	if _, err := produceTraffic(ctx, &s.cfg, &o, testenv.TestLogger(t), nil); err != nil {
 		t.Fatal(err)
 	}
+	lap("stream produced")
 
-	// Small transactions, so that the broker stops in the middle of the
-	// stream.
-	s.cfg.MaxPollRecords = 500
-	_, reg := s.serveInProcess(t, s.cfg)
-	time.Sleep(time.Second)
+	// Transactions of at most 2000 records: the broker stops after the
+	// first commit, in the middle of the stream.
+	s.cfg.MaxPollRecords = 2000
+	_, reg, stop := s.serveStoppable(t, s.cfg)
+	committed := waitProgress(t, s.cfg, 0, time.Minute)
 	if behind(t, s.cfg) == 0 {
 		t.Fatal("the pipeline caught up before the broker stopped; the test proves nothing")
 	}
@@ -39,9 +44,11 @@ func TestBrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
-	t.Log("broker restarted")
+	t.Cleanup(stop) // cleanups run last first: the pipeline stops before the broker closes
+	lap(fmt.Sprintf("broker restarted, %d input records committed before it stopped", committed))
 
 	waitCaughtUp(t, s.cfg.Kafka.Brokers, s.cfg.Kafka.Group, 2*time.Minute, inputs(s.cfg)...)
 	waitConfirmed(t, reg)
+	lap("caught up")
 	checkAggregates(t, openCH(t, s.cfg.ClickHouse.DSN), s.cfg.ClickHouse.Database, want)
 }

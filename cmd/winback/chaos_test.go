@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -295,7 +296,8 @@ func diff(a, b []string) (onlyA, onlyB []string) {
 	return append(onlyA, a[i:]...), append(onlyB, b[j:]...)
 }
 
-// chaosStack produces a generated stream once; runs then read it.
+// chaosStack produces a generated stream of 600 customers once; runs then
+// read it.
 func chaosStack(t *testing.T) *stack {
 	t.Helper()
 	return generatedStack(t, 600, 2*time.Minute)
@@ -350,10 +352,33 @@ func inputs(cfg config.Config) []string {
 	return []string{cfg.Topics.Orders, cfg.Topics.Email, cfg.Topics.Support}
 }
 
+// largeTransactions is cfg with the transactions of the undisturbed
+// reference runs and of the drains that follow a fault loop: winback's
+// default commit interval (1 s) and up to 20,000 records. runConfig's
+// small transactions make the faults land mid-stream; an undisturbed run
+// gains nothing from them but time (each commit waits for the previous
+// transaction's ClickHouse insert). The outcome must not depend on where
+// transactions end, so a reference in large transactions also checks that.
+func largeTransactions(cfg config.Config) config.Config {
+	cfg.MaxPollRecords = 20000
+	cfg.CommitInterval = time.Second
+	return cfg
+}
+
+// stopwatch returns a function that logs what a test has just done and
+// how long since the stopwatch started: the phases of the long tests.
+func stopwatch(t *testing.T) func(what string) {
+	began := time.Now()
+	return func(what string) {
+		t.Helper()
+		t.Logf("%6.1f s: %s", time.Since(began).Seconds(), what)
+	}
+}
+
 // reference runs one instance, undisturbed, to the end of the input.
 func reference(t *testing.T, s *stack) (config.Config, outcome) {
 	t.Helper()
-	cfg := runConfig(s.cfg, "ref")
+	cfg := largeTransactions(runConfig(s.cfg, "ref"))
 	in := startInstance(t, cfg, "ref-0")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
 	in.stop(cfg.ShutdownTimeout)
@@ -363,62 +388,161 @@ func reference(t *testing.T, s *stack) (config.Config, outcome) {
 // TestKillNine kills winback with SIGKILL at random points, at least ten
 // times, restarting it each time, and requires the same triggers (none
 // lost, none duplicated) and the same ClickHouse aggregates as a run with
-// no fault.
+// no fault. Every other kill lands once the incarnation has committed, and
+// at least half must land before the input is processed.
+// WINBACK_KILL_CUSTOMERS (default 300) sizes the stream and
+// WINBACK_KILL_ROUNDS (default 10) counts the kills; make soak runs 1200
+// customers and 40 kills.
 func TestKillNine(t *testing.T) {
-	s := chaosStack(t)
+	lap := stopwatch(t)
+	// 300 customers' stream (68k records): the ten kills, each up to half
+	// a second after /readyz, commit a few thousand of them.
+	customers := envInt(t, "WINBACK_KILL_CUSTOMERS", 300, 50)
+	kills := envInt(t, "WINBACK_KILL_ROUNDS", 10, 10)
+	s := generatedStack(t, customers, 5*time.Minute)
+	lap("stream produced")
 	_, ref := reference(t, s)
+	lap("reference run")
 
 	cfg := runConfig(s.cfg, "kill")
 	rng := rand.New(rand.NewPCG(7, 9))
 	// The same instance id on every restart, as a restarted container
 	// keeps its pod name: the restart fences its own open transaction.
 	midway := 0
-	for range 10 {
+	committed := int64(0)
+	for i := range kills {
 		in := startInstance(t, cfg, "kill")
 		in.waitReady(time.Minute)
+		if i%2 == 1 {
+			// Every other kill lands once this incarnation has
+			// committed (its restore is done); the others may land
+			// before its first commit.
+			waitProgress(t, cfg, committed, time.Minute)
+		}
 		time.Sleep(time.Duration(50+rng.IntN(450)) * time.Millisecond)
 		in.kill()
 		if behind(t, cfg) > 0 {
 			midway++
 		}
+		if n, err := inputCommitted(t, cfg); err == nil { // no group before a first join
+			committed = n
+		}
 	}
-	if midway < 5 {
-		t.Fatalf("only %d of 10 kills landed before the input was processed; the stream is too small to prove anything", midway)
+	lap(fmt.Sprintf("%d kills (%d mid-stream), %d input records committed", kills, midway, committed))
+	if midway < (kills+1)/2 {
+		t.Fatalf("only %d of %d kills landed before the input was processed; the stream is too small to prove anything", midway, kills)
 	}
-	in := startInstance(t, cfg, "kill")
+	in := startInstance(t, largeTransactions(cfg), "kill")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
 	in.stop(cfg.ShutdownTimeout)
-	compare(t, "after 10 × SIGKILL", ref, collect(t, cfg))
+	lap("drained")
+	compare(t, fmt.Sprintf("after %d × SIGKILL", kills), ref, collect(t, cfg))
+}
+
+// envInt is the integer in the environment variable name, or def when it
+// is unset; a value that is not a number of at least least fails the test.
+func envInt(t *testing.T, name string, def, least int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		t.Fatalf("%s=%q: want a number, at least %d", name, v, least)
+	}
+	return n
 }
 
 // TestRebalanceThreeInstances starts three instances in one group, then
 // kills one, adds one and stops one gracefully while the stream is
-// processed, and requires the same result as the reference run.
+// processed (each fault once the group has committed more input since the
+// last), hands the rest over to one more instance, and requires the same
+// result as the reference run.
 func TestRebalanceThreeInstances(t *testing.T) {
-	s := chaosStack(t)
+	lap := stopwatch(t)
+	// 300 customers' stream (68k records): the three faults take about
+	// 10k of them.
+	s := generatedStack(t, 300, 2*time.Minute)
 	_, ref := reference(t, s)
+	lap("reference run")
 
 	cfg := runConfig(s.cfg, "rebal")
 	a := startInstance(t, cfg, "rebal-a")
 	b := startInstance(t, cfg, "rebal-b")
 	c := startInstance(t, cfg, "rebal-c")
-	time.Sleep(3 * time.Second)
-	if behind(t, cfg) == 0 {
-		t.Fatal("the group caught up before the first fault; the stream is too small to prove anything")
-	}
+	n := waitProgress(t, cfg, 0, 2*time.Minute)
+	lap(fmt.Sprintf("three instances: %d input records committed", n))
 	b.kill()
 	d := startInstance(t, cfg, "rebal-d")
-	time.Sleep(3 * time.Second)
+	// d takes over b's task once b's session ends, and the group goes on.
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(d.out.String(), "partition restored"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("rebal-d restored no partition within a minute of joining; log:\n%s", d.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	n = waitProgress(t, cfg, n, 2*time.Minute)
+	lap(fmt.Sprintf("b killed, d joined: %d input records committed", n))
 	c.stop(cfg.ShutdownTimeout)
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 4*time.Minute, inputs(cfg)...)
+	n = waitProgress(t, cfg, n, 2*time.Minute)
+	if behind(t, cfg) == 0 {
+		t.Fatal("the group caught up before its faults were over; the stream is too small to prove anything")
+	}
+	lap(fmt.Sprintf("c stopped: %d input records committed", n))
+	// The rest in large transactions (see largeTransactions): a and d
+	// stop, and one more instance takes every task over.
 	a.stop(cfg.ShutdownTimeout)
 	d.stop(cfg.ShutdownTimeout)
+	e := startInstance(t, largeTransactions(cfg), "rebal-e")
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 4*time.Minute, inputs(cfg)...)
+	e.stop(cfg.ShutdownTimeout)
+	lap("drained")
 	compare(t, "rebalancing group", ref, collect(t, cfg))
 	restored := 0
-	for _, in := range []*instance{a, b, c, d} {
+	for _, in := range []*instance{a, b, c, d, e} {
 		restored += strings.Count(in.out.String(), "partition restored")
 	}
 	if restored == 0 {
 		t.Error("no instance logged a partition restore")
 	}
+}
+
+// waitProgress waits until group cfg has committed more input records
+// than from, and returns how many it has committed.
+func waitProgress(t *testing.T, cfg config.Config, from int64, timeout time.Duration) int64 {
+	t.Helper()
+	var last error
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		n, err := inputCommitted(t, cfg)
+		if last = err; err == nil && n > from {
+			return n
+		}
+	}
+	t.Fatalf("group %s committed no input past %d records within %s (last error: %v)", cfg.Kafka.Group, from, timeout, last)
+	return 0
+}
+
+// inputCommitted is how many input records group cfg has committed; it
+// fails until the group exists (a member joined it).
+func inputCommitted(t *testing.T, cfg config.Config) (int64, error) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	committed, err := kadm.NewClient(cl).FetchOffsets(ctx, cfg.Kafka.Group)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, topic := range inputs(cfg) {
+		for _, o := range committed[topic] {
+			n += o.At
+		}
+	}
+	return n, nil
 }

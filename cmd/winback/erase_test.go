@@ -44,6 +44,7 @@ func TestErasureIDs(t *testing.T) {
 // in the changelog (the latest record of each is its one tombstone, and
 // compaction leaves none of its snapshots) and in no ClickHouse table, while the other customers are still there.
 func TestEraseDuringKills(t *testing.T) {
+	lap := stopwatch(t)
 	s := chaosStack(t)
 	cfg := runConfig(s.cfg, "erase")
 	rng := rand.New(rand.NewPCG(3, 5))
@@ -56,6 +57,7 @@ func TestEraseDuringKills(t *testing.T) {
 		}
 	}
 	kills(3)
+	lap("3 kills")
 
 	// 100 customers the pipeline has written to ClickHouse by now.
 	db := openCH(t, cfg.ClickHouse.DSN)
@@ -94,10 +96,13 @@ func TestEraseDuringKills(t *testing.T) {
 		t.Fatalf("winback erase: exit %d, %q, %q", code, stdout.String(), stderr.String())
 	}
 	kills(4)
+	lap("erasure requested, 4 more kills")
 
-	in := startInstance(t, cfg, "erase")
+	// The drain in large transactions (see largeTransactions).
+	in := startInstance(t, largeTransactions(cfg), "erase")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, append(inputs(cfg), cfg.Topics.Erasures)...)
 	in.waitReady(time.Minute)
+	lap("drained")
 	erased := map[string]bool{}
 	for _, id := range ids {
 		erased[id] = true
@@ -165,6 +170,7 @@ func TestEraseDuringKills(t *testing.T) {
 
 	// ClickHouse: no row of them in any table once the mutations ran.
 	waitMutations(t, db, cfg.ClickHouse.Database)
+	lap("changelog checked, mutations done")
 	list := "'" + strings.Join(ids, "','") + "'"
 	for _, q := range []string{ // %s: the database, then the ids
 		"SELECT count() FROM %s.customer_aggregates WHERE customer_id IN (%s)",
@@ -221,7 +227,9 @@ func customerStatus(t *testing.T, httpAddr, id string) int {
 // customers evicted in both (eviction is on event time), each with its
 // changelog tombstone as its latest record, its one customer_aggregates
 // row marked evicted at version 0, and no state (/v1/customers 404), while
-// the customers kept have their snapshot as their latest record.
+// the customers kept have their snapshot as their latest record. Half the
+// kills land once the incarnation has committed, and half must land before
+// the input is processed.
 func TestEvictionKills(t *testing.T) {
 	s := generatedStack(t, 300, 2*time.Minute)
 	// evicted checks the run's evicted and kept customers once they
@@ -236,9 +244,11 @@ func TestEvictionKills(t *testing.T) {
 		}
 		defer rows.Close()
 		latest := map[string][]byte{}
-		for _, r := range consumeAll(t, cfg.Kafka.Brokers, cfg.Topics.State) {
-			if !r.Attrs.IsControl() {
-				latest[string(r.Key)] = r.Value
+		if final { // the changelog is checked only once the rows settled
+			for _, r := range consumeAll(t, cfg.Kafka.Brokers, cfg.Topics.State) {
+				if !r.Attrs.IsControl() {
+					latest[string(r.Key)] = r.Value
+				}
 			}
 		}
 		var gone []string
@@ -279,22 +289,48 @@ func TestEvictionKills(t *testing.T) {
 		}
 		return gone
 	}
+	lap := stopwatch(t)
 	run := func(name string, kills int) []string {
 		cfg := runConfig(s.cfg, name)
 		cfg.State.TTLDays = 2 // campaigns reach most customers twice a week: many evictions, and returns
-		for range kills {
+		midway := 0
+		committed := int64(0)
+		for i := range kills {
 			in := startInstance(t, cfg, name)
 			in.waitReady(time.Minute)
+			if i%2 == 1 { // every other kill once this incarnation has committed
+				waitProgress(t, cfg, committed, time.Minute)
+			}
 			time.Sleep(time.Duration(100+kills*50) * time.Millisecond)
 			in.kill()
+			if behind(t, cfg) > 0 {
+				midway++
+			}
+			if n, err := inputCommitted(t, cfg); err == nil { // no group before a first join
+				committed = n
+			}
 		}
-		in := startInstance(t, cfg, name)
+		if midway < kills/2 {
+			t.Fatalf("%s: only %d of %d kills landed before the input was processed; the stream is too small to prove anything", name, midway, kills)
+		}
+		// The undisturbed run, and the drain after the kills, in large
+		// transactions (see largeTransactions).
+		in := startInstance(t, largeTransactions(cfg), name)
 		waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
 		in.waitReady(time.Minute)
-		// The quiet tasks follow the pipeline's event time after the idle
-		// timeout; wait until the evicted rows stop changing.
+		lap(name + ": caught up")
+		// ClickHouse is written after each commit: wait until it
+		// confirmed the last one's rows; and the quiet tasks follow the
+		// pipeline's event time after the idle timeout: wait until the
+		// evicted rows stop changing.
+		for deadline := time.Now().Add(time.Minute); metricSum(t, in.http, "winback_clickhouse_unconfirmed") != 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: ClickHouse did not confirm the last transaction's rows within a minute", name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		for prev, deadline := -1, time.Now().Add(time.Minute); ; {
-			time.Sleep(3 * time.Second)
+			time.Sleep(time.Second)
 			n := len(evicted(cfg, in, false))
 			if n > 0 && n == prev {
 				break
@@ -306,6 +342,7 @@ func TestEvictionKills(t *testing.T) {
 		}
 		gone := evicted(cfg, in, true)
 		in.stop(cfg.ShutdownTimeout)
+		lap(name + ": evictions settled and checked")
 		return gone
 	}
 	ref := run("ttlref", 0)

@@ -48,11 +48,14 @@ func livenessLoop(t *testing.T, s *stack, ref outcome, seed uint64, n, kills, at
 		}
 	})
 	ins[0].waitReady(time.Minute)
+	lap := stopwatch(t)
 	midway := 0
 	for k := range kills {
 		if behind(t, cfg) > 0 {
 			midway++
 		}
+		done, _ := inputCommitted(t, cfg) // 0 before the group exists
+		lap(fmt.Sprintf("kill round %d, %d input records committed", k, done))
 		for _, i := range rng.Perm(n)[:atOnce] {
 			ins[i].kill()
 			ins[i] = startInstance(t, cfg, ins[i].name)
@@ -70,6 +73,7 @@ func livenessLoop(t *testing.T, s *stack, ref outcome, seed uint64, n, kills, at
 		t.Fatalf("%s: only %d of %d kill rounds landed before the input was processed; the stream is too small to prove anything", run, midway, kills)
 	}
 	formed := waitFormed(t, cfg, n, 2*time.Minute)
+	lap("group formed")
 	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute-time.Since(last), inputs(cfg)...)
 	t.Logf("%s: %d instances, %d × %d SIGKILLs (%d while the input was behind): group stable with every partition assigned %s after the last kill, drained after %s",
 		run, n, kills, atOnce, midway, formed.Round(100*time.Millisecond), time.Since(last).Round(100*time.Millisecond))
@@ -79,6 +83,7 @@ func livenessLoop(t *testing.T, s *stack, ref outcome, seed uint64, n, kills, at
 			requireLeft(t, cfg, in.name)
 		}
 	}
+	lap("drained and stopped")
 	compare(t, run, ref, collect(t, cfg))
 }
 
@@ -162,10 +167,20 @@ func groupEvents(log string) string {
 }
 
 // TestLivenessKillLoop is the short kill loop of `go test`: one seed, two
-// instances, eight kills. `make soak` runs the acceptance version.
+// instances, eight kills (issue 21's kill loop). WINBACK_LIVENESS_CUSTOMERS
+// (default 500) sizes its stream; make soak runs it on 1000 customers, and
+// the acceptance version, TestLivenessSoak.
 func TestLivenessKillLoop(t *testing.T) {
-	s := livenessStack(t, 1000) // long enough that five kill rounds land mid-stream
+	lap := stopwatch(t)
+	// 500 customers' stream (114k records): the eight rounds take about
+	// 11 s, and two instances in runConfig's small transactions committed
+	// 15-30k records by the fifth round and 25-50k by the last on a shared
+	// 2-core machine, so five rounds land mid-stream with room for a
+	// machine twice as fast.
+	s := livenessStack(t, envInt(t, "WINBACK_LIVENESS_CUSTOMERS", 500, 100))
+	lap("stream produced")
 	_, ref := reference(t, s)
+	lap("reference run")
 	livenessLoop(t, s, ref, 1, 2, 8, 1)
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,6 +95,15 @@ func newStackWith(t *testing.T, kopts testenv.KafkaOptions) *stack {
 // returns the HTTP address and the metrics registry.
 func (s *stack) serveInProcess(t *testing.T, cfg config.Config) (string, *prometheus.Registry) {
 	t.Helper()
+	addr, reg, _ := s.serveStoppable(t, cfg)
+	return addr, reg
+}
+
+// serveStoppable is serveInProcess with a function that stops the pipeline
+// and waits for it, for a test that must stop it before its cleanups run
+// (a broker the test restarted closes before the pipeline would).
+func (s *stack) serveStoppable(t *testing.T, cfg config.Config) (string, *prometheus.Registry, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := prometheus.NewRegistry()
 	started := make(chan string, 1)
@@ -109,18 +119,22 @@ func (s *stack) serveInProcess(t *testing.T, cfg config.Config) (string, *promet
 		cancel()
 		t.Fatal("pipeline did not start within a minute")
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("pipeline stopped with an error: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("pipeline stopped with an error: %v", err)
+				}
+			case <-time.After(time.Minute):
+				t.Error("pipeline did not stop within a minute of cancellation")
 			}
-		case <-time.After(time.Minute):
-			t.Error("pipeline did not stop within a minute of cancellation")
-		}
-	})
-	return addr, reg
+		})
+	}
+	t.Cleanup(stop)
+	return addr, reg, stop
 }
 
 // waitCaughtUp waits until group has committed the end offset of every

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -267,15 +266,7 @@ func failCommits(s *stack, n int32) *atomic.Int32 {
 // stream: WINBACK_FAULTS_EVENTS, or defaultFaultsEvents.
 func faultsEvents(t *testing.T) int {
 	t.Helper()
-	v := os.Getenv("WINBACK_FAULTS_EVENTS")
-	if v == "" {
-		return defaultFaultsEvents
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1000 {
-		t.Fatalf("WINBACK_FAULTS_EVENTS=%q: want a number of events, at least 1000", v)
-	}
-	return n
+	return envInt(t, "WINBACK_FAULTS_EVENTS", defaultFaultsEvents, 1000)
 }
 
 // defaultFaultsEvents is the stream of make test's fault loop.
