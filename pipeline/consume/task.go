@@ -199,6 +199,12 @@ func (r *Runner) produce(rec *kgo.Record) {
 func (r *Runner) advance() {
 	now := r.now()
 	g, ok := r.board.pipelineTime(r.localProgress())
+	if r.barrier.active {
+		// Records still on their way through the repartition topic may
+		// be as old as the barrier: a quiet task must not follow past
+		// them (a steady customer's forwarded orders would look late).
+		g = min(g, r.barrier.until)
+	}
 	r.eachTask(func(t *task) { t.advance(g, ok, now) })
 	r.m.cacheBytes.Set(0) // every changed customer is written
 }
