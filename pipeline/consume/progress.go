@@ -21,7 +21,8 @@ import (
 // to read on any input, up to the last stable offset) and has had no input
 // for lapse.idle_timeout follows the pipeline's event time: the most
 // advanced task's watermark, held back by any task that still has input to
-// read. The follow is recorded like any other state change (the task's
+// read and, while the forwarding barrier is active, by the barrier
+// (Runner.advance). The follow is recorded like any other state change (the task's
 // meta record in the changelog, in the same transaction as the triggers it
 // fires), so a restore never takes it back and a replay does not recompute
 // it from the wall clock.
