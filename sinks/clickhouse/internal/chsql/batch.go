@@ -65,6 +65,11 @@ type Batch struct {
 	// evicted holds the customers whose evicted row was added: the
 	// flush deletes their earlier rows before it inserts (Evicted).
 	evicted map[string]bool
+	// What Build made last, kept for the next Build (aggColumns).
+	cols    aggColumns
+	keyed   []keyed
+	sortTmp []keyed
+	sel     []*event.Aggregate
 }
 
 // NewBatch returns an empty batch whose dead-letter samples keep at most
@@ -270,6 +275,10 @@ func (b *Batch) Drop(table string) {
 		b.nrows = 0
 		b.reasons = nil // rows of another batch may share it (Merge)
 		clear(b.evicted)
+		clear(b.keyed)
+		clear(b.sortTmp)
+		clear(b.sel)
+		b.cols.release()
 	case TableTriggers:
 		clear(b.triggers)
 	case TableDeadLetters:
@@ -302,7 +311,8 @@ type Column struct {
 }
 
 // Build returns the batch's rows per non-empty table, in Tables order.
-// now is updated_at; with tokens, every table gets its Token.
+// now is updated_at; with tokens, every table gets its Token. The
+// customer_aggregates Table is valid until the next Build of b.
 func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 	var out []*Table
 	if len(b.aggs) > 0 {
@@ -314,16 +324,17 @@ func (b *Batch) Build(now time.Time, tokens bool) []*Table {
 			}
 			skip = commonPrefix(first[:skip], k.customer)
 		}
-		ks := make([]keyed, 0, len(b.aggs))
+		ks := b.keyed[:0]
 		for k, i := range b.aggs {
 			ks = append(ks, keyed{idPrefix(k.customer, skip), k, i})
 		}
-		sortKeyed(ks)
-		rows := make([]*event.Aggregate, len(ks))
+		b.sortTmp = sortKeyed(ks, b.sortTmp)
+		rows := sized(b.sel, len(ks))
 		for j := range ks {
 			rows[j] = b.row(ks[j].i)
 		}
-		out = append(out, aggregatesTable(rows, now))
+		b.keyed, b.sel = ks, rows
+		out = append(out, b.cols.table(rows, now))
 	}
 	if len(b.triggers) > 0 {
 		rows := slices.SortedFunc(maps.Values(b.triggers), func(x, y *event.Trigger) int { return cmp.Compare(x.TriggerID, y.TriggerID) })
@@ -355,9 +366,10 @@ type keyed struct {
 // sortKeyed sorts ks by customer id (bytewise) and day: a radix sort on
 // pre (skipping the bytes all keys share), then a comparison sort of each
 // run of equal pre (one customer's days, or ids alike in those 8 bytes).
-func sortKeyed(ks []keyed) {
+// tmp is room for the radix passes, returned (grown to len(ks)) for reuse.
+func sortKeyed(ks, tmp []keyed) []keyed {
 	if len(ks) < 2 {
-		return
+		return tmp
 	}
 	var count [8][256]int
 	for _, k := range ks {
@@ -365,7 +377,7 @@ func sortKeyed(ks []keyed) {
 			count[b][byte(k.pre>>(8*b))]++
 		}
 	}
-	tmp := make([]keyed, len(ks))
+	tmp = sized(tmp, len(ks))
 	src, dst := ks, tmp
 	for b := range 8 {
 		c := &count[b]
@@ -398,6 +410,7 @@ func sortKeyed(ks []keyed) {
 		}
 		lo = hi
 	}
+	return tmp
 }
 
 // commonPrefix is the length of the longest common prefix of a and b.

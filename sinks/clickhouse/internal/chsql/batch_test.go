@@ -2,6 +2,7 @@ package chsql
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -289,5 +290,42 @@ func TestBuildOrder(t *testing.T) {
 				t.Fatalf("shared %q: row %d (%q, %v) after row %d (%q, %v)", shared, i, ids[i], days[i], i-1, ids[i-1], days[i-1])
 			}
 		}
+	}
+}
+
+// A batch reused after a flush (Drop, then new rows) builds the same
+// customer_aggregates columns as a new batch, though Build fills the
+// previous Build's columns again: nothing of the earlier, larger batch
+// (rows, reasons, Nullable values) shows through.
+func TestBuildReusesColumns(t *testing.T) {
+	first := func(id string, v uint64) *event.Aggregate {
+		a := agg(id, v, t0)
+		a.FirstOrderAt, a.LastOrderAt, a.LastTriggerAt = t0.UnixMilli(), t0.UnixMilli(), t0.UnixMilli()
+		a.LastCSAT, a.LastNPS = 3, 9
+		a.LastTriggerID, a.ValueTier = "trig-"+id, event.TierHigh
+		a.ActiveReasons = []event.Reason{event.ReasonPurchaseLapse, event.ReasonEmailBounced, event.ReasonLowSatisfaction}
+		a.OrdersTotal, a.SpendTotal, a.Evicted = 7, 70, true
+		return a
+	}
+	second := []*event.Aggregate{agg("b", 1, t0.Add(time.Hour)), agg("a", 2, t0)}
+	second[1].ActiveReasons = nil
+
+	reused := NewBatch(0)
+	for i, id := range []string{"c", "a", "b", "d"} {
+		reused.AddAggregate(first(id, uint64(i+1)))
+	}
+	before := reused.Build(t0, true)[0]
+	if before.Rows != 4 {
+		t.Fatalf("first build: %d rows", before.Rows)
+	}
+	reused.Drop(TableAggregates)
+	fresh := NewBatch(0)
+	for _, a := range second {
+		reused.AddAggregate(a)
+		fresh.AddAggregate(a)
+	}
+	got, want := reused.Build(t0.Add(time.Minute), true)[0], fresh.Build(t0.Add(time.Minute), true)[0]
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("reused batch's table:\n%+v\nwant a new batch's:\n%+v", got, want)
 	}
 }

@@ -36,41 +36,82 @@ func updatedAt(n int, now time.Time) Column {
 	return c
 }
 
-func aggregatesTable(rows []*event.Aggregate, now time.Time) *Table {
+// aggColumns is the customer_aggregates columns of a batch's last Build,
+// kept so that the next Build of the batch (the sink reuses a batch whose
+// flush wrote everything) fills them again instead of allocating them:
+// they are most of what a flush allocates.
+type aggColumns struct {
+	customerID, baselineSource, valueTier, lastTriggerID, lastTriggerReason []string
+	version                                                                 []uint64
+	dayOrders                                                               []int32
+	asOf, optTimes, updatedAt                                               []time.Time
+	firstOrderAt, lastOrderAt, lastTriggerAt                                []*time.Time
+	scores, unsubscribed, hardBounced, evicted                              []uint8
+	lastCSAT, lastNPS                                                       []*uint8
+	u32                                                                     [14][]uint32
+	f64                                                                     [15][]float64
+	reasons                                                                 []string
+	activeReasons                                                           [][]string
+}
+
+// sized returns s[:n], reusing s's array when it is large enough. Every
+// element below n is overwritten by the caller.
+func sized[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// release lets go of what the columns point to (customer ids, reasons),
+// keeping their arrays.
+func (s *aggColumns) release() {
+	for _, c := range [][]string{s.customerID, s.baselineSource, s.valueTier, s.lastTriggerID, s.lastTriggerReason, s.reasons} {
+		clear(c)
+	}
+	clear(s.activeReasons)
+}
+
+// table fills the columns from rows; the Table is valid until the next
+// call.
+func (s *aggColumns) table(rows []*event.Aggregate, now time.Time) *Table {
 	// One pass over the rows fills every column: a row is read once,
 	// while it is in cache, instead of once per column.
 	n := len(rows)
+	s.customerID, s.baselineSource, s.valueTier = sized(s.customerID, n), sized(s.baselineSource, n), sized(s.valueTier, n)
+	s.lastTriggerID, s.lastTriggerReason = sized(s.lastTriggerID, n), sized(s.lastTriggerReason, n)
+	s.version, s.dayOrders, s.asOf = sized(s.version, n), sized(s.dayOrders, n), sized(s.asOf, n)
+	// The Nullable columns point into one backing slice each.
+	s.optTimes, s.scores = sized(s.optTimes, 3*n), sized(s.scores, 2*n)
+	s.firstOrderAt, s.lastOrderAt, s.lastTriggerAt = sized(s.firstOrderAt, n), sized(s.lastOrderAt, n), sized(s.lastTriggerAt, n)
+	s.lastCSAT, s.lastNPS = sized(s.lastCSAT, n), sized(s.lastNPS, n)
+	s.unsubscribed, s.hardBounced, s.evicted = sized(s.unsubscribed, n), sized(s.hardBounced, n), sized(s.evicted, n)
+	s.activeReasons = sized(s.activeReasons, n)
+	// The UInt32 and Float64 columns, in the order they are filled.
+	for i := range s.u32 {
+		s.u32[i] = sized(s.u32[i], n)
+	}
+	for i := range s.f64 {
+		s.f64[i] = sized(s.f64[i], n)
+	}
 	var (
-		customerID        = make([]string, n)
-		baselineSource    = make([]string, n)
-		valueTier         = make([]string, n)
-		lastTriggerID     = make([]string, n)
-		lastTriggerReason = make([]string, n)
-		version           = make([]uint64, n)
-		dayOrders         = make([]int32, n)
-		asOf              = make([]time.Time, n)
-		// The Nullable columns point into one backing slice each.
-		optTimes                                 = make([]time.Time, 3*n)
-		firstOrderAt, lastOrderAt, lastTriggerAt = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
-		scores                                   = make([]uint8, 2*n)
-		lastCSAT, lastNPS                        = make([]*uint8, n), make([]*uint8, n)
-		unsubscribed, hardBounced, evicted       = make([]uint8, n), make([]uint8, n), make([]uint8, n)
-		// The UInt32 and Float64 columns, in the order they are filled.
-		u32         [14][]uint32
-		f64         [15][]float64
-		reasonCount int
+		customerID, baselineSource, valueTier = s.customerID, s.baselineSource, s.valueTier
+		lastTriggerID, lastTriggerReason      = s.lastTriggerID, s.lastTriggerReason
+		version, dayOrders, asOf              = s.version, s.dayOrders, s.asOf
+		optTimes, scores                      = s.optTimes, s.scores
+		firstOrderAt, lastOrderAt             = s.firstOrderAt, s.lastOrderAt
+		lastTriggerAt                         = s.lastTriggerAt
+		lastCSAT, lastNPS                     = s.lastCSAT, s.lastNPS
+		unsubscribed, hardBounced, evicted    = s.unsubscribed, s.hardBounced, s.evicted
+		activeReasons                         = s.activeReasons
+		u32, f64                              = &s.u32, &s.f64
+		reasonCount                           int
 	)
-	for i := range u32 {
-		u32[i] = make([]uint32, n)
-	}
-	for i := range f64 {
-		f64[i] = make([]float64, n)
-	}
 	for _, a := range rows {
 		reasonCount += len(a.ActiveReasons)
 	}
-	reasonsBacking := make([]string, reasonCount)
-	activeReasons := make([][]string, n)
+	s.reasons = sized(s.reasons, reasonCount)
+	reasonsBacking := s.reasons
 	k := 0
 	for i, a := range rows {
 		customerID[i] = a.CustomerID
@@ -153,8 +194,18 @@ func aggregatesTable(rows []*event.Aggregate, now time.Time) *Table {
 		c("last_trigger_reason", lastTriggerReason),
 		c("last_trigger_at", lastTriggerAt),
 		c("evicted", evicted),
-		updatedAt(n, now),
+		s.updatedAtCol(n, now),
 	}}
+}
+
+// updatedAtCol is updatedAt in the kept column.
+func (s *aggColumns) updatedAtCol(n int, now time.Time) Column {
+	s.updatedAt = sized(s.updatedAt, n)
+	now = now.UTC().Truncate(time.Second)
+	for i := range s.updatedAt {
+		s.updatedAt[i] = now
+	}
+	return Column{Name: "updated_at", Values: s.updatedAt, Volatile: true}
 }
 
 func triggersTable(rows []*event.Trigger) *Table {
