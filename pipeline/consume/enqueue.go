@@ -107,6 +107,15 @@ func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartitio
 	r.pause(t, src, b)
 }
 
+// ahead reports whether s has read more than fwdHorizon past the active
+// forwarding barrier: it waits for the others (pause), and, as its next
+// records are later than anything the barrier lets through, it does not
+// hold them back either (pick).
+func (s *source) ahead(b barrier) bool {
+	return b.active && b.until != math.MinInt64 && b.until < math.MaxInt64-fwdHorizon.Milliseconds() &&
+		s.maxTime > b.until+fwdHorizon.Milliseconds()
+}
+
 // fwdHorizon is how far past the forwarding barrier a task reads its
 // inputs (and so forwards) while the barrier is active: it bounds what
 // waits in the tasks' repartition queues.
@@ -120,9 +129,7 @@ func (r *Runner) pause(t *task, i int, b barrier) {
 	s := &t.src[i]
 	want := false
 	if i < srcRepartition {
-		want = s.len() > maxBuffered || (s.paused && s.len() >= maxBuffered/2) ||
-			(b.active && b.until != math.MinInt64 && b.until < math.MaxInt64-fwdHorizon.Milliseconds() &&
-				s.maxTime > b.until+fwdHorizon.Milliseconds())
+		want = s.len() > maxBuffered || (s.paused && s.len() >= maxBuffered/2) || s.ahead(b)
 	}
 	if want == s.paused {
 		return

@@ -253,7 +253,12 @@ func (t *task) pick(now time.Time, b barrier) int {
 	for i := range t.src {
 		s := &t.src[i]
 		if lanes[i].Len = s.len(); lanes[i].Len == 0 {
-			lanes[i].Wait = s.mayHoldBack(now)
+			// An input paused for running ahead of the barrier would
+			// otherwise hold its task back until the barrier passes it,
+			// and the barrier may be this task's own other input,
+			// waiting for the merge to drain it: a deadlock. (The
+			// repartition source is never paused; fwdWait covers it.)
+			lanes[i].Wait = s.mayHoldBack(now) && (i == srcRepartition || !s.ahead(b))
 			continue
 		}
 		h := s.peek()

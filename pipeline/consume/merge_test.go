@@ -290,3 +290,44 @@ func TestNoteEnd(t *testing.T) {
 		t.Errorf("a foreign topic moved an end offset: %d, %d", tk.src[0].hwm, tk.src[1].hwm)
 	}
 }
+
+// TestPickAheadOfBarrier: an empty input that ran more than fwdHorizon
+// past the active barrier (so it is paused, with records left to read)
+// does not hold back the task's other inputs up to the barrier. It did,
+// and when the barrier was the task's other input (its queue full and
+// paused, waiting for the merge), the task stopped for good.
+func TestPickAheadOfBarrier(t *testing.T) {
+	now := time.Unix(0, 0)
+	h := fwdHorizon.Milliseconds()
+	for _, tc := range []struct {
+		name    string
+		maxTime int64 // the empty orders source's newest fetched event
+		want    int
+	}{
+		{"ahead of the barrier: paused, does not hold back", 100 + h + 1, 1},
+		{"within the horizon: holds back", 100 + h, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tk := &task{}
+			tk.src[0] = queue(5, 9) // empty, 4 records left to read
+			tk.src[0].maxTime = tc.maxTime
+			tk.src[1], tk.src[2], tk.src[srcRepartition] = queue(3, 9, 50, 60), queue(0, 0), queue(0, 0)
+			b := barrier{active: true, until: 100}
+			if ahead := tk.src[0].ahead(b); ahead != (tc.want >= 0) {
+				t.Fatalf("ahead = %v", ahead)
+			}
+			if i := tk.pick(now, b); i != tc.want {
+				t.Errorf("picked %d, want %d", i, tc.want)
+			}
+		})
+	}
+	// The repartition source is never paused: while it has records left
+	// to read it holds back, however far it reads.
+	tk := &task{}
+	tk.src[0], tk.src[1], tk.src[2] = queue(0, 0, 50), queue(0, 0), queue(0, 0)
+	tk.src[srcRepartition] = queue(2, 9)
+	tk.src[srcRepartition].maxTime = 100 + h + 1
+	if i := tk.pick(now, barrier{active: true, until: 100}); i != -1 {
+		t.Errorf("repartition source with records left: picked %d, want -1", i)
+	}
+}
