@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -444,7 +445,7 @@ func TestClickHouseEqualsKafkaUnderFaults(t *testing.T) {
 	if !proxy.fired() {
 		t.Error("the drain's registry burst never began: the instance looked no schema up")
 	} else if registryAborts(in) == 0 {
-		t.Errorf("the drain met a registry burst and aborted no transaction for it:\n%s", in.out.String())
+		t.Errorf("the drain met a registry burst and aborted no transaction for it:\n%s", in.diagnose())
 	}
 
 	// 4. One more order from every customer while ClickHouse is frozen,
@@ -529,6 +530,31 @@ func registryAborts(in *instance) int {
 	return n
 }
 
+// diagnose is what a failure needs of in: its warnings and errors (the
+// rest of its log is mostly the Kafka client's), and its metrics of where
+// each input stands.
+func (in *instance) diagnose() string {
+	var b strings.Builder
+	for _, line := range strings.Split(in.out.String(), "\n") {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+			b.WriteString(line + "\n")
+		}
+	}
+	if resp, err := http.Get("http://" + in.http + "/metrics"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			for _, m := range []string{"winback_consumer_lag_records", "winback_dlq_records_total", "winback_watermark_seconds",
+				"winback_repartitioned_records_total", "winback_transactions_", "winback_transaction_ends_total"} {
+				if strings.HasPrefix(line, m) {
+					b.WriteString(line + "\n")
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
 // registryBurst is how long the schema registry answers 503 once a burst
 // begins: longer than runConfig's registry.retry (3 s), so that the
 // lookup that began it gives up.
@@ -599,7 +625,7 @@ func (b *burstyRegistry) waitBurstOver(t *testing.T, in *instance) {
 	}
 	for registryAborts(in) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s met a registry burst and aborted no transaction for it:\n%s", in.name, in.out.String())
+			t.Fatalf("%s met a registry burst and aborted no transaction for it:\n%s", in.name, in.diagnose())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
