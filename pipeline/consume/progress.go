@@ -153,6 +153,16 @@ type barrier struct {
 	until  int64 // apply events at or before this event time only
 }
 
+// holdsAll reports whether b lets no event through: some task of the
+// group has not published a frontier yet. The transaction then reads on
+// past max_poll_records (it applies nothing, so it holds no work), until
+// the commit interval or the queues' bound: a client that serves a large
+// buffered fetch max_poll_records at a time would otherwise take a
+// transaction per batch to reach the partitions that task waits for (a
+// loaded CI run with max_poll_records 40 held every task for over a
+// minute so).
+func (b barrier) holdsAll() bool { return b.active && b.until == math.MinInt64 }
+
 // barrier returns the forwarding barrier of a group of n tasks, from
 // committed progress only (a local task's forwards of the open
 // transaction are not readable yet): the least frontier of any task, once

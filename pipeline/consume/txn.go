@@ -289,7 +289,11 @@ func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 			return nil
 		}
 		pollCtx, cancel := context.WithDeadline(ctx, deadline)
-		fetches := r.sess.PollRecords(pollCtx, r.cfg.MaxPollRecords-polled)
+		n := r.cfg.MaxPollRecords - polled
+		if n <= 0 { // the barrier holds everything (full): poll on, a batch at a time
+			n = r.cfg.MaxPollRecords
+		}
+		fetches := r.sess.PollRecords(pollCtx, n)
 		cancel()
 		if fetches.IsClientClosed() {
 			return errors.New("consume: kafka client closed")
@@ -352,7 +356,7 @@ func (r *Runner) full(ctx context.Context, polled int, deadline time.Time) strin
 		return "failed" // the transaction aborts; no use reading on
 	case !time.Now().Before(deadline):
 		return "interval"
-	case polled >= r.cfg.MaxPollRecords:
+	case polled >= r.cfg.MaxPollRecords && !r.barrier.holdsAll():
 		return "max_poll_records"
 	}
 	rows, bytes, spent := r.held()

@@ -2,6 +2,7 @@ package consume
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -49,6 +50,7 @@ func TestFull(t *testing.T) {
 		batchRows int
 		applied   int // records the tasks applied, of a budget of 5
 		cacheMax  int
+		holdAll   bool // the forwarding barrier holds everything
 		want      string
 	}{
 		{name: "taking input", ctx: t.Context(), deadline: later, cacheMax: 1001, want: ""},
@@ -60,6 +62,8 @@ func TestFull(t *testing.T) {
 		{name: "budget left", ctx: t.Context(), deadline: later, applied: 4, want: ""},
 		{name: "budget spent", ctx: t.Context(), deadline: later, applied: 5, batchFull: true, want: "max_poll_records"},
 		{name: "max poll records", ctx: t.Context(), deadline: later, polled: 50, batchFull: true, want: "max_poll_records"},
+		{name: "barrier holds everything: reads on", ctx: t.Context(), deadline: later, polled: 50, holdAll: true, want: ""},
+		{name: "barrier holds everything: interval", ctx: t.Context(), deadline: past, polled: 50, holdAll: true, want: "interval"},
 		{name: "interval", ctx: t.Context(), deadline: past, polled: 50, want: "interval"},
 		{name: "failed", ctx: t.Context(), failed: true, deadline: past, want: "failed"},
 		{name: "shutdown", ctx: done, failed: true, deadline: past, want: "shutdown"},
@@ -68,6 +72,9 @@ func TestFull(t *testing.T) {
 			r := truthRunner(&fullSink{full: c.batchFull, rows: c.batchRows}, wall)
 			r.cfg.MaxPollRecords, r.cfg.CacheMaxBytes = 50, c.cacheMax
 			r.tasks = map[int32]*task{0: {eng: eng, snapBytes: 500, snaps: 5}}
+			if c.holdAll {
+				r.barrier = barrier{active: true, until: math.MinInt64}
+			}
 			if c.applied > 0 {
 				r.budget.Store(5)
 				r.budgeted = true
