@@ -295,7 +295,7 @@ func TestNoteEnd(t *testing.T) {
 // past the active barrier (so it is paused, with records left to read)
 // does not hold back the task's other inputs up to the barrier. It did,
 // and when the barrier was the task's other input (its queue full and
-// paused, waiting for the merge), the task stopped for good.
+// paused, waiting for the merge), the task could stop for good.
 func TestPickAheadOfBarrier(t *testing.T) {
 	now := time.Unix(0, 0)
 	h := fwdHorizon.Milliseconds()

@@ -158,9 +158,9 @@ type barrier struct {
 // past max_poll_records (it applies nothing, so it holds no work), until
 // the commit interval or the queues' bound: a client that serves a large
 // buffered fetch max_poll_records at a time would otherwise take a
-// transaction per batch to reach the partitions that task waits for (a
-// loaded CI run with max_poll_records 40 held every task for over a
-// minute so).
+// transaction per batch to reach the partitions that task waits for (the
+// fault test, max_poll_records 40, on a loaded machine, held every task
+// for over a minute so).
 func (b barrier) holdsAll() bool { return b.active && b.until == math.MinInt64 }
 
 // barrier returns the forwarding barrier of a group of n tasks, from
