@@ -323,12 +323,11 @@ func generatedStack(t *testing.T, customers int, timeout time.Duration) *stack {
 // the end.
 func behind(t *testing.T, cfg config.Config) int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer adm.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ends, err := adm.ListEndOffsets(ctx, inputs(cfg)...)
@@ -527,14 +526,14 @@ func waitProgress(t *testing.T, cfg config.Config, from int64, timeout time.Dura
 // fails until the group exists (a member joined it).
 func inputCommitted(t *testing.T, cfg config.Config) (int64, error) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	committed, err := kadm.NewClient(cl).FetchOffsets(ctx, cfg.Kafka.Group)
+	committed, err := adm.FetchOffsets(ctx, cfg.Kafka.Group)
 	if err != nil {
 		return 0, err
 	}

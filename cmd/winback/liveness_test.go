@@ -99,14 +99,14 @@ func livenessStack(t *testing.T, customers int) *stack {
 // session times out).
 func requireLeft(t *testing.T, cfg config.Config, instance string) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	defer adm.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	dg, err := kadm.NewClient(cl).DescribeGroups(ctx, cfg.Kafka.Group)
+	dg, err := adm.DescribeGroups(ctx, cfg.Kafka.Group)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,12 +121,11 @@ func requireLeft(t *testing.T, cfg config.Config, instance string) {
 // input partition, and returns how long that took.
 func waitFormed(t *testing.T, cfg config.Config, n int, timeout time.Duration) time.Duration {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer adm.Close()
 	began := time.Now()
 	var last string
 	for time.Since(began) < timeout {

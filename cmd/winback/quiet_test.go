@@ -236,14 +236,14 @@ func TestPartitionCountChange(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	waitReady(t, httpAddr, 90*time.Second)
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(kafkaAddr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	defer adm.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := kadm.NewClient(cl).CreatePartitions(ctx, 1, "email-events")
+	res, err := adm.CreatePartitions(ctx, 1, "email-events")
 	if err == nil {
 		err = res.Error()
 	}

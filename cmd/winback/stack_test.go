@@ -141,12 +141,11 @@ func (s *stack) serveStoppable(t *testing.T, cfg config.Config) (string, *promet
 // partition of topics.
 func waitCaughtUp(t *testing.T, brokers []string, group string, timeout time.Duration, topics ...string) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer adm.Close()
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {
