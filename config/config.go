@@ -20,6 +20,7 @@ type Config struct {
 	Lapse      lapse.Config `yaml:"lapse"`
 	Decode     Decode       `yaml:"decode"`
 	State      State        `yaml:"state"`
+	Runtime    Runtime      `yaml:"runtime"`
 
 	TriggerFormat   string        `yaml:"trigger_format" help:"encoding of the trigger topic: avro (Confluent framed, schema registered) or json"`
 	HTTPAddr        string        `yaml:"http_addr" help:"address of the HTTP server for /metrics, /healthz, /readyz and /v1/customers/{id}"`
@@ -108,6 +109,13 @@ type State struct {
 	TTLDays       int `yaml:"ttl_days" help:"a customer with no change (an event, or a trigger fired by silence) for this many days of event time is evicted: a changelog tombstone, and its last customer_aggregates row marked evicted; 0 keeps customers forever"`
 }
 
+// Runtime tunes the Go runtime of the process, the way Prometheus'
+// runtime.gogc and --auto-gomemlimit do.
+type Runtime struct {
+	GOGC             int     `yaml:"gogc" help:"the garbage collector's GOGC: a collection starts when the heap has grown this many percent since the last one; higher spends less CPU on collection and more memory between collections (docs/production.md has the figures); -1 turns the collector off until the memory limit (needs memory_limit_ratio); the GOGC environment variable, when set, wins"`
+	MemoryLimitRatio float64 `yaml:"memory_limit_ratio" help:"sets Go's soft memory limit (GOMEMLIMIT) to this fraction of the container's cgroup memory limit, so that the collector works harder as the process nears the limit instead of being killed for going past it; no cgroup limit: no limit; 0: leave the runtime alone; the GOMEMLIMIT environment variable, when set, wins"`
+}
+
 // Topics names the topics winback reads and writes.
 type Topics struct {
 	Orders     string `yaml:"orders" help:"input topic of orders"`
@@ -153,6 +161,7 @@ func Default() Config {
 			Erasures: "winback-erasures",
 		},
 		State:             State{TTLDays: 1095, CacheMaxBytes: 64 << 20},
+		Runtime:           Runtime{GOGC: 200, MemoryLimitRatio: 0.9},
 		TriggerFormat:     "avro",
 		HTTPAddr:          "127.0.0.1:8080",
 		ShutdownTimeout:   30 * time.Second,
@@ -280,6 +289,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Topics.Partitions < 0 {
 		bad("topics-partitions", "negative")
+	}
+	if g := c.Runtime.GOGC; g == 0 || g < -1 || g > 10000 {
+		bad("runtime-gogc", "%d; use 1 to 10000 (percent of heap growth between collections, e.g. 200), or -1 (off, with runtime-memory-limit-ratio above 0)", g)
+	} else if g == -1 && c.Runtime.MemoryLimitRatio == 0 {
+		bad("runtime-gogc", "-1 turns the collector off, and with runtime-memory-limit-ratio 0 nothing would ever collect; set the ratio (e.g. 0.9) or a positive GOGC")
+	}
+	if r := c.Runtime.MemoryLimitRatio; !(r >= 0 && r <= 1) {
+		bad("runtime-memory-limit-ratio", "%v; use a fraction of the container's memory limit above 0 and at most 1 (e.g. 0.9), or 0 to leave the limit alone", r)
 	}
 	if c.State.CacheMaxBytes < 0 {
 		bad("state-cache-max-bytes", "%d; must be 0 (no bound) or positive, e.g. 67108864 (64 MiB)", c.State.CacheMaxBytes)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/gen"
 	"github.com/winback/winback/pipeline/decode"
@@ -92,6 +93,7 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usageError{err}
 	}
 	log := newLogger(&cfg, stderr)
+	tuneRuntime(cfg.Runtime, log, memlimit.FromCgroup)
 	began := time.Now()
 
 	in, err := readInput(ctx, &cfg, &o, now, log)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -40,6 +41,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log := newLogger(&cfg, stderr)
+	tuneRuntime(cfg.Runtime, log, memlimit.FromCgroup)
 
 	t := cfg.Topics
 	kafkaDir, chDir := "", ""

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/pipeline/evaluate"
 	"github.com/winback/winback/pipeline/lapse"
@@ -86,6 +87,7 @@ func cmdEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usageError{err}
 	}
 	log := newLogger(&cfg, stderr)
+	tuneRuntime(cfg.Runtime, log, memlimit.FromCgroup)
 	began := time.Now()
 	in, err := readInput(ctx, &cfg, bo, now, log)
 	if err != nil {

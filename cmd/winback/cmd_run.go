@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
@@ -19,6 +20,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(&cfg, stderr)
+	tuneRuntime(cfg.Runtime, log, memlimit.FromCgroup)
 	return serve(ctx, &cfg, log, prometheus.NewRegistry(), nil)
 }
 

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
+	"github.com/winback/winback/config"
+)
+
+// tuneRuntime applies rt to the Go runtime, as Prometheus does with
+// runtime.gogc and --auto-gomemlimit: GOGC, and a soft memory limit of
+// rt.MemoryLimitRatio × the memory limit that containerLimit reports
+// (memlimit.FromCgroup in production). The GOGC and GOMEMLIMIT environment
+// variables, when set, win: the runtime has read them already. It logs
+// what is in effect and never fails: a limit it cannot read is a warning.
+func tuneRuntime(rt config.Runtime, log *slog.Logger, containerLimit memlimit.Provider) {
+	gogc := "GOGC environment variable"
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(rt.GOGC)
+		gogc = "runtime.gogc"
+	}
+	limit := "GOMEMLIMIT environment variable"
+	switch {
+	case os.Getenv("GOMEMLIMIT") != "":
+	case rt.MemoryLimitRatio == 0:
+		limit = "none (runtime.memory_limit_ratio 0)"
+	default:
+		n, err := memlimit.ApplyRatio(containerLimit, rt.MemoryLimitRatio)()
+		switch {
+		case errors.Is(err, memlimit.ErrNoLimit):
+			limit = "none (no container memory limit)"
+		case err != nil:
+			limit = "none (container memory limit unreadable)"
+			log.Warn("runtime: cannot read the container's memory limit; running without a soft memory limit (set GOMEMLIMIT to give one)", "err", err)
+		default:
+			debug.SetMemoryLimit(int64(min(n, uint64(1<<63-1))))
+			limit = "runtime.memory_limit_ratio of the container's limit"
+		}
+	}
+	cur := debug.SetGCPercent(-1)
+	debug.SetGCPercent(cur)
+	log.Info("go runtime", "gogc", cur, "gogc_from", gogc, "memory_limit_bytes", debug.SetMemoryLimit(-1), "memory_limit_from", limit)
+}
