@@ -43,6 +43,10 @@ func TestTuneRuntime(t *testing.T) {
 			200, math.MaxInt64, "no container memory limit"},
 		{"unreadable limit: a warning", config.Runtime{GOGC: 200, MemoryLimitRatio: 0.9}, nil, cgroup(0, errors.New("no cgroup fs")),
 			200, math.MaxInt64, "level=WARN"},
+		{"collector off within the container's limit", config.Runtime{GOGC: -1, MemoryLimitRatio: 0.5}, nil, cgroup(4*gib, nil),
+			-1, 2 * gib, "gogc=-1"},
+		{"collector off without a limit: 100", config.Runtime{GOGC: -1, MemoryLimitRatio: 0.9}, nil, cgroup(0, memlimit.ErrNoLimit),
+			100, math.MaxInt64, "no memory limit; collecting at GOGC 100"},
 		{"ratio 0 leaves the limit alone", config.Runtime{GOGC: 200}, nil, cgroup(4*gib, nil),
 			200, math.MaxInt64, "runtime.memory_limit_ratio 0"},
 	} {
