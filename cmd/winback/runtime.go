@@ -18,7 +18,9 @@ import (
 // (memlimit.FromCgroup in production). The GOGC and GOMEMLIMIT environment
 // variables, when set, win: the runtime has read them already. GOGC -1
 // (off) with no memory limit found collects at 100 instead. It logs what
-// is in effect and never fails: a limit it cannot read is a warning.
+// is in effect at debug level (a failed start-up stays one line; the
+// metrics go_gc_gogc_percent and go_gc_gomemlimit_bytes show it too) and
+// never fails: a limit it cannot read is a warning.
 func tuneRuntime(rt config.Runtime, log *slog.Logger, containerLimit memlimit.Provider) {
 	limit := "GOMEMLIMIT environment variable"
 	switch {
@@ -50,5 +52,5 @@ func tuneRuntime(rt config.Runtime, log *slog.Logger, containerLimit memlimit.Pr
 	}
 	cur := debug.SetGCPercent(-1)
 	debug.SetGCPercent(cur)
-	log.Info("go runtime", "gogc", cur, "gogc_from", gogc, "memory_limit_bytes", debug.SetMemoryLimit(-1), "memory_limit_from", limit)
+	log.Debug("go runtime", "gogc", cur, "gogc_from", gogc, "memory_limit_bytes", debug.SetMemoryLimit(-1), "memory_limit_from", limit)
 }

@@ -61,7 +61,7 @@ func TestTuneRuntime(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			var logs bytes.Buffer
-			tuneRuntime(tc.rt, slog.New(slog.NewTextHandler(&logs, nil)), tc.limit)
+			tuneRuntime(tc.rt, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), tc.limit)
 			if got := debug.SetGCPercent(100); got != tc.wantGC {
 				t.Errorf("GOGC %d, want %d", got, tc.wantGC)
 			}
