@@ -28,7 +28,7 @@ type Config struct {
 	HTTPPprof       bool          `yaml:"http_pprof" help:"serve Go's profiler under /debug/pprof/ on http_addr (behind the token when http_token_file is set)"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long a graceful shutdown may take before winback exits anyway"`
 	StartupTimeout  time.Duration `yaml:"startup_timeout" help:"how long winback waits at start for Kafka, the schema registry and ClickHouse before it exits with the setting to fix (later outages are retried)"`
-	CommitInterval  time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows"`
+	CommitInterval  time.Duration `yaml:"commit_interval" help:"longest time between transaction commits while input flows; at most half of kafka.transaction_timeout"`
 	MaxPollRecords  int           `yaml:"max_poll_records" help:"records processed per transaction at most"`
 	LogFormat       string        `yaml:"log_format" help:"log format: text, json, or auto (text when stderr is a terminal, else json)"`
 	LogLevel        string        `yaml:"log_level" help:"log level: debug, info, warn or error"`
@@ -321,6 +321,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CommitInterval <= 0 {
 		bad("commit-interval", "must be positive, e.g. 1s")
+	} else if c.Kafka.TxnTimeout >= time.Second && c.CommitInterval > c.Kafka.TxnTimeout/2 {
+		bad("commit-interval", "%s outlasts half of --kafka-transaction-timeout (%s): a transaction takes input for up to the interval and then waits up to half the timeout for the previous one's ClickHouse flush, and the broker aborts a transaction that outlives the timeout; lower it or raise the transaction timeout",
+			c.CommitInterval, c.Kafka.TxnTimeout/2)
 	}
 	if c.MaxPollRecords < 1 {
 		bad("max-poll-records", "must be at least 1")

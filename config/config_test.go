@@ -62,6 +62,7 @@ func TestBadFiles(t *testing.T) {
 		"attempt-outlasts.bad.yaml":  "invalid configuration:\n--clickhouse-attempt-timeout: 15s outlasts the ClickHouse flush deadline, half of --kafka-transaction-timeout (10s): not one insert could finish before the open transaction must abort; lower it or raise the transaction timeout (F:4 clickhouse.attempt_timeout)",
 		"gc-off-unbounded.bad.yaml":  "invalid configuration:\n--runtime-gogc: -1 turns the collector off, and with runtime-memory-limit-ratio 0 nothing would ever collect; set the ratio (e.g. 0.9) or a positive GOGC (F:2 runtime.gogc)",
 		"memory-ratio.bad.yaml":      "invalid configuration:\n--runtime-memory-limit-ratio: 90; use a fraction of the container's memory limit above 0 and at most 1 (e.g. 0.9), or 0 to leave the limit alone (F:2 runtime.memory_limit_ratio)",
+		"interval-outlasts.bad.yaml": "invalid configuration:\n--commit-interval: 30s outlasts half of --kafka-transaction-timeout (20s): a transaction takes input for up to the interval and then waits up to half the timeout for the previous one's ClickHouse flush, and the broker aborts a transaction that outlives the timeout; lower it or raise the transaction timeout (F:3 commit_interval)",
 		"retry-outlasts.bad.yaml":    "invalid configuration:\n--registry-retry: 30s outlasts --kafka-transaction-timeout (20s): a lookup retried inside a transaction would outlive it and fence the instance; lower it below the transaction timeout (F:4 registry.retry)",
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yaml")

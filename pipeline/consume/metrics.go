@@ -127,7 +127,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 12),
 		}),
 		txEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "winback_transaction_ends_total", Help: "Why transactions stopped taking input: interval (commit_interval passed), max_poll_records, cache (state.cache_max_bytes), batch_rows (clickhouse.batch_rows), failed, shutdown.",
+			Name: "winback_transaction_ends_total", Help: "Why transactions stopped taking input: interval (commit_interval passed), max_poll_records, cache (state.cache_max_bytes), batch_rows (clickhouse.batch_rows), barrier (to publish a task's forwarding frontier, which the barrier waits for), failed, shutdown.",
 		}, []string{"cause"}),
 		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "winback_cache_bytes", Help: "Bytes the open transaction holds for its commit (estimate: changed customers × average snapshot size, plus the closed customer-days' ClickHouse rows).",

@@ -152,3 +152,46 @@ func (r *Runner) inputTopics() []string {
 	}
 	return inputs
 }
+
+// poll polls up to n records until deadline, or sooner while a restore
+// runs (pollDeadline) or when an assignment needs one (onAssigned wakes
+// it).
+func (r *Runner) poll(ctx context.Context, deadline time.Time, n int) kgo.Fetches {
+	pollCtx, cancel := context.WithDeadline(ctx, r.pollDeadline(deadline))
+	defer cancel()
+	r.mu.Lock()
+	r.wake = cancel
+	r.mu.Unlock()
+	fetches := r.sess.PollRecords(pollCtx, n)
+	r.mu.Lock()
+	r.wake = nil
+	r.mu.Unlock()
+	return fetches
+}
+
+// pollDeadline is when the next poll gives up: the transaction's deadline,
+// or sooner while a restore runs in the background, whose tasks' inputs
+// are paused until it is installed after a poll, and while the forwarding
+// barrier holds everything, which is taken again after a poll
+// (retakeBarrier): a poll with nothing new to fetch would otherwise wait
+// out the whole commit interval.
+func (r *Runner) pollDeadline(deadline time.Time) time.Time {
+	r.mu.Lock()
+	restoring := len(r.pending) > 0
+	r.mu.Unlock()
+	if restoring || r.barrier.holdsAll() {
+		return minTime(deadline, time.Now().Add(restorePoll))
+	}
+	return deadline
+}
+
+// restorePoll is how long a poll waits while a restore is under way or the
+// barrier holds everything.
+const restorePoll = 50 * time.Millisecond
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

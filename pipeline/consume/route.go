@@ -186,6 +186,39 @@ func (r *Runner) takeBarrier(ctx context.Context) {
 	r.barrier = b
 }
 
+// retakeBarrier takes the forwarding barrier again when the one taken at
+// the start of the transaction holds everything and the progress board no
+// longer does (the tasks' frontiers, the last ones this instance's own
+// commit published among them, have been read since): nothing was applied
+// under the old one, so the transaction goes on as if it had started
+// under the new one, instead of idling until the next.
+func (r *Runner) retakeBarrier(ctx context.Context) {
+	if !r.barrier.holdsAll() {
+		return
+	}
+	r.mu.Lock()
+	n := r.nparts
+	r.mu.Unlock()
+	if !r.board.barrier(n).holdsAll() {
+		r.takeBarrier(ctx)
+	}
+}
+
+// frontierToPublish reports whether a task of this instance knows its
+// forwarding frontier and has not published it yet: while the barrier
+// holds everything, the group waits for that record, which only a commit
+// publishes. It runs without r.mu, like full.
+func (r *Runner) frontierToPublish() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tasks {
+		if t.frontier() != math.MinInt64 && (t.published == nil || t.published.frontier == math.MinInt64) {
+			return true
+		}
+	}
+	return false
+}
+
 func truncate(b []byte, n int) []byte {
 	if len(b) > n {
 		return b[:n]

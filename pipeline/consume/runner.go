@@ -49,6 +49,9 @@ type Runner struct {
 	pending map[int32]bool   // assigned, not yet restored
 	gen     map[int32]uint64 // bumped on every assignment, to spot a stale restore
 	ready   bool             // joined, and nothing left to restore
+	// wake ends the poll under way, if any: an assignment's tasks must
+	// restore, which starts after the poll returns.
+	wake context.CancelFunc
 
 	barrier barrier // this cycle's forwarding barrier
 	// budget: how many more queued records the tasks may apply in the
@@ -330,6 +333,9 @@ func (r *Runner) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 		r.markPending(cl, p)
 	}
 	r.ready = len(r.pending) == 0
+	if !r.ready && r.wake != nil {
+		r.wake()
+	}
 	r.m.assigned.Set(float64(len(r.owned)))
 	r.log.Info("consume: partitions assigned", "partitions", assigned[r.cfg.Topics.Orders])
 }

@@ -281,6 +281,11 @@ func (r *Runner) recoverSink(ctx context.Context) error {
 // process polls and applies records until deadline, MaxPollRecords, a
 // failure, ctx is done, or the sink's batch needs a flush.
 func (r *Runner) process(ctx context.Context, deadline time.Time) error {
+	// Records queued in an earlier transaction apply now, not after the
+	// first poll, which waits until new input comes.
+	r.mu.Lock()
+	r.eachTask(func(t *task) { r.drain(t, r.barrier) })
+	r.mu.Unlock()
 	polled := 0
 	for {
 		if cause := r.full(ctx, polled, deadline); cause != "" {
@@ -288,13 +293,11 @@ func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 			r.m.txEnds.WithLabelValues(cause).Inc()
 			return nil
 		}
-		pollCtx, cancel := context.WithDeadline(ctx, deadline)
 		n := r.cfg.MaxPollRecords - polled
 		if n <= 0 { // the barrier holds everything (full): poll on, a batch at a time
 			n = r.cfg.MaxPollRecords
 		}
-		fetches := r.sess.PollRecords(pollCtx, n)
-		cancel()
+		fetches := r.poll(ctx, deadline, n)
 		if fetches.IsClientClosed() {
 			return errors.New("consume: kafka client closed")
 		}
@@ -309,6 +312,7 @@ func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 			return err // a changelog record that cannot be restored
 		}
 		r.prefetchSchemas(ctx, fetches)
+		r.retakeBarrier(ctx)
 		r.mu.Lock()
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {
@@ -358,6 +362,8 @@ func (r *Runner) full(ctx context.Context, polled int, deadline time.Time) strin
 		return "interval"
 	case polled >= r.cfg.MaxPollRecords && !r.barrier.holdsAll():
 		return "max_poll_records"
+	case r.barrier.holdsAll() && r.frontierToPublish():
+		return "barrier" // commit it: the barrier waits for it
 	}
 	rows, bytes, spent := r.held()
 	switch {

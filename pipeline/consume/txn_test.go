@@ -51,6 +51,7 @@ func TestFull(t *testing.T) {
 		applied   int // records the tasks applied, of a budget of 5
 		cacheMax  int
 		holdAll   bool // the forwarding barrier holds everything
+		published bool // the task's frontier was published (else: never)
 		want      string
 	}{
 		{name: "taking input", ctx: t.Context(), deadline: later, cacheMax: 1001, want: ""},
@@ -62,8 +63,10 @@ func TestFull(t *testing.T) {
 		{name: "budget left", ctx: t.Context(), deadline: later, applied: 4, want: ""},
 		{name: "budget spent", ctx: t.Context(), deadline: later, applied: 5, batchFull: true, want: "max_poll_records"},
 		{name: "max poll records", ctx: t.Context(), deadline: later, polled: 50, batchFull: true, want: "max_poll_records"},
-		{name: "barrier holds everything: reads on", ctx: t.Context(), deadline: later, polled: 50, holdAll: true, want: ""},
-		{name: "barrier holds everything: interval", ctx: t.Context(), deadline: past, polled: 50, holdAll: true, want: "interval"},
+		{name: "barrier holds everything: reads on", ctx: t.Context(), deadline: later, polled: 50, holdAll: true, published: true, want: ""},
+		{name: "barrier holds everything: interval", ctx: t.Context(), deadline: past, polled: 50, holdAll: true, published: true, want: "interval"},
+		{name: "barrier holds everything: publish the frontier", ctx: t.Context(), deadline: later, holdAll: true, want: "barrier"},
+		{name: "frontier unpublished, barrier open", ctx: t.Context(), deadline: later, want: ""},
 		{name: "interval", ctx: t.Context(), deadline: past, polled: 50, want: "interval"},
 		{name: "failed", ctx: t.Context(), failed: true, deadline: past, want: "failed"},
 		{name: "shutdown", ctx: done, failed: true, deadline: past, want: "shutdown"},
@@ -71,7 +74,11 @@ func TestFull(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := truthRunner(&fullSink{full: c.batchFull, rows: c.batchRows}, wall)
 			r.cfg.MaxPollRecords, r.cfg.CacheMaxBytes = 50, c.cacheMax
-			r.tasks = map[int32]*task{0: {eng: eng, snapBytes: 500, snaps: 5}}
+			tk := &task{eng: eng, snapBytes: 500, snaps: 5} // its inputs read to their end: frontier known
+			if c.published {
+				tk.published = &progress{frontier: tk.frontier()}
+			}
+			r.tasks = map[int32]*task{0: tk}
 			if c.holdAll {
 				r.barrier = barrier{active: true, until: math.MinInt64}
 			}
@@ -89,5 +96,33 @@ func TestFull(t *testing.T) {
 				t.Errorf("full() = %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// TestRetakeBarrier: a barrier that holds everything is taken again as
+// soon as the board lets something through (the tasks' frontiers have been
+// read), and a barrier that lets anything through stays for the
+// transaction.
+func TestRetakeBarrier(t *testing.T) {
+	r := truthRunner(nil, time.Now())
+	r.board, r.nparts = newBoard(), 2
+	holds := barrier{active: true, until: math.MinInt64}
+	r.barrier = holds
+	r.board.set(0, progress{frontier: 100})
+	r.retakeBarrier(t.Context())
+	if r.barrier != holds {
+		t.Fatalf("one task of two published: barrier %+v, want it to hold everything still", r.barrier)
+	}
+	r.board.set(1, progress{frontier: 200})
+	r.retakeBarrier(t.Context())
+	if want := (barrier{until: math.MaxInt64}); r.barrier != want {
+		t.Fatalf("both published, none forwards: barrier %+v, want %+v", r.barrier, want)
+	}
+	open := barrier{active: true, until: 50}
+	r.barrier = open
+	r.board.set(1, progress{frontier: math.MinInt64}) // a task restored since
+	r.retakeBarrier(t.Context())
+	if r.barrier != open {
+		t.Fatalf("barrier %+v changed within the transaction, want %+v", r.barrier, open)
 	}
 }
