@@ -180,14 +180,14 @@ func (r *Runner) pollDeadline(deadline time.Time) time.Time {
 	restoring := len(r.pending) > 0
 	r.mu.Unlock()
 	if restoring || r.barrier.holdsAll() {
-		return minTime(deadline, time.Now().Add(restorePoll))
+		return minTime(deadline, time.Now().Add(shortPoll))
 	}
 	return deadline
 }
 
-// restorePoll is how long a poll waits while a restore is under way or the
+// shortPoll is how long a poll waits while a restore is under way or the
 // barrier holds everything.
-const restorePoll = 50 * time.Millisecond
+const shortPoll = 50 * time.Millisecond
 
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
