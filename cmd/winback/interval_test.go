@@ -14,8 +14,8 @@ import (
 // assigned (the poll under way is woken), and the transactions that only
 // publish the tasks' forwarding frontiers, which the barrier waits for,
 // end as soon as the frontiers are known; records queued under the
-// barrier apply when the next transaction begins, not after its first poll
-// (which waits for new input). Before, each of the first three
+// barrier apply early in the next transaction: its first poll, after
+// which they are applied, does not wait for new input. Before, each of the first three
 // transactions (the restore, then two under a barrier that held
 // everything) ran the whole interval: 12 minutes here.
 func TestLongIntervalStartsAtOnce(t *testing.T) {

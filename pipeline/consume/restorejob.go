@@ -153,11 +153,11 @@ func (r *Runner) inputTopics() []string {
 	return inputs
 }
 
-// poll polls up to n records until deadline, or sooner while a restore
-// runs (pollDeadline) or when an assignment needs one (onAssigned wakes
-// it).
-func (r *Runner) poll(ctx context.Context, deadline time.Time, n int) kgo.Fetches {
-	pollCtx, cancel := context.WithDeadline(ctx, r.pollDeadline(deadline))
+// poll polls up to n records until deadline, or sooner (pollDeadline)
+// or when an assignment needs one (onAssigned wakes it). first: the
+// transaction's first poll.
+func (r *Runner) poll(ctx context.Context, deadline time.Time, n int, first bool) kgo.Fetches {
+	pollCtx, cancel := context.WithDeadline(ctx, r.pollDeadline(deadline, first))
 	defer cancel()
 	r.mu.Lock()
 	r.wake = cancel
@@ -171,22 +171,27 @@ func (r *Runner) poll(ctx context.Context, deadline time.Time, n int) kgo.Fetche
 
 // pollDeadline is when the next poll gives up: the transaction's deadline,
 // or sooner while a restore runs in the background, whose tasks' inputs
-// are paused until it is installed after a poll, and while the forwarding
+// are paused until it is installed after a poll; while the forwarding
 // barrier holds everything, which is taken again after a poll
-// (retakeBarrier): a poll with nothing new to fetch would otherwise wait
-// out the whole commit interval.
-func (r *Runner) pollDeadline(deadline time.Time) time.Time {
+// (retakeBarrier); and on a transaction's first poll when records wait in
+// the queues, which are applied after it. A poll with nothing new to fetch
+// would otherwise wait out the whole commit interval.
+func (r *Runner) pollDeadline(deadline time.Time, first bool) time.Time {
 	r.mu.Lock()
-	restoring := len(r.pending) > 0
+	short := len(r.pending) > 0 || r.barrier.holdsAll()
+	for _, t := range r.tasks {
+		for i := range t.src {
+			short = short || first && t.src[i].len() > 0
+		}
+	}
 	r.mu.Unlock()
-	if restoring || r.barrier.holdsAll() {
+	if short {
 		return minTime(deadline, time.Now().Add(shortPoll))
 	}
 	return deadline
 }
 
-// shortPoll is how long a poll waits while a restore is under way or the
-// barrier holds everything.
+// shortPoll is how long a poll waits when pollDeadline cuts it short.
 const shortPoll = 50 * time.Millisecond
 
 func minTime(a, b time.Time) time.Time {

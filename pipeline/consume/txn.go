@@ -281,12 +281,7 @@ func (r *Runner) recoverSink(ctx context.Context) error {
 // process polls and applies records until deadline, MaxPollRecords, a
 // failure, ctx is done, or the sink's batch needs a flush.
 func (r *Runner) process(ctx context.Context, deadline time.Time) error {
-	// Records queued in an earlier transaction apply now, not after the
-	// first poll, which waits until new input comes.
-	r.mu.Lock()
-	r.eachTask(func(t *task) { r.drain(t, r.barrier) })
-	r.mu.Unlock()
-	polled := 0
+	polled, first := 0, true
 	for {
 		if cause := r.full(ctx, polled, deadline); cause != "" {
 			r.m.txRecords.Observe(float64(polled))
@@ -297,7 +292,8 @@ func (r *Runner) process(ctx context.Context, deadline time.Time) error {
 		if n <= 0 { // the barrier holds everything (full): poll on, a batch at a time
 			n = r.cfg.MaxPollRecords
 		}
-		fetches := r.poll(ctx, deadline, n)
+		fetches := r.poll(ctx, deadline, n, first)
+		first = false
 		if fetches.IsClientClosed() {
 			return errors.New("consume: kafka client closed")
 		}
