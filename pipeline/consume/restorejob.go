@@ -185,18 +185,11 @@ func (r *Runner) pollDeadline(deadline time.Time, first bool) time.Time {
 		}
 	}
 	r.mu.Unlock()
-	if short {
-		return minTime(deadline, time.Now().Add(shortPoll))
+	if at := time.Now().Add(shortPoll); short && at.Before(deadline) {
+		return at
 	}
 	return deadline
 }
 
 // shortPoll is how long a poll waits when pollDeadline cuts it short.
 const shortPoll = 50 * time.Millisecond
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
