@@ -46,6 +46,11 @@ func TestProducerStyles(t *testing.T) {
 		if d := diffRows(plain.rows, got.rows); d != "" {
 			t.Errorf("%s: customer_aggregates FINAL differs from the plain run: %s", style, d)
 		}
+		if got.late != plain.late {
+			// A forwarded record applied after its task's later
+			// events: the barrier let them through too early.
+			t.Errorf("%s: %.0f late events, plain %.0f", style, got.late, plain.late)
+		}
 		t.Logf("%s: %d triggers and %d customers as in the plain run; %.0f records repartitioned", style, len(got.triggers), len(got.rows), got.repartitioned)
 		if style == "mixed" && got.repartitioned == 0 {
 			t.Error("mixed producers: nothing was repartitioned")
@@ -57,6 +62,7 @@ type styleOutcome struct {
 	triggers      []string // sorted ids
 	rows          []string // customer_aggregates FINAL, all columns but updated_at
 	repartitioned float64
+	late          float64 // events applied behind their task's watermark
 }
 
 // runStyle produces o's stream in the given style to a fresh stack, runs
@@ -107,6 +113,7 @@ func runStyle(t *testing.T, style string, o genOptions) styleOutcome {
 	}
 	out.rows = queryRows(t, db, fmt.Sprintf(`SELECT %s FROM %s.customer_aggregates FINAL ORDER BY customer_id`, strings.Join(cols, ", "), s.cfg.ClickHouse.Database))
 	out.repartitioned = metricSum(t, httpAddr, "winback_repartitioned_records_total")
+	out.late = metricSum(t, httpAddr, "winback_late_events_total")
 	if len(out.rows) < 100 || len(out.triggers) == 0 {
 		t.Fatalf("%s: %d customers and %d triggers: too few to compare", style, len(out.rows), len(out.triggers))
 	}

@@ -149,7 +149,7 @@ func (b *board) pipelineTime(local map[int32]progress) (t int64, ok bool) {
 // barrier is how far a task may apply events while records may still be
 // on their way to it through the repartition topic.
 type barrier struct {
-	active bool  // some task forwards and some task still reads its input
+	active bool  // some task has forwarded a record, or not all have said yet
 	until  int64 // apply events at or before this event time only
 }
 
@@ -171,8 +171,12 @@ func (b barrier) holdsAll() bool { return b.active && b.until == math.MinInt64 }
 // barrier holds everything. A task that has input left but has fetched
 // none of it (frontier math.MinInt64: a task just restored, which
 // publishes before its first fetch) does not know either, so it counts as
-// not published. A group whose producers all key by customer_id with
-// murmur2 never forwards, and pays nothing after that.
+// not published. Once every task has read all its input (every frontier
+// math.MaxInt64) the barrier still waits for the forwarded records to be
+// read, though no longer for an event time: they are committed, but a
+// task that applied its own inputs before fetching them would apply them
+// late. A group whose producers all key by customer_id with murmur2 never
+// forwards, and pays nothing after that.
 func (b *board) barrier(n int) barrier {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -188,7 +192,7 @@ func (b *board) barrier(n int) barrier {
 	if seen < n {
 		return barrier{active: true, until: math.MinInt64}
 	}
-	if !fwd || until == math.MaxInt64 {
+	if !fwd {
 		return barrier{until: math.MaxInt64}
 	}
 	return barrier{active: true, until: until}

@@ -191,7 +191,8 @@ func TestBarrier(t *testing.T) {
 	}
 	f("nobody published", 2, nil, barrier{active: true, until: none})
 	f("one of two published", 2, map[int32]progress{0: {frontier: inf, forwarded: true}}, barrier{active: true, until: none})
-	f("everyone read everything", 2, map[int32]progress{0: {frontier: inf, forwarded: true}, 1: {frontier: inf}}, barrier{until: inf})
+	f("everyone read everything: the forwards are still to be read", 2, map[int32]progress{0: {frontier: inf, forwarded: true}, 1: {frontier: inf}}, barrier{active: true, until: inf})
+	f("everyone read everything, nobody forwards", 2, map[int32]progress{0: {frontier: inf}, 1: {frontier: inf}}, barrier{until: inf})
 	f("the slowest fetch position", 3, map[int32]progress{0: {frontier: 500}, 1: {frontier: inf, forwarded: true}, 2: {frontier: 300}}, barrier{active: true, until: 300})
 	f("nobody forwards: no barrier", 3, map[int32]progress{0: {frontier: 500}, 1: {frontier: inf}, 2: {frontier: 300}}, barrier{until: inf})
 	f("a task that has fetched nothing does not know yet", 2, map[int32]progress{0: {frontier: 500}, 1: {frontier: none}}, barrier{active: true, until: none})
