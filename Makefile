@@ -70,9 +70,10 @@ BENCH_INTERVALS ?= 100ms,1s,10s
 BENCH_ARGS      ?=
 
 ## bench: the benchmark harness (winback vs ceiling vs goka vs ClickHouse-only) and micro-benchmarks
+## (one package at a time, -p 1, so that two packages' benchmarks do not share the 2 cores; a failing one fails make bench)
 bench: deps
 	cd bench && $(GO) run . -events $(BENCH_EVENTS) -customers $(BENCH_CUSTOMERS) -commit-intervals $(BENCH_INTERVALS) -out results.json $(BENCH_ARGS)
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./pipeline/... ./sinks/... | tee bench/micro.txt
+	set -o pipefail; $(GO) test -p 1 -run '^$$' -bench . -benchmem -count 6 ./pipeline/... ./sinks/... | tee bench/micro.txt
 	$(GO) run $(BENCHSTAT) bench/micro.txt > bench/micro.benchstat.txt
 
 # The harness's own tests (a module of its own, so go test ./... above

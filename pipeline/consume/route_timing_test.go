@@ -26,7 +26,7 @@ func BenchmarkRoute(b *testing.B) {
 	newRunner := func(nparts int) *Runner {
 		return &Runner{env: &env{
 			cfg: Config{Topics: Topics{Orders: "orders", Email: "email-events", Support: "support-events", Repartition: "rep"}},
-			dep: Deps{Decoder: s.dec}, m: newMetrics(nil), now: func() time.Time { return s.now },
+			dep: Deps{Decoder: s.dec, Outputs: testOutputs}, m: newMetrics(nil), now: func() time.Time { return s.now },
 			keys: Partitioner(), nparts: nparts,
 		}}
 	}
