@@ -152,15 +152,21 @@ func parseForwarded(b []byte) ([srcRepartition]int64, error) {
 	return next, nil
 }
 
-// takeBarrier takes the cycle's forwarding barrier from the committed
-// progress of every task and, while it is active, the last stable offsets
-// of the repartition partitions this instance holds, listed after the
-// progress was read: the merge applies nothing until it has read them.
-func (r *Runner) takeBarrier(ctx context.Context) {
+// boardBarrier is the forwarding barrier of the group's committed
+// progress as read so far.
+func (r *Runner) boardBarrier() barrier {
 	r.mu.Lock()
 	n := r.nparts
 	r.mu.Unlock()
-	b := r.board.barrier(n)
+	return r.board.barrier(n)
+}
+
+// takeBarrier takes b, read from the committed progress of every task
+// (boardBarrier), as the cycle's forwarding barrier and, while it is
+// active, the last stable offsets of the repartition partitions this
+// instance holds, listed after the progress was read: the merge applies
+// nothing until it has read them.
+func (r *Runner) takeBarrier(ctx context.Context, b barrier) {
 	if b.active && !r.cfg.StrictPartitioning {
 		lso, err := r.adm.ListCommittedOffsets(ctx, r.cfg.Topics.Repartition)
 		if err == nil {
@@ -196,11 +202,8 @@ func (r *Runner) retakeBarrier(ctx context.Context) {
 	if !r.barrier.holdsAll() {
 		return
 	}
-	r.mu.Lock()
-	n := r.nparts
-	r.mu.Unlock()
-	if !r.board.barrier(n).holdsAll() {
-		r.takeBarrier(ctx)
+	if b := r.boardBarrier(); !b.holdsAll() {
+		r.takeBarrier(ctx, b)
 	}
 }
 

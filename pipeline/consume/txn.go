@@ -70,7 +70,7 @@ func (r *Runner) cycle(ctx context.Context) error {
 			return err
 		}
 	}
-	r.takeBarrier(ctx)
+	r.takeBarrier(ctx, r.boardBarrier())
 	start := r.now()
 	if err := r.sess.Begin(); err != nil {
 		return fmt.Errorf("consume: begin transaction: %w", err)
