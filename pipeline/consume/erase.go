@@ -120,12 +120,14 @@ func (t *task) erase(q *queued) {
 	t.out.recs = append(t.out.recs, t.tombstone(id))
 	t.out.gone.erased = append(t.out.gone.erased, id)
 	// What the changelog keeps for a restore to write to ClickHouse again
-	// (pending.go) loses the customer's triggers and id: a restore must
+	// (pending.go) loses the customer's triggers, id and evicted row: a restore must
 	// not bring its rows back, and the changelog must not name it.
-	t.pend.items = slices.DeleteFunc(t.pend.items, func(raw json.RawMessage) bool {
-		var tr struct{ CustomerID string } // as emit marshals event.Trigger
-		return json.Unmarshal(raw, &tr) == nil && tr.CustomerID == id
-	})
+	ofCustomer := func(raw json.RawMessage) bool {
+		var v struct{ CustomerID string } // as emit and evicted marshal event.Trigger and event.Aggregate
+		return json.Unmarshal(raw, &v) == nil && v.CustomerID == id
+	}
+	t.pend.items = slices.DeleteFunc(t.pend.items, ofCustomer)
+	t.evict.items = slices.DeleteFunc(t.evict.items, ofCustomer)
 	quoted := codec.AppendJSONString(nil, id) // as advance writes it
 	t.cust.items = slices.DeleteFunc(t.cust.items, func(raw json.RawMessage) bool { return bytes.Equal(raw, quoted) })
 }
@@ -147,6 +149,15 @@ func (t *task) evicted() bool {
 		t.out.recs = append(t.out.recs, t.tombstone(g.ID))
 		t.out.rows.Aggregates = append(t.out.rows.Aggregates, g.Aggregate)
 		t.out.gone.evicted++
+		// Kept for a restore (pending.go). A row JSON cannot hold (a
+		// NaN) is written to ClickHouse all the same; failing the
+		// transaction for it would fail every replay.
+		raw, err := json.Marshal(&g.Aggregate)
+		if err != nil {
+			t.log.Warn("consume: the evicted row cannot be kept for a restore; a crash before ClickHouse confirms this transaction would leave the customer's earlier row", "customer", g.ID, "err", err)
+			return
+		}
+		t.evict.items = append(t.evict.items, raw)
 	})
 	return any
 }

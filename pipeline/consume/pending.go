@@ -17,9 +17,11 @@ import (
 
 // What ClickHouse may lack of a task's last committed transaction stays in
 // the changelog until a later commit, made after ClickHouse confirmed it,
-// replaces it (truth.go): the transaction's triggers (pendKey) and the
-// customers it changed (custKey). A restore writes exactly these to
-// ClickHouse again, and carries them into its first commit.
+// replaces it (truth.go): the transaction's triggers (pendKey), the
+// customers it changed (custKey), and the rows of the customers it evicted
+// (evictKey: they are gone from the state, which cannot rebuild them). A
+// restore writes exactly these to ClickHouse again, and carries them into
+// its first commit.
 //
 // Each is a pendingSet: JSON values in chunk records keyed by the prefix and
 // the chunk number (two bytes, big endian), each a format byte and a JSON
@@ -29,8 +31,9 @@ import (
 // pendKey and custKey prefix the chunk keys of the pending triggers and of
 // the changed customers' ids.
 const (
-	pendKey = "\x00chpend"
-	custKey = "\x00chcust"
+	pendKey  = "\x00chpend"
+	custKey  = "\x00chcust"
+	evictKey = "\x00chevict"
 )
 
 const (
@@ -174,6 +177,20 @@ func parseTriggers(raw []json.RawMessage) ([]event.Trigger, error) {
 		}
 	}
 	return trigs, nil
+}
+
+// parseAggregates decodes pending evicted rows.
+func parseAggregates(raw []json.RawMessage) ([]event.Aggregate, error) {
+	rows := make([]event.Aggregate, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal(r, &rows[i]); err != nil {
+			return nil, fmt.Errorf("%w: evicted row %d: %w", errPend, i, err)
+		}
+		if rows[i].CustomerID == "" || !rows[i].Evicted {
+			return nil, fmt.Errorf("%w: evicted row %d is not an evicted customer's", errPend, i)
+		}
+	}
+	return rows, nil
 }
 
 // parseIDs decodes pending customer ids.

@@ -32,7 +32,7 @@ func (r *Runner) newState(p int32) *task {
 	now := r.now()
 	t := &task{env: r.env, p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now),
 		fwdWait: math.MaxInt64, // until the next cycle's barrier says what to wait for
-		pend:    pendingSet{key: pendKey}, cust: pendingSet{key: custKey}}
+		pend:    pendingSet{key: pendKey}, cust: pendingSet{key: custKey}, evict: pendingSet{key: evictKey}}
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
 	t.eng.SetTTL(r.cfg.StateTTL)
 	t.watchRefits()
@@ -204,7 +204,8 @@ func (t *task) restoreRecord(rec *kgo.Record) error {
 		// (lapse forget.go).
 		_, pend := t.pend.chunk(rec.Key)
 		_, cust := t.cust.chunk(rec.Key)
-		if !pend && !cust && key != metaKey && key != fwdKey && key != epochKey {
+		_, evict := t.evict.chunk(rec.Key)
+		if !pend && !cust && !evict && key != metaKey && key != fwdKey && key != epochKey {
 			t.eng.Forget(key)
 		}
 		return nil
@@ -236,6 +237,13 @@ func (t *task) restoreRecord(rec *kgo.Record) error {
 			}
 			break
 		}
+		if i, ok := t.evict.chunk(rec.Key); ok {
+			var raw []json.RawMessage
+			if raw, err = t.evict.restore(i, rec.Value); err == nil {
+				_, err = parseAggregates(raw)
+			}
+			break
+		}
 		err = t.eng.RestoreCustomer(key, rec.Value)
 		if err == nil {
 			t.noteSnapshot(len(rec.Value))
@@ -255,7 +263,7 @@ func (t *task) restoreRecord(rec *kgo.Record) error {
 // A task whose changelog held no state starts a new epoch (the wall
 // clock's second), recorded with its first commit; state written before
 // epochs existed keeps epoch 0, the versions it has in ClickHouse.
-func (t *task) finishRestore() (trigs []event.Trigger, ids []string, all bool) {
+func (t *task) finishRestore() (trigs []event.Trigger, ids []string, evicted []event.Aggregate, all bool) {
 	if !t.epochKnown {
 		if !t.hadState {
 			t.epoch = uint32(t.now().Unix())
@@ -266,7 +274,8 @@ func (t *task) finishRestore() (trigs []event.Trigger, ids []string, all bool) {
 	// Both were checked when read.
 	trigs, _ = parseTriggers(t.pend.finish())
 	ids, _ = parseIDs(t.cust.finish())
-	return trigs, ids, all
+	evicted, _ = parseAggregates(t.evict.finish())
+	return trigs, ids, evicted, all
 }
 
 // waitStable waits until no transaction is open on partitions parts of the

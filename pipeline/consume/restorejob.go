@@ -108,9 +108,9 @@ func (r *Runner) install(j *restoreJob) error {
 		r.tasks[p] = t
 		delete(r.pending, p)
 		r.sess.Client().ResumeFetchPartitions(r.inputPartitions(p))
-		trigs, ids, all := t.finishRestore()
+		trigs, ids, evicted, all := t.finishRestore()
 		if g, ok := r.confirmed[p]; !ok || g != r.gen[p] {
-			r.resync(t, trigs, ids, all)
+			r.resync(t, trigs, ids, evicted, all)
 		}
 		t.gauges(r.now())
 	}

@@ -56,7 +56,7 @@ type taskMark struct {
 	forwarded                        bool
 	epoch                            uint32
 	epochKnown, epochDirty, hadState bool
-	pend, cust                       pendingMark
+	pend, cust, evict                pendingMark
 	published                        *progress
 	snapBytes, snaps                 int
 }
@@ -87,6 +87,7 @@ func (t *task) checkpoint() {
 	m.epoch, m.epochKnown, m.epochDirty, m.hadState = t.epoch, t.epochKnown, t.epochDirty, t.hadState
 	markPending(&m.pend, &t.pend)
 	markPending(&m.cust, &t.cust)
+	markPending(&m.evict, &t.evict)
 	m.published = t.published
 	m.snapBytes, m.snaps = t.snapBytes, t.snaps
 	m.ok = true
@@ -121,6 +122,7 @@ func (r *Runner) rollbackTask(t *task, pos inputPositions) bool {
 	t.epoch, t.epochKnown, t.epochDirty, t.hadState = m.epoch, m.epochKnown, m.epochDirty, m.hadState
 	m.pend.restore(&t.pend)
 	m.cust.restore(&t.cust)
+	m.evict.restore(&t.evict)
 	t.published = m.published
 	t.snapBytes, t.snaps = m.snapBytes, m.snaps
 	t.followed, t.fwdWait = false, math.MaxInt64

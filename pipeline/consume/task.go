@@ -61,9 +61,9 @@ type task struct {
 	epoch                            uint32
 	epochKnown, epochDirty, hadState bool
 	// What the changelog keeps until ClickHouse has confirmed it
-	// (pending.go): this transaction's triggers (JSON) and the ids of
-	// the customers it changed.
-	pend, cust pendingSet
+	// (pending.go): this transaction's triggers (JSON), the ids of the
+	// customers it changed, and the rows of those it evicted.
+	pend, cust, evict pendingSet
 	// mark is t's bookkeeping at its last commit, for a rollback
 	// (rollback.go).
 	mark taskMark
@@ -248,7 +248,7 @@ func (t *task) advance(g int64, ok bool, now time.Time) {
 		t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(epochKey), Value: appendEpoch(nil, t.epoch)})
 		t.epochDirty = false
 	}
-	for _, s := range []*pendingSet{&t.pend, &t.cust} {
+	for _, s := range []*pendingSet{&t.pend, &t.cust, &t.evict} {
 		if s.due() {
 			recs, err := s.records(t.cfg.Topics.State, t.p)
 			if err != nil {

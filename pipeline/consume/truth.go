@@ -85,8 +85,8 @@ func (e *RestoreError) Unwrap() error { return e.Err }
 // writing it: the triggers, and the aggregate rows of the customers ids
 // it changed (every customer's if all). Rows written before are written
 // again unchanged (same version). It runs with r.mu held.
-func (r *Runner) resync(t *task, trigs []event.Trigger, ids []string, all bool) {
-	r.dep.Sink.Add(&event.Rows{Triggers: trigs})
+func (r *Runner) resync(t *task, trigs []event.Trigger, ids []string, evicted []event.Aggregate, all bool) {
+	r.dep.Sink.Add(&event.Rows{Triggers: trigs, Aggregates: evicted})
 	rows := event.Rows{Aggregates: make([]event.Aggregate, 0, min(4096, t.eng.Len()))}
 	add := func(c *lapse.Customer) {
 		rows.Aggregates = append(rows.Aggregates, c.Aggregate(t.eng))

@@ -3,6 +3,7 @@ package consume
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,7 +109,7 @@ func TestPendingRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	trigs, _, _ := restored.finishRestore()
+	trigs, _, _, _ := restored.finishRestore()
 	if len(trigs) != len(want) {
 		t.Fatalf("restored %d triggers, wrote %d", len(trigs), len(want))
 	}
@@ -188,8 +189,8 @@ func TestResyncChangedCustomers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		trigs, ids, all := tk.finishRestore()
-		r.resync(tk, trigs, ids, all)
+		trigs, ids, evicted, all := tk.finishRestore()
+		r.resync(tk, trigs, ids, evicted, all)
 		return tk, sink
 	}
 	tk, sink := restore(log)
@@ -302,8 +303,8 @@ func TestFinishRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	trigs, ids, all := known.finishRestore()
-	r.resync(known, trigs, ids, all)
+	trigs, ids, evicted, all := known.finishRestore()
+	r.resync(known, trigs, ids, evicted, all)
 	if known.epoch != 42 || known.epochDirty {
 		t.Errorf("recorded epoch: %d, dirty %v", known.epoch, known.epochDirty)
 	}
@@ -358,4 +359,43 @@ func FuzzParseEpoch(f *testing.F) {
 			t.Fatalf("%x parsed as %d, written back as %x", b, e, got)
 		}
 	})
+}
+
+// TestEvictedRowsPending: the evicted rows of a transaction stay in the
+// changelog like its triggers, so that a restore after a crash before
+// ClickHouse confirmed them writes them again (the customer is gone from
+// the state, which cannot rebuild them); an erasure drops them, and a
+// pending row that is not an evicted customer's is refused.
+func TestEvictedRowsPending(t *testing.T) {
+	r := truthRunner(nopSink{}, time.Now())
+	tk := r.newTask(1, inputPositions{})
+	want := []event.Aggregate{
+		{CustomerID: "c1", Evicted: true, AsOf: 5, OrdersTotal: 3, SpendTotal: 42.5, LastCSAT: -1, BaselineSource: "personal"},
+		{CustomerID: "c2", Evicted: true, AsOf: 6},
+	}
+	for i := range want {
+		raw, err := json.Marshal(&want[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.evict.items = append(tk.evict.items, raw)
+	}
+	tk.erase(&queued{ev: event.Event{CustomerID: "c2"}})
+	recs, err := tk.evict.records("st", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := r.newTask(1, inputPositions{})
+	for _, rec := range recs {
+		if err := restored.restoreRecord(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, got, _ := restored.finishRestore()
+	if !reflect.DeepEqual(got, want[:1]) {
+		t.Errorf("restored evicted rows %+v, want %+v (c2 erased)", got, want[:1])
+	}
+	if _, err := parseAggregates([]json.RawMessage{json.RawMessage(`{"CustomerID":"c3"}`)}); err == nil {
+		t.Error("a pending row that is not evicted was accepted")
+	}
 }

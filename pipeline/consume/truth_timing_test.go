@@ -38,7 +38,7 @@ func BenchmarkResync(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; done += customers {
-		r.resync(tk, nil, nil, true)
+		r.resync(tk, nil, nil, nil, true)
 	}
 	if sink.n < b.N {
 		b.Fatalf("%d rows for %d customers", sink.n, b.N)
