@@ -32,7 +32,11 @@ func (r *Runner) newState(p int32) *task {
 	now := r.now()
 	t := &task{env: r.env, p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now),
 		fwdWait: math.MaxInt64, // until the next cycle's barrier says what to wait for
-		pend:    pendingSet{key: pendKey}, cust: pendingSet{key: custKey}, evict: pendingSet{key: evictKey}}
+		pend:    pendingSet{key: pendKey}, cust: pendingSet{key: custKey},
+		// Known as none: its chunks are written only by a transaction
+		// that evicts, so a group without a state TTL never has them
+		// (releases before them cannot read them).
+		evict: pendingSet{key: evictKey, known: true}}
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
 	t.eng.SetTTL(r.cfg.StateTTL)
 	t.watchRefits()

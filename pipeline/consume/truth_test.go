@@ -369,6 +369,9 @@ func FuzzParseEpoch(f *testing.F) {
 func TestEvictedRowsPending(t *testing.T) {
 	r := truthRunner(nopSink{}, time.Now())
 	tk := r.newTask(1, inputPositions{})
+	if tk.evict.due() {
+		t.Error("a task that evicted nobody would write evicted-row chunks, which releases before them cannot restore")
+	}
 	want := []event.Aggregate{
 		{CustomerID: "c1", Evicted: true, AsOf: 5, OrdersTotal: 3, SpendTotal: 42.5, LastCSAT: -1, BaselineSource: "personal"},
 		{CustomerID: "c2", Evicted: true, AsOf: 6},
