@@ -59,7 +59,21 @@ type pendingSet struct {
 	chunks   int
 	known    bool
 	restored map[int][]json.RawMessage // latest value of each chunk, while restoring
+	// check tells whether a restored chunk's values are what the set
+	// holds (parseTriggers, parseIDs, parseAggregates).
+	check func([]json.RawMessage) error
 }
+
+// checked is a check of the values that parse reads.
+func checked[T any](parse func([]json.RawMessage) ([]T, error)) func([]json.RawMessage) error {
+	return func(raw []json.RawMessage) error {
+		_, err := parse(raw)
+		return err
+	}
+}
+
+// pendingSets returns t's pending sets.
+func (t *task) pendingSets() [3]*pendingSet { return [3]*pendingSet{&t.pend, &t.cust, &t.evict} }
 
 // chunk reports whether k is one of s's chunk keys, and its number.
 func (s *pendingSet) chunk(k []byte) (int, bool) {

@@ -2,10 +2,12 @@ package consume
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,11 +34,12 @@ func (r *Runner) newState(p int32) *task {
 	now := r.now()
 	t := &task{env: r.env, p: p, eng: lapse.NewEngine(r.cfg.Lapse, 3, now),
 		fwdWait: math.MaxInt64, // until the next cycle's barrier says what to wait for
-		pend:    pendingSet{key: pendKey}, cust: pendingSet{key: custKey},
+		pend:    pendingSet{key: pendKey, check: checked(parseTriggers)},
+		cust:    pendingSet{key: custKey, check: checked(parseIDs)},
 		// Known as none: its chunks are written only by a transaction
 		// that evicts, so a group without a state TTL never has them
 		// (releases before them cannot read them).
-		evict: pendingSet{key: evictKey, known: true}}
+		evict: pendingSet{key: evictKey, known: true, check: checked(parseAggregates)}}
 	t.eng.KeepDays() // end-of-day rows for customer_daily (TakeClosedDays in advance)
 	t.eng.SetTTL(r.cfg.StateTTL)
 	t.watchRefits()
@@ -203,51 +206,27 @@ func (f *restoreFeed) apply(t *task, began time.Time) {
 func (t *task) restoreRecord(rec *kgo.Record) error {
 	var err error
 	key := string(rec.Key)
-	if rec.Value == nil {
+	switch {
+	case rec.Value == nil && controlKey(key):
+		delete(t.unknown, key) // a commit dropped it (dropUnknown)
+	case rec.Value == nil:
 		// A tombstone. winback deletes only customers: erased or evicted
 		// (lapse forget.go).
-		_, pend := t.pend.chunk(rec.Key)
-		_, cust := t.cust.chunk(rec.Key)
-		_, evict := t.evict.chunk(rec.Key)
-		if !pend && !cust && !evict && key != metaKey && key != fwdKey && key != epochKey {
-			t.eng.Forget(key)
-		}
-		return nil
-	}
-	switch key {
-	case metaKey:
+		t.eng.Forget(key)
+	case key == metaKey:
 		err = t.eng.RestoreMeta(rec.Value)
 		t.hadState = true
-	case fwdKey:
+	case key == fwdKey:
 		if t.fwdNext, err = parseForwarded(rec.Value); err == nil {
 			t.fwdWritten, t.forwarded = t.fwdNext, true
 		}
-	case epochKey:
+	case key == epochKey:
 		if t.epoch, err = parseEpoch(rec.Value); err == nil {
 			t.epochKnown = true
 		}
+	case controlKey(key):
+		err = t.restoreControl(rec)
 	default:
-		if i, ok := t.pend.chunk(rec.Key); ok {
-			var raw []json.RawMessage
-			if raw, err = t.pend.restore(i, rec.Value); err == nil {
-				_, err = parseTriggers(raw)
-			}
-			break
-		}
-		if i, ok := t.cust.chunk(rec.Key); ok {
-			var raw []json.RawMessage
-			if raw, err = t.cust.restore(i, rec.Value); err == nil {
-				_, err = parseIDs(raw)
-			}
-			break
-		}
-		if i, ok := t.evict.chunk(rec.Key); ok {
-			var raw []json.RawMessage
-			if raw, err = t.evict.restore(i, rec.Value); err == nil {
-				_, err = parseAggregates(raw)
-			}
-			break
-		}
 		err = t.eng.RestoreCustomer(key, rec.Value)
 		if err == nil {
 			t.noteSnapshot(len(rec.Value))
@@ -257,6 +236,35 @@ func (t *task) restoreRecord(rec *kgo.Record) error {
 	if err != nil {
 		return &RestoreError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: strconv.Quote(key), Err: err}
 	}
+	return nil
+}
+
+// controlKey reports whether changelog key k is winback's own rather than
+// a customer's: those start with a NUL, and customer ids hold no control
+// characters (decode refuses them).
+func controlKey(k string) bool { return strings.HasPrefix(k, "\x00") }
+
+// restoreControl restores a control record that is a pending set's chunk,
+// and notes any other: a later release wrote it, one that this release
+// may be rolled back from. Reading on without it is safe only as long as
+// nothing stale of it is left for that release to find when it is rolled
+// forward again, so the next commit deletes it (dropUnknown). A customer
+// snapshot of a later format, by contrast, stops the restore: skipping it
+// would lose the customer.
+func (t *task) restoreControl(rec *kgo.Record) error {
+	for _, s := range t.pendingSets() {
+		if i, ok := s.chunk(rec.Key); ok {
+			raw, err := s.restore(i, rec.Value)
+			if err == nil {
+				err = s.check(raw)
+			}
+			return err
+		}
+	}
+	if t.unknown == nil {
+		t.unknown = map[string]bool{}
+	}
+	t.unknown[string(rec.Key)] = true
 	return nil
 }
 
@@ -275,6 +283,11 @@ func (t *task) finishRestore() (trigs []event.Trigger, ids []string, evicted []e
 		t.epochDirty = true
 	}
 	all = t.hadState && !t.cust.known
+	if len(t.unknown) > 0 {
+		keys := slices.Sorted(maps.Keys(t.unknown))
+		t.log.Warn("consume: the changelog holds records of a later winback release that this one does not read; its next commit deletes them (docs/production.md, Upgrades)",
+			"partition", t.p, "records", len(keys), "keys", fmt.Sprintf("%q", keys[:min(len(keys), 8)]))
+	}
 	// Both were checked when read.
 	trigs, _ = parseTriggers(t.pend.finish())
 	ids, _ = parseIDs(t.cust.finish())

@@ -88,6 +88,9 @@ func (t *task) checkpoint() {
 	markPending(&m.pend, &t.pend)
 	markPending(&m.cust, &t.cust)
 	markPending(&m.evict, &t.evict)
+	if t.dropSent { // committed: deleted
+		t.unknown, t.dropSent = nil, false
+	}
 	m.published = t.published
 	m.snapBytes, m.snaps = t.snapBytes, t.snaps
 	m.ok = true
@@ -123,6 +126,7 @@ func (r *Runner) rollbackTask(t *task, pos inputPositions) bool {
 	m.pend.restore(&t.pend)
 	m.cust.restore(&t.cust)
 	m.evict.restore(&t.evict)
+	t.dropSent = false // aborted: the next commit deletes them
 	t.published = m.published
 	t.snapBytes, t.snaps = m.snapBytes, m.snaps
 	t.followed, t.fwdWait = false, math.MaxInt64

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -64,6 +65,11 @@ type task struct {
 	// (pending.go): this transaction's triggers (JSON), the ids of the
 	// customers it changed, and the rows of those it evicted.
 	pend, cust, evict pendingSet
+	// unknown holds the keys of control records that a later release
+	// wrote and this one does not read (restoreControl); dropSent that
+	// this transaction deletes them.
+	unknown  map[string]bool
+	dropSent bool
 	// mark is t's bookkeeping at its last commit, for a rollback
 	// (rollback.go).
 	mark taskMark
@@ -248,7 +254,8 @@ func (t *task) advance(g int64, ok bool, now time.Time) {
 		t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(epochKey), Value: appendEpoch(nil, t.epoch)})
 		t.epochDirty = false
 	}
-	for _, s := range []*pendingSet{&t.pend, &t.cust, &t.evict} {
+	t.dropUnknown()
+	for _, s := range t.pendingSets() {
 		if s.due() {
 			recs, err := s.records(t.cfg.Topics.State, t.p)
 			if err != nil {
@@ -263,6 +270,18 @@ func (t *task) advance(g int64, ok bool, now time.Time) {
 	}
 	t.publish()
 	t.gauges(now)
+}
+
+// dropUnknown deletes the control records that a later release wrote
+// (restoreControl), until a commit has deleted them (checkpoint).
+func (t *task) dropUnknown() {
+	if len(t.unknown) == 0 || t.dropSent {
+		return
+	}
+	for _, k := range slices.Sorted(maps.Keys(t.unknown)) {
+		t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(k)})
+	}
+	t.dropSent = true
 }
 
 func (t *task) gauges(now time.Time) {

@@ -1,8 +1,10 @@
 package consume
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strconv"
@@ -400,5 +402,72 @@ func TestEvictedRowsPending(t *testing.T) {
 	}
 	if _, err := parseAggregates([]json.RawMessage{json.RawMessage(`{"CustomerID":"c3"}`)}); err == nil {
 		t.Error("a pending row that is not evicted was accepted")
+	}
+}
+
+// A changelog written by a later release, with control records this one
+// does not read: the restore reads on, and commits delete them until one
+// has committed, so that the later release, rolled forward again, finds
+// nothing stale of them.
+func TestUnknownControlRecords(t *testing.T) {
+	var logs bytes.Buffer
+	r := truthRunner(nopSink{}, time.Now())
+	r.log = slog.New(slog.NewTextHandler(&logs, nil))
+	tk := r.newTask(1, inputPositions{})
+	tk.pend.items = append(tk.pend.items, json.RawMessage(`{"TriggerID":"t1","CustomerID":"c1"}`))
+	pend, err := tk.pend.records("st", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := r.newTask(1, inputPositions{})
+	for _, rec := range append(pend,
+		&kgo.Record{Key: []byte("\x00future"), Value: []byte("of a later release")},
+		&kgo.Record{Key: []byte("\x00later"), Value: []byte("deleted by a commit since")},
+		&kgo.Record{Key: []byte("\x00later")},
+	) {
+		if err := restored.restoreRecord(rec); err != nil {
+			t.Fatalf("record %q: %v", rec.Key, err)
+		}
+	}
+	// A customer's record is never skipped, whatever it holds.
+	var re *RestoreError
+	if err := restored.restoreRecord(&kgo.Record{Key: []byte("c9"), Value: []byte{0xff, 1}}); !errors.As(err, &re) {
+		t.Errorf("an unreadable customer snapshot restored with %v, want a RestoreError", err)
+	}
+	trigs, _, _, _ := restored.finishRestore()
+	if len(trigs) != 1 || trigs[0].TriggerID != "t1" {
+		t.Errorf("pending triggers %+v, want t1 (the pending set is still read)", trigs)
+	}
+	if !strings.Contains(logs.String(), `\x00future`) || strings.Contains(logs.String(), `\x00later`) {
+		t.Errorf("the warning should name \\x00future only:\n%s", logs.String())
+	}
+
+	drops := func() (keys []string) {
+		restored.out.recs = restored.out.recs[:0]
+		restored.dropUnknown()
+		for _, rec := range restored.out.recs {
+			if rec.Value != nil || rec.Topic != "st" || rec.Partition != 1 {
+				t.Errorf("drop record %+v, want a tombstone on st/1", rec)
+			}
+			keys = append(keys, string(rec.Key))
+		}
+		return keys
+	}
+	restored.checkpoint() // a commit before any transaction deleted them
+	if got := drops(); !slices.Equal(got, []string{"\x00future"}) {
+		t.Fatalf("first transaction deletes %q, want [\\x00future]", got)
+	}
+	if got := drops(); got != nil {
+		t.Errorf("the same transaction deletes %q again", got)
+	}
+	if !r.rollbackTask(restored, inputPositions{}) {
+		t.Fatal("rollback refused")
+	}
+	if got := drops(); !slices.Equal(got, []string{"\x00future"}) {
+		t.Errorf("after an abort the next transaction deletes %q, want [\\x00future] again", got)
+	}
+	restored.checkpoint()
+	if got := drops(); got != nil {
+		t.Errorf("after the commit that deleted them, a transaction deletes %q", got)
 	}
 }
