@@ -188,7 +188,8 @@ func (o *Orders) Add(day, count int32, cents int64, headDay int32, maxEntries in
 	added := false
 	enc := o.enc
 	var prev int64
-	for i := 0; i < len(enc); {
+	i, dropped := 0, 0 // offset in enc, entries before minDay
+	for i < len(enc) {
 		// decodeEntry's fast path inline, as in Sums.
 		var e OrderEntry
 		n := 0
@@ -208,6 +209,7 @@ func (o *Orders) Add(day, count int32, cents int64, headDay int32, maxEntries in
 		i += n
 		prev = int64(e.Day)
 		if e.Day < minDay {
+			dropped++
 			continue
 		}
 		if !added && e.Day >= day {
@@ -223,7 +225,12 @@ func (o *Orders) Add(day, count int32, cents int64, headDay int32, maxEntries in
 		es = append(es, e)
 	}
 	if !added {
-		es = append(es, OrderEntry{Day: day, Count: count, Cents: cents})
+		add := OrderEntry{Day: day, Count: count, Cents: cents}
+		if (count != 0 || cents != 0) && len(es) < maxEntries && i == len(enc) {
+			o.appendNewest(es, dropped, add)
+			return true
+		}
+		es = append(es, add)
 	}
 	// Drop entries that net to nothing.
 	k := 0
@@ -261,10 +268,12 @@ func mergeClosest(es []OrderEntry) []OrderEntry {
 }
 
 func (o *Orders) encode(es []OrderEntry) {
-	var buf [MaxOrderEntries * 24]byte
+	var buf [MaxOrderEntries * maxEntryBytes]byte
 	b := buf[:0]
 	var prev int32
 	for _, e := range es {
+		// appendEntry, by hand: the call is not inlined, and this is
+		// the slow path's hot loop.
 		v := uint64(e.Day-prev) << 1
 		if e.Count != 1 {
 			v |= 1
@@ -279,6 +288,45 @@ func (o *Orders) encode(es []OrderEntry) {
 	if string(b) != o.enc {
 		o.enc = string(b)
 	}
+}
+
+// appendNewest stores kept, the entries after the first dropped ones, and
+// then add, an entry on a later day: the common case of an order in
+// order, with no merge. Only the first kept entry (its day delta is from 0
+// now) and add are encoded; the others' bytes stay as they are. The
+// result is what encode(append(kept, add)) gives.
+func (o *Orders) appendNewest(kept []OrderEntry, dropped int, add OrderEntry) {
+	var buf [2 * maxEntryBytes]byte
+	if len(kept) == 0 {
+		o.enc = string(appendEntry(buf[:0], 0, add))
+		return
+	}
+	rest := o.enc // after the first kept entry
+	var prev int64
+	for range dropped + 1 {
+		e, n := decodeEntry(rest, prev)
+		rest, prev = rest[n:], int64(e.Day)
+	}
+	head := appendEntry(buf[:0], 0, kept[0])
+	tail := appendEntry(buf[len(head):len(head)], kept[len(kept)-1].Day, add)
+	o.enc = string(head) + rest + string(tail)
+}
+
+// maxEntryBytes is the longest encoded entry: three varints.
+const maxEntryBytes = 24
+
+// appendEntry appends the encoding of e, the entry after the one on day
+// prev (0 for the first), to b.
+func appendEntry(b []byte, prev int32, e OrderEntry) []byte {
+	v := uint64(e.Day-prev) << 1
+	if e.Count != 1 {
+		v |= 1
+	}
+	b = binary.AppendUvarint(b, v)
+	if e.Count != 1 {
+		b = binary.AppendVarint(b, int64(e.Count))
+	}
+	return binary.AppendVarint(b, e.Cents)
 }
 
 // On returns the net orders and cents of events on day (0, 0 if none, or
