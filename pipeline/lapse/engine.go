@@ -73,10 +73,6 @@ type Engine struct {
 	stats      counters
 	fire       []dueItem // scratch for advanceTo
 	decay      *window.Decay
-	ivMemo     struct {
-		iv       window.Intervals
-		med, mad float64
-	}
 	// restartIdle restarts the sources' idle clocks at the next Apply or
 	// Advance: the tracker "starts" when the task starts processing, not
 	// when it was created or restored.
@@ -596,16 +592,6 @@ func (e *Engine) rearm(c *Customer) {
 	} else if old, ok := e.timers.Due(c.slot); !ok || old != due {
 		e.timers.Set(c.slot, due)
 	}
-}
-
-// ivStats returns the median and MAD (hours) of c's intervals, memoised:
-// one event asks for them several times.
-func (e *Engine) ivStats(c *Customer) (med, mad float64) {
-	if e.ivMemo.iv != c.iv {
-		e.ivMemo.iv = c.iv
-		e.ivMemo.med, e.ivMemo.mad = c.iv.Stats()
-	}
-	return e.ivMemo.med, e.ivMemo.mad
 }
 
 // cooldownEnd returns when reason r's cooldown for c ends (start of day).

@@ -287,7 +287,7 @@ func (e *Engine) regularity(c *Customer) int {
 	if kmax <= 1 || c.iv.Len() < e.p.cfg.Lapse.MinOrders-1 {
 		return 1
 	}
-	med, mad := e.ivStats(c)
+	med, mad := c.iv.Stats()
 	if !(med > 0) {
 		return 1
 	}

@@ -29,7 +29,7 @@ func (e *Engine) gap(c *Customer) gapInfo {
 	l := &e.p.cfg.Lapse
 	var g gapInfo
 	if c.iv.Len() >= l.MinOrders-1 {
-		med, mad := e.ivStats(c)
+		med, mad := c.iv.Stats()
 		g.personal = true
 		g.usualDays = med / 24
 		g.spreadDays = 1.4826 * mad / 24

@@ -84,7 +84,7 @@ func bucketMid(b int) float64 {
 func (e *Engine) resketch(c *Customer) {
 	var ivb, clvb uint8
 	if c.iv.Len() >= e.p.cfg.Lapse.MinOrders-1 {
-		med, _ := e.ivStats(c)
+		med, _ := c.iv.Stats()
 		ivb = logBucket(med, cohortBuckets)
 	}
 	if c.orders > 0 {

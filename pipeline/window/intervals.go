@@ -14,6 +14,11 @@ const MaxIntervalHours = 1<<16 - 1
 type Intervals struct {
 	h [MaxIntervals]uint16
 	n uint8
+	// Stats' median × 2 and MAD × 2, kept by Push and DecodeBinary: a
+	// view of the customer asks for them, and there are several views per
+	// order but one Push. Exact: a median of whole hours is a multiple of
+	// 1/2, and so is the MAD.
+	med2, mad2 uint32
 }
 
 var errIntervals = errors.New("window: corrupt intervals")
@@ -28,6 +33,7 @@ func (iv *Intervals) Push(ms int64) {
 	}
 	iv.h[iv.n] = uint16(h)
 	iv.n++
+	iv.stats()
 }
 
 // Len returns how many intervals are stored.
@@ -53,15 +59,21 @@ func (iv *Intervals) Max() float64 {
 // absolute deviation from it, in hours (0, 0 if none). With an even count the
 // median is the mean of the middle two.
 func (iv *Intervals) Stats() (median, mad float64) {
+	return float64(iv.med2) / 2, float64(iv.mad2) / 2
+}
+
+// stats sets med2 and mad2 from the intervals.
+func (iv *Intervals) stats() {
 	n := int(iv.n)
 	if n == 0 {
-		return 0, 0
+		iv.med2, iv.mad2 = 0, 0
+		return
 	}
 	var v [MaxIntervals]float64
 	for i := 0; i < n; i++ {
 		v[i] = float64(iv.h[i])
 	}
-	median = medianOf(v[:n])
+	median := medianOf(v[:n])
 	for i := 0; i < n; i++ {
 		d := v[i] - median
 		if d < 0 {
@@ -69,7 +81,7 @@ func (iv *Intervals) Stats() (median, mad float64) {
 		}
 		v[i] = d
 	}
-	return median, medianOf(v[:n])
+	iv.med2, iv.mad2 = uint32(median*2), uint32(medianOf(v[:n])*2)
 }
 
 // medianOf sorts v in place (insertion sort: v is tiny) and returns its
@@ -113,6 +125,7 @@ func (iv *Intervals) DecodeBinary(b []byte) ([]byte, error) {
 		out.h[i] = uint16(v)
 		b = b[k:]
 	}
+	out.stats()
 	*iv = out
 	return b, nil
 }

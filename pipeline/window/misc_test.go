@@ -1,6 +1,7 @@
 package window
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -23,6 +24,40 @@ func TestIntervalsStats(t *testing.T) {
 	f([]int64{168, 160, 900, 170}, 169, 5) // one outlier barely moves it
 	// Only the last 7 count: the first (huge) one is dropped.
 	f([]int64{5000, 24, 24, 24, 24, 24, 24, 24}, 24, 0)
+	f([]int64{10, 13}, 11.5, 1.5)
+	f([]int64{1, 2, 4, 7}, 3, 1.5)
+
+	// The kept statistics equal the statistics of the intervals, after
+	// every push and after a decode.
+	ref := func(h []uint16) (float64, float64) {
+		v := make([]float64, len(h))
+		for i, x := range h {
+			v[i] = float64(x)
+		}
+		if len(v) == 0 {
+			return 0, 0
+		}
+		med := medianOf(v)
+		for i := range v {
+			v[i] = math.Abs(v[i] - med)
+		}
+		return med, medianOf(v)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		var iv Intervals
+		for range r.IntN(12) {
+			iv.Push(r.Int64N(1 << r.IntN(36)))
+			wantMed, wantMAD := ref(iv.Hours())
+			if med, mad := iv.Stats(); med != wantMed || mad != wantMAD {
+				t.Fatalf("Stats of %v = %v, %v; want %v, %v", iv.Hours(), med, mad, wantMed, wantMAD)
+			}
+			var dec Intervals
+			if _, err := dec.DecodeBinary(iv.AppendBinary(nil)); err != nil || dec != iv {
+				t.Fatalf("decoded %+v (%v), want %+v", dec, err, iv)
+			}
+		}
+	}
 }
 
 func TestSupport(t *testing.T) {
