@@ -82,6 +82,11 @@ type Decoder struct {
 	now       func() time.Time
 	log       *slog.Logger
 	maxSkewMs int64
+	// latest is the latest event time accepted as of the last clock
+	// read (now + MaxFutureSkew, Unix ms): an event up to it is accepted
+	// without reading the clock again (a clock stepped back leaves the
+	// bound ahead by the step until it catches up).
+	latest atomic.Int64
 
 	cache    sync.Map // schema id (int) → *schemaEntry
 	negative atomic.Int64

@@ -296,8 +296,12 @@ func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error 
 	if f.time < minEventTime {
 		return errorf(ReasonTimeOutOfRange, "event_time", "%s is before 2000-01-01", fmtMillis(f.time))
 	}
-	if max := d.now().UnixMilli() + d.maxSkewMs; f.time > max {
-		return errorf(ReasonTimeInFuture, "event_time", "%s is more than %v after the clock (%s)", fmtMillis(f.time), d.opts.MaxFutureSkew, fmtMillis(max-d.maxSkewMs))
+	if f.time > d.latest.Load() {
+		max := d.now().UnixMilli() + d.maxSkewMs
+		d.latest.Store(max)
+		if f.time > max {
+			return errorf(ReasonTimeInFuture, "event_time", "%s is more than %v after the clock (%s)", fmtMillis(f.time), d.opts.MaxFutureSkew, fmtMillis(max-d.maxSkewMs))
+		}
 	}
 	// A key that is not the customer_id is reported after the event is
 	// filled in: the event itself is valid, and the caller may route it

@@ -2,6 +2,7 @@ package decode
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,30 @@ func TestDecodeJSONDepthOption(t *testing.T) {
 	checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), val, &ev), ReasonFieldMissing)
 	val = []byte(`{"x":{"y":[]},"event_id":"e-1"}`)
 	checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), val, &ev), ReasonJSONTooDeep)
+}
+
+// The future-skew check reads the clock only for an event later than the
+// latest accepted at the last read, and a clock that moved on accepts
+// what it refused before.
+func TestFutureSkewClock(t *testing.T) {
+	now, reads := testNow, 0
+	d := NewDecoder(nil, Options{MaxFutureSkew: time.Minute, Now: func() time.Time { reads++; return now }})
+	var ev event.Event
+	order := func(at time.Time) []byte {
+		return fmt.Appendf(nil, `{"event_id":"e-1","customer_id":"c-1","event_time":%d,"type":"PLACED","order_id":"o-1","amount":1,"currency":"EUR","items":1}`, at.UnixMilli())
+	}
+	for i := range 100 {
+		if err := d.Decode(context.Background(), event.KindOrder, []byte("c-1"), order(testNow.Add(-time.Duration(i)*time.Hour)), &ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reads != 1 {
+		t.Errorf("100 past events read the clock %d times, want 1", reads)
+	}
+	ahead := order(testNow.Add(2 * time.Minute))
+	checkReason(t, d.Decode(context.Background(), event.KindOrder, []byte("c-1"), ahead, &ev), ReasonTimeInFuture)
+	now = now.Add(90 * time.Second)
+	if err := d.Decode(context.Background(), event.KindOrder, []byte("c-1"), ahead, &ev); err != nil {
+		t.Errorf("2 minutes ahead of a clock that moved 90 s on (skew 1 minute): %v", err)
+	}
 }
