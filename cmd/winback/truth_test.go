@@ -624,6 +624,25 @@ func (b *burstyRegistry) waitBurstOver(t *testing.T, in *instance) {
 	}
 }
 
+// runsOf returns what a test of consecutive runs over cfg does between its
+// checks: produce more input, and run an instance until it has read all of
+// it, then stop it.
+func runsOf(t *testing.T, cfg config.Config, name string) (produce func(genOptions), run func()) {
+	produce = func(o genOptions) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := produceTraffic(ctx, &cfg, &o, testenv.TestLogger(t), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run = func() {
+		in := startInstance(t, cfg, name)
+		waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute, inputs(cfg)...)
+		in.stop(cfg.ShutdownTimeout)
+	}
+	return produce, run
+}
+
 // TestRecreatedChangelog loses the state (the changelog is deleted and
 // recreated, the group's offsets kept) and goes on with new input: the
 // rebuilt customers restart their version counters, and
@@ -633,18 +652,7 @@ func TestRecreatedChangelog(t *testing.T) {
 	s := newStack(t, 3)
 	cfg := truthConfig(s, "recreate")
 	day := time.Now().UTC().Truncate(24 * time.Hour)
-	produce := func(o genOptions) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := produceTraffic(ctx, &cfg, &o, testenv.TestLogger(t), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run := func() {
-		in := startInstance(t, cfg, "recreate")
-		waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute, inputs(cfg)...)
-		in.stop(cfg.ShutdownTimeout)
-	}
+	produce, run := runsOf(t, cfg, "recreate")
 	produce(genOptions{customers: 60, days: 240, seed: 3, encoding: "json", end: day.AddDate(0, 0, -40).Format(time.DateOnly)})
 	run()
 	db := openCH(t, cfg.ClickHouse.DSN)

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/winback/winback/testenv"
 )
 
 // A group rolled back from a later release finds control records in the
@@ -18,18 +16,7 @@ func TestRollbackFromLaterRelease(t *testing.T) {
 	s := newStack(t, 3)
 	cfg := truthConfig(s, "later")
 	day := time.Now().UTC().Truncate(24 * time.Hour)
-	produce := func(o genOptions) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := produceTraffic(ctx, &cfg, &o, testenv.TestLogger(t), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run := func() {
-		in := startInstance(t, cfg, "later")
-		waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute, inputs(cfg)...)
-		in.stop(cfg.ShutdownTimeout)
-	}
+	produce, run := runsOf(t, cfg, "later")
 	produce(genOptions{customers: 40, days: 120, seed: 5, encoding: "json", end: day.AddDate(0, 0, -20).Format(time.DateOnly)})
 	run()
 	before, _ := restoredState(t, cfg)
