@@ -17,7 +17,7 @@ FUZZMINIMIZE ?= 200x
 # go run $(BENCHSTAT) old.txt new.txt).
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-tiny bench-quick bench-bi soak lint clean
+.PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-smoke bench-tiny bench-quick bench-bi soak lint clean
 
 all: build
 
@@ -42,7 +42,12 @@ test: deps
 	$(GO) vet ./...
 	CHDB_LIB_PATH=$(CHDB_LIB) $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz-short
+	$(MAKE) --no-print-directory bench-smoke
 	$(MAKE) --no-print-directory bench-tiny
+
+## bench-smoke: each Go micro-benchmark once (about 25 s), so that none breaks unseen between `make bench` runs; the lapse package's are left to make bench (a minute of setup)
+bench-smoke:
+	$(GO) test -p 1 -count=1 -run '^$$' -bench . -benchtime 1x $$($(GO) list ./pipeline/... ./sinks/... | grep -v '/pipeline/lapse$$')
 
 # Each fuzz target runs FUZZTIME (executions), with its corpus in the package's testdata/fuzz.
 FUZZ_TARGETS = $(shell grep -rl --include='*_test.go' --exclude-dir=.cache '^func Fuzz' . | xargs -r grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func /:/')
