@@ -56,7 +56,7 @@ type taskMark struct {
 	forwarded                        bool
 	epoch                            uint32
 	epochKnown, epochDirty, hadState bool
-	pend, cust, evict                pendingMark
+	pending                          [3]pendingMark // of pendingSets, in order
 	published                        *progress
 	snapBytes, snaps                 int
 }
@@ -85,9 +85,9 @@ func (t *task) checkpoint() {
 	m := &t.mark
 	m.fwdNext, m.fwdWritten, m.forwarded = t.fwdNext, t.fwdWritten, t.forwarded
 	m.epoch, m.epochKnown, m.epochDirty, m.hadState = t.epoch, t.epochKnown, t.epochDirty, t.hadState
-	markPending(&m.pend, &t.pend)
-	markPending(&m.cust, &t.cust)
-	markPending(&m.evict, &t.evict)
+	for i, s := range t.pendingSets() {
+		markPending(&m.pending[i], s)
+	}
 	if t.dropSent { // committed: deleted
 		t.unknown, t.dropSent = nil, false
 	}
@@ -123,9 +123,9 @@ func (r *Runner) rollbackTask(t *task, pos inputPositions) bool {
 	m := &t.mark
 	t.fwdNext, t.fwdWritten, t.forwarded = m.fwdNext, m.fwdWritten, m.forwarded
 	t.epoch, t.epochKnown, t.epochDirty, t.hadState = m.epoch, m.epochKnown, m.epochDirty, m.hadState
-	m.pend.restore(&t.pend)
-	m.cust.restore(&t.cust)
-	m.evict.restore(&t.evict)
+	for i, s := range t.pendingSets() {
+		m.pending[i].restore(s)
+	}
 	t.dropSent = false // aborted: the next commit deletes them
 	t.published = m.published
 	t.snapBytes, t.snaps = m.snapBytes, m.snaps
