@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +49,7 @@ type Kafka struct {
 	LivenessTimeout time.Duration `yaml:"liveness_timeout" help:"an instance that holds no partition this long, while the group commits nothing and the inputs have lag, logs an ERROR with the group state, fails /readyz and sets winback_group_stalled (0: twice the session timeout)"`
 	TxnTimeout      time.Duration `yaml:"transaction_timeout" help:"how long the broker keeps a transaction open; a crashed instance's open batch is aborted after it (at once when it restarts with the same instance id)"`
 	Rebalance       string        `yaml:"rebalance" help:"how the group moves tasks: cooperative (only the tasks that move are revoked and restored; the other instances go on committing), eager (every rebalance revokes every task: the range balancer of winback before 2026-12), or migrate (both offered, for the rolling restart that takes a group from eager to cooperative: docs/production.md)"`
+	Compression     string        `yaml:"compression" help:"codec of the record batches winback writes (triggers, dead letters, changelog, repartition and progress records): snappy, lz4, zstd, gzip or none; every Kafka client reads gzip and none, but some read the others only with a plug-in (KafkaJS reads none of them without one: docs/contract.md)"`
 	StandbyReplicas int           `yaml:"standby_replicas" help:"warm copies of each task kept by other instances, which tail its changelog partition, so that the instance that takes a task over from a crashed one catches up the last records instead of restoring the whole changelog (Kafka Streams' num.standby.replicas); each copy costs the memory of the task's state on the instance that keeps it (docs/production.md, Standby replicas); 0: none"`
 	SASL            SASL          `yaml:"sasl"`
 	TLS             TLS           `yaml:"tls"`
@@ -131,6 +133,9 @@ type Topics struct {
 	Erasures    string `yaml:"erasures" help:"input topic of erasure requests (GDPR, CCPA), keyed by customer_id, co-partitioned with the inputs (winback erase writes it); created when missing, with the inputs' partition count"`
 }
 
+// Compressions are the values of kafka.compression: Kafka's codecs.
+var Compressions = []string{"snappy", "lz4", "zstd", "gzip", "none"}
+
 // Default returns the defaults; every field the user leaves alone keeps them.
 func Default() Config {
 	return Config{
@@ -141,6 +146,7 @@ func Default() Config {
 			SessionTimeout:  45 * time.Second,
 			TxnTimeout:      40 * time.Second,
 			Rebalance:       "cooperative",
+			Compression:     "snappy",
 		},
 		Registry: Registry{URL: "http://127.0.0.1:8081", Retry: 30 * time.Second},
 		ClickHouse: ClickHouse{
@@ -204,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.Rebalance != "cooperative" && c.Kafka.Rebalance != "eager" && c.Kafka.Rebalance != "migrate" {
 		bad("kafka-rebalance", "%s", oneOf(c.Kafka.Rebalance, "cooperative", "eager", "migrate"))
+	}
+	if !slices.Contains(Compressions, c.Kafka.Compression) {
+		bad("kafka-compression", "%s", oneOf(c.Kafka.Compression, Compressions...))
 	}
 	if c.Kafka.LivenessTimeout < 0 {
 		bad("kafka-liveness-timeout", "%s is negative; use 0 for twice the session timeout", c.Kafka.LivenessTimeout)

@@ -260,3 +260,26 @@ func TestStandbyReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestCompression: kafka.compression is snappy unless set, takes every
+// Kafka codec by flag or env, and a typo fails naming the flag with the
+// codec meant.
+func TestCompression(t *testing.T) {
+	if d := Default(); d.Kafka.Compression != "snappy" {
+		t.Fatalf("default compression %q, want snappy", d.Kafka.Compression)
+	}
+	for _, c := range Compressions {
+		cfg, err := load(t, []string{"--kafka-compression", c}, nil)
+		if err != nil || cfg.Kafka.Compression != c {
+			t.Errorf("flag %s: %q, %v", c, cfg.Kafka.Compression, err)
+		}
+	}
+	cfg, err := load(t, nil, map[string]string{"WINBACK_KAFKA_COMPRESSION": "gzip"})
+	if err != nil || cfg.Kafka.Compression != "gzip" {
+		t.Fatalf("env: %q, %v; want gzip", cfg.Kafka.Compression, err)
+	}
+	_, err = load(t, []string{"--kafka-compression", "gzipp"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "--kafka-compression") || !strings.Contains(err.Error(), "did you mean gzip") {
+		t.Errorf("a typo gives %v, want an error naming --kafka-compression and suggesting gzip", err)
+	}
+}

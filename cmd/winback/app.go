@@ -89,6 +89,11 @@ func kafkaOpts(cfg *config.Config, log *slog.Logger) ([]kgo.Opt, error) {
 		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
 		kgo.ClientID("winback"),
 	}
+	codec, err := compression(cfg.Kafka.Compression)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, kgo.ProducerBatchCompression(codec))
 	s := cfg.Kafka.SASL
 	switch strings.ToUpper(s.Mechanism) {
 	case "PLAIN":
@@ -120,6 +125,23 @@ func kafkaOpts(cfg *config.Config, log *slog.Logger) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	return opts, nil
+}
+
+// compression maps kafka.compression to franz-go's codec.
+func compression(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "none":
+		return kgo.NoCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("--kafka-compression: %q is not one of %v", name, config.Compressions)
 }
 
 func registryClient(cfg *config.Config) (*sr.Client, error) {
@@ -337,7 +359,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		return usageError{fmt.Errorf("--http-addr: %w", err)}
 	}
 	log.Info("winback started", "version", versionLine(), "http", srv.Addr(), "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.Group,
-		"clickhouse", sink.ServerVersion(), "trigger_format", cfg.TriggerFormat, "instance", instance)
+		"clickhouse", sink.ServerVersion(), "trigger_format", cfg.TriggerFormat, "compression", cfg.Kafka.Compression, "instance", instance)
 	if started != nil {
 		started(srv.Addr())
 	}
