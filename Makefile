@@ -21,13 +21,13 @@ BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
 all: build
 
-## deps: install what make test needs when missing: Debian's clickhouse-server, clickhouse-client and kcat, and chDB
+## deps: install what make test needs when missing: Debian's clickhouse-server, clickhouse-client and kcat, the KafkaJS test client and chDB
 deps:
 	@bash scripts/deps.sh
 
-## deps-run: only what make run needs (no chDB, which only the tests use)
+## deps-run: only what make run needs (no chDB or KafkaJS, which only the tests use)
 deps-run:
-	@bash scripts/deps.sh --no-chdb
+	@bash scripts/deps.sh --run-only
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/winback

@@ -6,13 +6,18 @@
 #   1. clickhouse-server, clickhouse-client, kcat and zookeeper from apt
 #      (Debian's ClickHouse is 18.16; ZooKeeper 3.8, a Java program, is for
 #      the replicated ClickHouse cluster test). Needs root, or sudo.
-#   2. libchdb.so (a modern ClickHouse as a library) from the npm package
+#   2. An outside Kafka client for the tests: KafkaJS and the Confluent
+#      schema-registry client for Node.js, at the versions of
+#      testenv/kafkajs/package-lock.json, into .cache/kafkajs (npm ci; about
+#      16 MB).
+#   3. libchdb.so (a modern ClickHouse as a library) from the npm package
 #      `chdb`, into .cache/chdb. Its absolute path is printed last and written
-#      to .cache/chdb/libpath, for the Makefile (CHDB_LIB_PATH). Only the
-#      tests use it (about 180 MB): `make run` calls this script with
-#      --no-chdb and skips it.
+#      to .cache/chdb/libpath, for the Makefile (CHDB_LIB_PATH).
 #
-# Usage: deps.sh [--no-chdb]
+# Only the tests use 2 and 3 (about 200 MB): `make run` calls this script
+# with --run-only and skips them.
+#
+# Usage: deps.sh [--run-only] (--no-chdb is the same, its former name)
 #
 # Environment:
 #   CHDB_DIR          where to install chdb (default: <repo>/.cache/chdb)
@@ -22,9 +27,9 @@ set -euo pipefail
 with_chdb=1
 for arg in "$@"; do
 	case $arg in
-	--no-chdb) with_chdb=0 ;;
+	--run-only | --no-chdb) with_chdb=0 ;;
 	*)
-		printf 'deps: unknown argument %s (usage: deps.sh [--no-chdb])\n' "$arg" >&2
+		printf 'deps: unknown argument %s (usage: deps.sh [--run-only])\n' "$arg" >&2
 		exit 2
 		;;
 	esac
@@ -84,11 +89,26 @@ else
 	log "installed: ${missing[*]}"
 fi
 
-# --- 2. libchdb.so from npm ------------------------------------------------
 if [ "$with_chdb" -eq 0 ]; then
-	log "chdb skipped (--no-chdb: only the tests need it)"
+	log "KafkaJS and chdb skipped (--run-only: only the tests need them)"
 	exit 0
 fi
+command -v npm >/dev/null 2>&1 || die "npm not found; install nodejs and npm (apt-get install nodejs npm)"
+
+# --- 2. the KafkaJS client from npm ----------------------------------------
+js_src=$repo/testenv/kafkajs
+js_dir=$repo/.cache/kafkajs
+if [ -d "$js_dir/node_modules/kafkajs" ] && cmp -s "$js_src/package-lock.json" "$js_dir/package-lock.json"; then
+	log "KafkaJS client present in $js_dir"
+else
+	log "installing the KafkaJS client with npm ci into $js_dir"
+	mkdir -p "$js_dir"
+	cp "$js_src/package.json" "$js_src/package-lock.json" "$js_dir/"
+	npm ci --prefix "$js_dir" --no-audit --no-fund --loglevel=error ||
+		die "npm ci --prefix $js_dir failed"
+fi
+
+# --- 3. libchdb.so from npm ------------------------------------------------
 
 find_libchdb() {
 	[ -d "$chdb_dir/node_modules" ] || return 0
@@ -97,7 +117,6 @@ find_libchdb() {
 
 lib=$(find_libchdb)
 if [ -z "$lib" ]; then
-	command -v npm >/dev/null 2>&1 || die "npm not found; install nodejs and npm (apt-get install nodejs npm)"
 	mkdir -p "$chdb_dir"
 	log "installing chdb@$chdb_version with npm into $chdb_dir (about 180 MB download)"
 	# The library comes in an optional dependency

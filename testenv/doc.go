@@ -23,6 +23,13 @@
 //	kcat -b 127.0.0.1:9092 -C -t winback-triggers -o beginning -e
 //	kcat -b 127.0.0.1:9092 -C -t winback-triggers -X isolation.level=read_committed -e
 //
+// The directory kafkajs holds a second outside client, in Node.js: a
+// script on KafkaJS and @kafkajs/confluent-schema-registry (avsc) that
+// produces events as Confluent Avro through a transactional producer and
+// reads Avro triggers read_committed. scripts/deps.sh installs its
+// packages, at the versions of its package-lock.json, into .cache/kafkajs;
+// cmd/winback's TestProducerStyles runs it.
+//
 // # Schema registry
 //
 // StartRegistry serves franz-go's srfake (the Confluent REST API, in memory)

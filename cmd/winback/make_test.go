@@ -8,7 +8,7 @@ import (
 )
 
 // TestMakeRunNeedsNoChDB: make run installs only what the demo needs (no
-// chDB, which only the tests use) and passes ARGS to winback dev.
+// chDB or KafkaJS, which only the tests use) and passes ARGS to winback dev.
 func TestMakeRunNeedsNoChDB(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Fatalf("make is not installed: %v", err)
@@ -18,8 +18,8 @@ func TestMakeRunNeedsNoChDB(t *testing.T) {
 		t.Fatalf("make -n run: %v\n%s", err, out)
 	}
 	plan := string(out)
-	if !strings.Contains(plan, "bash scripts/deps.sh --no-chdb\n") {
-		t.Errorf("make run does not call deps.sh --no-chdb:\n%s", plan)
+	if !strings.Contains(plan, "bash scripts/deps.sh --run-only\n") {
+		t.Errorf("make run does not call deps.sh --run-only:\n%s", plan)
 	}
 	if strings.Contains(plan, "bash scripts/deps.sh\n") {
 		t.Errorf("make run installs everything (chDB too):\n%s", plan)
@@ -28,21 +28,21 @@ func TestMakeRunNeedsNoChDB(t *testing.T) {
 		t.Errorf("make run does not pass ARGS:\n%s", plan)
 	}
 
-	// deps.sh --no-chdb leaves the chDB directory alone.
+	// deps.sh --run-only leaves the chDB directory alone.
 	dir := t.TempDir()
-	cmd := exec.Command("bash", "../../scripts/deps.sh", "--no-chdb")
+	cmd := exec.Command("bash", "../../scripts/deps.sh", "--run-only")
 	cmd.Env = append(os.Environ(), "CHDB_DIR="+dir)
 	b, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("deps.sh --no-chdb: %v\n%s", err, b)
+		t.Fatalf("deps.sh --run-only: %v\n%s", err, b)
 	}
-	if !strings.Contains(string(b), "chdb skipped") {
-		t.Errorf("deps.sh --no-chdb said:\n%s", b)
+	if !strings.Contains(string(b), "KafkaJS and chdb skipped") {
+		t.Errorf("deps.sh --run-only said:\n%s", b)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-		t.Errorf("deps.sh --no-chdb wrote %d entries into CHDB_DIR", len(entries))
+		t.Errorf("deps.sh --run-only wrote %d entries into CHDB_DIR", len(entries))
 	}
-	if b, err := exec.Command("bash", "../../scripts/deps.sh", "--bogus").CombinedOutput(); err == nil || !strings.Contains(string(b), "usage: deps.sh [--no-chdb]") {
+	if b, err := exec.Command("bash", "../../scripts/deps.sh", "--bogus").CombinedOutput(); err == nil || !strings.Contains(string(b), "usage: deps.sh [--run-only]") {
 		t.Errorf("deps.sh --bogus: %v\n%s", err, b)
 	}
 }

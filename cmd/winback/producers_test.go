@@ -28,20 +28,32 @@ import (
 //     partitioner (CRC32, as kcat and confluent-kafka-python do), support
 //     events with no key at all;
 //   - transactional: murmur2 through a transactional producer, with one
-//     aborted transaction across every input partition half-way.
+//     aborted transaction across every input partition half-way;
+//   - kafkajs: an outside Node.js program (testenv/kafkajs/client.js):
+//     KafkaJS's transactional producer and default partitioner (support
+//     events with no key), gzip-compressed batches, values in Confluent
+//     Avro written by avsc with schemas its own registry client
+//     registered, one aborted transaction; winback writes gzip batches
+//     (kafka.compression) and Avro triggers, which a KafkaJS consumer
+//     reads read_committed and decodes through the registry.
 //
-// Every run must equal the plain one exactly: the same trigger ids and the
-// same customer_aggregates FINAL rows. The mixed run routes most e-mails
-// and every ticket through the repartition topic, and the forwarding
-// barrier applies them in the order the inputs would have.
+// Every run must equal the plain one exactly: the same triggers (id,
+// customer, kind, reasons, priority, action, evidence), the same
+// customer_aggregates FINAL rows and the same dead letters. The mixed run
+// routes most e-mails and every ticket through the repartition topic, and
+// the forwarding barrier applies them in the order the inputs would have.
 func TestProducerStyles(t *testing.T) {
 	o := genOptions{customers: 300, days: 240, seed: 23, encoding: "json"}
 	plain := runStyle(t, "plain", o)
-	for _, style := range []string{"transactional", "mixed"} {
+	for _, style := range []string{"transactional", "mixed", "kafkajs"} {
 		got := runStyle(t, style, o)
 		if !slices.Equal(plain.triggers, got.triggers) {
 			m, x := diff(plain.triggers, got.triggers)
-			t.Errorf("%s: %d trigger ids, plain %d: %d missing, %d extra", style, len(got.triggers), len(plain.triggers), len(m), len(x))
+			t.Errorf("%s: %d triggers, plain %d: %d missing, %d extra (first: %q, %q)", style, len(got.triggers), len(plain.triggers), len(m), len(x), first(m), first(x))
+		}
+		if !slices.Equal(plain.dead, got.dead) {
+			m, x := diff(plain.dead, got.dead)
+			t.Errorf("%s: %d dead letters, plain %d: %d missing, %d extra (first: %q, %q)", style, len(got.dead), len(plain.dead), len(m), len(x), first(m), first(x))
 		}
 		if d := diffRows(plain.rows, got.rows); d != "" {
 			t.Errorf("%s: customer_aggregates FINAL differs from the plain run: %s", style, d)
@@ -59,7 +71,8 @@ func TestProducerStyles(t *testing.T) {
 }
 
 type styleOutcome struct {
-	triggers      []string // sorted ids
+	triggers      []string // sorted triggerLines
+	dead          []string // sorted "source topic|reason" of the dead letters
 	rows          []string // customer_aggregates FINAL, all columns but updated_at
 	repartitioned float64
 	late          float64 // events applied behind their task's watermark
@@ -83,7 +96,13 @@ func runStyle(t *testing.T, style string, o genOptions) styleOutcome {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	produceStyled(ctx, t, &s.cfg, g, style, partitions)
+	if style == "kafkajs" {
+		s.cfg.TriggerFormat = "avro"
+		s.cfg.Kafka.Compression = "gzip" // KafkaJS reads no snappy without a plug-in
+		produceKafkaJS(ctx, t, &s.cfg, g)
+	} else {
+		produceStyled(ctx, t, &s.cfg, g, style, partitions)
+	}
 
 	httpAddr, reg := s.serveInProcess(t, s.cfg)
 	topics := append(inputs(s.cfg), s.cfg.RepartitionTopic())
@@ -94,14 +113,27 @@ func runStyle(t *testing.T, style string, o genOptions) styleOutcome {
 	waitConfirmed(t, reg)
 
 	var out styleOutcome
-	for _, r := range consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.Triggers) {
-		var tr jsonTrigger
-		if err := json.Unmarshal(r.Value, &tr); err != nil {
-			t.Fatalf("%s: trigger is not JSON: %v", style, err)
+	records := consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.Triggers)
+	if style == "kafkajs" {
+		out.triggers = consumeKafkaJS(ctx, t, &s.cfg, len(records))
+	} else {
+		for _, r := range records {
+			var tr jsonTrigger
+			if err := json.Unmarshal(r.Value, &tr); err != nil {
+				t.Fatalf("%s: trigger is not JSON: %v", style, err)
+			}
+			out.triggers = append(out.triggers, tr.line())
 		}
-		out.triggers = append(out.triggers, tr.TriggerID)
 	}
 	slices.Sort(out.triggers)
+	for _, r := range consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.DLQ) {
+		h := map[string]string{}
+		for _, kv := range r.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		out.dead = append(out.dead, h["winback.source.topic"]+"|"+h["winback.reason"])
+	}
+	slices.Sort(out.dead)
 	db := openCH(t, s.cfg.ClickHouse.DSN)
 	cols := queryRows(t, db, fmt.Sprintf(`SELECT name FROM system.columns WHERE database = '%s' AND table = 'customer_aggregates' AND name != 'updated_at'`, s.cfg.ClickHouse.Database))
 	// Each run starts its state in its own epoch (the high 32 bits of

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,6 +92,16 @@ type jsonTrigger struct {
 	Priority      int                `json:"priority"`
 	Action        string             `json:"recommended_action"`
 	Evidence      map[string]float64 `json:"evidence"`
+}
+
+// line is every field of tr that a replay of its input reproduces, on one
+// line: all of them but the wall times.
+func (tr jsonTrigger) line() string {
+	var ev strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(tr.Evidence)) {
+		fmt.Fprintf(&ev, "%s=%v ", k, tr.Evidence[k])
+	}
+	return fmt.Sprintf("%s|%s|%s|%s|%v|%d|%s|%s", tr.TriggerID, tr.CustomerID, tr.Kind, tr.PrimaryReason, tr.Reasons, tr.Priority, tr.Action, ev.String())
 }
 
 // triggers reads every committed trigger with kcat.

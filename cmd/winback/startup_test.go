@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/winback/winback/config"
 	"github.com/winback/winback/testenv"
 )
 
@@ -157,5 +160,26 @@ func TestGenFailsWithinDefault(t *testing.T) {
 	// A generous bound, not a speed assertion: the old behaviour hung.
 	if took := time.Since(began); took > 40*time.Second {
 		t.Errorf("gen took %s to give up", took)
+	}
+}
+
+// TestCompressionCodecs: every kafka.compression the configuration accepts
+// is a franz-go codec of its own. (TestProducerStyles' kafkajs run shows
+// that the setting reaches the records: KafkaJS reads its gzip triggers and
+// fails on snappy.)
+func TestCompressionCodecs(t *testing.T) {
+	seen := map[kgo.CompressionCodec]string{}
+	for _, name := range config.Compressions {
+		c, err := compression(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if other, ok := seen[c]; ok {
+			t.Errorf("%s and %s map to the same codec", name, other)
+		}
+		seen[c] = name
+	}
+	if _, err := compression("brotli"); err == nil {
+		t.Error("brotli: no error")
 	}
 }
