@@ -71,7 +71,7 @@ func TestProducerStyles(t *testing.T) {
 }
 
 type styleOutcome struct {
-	triggers      []string // sorted triggerLines
+	triggers      []string // sorted jsonTrigger.line()s
 	dead          []string // sorted "source topic|reason" of the dead letters
 	rows          []string // customer_aggregates FINAL, all columns but updated_at
 	repartitioned float64
@@ -146,8 +146,8 @@ func runStyle(t *testing.T, style string, o genOptions) styleOutcome {
 	out.rows = queryRows(t, db, fmt.Sprintf(`SELECT %s FROM %s.customer_aggregates FINAL ORDER BY customer_id`, strings.Join(cols, ", "), s.cfg.ClickHouse.Database))
 	out.repartitioned = metricSum(t, httpAddr, "winback_repartitioned_records_total")
 	out.late = metricSum(t, httpAddr, "winback_late_events_total")
-	if len(out.rows) < 100 || len(out.triggers) == 0 {
-		t.Fatalf("%s: %d customers and %d triggers: too few to compare", style, len(out.rows), len(out.triggers))
+	if len(out.rows) < 100 || len(out.triggers) == 0 || len(out.dead) == 0 {
+		t.Fatalf("%s: %d customers, %d triggers and %d dead letters: too few to compare", style, len(out.rows), len(out.triggers), len(out.dead))
 	}
 	return out
 }
