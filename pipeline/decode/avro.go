@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 )
 
 // Errors of the Avro binary reader; mapped to Reasons by avroErr.
@@ -175,11 +176,13 @@ func (r *areader) skip(t *atype, depth int) error {
 
 // leaf says how to read one (non-union) writer type into a target.
 type leaf struct {
-	kind akind    // aNull, aLong (int or long), aFloat, aDouble, aString (or bytes), aEnum
-	int  bool     // writer type is int: check the 32-bit range
-	div  int64    // event_time: divide the value by this to get ms
-	enum []uint8  // aEnum: writer symbol index → event enum value, 0 = unknown
-	syms []string // aEnum: the writer's symbols, for error messages
+	kind  akind    // aNull, aLong (int or long), aFloat, aDouble, aString (or bytes), aEnum, aBytes or aFixed (a decimal)
+	int   bool     // writer type is int: check the 32-bit range
+	div   int64    // event_time: divide the value by this to get ms
+	enum  []uint8  // aEnum: writer symbol index → event enum value, 0 = unknown
+	syms  []string // aEnum: the writer's symbols, for error messages
+	size  int      // aFixed: its size
+	scale int      // aBytes, aFixed: the decimal's scale
 }
 
 // fieldOp reads one writer field.
@@ -204,8 +207,8 @@ func compile(s *spec, root *atype) (*avroPlan, *Error) {
 	if root.kind != aRecord {
 		return nil, errorf(ReasonAvroWrongSchema, "", "schema is not a record; want %s", s.record)
 	}
-	if !recordNamed(root, s.record) {
-		return nil, errorf(ReasonAvroWrongSchema, "", "schema is record %s; want %s", root.name, s.record)
+	if other := otherInput(root, s); other != "" {
+		return nil, errorf(ReasonAvroWrongSchema, "", "schema is record %s, the contract's record of another input; want %s", root.name, s.record)
 	}
 	p := &avroPlan{ops: make([]fieldOp, 0, len(root.fields))}
 	var present uint32
@@ -238,6 +241,22 @@ func compile(s *spec, root *atype) (*avroPlan, *Error) {
 		}
 	}
 	return p, nil
+}
+
+// otherInput returns the contract record name of another input that t is
+// named (or aliased) after, "" if none. Records of other names are read by
+// their fields: Kafka Connect's AvroConverter, for one, names them after
+// the source table or ConnectDefault.
+func otherInput(t *atype, s *spec) string {
+	if recordNamed(t, s.record) {
+		return ""
+	}
+	for _, o := range specs {
+		if o != nil && o != s && recordNamed(t, o.record) {
+			return o.record
+		}
+	}
+	return ""
 }
 
 func recordNamed(t *atype, want string) bool {
@@ -304,12 +323,17 @@ func leafFor(s *spec, t target, w *atype) (leaf, bool) {
 		}
 		return l, true
 	case t == tType || t == tPriority:
-		if w.kind == aEnum {
+		switch w.kind {
+		case aEnum:
 			l := leaf{kind: aEnum, enum: make([]uint8, len(w.symbols)), syms: w.symbols}
 			for i, sym := range w.symbols {
 				l.enum[i] = s.enumValue(t, sym)
 			}
 			return l, true
+		case aString:
+			// The symbol as a string, as in JSON: Kafka Connect has no
+			// enums, and many producers write strings.
+			return leaf{kind: aString}, true
 		}
 	case t == tAmount:
 		switch w.kind {
@@ -317,6 +341,12 @@ func leafFor(s *spec, t target, w *atype) (leaf, bool) {
 			return leaf{kind: w.kind}, true
 		case aInt, aLong:
 			return leaf{kind: aLong, int: w.kind == aInt}, true
+		case aBytes, aFixed:
+			// A decimal, as databases keep money (Kafka Connect's
+			// Decimal, Debezium).
+			if w.logical == "decimal" {
+				return leaf{kind: w.kind, size: w.size, scale: w.scale}, true
+			}
 		}
 	case t == tItems || t == tCSAT || t == tNPS:
 		if w.kind == aInt || w.kind == aLong {
@@ -373,7 +403,14 @@ func (p *avroPlan) read(s *spec, r *areader, t target, l *leaf, f *fields) error
 		if b, err = r.bytes(); err != nil {
 			return err
 		}
-		f.str[t] = str{b: b}
+		if t.isString() {
+			f.str[t] = str{b: b}
+			break
+		}
+		if !f.symbol(t, s.enumValue(t, string(b))) {
+			f.invalid(t, errorf(ReasonFieldInvalid, "", "unknown symbol %q", b))
+			return nil
+		}
 	case aEnum:
 		if n, err = r.int(); err != nil {
 			return err
@@ -381,16 +418,26 @@ func (p *avroPlan) read(s *spec, r *areader, t target, l *leaf, f *fields) error
 		if n < 0 || n >= int64(len(l.enum)) {
 			return errEnumIndex
 		}
-		v := l.enum[n]
-		if v == 0 {
+		if !f.symbol(t, l.enum[n]) {
 			f.invalid(t, errorf(ReasonFieldInvalid, "", "unknown symbol %q", l.syms[n]))
 			return nil
 		}
-		if t == tPriority {
-			f.prio = v
+	case aBytes, aFixed:
+		var b []byte
+		if l.kind == aBytes {
+			b, err = r.bytes()
 		} else {
-			f.typ = v
+			b, err = r.fixed(l.size)
 		}
+		if err != nil {
+			return err
+		}
+		x, ok := decimal(b, l.scale)
+		if !ok {
+			f.invalid(t, errorf(ReasonFieldInvalid, "", "decimal of %d bytes: want 1 to %d", len(b), maxDecimalBytes))
+			return nil
+		}
+		f.amount = x
 	case aDouble, aFloat:
 		if l.kind == aDouble {
 			x, err = r.double()
@@ -425,6 +472,42 @@ func (p *avroPlan) read(s *spec, r *areader, t target, l *leaf, f *fields) error
 	}
 	f.set |= bit(t)
 	return nil
+}
+
+// Bounds of the decimals read as amounts: 38 digits, the most of Kafka
+// Connect's, Debezium's and most databases' decimals, take 16 bytes.
+const (
+	maxDecimalBytes = 32
+	maxDecimalScale = 64
+)
+
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// decimal is the value of an Avro decimal, the big-endian two's-complement
+// unscaled integer b times 10^-scale, rounded to the nearest float64 (as
+// strconv.ParseFloat rounds the same number written out); false for an
+// empty or oversized b.
+func decimal(b []byte, scale int) (float64, bool) {
+	if len(b) == 0 || len(b) > maxDecimalBytes {
+		return 0, false
+	}
+	if len(b) <= 8 && scale < len(pow10) {
+		n := int64(int8(b[0])) // sign-extended
+		for _, c := range b[1:] {
+			n = n<<8 | int64(c)
+		}
+		if n >= -1<<53 && n <= 1<<53 {
+			// Both exact, so one correctly rounded division.
+			return float64(n) / pow10[scale], true
+		}
+	}
+	u := new(big.Int).SetBytes(b)
+	if b[0]&0x80 != 0 {
+		u.Sub(u, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+	}
+	x, _ := new(big.Rat).SetFrac(u, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)).Float64()
+	return x, true
 }
 
 func floorDiv(n, d int64) int64 {

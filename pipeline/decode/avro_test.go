@@ -4,7 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"math/big"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/linkedin/goavro/v2"
 
@@ -60,13 +65,40 @@ const (
 	  {"name":"priority","type":{"type":"enum","name":"P","symbols":["LOW","NORMAL","HIGH","URGENT"]}},
 	  {"name":"csat","type":"int"},{"name":"nps","type":["int","null"]}]}`
 	notARecord = `"string"`
+	// Kafka Connect's AvroConverter, as it writes an orders table's rows:
+	// its own record name, strings for the enums, the amount a Connect
+	// Decimal (bytes, scale 2), Connect's type parameters, optional
+	// columns as unions with null.
+	orderConnect = `{"type":"record","name":"ConnectDefault","namespace":"io.confluent.connect.avro","fields":[
+	  {"name":"event_id","type":"string"},{"name":"customer_id","type":"string"},
+	  {"name":"event_time","type":{"type":"long","connect.version":1,"connect.name":"org.apache.kafka.connect.data.Timestamp","logicalType":"timestamp-millis"}},
+	  {"name":"type","type":"string"},
+	  {"name":"order_id","type":"string"},
+	  {"name":"amount","type":{"type":"bytes","scale":2,"precision":12,"connect.version":1,"connect.parameters":{"scale":"2","connect.decimal.precision":"12"},"connect.name":"org.apache.kafka.connect.data.Decimal","logicalType":"decimal"}},
+	  {"name":"currency","type":"string"},
+	  {"name":"items","type":"int"},
+	  {"name":"note","type":["null","string"],"default":null}
+	],"connect.name":"io.confluent.connect.avro.ConnectDefault"}`
+	// A decimal amount in a fixed, scale 4, under a table's name.
+	orderFixedDecimal = `{"type":"record","name":"orders","fields":[
+	  {"name":"event_id","type":"string"},{"name":"customer_id","type":"string"},
+	  {"name":"event_time","type":"long"},{"name":"type","type":"string"},
+	  {"name":"order_id","type":"string"},
+	  {"name":"amount","type":{"type":"fixed","name":"Money","size":9,"logicalType":"decimal","precision":20,"scale":4}},
+	  {"name":"currency","type":"string"},{"name":"items","type":"long"}]}`
+	supportConnect = `{"type":"record","name":"Value","namespace":"dbserver1.helpdesk.tickets","fields":[
+	  {"name":"event_id","type":"string"},{"name":"customer_id","type":"string"},
+	  {"name":"event_time","type":"long"},{"name":"type","type":"string"},
+	  {"name":"ticket_id","type":"string"},{"name":"category","type":["null","string"],"default":null},
+	  {"name":"priority","type":"string"},
+	  {"name":"csat","type":["null","int"],"default":null},{"name":"nps","type":["null","int"],"default":null}]}`
 )
 
 func framed(id int, body []byte) []byte {
 	return append(binary.BigEndian.AppendUint32([]byte{0}, uint32(id)), body...)
 }
 
-func goavroBody(t *testing.T, schema string, native map[string]any) []byte {
+func goavroBody(t testing.TB, schema string, native map[string]any) []byte {
 	t.Helper()
 	c, err := goavro.NewCodec(schema)
 	if err != nil {
@@ -88,7 +120,41 @@ func TestDecodeAvro(t *testing.T) {
 	reg.add(14, supportV2)
 	reg.add(15, notARecord)
 	reg.add(16, `{"type":"record","name":"Order","fields":[{"name":"x","type":"nosuchtype"}]}`)
+	reg.add(17, orderConnect)
+	reg.add(18, orderFixedDecimal)
+	reg.add(19, supportConnect)
 	d := newTestDecoder(reg)
+
+	// conn is orderEvent() as Kafka Connect writes it: amount in cents.
+	conn := func(mod func(m map[string]any)) []byte {
+		m := map[string]any{"event_id": "e-1", "customer_id": "c-1", "event_time": time.UnixMilli(baseTime).UTC(),
+			"type": "PLACED", "order_id": "o-1", "amount": big.NewRat(4250, 100), "currency": "EUR", "items": int32(2),
+			"note": goavro.Union("string", "gift wrap")}
+		if mod != nil {
+			mod(m)
+		}
+		return framed(17, goavroBody(t, orderConnect, m))
+	}
+	// Money is a 9-byte two's complement: the unscaled amount at scale 4.
+	money := func(unscaled int64) []byte {
+		b := binary.BigEndian.AppendUint64([]byte{0}, uint64(unscaled))
+		if unscaled < 0 {
+			b[0] = 0xff
+		}
+		return b
+	}
+	fixedDec := func(amount []byte) []byte {
+		return framed(18, goavroBody(t, strings.Replace(orderFixedDecimal, `"logicalType":"decimal",`, "", 1), map[string]any{
+			"event_id": "e-1", "customer_id": "c-1", "event_time": int64(baseTime), "type": "PLACED",
+			"order_id": "o-1", "amount": amount, "currency": "EUR", "items": int64(2)}))
+	}
+	connSupport := func(prio string) []byte {
+		return framed(19, goavroBody(t, supportConnect, map[string]any{
+			"event_id": "e-3", "customer_id": "c-1", "event_time": int64(baseTime), "type": "RESOLVED",
+			"ticket_id": "t-1", "category": goavro.Union("string", "delivery"), "priority": prio,
+			"csat": goavro.Union("int", int32(2)), "nps": nil}))
+	}
+	withAmount := func(x float64) *event.Event { e := orderEvent(); e.Amount = x; return &e }
 
 	v2 := func(mod func(m map[string]any)) []byte {
 		m := map[string]any{
@@ -159,6 +225,20 @@ func TestDecodeAvro(t *testing.T) {
 			"order_id": "o-1", "amount": int32(42), "currency": "EUR", "items": int32(2)})), "", nil},
 		{"evolved support", event.KindSupport, "c-1", supp2(nil), "", &s2},
 		{"evolved support nps null", event.KindSupport, "c-1", supp2(func(m map[string]any) { m["nps"] = nil }), "", &[]event.Event{supportEvent()}[0]},
+		{"kafka connect order", event.KindOrder, "c-1", conn(nil), "", &[]event.Event{orderEvent()}[0]},
+		{"kafka connect support", event.KindSupport, "c-1", connSupport("HIGH"), "", &[]event.Event{supportEvent()}[0]},
+		{"decimal 39.99", event.KindOrder, "c-1", conn(func(m map[string]any) { m["amount"] = big.NewRat(3999, 100) }), "", withAmount(39.99)},
+		{"decimal 0", event.KindOrder, "c-1", conn(func(m map[string]any) { m["amount"] = big.NewRat(0, 1) }), "", withAmount(0)},
+		{"decimal of 20 digits", event.KindOrder, "c-1", conn(func(m map[string]any) { m["amount"], _ = new(big.Rat).SetString("123456789012345678.91") }), "", withAmount(123456789012345678.91)},
+		{"fixed decimal", event.KindOrder, "c-1", fixedDec(money(425000)), "", withAmount(42.5)},
+		{"fixed decimal of 18 digits", event.KindOrder, "c-1", fixedDec(money(999999999999999999)), "", withAmount(99999999999999.9999)},
+		{"negative decimal", event.KindOrder, "c-1", conn(func(m map[string]any) { m["amount"] = big.NewRat(-1, 100) }), ReasonFieldInvalid, nil},
+		{"negative fixed decimal", event.KindOrder, "c-1", fixedDec(money(-425000)), ReasonFieldInvalid, nil},
+		{"empty decimal", event.KindOrder, "c-1", framed(17, goavroBody(t, strings.Replace(orderConnect, `,"logicalType":"decimal"`, "", 1), map[string]any{
+			"event_id": "e-1", "customer_id": "c-1", "event_time": int64(baseTime), "type": "PLACED", "order_id": "o-1",
+			"amount": []byte{}, "currency": "EUR", "items": int32(2), "note": nil})), ReasonFieldInvalid, nil},
+		{"unknown type string", event.KindOrder, "c-1", conn(func(m map[string]any) { m["type"] = "placed" }), ReasonFieldInvalid, nil},
+		{"unknown priority string", event.KindSupport, "c-1", connSupport("P1"), ReasonFieldInvalid, nil},
 
 		{"header only", event.KindOrder, "c-1", []byte{0, 0, 0}, ReasonAvroTruncated, nil},
 		{"header no body", event.KindOrder, "c-1", []byte{0, 0, 0, 0, 1}, ReasonAvroTruncated, nil},
@@ -246,6 +326,41 @@ func TestDecodeAvroAgreesWithGoavro(t *testing.T) {
 		}
 		if got != fromGoavro || got != ev {
 			t.Errorf("\ndecoder %+v\n goavro %+v\n   sent %+v", got, fromGoavro, ev)
+		}
+	}
+}
+
+// TestDecimal: an Avro decimal reads as the float64 that strconv.ParseFloat
+// gives for the same number written out, from one byte to the 32 read,
+// at scales 0 to 40.
+func TestDecimal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	for i := range 20000 {
+		n := 1 + rng.IntN(maxDecimalBytes)
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		if i%3 == 0 && n > 1 { // small values in long encodings
+			for j := range b[:n-1] {
+				b[j] = 0
+			}
+		}
+		scale := rng.IntN(41)
+		got, ok := decimal(b, scale)
+		u := new(big.Int).SetBytes(b)
+		if b[0]&0x80 != 0 {
+			u.Sub(u, new(big.Int).Lsh(big.NewInt(1), uint(8*n)))
+		}
+		text := u.String() + "e-" + strconv.Itoa(scale)
+		want, err := strconv.ParseFloat(text, 64)
+		if !ok || err != nil || got != want {
+			t.Fatalf("%x at scale %d (%s): got %v, %v; ParseFloat %v, %v", b, scale, text, got, ok, want, err)
+		}
+	}
+	for _, b := range [][]byte{nil, make([]byte, maxDecimalBytes+1)} {
+		if _, ok := decimal(b, 2); ok {
+			t.Errorf("decimal of %d bytes accepted", len(b))
 		}
 	}
 }

@@ -14,7 +14,9 @@
 //     Avro schema, enums as their symbols, event_time as epoch milliseconds
 //     (a JSON integer) or an RFC 3339 string, csat and nps null or absent.
 //     Field names match exactly; unknown fields are skipped; a field given
-//     twice is rejected.
+//     twice is rejected. Kafka Connect's JsonConverter envelope
+//     ({"schema": {…}, "payload": {…}}, schemas.enable=true) is read too:
+//     the fields of a top-level "payload" object count as the record's.
 //
 // # Schema evolution
 //
@@ -23,10 +25,16 @@
 // skipped, fields may come in any order, a union with null is accepted where
 // the contract has a plain type (null then counts as absent), and the usual
 // promotions apply (int → long, int/long/float → double, bytes → string,
-// timestamp-micros/nanos → millis). A writer schema whose record name is not
-// the topic's (Order, EmailEvent, SupportEvent, or an alias of it), or whose
-// field of a known name has a type that cannot be read as the contract's, is
-// avro.wrong_schema; one that lacks a required field is field.missing. Each
+// timestamp-micros/nanos → millis). Beyond Avro's own rules, as written by
+// Kafka Connect's AvroConverter and by producers that derive their schema
+// from a database table: a string where the contract has an enum (the
+// symbol, checked as in JSON), and an amount that is a decimal (bytes or
+// fixed with logicalType decimal, rounded to the nearest double). The
+// record may have any name but another input's: a writer schema named (or
+// aliased) Order, EmailEvent or SupportEvent on another input's topic, or
+// whose field of a known name has a type that cannot be read as the
+// contract's, is avro.wrong_schema; one that lacks a required field is
+// field.missing. Each
 // schema id is compiled once into a plan that decodes straight into the
 // event, without goavro's generic maps on the hot path; goavro validates
 // every schema before it is used and is the reference in the tests.

@@ -217,6 +217,20 @@ type fields struct {
 
 func (f *fields) has(t target) bool { return f.set&bit(t) != 0 }
 
+// symbol sets tType or tPriority to the enum value v (spec.enumValue); false
+// for 0, an unknown symbol.
+func (f *fields) symbol(t target, v uint8) bool {
+	if v == 0 {
+		return false
+	}
+	if t == tPriority {
+		f.prio = v
+	} else {
+		f.typ = v
+	}
+	return true
+}
+
 // invalid records a bad value of target t: it counts as present, and the
 // error is reported after the record has been read to its end, so that a
 // malformed record is reported as such whatever values come first.

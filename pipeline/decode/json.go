@@ -37,62 +37,83 @@ type jscanner struct {
 
 func (d *Decoder) decodeJSON(s *spec, value []byte, start int, f *fields) error {
 	sc := jscanner{b: value, i: start + 1, maxDepth: d.opts.MaxJSONDepth}
-	var seen uint32
-	sc.space()
-	if sc.peek() == '}' {
-		sc.i++
-	} else {
-		for {
-			if sc.peek() != '"' {
-				return sc.syntax("expected a field name")
-			}
-			key, err := sc.str()
-			if err != nil {
-				return err
-			}
-			sc.space()
-			if sc.peek() != ':' {
-				return sc.syntax("expected ':' after a field name")
-			}
-			sc.i++
-			sc.space()
-			var t target
-			if key.own {
-				t = s.target(key.s)
-			} else {
-				t = s.target(string(key.b))
-			}
-			if t == tNone {
-				if err := sc.skip(1); err != nil {
-					return err
-				}
-			} else {
-				if seen&bit(t) != 0 {
-					f.invalid(t, newErr(ReasonFieldInvalid, "", ErrDuplicateField))
-				}
-				seen |= bit(t)
-				if err := sc.field(s, t, f); err != nil {
-					return err
-				}
-			}
-			sc.space()
-			c := sc.peek()
-			sc.i++
-			if c == '}' {
-				break
-			}
-			if c != ',' {
-				sc.i--
-				return sc.syntax("expected ',' or '}' after a field value")
-			}
-			sc.space()
-		}
+	if _, err := sc.object(s, f, 0, 1); err != nil {
+		return err
 	}
 	if sc.space(); sc.i != len(sc.b) {
 		return newErr(ReasonJSONSyntax, "", errJSONAfter)
 	}
 	return nil
 }
+
+// object reads the fields of the object at depth whose '{' has been read,
+// up to its '}'; seen has a bit per target read before, and it returns them
+// with those it read. In the outermost one, a field "payload" whose value is an
+// object is the envelope of Kafka Connect's JsonConverter with
+// schemas.enable=true ({"schema": {…}, "payload": {…}}): the payload's
+// fields are the record's (the schema, like any field winback does not
+// know, is skipped).
+func (sc *jscanner) object(s *spec, f *fields, seen uint32, depth int) (uint32, error) {
+	sc.space()
+	if sc.peek() == '}' {
+		sc.i++
+		return seen, nil
+	}
+	payloads := 0
+	for {
+		if sc.peek() != '"' {
+			return seen, sc.syntax("expected a field name")
+		}
+		key, err := sc.str()
+		if err != nil {
+			return seen, err
+		}
+		sc.space()
+		if sc.peek() != ':' {
+			return seen, sc.syntax("expected ':' after a field name")
+		}
+		sc.i++
+		sc.space()
+		var t target
+		if key.own {
+			t = s.target(key.s)
+		} else {
+			t = s.target(string(key.b))
+		}
+		if t != tNone {
+			if seen&bit(t) != 0 {
+				f.invalid(t, newErr(ReasonFieldInvalid, "", ErrDuplicateField))
+			}
+			seen |= bit(t)
+			if err := sc.field(s, t, f); err != nil {
+				return seen, err
+			}
+		} else if depth == 1 && sc.peek() == '{' && key.equal(payloadKey) {
+			if payloads++; payloads == 2 && f.bad == nil {
+				f.bad = newErr(ReasonFieldInvalid, "payload", ErrDuplicateField)
+			}
+			sc.i++
+			if seen, err = sc.object(s, f, seen, depth+1); err != nil {
+				return seen, err
+			}
+		} else if err := sc.skip(depth); err != nil {
+			return seen, err
+		}
+		sc.space()
+		c := sc.peek()
+		sc.i++
+		if c == '}' {
+			return seen, nil
+		}
+		if c != ',' {
+			sc.i--
+			return seen, sc.syntax("expected ',' or '}' after a field value")
+		}
+		sc.space()
+	}
+}
+
+var payloadKey = []byte("payload")
 
 func (sc *jscanner) space() { sc.i = skipSpace(sc.b, sc.i) }
 
@@ -140,14 +161,9 @@ func (sc *jscanner) field(s *spec, t target, f *fields) error {
 		} else {
 			e = s.enumValue(t, string(v.b))
 		}
-		if e == 0 {
+		if !f.symbol(t, e) {
 			f.invalid(t, errorf(ReasonFieldInvalid, "", "unknown symbol %q", v.String()))
 			return nil
-		}
-		if t == tType {
-			f.typ = e
-		} else {
-			f.prio = e
 		}
 	case t == tEventTime && c == '"':
 		v, err := sc.str()

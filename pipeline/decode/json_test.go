@@ -58,6 +58,18 @@ func TestDecodeJSON(t *testing.T) {
 	f("integer amount", o, "c-1", with(`42.5`, `425e-1`), "", &wantOrder)
 	f("RFC 3339 time", event.KindSupport, "c-1", support, "", &wantSupport)
 	f("email", event.KindEmail, "c-1", `{"event_id":"e-2","customer_id":"c-1","event_time":1714564800000,"type":"OPENED","campaign_id":"spring-sale"}`, "", &wantEmail)
+	// Kafka Connect's JsonConverter with schemas.enable=true.
+	const connectSchema = `{"type":"struct","fields":[{"type":"string","optional":false,"field":"event_id"},{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1,"field":"event_time"}],"optional":false,"name":"orders"}`
+	f("connect envelope", o, "c-1", `{"schema":`+connectSchema+`,"payload":`+order+`}`, "", &wantOrder)
+	f("connect envelope, payload first", o, "c-1", `{"payload":`+order+`,"schema":`+connectSchema+`}`, "", &wantOrder)
+	f("connect envelope, null schema", o, "c-1", `{"schema":null,"payload":`+order+`}`, "", &wantOrder)
+	f("connect envelope split", o, "c-1", `{"event_id":"e-1","payload":`+strings.Replace(order, `"event_id":"e-1",`, "", 1)+`}`, "", &wantOrder)
+	f("connect envelope, a field twice", o, "c-1", `{"event_id":"e-1","payload":`+order+`}`, ReasonFieldInvalid, nil)
+	f("connect envelope twice", o, "c-1", `{"payload":{"event_id":"e-1"},"payload":`+strings.Replace(order, `"event_id":"e-1",`, "", 1)+`}`, ReasonFieldInvalid, nil)
+	f("connect tombstone", o, "c-1", `{"schema":null,"payload":null}`, ReasonFieldMissing, nil)
+	f("payload in a payload", o, "c-1", `{"payload":{"payload":`+order+`}}`, ReasonFieldMissing, nil)
+	f("payload not an object", o, "c-1", `{"payload":"`+strings.ReplaceAll(order, `"`, `\"`)+`"}`, ReasonFieldMissing, nil)
+	f("payload with bad syntax", o, "c-1", `{"payload":{"event_id":"e-1",}}`, ReasonJSONSyntax, nil)
 	f("null scores", event.KindSupport, "c-1", strings.Replace(support, `"csat":2`, `"csat":null,"nps":null`, 1), "", nil)
 	f("just deep enough", o, "c-1", justDeepEnough, "", &wantOrder)
 	f("surrogate pair", o, "c-1", with(`"o-1"`, `"o-\ud83d\ude00"`), "", nil)

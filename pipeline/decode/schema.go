@@ -44,6 +44,7 @@ type atype struct {
 	elem     *atype   // array items, map values
 	branches []*atype // union
 	size     int      // fixed
+	scale    int      // bytes or fixed with logicalType decimal
 }
 
 type afield struct {
@@ -216,6 +217,7 @@ func (p *schemaParser) object(m map[string]any, ns string) (*atype, error) {
 			return nil, fmt.Errorf("fixed %s: bad size %v", t.name, n)
 		}
 		t.size = int(size)
+		setLogical(t, m) // on the definition: a reference by name has it too
 		return t, nil
 	case "array", "map":
 		key := "items"
@@ -234,10 +236,34 @@ func (p *schemaParser) object(m map[string]any, ns string) (*atype, error) {
 	if err != nil {
 		return nil, err
 	}
-	if lt, ok := m["logicalType"].(string); ok && t.kind < aRecord {
+	if _, ok := m["logicalType"]; ok && t.kind < aRecord {
 		c := *t
-		c.logical = lt
+		setLogical(&c, m)
 		return &c, nil
 	}
 	return t, nil
+}
+
+// setLogical sets t's logicalType from m, and a decimal's scale. A decimal
+// with a scale out of range is left a plain bytes or fixed, which the
+// contract does not read as a number.
+func setLogical(t *atype, m map[string]any) {
+	lt, ok := m["logicalType"].(string)
+	if !ok {
+		return
+	}
+	t.logical = lt
+	if lt == "decimal" {
+		scale := int64(0) // the spec's default
+		if n, ok := m["scale"].(json.Number); ok {
+			var err error
+			if scale, err = n.Int64(); err != nil {
+				scale = -1
+			}
+		}
+		if scale < 0 || scale > maxDecimalScale {
+			t.logical = ""
+		}
+		t.scale = int(scale)
+	}
 }
