@@ -6,12 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"math"
+	"math/big"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/winback/winback/config"
 	"github.com/winback/winback/gen"
@@ -29,6 +34,12 @@ import (
 //     events with no key at all;
 //   - transactional: murmur2 through a transactional producer, with one
 //     aborted transaction across every input partition half-way;
+//   - connect: as Kafka Connect sources write them: orders through the
+//     AvroConverter (a record named ConnectDefault, strings for the enums,
+//     the amount a Connect Decimal), e-mails and tickets through the
+//     JsonConverter with schemas.enable=true ({"schema", "payload"}), the
+//     tickets keyed by the JsonConverter too (so not by the bare
+//     customer id);
 //   - kafkajs: an outside Node.js program (testenv/kafkajs/client.js):
 //     KafkaJS's transactional producer and default partitioner (support
 //     events with no key), gzip-compressed batches, values in Confluent
@@ -45,7 +56,7 @@ import (
 func TestProducerStyles(t *testing.T) {
 	o := genOptions{customers: 300, days: 240, seed: 23, encoding: "json"}
 	plain := runStyle(t, "plain", o)
-	for _, style := range []string{"transactional", "mixed", "kafkajs"} {
+	for _, style := range []string{"transactional", "mixed", "connect", "kafkajs"} {
 		got := runStyle(t, style, o)
 		if !slices.Equal(plain.triggers, got.triggers) {
 			m, x := diff(plain.triggers, got.triggers)
@@ -165,6 +176,10 @@ func produceStyled(ctx context.Context, t *testing.T, cfg *config.Config, g *gen
 	}
 	defer cl.Close()
 	topics := gen.Topics{Orders: cfg.Topics.Orders, Email: cfg.Topics.Email, Support: cfg.Topics.Support}
+	var connect func(r *gen.Record) (key, value []byte)
+	if style == "connect" {
+		connect = connectStyle(ctx, t, cfg)
+	}
 	txn := func(commit bool) {
 		if err := cl.Flush(ctx); err != nil {
 			t.Fatal(err)
@@ -191,6 +206,9 @@ func produceStyled(ctx context.Context, t *testing.T, cfg *config.Config, g *gen
 			rec.Value = append([]byte(nil), r.Malformed...) // the generator reuses its buffer
 		case r.Duplicate:
 			rec.Value = last
+		case connect != nil:
+			rec.Key, rec.Value = connect(r)
+			last = rec.Value
 		default:
 			rec.Value = codec.AppendEventJSON(nil, &r.Event)
 			last = rec.Value
@@ -239,6 +257,60 @@ func produceStyled(ctx context.Context, t *testing.T, cfg *config.Config, g *gen
 	}
 	if err := cl.Flush(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// connectStyle returns what Kafka Connect's converters make of a record:
+// the key and value of an order through the AvroConverter (the schema of
+// testdata/connect_order.avsc, registered under <orders>-value), of an
+// e-mail through the JsonConverter with schemas.enable=true (key a plain
+// string), and of a ticket with both key and value through it.
+func connectStyle(ctx context.Context, t *testing.T, cfg *config.Config) func(r *gen.Record) (key, value []byte) {
+	t.Helper()
+	text, err := os.ReadFile("testdata/connect_order.avsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	avroCodec, err := goavro.NewCodec(string(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := sr.NewClient(sr.URLs(cfg.Registry.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := reg.CreateSchema(ctx, cfg.Topics.Orders+"-value", sr.Schema{Schema: string(text)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr sr.ConfluentHeader
+	const (
+		ticketSchema = `{"type":"struct","fields":[{"type":"string","optional":false,"field":"event_id"},{"type":"string","optional":false,"field":"customer_id"},{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1,"field":"event_time"},{"type":"string","optional":false,"field":"type"}],"optional":false,"name":"tickets"}`
+		keySchema    = `{"type":"string","optional":false}`
+	)
+	return func(r *gen.Record) ([]byte, []byte) {
+		ev := &r.Event
+		key := []byte(ev.CustomerID)
+		switch r.Kind {
+		case event.KindOrder:
+			body, err := avroCodec.BinaryFromNative(nil, map[string]any{
+				"event_id": ev.EventID, "customer_id": ev.CustomerID, "event_time": time.UnixMilli(ev.Time).UTC(),
+				"type": ev.OrderType.String(), "order_id": ev.OrderID, "amount": big.NewRat(int64(math.Round(ev.Amount*100)), 100),
+				"currency": ev.Currency, "items": ev.Items, "updated_by": goavro.Union("string", "jdbc-source"),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			value, err := hdr.AppendEncode(nil, ss.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return key, append(value, body...)
+		case event.KindSupport:
+			key = fmt.Appendf(nil, `{"schema":%s,"payload":%q}`, keySchema, ev.CustomerID)
+			return key, fmt.Appendf(nil, `{"schema":%s,"payload":%s}`, ticketSchema, codec.AppendEventJSON(nil, ev))
+		}
+		return key, fmt.Appendf(nil, `{"schema":{"type":"struct","optional":false,"name":"emails"},"payload":%s}`, codec.AppendEventJSON(nil, ev))
 	}
 }
 
