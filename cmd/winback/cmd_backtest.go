@@ -120,7 +120,7 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // topics.
 func readInput(ctx context.Context, cfg *config.Config, o *backtestOptions, now time.Time, log *slog.Logger) (*replay.Input, error) {
 	if o.file != "" {
-		return backtestFile(ctx, cfg, o, now)
+		return backtestFile(ctx, cfg, o, now, log)
 	}
 	return backtestTopics(ctx, cfg, o, now, log)
 }
@@ -128,7 +128,7 @@ func readInput(ctx context.Context, cfg *config.Config, o *backtestOptions, now 
 // reasonUnroutable counts file lines that name no input topic.
 const reasonUnroutable = "jsonl.unroutable"
 
-func backtestFile(ctx context.Context, cfg *config.Config, o *backtestOptions, now time.Time) (*replay.Input, error) {
+func backtestFile(ctx context.Context, cfg *config.Config, o *backtestOptions, now time.Time, log *slog.Logger) (*replay.Input, error) {
 	parts := o.partitions
 	if parts == 0 {
 		parts = 1
@@ -140,6 +140,10 @@ func backtestFile(ctx context.Context, cfg *config.Config, o *backtestOptions, n
 	var ev event.Event
 	record := 0
 	var first string // the first bad record, for a file with no good one
+	// Lines dated before an earlier line of the same topic, and the
+	// first of them: the file is not in time order.
+	var latest [event.KindSupport + 1]int64
+	behind, firstBehind := 0, 0
 	err := readJSONLFile(o.file, topics, func(k event.Kind, key, value []byte) error {
 		record++
 		if record%65536 == 0 {
@@ -154,6 +158,12 @@ func backtestFile(ctx context.Context, cfg *config.Config, o *backtestOptions, n
 			}
 			return in.Reject(fmt.Sprintf("%s: record %d", o.file, record), err)
 		}
+		if ev.Time < latest[k] {
+			if behind++; behind == 1 {
+				firstBehind = record
+			}
+		}
+		latest[k] = max(latest[k], ev.Time)
 		in.Add(lapse.SourceOf(k), 0, &ev)
 		return nil
 	}, func(je *gen.JSONLError) {
@@ -168,6 +178,10 @@ func backtestFile(ctx context.Context, cfg *config.Config, o *backtestOptions, n
 			return nil, usageError{fmt.Errorf("--file: %w", err)}
 		}
 		return nil, err
+	}
+	if behind > 0 {
+		log.Warn("the file is not in time order: the replay applies each topic's lines in file order, as the pipeline applies a topic's records, so an event dated before an earlier line of its topic counts as late and fires no trigger the engine has moved past; sort the lines by event_time to replay history as it happened",
+			"file", o.file, "events_behind", behind, "first_at_record", firstBehind)
 	}
 	switch {
 	case in.Total() == 0:

@@ -168,6 +168,9 @@ func TestEvaluateCDNOW(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	// The report names the file; the golden one names it without the
+	// temporary directory.
+	js = bytes.ReplaceAll(js, []byte(path), []byte("cdnow.jsonl"))
 	out := checkGolden(t, js, "testdata/evaluate_cdnow.golden.json")
 	if out.CustomersSeen != 2357 || out.BadTotal != 0 {
 		t.Fatalf("%d customers, %d bad records; want 2357 and 0", out.CustomersSeen, out.BadTotal)
@@ -428,5 +431,35 @@ func TestEvaluateBudget(t *testing.T) {
 	all := run("--lapse-lifecycle-holdout-share", "0.5")
 	if all.Holdout.Treated+all.Holdout.Control != 3 {
 		t.Errorf("holdout %+v: want 3 triggers (a twice, b once)", all.Holdout)
+	}
+}
+
+// TestFileOutOfTimeOrder: a history file whose lines are not in time order
+// replays (in line order, as the pipeline reads a topic), with a warning
+// that says so and how to fix it; a sorted one gives none.
+func TestFileOutOfTimeOrder(t *testing.T) {
+	line := func(id string, day int) string {
+		at := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC).AddDate(0, 0, day).UnixMilli()
+		return fmt.Sprintf(`{"topic":"orders","event_id":"%s-%d","customer_id":"%s","event_time":%d,"type":"PLACED","order_id":"%s-%d","amount":10,"currency":"EUR","items":1}`, id, day, id, at, id, day)
+	}
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		warn  bool
+	}{
+		{"sorted", []string{line("a", 0), line("b", 0), line("a", 30), line("b", 40)}, false},
+		{"by customer", []string{line("a", 0), line("a", 30), line("b", 0), line("b", 40)}, true},
+	} {
+		path := filepath.Join(t.TempDir(), "history.jsonl")
+		if err := os.WriteFile(path, []byte(strings.Join(tc.lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := evaluateCmd(t, "--file", path, "--cutoff", "2025-01-20", "--horizon-days", "30", "--now", "2026-12-06")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", tc.name, code, stderr)
+		}
+		if got := strings.Contains(stderr, "not in time order") && strings.Contains(stderr, `"events_behind":1`); got != tc.warn {
+			t.Errorf("%s: warned %v, want %v:\n%s", tc.name, got, tc.warn, stderr)
+		}
 	}
 }
