@@ -49,7 +49,7 @@
 //	avro.truncated          the Avro data (or the 5-byte header) ends early
 //	avro.unknown_schema_id  the registry does not know the schema id
 //	avro.wrong_schema       the schema is not a usable record for this topic:
-//	                        another record type, a field of an incompatible
+//	                        another input's record, a field of an incompatible
 //	                        type, not Avro, or invalid
 //	avro.decode             malformed Avro: bad varint, negative length, union
 //	                        or enum index out of range, bytes after the record
