@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"time"
 )
 
 // Errors of the Avro binary reader; mapped to Reasons by avroErr.
@@ -308,6 +309,10 @@ func leafFor(s *spec, t target, w *atype) (leaf, bool) {
 			return leaf{kind: aString}, true
 		}
 	case t == tEventTime:
+		if w.kind == aString {
+			// An RFC 3339 time, as in JSON (Debezium's ZonedTimestamp).
+			return leaf{kind: aString}, true
+		}
 		if w.kind != aLong && w.kind != aInt {
 			return leaf{}, false
 		}
@@ -343,8 +348,9 @@ func leafFor(s *spec, t target, w *atype) (leaf, bool) {
 			return leaf{kind: aLong, int: w.kind == aInt}, true
 		case aBytes, aFixed:
 			// A decimal, as databases keep money (Kafka Connect's
-			// Decimal, Debezium).
-			if w.logical == "decimal" {
+			// Decimal, Debezium). A fixed too small or too large for
+			// any value read is the wrong schema, not a bad record.
+			if w.logical == "decimal" && (w.kind == aBytes || w.size >= 1 && w.size <= maxDecimalBytes) {
 				return leaf{kind: w.kind, size: w.size, scale: w.scale}, true
 			}
 		}
@@ -405,6 +411,15 @@ func (p *avroPlan) read(s *spec, r *areader, t target, l *leaf, f *fields) error
 		}
 		if t.isString() {
 			f.str[t] = str{b: b}
+			break
+		}
+		if t == tEventTime {
+			tm, perr := time.Parse(time.RFC3339Nano, string(b))
+			if perr != nil {
+				f.invalid(t, newErr(ReasonFieldInvalid, "", perr))
+				return nil
+			}
+			f.time = tm.UnixMilli()
 			break
 		}
 		if !f.symbol(t, s.enumValue(t, string(b))) {
@@ -474,8 +489,10 @@ func (p *avroPlan) read(s *spec, r *areader, t target, l *leaf, f *fields) error
 	return nil
 }
 
-// Bounds of the decimals read as amounts: 38 digits, the most of Kafka
-// Connect's, Debezium's and most databases' decimals, take 16 bytes.
+// Bounds of the decimals read as amounts. 38 digits, the most of Kafka
+// Connect's, Debezium's and most databases' decimals, take 16 bytes; twice
+// that leaves room for any precision in use and bounds the work of a
+// hostile record.
 const (
 	maxDecimalBytes = 32
 	maxDecimalScale = 64

@@ -86,6 +86,17 @@ const (
 	  {"name":"order_id","type":"string"},
 	  {"name":"amount","type":{"type":"fixed","name":"Money","size":9,"logicalType":"decimal","precision":20,"scale":4}},
 	  {"name":"currency","type":"string"},{"name":"items","type":"long"}]}`
+	// Debezium's ZonedTimestamp: event_time an ISO 8601 string.
+	emailZoned = `{"type":"record","name":"Value","namespace":"dbserver1.crm.email","fields":[
+	  {"name":"event_id","type":"string"},{"name":"customer_id","type":"string"},
+	  {"name":"event_time","type":{"type":"string","connect.version":1,"connect.name":"io.debezium.time.ZonedTimestamp"}},
+	  {"name":"type","type":"string"},{"name":"campaign_id","type":"string"}]}`
+	orderHugeFixed = `{"type":"record","name":"orders","fields":[
+	  {"name":"event_id","type":"string"},{"name":"customer_id","type":"string"},
+	  {"name":"event_time","type":"long"},{"name":"type","type":"string"},
+	  {"name":"order_id","type":"string"},
+	  {"name":"amount","type":{"type":"fixed","name":"Big","size":40,"logicalType":"decimal","precision":90,"scale":2}},
+	  {"name":"currency","type":"string"},{"name":"items","type":"long"}]}`
 	supportConnect = `{"type":"record","name":"Value","namespace":"dbserver1.helpdesk.tickets","fields":[
 	  {"name":"event_id","type":"string"},{"name":"customer_id","type":"string"},
 	  {"name":"event_time","type":"long"},{"name":"type","type":"string"},
@@ -123,7 +134,13 @@ func TestDecodeAvro(t *testing.T) {
 	reg.add(17, orderConnect)
 	reg.add(18, orderFixedDecimal)
 	reg.add(19, supportConnect)
+	reg.add(20, emailZoned)
+	reg.add(21, orderHugeFixed)
 	d := newTestDecoder(reg)
+	zoned := func(at string) []byte {
+		return framed(20, goavroBody(t, emailZoned, map[string]any{"event_id": "e-2", "customer_id": "c-1",
+			"event_time": at, "type": "OPENED", "campaign_id": "spring-sale"}))
+	}
 
 	// conn is orderEvent() as Kafka Connect writes it: amount in cents.
 	conn := func(mod func(m map[string]any)) []byte {
@@ -237,6 +254,9 @@ func TestDecodeAvro(t *testing.T) {
 		{"empty decimal", event.KindOrder, "c-1", framed(17, goavroBody(t, strings.Replace(orderConnect, `,"logicalType":"decimal"`, "", 1), map[string]any{
 			"event_id": "e-1", "customer_id": "c-1", "event_time": int64(baseTime), "type": "PLACED", "order_id": "o-1",
 			"amount": []byte{}, "currency": "EUR", "items": int32(2), "note": nil})), ReasonFieldInvalid, nil},
+		{"zoned timestamp", event.KindEmail, "c-1", zoned("2024-05-01T14:00:00+02:00"), "", &[]event.Event{emailEvent()}[0]},
+		{"zoned timestamp, not RFC 3339", event.KindEmail, "c-1", zoned("May 1, 2024"), ReasonFieldInvalid, nil},
+		{"fixed decimal of 40 bytes", event.KindOrder, "c-1", framed(21, nil), ReasonAvroWrongSchema, nil},
 		{"unknown type string", event.KindOrder, "c-1", conn(func(m map[string]any) { m["type"] = "placed" }), ReasonFieldInvalid, nil},
 		{"unknown priority string", event.KindSupport, "c-1", connSupport("P1"), ReasonFieldInvalid, nil},
 

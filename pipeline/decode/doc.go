@@ -28,8 +28,10 @@
 // timestamp-micros/nanos → millis). Beyond Avro's own rules, as written by
 // Kafka Connect's AvroConverter and by producers that derive their schema
 // from a database table: a string where the contract has an enum (the
-// symbol, checked as in JSON), and an amount that is a decimal (bytes or
-// fixed with logicalType decimal, rounded to the nearest double). The
+// symbol, checked as in JSON), an RFC 3339 string for event_time (as in
+// JSON; Debezium's ZonedTimestamp), and an amount that is a decimal (bytes
+// or fixed of 1 to 32 bytes with logicalType decimal, rounded to the
+// nearest double). The
 // record may have any name but another input's: a writer schema named (or
 // aliased) Order, EmailEvent or SupportEvent on another input's topic, or
 // whose field of a known name has a type that cannot be read as the

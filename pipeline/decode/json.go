@@ -33,6 +33,7 @@ type jscanner struct {
 	b        []byte
 	i        int
 	maxDepth int
+	depth    int // of the values of the object being read: 1 at the top
 }
 
 func (d *Decoder) decodeJSON(s *spec, value []byte, start int, f *fields) error {
@@ -46,14 +47,16 @@ func (d *Decoder) decodeJSON(s *spec, value []byte, start int, f *fields) error 
 	return nil
 }
 
-// object reads the fields of the object at depth whose '{' has been read,
-// up to its '}'; seen has a bit per target read before, and it returns them
-// with those it read. In the outermost one, a field "payload" whose value is an
-// object is the envelope of Kafka Connect's JsonConverter with
-// schemas.enable=true ({"schema": {…}, "payload": {…}}): the payload's
-// fields are the record's (the schema, like any field winback does not
-// know, is skipped).
+// object reads the fields of the object whose '{' has been read, up to its
+// '}', its values at depth; seen has a bit per target read before, and it
+// returns them with those it read. In the outermost one, a field "payload"
+// whose value is an object is the envelope of Kafka Connect's JsonConverter
+// with schemas.enable=true ({"schema": {…}, "payload": {…}}): the
+// payload's fields are the record's (the schema, like any field winback
+// does not know, is skipped). "payload" given twice is a field given
+// twice, whatever its values.
 func (sc *jscanner) object(s *spec, f *fields, seen uint32, depth int) (uint32, error) {
+	sc.depth = depth
 	sc.space()
 	if sc.peek() == '}' {
 		sc.i++
@@ -88,13 +91,20 @@ func (sc *jscanner) object(s *spec, f *fields, seen uint32, depth int) (uint32, 
 			if err := sc.field(s, t, f); err != nil {
 				return seen, err
 			}
-		} else if depth == 1 && sc.peek() == '{' && key.equal(payloadKey) {
+		} else if depth == 1 && key.equal(payloadKey) {
 			if payloads++; payloads == 2 && f.bad == nil {
 				f.bad = newErr(ReasonFieldInvalid, "payload", ErrDuplicateField)
 			}
-			sc.i++
-			if seen, err = sc.object(s, f, seen, depth+1); err != nil {
-				return seen, err
+			if sc.peek() != '{' {
+				if err := sc.skip(depth); err != nil {
+					return seen, err
+				}
+			} else {
+				sc.i++
+				if seen, err = sc.object(s, f, seen, depth+1); err != nil {
+					return seen, err
+				}
+				sc.depth = depth
 			}
 		} else if err := sc.skip(depth); err != nil {
 			return seen, err
@@ -235,7 +245,7 @@ func (sc *jscanner) field(s *spec, t target, f *fields) error {
 // if the value is not valid JSON at all.
 func (sc *jscanner) wrongType(t target, want string) error {
 	got := jsonTypeName(sc.peek())
-	if err := sc.skip(1); err != nil {
+	if err := sc.skip(sc.depth); err != nil {
 		return err
 	}
 	return errorf(ReasonJSONType, t.String(), "got %s, want %s", got, want)
