@@ -180,8 +180,8 @@ func backtestFile(ctx context.Context, cfg *config.Config, o *backtestOptions, n
 		return nil, err
 	}
 	if behind > 0 {
-		log.Warn("the file is not in time order: the replay applies each topic's lines in file order, as the pipeline applies a topic's records, so an event dated before an earlier line of its topic counts as late and fires no trigger the engine has moved past; sort the lines by event_time to replay history as it happened",
-			"file", o.file, "events_behind", behind, "first_at_record", firstBehind)
+		log.Warn("the file is not in time order: the replay applies each topic's lines in file order, as the pipeline applies a topic's records, so an event dated before what its partition's replay has reached (less lapse.allowed_lateness) counts as late and fires no trigger the engine has moved past; sort the lines by event_time to replay history as it happened",
+			"file", o.file, "lines_out_of_order", behind, "first_at_record", firstBehind) // lines dated before an earlier line of their topic
 	}
 	switch {
 	case in.Total() == 0:
