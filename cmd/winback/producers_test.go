@@ -126,7 +126,9 @@ func runStyle(t *testing.T, style string, o genOptions) styleOutcome {
 	var out styleOutcome
 	records := consumeAll(t, s.cfg.Kafka.Brokers, s.cfg.Topics.Triggers)
 	if style == "kafkajs" {
-		out.triggers = consumeKafkaJS(ctx, t, &s.cfg, len(records))
+		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		out.triggers = consumeKafkaJS(cctx, t, &s.cfg, len(records))
+		ccancel()
 	} else {
 		for _, r := range records {
 			var tr jsonTrigger
@@ -198,17 +200,19 @@ func produceStyled(ctx context.Context, t *testing.T, cfg *config.Config, g *gen
 	}
 	var n, total int
 	_ = g.Each(func(*gen.Record) error { total++; return nil })
-	var last []byte
+	var last, lastKey []byte
 	err = g.Each(func(r *gen.Record) error {
 		rec := &kgo.Record{Topic: topics.For(r.Kind), Key: []byte(r.Event.CustomerID)}
 		switch {
 		case r.Malformed != nil:
 			rec.Value = append([]byte(nil), r.Malformed...) // the generator reuses its buffer
+		case r.Duplicate && connect != nil: // a retry: the same key and value
+			rec.Key, rec.Value = lastKey, last
 		case r.Duplicate:
 			rec.Value = last
 		case connect != nil:
 			rec.Key, rec.Value = connect(r)
-			last = rec.Value
+			last, lastKey = rec.Value, rec.Key
 		default:
 			rec.Value = codec.AppendEventJSON(nil, &r.Event)
 			last = rec.Value

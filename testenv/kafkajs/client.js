@@ -74,6 +74,7 @@ async function produce(kafka, registry, schemas) {
 }
 
 async function consume(kafka, registry, topic, count) {
+  if (!(count > 0)) fail(`consume: count ${count}: want at least 1`);
   const consumer = kafka.consumer({ groupId: `kafkajs-${topic}-${process.pid}`, readUncommitted: false });
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
