@@ -93,19 +93,25 @@ if [ "$with_chdb" -eq 0 ]; then
 	log "KafkaJS and chdb skipped (--run-only: only the tests need them)"
 	exit 0
 fi
-command -v npm >/dev/null 2>&1 || die "npm not found; install nodejs and npm (apt-get install nodejs npm)"
+need_npm() {
+	command -v npm >/dev/null 2>&1 || die "npm not found; install nodejs and npm (apt-get install nodejs npm)"
+}
 
 # --- 2. the KafkaJS client from npm ----------------------------------------
+# installed.lock is the lock file of the last npm ci that succeeded.
 js_src=$repo/testenv/kafkajs
 js_dir=$repo/.cache/kafkajs
-if [ -d "$js_dir/node_modules/kafkajs" ] && cmp -s "$js_src/package-lock.json" "$js_dir/package-lock.json"; then
+if cmp -s "$js_src/package-lock.json" "$js_dir/installed.lock"; then
 	log "KafkaJS client present in $js_dir"
 else
+	need_npm
 	log "installing the KafkaJS client with npm ci into $js_dir"
 	mkdir -p "$js_dir"
+	rm -f "$js_dir/installed.lock"
 	cp "$js_src/package.json" "$js_src/package-lock.json" "$js_dir/"
 	npm ci --prefix "$js_dir" --no-audit --no-fund --loglevel=error ||
 		die "npm ci --prefix $js_dir failed"
+	cp "$js_src/package-lock.json" "$js_dir/installed.lock"
 fi
 
 # --- 3. libchdb.so from npm ------------------------------------------------
@@ -117,6 +123,7 @@ find_libchdb() {
 
 lib=$(find_libchdb)
 if [ -z "$lib" ]; then
+	need_npm
 	mkdir -p "$chdb_dir"
 	log "installing chdb@$chdb_version with npm into $chdb_dir (about 180 MB download)"
 	# The library comes in an optional dependency
