@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/winback/winback/pipeline/codec"
 	"github.com/winback/winback/pipeline/evaluate"
+	"github.com/winback/winback/pipeline/event"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden.json")
@@ -157,7 +159,7 @@ func checkGolden(t *testing.T, js []byte, golden string) evaluateOutput {
 // asserted either way).
 func TestEvaluateCDNOW(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cdnow.jsonl")
-	n := cdnowJSONL(t, "../../pipeline/btyd/testdata/cdnow_sample.txt", path)
+	n := cdnowJSONL(t, path)
 	args := []string{"--file", path, "--cutoff", "2025-09-30", "--horizon-days", "273", "--now", "2026-12-06"}
 	code, text, stderr := evaluateCmd(t, args...)
 	if code != 0 {
@@ -210,24 +212,21 @@ func TestEvaluateCDNOW(t *testing.T) {
 	}
 }
 
-// cdnowJSONL writes the CDNOW panel at src as evaluate's JSON lines at
-// dst, in time order (the file lists each customer's purchases together):
-// a PLACED order per purchase at 12:00 UTC of its date + 28 years, amount
-// the dollar value, items the CDs, numbered per customer in file order;
-// lines sorted by time, then customer, then number. It returns the orders.
-func cdnowJSONL(t *testing.T, src, dst string) int {
+// cdnowSample is the CDNOW panel (its README tells the source).
+const cdnowSample = "../../pipeline/btyd/testdata/cdnow_sample.txt"
+
+// cdnowOrders reads the CDNOW panel as PLACED orders at 12:00 UTC of their
+// date + 28 years (which keeps weekdays), amount the dollar value, items
+// the CDs, numbered per customer in file order, in time order (the file
+// lists each customer's purchases together): by time, then customer, then
+// number.
+func cdnowOrders(t *testing.T) []event.Event {
 	t.Helper()
-	raw, err := os.ReadFile(src)
+	raw, err := os.ReadFile(cdnowSample)
 	if err != nil {
 		t.Fatal(err)
 	}
-	type order struct {
-		at            int64
-		id            string
-		n             int
-		amount, items string
-	}
-	var orders []order
+	var orders []event.Event
 	seq := map[string]int{}
 	for _, line := range strings.Split(string(raw), "\n") {
 		cols := strings.Fields(line)
@@ -238,19 +237,38 @@ func cdnowJSONL(t *testing.T, src, dst string) int {
 		if err != nil || len(cols) != 5 {
 			t.Fatalf("line %q: %v", line, err)
 		}
+		amount, err := strconv.ParseFloat(cols[4], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, err := strconv.Atoi(cols[3])
+		if err != nil {
+			t.Fatal(err)
+		}
 		id := "cdnow-" + cols[1]
 		seq[id]++
-		orders = append(orders, order{day.AddDate(28, 0, 0).Add(12 * time.Hour).UnixMilli(), id, seq[id], cols[4], cols[3]})
+		n := fmt.Sprintf("%s-%d", id, seq[id])
+		orders = append(orders, event.Event{Kind: event.KindOrder, EventID: n, CustomerID: id,
+			Time: day.AddDate(28, 0, 0).Add(12 * time.Hour).UnixMilli(), OrderType: event.OrderPlaced,
+			OrderID: n, Amount: amount, Currency: "USD", Items: int32(items)})
 	}
-	slices.SortFunc(orders, func(a, b order) int {
-		return cmp.Or(cmp.Compare(a.at, b.at), strings.Compare(a.id, b.id), cmp.Compare(a.n, b.n))
+	slices.SortStableFunc(orders, func(a, b event.Event) int {
+		return cmp.Or(cmp.Compare(a.Time, b.Time), strings.Compare(a.CustomerID, b.CustomerID))
 	})
-	var out bytes.Buffer
-	for _, o := range orders {
-		fmt.Fprintf(&out, `{"topic":"orders","event_id":"%[1]s-%[2]d","customer_id":"%[1]s","event_time":%[3]d,"type":"PLACED","order_id":"%[1]s-%[2]d","amount":%[4]s,"currency":"USD","items":%[5]s}`+"\n",
-			o.id, o.n, o.at, o.amount, o.items)
+	return orders
+}
+
+// cdnowJSONL writes the CDNOW panel's orders as evaluate's JSON lines at
+// dst and returns how many.
+func cdnowJSONL(t *testing.T, dst string) int {
+	t.Helper()
+	orders := cdnowOrders(t)
+	var out, line []byte
+	for _, ev := range orders {
+		line = codec.AppendEventJSON(line[:0], &ev)
+		out = append(append(append(out, `{"topic":"orders",`...), line[1:]...), '\n')
 	}
-	if err := os.WriteFile(dst, out.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(dst, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return len(orders)
