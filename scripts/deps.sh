@@ -24,10 +24,10 @@
 #   CHDB_NPM_VERSION  npm version of chdb to install (default: 3.4.0)
 set -euo pipefail
 
-with_chdb=1
+with_tests=1
 for arg in "$@"; do
 	case $arg in
-	--run-only | --no-chdb) with_chdb=0 ;;
+	--run-only | --no-chdb) with_tests=0 ;;
 	*)
 		printf 'deps: unknown argument %s (usage: deps.sh [--run-only])\n' "$arg" >&2
 		exit 2
@@ -89,7 +89,7 @@ else
 	log "installed: ${missing[*]}"
 fi
 
-if [ "$with_chdb" -eq 0 ]; then
+if [ "$with_tests" -eq 0 ]; then
 	log "KafkaJS and chdb skipped (--run-only: only the tests need them)"
 	exit 0
 fi

@@ -73,7 +73,7 @@ func produceKafkaJS(ctx context.Context, t *testing.T, cfg *config.Config, g *ge
 	var n, total int
 	_ = g.Each(func(*gen.Record) error { total++; return nil })
 	var last json.RawMessage
-	_ = g.Each(func(r *gen.Record) error {
+	err := g.Each(func(r *gen.Record) error {
 		l := jsLine{Topic: topics.For(r.Kind), Key: &r.Event.CustomerID}
 		switch {
 		case r.Malformed != nil:
@@ -97,15 +97,18 @@ func produceKafkaJS(ctx context.Context, t *testing.T, cfg *config.Config, g *ge
 			for _, topic := range []string{topics.Orders, topics.Email, topics.Support} {
 				ev := event.Event{Kind: event.KindOrder, EventID: "aborted-" + topic, CustomerID: "aborted-customer",
 					Time: r.Event.Time, OrderType: event.OrderPlaced, OrderID: "aborted", Amount: 1, Currency: "EUR", Items: 1}
-				// An order's fields on every input: valid for the
-				// orders schema, and on the others a record winback
-				// would dead-letter if it ever read it.
+				// An order, as JSON, on every input: applied on
+				// orders and dead-lettered on the others if winback
+				// ever read it.
 				put(jsLine{Topic: topic, Key: &ev.CustomerID, Raw: codec.AppendEventJSON(nil, &ev)})
 			}
 			put(jsLine{End: "abort"})
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	put(jsLine{End: "commit"})
 	kafkaJS(ctx, t, in.Bytes(), "produce", cfg.Kafka.Brokers[0], cfg.Registry.URL,
 		topics.Orders+"=../../schemas/avro/order.avsc",
