@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"time"
 )
 
 // Errors of the Avro binary reader; mapped to Reasons by avroErr.
@@ -414,12 +413,7 @@ func (p *avroPlan) read(s *spec, r *areader, t target, l *leaf, f *fields) error
 			break
 		}
 		if t == tEventTime {
-			tm, perr := time.Parse(time.RFC3339Nano, string(b))
-			if perr != nil {
-				f.invalid(t, newErr(ReasonFieldInvalid, "", perr))
-				return nil
-			}
-			f.time = tm.UnixMilli()
+			f.rfc3339(string(b))
 			break
 		}
 		if !f.symbol(t, s.enumValue(t, string(b))) {

@@ -231,6 +231,17 @@ func (f *fields) symbol(t target, v uint8) bool {
 	return true
 }
 
+// rfc3339 sets event_time from an RFC 3339 text (JSON's string form, and
+// an Avro string such as Debezium's ZonedTimestamp), or records it invalid.
+func (f *fields) rfc3339(text string) {
+	tm, err := time.Parse(time.RFC3339Nano, text)
+	if err != nil {
+		f.invalid(tEventTime, newErr(ReasonFieldInvalid, "", err))
+		return
+	}
+	f.time = tm.UnixMilli()
+}
+
 // invalid records a bad value of target t: it counts as present, and the
 // error is reported after the record has been read to its end, so that a
 // malformed record is reported as such whatever values come first.

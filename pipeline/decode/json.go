@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math"
 	"strconv"
-	"time"
 	"unicode/utf8"
 )
 
@@ -180,12 +179,7 @@ func (sc *jscanner) field(s *spec, t target, f *fields) error {
 		if err != nil {
 			return err
 		}
-		tm, perr := time.Parse(time.RFC3339Nano, v.String())
-		if perr != nil {
-			f.invalid(t, newErr(ReasonFieldInvalid, "", perr))
-			return nil
-		}
-		f.time = tm.UnixMilli()
+		f.rfc3339(v.String())
 	case t == tAmount:
 		if !isNumberStart(c) {
 			return sc.wrongType(t, "a number")
