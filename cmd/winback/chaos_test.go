@@ -296,6 +296,14 @@ func diff(a, b []string) (onlyA, onlyB []string) {
 	return append(onlyA, a[i:]...), append(onlyB, b[j:]...)
 }
 
+// first is the first of xs, or "": the first of diff's lists, for a message.
+func first(xs []string) string {
+	if len(xs) == 0 {
+		return ""
+	}
+	return xs[0]
+}
+
 // chaosStack produces a generated stream of 600 customers once; runs then
 // read it.
 func chaosStack(t *testing.T) *stack {

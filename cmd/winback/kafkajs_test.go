@@ -139,11 +139,3 @@ func consumeKafkaJS(ctx context.Context, t *testing.T, cfg *config.Config, n int
 	}
 	return lines
 }
-
-// first is the first of xs, or "".
-func first(xs []string) string {
-	if len(xs) == 0 {
-		return ""
-	}
-	return xs[0]
-}

@@ -58,13 +58,14 @@ func TestProducerStyles(t *testing.T) {
 	plain := runStyle(t, "plain", o)
 	for _, style := range []string{"transactional", "mixed", "connect", "kafkajs"} {
 		got := runStyle(t, style, o)
-		if !slices.Equal(plain.triggers, got.triggers) {
-			m, x := diff(plain.triggers, got.triggers)
-			t.Errorf("%s: %d triggers, plain %d: %d missing, %d extra (first: %q, %q)", style, len(got.triggers), len(plain.triggers), len(m), len(x), first(m), first(x))
-		}
-		if !slices.Equal(plain.dead, got.dead) {
-			m, x := diff(plain.dead, got.dead)
-			t.Errorf("%s: %d dead letters, plain %d: %d missing, %d extra (first: %q, %q)", style, len(got.dead), len(plain.dead), len(m), len(x), first(m), first(x))
+		for _, c := range []struct {
+			what       string
+			plain, got []string
+		}{{"triggers", plain.triggers, got.triggers}, {"dead letters", plain.dead, got.dead}} {
+			if !slices.Equal(c.plain, c.got) {
+				m, x := diff(c.plain, c.got)
+				t.Errorf("%s: %d %s, plain %d: %d missing, %d extra (first: %q, %q)", style, len(c.got), c.what, len(c.plain), len(m), len(x), first(m), first(x))
+			}
 		}
 		if d := diffRows(plain.rows, got.rows); d != "" {
 			t.Errorf("%s: customer_aggregates FINAL differs from the plain run: %s", style, d)
