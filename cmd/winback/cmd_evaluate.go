@@ -232,6 +232,7 @@ func evaluateInput(ctx context.Context, in *replay.Input, cfg lapse.Config, cuto
 		return nil, nil, err
 	}
 	out.Models = models
+	out.Models.DormantRate = cfg.Lapse.DormantRate
 	out.report = evaluate.Build(scored)
 	out.Groups = out.report.Groups
 	out.bt = back.Report(horizonDays)
@@ -267,7 +268,7 @@ func (o *evaluateOutput) text() string {
 	fmt.Fprintf(&b, "Input: %s, %d partitions, events %s to %s\n", o.Source, o.Partitions, o.From, o.To)
 	fmt.Fprintf(&b, "Cutoff %s, horizon %d days; %d events applied before the cutoff, %d customers seen; bad records: %d\n",
 		o.Cutoff, o.HorizonDays, o.Events, o.CustomersSeen, o.BadTotal)
-	fmt.Fprintf(&b, "Models fitted on the calibration period: winback %v; baseline %v\n\n", o.Models.Winback, o.Models.BGNBD)
+	fmt.Fprintf(&b, "Models fitted on the calibration period: winback %v (dormant rate %g); baseline %v\n\n", o.Models.Winback, o.Models.DormantRate, o.Models.BGNBD)
 	b.WriteString(o.report.String())
 	fmt.Fprintf(&b, "WINBACK triggers fired before the cutoff, and customers who ordered within %d days after the trigger on their own:\n", o.HorizonDays)
 	rep := o.bt

@@ -247,21 +247,71 @@ func TestFitWithPrior(t *testing.T) {
 	}
 }
 
-// TestPNoPurchaseAlive: the pair is what the two calls give, bit for bit.
-func TestPNoPurchaseAlive(t *testing.T) {
+// TestPNoPurchaseDormant: with kappa 0 the pair is what PNoPurchase and
+// PAlive give, bit for bit; with kappa > 0 it is the model's posterior,
+// integrated over the purchase rate numerically.
+func TestPNoPurchaseDormant(t *testing.T) {
+	cases := [][3]float64{{0, 0, 0}, {0, 0, 40}, {3, 20.5, 20.5}, {7, 49.25, 130.125}, {40, 300, 365}, {5, 60, 300}}
 	for _, p := range []Params{
 		{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72},
 		{Kind: MBGNBD, R: 0.5, Alpha: 30, A: 1, B: 4},
 		{Kind: MBGNBD, R: 1.3, Alpha: 20, A: 0.43, B: 0.8, K: 3},
 		{Kind: BGNBD, R: 0.35, Alpha: 18, A: 0.5, B: 3.7},
 	} {
-		for _, c := range [][3]float64{{0, 0, 0}, {0, 0, 40}, {3, 20.5, 20.5}, {7, 49.25, 130.125}, {40, 300, 365}} {
+		for _, c := range cases {
 			for _, h := range []float64{0, 30, 90} {
-				no, alive := p.PNoPurchaseAlive(c[0], c[1], c[2], h)
+				no, alive := p.PNoPurchaseDormant(c[0], c[1], c[2], h, 0)
 				wantNo, wantAlive := p.PNoPurchase(c[0], c[1], c[2], h), p.PAlive(c[0], c[1], c[2])
 				if math.Float64bits(no) != math.Float64bits(wantNo) || math.Float64bits(alive) != math.Float64bits(wantAlive) {
 					t.Errorf("%v %v h=%v: (%v, %v), want (%v, %v)", p, c, h, no, alive, wantNo, wantAlive)
 				}
+			}
+		}
+	}
+	// Dormancy: the customer drops out right after a purchase (or the
+	// first) with probability p ~ Beta(a, b) and then buys at kappa·λ,
+	// λ ~ Gamma(r, α). Given x repeats, the last at tx, and silence up to
+	// T, weigh the two states by their likelihood and integrate over λ by
+	// the trapezoidal rule.
+	p := Params{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72}
+	for _, c := range cases {
+		x, tx, T, h := c[0], c[1], c[2], 90.0
+		for _, kappa := range []float64{0.01, 0.1, 0.5} {
+			// E[(1-p)^(x+1)] and E[p(1-p)^x] under Beta(a, b), up to B(a, b).
+			lbeta := func(a, b float64) float64 { return lgamma(a) + lgamma(b) - lgamma(a+b) }
+			wActive := math.Exp(lbeta(p.A, p.B+x+1))
+			wDormant := math.Exp(lbeta(p.A+1, p.B+x))
+			var active, dormant, activeNo, dormantNo float64
+			// Over u = log λ (dλ = λ du), which keeps λ^(r+x-1) near 0 smooth.
+			const n = 100000
+			top := math.Log(60 * (p.R + x) / (p.Alpha + tx)) // far into the posterior's tail
+			for i := 0; i <= n; i++ {
+				u := top - 50*float64(n-i)/n
+				l := math.Exp(u)
+				w := 1.0
+				if i == 0 || i == n {
+					w = 0.5
+				}
+				// The Gamma(r, α) density's λ-dependent part, times λ^x and λ.
+				g := w * math.Exp((p.R+x)*u-p.Alpha*l)
+				a := wActive * g * math.Exp(-l*T)
+				d := wDormant * g * math.Exp(-l*(tx+kappa*(T-tx)))
+				active += a
+				dormant += d
+				activeNo += a * math.Exp(-l*h)
+				dormantNo += d * math.Exp(-kappa*l*h)
+			}
+			wantAlive := active / (active + dormant)
+			wantNo := (activeNo + dormantNo) / (active + dormant)
+			no, alive := p.PNoPurchaseDormant(x, tx, T, h, kappa)
+			if math.Abs(alive-wantAlive) > 1e-6 || math.Abs(no-wantNo) > 1e-6 {
+				t.Errorf("kappa %v %v: (%.8f, %.8f), integrated (%.8f, %.8f)", kappa, c, no, alive, wantNo, wantAlive)
+			}
+			// Dormancy is not death: the customer is likelier active and
+			// likelier to buy than MBG/NBD says.
+			no0, alive0 := p.PNoPurchaseDormant(x, tx, T, h, 0)
+			if alive < alive0 || no > no0 {
+				t.Errorf("kappa %v %v: (%v, %v), with death (%v, %v)", kappa, c, no, alive, no0, alive0)
 			}
 		}
 	}

@@ -210,23 +210,40 @@ func (p Params) PNoPurchase(x, tx, T, h float64) float64 {
 	return min(max(1-alive*(1-silent), 0), 1)
 }
 
-// PNoPurchaseAlive returns PNoPurchase(x, tx, T, h) and PAlive(x, tx, T)
-// together, bit for bit as those give them: MBG/NBD (K = 1), the model
+// PNoPurchaseDormant is PNoPurchase and PAlive for a model in which
+// dropping out is not final: a customer who drops out goes dormant and
+// buys at kappa times its old rate (0 <= kappa < 1). It returns the
+// probability of no purchase in the next h days and the probability that
+// the customer is still active (not dormant) at T.
+//
+// A dormant customer's silence since its last purchase weighs kappa as
+// much as an active one's, so a frequent buyer's long silence no longer
+// proves it gone for good; and a dormant customer may buy again, at the
+// rate its history gives, times kappa. The fit is the model's own
+// (kappa plays no part in it). With kappa 0 dormancy is death and the
+// pair is PNoPurchase and PAlive bit for bit; MBG/NBD (K = 1), the model
 // behind p_lapse, shares their logarithms (three where the two calls take
-// eight); other models make the two calls.
-func (p Params) PNoPurchaseAlive(x, tx, T, h float64) (pNo, alive float64) {
+// eight). Other models ignore kappa and make the two calls.
+func (p Params) PNoPurchaseDormant(x, tx, T, h, kappa float64) (pNo, active float64) {
 	if p.Kind != MBGNBD || p.k() != 1 {
 		return p.PNoPurchase(x, tx, T, h), p.PAlive(x, tx, T)
 	}
 	// logSurvival(rr, A, u) with K = 1 is rr·(log A − log(A+u)).
 	rr := p.R + x
 	A := p.Alpha/1 + tx
-	l0, l1, l2 := math.Log(A), math.Log(A+(T-tx)), math.Log(A+(T-tx+h))
+	// A dormant customer's exposure since its last purchase: kappa of
+	// the silence (tx alone if dormancy is death).
+	D := A + kappa*(T-tx)
+	lD, l1, l2 := math.Log(D), math.Log(A+(T-tx)), math.Log(A+(T-tx+h))
 	odds := p.A / (p.B + x)
-	ls := rr * (l0 - l1)
-	alive = 1 / (1 + odds*math.Exp(-ls))
-	silent := math.Exp(rr*(l0-l2) - ls)
-	return min(max(1-alive*(1-silent), 0), 1), alive
+	ls := rr * (lD - l1)
+	active = 1 / (1 + odds*math.Exp(-ls))
+	silent := math.Exp(rr*(lD-l2) - ls)
+	pNo = 1 - active*(1-silent)
+	if kappa > 0 {
+		pNo -= (1 - active) * -math.Expm1(rr*(lD-math.Log(D+kappa*h)))
+	}
+	return min(max(pNo, 0), 1), active
 }
 
 // ExpectedPurchases is the expected number of purchases in the next h days

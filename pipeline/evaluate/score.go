@@ -18,6 +18,9 @@ import (
 type Models struct {
 	// Winback is the MBG/NBD model behind p_lapse, handed to the engines.
 	Winback btyd.Params `json:"winback"`
+	// DormantRate is p_lapse's purchase_lapse.dormant_rate (set by the
+	// caller, which has the configuration).
+	DormantRate float64 `json:"dormant_rate"`
 	// BGNBD is the baseline, fitted on the same statistics.
 	BGNBD btyd.Params `json:"bgnbd"`
 }

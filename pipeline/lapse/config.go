@@ -75,6 +75,10 @@ type LapseConfig struct {
 	// model's probability that the customer is still alive to have fallen
 	// to this (0 turns the check off).
 	MaxPAlive float64 `yaml:"max_p_alive" help:"a lapse also needs the purchase model's P(alive) at or below this, 0 to 1 (0 turns the check off)"`
+	// DormantRate makes dropping out not final in p_lapse's forecast: a
+	// customer who drops out buys at this share of its old rate
+	// (btyd.Params.PNoPurchaseDormant). 0 is MBG/NBD's death.
+	DormantRate float64 `yaml:"dormant_rate" help:"in p_lapse, a customer who dropped out still buys at this share of its old rate, 0 to 0.5 (0: dropping out is final, as in MBG/NBD)"`
 	// MaxRegularity caps the Erlang order K that a customer's own rhythm
 	// lends the purchase model (MBG/CNBD-k with the customer's K =
 	// 1/CV² of its intervals): a clockwork buyer's silence is stronger
@@ -289,6 +293,7 @@ func DefaultConfig() Config {
 			CohortMinDays:      21,
 			HorizonDays:        90,
 			MaxPAlive:          0.5,
+			DormantRate:        0.01,
 			MaxRegularity:      16,
 		},
 		Model: ModelConfig{RefitDays: 7, RefitMaxDays: 56, RefitSample: 2000, RefitMinCustomers: 200, RefitMaxIterations: 200},
@@ -401,6 +406,7 @@ func (c *Config) Validate() error {
 	between("purchase_lapse.cohort_min_days", l.CohortMinDays, 0, 730, "the shortest interval assumed for a customer without a rhythm, e.g. 21 (0 trusts the cohort median alone)")
 	between("purchase_lapse.horizon_days", l.HorizonDays, 1, 3650, "the horizon of p_lapse and of the CLV in days, e.g. 90")
 	between("purchase_lapse.max_p_alive", l.MaxPAlive, 0, 0.99, "the P(alive) a lapse needs to have fallen to, e.g. 0.5 (0 turns the check off)")
+	between("purchase_lapse.dormant_rate", l.DormantRate, 0, 0.5, "the share of its old rate a customer who dropped out still buys at in p_lapse, e.g. 0.01 (0: dropping out is final)")
 	if l.MaxRegularity < 1 || l.MaxRegularity > 32 {
 		bad("purchase_lapse.max_regularity", "is %d, must be between 1 and 32: the highest Erlang order a regular rhythm lends the purchase model, e.g. 16 (1 turns it off)", l.MaxRegularity)
 	}

@@ -63,15 +63,16 @@ func (e *Engine) PurchaseStats(asOf int64, fn func(c *Customer, o btyd.Obs)) {
 }
 
 // PLapse returns the probability that c places no order within
-// horizonDays after asOf (Unix ms) under the engine's purchase model, and
-// its probability of being alive as of asOf; ok is false for a customer
+// horizonDays after asOf (Unix ms) under the engine's purchase model, with
+// dropping out not final (purchase_lapse.dormant_rate), and its
+// probability of being active as of asOf; ok is false for a customer
 // without a placed order.
 func (e *Engine) PLapse(c *Customer, asOf int64, horizonDays float64) (pLapse, pAlive float64, ok bool) {
 	o, ok := c.obs(asOf, false) // (x, t_x, T) only: no LogIv
 	if !ok {
 		return 0, 0, false
 	}
-	pLapse, pAlive = e.model.PNoPurchaseAlive(o.X, o.Tx, o.T, horizonDays)
+	pLapse, pAlive = e.model.PNoPurchaseDormant(o.X, o.Tx, o.T, horizonDays, e.p.cfg.Lapse.DormantRate)
 	return pLapse, pAlive, true
 }
 
