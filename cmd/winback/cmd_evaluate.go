@@ -232,7 +232,6 @@ func evaluateInput(ctx context.Context, in *replay.Input, cfg lapse.Config, cuto
 		return nil, nil, err
 	}
 	out.Models = models
-	out.Models.DormantRate = cfg.Lapse.DormantRate
 	out.report = evaluate.Build(scored)
 	out.Groups = out.report.Groups
 	out.bt = back.Report(horizonDays)

@@ -268,6 +268,18 @@ func TestPNoPurchaseDormant(t *testing.T) {
 			}
 		}
 	}
+	// A rate out of range is clamped: NaN and below 0 are 0.
+	p0 := Params{Kind: MBGNBD, R: 1.26, Alpha: 42, A: 0.37, B: 0.72}
+	for _, kappa := range []float64{-1, math.NaN(), math.Inf(-1)} {
+		no, alive := p0.PNoPurchaseDormant(5, 60, 300, 90, kappa)
+		if wantNo, wantAlive := p0.PNoPurchaseDormant(5, 60, 300, 90, 0); no != wantNo || alive != wantAlive {
+			t.Errorf("kappa %v: (%v, %v), want kappa 0's (%v, %v)", kappa, no, alive, wantNo, wantAlive)
+		}
+	}
+	if no, alive := p0.PNoPurchaseDormant(5, 60, 300, 90, math.Inf(1)); !(no >= 0 && no <= 1 && alive > 0 && alive <= 1) {
+		t.Errorf("kappa +Inf: (%v, %v)", no, alive)
+	}
+
 	// Dormancy: the customer drops out right after a purchase (or the
 	// first) with probability p ~ Beta(a, b) and then buys at kappa·λ,
 	// λ ~ Gamma(r, α). Given x repeats, the last at tx, and silence up to

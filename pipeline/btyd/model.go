@@ -212,22 +212,29 @@ func (p Params) PNoPurchase(x, tx, T, h float64) float64 {
 
 // PNoPurchaseDormant is PNoPurchase and PAlive for a model in which
 // dropping out is not final: a customer who drops out goes dormant and
-// buys at kappa times its old rate (0 <= kappa < 1). It returns the
-// probability of no purchase in the next h days and the probability that
-// the customer is still active (not dormant) at T.
+// buys at kappa times its old rate (0 <= kappa < 1; anything else but
+// NaN is clamped into it, NaN counts as 0). It returns the probability of
+// no purchase in the next h days and the probability that the customer
+// is still active (not dormant) at T.
 //
-// A dormant customer's silence since its last purchase weighs kappa as
-// much as an active one's, so a frequent buyer's long silence no longer
-// proves it gone for good; and a dormant customer may buy again, at the
-// rate its history gives, times kappa. The fit is the model's own
-// (kappa plays no part in it). With kappa 0 dormancy is death and the
-// pair is PNoPurchase and PAlive bit for bit; MBG/NBD (K = 1), the model
-// behind p_lapse, shares their logarithms (three where the two calls take
-// eight). Other models ignore kappa and make the two calls.
+// Only the spell since the last purchase may be dormant: the x purchases
+// are an active customer's. A dormant customer's silence since its last
+// purchase weighs kappa as much as an active one's, so a frequent buyer's
+// long silence no longer proves it gone for good; and a dormant customer
+// may buy again, at the rate its history gives, times kappa. The
+// parameters are the model's own fit (kappa plays no part in it). With
+// kappa 0 dormancy is death and the pair is PNoPurchase and PAlive bit
+// for bit; MBG/NBD (K = 1), the model behind p_lapse, shares their
+// logarithms (three where the two calls take eight). Other models (BG/NBD,
+// K > 1) have no dormancy here: they make the two calls.
 func (p Params) PNoPurchaseDormant(x, tx, T, h, kappa float64) (pNo, active float64) {
 	if p.Kind != MBGNBD || p.k() != 1 {
 		return p.PNoPurchase(x, tx, T, h), p.PAlive(x, tx, T)
 	}
+	if !(kappa > 0) {
+		kappa = 0
+	}
+	kappa = min(kappa, 0.999)
 	// logSurvival(rr, A, u) with K = 1 is rr·(log A − log(A+u)).
 	rr := p.R + x
 	A := p.Alpha/1 + tx

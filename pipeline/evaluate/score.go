@@ -18,8 +18,7 @@ import (
 type Models struct {
 	// Winback is the MBG/NBD model behind p_lapse, handed to the engines.
 	Winback btyd.Params `json:"winback"`
-	// DormantRate is p_lapse's purchase_lapse.dormant_rate (set by the
-	// caller, which has the configuration).
+	// DormantRate is p_lapse's purchase_lapse.dormant_rate.
 	DormantRate float64 `json:"dormant_rate"`
 	// BGNBD is the baseline, fitted on the same statistics.
 	BGNBD btyd.Params `json:"bgnbd"`
@@ -52,6 +51,9 @@ func ScoreEngines(engs []*lapse.Engine, cutoff int64, horizonDays float64, retur
 			return nil, m, fmt.Errorf("evaluate: fitting BG/NBD: %w", err)
 		}
 	}
+	if len(engs) > 0 {
+		m.DormantRate = engs[0].DormantRate()
+	}
 	var out []Customer
 	day := float64(window.MsPerDay)
 	for _, e := range engs {
@@ -66,7 +68,7 @@ func ScoreEngines(engs []*lapse.Engine, cutoff int64, horizonDays float64, retur
 				o := e.Obs(c, cutoff)
 				row.BGNBD = m.BGNBD.PNoPurchase(o.X, o.Tx, o.T, horizonDays)
 			} else {
-				row.PLapse = m.Winback.PNoPurchase(0, 0, 0, horizonDays)
+				row.PLapse, _ = m.Winback.PNoPurchaseDormant(0, 0, 0, horizonDays, m.DormantRate)
 				row.BGNBD = m.BGNBD.PNoPurchase(0, 0, 0, horizonDays)
 			}
 			out = append(out, row)

@@ -77,7 +77,10 @@ type LapseConfig struct {
 	MaxPAlive float64 `yaml:"max_p_alive" help:"a lapse also needs the purchase model's P(alive) at or below this, 0 to 1 (0 turns the check off)"`
 	// DormantRate makes dropping out not final in p_lapse's forecast: a
 	// customer who drops out buys at this share of its old rate
-	// (btyd.Params.PNoPurchaseDormant). 0 is MBG/NBD's death.
+	// (btyd.Params.PNoPurchaseDormant). 0 is MBG/NBD's death. On the two
+	// real panels 0.01 and 0.02 ranked best and 0.1 already worse than
+	// 0.01 (docs/signals.md); 0.5, a dormant customer at half its rate,
+	// caps it where dormancy stops meaning much.
 	DormantRate float64 `yaml:"dormant_rate" help:"in p_lapse, a customer who dropped out still buys at this share of its old rate, 0 to 0.5 (0: dropping out is final, as in MBG/NBD)"`
 	// MaxRegularity caps the Erlang order K that a customer's own rhythm
 	// lends the purchase model (MBG/CNBD-k with the customer's K =

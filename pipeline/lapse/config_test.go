@@ -97,8 +97,9 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Lapse.Factor = 0
 	c.Spend.MinPrevOrders = 0
 	c.Lifecycle.RecoveredAction = "X"
+	c.Lapse.DormantRate = 0.6
 	err := c.Validate()
-	for _, want := range []string{"purchase_lapse.factor", "spend_decline.min_prev_orders", "lifecycle.recovered_action", "e.g."} {
+	for _, want := range []string{"purchase_lapse.factor", "spend_decline.min_prev_orders", "lifecycle.recovered_action", "purchase_lapse.dormant_rate", "e.g."} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}

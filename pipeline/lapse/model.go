@@ -76,9 +76,14 @@ func (e *Engine) PLapse(c *Customer, asOf int64, horizonDays float64) (pLapse, p
 	return pLapse, pAlive, true
 }
 
+// DormantRate is the share of its old rate at which p_lapse's model lets
+// a customer who dropped out still buy (purchase_lapse.dormant_rate).
+func (e *Engine) DormantRate() float64 { return e.p.cfg.Lapse.DormantRate }
+
 // ExpectedOrders returns the expected purchase occasions of c within
-// horizonDays after asOf under the engine's purchase model (0 without a
-// placed order).
+// horizonDays after asOf under the engine's purchase model, with
+// dropping out final (no dormancy: the CLV's model), 0 without a placed
+// order.
 func (e *Engine) ExpectedOrders(c *Customer, asOf int64, horizonDays float64) float64 {
 	o, ok := c.obs(asOf, false) // (x, t_x, T) only: no LogIv
 	if !ok {
