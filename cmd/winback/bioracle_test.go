@@ -103,7 +103,7 @@ func TestBIOracle(t *testing.T) {
 func TestBIOracleCDNOW(t *testing.T) {
 	orc := bioracle.New(config.Default().ClickHouse.ActiveDays)
 	var stream []genRecord
-	for _, ev := range cdnowOrders(t) {
+	for _, ev := range cdnowOrders(t, cdnowSample) {
 		orc.Add(&ev)
 		stream = append(stream, genRecord{kind: event.KindOrder, ev: ev})
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -162,7 +164,7 @@ func checkGolden(t *testing.T, js []byte, golden string) evaluateOutput {
 // customers below recency.
 func TestEvaluateCDNOW(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cdnow.jsonl")
-	n := cdnowJSONL(t, path)
+	n := cdnowJSONL(t, cdnowSample, path)
 	args := []string{"--file", path, "--cutoff", "2025-09-30", "--horizon-days", "273", "--now", "2026-12-06"}
 	code, text, stderr := evaluateCmd(t, args...)
 	if code != 0 {
@@ -232,17 +234,81 @@ func TestEvaluateCDNOW(t *testing.T) {
 	}
 }
 
-// cdnowSample is the CDNOW panel (its README tells the source).
-const cdnowSample = "../../pipeline/btyd/testdata/cdnow_sample.txt"
+// TestEvaluateCDNOWFull runs evaluate on the full CDNOW panel (23,570
+// customers, ten times the sample, of which the sample is a part), with
+// the sample's split: the check of purchase_lapse.dormant_rate on
+// customers it was not chosen on. winback's p_lapse must rank better than
+// recency and BG/NBD, over all customers and over repeat buyers, and
+// forecast better than BG/NBD; with dropping out final it must rank all
+// customers below recency, as on the sample.
+func TestEvaluateCDNOWFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cdnow_full.jsonl")
+	n := cdnowJSONL(t, cdnowFull, path)
+	args := []string{"--file", path, "--cutoff", "2025-09-30", "--horizon-days", "273", "--now", "2026-12-06", "--format", "json"}
+	run := func(extra ...string) (evaluateOutput, evaluate.Report) {
+		code, js, stderr := evaluateCmd(t, append(args, extra...)...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var out evaluateOutput
+		if err := json.Unmarshal(js, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out, evaluate.Report{Groups: out.Groups}
+	}
+	out, rep := run()
+	if n != 69659 || out.CustomersSeen != 23570 || out.BadTotal != 0 {
+		t.Fatalf("%d orders, %d customers, %d bad; want 69659, 23570, 0", n, out.CustomersSeen, out.BadTotal)
+	}
+	for _, name := range []string{"all", "repeat"} {
+		g := rep.Group(name)
+		wa, ra, ba := auc(t, g, evaluate.ScoreWinback), auc(t, g, evaluate.ScoreRecency), auc(t, g, evaluate.ScoreBGNBD)
+		wb, bb := g.Score(evaluate.ScoreWinback).Brier, g.Score(evaluate.ScoreBGNBD).Brier
+		t.Logf("%s (%d customers): AUC winback %.4f, recency %.4f, BG/NBD %.4f; Brier winback %.4f, BG/NBD %.4f, base rate %.4f",
+			name, g.Customers, wa, ra, ba, *wb, *bb, g.BaseRateBrier)
+		if wa <= ra || wa <= ba {
+			t.Errorf("%s: winback AUC %.4f not above recency %.4f and BG/NBD %.4f", name, wa, ra, ba)
+		}
+		if *wb >= *bb {
+			t.Errorf("%s: winback Brier %.4f not below BG/NBD's %.4f", name, *wb, *bb)
+		}
+	}
+	final, rep := run("--lapse-purchase-lapse-dormant-rate", "0")
+	g := rep.Group("all")
+	wa, ra := auc(t, g, evaluate.ScoreWinback), auc(t, g, evaluate.ScoreRecency)
+	t.Logf("dormant_rate 0: all: AUC %.4f, recency %.4f", wa, ra)
+	if wa >= ra || final.Models.DormantRate != 0 {
+		t.Errorf("dormant_rate %v: AUC %.4f, recency %.4f; want it below", final.Models.DormantRate, wa, ra)
+	}
+}
 
-// cdnowOrders reads the CDNOW panel as PLACED orders at 12:00 UTC of their
-// date + 28 years (which keeps weekdays), amount the dollar value, items
-// the CDs, numbered per customer in file order, in time order (the file
-// lists each customer's purchases together): by time, then customer, then
-// number.
-func cdnowOrders(t *testing.T) []event.Event {
+// cdnowSample and cdnowFull are the CDNOW panel's 1/10 sample and the full
+// panel (their README tells the source).
+const (
+	cdnowSample = "../../pipeline/btyd/testdata/cdnow_sample.txt"
+	cdnowFull   = "../../pipeline/btyd/testdata/cdnow_master.txt.gz"
+)
+
+// cdnowOrders reads a CDNOW file (the sample, or the full panel gzipped)
+// as PLACED orders at 12:00 UTC of their date + 28 years (which keeps
+// weekdays), amount the dollar value, items the CDs, numbered per customer
+// in file order, in time order (the file lists each customer's purchases
+// together): by time, then customer, then number. The customer is the
+// sample's id in the sample and the panel's in the full panel.
+func cdnowOrders(t *testing.T, path string) []event.Event {
 	t.Helper()
-	raw, err := os.ReadFile(cdnowSample)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		if r, err = gzip.NewReader(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,22 +316,28 @@ func cdnowOrders(t *testing.T) []event.Event {
 	seq := map[string]int{}
 	for _, line := range strings.Split(string(raw), "\n") {
 		cols := strings.Fields(line)
-		if len(cols) == 0 {
+		if len(cols) == 0 || cols[0] == "customer_id" {
 			continue
 		}
-		day, err := time.Parse("20060102", cols[2])
-		if err != nil || len(cols) != 5 {
+		// The sample: panel id, sample id, date, CDs, dollars; the
+		// full panel: id, date, CDs, dollars.
+		if len(cols) != 4 && len(cols) != 5 {
+			t.Fatalf("line %q: %d columns", line, len(cols))
+		}
+		cols = cols[len(cols)-4:]
+		day, err := time.Parse("20060102", cols[1])
+		if err != nil {
 			t.Fatalf("line %q: %v", line, err)
 		}
-		amount, err := strconv.ParseFloat(cols[4], 64)
+		amount, err := strconv.ParseFloat(cols[3], 64)
 		if err != nil {
 			t.Fatal(err)
 		}
-		items, err := strconv.Atoi(cols[3])
+		items, err := strconv.Atoi(cols[2])
 		if err != nil {
 			t.Fatal(err)
 		}
-		id := "cdnow-" + cols[1]
+		id := "cdnow-" + cols[0]
 		seq[id]++
 		n := fmt.Sprintf("%s-%d", id, seq[id])
 		orders = append(orders, event.Event{Kind: event.KindOrder, EventID: n, CustomerID: id,
@@ -278,11 +350,11 @@ func cdnowOrders(t *testing.T) []event.Event {
 	return orders
 }
 
-// cdnowJSONL writes the CDNOW panel's orders as evaluate's JSON lines at
-// dst and returns how many.
-func cdnowJSONL(t *testing.T, dst string) int {
+// cdnowJSONL writes the orders of the CDNOW file src as evaluate's JSON
+// lines at dst and returns how many.
+func cdnowJSONL(t *testing.T, src, dst string) int {
 	t.Helper()
-	orders := cdnowOrders(t)
+	orders := cdnowOrders(t, src)
 	var out, line []byte
 	for _, ev := range orders {
 		line = codec.AppendEventJSON(line[:0], &ev)
