@@ -174,6 +174,7 @@ func (s *source) noteEnd(lso int64, now time.Time) {
 // most max_poll_records, and stay queued, uncommitted, until applied.
 func (r *Runner) drain(t *task, b barrier) {
 	now := r.now()
+	t.noteDrained()
 	for {
 		i := t.pick(now, b)
 		if i < 0 || !r.spend() {

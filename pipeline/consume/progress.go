@@ -235,12 +235,27 @@ func readProgress(ctx context.Context, cl *kgo.Client, b *board, log *slog.Logge
 // it last saw (transaction markers and aborted tails count as read).
 func (t *task) caughtUp() bool {
 	for i := range t.src {
-		s := &t.src[i]
-		if s.len() > 0 || s.hwm < 0 || s.next < s.hwm {
+		if !t.src[i].drained() {
 			return false
 		}
 	}
 	return true
+}
+
+// drained reports whether s has nothing left to deliver: nothing queued,
+// and read up to the end the broker last showed.
+func (s *source) drained() bool { return s.len() == 0 && s.hwm >= 0 && s.next >= s.hwm }
+
+// noteDrained tells t's engine which inputs have nothing left to deliver:
+// drained, and so is the repartition source, which carries every kind.
+// An input that never delivered an event then stops holding event time
+// back at once, instead of for lapse.idle_timeout after every start: an
+// orders-only shop's empty e-mail and support topics.
+func (t *task) noteDrained() {
+	fwd := t.src[srcRepartition].drained()
+	for i := range srcRepartition {
+		t.eng.SetDrained(i, fwd && t.src[i].drained())
+	}
 }
 
 // follow raises t's watermark to the pipeline's event time when t is

@@ -222,6 +222,7 @@ func (r *Runner) advance() {
 // tombstones, the meta, and t's progress.
 func (t *task) advance(g int64, ok bool, now time.Time) {
 	t.follow(g, ok, now)
+	t.noteDrained()
 	trigs := t.eng.Advance(t.trigBuf[:0], now)
 	for i := range trigs {
 		t.emit(&trigs[i], -1)

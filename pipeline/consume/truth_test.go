@@ -32,7 +32,7 @@ func (s *recSink) Add(rows *event.Rows) {
 
 func truthRunner(sink Sink, wall time.Time) *Runner {
 	return &Runner{env: &env{cfg: Config{Lapse: lapse.DefaultConfig(), Topics: Topics{State: "st", Progress: "pr"}},
-		dep: Deps{Sink: sink, Outputs: testOutputs}, m: newMetrics(nil), now: func() time.Time { return wall }}}
+		dep: Deps{Sink: sink, Outputs: testOutputs}, log: slog.New(slog.DiscardHandler), m: newMetrics(nil), now: func() time.Time { return wall }}}
 }
 
 func TestEpochRecord(t *testing.T) {

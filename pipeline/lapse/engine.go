@@ -257,6 +257,12 @@ func (e *Engine) Advance(dst []event.Trigger, now time.Time) []event.Trigger {
 	return e.advanceTo(dst, now)
 }
 
+// SetDrained tells whether source src (SourceOrders, SourceEmail,
+// SourceSupport) has nothing left to deliver: its input read to its end.
+// One that never delivered anything then holds the watermark back no
+// longer (window.Watermark.SetDrained).
+func (e *Engine) SetDrained(src int, drained bool) { e.wm.SetDrained(src, drained) }
+
 // Follow raises the task's watermark to t, the event time of the rest of
 // the pipeline, when the task's own inputs are silent, and fires the
 // timers that fall due, appending their triggers to dst. A t at or below

@@ -166,6 +166,57 @@ func TestWatermark(t *testing.T) {
 	}
 }
 
+// TestWatermarkDrained: a source read to its end that never produced
+// anything holds nobody back; one that produced is still waited for until
+// the idle timeout; with idleness off (timeout 0) nothing changes.
+func TestWatermarkDrained(t *testing.T) {
+	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	ms := func(m int64) int64 { return m * 60_000 }
+	for _, c := range []struct {
+		name    string
+		idle    time.Duration
+		drained [3]bool
+		want    int64
+	}{
+		{"none drained: the empty sources hold", 5 * time.Minute, [3]bool{}, NoWatermark},
+		{"one empty source drained: the other holds", 5 * time.Minute, [3]bool{false, true, false}, NoWatermark},
+		{"both empty sources drained", 5 * time.Minute, [3]bool{false, true, true}, ms(99)},
+		{"every source drained: the one that produced still counts", 5 * time.Minute, [3]bool{true, true, true}, ms(99)},
+		{"idleness off", 0, [3]bool{false, true, true}, NoWatermark},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := NewWatermark(3, time.Minute, c.idle, t0)
+			w.Observe(0, ms(100), t0)
+			for i, d := range c.drained {
+				w.SetDrained(i, d)
+			}
+			if got := w.Advance(t0.Add(time.Second)); got != c.want {
+				t.Fatalf("watermark %d, want %d", got, c.want)
+			}
+		})
+	}
+	// A source that produced is not idle at once for being drained: a
+	// live input is read to its end between its records.
+	w := NewWatermark(2, 0, 5*time.Minute, t0)
+	w.Observe(0, ms(100), t0)
+	w.Observe(1, ms(50), t0)
+	w.SetDrained(1, true)
+	if got := w.Advance(t0.Add(time.Minute)); got != ms(50) {
+		t.Fatalf("watermark %d, want the drained source's %d", got, ms(50))
+	}
+	// Drained is not persisted: a restored tracker waits again.
+	e := NewWatermark(2, 0, 5*time.Minute, t0)
+	e.Observe(0, ms(100), t0)
+	e.SetDrained(1, true)
+	r := NewWatermark(2, 0, 5*time.Minute, t0)
+	if _, err := r.Restore(e.AppendBinary(nil), t0); err != nil {
+		t.Fatal(err)
+	}
+	if r.Idle(1, t0.Add(time.Second)) {
+		t.Fatal("the restored tracker kept the drained flag")
+	}
+}
+
 func TestTimersAgainstReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	var tm Timers

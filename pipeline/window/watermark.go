@@ -19,10 +19,12 @@ const MaxSources = 64
 // allowed lateness). A source is idle when it produced nothing for
 // IdleTimeout of wall time (the injected now); an idle source stops holding
 // the watermark back. A source that never produced anything counts as idle
-// once IdleTimeout has passed since the tracker started (or was restored):
-// until then it holds the watermark back, so that a slow topic fetched a
-// moment after the others does not let timers fire early. If every source
-// is idle, the watermark is the most advanced source's (max − lateness).
+// once IdleTimeout has passed since the tracker started (or was restored),
+// or at once when the caller knows it has nothing to deliver (SetDrained:
+// its input is read to its end); until then it holds the watermark back,
+// so that a slow topic fetched a moment after the others does not let
+// timers fire early. If every source is idle, the watermark is the most
+// advanced source's (max − lateness).
 // The watermark never moves backwards. An IdleTimeout of zero disables
 // idleness.
 type Watermark struct {
@@ -34,8 +36,9 @@ type Watermark struct {
 }
 
 type srcState struct {
-	max  int64 // max event time; NoWatermark if none
-	seen int64 // wall ms of the last event, or start
+	max     int64 // max event time; NoWatermark if none
+	seen    int64 // wall ms of the last event, or start
+	drained bool  // SetDrained: read to its end (not persisted)
 }
 
 var errWatermark = errors.New("window: corrupt watermark state")
@@ -71,12 +74,26 @@ func (w *Watermark) Observe(src int, eventTime int64, now time.Time) {
 	s.seen = max(s.seen, now.UnixMilli())
 }
 
+// SetDrained tells whether source src's input is read to its end, with
+// nothing left to deliver. A source drained that never produced anything
+// counts as idle at once instead of after IdleTimeout: an input that is
+// empty (an orders-only shop's e-mail topic) then holds nobody back after
+// a start. A source that did produce stays subject to IdleTimeout, drained
+// or not: a live input is read to its end between most of its records.
+// It is not persisted; a restored tracker starts with no source drained.
+func (w *Watermark) SetDrained(src int, drained bool) {
+	if src >= 0 && src < len(w.src) {
+		w.src[src].drained = drained
+	}
+}
+
 // Idle reports whether source src counts as idle at wall time now.
 func (w *Watermark) Idle(src int, now time.Time) bool {
 	if w.idle == 0 || src < 0 || src >= len(w.src) {
 		return false
 	}
-	return now.UnixMilli()-w.src[src].seen >= w.idle
+	s := &w.src[src]
+	return (s.drained && s.max == NoWatermark) || now.UnixMilli()-s.seen >= w.idle
 }
 
 // Max returns the largest event time seen from src, or NoWatermark.
