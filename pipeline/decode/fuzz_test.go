@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/linkedin/goavro/v2"
@@ -36,6 +37,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		f.Add(uint8(ev.Kind-1), []byte("c-1"), codec.AppendEventJSON(nil, &ev))
 	}
 	f.Add(uint8(0), []byte("c-1"), []byte(`{"event_id":"\u00e9\ud83d\ude00","customer_id":"c-1","x":[{"a":-0.5e+3}],"event_time":"2024-05-01T12:00:00.123Z"}`))
+	f.Add(uint8(0), []byte("c-1"), []byte(`{"event_id":"e-1","customer_id":"c-1","event_time":1714564800000,"type":"PLACED","order_id":"o-1","amount":"42.50","currency":"EUR","items":2}`))
 	f.Add(uint8(2), []byte("c-1"), []byte(`{"schema":{"type":"struct"},"payload":{"event_id":"e-1","customer_id":"c-1","event_time":1714564800000,"type":"OPENED","ticket_id":"t","category":"x","priority":"LOW"}}`))
 	d := newTestDecoder(nil)
 	f.Fuzz(func(t *testing.T, k uint8, key, value []byte) {
@@ -75,6 +77,14 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 		if id("customer_id") != ev.CustomerID || id("event_id") != ev.EventID {
 			t.Fatalf("encoding/json reads ids %q %q, decoder %q %q", id("customer_id"), id("event_id"), ev.CustomerID, ev.EventID)
+		}
+		// An amount given as a string is a decimal with a point, read as
+		// strconv reads it.
+		if s, ok := id("amount").(string); ok {
+			x, err := strconv.ParseFloat(s, 64)
+			if ev.Kind != event.KindOrder || !strings.Contains(s, ".") || strings.ContainsAny(s, "eE+") || err != nil || x != ev.Amount {
+				t.Fatalf("amount %q read as %v (%v)", s, ev.Amount, err)
+			}
 		}
 		// The event survives a round trip.
 		var again event.Event

@@ -77,7 +77,7 @@ func hostileInputs(t testing.TB) []hostileInput {
 		{"json_truncated.json", "order", "c-1", []byte(jsonOrder[:50]), ReasonJSONSyntax, "a valid order cut in the middle"},
 		{"json_trailing_garbage.json", "order", "c-1", []byte(jsonOrder + `,{}`), ReasonJSONSyntax, "data after the object"},
 		{"json_control_char.json", "order", "c-1", jsonWith(`"o-1"`, "\"o\t1\""), ReasonJSONSyntax, "a raw tab inside a string"},
-		{"json_amount_string.json", "order", "c-1", jsonWith(`42.5`, `"42.5"`), ReasonJSONType, "a number as a string"},
+		{"json_amount_base64.json", "order", "c-1", jsonWith(`42.5`, `"EJo="`), ReasonJSONType, "amount as Kafka Connect writes a DECIMAL by default, base64 (42.50 unscaled)"},
 		{"json_items_float.json", "order", "c-1", jsonWith(`"items":2`, `"items":2.5`), ReasonJSONType, "a fraction where an integer belongs"},
 		{"json_customer_id_number.json", "order", "c-1", jsonWith(`"c-1"`, `1`), ReasonJSONType, "customer_id as a number"},
 		{"json_too_deep.json", "order", "c-1", []byte(`{"extra":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `,` + jsonOrder[1:]), ReasonJSONTooDeep, "5000 nested arrays in an unknown field"},
