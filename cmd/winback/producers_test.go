@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -10,6 +12,7 @@ import (
 	"math/big"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +39,9 @@ import (
 //     aborted transaction across every input partition half-way;
 //   - connect: as Kafka Connect sources write them: orders through the
 //     AvroConverter (a record named ConnectDefault, strings for the enums,
-//     the amount a Connect Decimal), e-mails and tickets through the
+//     the amount a Connect Decimal), every third order through the
+//     JsonConverter instead (the amount a Decimal in its default base64,
+//     the scale in the schema), e-mails and tickets through the
 //     JsonConverter with schemas.enable=true ({"schema", "payload"}), the
 //     tickets keyed by the JsonConverter too (so not by the bare
 //     customer id);
@@ -267,7 +272,8 @@ func produceStyled(ctx context.Context, t *testing.T, cfg *config.Config, g *gen
 
 // connectStyle returns what Kafka Connect's converters make of a record:
 // the key and value of an order through the AvroConverter (the schema of
-// testdata/connect_order.avsc, registered under <orders>-value), of an
+// testdata/connect_order.avsc, registered under <orders>-value) or, one in
+// three, through the JsonConverter with a base64 Decimal amount, of an
 // e-mail through the JsonConverter with schemas.enable=true (key a plain
 // string), and of a ticket with both key and value through it.
 func connectStyle(ctx context.Context, t *testing.T, cfg *config.Config) func(r *gen.Record) (key, value []byte) {
@@ -290,14 +296,32 @@ func connectStyle(ctx context.Context, t *testing.T, cfg *config.Config) func(r 
 	}
 	var hdr sr.ConfluentHeader
 	const (
+		orderSchema  = `{"type":"struct","fields":[{"type":"string","optional":false,"field":"event_id"},{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2","connect.decimal.precision":"12"},"field":"amount"}],"optional":false,"name":"shop.public.orders.Value"}`
 		ticketSchema = `{"type":"struct","fields":[{"type":"string","optional":false,"field":"event_id"},{"type":"string","optional":false,"field":"customer_id"},{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1,"field":"event_time"},{"type":"string","optional":false,"field":"type"}],"optional":false,"name":"tickets"}`
 		keySchema    = `{"type":"string","optional":false}`
 	)
+	orders := 0
 	return func(r *gen.Record) ([]byte, []byte) {
 		ev := &r.Event
 		key := []byte(ev.CustomerID)
 		switch r.Kind {
 		case event.KindOrder:
+			if orders++; orders%3 == 0 {
+				// Java's BigInteger.toByteArray: two's complement,
+				// big-endian, as short as the sign allows.
+				cents := big.NewInt(int64(math.Round(ev.Amount * 100)))
+				b := cents.Bytes()
+				if len(b) == 0 || b[0]&0x80 != 0 {
+					b = append([]byte{0}, b...)
+				}
+				payload := codec.AppendEventJSON(nil, ev)
+				payload = bytes.Replace(payload, strconv.AppendFloat([]byte(`"amount":`), ev.Amount, 'g', -1, 64),
+					fmt.Appendf(nil, `"amount":%q`, base64.StdEncoding.EncodeToString(b)), 1)
+				if !bytes.Contains(payload, []byte(`"amount":"`)) {
+					t.Fatalf("no amount to replace in %s", payload)
+				}
+				return key, fmt.Appendf(nil, `{"schema":%s,"payload":%s}`, orderSchema, payload)
+			}
 			body, err := avroCodec.BinaryFromNative(nil, map[string]any{
 				"event_id": ev.EventID, "customer_id": ev.CustomerID, "event_time": time.UnixMilli(ev.Time).UTC(),
 				"type": ev.OrderType.String(), "order_id": ev.OrderID, "amount": big.NewRat(int64(math.Round(ev.Amount*100)), 100),

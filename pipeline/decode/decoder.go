@@ -94,6 +94,11 @@ type Decoder struct {
 	// down is the registry's latest failure, nil after a lookup that
 	// reached it (Unavailable).
 	down atomic.Pointer[downState]
+
+	// The scales of the amount in Kafka Connect envelope schemas, by the
+	// schema's text (connect.go); -1: not a Decimal.
+	connectMu     sync.Mutex
+	connectScales map[string]int
 }
 
 type downState struct {

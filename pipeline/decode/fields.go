@@ -213,6 +213,9 @@ type fields struct {
 	items  int64
 	csat   int64
 	nps    int64
+	// A Kafka Connect envelope's schema, and a base64 amount of its
+	// payload waiting for it (connect.go); slices of the record.
+	schema, amount64 []byte
 }
 
 func (f *fields) has(t target) bool { return f.set&bit(t) != 0 }

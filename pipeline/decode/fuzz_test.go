@@ -2,6 +2,7 @@ package decode
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -38,6 +39,7 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	f.Add(uint8(0), []byte("c-1"), []byte(`{"event_id":"\u00e9\ud83d\ude00","customer_id":"c-1","x":[{"a":-0.5e+3}],"event_time":"2024-05-01T12:00:00.123Z"}`))
 	f.Add(uint8(0), []byte("c-1"), []byte(`{"event_id":"e-1","customer_id":"c-1","event_time":1714564800000,"type":"PLACED","order_id":"o-1","amount":"42.50","currency":"EUR","items":2}`))
+	f.Add(uint8(0), []byte("c-1"), []byte(`{"schema":{"fields":[{"field":"amount","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2"}}]},"payload":{"event_id":"e-1","customer_id":"c-1","event_time":1714564800000,"type":"PLACED","order_id":"o-1","amount":"EJo=","currency":"EUR","items":2}}`))
 	f.Add(uint8(2), []byte("c-1"), []byte(`{"schema":{"type":"struct"},"payload":{"event_id":"e-1","customer_id":"c-1","event_time":1714564800000,"type":"OPENED","ticket_id":"t","category":"x","priority":"LOW"}}`))
 	d := newTestDecoder(nil)
 	f.Fuzz(func(t *testing.T, k uint8, key, value []byte) {
@@ -79,11 +81,12 @@ func FuzzDecodeJSON(f *testing.F) {
 			t.Fatalf("encoding/json reads ids %q %q, decoder %q %q", id("customer_id"), id("event_id"), ev.CustomerID, ev.EventID)
 		}
 		// An amount given as a string is a decimal with a point, read as
-		// strconv reads it.
+		// strconv reads it, or base64 in a Kafka Connect envelope whose
+		// schema declares it a Decimal.
 		if s, ok := id("amount").(string); ok {
-			x, err := strconv.ParseFloat(s, 64)
-			if ev.Kind != event.KindOrder || !strings.Contains(s, ".") || strings.ContainsAny(s, "eE+") || err != nil || x != ev.Amount {
-				t.Fatalf("amount %q read as %v (%v)", s, ev.Amount, err)
+			want, ok := oracleAmount(m, s)
+			if ev.Kind != event.KindOrder || !ok || want != ev.Amount {
+				t.Fatalf("amount %q read as %v, want %v (%v)", s, ev.Amount, want, ok)
 			}
 		}
 		// The event survives a round trip.
@@ -92,6 +95,40 @@ func FuzzDecodeJSON(f *testing.F) {
 			t.Fatalf("round trip: %v\n got %+v\nwant %+v", err, again, ev)
 		}
 	})
+}
+
+// oracleAmount reads the string amount s of the record m (as
+// encoding/json decoded it) on its own terms: a decimal with a point, or
+// base64 two's complement with the scale of m's Connect schema.
+func oracleAmount(m map[string]any, s string) (float64, bool) {
+	if strings.Contains(s, ".") {
+		x, err := strconv.ParseFloat(s, 64)
+		return x, err == nil && !strings.ContainsAny(s, "eE+")
+	}
+	if _, top := m["amount"]; top {
+		return 0, false
+	}
+	schema, _ := m["schema"].(map[string]any)
+	fields, _ := schema["fields"].([]any)
+	scale := -1
+	for _, x := range fields {
+		f, _ := x.(map[string]any)
+		params, _ := f["parameters"].(map[string]any)
+		sc, _ := params["scale"].(string)
+		if n, err := strconv.Atoi(sc); err == nil && f["field"] == "amount" && f["name"] == "org.apache.kafka.connect.data.Decimal" && n >= 0 && n <= 64 {
+			scale = n
+		}
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if scale < 0 || err != nil || len(b) == 0 || len(b) > 32 {
+		return 0, false
+	}
+	u := new(big.Int).SetBytes(b)
+	if b[0]&0x80 != 0 {
+		u.Sub(u, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+	}
+	x, _ := new(big.Rat).SetFrac(u, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)).Float64()
+	return x, true
 }
 
 // fuzzRegistry has the contract's schemas at 1–3 and evolved ones at 4–5.

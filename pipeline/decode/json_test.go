@@ -67,6 +67,27 @@ func TestDecodeJSON(t *testing.T) {
 	f("connect envelope, a field twice", o, "c-1", `{"event_id":"e-1","payload":`+order+`}`, ReasonFieldInvalid, nil)
 	f("connect envelope twice", o, "c-1", `{"payload":{"event_id":"e-1"},"payload":`+strings.Replace(order, `"event_id":"e-1",`, "", 1)+`}`, ReasonFieldInvalid, nil)
 	f("connect tombstone", o, "c-1", `{"schema":null,"payload":null}`, ReasonFieldMissing, nil)
+	// A DECIMAL amount as the JsonConverter writes it by default: base64
+	// of the unscaled value (4250 = 0x109a: "EJo="), its scale in the
+	// schema.
+	decimalSchema := func(scale string) string {
+		return `{"type":"struct","fields":[{"type":"string","optional":false,"field":"event_id"},{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"` + scale + `","connect.decimal.precision":"10"},"field":"amount"}],"optional":false,"name":"shop.public.orders.Value"}`
+	}
+	envelope := func(scale, amount string) string {
+		return `{"schema":` + decimalSchema(scale) + `,"payload":` + with(`42.5`, amount) + `}`
+	}
+	f("connect decimal", o, "c-1", envelope("2", `"EJo="`), "", &wantOrder)
+	f("connect decimal, schema after the payload", o, "c-1", `{"payload":`+with(`42.5`, `"EJo="`)+`,"schema":`+decimalSchema("2")+`}`, "", &wantOrder)
+	f("connect decimal, scale 3", o, "c-1", envelope("3", `"AKYE"`), "", &wantOrder) // 42500
+	f("connect decimal, numeric", o, "c-1", envelope("2", `42.5`), "", &wantOrder)
+	f("connect decimal, no schema", o, "c-1", `{"schema":null,"payload":`+with(`42.5`, `"EJo="`)+`}`, ReasonJSONType, nil)
+	f("connect decimal, amount not a Decimal", o, "c-1", `{"schema":`+connectSchema+`,"payload":`+with(`42.5`, `"EJo="`)+`}`, ReasonJSONType, nil)
+	f("connect decimal, scale not a number", o, "c-1", envelope("two", `"EJo="`), ReasonJSONType, nil)
+	f("connect decimal, outside an envelope", o, "c-1", `{"schema":`+decimalSchema("2")+`,`+with(`42.5`, `"EJo="`)[1:], ReasonJSONType, nil)
+	f("connect decimal, bad base64", o, "c-1", envelope("2", `"EJo"`), ReasonFieldInvalid, nil)
+	f("connect decimal, negative", o, "c-1", envelope("2", `"72Y="`), ReasonFieldInvalid, nil)
+	f("connect decimal, 33 bytes", o, "c-1", envelope("2", `"`+strings.Repeat("AAAA", 11)+`"`), ReasonFieldInvalid, nil)
+	f("connect decimal, empty", o, "c-1", envelope("2", `""`), ReasonFieldInvalid, nil)
 	f("connect envelope, then a null payload", o, "c-1", `{"payload":`+order+`,"payload":null}`, ReasonFieldInvalid, nil)
 	f("a string payload, then the envelope", o, "c-1", `{"payload":"x","payload":`+order+`}`, ReasonFieldInvalid, nil)
 	f("payload too deep", o, "c-1", `{"payload":{"x":`+strings.Repeat(`[`, 31)+strings.Repeat(`]`, 31)+`,`+order[1:]+`}`, ReasonJSONTooDeep, nil)
