@@ -44,16 +44,12 @@ type inputPositions struct {
 }
 
 func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
-	t := r.cfg.Topics
 	var pos inputPositions
 	var err error
 	if pos.committed, err = r.adm.FetchOffsets(ctx, r.cfg.Group); err != nil {
 		return pos, fmt.Errorf("consume: committed offsets: %w", err)
 	}
-	topics := []string{t.Orders, t.Email, t.Support, t.Repartition}
-	if t.Erasures != "" {
-		topics = append(topics, t.Erasures)
-	}
+	topics := r.inputTopics()
 	if pos.starts, err = r.adm.ListStartOffsets(ctx, topics...); err != nil {
 		return pos, fmt.Errorf("consume: input start offsets: %w", err)
 	}

@@ -174,7 +174,7 @@ func (s *source) noteEnd(lso int64, now time.Time) {
 // most max_poll_records, and stay queued, uncommitted, until applied.
 func (r *Runner) drain(t *task, b barrier) {
 	now := r.now()
-	t.noteDrained()
+	t.noteDrained(b)
 	for {
 		i := t.pick(now, b)
 		if i < 0 || !r.spend() {
@@ -247,7 +247,7 @@ func (r *Runner) dropTask(p int32) {
 // active, nothing is applied before the repartition source has read what
 // was committed when b was taken, and no event after b.until.
 func (t *task) pick(now time.Time, b barrier) int {
-	if b.active && t.src[srcRepartition].next < t.fwdWait {
+	if t.forwardsPending(b) {
 		return -1
 	}
 	var lanes [nSources]merge.Lane

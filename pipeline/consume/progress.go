@@ -242,17 +242,24 @@ func (t *task) caughtUp() bool {
 	return true
 }
 
+// forwardsPending reports whether records committed to the repartition
+// topic when the barrier b was taken are still to be read by t.
+func (t *task) forwardsPending(b barrier) bool {
+	return b.active && t.src[srcRepartition].next < t.fwdWait
+}
+
 // drained reports whether s has nothing left to deliver: nothing queued,
 // and read up to the end the broker last showed.
 func (s *source) drained() bool { return s.len() == 0 && s.hwm >= 0 && s.next >= s.hwm }
 
 // noteDrained tells t's engine which inputs have nothing left to deliver:
-// drained, and so is the repartition source, which carries every kind.
-// An input that never delivered an event then stops holding event time
-// back at once, instead of for lapse.idle_timeout after every start: an
-// orders-only shop's empty e-mail and support topics.
-func (t *task) noteDrained() {
-	fwd := t.src[srcRepartition].drained()
+// drained, and so is the repartition source, which carries every kind,
+// with nothing pending behind the forwarding barrier b. An input that
+// never delivered an event then stops holding event time back at once,
+// instead of for lapse.idle_timeout after every start: an orders-only
+// shop's empty e-mail and support topics.
+func (t *task) noteDrained(b barrier) {
+	fwd := t.src[srcRepartition].drained() && !t.forwardsPending(b)
 	for i := range srcRepartition {
 		t.eng.SetDrained(i, fwd && t.src[i].drained())
 	}

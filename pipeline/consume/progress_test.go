@@ -8,6 +8,7 @@ import (
 
 	"github.com/winback/winback/pipeline/event"
 	"github.com/winback/winback/pipeline/lapse"
+	"github.com/winback/winback/pipeline/window"
 	"github.com/winback/winback/sinks/kafka"
 )
 
@@ -211,5 +212,48 @@ func TestForwardedRecord(t *testing.T) {
 		if _, err := parseForwarded(bad); err == nil {
 			t.Errorf("parseForwarded(%v) accepted corrupt input", bad)
 		}
+	}
+}
+
+// TestNoteDrained: an input that never delivered an event holds the
+// task's event time back until it is read to its end, and the repartition
+// source is too, with nothing pending behind the forwarding barrier; then
+// the orders alone move it, with no idle timeout to wait for.
+func TestNoteDrained(t *testing.T) {
+	wall := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	cfg := lapse.DefaultConfig()
+	order := event.Event{Kind: event.KindOrder, EventID: "o-1", CustomerID: "c", Time: wall.Add(-48 * time.Hour).UnixMilli(),
+		OrderType: event.OrderPlaced, OrderID: "o-1", Amount: 20, Currency: "EUR", Items: 1}
+	moved := order.Time - cfg.AllowedLateness.Milliseconds()
+	for _, c := range []struct {
+		name    string
+		email   source // orders: read to the end; support: empty, read
+		rep     source
+		fwdWait int64
+		b       barrier
+		want    int64
+	}{
+		{"every other input read to its end", queue(0, 0), queue(5, 5), 0, barrier{}, moved},
+		{"e-mail end unknown", queue(-1, -1), queue(5, 5), 0, barrier{}, window.NoWatermark},
+		{"e-mail not read to its end", queue(0, 3), queue(5, 5), 0, barrier{}, window.NoWatermark},
+		{"e-mail records queued", queue(3, 3, order.Time), queue(5, 5), 0, barrier{}, window.NoWatermark},
+		{"repartition not read to its end", queue(0, 0), queue(2, 5), 0, barrier{}, window.NoWatermark},
+		{"forwards pending behind the barrier", queue(0, 0), queue(5, 5), 7, barrier{active: true, until: order.Time}, window.NoWatermark},
+		{"forwards read", queue(0, 0), queue(7, 7), 7, barrier{active: true, until: order.Time}, moved},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tk := &task{eng: lapse.NewEngine(cfg, 3, wall), fwdWait: c.fwdWait}
+			tk.src[lapse.SourceOrders] = queue(1, 1)
+			tk.src[lapse.SourceEmail] = c.email
+			tk.src[lapse.SourceSupport] = queue(4, 4)
+			tk.src[srcRepartition] = c.rep
+			ev := order
+			tk.eng.Apply(nil, lapse.SourceOrders, &ev, wall)
+			tk.noteDrained(c.b)
+			tk.eng.Advance(nil, wall.Add(time.Second)) // well inside the idle timeout
+			if got := tk.eng.Watermark(); got != c.want {
+				t.Fatalf("watermark %d, want %d", got, c.want)
+			}
+		})
 	}
 }

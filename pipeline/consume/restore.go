@@ -141,6 +141,22 @@ func (r *Runner) restoreTasks(ctx context.Context, parts []int32) (map[int32]*ta
 			return nil, configError{err}
 		}
 	}
+	// The inputs' ends again: a restore can take minutes, and an input
+	// that was empty when it began must not count as read to its end
+	// (noteDrained) with records that came meanwhile.
+	ends, err = r.adm.ListCommittedOffsets(ctx, r.inputTopics()...)
+	if err != nil {
+		return nil, fmt.Errorf("consume: input end offsets: %w", err)
+	}
+	for _, t := range tasks {
+		for i := range t.src {
+			if s := &t.src[i]; s.topic != "" {
+				if e, ok := ends.Lookup(s.topic, t.p); ok && e.Err == nil {
+					s.hwm = max(s.hwm, e.Offset)
+				}
+			}
+		}
+	}
 	for _, p := range parts {
 		d := feeds[p].took
 		from := "changelog"

@@ -211,7 +211,7 @@ func (r *Runner) advance() {
 		// them (a steady customer's forwarded orders would look late).
 		g = min(g, r.barrier.until)
 	}
-	r.eachTask(func(t *task) { t.advance(g, ok, now) })
+	r.eachTask(func(t *task) { t.advance(g, ok, r.barrier, now) })
 	r.m.cacheBytes.Set(0) // every changed customer is written
 }
 
@@ -220,9 +220,9 @@ func (r *Runner) advance() {
 // t's outputs: each changed customer's snapshot and aggregate row once,
 // however many events it had, the closed days, the evicted customers'
 // tombstones, the meta, and t's progress.
-func (t *task) advance(g int64, ok bool, now time.Time) {
+func (t *task) advance(g int64, ok bool, b barrier, now time.Time) {
+	t.noteDrained(b)
 	t.follow(g, ok, now)
-	t.noteDrained()
 	trigs := t.eng.Advance(t.trigBuf[:0], now)
 	for i := range trigs {
 		t.emit(&trigs[i], -1)

@@ -164,7 +164,7 @@ func TestResyncChangedCustomers(t *testing.T) {
 	}
 	var log []*kgo.Record
 	commit := func() {
-		src.advance(0, false, wall)
+		src.advance(0, false, barrier{}, wall)
 		for _, rec := range src.out.recs {
 			if rec.Topic == "st" { // not the progress record
 				log = append(log, rec)
