@@ -1,8 +1,10 @@
 package decode
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"hash/maphash"
 	"strconv"
 )
 
@@ -17,29 +19,32 @@ import (
 const connectDecimal = "org.apache.kafka.connect.data.Decimal"
 
 // The Decoder caches the scale of up to maxConnectSchemas envelope
-// schemas of up to maxCachedSchema bytes each: a topic's records share
-// one, or a few across schema changes; a larger one is parsed every time.
+// schemas by a hash of their text: a topic's records share one, or a few
+// across schema changes. A schema larger than maxSchemaBytes is not read
+// (a table of a thousand columns takes about 60 KiB).
 const (
-	maxConnectSchemas = 64
-	maxCachedSchema   = 16 << 10
+	maxConnectSchemas = 256
+	maxSchemaBytes    = 64 << 10
 )
 
 // amountScale returns the scale of the field "amount" of the Connect
 // schema (the JSON text of an envelope's "schema"), if it is a Decimal.
 func (d *Decoder) amountScale(schema []byte) (int, bool) {
+	if len(schema) > maxSchemaBytes {
+		return -1, false
+	}
+	h := maphash.Bytes(d.connectSeed, schema)
 	d.connectMu.Lock()
-	scale, ok := d.connectScales[string(schema)]
+	scale, ok := d.connectScales[h]
 	d.connectMu.Unlock()
 	if !ok {
-		scale = parseAmountScale(schema)
-		if len(schema) <= maxCachedSchema {
-			d.connectMu.Lock()
-			if d.connectScales == nil || len(d.connectScales) >= maxConnectSchemas {
-				d.connectScales = map[string]int{}
-			}
-			d.connectScales[string(schema)] = scale
-			d.connectMu.Unlock()
+		scale = parseAmountScale(schema) // outside the lock: other records go on
+		d.connectMu.Lock()
+		if d.connectScales == nil || len(d.connectScales) >= maxConnectSchemas {
+			d.connectScales = map[uint64]int{}
 		}
+		d.connectScales[h] = scale
+		d.connectMu.Unlock()
 	}
 	return scale, scale >= 0
 }
@@ -73,13 +78,15 @@ func parseAmountScale(schema []byte) int {
 func (d *Decoder) connectAmount(f *fields) error {
 	scale, ok := d.amountScale(f.schema)
 	if !ok {
-		return errorf(ReasonJSONType, tAmount.String(), "got the string %q, want a number or a decimal string with a point such as \"42.50\" (a Kafka Connect DECIMAL needs decimal.format=NUMERIC, or schemas.enable=true for winback to read its base64)", truncate(f.amount64, 40))
+		return errorf(ReasonJSONType, tAmount.String(), "got the string %q, want a number or a decimal string with a point such as \"42.50\" (a Kafka Connect DECIMAL needs decimal.format=NUMERIC, or schemas.enable=true and a schema of at most 64 KiB for winback to read its base64)", truncate(f.amount64, 40))
 	}
-	var buf [maxDecimalBytes]byte
-	if base64.StdEncoding.DecodedLen(len(f.amount64)) > len(buf) {
-		f.invalid(tAmount, errorf(ReasonFieldInvalid, "", "base64 decimal of %d characters: want at most %d bytes", len(f.amount64), maxDecimalBytes))
+	// Kafka Connect writes plain base64; encoding/base64 would skip line
+	// breaks in it.
+	if len(f.amount64) > base64.StdEncoding.EncodedLen(maxDecimalBytes) || bytes.ContainsAny(f.amount64, "\r\n") {
+		f.invalid(tAmount, errorf(ReasonFieldInvalid, "", "Kafka Connect decimal: %d characters of base64, want the bytes of at most %d", len(f.amount64), maxDecimalBytes))
 		return nil
 	}
+	var buf [maxDecimalBytes + 2]byte
 	n, err := base64.StdEncoding.Strict().Decode(buf[:], f.amount64)
 	if err != nil {
 		f.invalid(tAmount, errorf(ReasonFieldInvalid, "", "Kafka Connect decimal: %v", err))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -95,10 +96,11 @@ type Decoder struct {
 	// reached it (Unavailable).
 	down atomic.Pointer[downState]
 
-	// The scales of the amount in Kafka Connect envelope schemas, by the
-	// schema's text (connect.go); -1: not a Decimal.
+	// The scales of the amount in Kafka Connect envelope schemas, by a
+	// hash of the schema's text (connect.go); -1: not a Decimal.
+	connectSeed   maphash.Seed
 	connectMu     sync.Mutex
-	connectScales map[string]int
+	connectScales map[uint64]int
 }
 
 type downState struct {
@@ -115,11 +117,12 @@ func NewDecoder(reg Registry, opts Options) *Decoder {
 		reg = noRegistry{}
 	}
 	return &Decoder{
-		reg:       reg,
-		opts:      opts,
-		now:       opts.Now,
-		log:       opts.Logger,
-		maxSkewMs: opts.MaxFutureSkew.Milliseconds(),
+		reg:         reg,
+		opts:        opts,
+		now:         opts.Now,
+		log:         opts.Logger,
+		maxSkewMs:   opts.MaxFutureSkew.Milliseconds(),
+		connectSeed: maphash.MakeSeed(),
 	}
 }
 

@@ -2,7 +2,6 @@ package decode
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -83,9 +82,9 @@ func FuzzDecodeJSON(f *testing.F) {
 		// An amount given as a string is a decimal with a point, read as
 		// strconv reads it, or base64 in a Kafka Connect envelope whose
 		// schema declares it a Decimal.
-		if s, ok := id("amount").(string); ok {
+		if s, ok := id("amount").(string); ok && ev.Kind == event.KindOrder {
 			want, ok := oracleAmount(m, s)
-			if ev.Kind != event.KindOrder || !ok || want != ev.Amount {
+			if !ok || want != ev.Amount {
 				t.Fatalf("amount %q read as %v, want %v (%v)", s, ev.Amount, want, ok)
 			}
 		}
@@ -119,8 +118,8 @@ func oracleAmount(m map[string]any, s string) (float64, bool) {
 			scale = n
 		}
 	}
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
-	if scale < 0 || err != nil || len(b) == 0 || len(b) > 32 {
+	b, ok := oracleBase64(s)
+	if scale < 0 || !ok || len(b) == 0 || len(b) > 32 {
 		return 0, false
 	}
 	u := new(big.Int).SetBytes(b)
@@ -129,6 +128,37 @@ func oracleAmount(m map[string]any, s string) (float64, bool) {
 	}
 	x, _ := new(big.Rat).SetFrac(u, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)).Float64()
 	return x, true
+}
+
+// oracleBase64 decodes standard, padded base64 by hand: groups of four
+// characters of the alphabet, '=' only at the end, unused bits zero.
+func oracleBase64(s string) ([]byte, bool) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	if len(s)%4 != 0 {
+		return nil, false
+	}
+	var out []byte
+	for g := 0; g < len(s); g += 4 {
+		var v uint32
+		pad := 0
+		for i, c := range []byte(s[g : g+4]) {
+			k := strings.IndexByte(alphabet, c)
+			switch {
+			case c == '=' && g+4 == len(s) && i >= 2:
+				pad++
+				k = 0
+			case k < 0 || pad > 0:
+				return nil, false
+			}
+			v = v<<6 | uint32(k)
+		}
+		out = append(out, byte(v>>16), byte(v>>8), byte(v))
+		if v&(1<<(8*pad)-1) != 0 {
+			return nil, false // bits under the padding
+		}
+		out = out[:len(out)-pad]
+	}
+	return out, true
 }
 
 // fuzzRegistry has the contract's schemas at 1–3 and evolved ones at 4–5.

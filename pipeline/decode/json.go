@@ -108,13 +108,16 @@ func (sc *jscanner) object(s *spec, f *fields, seen uint32, depth int) (uint32, 
 				}
 				sc.depth = depth
 			}
-		} else if depth == 1 && key.equal(schemaKey) && sc.peek() == '{' {
-			// Kept for a base64 amount in the payload (connect.go).
+		} else if depth == 1 && key.equal(schemaKey) {
+			// Kept for a base64 amount in the payload (connect.go);
+			// the last one counts, as for any JSON reader.
 			start := sc.i
 			if err := sc.skip(depth); err != nil {
 				return seen, err
 			}
-			f.schema = sc.b[start:sc.i]
+			if f.schema = nil; sc.b[start] == '{' {
+				f.schema = sc.b[start:sc.i]
+			}
 		} else if err := sc.skip(depth); err != nil {
 			return seen, err
 		}

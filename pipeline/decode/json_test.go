@@ -80,6 +80,8 @@ func TestDecodeJSON(t *testing.T) {
 	f("connect decimal, schema after the payload", o, "c-1", `{"payload":`+with(`42.5`, `"EJo="`)+`,"schema":`+decimalSchema("2")+`}`, "", &wantOrder)
 	f("connect decimal, scale 3", o, "c-1", envelope("3", `"AKYE"`), "", &wantOrder) // 42500
 	f("connect decimal, numeric", o, "c-1", envelope("2", `42.5`), "", &wantOrder)
+	f("connect decimal, the schema given again as null", o, "c-1", `{"schema":`+decimalSchema("2")+`,"schema":null,"payload":`+with(`42.5`, `"EJo="`)+`}`, ReasonJSONType, nil)
+	f("connect decimal, the schema given again", o, "c-1", `{"schema":null,"schema":`+decimalSchema("2")+`,"payload":`+with(`42.5`, `"EJo="`)+`}`, "", &wantOrder)
 	f("connect decimal, no schema", o, "c-1", `{"schema":null,"payload":`+with(`42.5`, `"EJo="`)+`}`, ReasonJSONType, nil)
 	f("connect decimal, amount not a Decimal", o, "c-1", `{"schema":`+connectSchema+`,"payload":`+with(`42.5`, `"EJo="`)+`}`, ReasonJSONType, nil)
 	f("connect decimal, scale not a number", o, "c-1", envelope("two", `"EJo="`), ReasonJSONType, nil)
