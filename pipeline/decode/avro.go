@@ -178,7 +178,7 @@ func (r *areader) skip(t *atype, depth int) error {
 type leaf struct {
 	kind  akind    // aNull, aLong (int or long), aFloat, aDouble, aString (or bytes), aEnum, aBytes or aFixed (a decimal)
 	int   bool     // writer type is int: check the 32-bit range
-	div   int64    // event_time: divide the value by this to get ms
+	div   int64    // event_time: divide the value by this to get ms; 0: no unit given (epochMillis)
 	enum  []uint8  // aEnum: writer symbol index → event enum value, 0 = unknown
 	syms  []string // aEnum: the writer's symbols, for error messages
 	size  int      // aFixed: its size
@@ -317,7 +317,9 @@ func leafFor(s *spec, t target, w *atype) (leaf, bool) {
 		}
 		l := leaf{kind: aLong, int: w.kind == aInt, div: 1}
 		switch w.logical {
-		case "", "timestamp-millis", "local-timestamp-millis":
+		case "":
+			l.div = 0 // a plain number: Debezium's MicroTimestamp, say
+		case "timestamp-millis", "local-timestamp-millis":
 		case "timestamp-micros", "local-timestamp-micros":
 			l.div = 1000
 		case "timestamp-nanos", "local-timestamp-nanos":
@@ -468,7 +470,11 @@ func (p *avroPlan) read(s *spec, r *areader, t target, l *leaf, f *fields) error
 		}
 		switch t {
 		case tEventTime:
-			f.time = floorDiv(n, l.div)
+			if l.div == 0 {
+				f.time, f.epoch = n, true
+			} else {
+				f.time = floorDiv(n, l.div)
+			}
 		case tAmount:
 			f.amount = float64(n)
 		case tItems:

@@ -160,11 +160,12 @@ func TestDecodeAvro(t *testing.T) {
 		}
 		return b
 	}
-	fixedDec := func(amount []byte) []byte {
+	fixedDecAt := func(amount []byte, at int64) []byte {
 		return framed(18, goavroBody(t, strings.Replace(orderFixedDecimal, `"logicalType":"decimal",`, "", 1), map[string]any{
-			"event_id": "e-1", "customer_id": "c-1", "event_time": int64(baseTime), "type": "PLACED",
+			"event_id": "e-1", "customer_id": "c-1", "event_time": at, "type": "PLACED",
 			"order_id": "o-1", "amount": amount, "currency": "EUR", "items": int64(2)}))
 	}
+	fixedDec := func(amount []byte) []byte { return fixedDecAt(amount, int64(baseTime)) }
 	connSupport := func(prio string) []byte {
 		return framed(19, goavroBody(t, supportConnect, map[string]any{
 			"event_id": "e-3", "customer_id": "c-1", "event_time": int64(baseTime), "type": "RESOLVED",
@@ -248,6 +249,9 @@ func TestDecodeAvro(t *testing.T) {
 		{"decimal 0", event.KindOrder, "c-1", conn(func(m map[string]any) { m["amount"] = big.NewRat(0, 1) }), "", withAmount(0)},
 		{"decimal of 20 digits", event.KindOrder, "c-1", conn(func(m map[string]any) { m["amount"], _ = new(big.Rat).SetString("123456789012345678.91") }), "", withAmount(123456789012345678.91)},
 		{"fixed decimal", event.KindOrder, "c-1", fixedDec(money(425000)), "", withAmount(42.5)},
+		// event_time a plain long: Debezium's MicroTimestamp, say.
+		{"plain long event_time in microseconds", event.KindOrder, "c-1", fixedDecAt(money(425000), int64(baseTime)*1000+999), "", withAmount(42.5)},
+		{"plain long event_time in seconds", event.KindOrder, "c-1", fixedDecAt(money(425000), int64(baseTime)/1000), "", withAmount(42.5)},
 		{"fixed decimal of 18 digits", event.KindOrder, "c-1", fixedDec(money(999999999999999999)), "", withAmount(99999999999999.9999)},
 		{"negative decimal", event.KindOrder, "c-1", conn(func(m map[string]any) { m["amount"] = big.NewRat(-1, 100) }), ReasonFieldInvalid, nil},
 		{"negative fixed decimal", event.KindOrder, "c-1", fixedDec(money(-425000)), ReasonFieldInvalid, nil},

@@ -216,6 +216,8 @@ type fields struct {
 	// A Kafka Connect envelope's schema, and a base64 amount of its
 	// payload waiting for it (connect.go); slices of the record.
 	schema, amount64 []byte
+	// epoch: time is a number of no stated unit (epochMillis).
+	epoch bool
 }
 
 func (f *fields) has(t target) bool { return f.set&bit(t) != 0 }
@@ -279,6 +281,25 @@ const limited = 1<<tEventID | 1<<tCustomerID | 1<<tOrderID | 1<<tCampaignID | 1<
 // bounds on event_time, Unix ms.
 const minEventTime = 946684800000 // 2000-01-01T00:00:00Z
 
+// epochMillis reads an epoch number of no stated unit (JSON, a plain Avro
+// long) as milliseconds, as the contract says, unless as milliseconds it
+// is before 2000 and as seconds after, or as milliseconds after the year
+// 31,900 and as microseconds or nanoseconds after 2000: the four units'
+// readings of the years 2000 to 31,900 do not overlap, so the unit is
+// never in doubt. (Python's time.time() and Unix tools write seconds,
+// Debezium's MicroTimestamp microseconds.)
+func epochMillis(n int64) int64 {
+	switch {
+	case n >= minEventTime/1000 && n < minEventTime:
+		return n * 1000
+	case n >= minEventTime*1_000_000:
+		return n / 1_000_000
+	case n >= minEventTime*1000:
+		return n / 1000
+	}
+	return n
+}
+
 // finish validates f and fills ev. The order of checks is part of the
 // contract: presence, then field values, then time, then the key.
 func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error {
@@ -320,6 +341,9 @@ func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error 
 	}
 	if f.has(tNPS) && (f.nps < 0 || f.nps > 10) {
 		return errorf(ReasonFieldInvalid, "nps", "%d is out of range 0–10", f.nps)
+	}
+	if f.epoch {
+		f.time = epochMillis(f.time)
 	}
 	if f.time < minEventTime {
 		return errorf(ReasonTimeOutOfRange, "event_time", "%s is before 2000-01-01", fmtMillis(f.time))

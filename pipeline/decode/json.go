@@ -262,7 +262,7 @@ func (sc *jscanner) field(s *spec, t target, f *fields) error {
 		}
 		switch t {
 		case tEventTime:
-			f.time = n
+			f.time, f.epoch = n, true
 		case tItems:
 			f.items = n
 		case tCSAT:

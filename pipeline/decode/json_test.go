@@ -143,6 +143,17 @@ func TestDecodeJSON(t *testing.T) {
 	f("items fraction", o, "c-1", with(`"items":2`, `"items":2.5`), ReasonJSONType, nil)
 	f("items exponent", o, "c-1", with(`"items":2`, `"items":2e0`), ReasonJSONType, nil)
 	f("event_time fraction", o, "c-1", with(`1714564800000`, `1714564800000.5`), ReasonJSONType, nil)
+	// An epoch number whose unit its magnitude tells.
+	f("event_time in seconds", o, "c-1", with(`1714564800000`, `1714564800`), "", &wantOrder)
+	f("event_time in microseconds", o, "c-1", with(`1714564800000`, `1714564800000999`), "", &wantOrder)
+	f("event_time in nanoseconds", o, "c-1", with(`1714564800000`, `1714564800000999999`), "", &wantOrder)
+	f("event_time in seconds before 2000", o, "c-1", with(`1714564800000`, `946684799`), ReasonTimeOutOfRange, nil)
+	y2k := wantOrder
+	y2k.Time = 946684800000
+	f("event_time in seconds, year 2000", o, "c-1", with(`1714564800000`, `946684800`), "", &y2k)
+	f("event_time in milliseconds, year 9999", o, "c-1", with(`1714564800000`, `253402300799000`), ReasonTimeInFuture, nil)
+	f("event_time in microseconds, the future", o, "c-1", with(`1714564800000`, `4102444800000000`), ReasonTimeInFuture, nil)
+	f("event_time in milliseconds, 1970", o, "c-1", with(`1714564800000`, `86400000`), ReasonTimeOutOfRange, nil)
 	f("event_time bool", o, "c-1", with(`1714564800000`, `true`), ReasonJSONType, nil)
 	f("customer_id number", o, "c-1", with(`"c-1"`, `1`), ReasonJSONType, nil)
 	f("type object", o, "c-1", with(`"PLACED"`, `{"s":"PLACED"}`), ReasonJSONType, nil)
