@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,8 @@ type evaluateOptions struct {
 	format      string
 	scores      string
 	now         string
+	rates       string
+	dormant     []float64 // rates, parsed by check
 }
 
 func (o *evaluateOptions) bind(fs *flag.FlagSet) {
@@ -49,6 +52,7 @@ func (o *evaluateOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.format, "format", "text", "report format: text or json")
 	fs.StringVar(&o.scores, "scores", "", "also write one CSV row per customer to `PATH`: customer_id,p_lapse,score_rank,days_since_last_order,orders,active_reasons,returned")
 	fs.StringVar(&o.now, "now", "", "clock the decoder checks event_time against, as for backtest (default: the current time)")
+	fs.StringVar(&o.rates, "dormant-rates", "0,0.005,0.01,0.02,0.05", "also score p_lapse at each of these comma-separated purchase_lapse.dormant_rate values (0 to 0.5), with the model fitted on the calibration period, to tell which suits this history; empty: none")
 }
 
 // check validates the flags and returns the cutoff (Unix ms).
@@ -60,6 +64,17 @@ func (o *evaluateOptions) check() (int64, *backtestOptions, time.Time, error) {
 	}
 	if o.cutoff == "" {
 		return 0, nil, now, fmt.Errorf("--cutoff: required, e.g. --cutoff 2025-09-30")
+	}
+	o.dormant = nil
+	for f := range strings.SplitSeq(o.rates, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		k, err := strconv.ParseFloat(f, 64)
+		if err != nil || !(k >= 0 && k <= 0.5) {
+			return 0, nil, now, fmt.Errorf("--dormant-rates: %q is not a rate from 0 to 0.5, e.g. --dormant-rates 0,0.01,0.02", f)
+		}
+		o.dormant = append(o.dormant, k)
 	}
 	if t, err := time.Parse(time.DateOnly, o.cutoff); err == nil {
 		return t.AddDate(0, 0, 1).UnixMilli(), bo, now, nil
@@ -97,6 +112,7 @@ func cmdEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	out.DormantRates = evaluate.DormantRates(scored, out.Models, float64(o.horizonDays), o.dormant)
 	log.Info("evaluate: done", "customers", out.CustomersSeen, "took", time.Since(began).Round(time.Millisecond))
 	if o.scores != "" {
 		f, err := os.Create(o.scores)
@@ -152,6 +168,9 @@ type evaluateOutput struct {
 	// Holdout the triggers' arms (lapse.Stats).
 	Budget  evaluateBudget  `json:"contact_budget"`
 	Holdout evaluateHoldout `json:"holdout"`
+	// DormantRates: p_lapse's AUC and Brier score at other
+	// purchase_lapse.dormant_rate values (--dormant-rates).
+	DormantRates []evaluate.DormantRow `json:"dormant_rates"`
 
 	report evaluate.Report
 	bt     lapse.BacktestReport
@@ -282,5 +301,9 @@ func (o *evaluateOutput) text() string {
 	fmt.Fprintf(&b, "Contact budget before the cutoff: %d triggers delayed, %d merged into a stronger one; %d reasons held back, %d dropped (the customer ordered, or the reason stopped holding)\n",
 		o.Budget.Delayed, o.Budget.Merged, o.Budget.Held, o.Budget.Dropped)
 	fmt.Fprintf(&b, "Holdout: %d WINBACK triggers treated, %d control\n", o.Holdout.Treated, o.Holdout.Control)
+	if len(o.DormantRates) > 0 {
+		fmt.Fprintf(&b, "\np_lapse at other purchase_lapse.dormant_rate values (the model fitted above; this run's rate is %g):\n", o.Models.DormantRate)
+		b.WriteString(evaluate.DormantTable(o.DormantRates))
+	}
 	return b.String()
 }

@@ -232,6 +232,28 @@ func TestEvaluateCDNOW(t *testing.T) {
 	if wa, ra := auc(t, g, evaluate.ScoreWinback), auc(t, g, evaluate.ScoreRecency); wa >= ra || final.Models.DormantRate != 0 {
 		t.Errorf("dormant_rate %v: AUC %.4f, recency %.4f; want it below", final.Models.DormantRate, wa, ra)
 	}
+
+	// The report's sweep of dormant rates scores as runs at those rates
+	// do: the row at 0 as the run at 0, the row at 0.01 as the default run.
+	for _, c := range []struct {
+		run  evaluateOutput
+		rate float64
+	}{{final, 0}, {out, 0.01}} {
+		var row *evaluate.DormantRow
+		for i := range c.run.DormantRates {
+			if c.run.DormantRates[i].Rate == c.rate {
+				row = &c.run.DormantRates[i]
+			}
+		}
+		rep.Groups = c.run.Groups
+		all, repeat := rep.Group("all"), rep.Group("repeat")
+		if row == nil || len(c.run.DormantRates) != 5 || row.AUC == nil || row.RepeatAUC == nil ||
+			math.Abs(*row.AUC-auc(t, all, evaluate.ScoreWinback)) > 1e-12 || math.Abs(row.Brier-*all.Score(evaluate.ScoreWinback).Brier) > 1e-12 ||
+			math.Abs(*row.RepeatAUC-auc(t, repeat, evaluate.ScoreWinback)) > 1e-12 || math.Abs(row.RepeatBrier-*repeat.Score(evaluate.ScoreWinback).Brier) > 1e-12 {
+			t.Errorf("dormant rate %v: sweep row %+v, %d rows; the run's AUC %.6f / %.6f", c.rate, row, len(c.run.DormantRates),
+				auc(t, all, evaluate.ScoreWinback), auc(t, repeat, evaluate.ScoreWinback))
+		}
+	}
 }
 
 // TestEvaluateCDNOWFull runs evaluate on the full CDNOW panel (23,570
@@ -390,6 +412,8 @@ func TestEvaluateUsage(t *testing.T) {
 		{"--file", "testdata/grocery.jsonl", "--cutoff", "31.12.2024"},
 		{"--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--horizon-days", "0"},
 		{"--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--format", "xml"},
+		{"--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--dormant-rates", "0,0.7"},
+		{"--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--dormant-rates", "0.01,x"},
 	} {
 		if code, _, stderr := evaluateCmd(t, args...); code != 2 || !strings.Contains(stderr, "--") {
 			t.Errorf("%v: exit %d, %q; want 2 naming the flag", args, code, stderr)

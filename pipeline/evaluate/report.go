@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/winback/winback/pipeline/btyd"
 )
 
 // Customer is one customer as of the cutoff: its scores (higher means more
@@ -23,6 +25,8 @@ type Customer struct {
 	// BGNBD the baseline model's; Recency the days since the last order.
 	PLapse, BGNBD, Recency float64
 	Returned               bool // ordered within the horizon after the cutoff
+
+	obs btyd.Obs // the purchase model's statistics, for DormantRates
 }
 
 // Score names, in report order.
@@ -88,6 +92,58 @@ func Build(cs []Customer) Report {
 		r.Groups = append(r.Groups, group(g.name, sel))
 	}
 	return r
+}
+
+// DormantRow is p_lapse's ranking and forecast at one
+// purchase_lapse.dormant_rate, over the report's two groups.
+type DormantRow struct {
+	Rate        float64  `json:"rate"`
+	AUC         *float64 `json:"auc"` // all customers with an order; nil without both classes
+	Brier       float64  `json:"brier"`
+	RepeatAUC   *float64 `json:"repeat_auc"`
+	RepeatBrier float64  `json:"repeat_brier"`
+}
+
+// DormantRates scores cs again at each of rates, with the parameters
+// ScoreEngines fitted (m.Winback) and the same horizon, so that a history
+// can tell which purchase_lapse.dormant_rate suits it.
+func DormantRates(cs []Customer, m Models, horizonDays float64, rates []float64) []DormantRow {
+	rows := make([]DormantRow, 0, len(rates))
+	for _, k := range rates {
+		row := DormantRow{Rate: k}
+		for _, min := range []int{1, 2} {
+			var p []float64
+			var pos []bool
+			for _, c := range cs {
+				if c.Orders >= min {
+					no, _ := m.Winback.PNoPurchaseDormant(c.obs.X, c.obs.Tx, c.obs.T, horizonDays, k)
+					p, pos = append(p, no), append(pos, !c.Returned)
+				}
+			}
+			if len(p) == 0 {
+				continue
+			}
+			if min == 1 {
+				row.AUC, row.Brier = ptr(AUC(p, pos)), Brier(p, pos)
+			} else {
+				row.RepeatAUC, row.RepeatBrier = ptr(AUC(p, pos)), Brier(p, pos)
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// DormantTable is rows as a text table.
+func DormantTable(rows []DormantRow) string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "dormant_rate\tAUC all\tBrier all\tAUC repeat\tBrier repeat\t")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%g\t%s\t%.4f\t%s\t%.4f\t\n", r.Rate, fmtPtr(r.AUC), r.Brier, fmtPtr(r.RepeatAUC), r.RepeatBrier)
+	}
+	w.Flush()
+	return b.String()
 }
 
 func group(name string, cs []Customer) Group {

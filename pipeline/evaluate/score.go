@@ -67,6 +67,7 @@ func ScoreEngines(engs []*lapse.Engine, cutoff int64, horizonDays float64, retur
 				row.Recency = float64(cutoff-c.LastOrderAt()) / day
 				o := e.Obs(c, cutoff)
 				row.BGNBD = m.BGNBD.PNoPurchase(o.X, o.Tx, o.T, horizonDays)
+				row.obs = o
 			} else {
 				row.PLapse, _ = m.Winback.PNoPurchaseDormant(0, 0, 0, horizonDays, m.DormantRate)
 				row.BGNBD = m.BGNBD.PNoPurchase(0, 0, 0, horizonDays)
