@@ -24,9 +24,13 @@ import (
 //     before we read (inserts are synchronous: insert_distributed_sync in
 //     cluster mode);
 //  3. read the live claims (not released, not expired), oldest first
-//     (claimed_at, then token): if ours is first, we hold the lock; else
-//     wait Poll and read again. Every instance orders the same rows the
-//     same way, so only one sees itself first.
+//     (claimed_at, then token): if ours has been first in every read for
+//     Settle, we hold the lock; else wait Poll and read again. Every
+//     instance orders the same rows the same way, so only one sees itself
+//     first. The second Settle is for replicated clusters: a read goes to
+//     one replica of each shard, which may not have fetched a claim that
+//     began before ours yet (seen in a test on a loaded machine: over a
+//     second), and each read may go to another replica.
 //
 // Holder and waiters renew their claims every TTL/3 (a row with a later
 // expires_at); the holder inserts a released row when done. A holder that
@@ -144,6 +148,7 @@ func acquireLock(ctx context.Context, ex Executor, p Params, log *slog.Logger) (
 	}
 	lastRenew := time.Now()
 	waitingFor := ""
+	var firstSince time.Time // since when ours has been first in every read
 	for {
 		rows, err := ex.Query(ctx, fmt.Sprintf(`SELECT token, owner FROM
 (
@@ -161,14 +166,21 @@ ORDER BY c, token`, p.Database, Quote(lockName)))
 				mine = true
 			}
 		}
+		if len(rows) == 0 || rows[0][0] != l.token {
+			firstSince = time.Time{}
+		} else if firstSince.IsZero() {
+			firstSince = time.Now()
+		}
 		switch {
-		case len(rows) > 0 && rows[0][0] == l.token:
+		case !firstSince.IsZero() && time.Since(firstSince) >= o.Settle:
 			if waitingFor != "" {
 				log.Info("clickhouse migration lock taken", "owner", o.Owner, "waited_for", waitingFor)
 			}
 			l.done.Add(1)
 			go l.renew()
 			return l, nil
+		case !firstSince.IsZero():
+			// First so far: read again until it has held for Settle.
 		case !mine:
 			// Our claim expired while we waited (we stalled): claim anew.
 			log.Warn("clickhouse migration lock: claim expired, claiming again", "owner", o.Owner)
@@ -178,7 +190,7 @@ ORDER BY c, token`, p.Database, Quote(lockName)))
 			lastRenew = time.Now()
 			continue
 		}
-		if holder := rows[0][1]; holder != waitingFor {
+		if holder := rows[0][1]; firstSince.IsZero() && holder != waitingFor {
 			waitingFor = holder
 			log.Info("clickhouse migrations: waiting for another instance", "holder", holder, "owner", o.Owner)
 		}
