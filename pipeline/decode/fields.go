@@ -283,19 +283,18 @@ const minEventTime = 946684800000 // 2000-01-01T00:00:00Z
 
 // epochMillis reads an epoch number of no stated unit (JSON, a plain Avro
 // long) as milliseconds, as the contract says, unless as milliseconds it
-// is before 2000 and as seconds between 2000 and the clock (plus the
-// allowed skew), or as milliseconds after the year 31,900 and as
-// microseconds or nanoseconds after 2000: the four units' readings of the
-// years 2000 to 31,900 do not overlap, so the unit is never in doubt.
-// (Python's time.time() and Unix tools write seconds, Debezium's
-// MicroTimestamp microseconds.) A number that is none of these stays
-// milliseconds, for the error to say what it is as such.
-func (d *Decoder) epochMillis(n int64) int64 {
+// is before 2000 and as seconds between 2000 and 2100, or as milliseconds
+// after the year 31,900 and as microseconds or nanoseconds after 2000: the
+// four units' readings of the years 2000 to 31,900 do not overlap, so the
+// unit is never in doubt. (Python's time.time() and Unix tools write
+// seconds, Debezium's MicroTimestamp microseconds.) A number that is none
+// of these stays milliseconds, for the error to say what it is as such
+// (1999 in milliseconds is before 2000, not seconds of the year 31,900).
+func epochMillis(n int64) int64 {
+	const secondsOf2100 = 4102444800
 	switch {
-	case n >= minEventTime/1000 && n < minEventTime:
-		if ms := n * 1000; ms <= d.now().UnixMilli()+d.maxSkewMs {
-			return ms
-		}
+	case n >= minEventTime/1000 && n < secondsOf2100:
+		return n * 1000
 	case n >= minEventTime*1_000_000:
 		return n / 1_000_000
 	case n >= minEventTime*1000:
@@ -347,7 +346,7 @@ func (d *Decoder) finish(s *spec, f *fields, key []byte, ev *event.Event) error 
 		return errorf(ReasonFieldInvalid, "nps", "%d is out of range 0–10", f.nps)
 	}
 	if f.epoch {
-		f.time = d.epochMillis(f.time)
+		f.time = epochMillis(f.time)
 	}
 	if f.time < minEventTime {
 		return errorf(ReasonTimeOutOfRange, "event_time", "%s is before 2000-01-01", fmtMillis(f.time))

@@ -155,6 +155,7 @@ func TestDecodeJSON(t *testing.T) {
 	f("event_time in microseconds, the future", o, "c-1", with(`1714564800000`, `4102444800000000`), ReasonTimeInFuture, nil)
 	f("event_time in milliseconds, 1970", o, "c-1", with(`1714564800000`, `86400000`), ReasonTimeOutOfRange, nil)
 	f("event_time in milliseconds, 1999", o, "c-1", with(`1714564800000`, `946684799000`), ReasonTimeOutOfRange, nil) // not seconds of the year 31,969
+	f("event_time in seconds, the future", o, "c-1", with(`1714564800000`, `4102444799`), ReasonTimeInFuture, nil)    // 2099, not 1970
 	f("event_time bool", o, "c-1", with(`1714564800000`, `true`), ReasonJSONType, nil)
 	f("customer_id number", o, "c-1", with(`"c-1"`, `1`), ReasonJSONType, nil)
 	f("type object", o, "c-1", with(`"PLACED"`, `{"s":"PLACED"}`), ReasonJSONType, nil)

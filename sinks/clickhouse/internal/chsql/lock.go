@@ -55,7 +55,8 @@ type LockOptions struct {
 	// TTL is how long a claim lives without renewal (default 30 s, at
 	// least 3 s: the table's clock has seconds).
 	TTL time.Duration
-	// Settle is the wait between claiming and the first read (default 1 s).
+	// Settle is the wait between claiming and the first read, and how
+	// long the claim must then stay first in every read (default 1 s).
 	Settle time.Duration
 	// Poll is how often a waiter reads again (default 500 ms).
 	Poll time.Duration
