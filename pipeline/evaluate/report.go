@@ -79,19 +79,30 @@ func ptr(v float64) *float64 {
 // lists and deciles break by it, so pass them sorted by id).
 func Build(cs []Customer) Report {
 	var r Report
-	for _, g := range []struct {
-		name string
-		min  int
-	}{{"all", 1}, {"repeat", 2}} {
-		var sel []Customer
-		for _, c := range cs {
-			if c.Orders >= g.min {
-				sel = append(sel, c)
-			}
-		}
-		r.Groups = append(r.Groups, group(g.name, sel))
+	for _, g := range groups {
+		r.Groups = append(r.Groups, group(g.name, g.of(cs)))
 	}
 	return r
+}
+
+// groupSpec is one of the report's populations: the customers with at
+// least minOrders purchase occasions before the cutoff.
+type groupSpec struct {
+	name      string
+	minOrders int
+}
+
+var groups = []groupSpec{{"all", 1}, {"repeat", 2}}
+
+// of returns the customers of cs in the group.
+func (g groupSpec) of(cs []Customer) []Customer {
+	var sel []Customer
+	for _, c := range cs {
+		if c.Orders >= g.minOrders {
+			sel = append(sel, c)
+		}
+	}
+	return sel
 }
 
 // DormantRow is p_lapse's ranking and forecast at one
@@ -108,22 +119,24 @@ type DormantRow struct {
 // ScoreEngines fitted (m.Winback) and the same horizon, so that a history
 // can tell which purchase_lapse.dormant_rate suits it.
 func DormantRates(cs []Customer, m Models, horizonDays float64, rates []float64) []DormantRow {
+	sels := make([][]Customer, len(groups))
+	for i, g := range groups {
+		sels[i] = g.of(cs)
+	}
 	rows := make([]DormantRow, 0, len(rates))
 	for _, k := range rates {
 		row := DormantRow{Rate: k}
-		for _, min := range []int{1, 2} {
-			var p []float64
-			var pos []bool
-			for _, c := range cs {
-				if c.Orders >= min {
-					no, _ := m.Winback.PNoPurchaseDormant(c.obs.X, c.obs.Tx, c.obs.T, horizonDays, k)
-					p, pos = append(p, no), append(pos, !c.Returned)
-				}
-			}
-			if len(p) == 0 {
+		for j, g := range groups {
+			sel := sels[j]
+			if len(sel) == 0 {
 				continue
 			}
-			if min == 1 {
+			p, pos := make([]float64, len(sel)), make([]bool, len(sel))
+			for i, c := range sel {
+				p[i], _ = m.Winback.PNoPurchaseDormant(c.obs.X, c.obs.Tx, c.obs.T, horizonDays, k)
+				pos[i] = !c.Returned
+			}
+			if g.name == "all" {
 				row.AUC, row.Brier = ptr(AUC(p, pos)), Brier(p, pos)
 			} else {
 				row.RepeatAUC, row.RepeatBrier = ptr(AUC(p, pos)), Brier(p, pos)
