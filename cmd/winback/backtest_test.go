@@ -355,15 +355,7 @@ func TestBacktestTopics(t *testing.T) {
 	cutoff := gcfg.Start.AddDate(0, 0, 120).Format(time.DateOnly)
 	evalJSON := func(args ...string) evaluateOutput {
 		t.Helper()
-		code, js, stderr := evaluateCmd(t, append(args, "--cutoff", cutoff, "--horizon-days", "60", "--format", "json")...)
-		if code != 0 {
-			t.Fatalf("evaluate %v: exit %d: %s", args, code, stderr)
-		}
-		var out evaluateOutput
-		if err := json.Unmarshal(js, &out); err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return evaluateJSON(t, append(args, "--cutoff", cutoff, "--horizon-days", "60")...)
 	}
 	et := evalJSON("--kafka-brokers", k.Addr(), "--registry-url", reg.URL())
 	ef := evalJSON("--file", path, "--partitions", "6")

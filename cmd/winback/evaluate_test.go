@@ -35,6 +35,21 @@ func evaluateCmd(t *testing.T, args ...string) (int, []byte, string) {
 	return code, out.Bytes(), errb.String()
 }
 
+// evaluateJSON runs evaluate with --format json, fails the test unless it
+// exits 0, and returns the report.
+func evaluateJSON(t *testing.T, args ...string) evaluateOutput {
+	t.Helper()
+	code, js, stderr := evaluateCmd(t, append(args, "--format", "json")...)
+	if code != 0 {
+		t.Fatalf("evaluate %v: exit %d: %s", args, code, stderr)
+	}
+	var out evaluateOutput
+	if err := json.Unmarshal(js, &out); err != nil {
+		t.Fatalf("json: %v\n%s", err, js)
+	}
+	return out
+}
+
 func auc(t *testing.T, g *evaluate.Group, score string) float64 {
 	t.Helper()
 	s := g.Score(score)
@@ -219,14 +234,7 @@ func TestEvaluateCDNOW(t *testing.T) {
 	// Dropping out final: a frequent buyer's long silence reads as
 	// certain death, ranked above one-time buyers silent for longer, who
 	// come back less often.
-	code, js, stderr = evaluateCmd(t, append(args, "--format", "json", "--lapse-purchase-lapse-dormant-rate", "0")...)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	var final evaluateOutput
-	if err := json.Unmarshal(js, &final); err != nil {
-		t.Fatal(err)
-	}
+	final := evaluateJSON(t, append(args, "--lapse-purchase-lapse-dormant-rate", "0")...)
 	rep.Groups = final.Groups
 	g := rep.Group("all")
 	if wa, ra := auc(t, g, evaluate.ScoreWinback), auc(t, g, evaluate.ScoreRecency); wa >= ra || final.Models.DormantRate != 0 {
@@ -266,16 +274,9 @@ func TestEvaluateCDNOW(t *testing.T) {
 func TestEvaluateCDNOWFull(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cdnow_full.jsonl")
 	n := cdnowJSONL(t, cdnowFull, path)
-	args := []string{"--file", path, "--cutoff", "2025-09-30", "--horizon-days", "273", "--now", "2026-12-06", "--format", "json"}
+	args := []string{"--file", path, "--cutoff", "2025-09-30", "--horizon-days", "273", "--now", "2026-12-06"}
 	run := func(extra ...string) (evaluateOutput, evaluate.Report) {
-		code, js, stderr := evaluateCmd(t, append(args, extra...)...)
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
-		var out evaluateOutput
-		if err := json.Unmarshal(js, &out); err != nil {
-			t.Fatal(err)
-		}
+		out := evaluateJSON(t, append(args, extra...)...)
 		return out, evaluate.Report{Groups: out.Groups}
 	}
 	out, rep := run()
@@ -429,15 +430,8 @@ func TestEvaluateUsage(t *testing.T) {
 func TestEvaluateLapseOnEvidence(t *testing.T) {
 	lapseRow := func(maxPAlive string) btReason {
 		t.Helper()
-		code, js, stderr := evaluateCmd(t, "--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--horizon-days", "90",
-			"--now", "2026-12-06", "--format", "json", "--lapse-purchase-lapse-max-p-alive", maxPAlive)
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
-		var out evaluateOutput
-		if err := json.Unmarshal(js, &out); err != nil {
-			t.Fatal(err)
-		}
+		out := evaluateJSON(t, "--file", "testdata/grocery.jsonl", "--cutoff", "2024-12-31", "--horizon-days", "90",
+			"--now", "2026-12-06", "--lapse-purchase-lapse-max-p-alive", maxPAlive)
 		for _, r := range out.Reasons {
 			if r.Reason == "PURCHASE_LAPSE" {
 				return r
@@ -544,16 +538,7 @@ func TestEvaluateBudget(t *testing.T) {
 	}
 	run := func(extra ...string) evaluateOutput {
 		t.Helper()
-		args := append([]string{"--file", path, "--cutoff", "2026-03-28", "--horizon-days", "1", "--now", "2026-04-01", "--format", "json"}, extra...)
-		code, js, stderr := evaluateCmd(t, args...)
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
-		var out evaluateOutput
-		if err := json.Unmarshal(js, &out); err != nil {
-			t.Fatalf("json: %v\n%s", err, js)
-		}
-		return out
+		return evaluateJSON(t, append([]string{"--file", path, "--cutoff", "2026-03-28", "--horizon-days", "1", "--now", "2026-04-01"}, extra...)...)
 	}
 	if got, want := run("--lapse-lifecycle-holdout=false").Budget, (evaluateBudget{Held: 3, Delayed: 1, Merged: 1, Dropped: 1}); got != want {
 		t.Errorf("budget %+v, want %+v", got, want)
