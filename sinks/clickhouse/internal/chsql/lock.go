@@ -41,9 +41,9 @@ import (
 // while holding the lock may find another running migrations when it
 // wakes (as with any lease), and Settle must exceed the skew of the
 // nodes' clocks in cluster mode (claimed_at is the clock of the node an
-// instance is connected to) and the time a claim's insert takes (through a
-// replicated Distributed table on a loaded machine, more than 300 ms has
-// been seen). Migrations are idempotent, so a double run
+// instance is connected to), the time a claim's insert takes and, in a
+// replicated cluster, the replicas' lag (over a second has been seen on a
+// loaded machine). Migrations are idempotent, so a double run
 // costs time, not data, except an ALTER ... ADD COLUMN, which fails
 // (column exists) and is retried by winback's start-up loop.
 
