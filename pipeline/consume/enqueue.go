@@ -86,7 +86,7 @@ func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartitio
 		}
 		t.place(src, rec, q, r.dep.Decoder.Decode(ctx, k, rec.Key, rec.Value, &q.ev))
 		if q.rec == nil || q.fwd {
-			s.maxTime = max(s.maxTime, q.ev.Time)
+			s.maxTime, s.lastEvent = max(s.maxTime, q.ev.Time), now
 		}
 		if q.fwd {
 			if rec.Offset >= t.fwdNext[src] {

@@ -59,8 +59,10 @@ type source struct {
 	seen   time.Time
 	paused bool
 	// maxTime is the newest event time fetched (math.MinInt64: none), the
-	// task's forwarding frontier on this source.
-	maxTime int64
+	// task's forwarding frontier on this source; lastEvent the wall time
+	// it was last raised or matched.
+	maxTime   int64
+	lastEvent time.Time
 	// the partition's series of winback_events_total and
 	// winback_consumer_lag_records, looked up once
 	ok, duplicates, late prometheus.Counter

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -43,6 +42,13 @@ type progress struct {
 	// when it has read all its input); forwarded: it ever forwarded one.
 	frontier  int64
 	forwarded bool
+	// floor: every record still to come on the task's inputs is expected
+	// at or after this event time (task.floor; math.MinInt64: none
+	// delivered an event). Unlike wm it counts the records the task
+	// forwards, so that a task whose input all belongs to other tasks
+	// still says how old its next records may be. It travels in a record
+	// of its own (floorKey), which releases before it ignore.
+	floor int64
 }
 
 func progressKey(p int32) []byte {
@@ -54,6 +60,36 @@ func parseProgressKey(k []byte) (int32, bool) {
 		return 0, false
 	}
 	return int32(binary.BigEndian.Uint32(k[5:])), true
+}
+
+// floorKey is the key of task p's floor record: ten bytes, so that a
+// release that reads only task keys (nine bytes) skips it.
+func floorKey(p int32) []byte {
+	return binary.BigEndian.AppendUint32([]byte("floor/"), uint32(p))
+}
+
+func parseFloorKey(k []byte) (int32, bool) {
+	if len(k) != 10 || string(k[:6]) != "floor/" {
+		return 0, false
+	}
+	return int32(binary.BigEndian.Uint32(k[6:])), true
+}
+
+const floorVersion = 1
+
+func appendFloor(dst []byte, floor int64) []byte {
+	return binary.AppendVarint(append(dst, floorVersion), floor)
+}
+
+func parseFloor(b []byte) (int64, error) {
+	if len(b) < 2 || b[0] != floorVersion {
+		return 0, errProgress
+	}
+	f, n := binary.Varint(b[1:])
+	if n <= 0 || 1+n != len(b) {
+		return 0, errProgress
+	}
+	return f, nil
 }
 
 const (
@@ -96,11 +132,12 @@ func parseProgress(b []byte) (progress, error) {
 // board holds every task's latest committed progress, as read from the
 // progress topic, for all instances of the group.
 type board struct {
-	mu    sync.Mutex
-	tasks map[int32]progress
+	mu     sync.Mutex
+	tasks  map[int32]progress // floor unset: floors holds it
+	floors map[int32]int64
 }
 
-func newBoard() *board { return &board{tasks: map[int32]progress{}} }
+func newBoard() *board { return &board{tasks: map[int32]progress{}, floors: map[int32]int64{}} }
 
 func (b *board) set(p int32, g progress) {
 	b.mu.Lock()
@@ -108,42 +145,33 @@ func (b *board) set(p int32, g progress) {
 	b.mu.Unlock()
 }
 
-func (b *board) forget(p int32) {
+func (b *board) setFloor(p int32, floor int64) {
 	b.mu.Lock()
-	delete(b.tasks, p)
+	b.floors[p] = floor
 	b.mu.Unlock()
 }
 
-// pipelineTime returns the pipeline's event time: the largest watermark
-// among the tasks, held back by the smallest among those that still have
-// input to read (their events may be older). local overrides the board for
-// the tasks this instance holds (fresher than what it committed). ok is
-// false when no task has a watermark.
-func (b *board) pipelineTime(local map[int32]progress) (t int64, ok bool) {
-	hi, lo := int64(math.MinInt64), int64(math.MaxInt64)
-	add := func(g progress) {
-		if g.wm == math.MinInt64 {
-			return
-		}
-		hi = max(hi, g.wm)
-		if !g.caughtUp {
-			lo = min(lo, g.wm)
-		}
-	}
+func (b *board) forget(p int32) {
 	b.mu.Lock()
-	for p, g := range b.tasks {
-		if _, mine := local[p]; !mine {
-			add(g)
-		}
-	}
+	delete(b.tasks, p)
+	delete(b.floors, p)
 	b.mu.Unlock()
-	for _, g := range local {
-		add(g)
+}
+
+// snapshot returns a copy of the tasks' progress, each with its floor
+// (math.MinInt64 where the task published none).
+func (b *board) snapshot() map[int32]progress {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[int32]progress, len(b.tasks))
+	for p, g := range b.tasks {
+		g.floor = math.MinInt64
+		if f, ok := b.floors[p]; ok {
+			g.floor = f
+		}
+		out[p] = g
 	}
-	if hi == math.MinInt64 {
-		return 0, false
-	}
-	return min(hi, lo), true
+	return out
 }
 
 // barrier is how far a task may apply events while records may still be
@@ -212,6 +240,14 @@ func readProgress(ctx context.Context, cl *kgo.Client, b *board, log *slog.Logge
 			}
 		})
 		fs.EachRecord(func(rec *kgo.Record) {
+			if p, ok := parseFloorKey(rec.Key); ok && rec.Value != nil {
+				if f, err := parseFloor(rec.Value); err == nil {
+					b.setFloor(p, f)
+				} else {
+					log.Warn("consume: floor record skipped", "offset", rec.Offset, "err", err)
+				}
+				return
+			}
 			p, ok := parseProgressKey(rec.Key)
 			if !ok {
 				return
@@ -265,37 +301,6 @@ func (t *task) noteDrained(b barrier) {
 	}
 }
 
-// follow raises t's watermark to the pipeline's event time when t is
-// caught up and has had no input for the idle timeout, and fires the
-// timers that fall due. It runs in advance, with r.mu held.
-func (t *task) follow(g int64, ok bool, now time.Time) {
-	idle := t.cfg.Lapse.IdleTimeout
-	if !ok || idle <= 0 || !t.caughtUp() || now.Sub(t.lastInput) < idle {
-		return
-	}
-	g = min(g, now.Add(t.cfg.MaxFutureSkew).UnixMilli())
-	if g <= t.eng.Watermark() {
-		return
-	}
-	trigs := t.eng.Follow(t.trigBuf[:0], g, now)
-	for i := range trigs {
-		t.emit(&trigs[i], -1)
-	}
-	t.trigBuf = trigs[:0]
-	t.followed = true
-	t.m.follows.Inc()
-}
-
-// localProgress returns the progress of the tasks this instance holds.
-// It runs with r.mu held.
-func (r *Runner) localProgress() map[int32]progress {
-	out := make(map[int32]progress, len(r.tasks))
-	for p, t := range r.tasks {
-		out[p] = progress{wm: t.eng.Watermark(), caughtUp: t.caughtUp()}
-	}
-	return out
-}
-
 // frontier returns the event time from which t may still forward records:
 // the least, over its input sources not yet read to the end, of the
 // newest event time fetched (a partition's records come in about
@@ -315,7 +320,7 @@ func (t *task) frontier() int64 {
 // publish adds t's progress record to its outputs when it changed since
 // the last one.
 func (t *task) publish() {
-	g := progress{wm: t.eng.Watermark(), caughtUp: t.caughtUp(), frontier: t.frontier(), forwarded: t.forwarded}
+	g := progress{wm: t.eng.Watermark(), caughtUp: t.caughtUp(), frontier: t.frontier(), forwarded: t.forwarded, floor: t.floor(t.now())}
 	if t.published != nil && *t.published == g {
 		return
 	}
@@ -324,5 +329,8 @@ func (t *task) publish() {
 	rec.Topic, rec.Partition = t.cfg.Topics.Progress, 0
 	rec.Key = progressKey(t.p)
 	rec.Value = g.appendBinary(nil)
-	t.out.recs = append(t.out.recs, rec)
+	fl := t.arena.record()
+	fl.Topic, fl.Partition = t.cfg.Topics.Progress, 0
+	fl.Key, fl.Value = floorKey(t.p), appendFloor(nil, g.floor)
+	t.out.recs = append(t.out.recs, rec, fl)
 }

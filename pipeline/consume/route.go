@@ -117,6 +117,7 @@ func (t *task) forward(q *queued) {
 		kgo.RecordHeader{Key: hdrOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
 	)
 	t.out.recs = append(t.out.recs, rec)
+	t.out.fwd.note(q.ev.Time)
 	t.m.repartitioned.WithLabelValues(src.Topic).Inc()
 }
 

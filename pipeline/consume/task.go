@@ -82,6 +82,7 @@ type taskOut struct {
 	arrive []int64    // arrival (record timestamp, ms) of event-driven triggers
 	gone   gone       // customers erased and evicted
 	err    error      // the transaction must abort
+	fwd    earliest   // event time of the records forwarded
 }
 
 func (o *taskOut) fail(err error) { o.err = errors.Join(o.err, err) }
@@ -148,6 +149,9 @@ func (r *Runner) collect(t *task) {
 	r.cur.trigs = append(r.cur.trigs, o.rows.Triggers...)
 	r.cur.arrive = append(r.cur.arrive, o.arrive...)
 	r.cur.gone.add(&o.gone)
+	if o.fwd.set {
+		r.cur.fwd.note(o.fwd.at)
+	}
 	clear(o.recs)
 	o.rows.Reset()
 	*o = taskOut{recs: o.recs[:0], rows: o.rows, arrive: o.arrive[:0], gone: o.gone.reset()}
@@ -200,17 +204,11 @@ func (r *Runner) produce(rec *kgo.Record) {
 	})
 }
 
-// advance fires each task's timers, then writes the changed customers to
-// the changelog and the sink. It runs with r.mu held.
-func (r *Runner) advance() {
+// advance has the quiet tasks follow the pipeline's event time g (when
+// ok: followTime), fires each task's timers, then writes the changed
+// customers to the changelog and the sink. It runs with r.mu held.
+func (r *Runner) advance(g int64, ok bool) {
 	now := r.now()
-	g, ok := r.board.pipelineTime(r.localProgress())
-	if r.barrier.active {
-		// Records still on their way through the repartition topic may
-		// be as old as the barrier: a quiet task must not follow past
-		// them (a steady customer's forwarded orders would look late).
-		g = min(g, r.barrier.until)
-	}
 	r.eachTask(func(t *task) { t.advance(g, ok, r.barrier, now) })
 	r.m.cacheBytes.Set(0) // every changed customer is written
 }

@@ -19,8 +19,21 @@ type txn struct {
 	mu     sync.Mutex // guards err, which produce callbacks set
 	err    error      // the transaction must abort
 	trigs  []event.Trigger
-	arrive []int64 // arrival (record timestamp, ms) of event-driven triggers
-	gone   gone    // customers erased and evicted
+	arrive []int64  // arrival (record timestamp, ms) of event-driven triggers
+	gone   gone     // customers erased and evicted
+	fwd    earliest // event time of the records forwarded to the repartition topic
+}
+
+// earliest is the least of the event times noted, if any.
+type earliest struct {
+	set bool
+	at  int64
+}
+
+func (e *earliest) note(at int64) {
+	if !e.set || at < e.at {
+		e.set, e.at = true, at
+	}
 }
 
 // reset empties t for a new transaction, keeping its buffers.
@@ -28,7 +41,7 @@ func (t *txn) reset() {
 	t.mu.Lock()
 	t.err = nil
 	t.mu.Unlock()
-	t.trigs, t.arrive, t.gone = t.trigs[:0], t.arrive[:0], t.gone.reset()
+	t.trigs, t.arrive, t.gone, t.fwd = t.trigs[:0], t.arrive[:0], t.gone.reset(), earliest{}
 }
 
 // fail marks the transaction for abort.
@@ -104,8 +117,9 @@ func (r *Runner) cycle(ctx context.Context) error {
 			return nil
 		}
 	}
+	g, ok := r.followTime(fctx)
 	r.mu.Lock()
-	r.advance()
+	r.advance(g, ok)
 	r.mu.Unlock()
 	offsets := r.commitOffsets()
 
