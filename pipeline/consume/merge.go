@@ -59,8 +59,8 @@ type source struct {
 	seen   time.Time
 	paused bool
 	// maxTime is the newest event time fetched (math.MinInt64: none), the
-	// task's forwarding frontier on this source; lastEvent the wall time
-	// it was last raised or matched.
+	// task's forwarding frontier on this source; lastEvent is the wall
+	// time of the last valid record fetched (task.floor).
 	maxTime   int64
 	lastEvent time.Time
 	// the partition's series of winback_events_total and

@@ -16,21 +16,28 @@ import (
 	"github.com/winback/winback/pipeline/event"
 )
 
-// TestCheckChangelogPolicy creates changelog topics with each cleanup
-// policy on kfake and checks which the runner accepts; a refusal is a
-// configError (retrying cannot fix it) that names the topic and the fix.
-func TestCheckChangelogPolicy(t *testing.T) {
+// fakeKafka starts a one-broker kfake cluster for the test and returns a
+// client of it (with opts) and an admin client.
+func fakeKafka(t *testing.T, opts ...kgo.Opt) (*kgo.Client, *kadm.Client) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	t.Cleanup(cl.Close)
+	return cl, kadm.NewClient(cl)
+}
+
+// TestCheckChangelogPolicy creates changelog topics with each cleanup
+// policy on kfake and checks which the runner accepts; a refusal is a
+// configError (retrying cannot fix it) that names the topic and the fix.
+func TestCheckChangelogPolicy(t *testing.T) {
+	_, adm := fakeKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -87,7 +94,7 @@ func TestCheckChangelogPolicy(t *testing.T) {
 	}
 
 	// A topic that does not exist is an error, but not one about the policy.
-	err = checkChangelogPolicy(ctx, adm, "no-such-topic")
+	err := checkChangelogPolicy(ctx, adm, "no-such-topic")
 	if err == nil || strings.Contains(err.Error(), "cleanup.policy") {
 		t.Errorf("missing topic: %v", err)
 	}
