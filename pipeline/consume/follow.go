@@ -2,53 +2,72 @@ package consume
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // A quiet task follows the pipeline's event time (progress.go). What
 // it follows must not run ahead of records still on their way to it: a
-// steady customer whose orders wait in another task's input, or in this
-// instance's open transaction on their way through the repartition topic,
-// would otherwise look lapsed and get a false WINBACK (then a RECOVERED)
-// when they arrive. The published progress is as old as each task's last
-// commit, so at the end of a transaction in which a task of this instance
-// may follow, followTime reads the board, then the group's committed
-// offsets and the inputs' last stable offsets: a task with input past its
-// committed offsets holds the pipeline's time back at its watermark or
-// floor (or, with neither, at nothing known: no task follows), and so do
-// the records this instance forwarded in the open transaction.
+// steady customer whose orders wait in another task's input, or in a
+// transaction on their way through the repartition topic, would
+// otherwise look lapsed and get a false WINBACK (then a RECOVERED) when
+// they arrive. The published progress is as old as each task's last
+// commit (or older: the board is read behind), so at the end of a
+// transaction in which a task of this instance may follow, followTime
+// reads the board, then lists the group's committed offsets and the
+// inputs' last stable and end offsets. A task with records past its
+// committed offsets, or an end offset past the last stable one (a
+// transaction still open or its markers not yet written, as happens
+// partition by partition after a commit), has input left: it holds the
+// pipeline's time back to its watermark and floor (or, with neither,
+// nobody follows); a task of this instance with input left does not
+// follow. The time is also held below the records this instance
+// forwarded in the open transaction.
 
 // followListTimeout bounds the offset listings of followTime; without
 // them no task follows in that transaction.
 const followListTimeout = 5 * time.Second
 
 // followTime returns the event time that this instance's quiet tasks may
-// follow at the end of the open transaction, and false when none may. It
-// lists the group's committed offsets and the inputs' ends only when a
-// task is quiet (caught up and idle for lapse.idle_timeout).
-func (r *Runner) followTime(ctx context.Context) (int64, bool) {
+// follow at the end of the open transaction, and which of them may (none
+// when may is empty). It lists offsets only when a task is quiet (caught
+// up and idle for lapse.idle_timeout) and behind the most advanced
+// watermark.
+func (r *Runner) followTime(ctx context.Context) (at int64, may map[int32]bool) {
 	now := r.now()
-	r.mu.Lock()
-	quiet := false
-	for _, t := range r.tasks {
-		quiet = quiet || t.quiet(now)
-	}
-	r.mu.Unlock()
-	if !quiet {
-		return 0, false
-	}
 	// The board before the offsets: any record a task committed as
 	// applied in it was in its input before they were listed.
 	tasks := r.board.snapshot()
+	r.mu.Lock()
+	hi, quiet := int64(math.MinInt64), false
+	for _, g := range tasks {
+		hi = max(hi, g.wm)
+	}
+	for _, t := range r.tasks {
+		hi = max(hi, t.eng.Watermark())
+	}
+	for _, t := range r.tasks {
+		quiet = quiet || (t.quiet(now) && t.eng.Watermark() < hi)
+	}
+	r.mu.Unlock()
+	if !quiet {
+		return 0, nil
+	}
 	lctx, cancel := context.WithTimeout(ctx, followListTimeout)
-	pos, err := r.inputPositions(lctx)
+	in, err := r.listInputs(lctx)
 	cancel()
 	if err != nil {
-		r.log.Warn("consume: quiet tasks do not follow the pipeline's event time in this transaction", "err", err)
-		return 0, false
+		if !r.followFailed {
+			r.log.Warn("consume: quiet tasks do not follow the pipeline's event time until the offsets can be listed", "err", err)
+		}
+		r.followFailed = true
+		return 0, nil
 	}
-	events := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Repartition}
+	r.followFailed = false
+
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range tasks {
@@ -56,40 +75,42 @@ func (r *Runner) followTime(ctx context.Context) (int64, bool) {
 			delete(tasks, p) // a task of an earlier partition count
 		}
 	}
+	may = map[int32]bool{}
 	for p := range int32(r.nparts) {
 		if t := r.tasks[p]; t != nil {
-			// Fresher than what it committed, and its ends as listed.
+			// Fresher than what it committed.
+			done := t.caughtUp()
 			for i := range t.src {
-				if e, ok := pos.ends.Lookup(t.src[i].topic, p); ok && e.Err == nil {
-					t.src[i].noteEnd(e.Offset, now)
+				if s := &t.src[i]; s.topic != "" {
+					done = done && in.through(s.topic, p, s.next)
 				}
 			}
-			tasks[p] = progress{wm: t.eng.Watermark(), caughtUp: t.caughtUp(), floor: t.floor(now)}
+			tasks[p] = progress{wm: t.eng.Watermark(), caughtUp: done, floor: t.floor(now)}
+			may[p] = done && t.quiet(now)
 			continue
 		}
-		unread := false
-		for _, topic := range events {
-			if topic != "" {
-				u, ok := pos.unread(topic, p)
-				unread = unread || u || !ok
-			}
+		done := true
+		for _, topic := range in.events {
+			done = done && in.through(topic, p, in.committed(topic, p))
 		}
 		g, ok := tasks[p]
 		switch {
-		case ok && unread:
-			g.caughtUp = false
-			tasks[p] = g
 		case ok:
-			g.caughtUp = true
+			g.caughtUp = done
 			tasks[p] = g
-		case unread:
+		case !done:
 			// Input and no progress at all: nothing is known of it.
 			tasks[p] = progress{wm: math.MinInt64, floor: math.MinInt64}
+		}
+		if g := tasks[p]; r.cfg.StrictPartitioning && g.wm == math.MinInt64 && g.floor == math.MinInt64 {
+			// Nothing is forwarded: a task with no event read holds
+			// nobody's customers back.
+			delete(tasks, p)
 		}
 	}
 	g, ok := pipelineTime(tasks)
 	if !ok {
-		return 0, false
+		return 0, nil
 	}
 	if r.barrier.active {
 		// Records still on their way through the repartition topic may
@@ -100,33 +121,80 @@ func (r *Runner) followTime(ctx context.Context) (int64, bool) {
 		// Forwarded in the open transaction: not readable yet.
 		g = min(g, r.cur.fwd.at-1)
 	}
-	return g, true
+	return g, may
 }
 
-// unread reports whether partition p of topic holds records past the
-// group's committed offset (the log start before any commit), as listed
-// in pos; ok is false when pos lacks either offset.
-func (pos inputPositions) unread(topic string, p int32) (unread, ok bool) {
-	end, ok := pos.ends.Lookup(topic, p)
-	if !ok || end.Err != nil {
-		return false, false
+// listedInputs are the inputs' offsets as followTime lists them; events
+// are the inputs that carry event time (all but the erasures).
+type listedInputs struct {
+	events            []string
+	group             kadm.OffsetResponses
+	starts, lso, ends kadm.ListedOffsets
+}
+
+// listInputs lists the group's committed offsets, then the inputs' last
+// stable and end offsets (and their start offsets where a partition of
+// an input that carries events has no committed offset).
+func (r *Runner) listInputs(ctx context.Context) (listedInputs, error) {
+	in := listedInputs{events: []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Repartition}}
+	var err error
+	if in.group, err = r.adm.FetchOffsets(ctx, r.cfg.Group); err != nil {
+		return in, fmt.Errorf("committed offsets: %w", err)
 	}
-	if c, ok := pos.committed.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
-		return end.Offset > c.At, true
+	topics := r.inputTopics()
+	if in.lso, err = r.adm.ListCommittedOffsets(ctx, topics...); err != nil {
+		return in, fmt.Errorf("last stable offsets: %w", err)
 	}
-	st, ok := pos.starts.Lookup(topic, p)
-	if !ok || st.Err != nil {
-		return false, false
+	if in.ends, err = r.adm.ListEndOffsets(ctx, topics...); err != nil {
+		return in, fmt.Errorf("end offsets: %w", err)
 	}
-	return end.Offset > st.Offset, true
+	for _, topic := range in.events {
+		for p := range int32(r.nparts) {
+			if in.committed(topic, p) < 0 {
+				if in.starts, err = r.adm.ListStartOffsets(ctx, in.events...); err != nil {
+					return in, fmt.Errorf("start offsets: %w", err)
+				}
+				return in, nil
+			}
+		}
+	}
+	return in, nil
+}
+
+// committed returns the group's committed offset of partition p of
+// topic, or its start offset if none was committed; -1 when neither is
+// known.
+func (in listedInputs) committed(topic string, p int32) int64 {
+	if c, ok := in.group.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
+		return c.At
+	}
+	if st, ok := in.starts.Lookup(topic, p); ok && st.Err == nil {
+		return st.Offset
+	}
+	return -1
+}
+
+// through reports whether partition p of topic, read up to next, has
+// nothing left: next is at its last stable offset, and its end offset is
+// no further (no transaction open on it, no commit markers pending). A
+// partition not listed has input left, as far as anyone knows.
+func (in listedInputs) through(topic string, p int32, next int64) bool {
+	lso, ok := in.lso.Lookup(topic, p)
+	end, ok2 := in.ends.Lookup(topic, p)
+	if !ok || !ok2 || lso.Err != nil || end.Err != nil || next < 0 {
+		return false
+	}
+	return next >= lso.Offset && end.Offset <= lso.Offset
 }
 
 // pipelineTime returns the pipeline's event time from every task's
 // progress: the largest watermark, held back by every task that still
-// has input to read (its records may be older) to its watermark or,
-// without one (its input all goes to other tasks), its floor. A task with
-// input to read and neither says nothing of how old its records are: ok
-// is false, as it is when no task has a watermark.
+// has input to read (its records may be older) to its watermark or its
+// floor, whichever is less (a task whose input all goes to other tasks
+// has only a floor; one whose watermark is an idle input's, or was
+// followed, may have forwarded records older than it). A task with input
+// to read and neither says nothing of how old its records are: ok is
+// false, as it is when no task has a watermark.
 func pipelineTime(tasks map[int32]progress) (t int64, ok bool) {
 	hi, lo := int64(math.MinInt64), int64(math.MaxInt64)
 	for _, g := range tasks {
@@ -134,14 +202,14 @@ func pipelineTime(tasks map[int32]progress) (t int64, ok bool) {
 		if g.caughtUp {
 			continue
 		}
-		b := g.wm
-		if b == math.MinInt64 {
-			b = g.floor
-		}
-		if b == math.MinInt64 {
+		if g.wm == math.MinInt64 && g.floor == math.MinInt64 {
 			return 0, false
 		}
-		lo = min(lo, b)
+		for _, b := range [2]int64{g.wm, g.floor} {
+			if b != math.MinInt64 {
+				lo = min(lo, b)
+			}
+		}
 	}
 	if hi == math.MinInt64 {
 		return 0, false

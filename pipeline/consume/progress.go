@@ -14,14 +14,16 @@ import (
 // A task's event time comes from its own inputs. A task whose partitions
 // go quiet (a small shop, a night, the end of a backfill) would then stop
 // firing its customers' silence timers, since nothing moves its watermark.
-// So every task publishes its progress (watermark, caught up or not) to a
-// small compacted topic, in the same transaction as its changelog, and
-// every instance reads that topic. A task that is caught up (nothing left
-// to read on any input, up to the last stable offset) and has had no input
-// for lapse.idle_timeout follows the pipeline's event time: the most
-// advanced task's watermark, held back by any task that still has input to
-// read and, while the forwarding barrier is active, by the barrier
-// (Runner.advance). The follow is recorded like any other state change (the task's
+// So every task publishes its progress (watermark, caught up or not,
+// forwarding frontier, floor) to a small compacted topic, in the same
+// transaction as its changelog, and every instance reads that topic. A
+// task that is caught up (nothing left to read on any input, up to the
+// last stable offset) and has had no input for lapse.idle_timeout follows
+// the pipeline's event time: the most advanced task's watermark, held back
+// by any task that still has input to apply (judged from the broker's
+// offsets, not from what it published: follow.go), by the records this
+// instance forwarded in the open transaction and, while the forwarding
+// barrier is active, by the barrier. The follow is recorded like any other state change (the task's
 // meta record in the changelog, in the same transaction as the triggers it
 // fires), so a restore never takes it back and a replay does not recompute
 // it from the wall clock.
@@ -318,19 +320,31 @@ func (t *task) frontier() int64 {
 }
 
 // publish adds t's progress record to its outputs when it changed since
-// the last one.
+// the last one, and its floor record when the floor did.
 func (t *task) publish() {
 	g := progress{wm: t.eng.Watermark(), caughtUp: t.caughtUp(), frontier: t.frontier(), forwarded: t.forwarded, floor: t.floor(t.now())}
-	if t.published != nil && *t.published == g {
+	last := t.published
+	if last != nil && *last == g {
 		return
 	}
 	t.published = &g
-	rec := t.arena.record()
-	rec.Topic, rec.Partition = t.cfg.Topics.Progress, 0
-	rec.Key = progressKey(t.p)
-	rec.Value = g.appendBinary(nil)
-	fl := t.arena.record()
-	fl.Topic, fl.Partition = t.cfg.Topics.Progress, 0
-	fl.Key, fl.Value = floorKey(t.p), appendFloor(nil, g.floor)
-	t.out.recs = append(t.out.recs, rec, fl)
+	onlyFloor := last != nil
+	if onlyFloor {
+		was := *last
+		was.floor = g.floor
+		onlyFloor = was == g
+	}
+	if !onlyFloor {
+		rec := t.arena.record()
+		rec.Topic, rec.Partition = t.cfg.Topics.Progress, 0
+		rec.Key = progressKey(t.p)
+		rec.Value = g.appendBinary(nil)
+		t.out.recs = append(t.out.recs, rec)
+	}
+	if last == nil || last.floor != g.floor {
+		rec := t.arena.record()
+		rec.Topic, rec.Partition = t.cfg.Topics.Progress, 0
+		rec.Key, rec.Value = floorKey(t.p), appendFloor(nil, g.floor)
+		t.out.recs = append(t.out.recs, rec)
+	}
 }

@@ -72,7 +72,8 @@ func TestPipelineTime(t *testing.T) {
 		// A task still reading may deliver older events: it holds the
 		// rest back, to its watermark or its floor, whichever is less.
 		{"held back by a task with input left", map[int32]progress{0: done(100), 1: done(300), 2: {wm: 150, floor: none}}, 150, true},
-		{"a watermark, not the floor, holds back", map[int32]progress{0: done(300), 1: {wm: 250, floor: 120}}, 250, true},
+		{"held back to its floor, below its watermark", map[int32]progress{0: done(300), 1: {wm: 250, floor: 120}}, 120, true},
+		{"held back to its watermark, below its floor", map[int32]progress{0: done(300), 1: {wm: 250, floor: 280}}, 250, true},
 		{"a forwarder: a floor and no watermark", map[int32]progress{0: done(300), 1: {wm: none, floor: 200}}, 200, true},
 		{"a caught-up task without a watermark holds nothing", map[int32]progress{0: done(300), 1: done(none)}, 300, true},
 		// Input of no known age: nothing may be followed.

@@ -204,12 +204,12 @@ func (r *Runner) produce(rec *kgo.Record) {
 	})
 }
 
-// advance has the quiet tasks follow the pipeline's event time g (when
-// ok: followTime), fires each task's timers, then writes the changed
+// advance has the tasks that may (followTime) follow the pipeline's
+// event time g, fires each task's timers, then writes the changed
 // customers to the changelog and the sink. It runs with r.mu held.
-func (r *Runner) advance(g int64, ok bool) {
+func (r *Runner) advance(g int64, may map[int32]bool) {
 	now := r.now()
-	r.eachTask(func(t *task) { t.advance(g, ok, r.barrier, now) })
+	r.eachTask(func(t *task) { t.advance(g, may[t.p], r.barrier, now) })
 	r.m.cacheBytes.Set(0) // every changed customer is written
 }
 

@@ -117,9 +117,9 @@ func (r *Runner) cycle(ctx context.Context) error {
 			return nil
 		}
 	}
-	g, ok := r.followTime(fctx)
+	g, may := r.followTime(fctx)
 	r.mu.Lock()
-	r.advance(g, ok)
+	r.advance(g, may)
 	r.mu.Unlock()
 	offsets := r.commitOffsets()
 
