@@ -85,6 +85,9 @@ func TestNewcomerWalk(t *testing.T) {
 			_ = dev.Process.Kill()
 			<-exited
 		}
+		if t.Failed() {
+			t.Logf("winback dev output:\n%s", out.String())
+		}
 	})
 	waitReady(t, httpAddr, 90*time.Second)
 	chPort := waitFor(t, 30*time.Second, "the clickhouse-client port in dev's output", func() (string, bool) {
