@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"maps"
+	"net/http"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -276,4 +278,108 @@ func TestPartitionCountChange(t *testing.T) {
 			t.Errorf("exit message lacks %q; output:\n%s", want, out.String())
 		}
 	}
+}
+
+// TestQuietPartitionAcrossInstances is the quiet-partition scenario with
+// two `winback run` instances: plain kcat (CRC32) puts every order of a
+// steady customer B in a partition one instance holds, while B's own task
+// sits on the other instance beside the task of customer A, whose orders
+// (in its own partition) move event time. B's task is quiet; it must not
+// follow A's time before the first instance has forwarded B's orders, or
+// B would look lapsed: A gets its PURCHASE_LAPSE, B nothing.
+func TestQuietPartitionAcrossInstances(t *testing.T) {
+	const partitions = 4
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatalf("kcat is not installed (make deps installs it): %v", err)
+	}
+	s := newStack(t, partitions)
+	cfg := s.cfg
+	cfg.Kafka.Group, cfg.Kafka.TransactionalID = "quiet-two", "quiet-two"
+	cfg.Lapse.IdleTimeout = 3 * time.Second
+	cfg.TriggerFormat = "json"
+	ins := []*instance{startInstance(t, cfg, "q1"), startInstance(t, cfg, "q2")}
+	owned := make([][]int32, 2)
+	waitFor(t, time.Minute, "two tasks on each instance", func() (struct{}, bool) {
+		for i, in := range ins {
+			if owned[i] = ownedPartitions(t, in.http); len(owned[i]) != 2 {
+				return struct{}{}, false
+			}
+		}
+		return struct{}{}, true
+	})
+	crc := func(c string) int32 { return int32(crc32.ChecksumIEEE([]byte(c)) % partitions) }
+	var a, b string
+	for i := 0; a == ""; i++ {
+		if c := fmt.Sprintf("quiet-a%d", i); slices.Contains(owned[1], consume.PartitionOf(c, partitions)) && crc(c) == consume.PartitionOf(c, partitions) {
+			a = c
+		}
+	}
+	for i := 0; b == ""; i++ {
+		c := fmt.Sprintf("steady-b%d", i)
+		if p := consume.PartitionOf(c, partitions); slices.Contains(owned[1], p) && p != consume.PartitionOf(a, partitions) && slices.Contains(owned[0], crc(c)) {
+			b = c
+		}
+	}
+	t.Logf("tasks %v on q1, %v on q2; A=%s in its own partition, B=%s's orders in q1's %d, its task on q2", owned[0], owned[1], a, b, crc(b))
+	time.Sleep(cfg.Lapse.IdleTimeout) // every task quiet before the orders come
+
+	d := &devProcess{kafka: s.k.Addr(), kcat: kcat}
+	now := time.Now().UTC()
+	var orders strings.Builder
+	order := func(cust string, n int, at time.Time) {
+		fmt.Fprintf(&orders, `%s|{"event_id":"%s-%d","customer_id":"%s","event_time":"%s","type":"PLACED","order_id":"%s-o%d","amount":30.0,"currency":"EUR","items":1}`+"\n",
+			cust, cust, n, cust, at.Format(time.RFC3339), cust, n)
+	}
+	for i := range 12 {
+		order(a, i, now.AddDate(0, 0, -83-7*(11-i)))
+	}
+	for i := range 23 {
+		order(b, i, now.AddDate(0, 0, -6-7*(22-i)))
+	}
+	d.kc(t, orders.String(), "-P", "-t", cfg.Topics.Orders, "-K", "|")
+
+	var got []jsonTrigger
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && len(got) == 0; time.Sleep(500 * time.Millisecond) {
+		got = d.triggers(t)
+	}
+	time.Sleep(3 * time.Second) // anything B's task would fire after A's
+	if got = d.triggers(t); len(got) != 1 || got[0].CustomerID != a || got[0].PrimaryReason != "PURCHASE_LAPSE" {
+		t.Fatalf("want one trigger, PURCHASE_LAPSE for %s; got %d: %+v\nq1:\n%s\nq2:\n%s", a, len(got), got, ins[0].out.String(), ins[1].out.String())
+	}
+	for _, in := range ins {
+		in.stop(45 * time.Second)
+	}
+}
+
+// ownedPartitions returns the partitions whose tasks the instance at
+// httpAddr holds, from its winback_customers_tracked series.
+func ownedPartitions(t *testing.T, httpAddr string) []int32 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return nil // not serving yet
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ps []int32
+	if mf := mfs["winback_customers_tracked"]; mf != nil {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "partition" {
+					p, err := strconv.Atoi(l.GetValue())
+					if err != nil {
+						t.Fatal(err)
+					}
+					ps = append(ps, int32(p))
+				}
+			}
+		}
+	}
+	slices.Sort(ps)
+	return ps
 }
