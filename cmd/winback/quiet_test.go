@@ -125,6 +125,25 @@ func (d *devProcess) triggers(t *testing.T) []jsonTrigger {
 	return got
 }
 
+// quietOrders is the quiet-partition scenario's orders as kcat input
+// (key|value lines): twelve weekly orders of customer a, the last one 83
+// days before now, then 23 weekly orders of customer b up to 6 days
+// before now.
+func quietOrders(a, b string, now time.Time) string {
+	var orders strings.Builder
+	order := func(cust string, n int, at time.Time) {
+		fmt.Fprintf(&orders, `%s|{"event_id":"%s-%d","customer_id":"%s","event_time":"%s","type":"PLACED","order_id":"%s-o%d","amount":30.0,"currency":"EUR","items":1}`+"\n",
+			cust, cust, n, cust, at.Format(time.RFC3339), cust, n)
+	}
+	for i := range 12 {
+		order(a, i, now.AddDate(0, 0, -83-7*(11-i)))
+	}
+	for i := range 23 {
+		order(b, i, now.AddDate(0, 0, -6-7*(22-i)))
+	}
+	return orders.String()
+}
+
 // TestKcatQuietPartition is the quiet-partition scenario from outside:
 // plain kcat (librdkafka's default CRC32 partitioner, no flags) produces
 // twelve weekly orders of customer A, the last one 83 days ago, and 23
@@ -144,18 +163,7 @@ func TestKcatQuietPartition(t *testing.T) {
 		}
 	}
 	now := time.Now().UTC()
-	var orders strings.Builder
-	order := func(cust string, n int, at time.Time) {
-		fmt.Fprintf(&orders, `%s|{"event_id":"%s-%d","customer_id":"%s","event_time":"%s","type":"PLACED","order_id":"%s-o%d","amount":30.0,"currency":"EUR","items":1}`+"\n",
-			cust, cust, n, cust, at.Format(time.RFC3339), cust, n)
-	}
-	for i := range 12 {
-		order(a, i, now.AddDate(0, 0, -83-7*(11-i)))
-	}
-	for i := range 23 {
-		order(b, i, now.AddDate(0, 0, -6-7*(22-i)))
-	}
-	d.kc(t, orders.String(), "-P", "-t", "orders", "-K", "|")
+	d.kc(t, quietOrders(a, b, now), "-P", "-t", "orders", "-K", "|")
 	produced := time.Now()
 
 	var got []jsonTrigger
@@ -326,18 +334,7 @@ func TestQuietPartitionAcrossInstances(t *testing.T) {
 
 	d := &devProcess{kafka: s.k.Addr(), kcat: kcat}
 	now := time.Now().UTC()
-	var orders strings.Builder
-	order := func(cust string, n int, at time.Time) {
-		fmt.Fprintf(&orders, `%s|{"event_id":"%s-%d","customer_id":"%s","event_time":"%s","type":"PLACED","order_id":"%s-o%d","amount":30.0,"currency":"EUR","items":1}`+"\n",
-			cust, cust, n, cust, at.Format(time.RFC3339), cust, n)
-	}
-	for i := range 12 {
-		order(a, i, now.AddDate(0, 0, -83-7*(11-i)))
-	}
-	for i := range 23 {
-		order(b, i, now.AddDate(0, 0, -6-7*(22-i)))
-	}
-	d.kc(t, orders.String(), "-P", "-t", cfg.Topics.Orders, "-K", "|")
+	d.kc(t, quietOrders(a, b, now), "-P", "-t", cfg.Topics.Orders, "-K", "|")
 
 	var got []jsonTrigger
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && len(got) == 0; time.Sleep(500 * time.Millisecond) {
