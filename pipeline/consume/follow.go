@@ -3,7 +3,9 @@ package consume
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -110,8 +112,10 @@ func (r *Runner) followTime(ctx context.Context) (at int64, may map[int32]bool) 
 	}
 	g, ok := pipelineTime(tasks)
 	if !ok {
+		r.noteUnknownAge(tasks)
 		return 0, nil
 	}
+	r.followWaits = false
 	if r.barrier.active {
 		// Records still on their way through the repartition topic may
 		// be as old as the barrier.
@@ -122,6 +126,23 @@ func (r *Runner) followTime(ctx context.Context) (at int64, may map[int32]bool) 
 		g = min(g, r.cur.fwd.at-1)
 	}
 	return g, may
+}
+
+// noteUnknownAge logs, once until quiet tasks follow again, the first
+// task that holds them back with input of no known age, so that an
+// operator whose quiet partitions stopped firing finds why.
+func (r *Runner) noteUnknownAge(tasks map[int32]progress) {
+	if r.followWaits {
+		return
+	}
+	for _, p := range slices.Sorted(maps.Keys(tasks)) {
+		if g := tasks[p]; !g.caughtUp && g.wm == math.MinInt64 && g.floor == math.MinInt64 {
+			r.followWaits = true
+			r.log.Warn("consume: quiet tasks wait to follow the pipeline's event time: a partition has records to apply and no event read yet (only bad input so far, a task not yet restored, or one of a release before 2026-12-07)",
+				"partition", p)
+			return
+		}
+	}
 }
 
 // listedInputs are the inputs' offsets as followTime lists them; events

@@ -1,8 +1,11 @@
 package consume
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +49,8 @@ func TestFollowTime(t *testing.T) {
 
 	wall := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
 	r := truthRunner(nil, wall)
+	var logs bytes.Buffer
+	r.log = slog.New(slog.NewTextHandler(&logs, nil))
 	r.cfg.Topics, r.cfg.Group, r.adm, r.nparts = topics, "g", adm, 3
 	r.board = newBoard()
 	// Task 0 is this instance's: quiet, read to the end of empty inputs,
@@ -91,6 +96,10 @@ func TestFollowTime(t *testing.T) {
 	r.board.forget(2)
 	produce("rp", 2, 1)
 	check("input of a task with no progress", 0, false)
+	check("input of a task with no progress, again", 0, false)
+	if n := strings.Count(logs.String(), "quiet tasks wait to follow"); n != 1 || !strings.Contains(logs.String(), "partition=2") {
+		t.Errorf("want one warning naming partition 2 for the task of unknown age, got %d:\n%s", n, logs.String())
+	}
 	r.cfg.StrictPartitioning = true
 	check("the same, with nothing forwarded (strict)", 300, true)
 	r.cfg.StrictPartitioning = false

@@ -54,9 +54,9 @@ type Runner struct {
 	wake context.CancelFunc
 
 	barrier barrier // this cycle's forwarding barrier
-	// followFailed: followTime could not list the offsets last time (it
-	// warns once per failure).
-	followFailed bool
+	// followFailed: followTime could not list the offsets last time;
+	// followWaits: a task of unknown age held it back (each warns once).
+	followFailed, followWaits bool
 	// budget: how many more queued records the tasks may apply in the
 	// open transaction (max_poll_records, shared; set between
 	// transactions when budgeted).
