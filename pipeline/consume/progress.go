@@ -23,10 +23,10 @@ import (
 // by any task that still has input to apply (judged from the broker's
 // offsets, not from what it published: follow.go), by the records this
 // instance forwarded in the open transaction and, while the forwarding
-// barrier is active, by the barrier. The follow is recorded like any other state change (the task's
-// meta record in the changelog, in the same transaction as the triggers it
-// fires), so a restore never takes it back and a replay does not recompute
-// it from the wall clock.
+// barrier is active, by the barrier. The follow is recorded like any
+// other state change (the task's meta record in the changelog, in the
+// same transaction as the triggers it fires), so a restore never takes it
+// back and a replay does not recompute it from the wall clock.
 //
 // When every input of the group is silent, no watermark moves, so neither
 // does the pipeline's event time: an upstream outage declares nobody
