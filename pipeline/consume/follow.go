@@ -70,6 +70,8 @@ func (r *Runner) followTime(ctx context.Context) (at int64, may map[int32]bool) 
 	}
 	r.followFailed = false
 
+	// The inputs that carry event time: all but the erasures.
+	events := []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Repartition}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range tasks {
@@ -92,8 +94,8 @@ func (r *Runner) followTime(ctx context.Context) (at int64, may map[int32]bool) 
 			continue
 		}
 		done := true
-		for _, topic := range in.events {
-			done = done && in.through(topic, p, in.committed(topic, p))
+		for _, topic := range events {
+			done = done && in.through(topic, p, in.next(topic, p))
 		}
 		g, ok := tasks[p]
 		switch {
@@ -145,54 +147,25 @@ func (r *Runner) noteUnknownAge(tasks map[int32]progress) {
 	}
 }
 
-// listedInputs are the inputs' offsets as followTime lists them; events
-// are the inputs that carry event time (all but the erasures).
+// listedInputs are the inputs' positions and high watermarks, as
+// followTime lists them.
 type listedInputs struct {
-	events            []string
-	group             kadm.OffsetResponses
-	starts, lso, ends kadm.ListedOffsets
+	inputPositions
+	hwms kadm.ListedOffsets // past the last stable offset while a transaction is open
 }
 
-// listInputs lists the group's committed offsets, then the inputs' last
-// stable and end offsets (and their start offsets where a partition of
-// an input that carries events has no committed offset).
+// listInputs lists the inputs' positions (inputPositions), then their high
+// watermarks.
 func (r *Runner) listInputs(ctx context.Context) (listedInputs, error) {
-	in := listedInputs{events: []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Repartition}}
-	var err error
-	if in.group, err = r.adm.FetchOffsets(ctx, r.cfg.Group); err != nil {
-		return in, fmt.Errorf("committed offsets: %w", err)
+	pos, err := r.inputPositions(ctx)
+	if err != nil {
+		return listedInputs{}, err
 	}
-	topics := r.inputTopics()
-	if in.lso, err = r.adm.ListCommittedOffsets(ctx, topics...); err != nil {
-		return in, fmt.Errorf("last stable offsets: %w", err)
+	hwms, err := r.adm.ListEndOffsets(ctx, r.inputTopics()...)
+	if err != nil {
+		return listedInputs{}, fmt.Errorf("consume: input high watermarks: %w", err)
 	}
-	if in.ends, err = r.adm.ListEndOffsets(ctx, topics...); err != nil {
-		return in, fmt.Errorf("end offsets: %w", err)
-	}
-	for _, topic := range in.events {
-		for p := range int32(r.nparts) {
-			if in.committed(topic, p) < 0 {
-				if in.starts, err = r.adm.ListStartOffsets(ctx, in.events...); err != nil {
-					return in, fmt.Errorf("start offsets: %w", err)
-				}
-				return in, nil
-			}
-		}
-	}
-	return in, nil
-}
-
-// committed returns the group's committed offset of partition p of
-// topic, or its start offset if none was committed; -1 when neither is
-// known.
-func (in listedInputs) committed(topic string, p int32) int64 {
-	if c, ok := in.group.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
-		return c.At
-	}
-	if st, ok := in.starts.Lookup(topic, p); ok && st.Err == nil {
-		return st.Offset
-	}
-	return -1
+	return listedInputs{pos, hwms}, nil
 }
 
 // through reports whether partition p of topic, read up to next, has
@@ -200,8 +173,8 @@ func (in listedInputs) committed(topic string, p int32) int64 {
 // no further (no transaction open on it, no commit markers pending). A
 // partition not listed has input left, as far as anyone knows.
 func (in listedInputs) through(topic string, p int32, next int64) bool {
-	lso, ok := in.lso.Lookup(topic, p)
-	end, ok2 := in.ends.Lookup(topic, p)
+	lso, ok := in.ends.Lookup(topic, p)
+	end, ok2 := in.hwms.Lookup(topic, p)
 	if !ok || !ok2 || lso.Err != nil || end.Err != nil || next < 0 {
 		return false
 	}

@@ -27,17 +27,15 @@ func newSources(t Topics, p int32, pos inputPositions, now time.Time) [nSources]
 		if e, ok := pos.ends.Lookup(topic, p); ok && e.Err == nil {
 			s.hwm = e.Offset
 		}
-		if c, ok := pos.committed.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
-			s.next = c.At
-		} else if st, ok := pos.starts.Lookup(topic, p); ok && st.Err == nil {
-			s.next = st.Offset
-		}
+		s.next = pos.next(topic, p)
 		return s
 	}
 	return [nSources]source{mk(t.Orders), mk(t.Email), mk(t.Support), mk(t.Repartition), mk(t.Erasures)}
 }
 
-// inputPositions are the input partitions' offsets when tasks start.
+// inputPositions are the input partitions' offsets: the group's committed
+// offsets, the last stable offsets (ends), and the log start offsets,
+// listed only when some partition has no committed offset.
 type inputPositions struct {
 	committed    kadm.OffsetResponses
 	starts, ends kadm.ListedOffsets
@@ -50,14 +48,31 @@ func (r *Runner) inputPositions(ctx context.Context) (inputPositions, error) {
 		return pos, fmt.Errorf("consume: committed offsets: %w", err)
 	}
 	topics := r.inputTopics()
-	if pos.starts, err = r.adm.ListStartOffsets(ctx, topics...); err != nil {
-		return pos, fmt.Errorf("consume: input start offsets: %w", err)
-	}
 	// The last stable offsets: what a read_committed consumer reaches.
 	if pos.ends, err = r.adm.ListCommittedOffsets(ctx, topics...); err != nil {
 		return pos, fmt.Errorf("consume: input end offsets: %w", err)
 	}
+	uncommitted := false
+	pos.ends.Each(func(o kadm.ListedOffset) { uncommitted = uncommitted || pos.next(o.Topic, o.Partition) < 0 })
+	if uncommitted {
+		if pos.starts, err = r.adm.ListStartOffsets(ctx, topics...); err != nil {
+			return pos, fmt.Errorf("consume: input start offsets: %w", err)
+		}
+	}
 	return pos, nil
+}
+
+// next returns where partition p of topic is to be read from: the group's
+// committed offset, or the log start where nothing is committed; -1 when
+// neither is known.
+func (pos inputPositions) next(topic string, p int32) int64 {
+	if c, ok := pos.committed.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
+		return c.At
+	}
+	if st, ok := pos.starts.Lookup(topic, p); ok && st.Err == nil {
+		return st.Offset
+	}
+	return -1
 }
 
 // commitOffsets returns the function that rewrites the transaction's offset
