@@ -53,28 +53,28 @@ type progress struct {
 	floor int64
 }
 
-func progressKey(p int32) []byte {
-	return binary.BigEndian.AppendUint32([]byte("task/"), uint32(p))
+// Keys of the progress topic: a prefix naming the record, then the task's
+// partition, four bytes big-endian.
+const (
+	taskPrefix  = "task/"
+	floorPrefix = "floor/" // ten bytes in all, so that a release that reads only task keys (nine) skips it
+)
+
+func progressKey(p int32) []byte { return partitionKey(taskPrefix, p) }
+func floorKey(p int32) []byte    { return partitionKey(floorPrefix, p) }
+
+func parseProgressKey(k []byte) (int32, bool) { return parsePartitionKey(k, taskPrefix) }
+func parseFloorKey(k []byte) (int32, bool)    { return parsePartitionKey(k, floorPrefix) }
+
+func partitionKey(prefix string, p int32) []byte {
+	return binary.BigEndian.AppendUint32([]byte(prefix), uint32(p))
 }
 
-func parseProgressKey(k []byte) (int32, bool) {
-	if len(k) != 9 || string(k[:5]) != "task/" {
+func parsePartitionKey(k []byte, prefix string) (int32, bool) {
+	if len(k) != len(prefix)+4 || string(k[:len(prefix)]) != prefix {
 		return 0, false
 	}
-	return int32(binary.BigEndian.Uint32(k[5:])), true
-}
-
-// floorKey is the key of task p's floor record: ten bytes, so that a
-// release that reads only task keys (nine bytes) skips it.
-func floorKey(p int32) []byte {
-	return binary.BigEndian.AppendUint32([]byte("floor/"), uint32(p))
-}
-
-func parseFloorKey(k []byte) (int32, bool) {
-	if len(k) != 10 || string(k[:6]) != "floor/" {
-		return 0, false
-	}
-	return int32(binary.BigEndian.Uint32(k[6:])), true
+	return int32(binary.BigEndian.Uint32(k[len(prefix):])), true
 }
 
 const floorVersion = 1
