@@ -16,6 +16,9 @@ FUZZMINIMIZE ?= 200x
 # benchstat summarises the micro-benchmarks (and compares runs:
 # go run $(BENCHSTAT) old.txt new.txt).
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+# staticcheck finds what vet does not: unused code, deprecated calls, and
+# comparisons or assignments that make a test unable to fail.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-smoke bench-tiny bench-quick bench-bi soak lint clean
 
@@ -38,12 +41,16 @@ run: deps-run build
 	$(BIN) dev --generate $(ARGS)
 
 ## test: every test, including integration tests on a real ClickHouse and short fuzz runs
-test: deps
-	$(GO) vet ./...
+test: deps lint
 	CHDB_LIB_PATH=$(CHDB_LIB) $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory bench-smoke
 	$(MAKE) --no-print-directory bench-tiny
+
+## lint: go vet and staticcheck over the module (about a minute and a half the first time, seconds once cached)
+lint:
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 ## bench-smoke: each Go micro-benchmark once (about 25 s), so that none breaks unseen between `make bench` runs; the lapse package's are left to make bench (a minute of setup)
 bench-smoke:

@@ -92,7 +92,7 @@ func TestDeterminism(t *testing.T) {
 	}
 	// The truth is deterministic too.
 	cfg.Seed = 42
-	if fmt.Sprint(newGen(t, cfg).Truth()) != fmt.Sprint(newGen(t, cfg).Truth()) {
+	if t1, t2 := fmt.Sprint(newGen(t, cfg).Truth()), fmt.Sprint(newGen(t, cfg).Truth()); t1 != t2 {
 		t.Fatal("truth differs between two generators with the same config")
 	}
 }

@@ -93,7 +93,7 @@ func readJSONL(r io.Reader, topics gen.Topics, fn func(k event.Kind, key, value 
 			return nil
 		}
 		key := env.customerID
-		if bytes.IndexAny(raw, " \t\r\n") < 0 {
+		if !bytes.ContainsAny(raw, " \t\r\n") {
 			return fn(k, key, raw) // compact already (as gen writes it)
 		}
 		compact.Reset()

@@ -234,7 +234,6 @@ func (r *Runner) session(ctx context.Context) error {
 		// log ends in one (an upstream transactional producer, or the
 		// repartition topic this group writes) counts as fully read.
 		kgo.KeepControlRecords(),
-		kgo.RequireStableFetchOffsets(),
 		kgo.Balancers(r.cfg.Balancers...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(partitioner{manual: []string{r.cfg.Topics.State, r.cfg.Topics.Progress}, keyed: kgo.StickyKeyPartitioner(nil)}),

@@ -294,7 +294,7 @@ func TestRollbackOverRefit(t *testing.T) {
 		for i := range a {
 			trigs, _, _ = e.Apply(trigs, stream[i].src, &stream[i].ev, wallAt(i))
 		}
-		trigs = e.Advance(trigs, wallAt(a))
+		e.Advance(trigs, wallAt(a))
 		cl := changelog{}
 		cl.flush(e) // the commit
 		e.Checkpoint()

@@ -6,10 +6,8 @@ import (
 )
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
-func appendVarint(b []byte, v int64) []byte   { return binary.AppendVarint(b, v) }
 
 func uvarint(b []byte) (uint64, int) { return binary.Uvarint(b) }
-func varint(b []byte) (int64, int)   { return binary.Varint(b) }
 
 func appendFloat32(b []byte, f float32) []byte {
 	return binary.LittleEndian.AppendUint32(b, math.Float32bits(f))

@@ -289,7 +289,7 @@ func Apply(ctx context.Context, ex Executor, fsys fs.FS, p Params, log *slog.Log
 			return nil, fmt.Errorf("clickhouse migration %s: statement %d: %w", ms[0].Name, i+1, err)
 		}
 	}
-	todo, done, err := pending(ctx, ex, p, ms)
+	todo, _, err := pending(ctx, ex, p, ms)
 	if err != nil || len(todo) == 0 {
 		return nil, err
 	}
@@ -299,7 +299,8 @@ func Apply(ctx context.Context, ex Executor, fsys fs.FS, p Params, log *slog.Log
 	}
 	defer lock.release()
 	// Again under the lock: another instance may have run them meanwhile.
-	if todo, done, err = pending(ctx, ex, p, ms); err != nil {
+	todo, done, err := pending(ctx, ex, p, ms)
+	if err != nil {
 		return nil, err
 	}
 	var ran []string

@@ -29,13 +29,6 @@ func timeCol(name string, n int, f func(i int) int64) Column {
 	return col(name, n, func(i int) time.Time { return dateTime(f(i)) })
 }
 
-func updatedAt(n int, now time.Time) Column {
-	now = now.UTC().Truncate(time.Second)
-	c := col("updated_at", n, func(int) time.Time { return now })
-	c.Volatile = true
-	return c
-}
-
 // aggColumns is the customer_aggregates columns of a batch's last Build,
 // kept so that the next Build of the batch (the sink reuses a batch whose
 // flush wrote everything) fills them again instead of allocating them:
