@@ -91,7 +91,7 @@ bench: deps
 # The harness's own tests (a module of its own, so go test ./... above
 # does not reach them), then one run at a tiny size so that it cannot rot.
 bench-tiny:
-	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd bench && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) test -count=1 ./...
 	cd bench && $(GO) run . -events 10000 -customers 300 -commit-intervals 100ms,1s -latency-probes 20 -clickhouse-history 2 -out /tmp/winback-bench-tiny.json -winback-profile-seconds 1
 
 ## bench-quick: the harness alone at a small size (about 100k records, 2000 customers, every commit interval), a few minutes; results in /tmp/winback-bench-quick.{json,md}

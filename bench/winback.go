@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -128,22 +127,22 @@ func (p *winbackProc) get(ctx context.Context, path string) (int, string, error)
 }
 
 // waitCaughtUp polls the group's committed offsets until they reach the end
-// offsets of the input topics, then returns how long that took since start.
-func waitCaughtUp(ctx context.Context, adm *kadm.Client, p *winbackProc, group string, ends kadm.ListedOffsets, timeout time.Duration) (time.Duration, error) {
+// offsets of the input topics.
+func waitCaughtUp(ctx context.Context, adm *kadm.Client, p *winbackProc, group string, ends kadm.ListedOffsets, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return ctx.Err()
 		case <-tick.C:
 		}
 		if err := p.failed(); err != nil {
-			return 0, err
+			return err
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("winback did not commit the end offsets within %s; log tail:\n%s", timeout, tail(p.logPath, 20))
+			return fmt.Errorf("winback did not commit the end offsets within %s; log tail:\n%s", timeout, tail(p.logPath, 20))
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		committed, err := adm.FetchOffsets(cctx, group)
@@ -159,7 +158,7 @@ func waitCaughtUp(ctx context.Context, adm *kadm.Client, p *winbackProc, group s
 			}
 		})
 		if done {
-			return time.Since(p.began), nil
+			return nil
 		}
 	}
 }
@@ -256,8 +255,7 @@ func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winback
 	}
 	defer p.stop(o.stopTimeout)
 	prof := o.profileWinback(ctx, p, name)
-	wall, err := waitCaughtUp(ctx, kadm.NewClient(o.admin), p, group, ends, o.timeout)
-	if err != nil {
+	if err := waitCaughtUp(ctx, kadm.NewClient(o.admin), p, group, ends, o.timeout); err != nil {
 		return run, err
 	}
 	// Done means the state flushed too: ClickHouse has confirmed every
@@ -267,7 +265,7 @@ func (o *orchestrator) runWinbackE2E(ctx context.Context, name string, t winback
 	} else if !ok {
 		o.log.Warn("ClickHouse rows still unconfirmed; measuring anyway", "run", name)
 	}
-	wall = time.Since(p.began)
+	wall := time.Since(p.began)
 	cpu, rss := procCPU(p.pid()), procPeakRSS(p.pid())
 	l.Wall, l.CPU, l.PeakRSS = wall.Seconds(), cpu.Seconds(), rss
 	l.BrokerCPU, l.ServerCPU = (o.broker.CPU() - b0).Seconds(), (procCPU(o.chPID) - s0).Seconds()
@@ -346,8 +344,6 @@ func buildWinback(ctx context.Context, repo, dir string, log *slog.Logger) (stri
 	log.Info("built winback", "bin", bin)
 	return bin, nil
 }
-
-var errSkipped = errors.New("skipped")
 
 // profileWinback fetches a CPU profile of the winback child over its first
 // o.profileSeconds (from /debug/pprof, after a second for start-up) into
