@@ -20,7 +20,7 @@ BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 # comparisons or assignments that make a test unable to fail.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all deps deps-run build run test unit fuzz-short fuzz bench bench-smoke bench-tiny bench-quick bench-bi soak lint clean
+.PHONY: all deps deps-run build run test race unit fuzz-short fuzz bench bench-smoke bench-tiny bench-quick bench-bi soak lint clean
 
 all: build
 
@@ -51,6 +51,10 @@ test: deps lint
 lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+## race: every test under the race detector, the winback children of the multi-process tests included (their reports fail the run); slower than make test, so not part of it
+race: deps
+	CHDB_LIB_PATH=$(CHDB_LIB) $(GO) test -race -count=1 -timeout 80m ./...
 
 ## bench-smoke: each Go micro-benchmark once (about 25 s), so that none breaks unseen between `make bench` runs; the lapse package's are left to make bench (a minute of setup)
 bench-smoke:

@@ -25,6 +25,10 @@ import (
 // child process (kcat, kill -9, rebalance).
 var binPath string
 
+// raceBuild: the tests run under the race detector (race_test.go), and so
+// does every winback child.
+var raceBuild bool
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "winback-bin-")
 	if err != nil {
@@ -32,12 +36,28 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "winback")
-	out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+	build := []string{"build", "-o", binPath}
+	if raceBuild {
+		// Each child writes its race reports to a file of its own
+		// (race.PID), read when the tests end: a child killed or
+		// stopped by a test still counts.
+		build = append(build, "-race")
+		os.Setenv("GORACE", "log_path="+filepath.Join(dir, "race"))
+	}
+	out, err := exec.Command("go", append(build, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build winback: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
+	if reports, _ := filepath.Glob(filepath.Join(dir, "race.*")); len(reports) > 0 {
+		for _, r := range reports {
+			b, _ := os.ReadFile(r)
+			fmt.Fprintf(os.Stderr, "winback child %s:\n%s\n", filepath.Base(r), b)
+		}
+		fmt.Fprintf(os.Stderr, "FAIL: %d winback children reported data races\n", len(reports))
+		code = max(code, 1)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -85,7 +85,10 @@ func standbyTakeover(t *testing.T, midStream bool) {
 		for _, in := range ins {
 			ok = ok && metricSum(t, in.http, "winback_partitions_assigned") == float64(parts/n) &&
 				metricSum(t, in.http, "winback_standby_tasks") == float64(parts/n) &&
-				len(series(t, in.http, "winback_standby_lag_records")) == parts/n
+				len(series(t, in.http, "winback_standby_lag_records")) == parts/n &&
+				// the tasks' own gauges appear at their first commit;
+				// the victim's tasks are read from them below
+				len(series(t, in.http, "winback_customers_tracked")) == parts/n
 			if midStream {
 				ok = ok && metricSum(t, in.http, "winback_standby_records_total") > 0
 			} else {
