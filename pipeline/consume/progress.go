@@ -328,23 +328,21 @@ func (t *task) publish() {
 		return
 	}
 	t.published = &g
-	onlyFloor := last != nil
-	if onlyFloor {
-		was := *last
-		was.floor = g.floor
-		onlyFloor = was == g
+	rest := g // all but the floor, as last had it
+	if last != nil {
+		rest.floor = last.floor
 	}
-	if !onlyFloor {
-		rec := t.arena.record()
-		rec.Topic, rec.Partition = t.cfg.Topics.Progress, 0
-		rec.Key = progressKey(t.p)
-		rec.Value = g.appendBinary(nil)
-		t.out.recs = append(t.out.recs, rec)
+	if last == nil || rest != *last {
+		t.progressRecord(progressKey(t.p), g.appendBinary(nil))
 	}
 	if last == nil || last.floor != g.floor {
-		rec := t.arena.record()
-		rec.Topic, rec.Partition = t.cfg.Topics.Progress, 0
-		rec.Key, rec.Value = floorKey(t.p), appendFloor(nil, g.floor)
-		t.out.recs = append(t.out.recs, rec)
+		t.progressRecord(floorKey(t.p), appendFloor(nil, g.floor))
 	}
+}
+
+// progressRecord adds a record of the progress topic to t's outputs.
+func (t *task) progressRecord(key, value []byte) {
+	rec := t.arena.record()
+	rec.Topic, rec.Partition, rec.Key, rec.Value = t.cfg.Topics.Progress, 0, key, value
+	t.out.recs = append(t.out.recs, rec)
 }

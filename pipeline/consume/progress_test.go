@@ -3,6 +3,7 @@ package consume
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -100,6 +101,40 @@ func TestPipelineTime(t *testing.T) {
 	b.set(1, progress{wm: 400})
 	if snap := b.snapshot(); snap[1].floor != none {
 		t.Errorf("a forgotten task's floor came back: %d", snap[1].floor)
+	}
+}
+
+// TestPublish: a task writes its progress record and its floor record
+// each only when what it carries changed.
+func TestPublish(t *testing.T) {
+	wall := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	tk := truthRunner(nopSink{}, wall).newTask(1, inputPositions{})
+	for i := range tk.src {
+		tk.src[i].hwm, tk.src[i].next = 0, 0 // read to the end
+	}
+	for _, c := range []struct {
+		name   string
+		change func()
+		want   []string
+	}{
+		{"the first", func() {}, []string{taskPrefix, floorPrefix}},
+		{"nothing changed", func() {}, nil},
+		{"the floor changed", func() { tk.src[0].maxTime, tk.src[0].lastEvent = wall.UnixMilli(), wall }, []string{floorPrefix}},
+		{"the rest changed", func() { tk.forwarded = true }, []string{taskPrefix}},
+		{"both changed", func() { tk.forwarded, tk.src[0].maxTime = false, tk.src[0].maxTime+1 }, []string{taskPrefix, floorPrefix}},
+	} {
+		c.change()
+		tk.publish()
+		var got []string
+		for _, rec := range tk.out.recs {
+			if rec.Topic == "pr" {
+				got = append(got, string(rec.Key[:len(rec.Key)-4]))
+			}
+		}
+		tk.out.recs = nil
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: published %q, want %q", c.name, got, c.want)
+		}
 	}
 }
 
