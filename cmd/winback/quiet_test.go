@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"maps"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -307,6 +306,9 @@ func TestQuietPartitionAcrossInstances(t *testing.T) {
 	cfg.Lapse.IdleTimeout = 3 * time.Second
 	cfg.TriggerFormat = "json"
 	ins := []*instance{startInstance(t, cfg, "q1"), startInstance(t, cfg, "q2")}
+	for _, in := range ins {
+		in.waitReady(time.Minute)
+	}
 	owned := make([][]int32, 2)
 	waitFor(t, time.Minute, "two tasks on each instance", func() (struct{}, bool) {
 		for i, in := range ins {
@@ -350,32 +352,17 @@ func TestQuietPartitionAcrossInstances(t *testing.T) {
 }
 
 // ownedPartitions returns the partitions whose tasks the instance at
-// httpAddr holds, from its winback_customers_tracked series.
+// httpAddr holds, from its winback_customers_tracked series (set at a
+// task's first commit), in order.
 func ownedPartitions(t *testing.T, httpAddr string) []int32 {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		return nil // not serving yet
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ps []int32
-	if mf := mfs["winback_customers_tracked"]; mf != nil {
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "partition" {
-					p, err := strconv.Atoi(l.GetValue())
-					if err != nil {
-						t.Fatal(err)
-					}
-					ps = append(ps, int32(p))
-				}
-			}
+	for labels := range series(t, httpAddr, "winback_customers_tracked") {
+		p, err := strconv.Atoi(strings.TrimPrefix(labels, "partition="))
+		if err != nil {
+			t.Fatalf("customers_tracked series %q", labels)
 		}
+		ps = append(ps, int32(p))
 	}
 	slices.Sort(ps)
 	return ps

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,15 +108,7 @@ func standbyTakeover(t *testing.T, midStream bool) {
 	}
 
 	victim, rest := ins[0], ins[1:]
-	var moved []int32
-	for labels := range series(t, victim.http, "winback_customers_tracked") {
-		p, err := strconv.Atoi(strings.TrimPrefix(labels, "partition="))
-		if err != nil {
-			t.Fatalf("customers_tracked series %q", labels)
-		}
-		moved = append(moved, int32(p))
-	}
-	slices.Sort(moved)
+	moved := ownedPartitions(t, victim.http)
 	if len(moved) != parts/n {
 		t.Fatalf("%s holds tasks %v", victim.name, moved)
 	}
