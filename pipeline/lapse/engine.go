@@ -406,9 +406,18 @@ func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, n
 			c.repeats++
 		}
 		c.lastOrder = t
-		c.flags &^= flagLapseDone // a new silence starts
+		if c.flags&flagOpen == 0 || seconds(t) >= c.openAsOf {
+			c.flags &^= flagLapseDone // a new silence starts
+		}
+		// Else a late order from before the open episode's trigger: not
+		// a return, nor a new silence to fire a lapse for; the open
+		// episode stays the one the customer's return closes.
 	}
-	e.dropHeld(c) // the customer is back: nothing waits on the budget
+	if int32(c.heldDay) <= window.Day(t)+1 {
+		// The customer is back: nothing waits on the budget. (An order
+		// from before the hold, arriving late, is not "meanwhile".)
+		e.dropHeld(c)
+	}
 	if c.flags&flagOpen != 0 && seconds(t) >= c.openAsOf {
 		e.refresh(c, true)
 		dst = append(dst, e.recovered(c, t, cents, prev, now))
@@ -442,7 +451,11 @@ func (e *Engine) applyEmail(c *Customer, ev *event.Event) uint8 {
 		c.mail.Add(day, window.EmailSent, hl)
 	case event.EmailDelivered:
 		c.mail.Add(day, window.EmailDelivered, hl)
-		c.flags &^= flagHardBounced // the address works again
+		if uint16(day)+1 > c.bounceDay[0] {
+			// The address works again; a delivery of the last bounce's
+			// day or before it (arriving late) does not say so.
+			c.flags &^= flagHardBounced
+		}
 	case event.EmailOpened:
 		if ev.CampaignID == "" || !c.campaignSeen(campaignKey(ev.CampaignID, false)) {
 			c.mail.Add(day, window.EmailOpened, hl)

@@ -72,7 +72,11 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 	if c.held == 0 {
 		c.heldDay = 0
 	}
-	cands |= c.held & active
+	if int32(c.heldDay) <= day+1 {
+		// What the budget holds goes out once it allows, never as of a
+		// day before the hold (a late event's evaluation).
+		cands |= c.held & active
+	}
 	c.active = active
 	if cands == 0 {
 		return dst
