@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -195,8 +196,8 @@ func (c *Config) Validate() error {
 		bad("kafka-brokers", "no brokers; give at least one host:port")
 	}
 	for _, b := range c.Kafka.Brokers {
-		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
-			bad("kafka-brokers", "%q is not host:port (e.g. kafka-1:9092)", b)
+		if _, port, err := net.SplitHostPort(b); err != nil || !validPort(port, 1) {
+			bad("kafka-brokers", "%q is not host:port with a port from 1 to 65535 (e.g. kafka-1:9092)", b)
 		}
 	}
 	if c.Kafka.Group == "" {
@@ -227,6 +228,9 @@ func (c *Config) Validate() error {
 	}
 	switch strings.ToUpper(c.Kafka.SASL.Mechanism) {
 	case "":
+		if c.Kafka.SASL.Username != "" || c.Kafka.SASL.Password != "" {
+			bad("kafka-sasl-mechanism", "empty (no SASL), but a SASL user name or password is set; name the mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), or remove them")
+		}
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		if c.Kafka.SASL.Username == "" {
 			bad("kafka-sasl-username", "SASL %s needs a user name", c.Kafka.SASL.Mechanism)
@@ -237,6 +241,12 @@ func (c *Config) Validate() error {
 	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
 		bad("kafka-tls-cert-file", "mutual TLS needs both --kafka-tls-cert-file and --kafka-tls-key-file")
 	}
+	if t := c.Kafka.TLS; !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify) {
+		bad("kafka-tls-enabled", "false (plaintext), but TLS settings are given (CA, client certificate or insecure-skip-verify); enable TLS, or remove them")
+	}
+	if c.Registry.Password != "" && c.Registry.Username == "" {
+		bad("registry-username", "empty, but a registry password is set; basic auth needs both, or neither")
+	}
 	if u, err := url.Parse(c.Registry.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("registry-url", "%q is not an http(s) URL, e.g. http://registry:8081", Redact(c.Registry.URL))
 	}
@@ -245,6 +255,8 @@ func (c *Config) Validate() error {
 	}
 	if u, err := url.Parse(c.ClickHouse.DSN); err != nil || (u.Scheme != "clickhouse" && u.Scheme != "tcp") || u.Host == "" {
 		bad("clickhouse-dsn", "%q is not a native-protocol DSN, e.g. clickhouse://default:@127.0.0.1:9000/default", Redact(c.ClickHouse.DSN))
+	} else if !validPorts(u.Host) {
+		bad("clickhouse-dsn", "%q: give each host a port from 1 to 65535; the native protocol listens on 9000 usually (clickhouse://host:9000/db)", Redact(c.ClickHouse.DSN))
 	}
 	if !isIdent(c.ClickHouse.Database) {
 		bad("clickhouse-database", "%q is not a plain identifier (letters, digits, _)", c.ClickHouse.Database)
@@ -319,8 +331,8 @@ func (c *Config) Validate() error {
 	if c.TriggerFormat != "avro" && c.TriggerFormat != "json" {
 		bad("trigger-format", "%s", oneOf(c.TriggerFormat, "avro", "json"))
 	}
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		bad("http-addr", "%q is not host:port (e.g. :8080)", c.HTTPAddr)
+	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || !validPort(port, 0) {
+		bad("http-addr", "%q is not host:port with a port from 0 to 65535 (e.g. :8080)", c.HTTPAddr)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive, e.g. 30s")
@@ -360,9 +372,58 @@ func (c *Config) Validate() error {
 		bad("decode-max-future-skew", "must be positive, e.g. 5m (raise it only if producers' clocks run ahead)")
 	}
 	if err := c.Lapse.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("lapse: %w", err))
+		errs = append(errs, lapseErrors(c, err)...)
 	}
 	return errors.Join(errs...)
+}
+
+// lapseErrors names the setting (as its flag, like every other problem)
+// of each of lapse's field errors: the flag of the field, or of the map
+// whose entry it is.
+func lapseErrors(c *Config, err error) []error {
+	flags := map[string]string{}
+	for _, s := range Settings(c) {
+		flags[s.Key] = s.Flag
+	}
+	var out []error
+	for _, e := range unwrapAll(err) {
+		var fe *lapse.FieldError
+		if !errors.As(e, &fe) {
+			out = append(out, fmt.Errorf("lapse: %w", e))
+			continue
+		}
+		full := "lapse." + fe.Field
+		named := fmt.Errorf("%s: %s", full, fe.Problem)
+		for key := full; key != ""; key = key[:max(strings.LastIndexByte(key, '.'), 0)] {
+			if flag, ok := flags[key]; ok {
+				entry := strings.TrimPrefix(strings.TrimPrefix(full, key), ".")
+				if entry != "" {
+					entry += ": " // the map's entry
+				}
+				named = fmt.Errorf("--%s: %s%s", flag, entry, fe.Problem)
+				break
+			}
+		}
+		out = append(out, named)
+	}
+	return out
+}
+
+// unwrapAll returns the errors joined in err, or err alone.
+func unwrapAll(err error) []error {
+	if multi, ok := err.(interface{ Unwrap() []error }); ok {
+		return multi.Unwrap()
+	}
+	return []error{err}
+}
+
+// Warnings returns what is valid but likely a mistake, one line each.
+func (c *Config) Warnings() []string {
+	var w []string
+	if ttl := c.State.TTLDays; ttl > 0 && float64(ttl) <= c.Lapse.Lapse.MaxGapDays {
+		w = append(w, fmt.Sprintf("state.ttl_days (%d) is not longer than lapse.purchase_lapse.max_gap_days (%v): a customer silent for %d days is evicted, and a lapse due later never fires; raise the TTL above it, or set 0", ttl, c.Lapse.Lapse.MaxGapDays, ttl))
+	}
+	return w
 }
 
 // RepartitionTopic is the repartition topic's name: Topics.Repartition, or
@@ -392,6 +453,24 @@ func isIdent(s string) bool {
 		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
 		case r >= '0' && r <= '9' && i > 0:
 		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validPort reports whether port is a decimal port number from min to
+// 65535.
+func validPort(port string, min int) bool {
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= min && n <= 65535 && port == strconv.Itoa(n)
+}
+
+// validPorts reports whether every host of a DSN's host list
+// (host:port,host:port) has a valid port.
+func validPorts(hosts string) bool {
+	for h := range strings.SplitSeq(hosts, ",") {
+		if _, port, err := net.SplitHostPort(h); err != nil || !validPort(port, 1) {
 			return false
 		}
 	}

@@ -43,7 +43,7 @@ func TestBadFiles(t *testing.T) {
 		"unknown-key.bad.yaml":       "F:2: unknown setting kafka.brokerz; did you mean kafka.brokers?",
 		"typo-key.bad.yaml":          "F:2: unknown setting kafka.broker; did you mean kafka.brokers?",
 		"wrong-section.bad.yaml":     "F:2: unknown setting brokers; did you mean kafka.brokers?",
-		"bad-broker.bad.yaml":        "invalid configuration:\n--kafka-brokers: \"kafka-1\" is not host:port (e.g. kafka-1:9092) (F:2 kafka.brokers)",
+		"bad-broker.bad.yaml":        "invalid configuration:\n--kafka-brokers: \"kafka-1\" is not host:port with a port from 1 to 65535 (e.g. kafka-1:9092) (F:2 kafka.brokers)",
 		"same-topic.bad.yaml":        "invalid configuration:\n--topics-triggers: topic \"orders\" is also --topics-orders; every topic must be distinct (F:2 topics.triggers)",
 		"bad-format.bad.yaml":        "invalid configuration:\n--trigger-format: \"protobuf\"; use avro or json (F:1 trigger_format)",
 		"enum-typo.bad.yaml":         "invalid configuration:\n--trigger-format: \"jsn\" is not one of avro or json; did you mean json? (F:1 trigger_format)",
@@ -64,6 +64,13 @@ func TestBadFiles(t *testing.T) {
 		"memory-ratio.bad.yaml":      "invalid configuration:\n--runtime-memory-limit-ratio: 90; use a fraction of the container's memory limit above 0 and at most 1 (e.g. 0.9), or 0 to leave the limit alone (F:2 runtime.memory_limit_ratio)",
 		"interval-outlasts.bad.yaml": "invalid configuration:\n--commit-interval: 30s outlasts half of --kafka-transaction-timeout (20s): a transaction takes input for up to the interval and then waits up to half the timeout for the previous one's ClickHouse flush, and the broker aborts a transaction that outlives the timeout; lower it or raise the transaction timeout (F:3 commit_interval)",
 		"retry-outlasts.bad.yaml":    "invalid configuration:\n--registry-retry: 30s outlasts --kafka-transaction-timeout (20s): a lookup retried inside a transaction would outlive it and fence the instance; lower it below the transaction timeout (F:4 registry.retry)",
+		"second-document.bad.yaml":   "F:4: a second YAML document (after ---); winback reads one: merge them into one",
+		"empty-value.bad.yaml":       "F:2: kafka.brokers has no value; give one, or remove the key to keep the default (127.0.0.1:9092)\nF:4: clickhouse.batch_rows has no value; give one, or remove the key to keep the default (100000)",
+		"tls-not-enabled.bad.yaml":   "invalid configuration:\n--kafka-tls-enabled: false (plaintext), but TLS settings are given (CA, client certificate or insecure-skip-verify); enable TLS, or remove them",
+		"auth-half.bad.yaml":         "invalid configuration:\n--kafka-sasl-mechanism: empty (no SASL), but a SASL user name or password is set; name the mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), or remove them\n--registry-username: empty, but a registry password is set; basic auth needs both, or neither",
+		"port-range.bad.yaml":        "invalid configuration:\n--kafka-brokers: \"kafka-1:99999\" is not host:port with a port from 1 to 65535 (e.g. kafka-1:9092) (F:2 kafka.brokers)\n--http-addr: \":http\" is not host:port with a port from 0 to 65535 (e.g. :8080) (F:3 http_addr)",
+		"dsn-no-port.bad.yaml":       "invalid configuration:\n--clickhouse-dsn: \"clickhouse://ch-1/default\": give each host a port from 1 to 65535; the native protocol listens on 9000 usually (clickhouse://host:9000/db) (F:2 clickhouse.dsn)",
+		"lapse-line.bad.yaml":        "invalid configuration:\n--lapse-purchase-lapse-factor: is 50, must be between 1.1 and 20: how many usual intervals of silence make a lapse, e.g. 2 (F:3 lapse.purchase_lapse.factor)\n--lapse-actions: PURCHASE_LAPSE: is \"NOPE\", must be one of [WINBACK_OFFER SERVICE_RECOVERY REENGAGEMENT_CAMPAIGN CHANNEL_SWITCH LOYALTY_REWARD] (F:4 lapse.actions)",
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yaml")
 	if len(files) != len(want) {
@@ -281,5 +288,22 @@ func TestCompression(t *testing.T) {
 	_, err = load(t, []string{"--kafka-compression", "gzipp"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "--kafka-compression") || !strings.Contains(err.Error(), "did you mean gzip") {
 		t.Errorf("a typo gives %v, want an error naming --kafka-compression and suggesting gzip", err)
+	}
+}
+
+// TestWarnings: a TTL that evicts customers before their lapse can come
+// due is allowed (a retention policy may ask for it) but warned about.
+func TestWarnings(t *testing.T) {
+	cfg := Default()
+	if w := cfg.Warnings(); len(w) != 0 {
+		t.Errorf("the defaults warn: %q", w)
+	}
+	cfg.State.TTLDays = 365 // = lapse.purchase_lapse.max_gap_days
+	if w := cfg.Warnings(); len(w) != 1 || !strings.Contains(w[0], "state.ttl_days (365) is not longer than lapse.purchase_lapse.max_gap_days (365)") {
+		t.Errorf("TTL 365 days: %q", w)
+	}
+	cfg.State.TTLDays = 0 // forever
+	if w := cfg.Warnings(); len(w) != 0 {
+		t.Errorf("TTL 0 warns: %q", w)
 	}
 }

@@ -289,7 +289,8 @@ func loadYAML(r io.Reader, name string, cfg *Config) (map[string]int, error) {
 		return nil, err
 	}
 	var doc yaml.Node
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
@@ -297,6 +298,19 @@ func loadYAML(r io.Reader, name string, cfg *Config) (map[string]int, error) {
 		if bytes.Contains(data, []byte("\n\t")) || bytes.HasPrefix(data, []byte("\t")) {
 			msg += " (YAML indents with spaces, not tabs)"
 		}
+		return nil, &FileError{Msgs: []string{msg}}
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		// A second document (after ---) would be ignored: say so.
+		if err == nil {
+			line := more.Line
+			if len(more.Content) > 0 {
+				line = more.Content[0].Line
+			}
+			err = fmt.Errorf("line %d: a second YAML document (after ---); winback reads one: merge them into one", line)
+		}
+		msg := syntaxError(name, err)
 		return nil, &FileError{Msgs: []string{msg}}
 	}
 	settings := Settings(cfg)
@@ -490,10 +504,12 @@ func (y *yamlLoader) leaf(s *Setting, kn, vn *yaml.Node) {
 		s.v.Set(items)
 	case vn.Kind != yaml.ScalarNode:
 		y.fail(vn, "%s takes a single value, not %s", s.Key, kindName(vn))
+	case vn.Tag == "!!null" && s.Type == "string":
+		s.v.SetString("")
 	case vn.Tag == "!!null":
-		if s.Type == "string" {
-			s.v.SetString("")
-		}
+		// An empty value (brokers:, a template's missing value) would
+		// leave the default in place unnoticed.
+		y.fail(vn, "%s has no value; give one, or remove the key to keep the default (%s)", s.Key, s.Value())
 	default:
 		if err := s.Set(vn.Value); err != nil {
 			y.fail(vn, "%s: %v", s.Key, err)

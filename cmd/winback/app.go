@@ -34,10 +34,17 @@ import (
 )
 
 // loadConfig parses args into a Config bound to fs (plus extra flags the
-// caller registered) and loads env and file. Errors are usage errors.
+// caller registered) and loads env and file. Errors are usage errors. The
+// arguments after the flags are the caller's to check (noArgs), but a
+// true or false given apart from its boolean flag is refused here: the
+// flag package reads it as the first argument and every flag after it as
+// arguments too.
 func loadConfig(fs *flag.FlagSet, args []string, cfg *config.Config) error {
 	l := config.Bind(fs, cfg)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := boolApart(fs, args); err != nil {
 		return err
 	}
 	for _, w := range config.UnknownEnv(os.Environ()) {
@@ -45,6 +52,9 @@ func loadConfig(fs *flag.FlagSet, args []string, cfg *config.Config) error {
 	}
 	if err := l.Load(os.LookupEnv); err != nil {
 		return usageError{err}
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(fs.Output(), "%s: warning: %s\n", fs.Name(), w)
 	}
 	return nil
 }
@@ -404,11 +414,14 @@ func openClickHouse(ctx context.Context, cfg *config.Config, log *slog.Logger, r
 		var err error
 		// Open registers the sink's metrics only once it has connected.
 		sink, err = clickhouse.Open(ctx, clickhouseConfig(cfg), log.With("component", "clickhouse"), reg)
-		if err != nil && speaksHTTP(ctx, cfg.ClickHouse.DSN) {
-			return permanent{err} // the HTTP port: waiting will not help
+		if err != nil && (errors.Is(err, clickhouse.ErrDSN) || speaksHTTP(ctx, cfg.ClickHouse.DSN)) {
+			return permanent{err} // a DSN mistake, or the HTTP port: waiting will not help
 		}
 		return err
 	})
+	if errors.Is(err, clickhouse.ErrDSN) {
+		return nil, usageError{fmt.Errorf("--clickhouse-dsn: %w", err)}
+	}
 	if err != nil {
 		return nil, clickhouseStartError(ctx, cfg, err)
 	}

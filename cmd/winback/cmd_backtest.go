@@ -85,8 +85,8 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := loadConfig(fs, args, &cfg); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q; give the file with --file", fs.Arg(0))}
+	if err := noArgs(fs, "give the file with --file"); err != nil {
+		return err
 	}
 	now, err := o.check()
 	if err != nil {

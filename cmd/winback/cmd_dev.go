@@ -40,6 +40,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := loadConfig(fs, args, &cfg); err != nil {
 		return err
 	}
+	if err := noArgs(fs, ""); err != nil {
+		return err
+	}
 	log := newLogger(&cfg, stderr)
 	tuneRuntime(cfg.Runtime, log, memlimit.FromCgroup)
 

@@ -66,6 +66,11 @@ func erasureIDs(args []string, stdin io.Reader) ([]string, error) {
 		return nil
 	}
 	for i, a := range args {
+		if strings.HasPrefix(a, "-") && a != "-" {
+			// The flag package stops at the first id: a flag after it is
+			// taken for an id. (An id that starts with - goes on stdin.)
+			return nil, fmt.Errorf("argument %d: %q after the first customer id; give the flags before the ids (an id starting with - goes on standard input)", i+1, a)
+		}
 		if a != "-" {
 			if err := add(a, fmt.Sprintf("argument %d", i+1)); err != nil {
 				return nil, err

@@ -93,8 +93,8 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := loadConfig(fs, args, &cfg); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q; to write a file, give it with --out", fs.Arg(0))}
+	if err := noArgs(fs, "to write a file, give it with --out"); err != nil {
+		return err
 	}
 	if _, err := o.config(); err != nil {
 		return usageError{err}

@@ -19,6 +19,9 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := loadConfig(fs, args, &cfg); err != nil {
 		return err
 	}
+	if err := noArgs(fs, ""); err != nil {
+		return err
+	}
 	log := newLogger(&cfg, stderr)
 	tuneRuntime(cfg.Runtime, log, memlimit.FromCgroup)
 	return serve(ctx, &cfg, log, prometheus.NewRegistry(), nil)
@@ -28,6 +31,9 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg := config.Default()
 	fs := newFlagSet("migrate", "Apply winback's ClickHouse tables and views (idempotent), then exit.", stderr)
 	if err := loadConfig(fs, args, &cfg); err != nil {
+		return err
+	}
+	if err := noArgs(fs, ""); err != nil {
 		return err
 	}
 	log := newLogger(&cfg, stderr)
@@ -48,6 +54,9 @@ func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 	effective := fs.Bool("effective", false, "print the merged settings in effect (secrets redacted) instead of the reference")
 	cfg := config.Default()
 	if err := loadConfig(fs, args, &cfg); err != nil {
+		return err
+	}
+	if err := noArgs(fs, ""); err != nil {
 		return err
 	}
 	if !*effective {

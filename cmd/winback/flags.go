@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/winback/winback/config"
@@ -84,9 +85,42 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return usageError{flagError(fs, err)}
 }
 
+// boolApart refuses "--flag false" for a boolean flag (see loadConfig).
+func boolApart(fs *flag.FlagSet, args []string) error {
+	first, before := fs.Arg(0), len(args)-fs.NArg()-1
+	if fs.NArg() == 0 || before < 0 {
+		return nil
+	}
+	if _, err := strconv.ParseBool(first); err != nil {
+		return nil
+	}
+	flagArg := args[before]
+	name := strings.TrimLeft(flagArg, "-")
+	f := fs.Lookup(name)
+	if f == nil || name == flagArg || strings.Contains(name, "=") {
+		return nil
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+		return nil
+	}
+	return usageError{fmt.Errorf("--%s takes no separate value: write --%s=%s (the flags after %q were not read)", name, name, first, first)}
+}
+
+// noArgs refuses arguments after the flags of a command that takes none;
+// hint says what to do instead (or is empty).
+func noArgs(fs *flag.FlagSet, hint string) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	if hint == "" {
+		hint = fs.Name() + " takes flags only"
+	}
+	return usageError{fmt.Errorf("unexpected argument %q; %s", fs.Arg(0), hint)}
+}
+
 var (
 	reUndefined = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
-	reInvalid   = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for flag -+([^:]+): (?:parse error$)?(.*)$`)
+	reInvalid   = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-+([^:]+): (?:parse error$)?(.*)$`)
 	reNoArg     = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
 )
 

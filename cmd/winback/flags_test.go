@@ -47,6 +47,20 @@ func TestUsageErrorsFitOnAScreen(t *testing.T) {
 	f([]string{"rn"}, `winback: unknown command "rn"; did you mean run?`, "Run 'winback --help'")
 	f([]string{"gen", "--encoding", "jsn"}, `--encoding: "jsn" is not one of avro, json or mixed; did you mean json?`)
 	f([]string{"backtest", "--format", "jsno"}, `--format: "jsno" is not one of text or json; did you mean json?`)
+	// Arguments the flag package leaves over: a boolean's separate value
+	// (which stops the parse, so the flags after it would go unread), a
+	// word where a command takes none, a flag after erase's first id.
+	f([]string{"run", "--http-pprof", "false", "--kafka-brokers", "x:1"}, `winback run: --http-pprof takes no separate value: write --http-pprof=false (the flags after "false" were not read)`)
+	f([]string{"erase", "--kafka-tls-insecure-skip-verify", "false", "c-1"}, "--kafka-tls-insecure-skip-verify takes no separate value: write --kafka-tls-insecure-skip-verify=false")
+	f([]string{"erase", "c-1", "--topics-erasures", "mine"}, `argument 2: "--topics-erasures" after the first customer id; give the flags before the ids`)
+	f([]string{"run", "extra"}, `winback run: unexpected argument "extra"; winback run takes flags only`)
+	f([]string{"migrate", "extra"}, `unexpected argument "extra"; winback migrate takes flags only`)
+	f([]string{"config", "--effective", "extra"}, `unexpected argument "extra"; winback config takes flags only`)
+	f([]string{"dev", "extra"}, `unexpected argument "extra"; winback dev takes flags only`)
+	f([]string{"run", "--kafka-tls-enabled=yes"}, `winback run: --kafka-tls-enabled: "yes" is not true or false`)
+	// A DSN the driver cannot parse is a mistake, not an outage: exit 2
+	// at once, not 1 after the start-up timeout.
+	f([]string{"migrate", "--clickhouse-dsn", "clickhouse://127.0.0.1:1/default?secure=yes", "--startup-timeout", "1h"}, `winback migrate: --clickhouse-dsn: clickhouse: DSN: `, `parsing "yes"`)
 }
 
 // TestHelpListsOwnFlagsFirst: gen -h shows gen's five flags before the

@@ -95,7 +95,7 @@ func checkKafka(ctx context.Context, cfg *config.Config, kopts []kgo.Opt) error 
 		kgo.RequestRetries(0),
 	)...)
 	if err != nil {
-		return fmt.Errorf("kafka: %w", err)
+		return usageError{fmt.Errorf("kafka client: %w", err)} // the options: waiting will not help
 	}
 	defer cl.Close()
 	err = retryUntil(ctx, cfg.StartupTimeout, cl.Ping)
@@ -124,6 +124,11 @@ func kafkaHint(cfg *config.Config, err error) string {
 		return "check --kafka-tls-enabled and the CA (--kafka-tls-ca-file)"
 	case strings.Contains(s, "connection refused"):
 		return "nothing listens there: start Kafka (or 'winback dev' for an embedded one) or fix the address"
+	case cfg.Kafka.TLS.Enabled:
+		// A plaintext listener answers a TLS hello with silence or EOF.
+		return "check the address, and that this listener speaks TLS (--kafka-tls-enabled is on)"
+	case cfg.Kafka.SASL.Mechanism != "":
+		return "check the address, and that this listener expects SASL (--kafka-sasl-mechanism is " + cfg.Kafka.SASL.Mechanism + ")"
 	}
 	return "check the address and that the broker's advertised listeners are reachable from here"
 }
@@ -222,6 +227,8 @@ func lastLine(err error) error {
 
 // permanent marks an error retryUntil does not retry.
 type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
 
 type nopWriter struct{}
 

@@ -371,12 +371,19 @@ var knownActions = []event.Action{
 	event.ActionChannelSwitch, event.ActionLoyaltyReward,
 }
 
-// Validate checks every field and returns all problems at once; each names
-// the YAML field and how to fix it.
+// FieldError is a problem with one field of Config, named by its YAML
+// path (purchase_lapse.factor, or actions.PURCHASE_LAPSE for a map's
+// entry).
+type FieldError struct{ Field, Problem string }
+
+func (e *FieldError) Error() string { return "lapse config: " + e.Field + ": " + e.Problem }
+
+// Validate checks every field and returns all problems at once, each a
+// *FieldError naming the field and how to fix it.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("lapse config: %s: "+format, append([]any{field}, args...)...))
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	between := func(field string, v, lo, hi float64, fix string) {

@@ -140,6 +140,10 @@ type Sink struct {
 	spare *chsql.Batch
 }
 
+// ErrDSN marks a DSN Open cannot use (it does not parse, or names another
+// protocol): no retry fixes it.
+var ErrDSN = errors.New("clickhouse: DSN")
+
 // Open connects to ClickHouse over the native protocol, reads the
 // server's version (SELECT version()) and logs the features it will use.
 // It does not retry: a server that does not answer is an error. Metrics
@@ -160,10 +164,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	}
 	opts, err := clickhouse.ParseDSN(cfg.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse: DSN: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrDSN, err)
 	}
 	if opts.Protocol != clickhouse.Native {
-		return nil, fmt.Errorf("clickhouse: DSN %q: only the native protocol is supported (clickhouse://host:9000)", redact(cfg.DSN))
+		return nil, fmt.Errorf("%w %q: only the native protocol is supported (clickhouse://host:9000)", ErrDSN, redact(cfg.DSN))
 	}
 	if opts.Auth.Database == cfg.Database {
 		// It may not exist yet; Migrate creates it. Every query names
