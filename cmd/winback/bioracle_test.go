@@ -195,6 +195,9 @@ func checkFunnel(t *testing.T, s *stack) []bioracle.Trigger {
 		m := native.(map[string]any)
 		tr := bioracle.Trigger{ID: m["trigger_id"].(string), Kind: m["kind"].(string), Reason: m["primary_reason"].(string),
 			Action: m["recommended_action"].(string), AsOf: m["as_of"].(time.Time).UnixMilli()}
+		if arm, ok := m["treatment"].(map[string]any); ok {
+			tr.Treatment = arm["io.winback.Treatment"].(string)
+		}
 		if o, ok := m["original_trigger_id"].(map[string]any); ok {
 			tr.Original = o["string"].(string)
 			recovered++

@@ -11,12 +11,14 @@
 //   - a period runs from its first day to the first day of the next, and
 //     ends at the day after the latest event while it is not over;
 //   - S, E: active at the start and at the end; N: first order day in the
-//     period; CRR = (E − N) / S × 100; churn = lost / S × 100;
+//     period; CRR = (E − N) / S × 100 with N counted among E (the new
+//     customers still active at the end); churn = lost / S × 100;
 //   - orders are placed minus cancelled orders and revenue is net of
 //     refunds and cancellations (amounts in cents, as the pipeline keeps
 //     them), both on the day of the event that changes them;
-//   - AOV = revenue / orders, purchase frequency = orders / buyers,
-//     CLV estimate = AOV × frequency × S / lost.
+//   - AOV = revenue / orders (none unless orders > 0), purchase frequency
+//     = orders / buyers, CLV estimate = AOV × frequency × S / lost (none
+//     without orders > 0, buyers or lost).
 package bioracle
 
 import (
@@ -215,7 +217,7 @@ FROM ` + db + `.` + name + ` ORDER BY period_start`
 	for i, ps := range starts {
 		pe := ends[i]
 		end := min(pe, o.maxDay+1)
-		var s, e, n, retained, lost, react int64
+		var s, e, n, newEnd, retained, lost, react int64
 		for _, c := range o.customers {
 			if len(c.orderDays) == 0 {
 				continue
@@ -225,13 +227,14 @@ FROM ` + db + `.` + name + ` ORDER BY period_start`
 			s += b2i(as)
 			e += b2i(ae)
 			n += b2i(isNew)
+			newEnd += b2i(isNew && ae)
 			retained += b2i(as && ae)
 			lost += b2i(as && !ae)
 			react += b2i(ae && !as && !isNew)
 		}
 		v.Rows = append(v.Rows, Row{
 			date(ps), date(pe), itoa(b2i(end == pe)), strconv.Itoa(o.activeDays), itoa(s), itoa(e), itoa(n),
-			itoa(retained), itoa(lost), itoa(react), ratio(float64(e-n)*100, float64(s)), ratio(float64(lost)*100, float64(s)),
+			itoa(retained), itoa(lost), itoa(react), ratio(float64(e-newEnd)*100, float64(s)), ratio(float64(lost)*100, float64(s)),
 		})
 	}
 	return v
@@ -271,13 +274,16 @@ FROM ` + db + `.` + name + ` ORDER BY period_start`
 			}
 		}
 		revenue := float64(cents) / 100
-		clv := null()
-		if lost != 0 && orders != 0 {
-			clv = num(revenue / float64(orders) * (float64(orders) / float64(buyers)) * (float64(s) / float64(lost)))
+		aov, clv := null(), null()
+		if orders > 0 {
+			aov = num(revenue / float64(orders))
+			if lost != 0 && buyers != 0 {
+				clv = num(revenue / float64(buyers) * float64(s) / float64(lost))
+			}
 		}
 		v.Rows = append(v.Rows, Row{
 			date(ps), date(pe), itoa(b2i(end == pe)), itoa(buyers), itoa(newc), itoa(orders), num(revenue),
-			ratio(revenue, float64(orders)), ratio(float64(orders), float64(buyers)), itoa(s), itoa(lost),
+			aov, ratio(float64(orders), float64(buyers)), itoa(s), itoa(lost),
 			ratio(float64(lost)*100, float64(s)), clv,
 		})
 	}
@@ -356,6 +362,7 @@ func cellEqual(got, want string) bool {
 // Trigger is what Funnel needs of a committed trigger.
 type Trigger struct {
 	ID, Kind, Reason, Action string
+	Treatment                string // TREATED, CONTROL, or "" (TREATED)
 	Original                 string // RECOVERED: the WINBACK trigger's id
 	AsOf                     int64  // Unix ms
 	Revenue                  float64
@@ -363,7 +370,7 @@ type Trigger struct {
 
 // Funnel is winback_funnel computed from the committed triggers (the last
 // record of each trigger id counts): per primary reason and action of the
-// WINBACK triggers, how many, how many a RECOVERED trigger names, the
+// TREATED WINBACK triggers, how many, how many a RECOVERED trigger names, the
 // median of the days between the two (as_of at ClickHouse's whole
 // seconds; the median interpolates between the middle two), and the
 // RECOVERED triggers' evidence revenue. Rows by triggers descending, then
@@ -395,8 +402,8 @@ FROM ` + db + `.winback_funnel ORDER BY triggers DESC, reason, action`
 	}
 	cells := map[[2]string]*cell{}
 	for _, t := range last {
-		if t.Kind != "WINBACK" {
-			continue
+		if t.Kind != "WINBACK" || t.Treatment == "CONTROL" {
+			continue // the funnel is the acted-on triggers'
 		}
 		k := [2]string{t.Reason, t.Action}
 		c := cells[k]

@@ -87,6 +87,9 @@ func TestFunnelByHand(t *testing.T) {
 		{ID: "w2", Kind: "WINBACK", Reason: "PURCHASE_LAPSE", Action: "WINBACK_OFFER", AsOf: day},
 		{ID: "w3", Kind: "WINBACK", Reason: "PURCHASE_LAPSE", Action: "WINBACK_OFFER", AsOf: 2 * day},
 		{ID: "w4", Kind: "WINBACK", Reason: "EMAIL_BOUNCED", Action: "CHANNEL_SWITCH", AsOf: 0},
+		// The holdout: never acted on, so its return is no recovery.
+		{ID: "w5", Kind: "WINBACK", Reason: "PURCHASE_LAPSE", Action: "WINBACK_OFFER", Treatment: "CONTROL", AsOf: 0},
+		{ID: "r5", Kind: "RECOVERED", Original: "w5", Treatment: "CONTROL", AsOf: day, Revenue: 99},
 		{ID: "r1", Kind: "RECOVERED", Original: "w1", AsOf: 10*day + 999, Revenue: 30}, // 10 days (whole seconds)
 		{ID: "r2", Kind: "RECOVERED", Original: "w2", AsOf: 5 * day, Revenue: 12.5},    // 4 days
 		{ID: "r2", Kind: "RECOVERED", Original: "w2", AsOf: 5 * day, Revenue: 12.5},    // the same trigger again
@@ -104,5 +107,55 @@ func TestFunnelByHand(t *testing.T) {
 	}
 	if _, err := Funnel(append(trigs, Trigger{ID: "r3", Kind: "RECOVERED", Original: "w1"})); err == nil {
 		t.Error("two RECOVERED triggers of w1 accepted")
+	}
+}
+
+// TestOracleEdgesByHand: the cases where the naive formulas break. With
+// active_days shorter than a month, a customer new in it may have lapsed
+// by its end; a month of cancellations alone has no buyers.
+func TestOracleEdgesByHand(t *testing.T) {
+	at := func(s string) int64 {
+		tm, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm.UnixMilli() + 12*3600*1000
+	}
+	add := func(o *Oracle, evs []event.Event) {
+		for i, ev := range evs {
+			ev.EventID = string(rune('a' + i))
+			o.Add(&ev)
+		}
+	}
+	order := func(c, day string, typ event.OrderType, amount float64) event.Event {
+		return event.Event{Kind: event.KindOrder, CustomerID: c, Time: at(day), OrderType: typ, Amount: amount}
+	}
+	mail := func(c, day string) event.Event {
+		return event.Event{Kind: event.KindEmail, CustomerID: c, Time: at(day), EmailType: event.EmailDelivered}
+	}
+
+	o := New(30)
+	add(o, []event.Event{
+		order("a", "2024-12-20", event.OrderPlaced, 10),
+		order("b", "2025-01-01", event.OrderPlaced, 10), // new in January, lapsed by its end
+		order("a", "2025-01-15", event.OrderPlaced, 10),
+		mail("c", "2025-02-03"),
+	})
+	// January: S = {a}, E = {a}, N = {b}, of E none: CRR (1 - 0) / 1.
+	if row := o.Retention(Monthly).Rows[1]; row[0] != "2025-01-01" || row[10] != "100" || row[11] != "0" {
+		t.Errorf("January: %q, want CRR 100 and churn 0", row)
+	}
+
+	o = New(90)
+	add(o, []event.Event{
+		order("a", "2025-01-10", event.OrderPlaced, 100),
+		order("c", "2025-02-15", event.OrderPlaced, 50),
+		order("a", "2025-05-05", event.OrderCancelled, 100),
+		mail("c", "2025-06-05"),
+	})
+	// May: no buyer, net orders -1, revenue -100, c lost: no AOV, no CLV.
+	want := Row{"2025-05-01", "2025-06-01", "1", "0", "0", "-1", "-100", `\N`, `\N`, "1", "1", "100", `\N`}
+	if err := Compare(o.KPI(Monthly).Rows[4:5], []Row{want}); err != nil {
+		t.Errorf("May: %v", err)
 	}
 }

@@ -79,7 +79,7 @@ func TestBIOracleModern(t *testing.T) {
 			for _, tr := range engineRows(in, c.batch, add) {
 				w.b.AddTrigger(&tr)
 				trigs = append(trigs, bioracle.Trigger{ID: tr.TriggerID, Kind: string(tr.Kind), Reason: string(tr.PrimaryReason),
-					Action: string(tr.RecommendedAction), Original: tr.OriginalTriggerID, AsOf: tr.AsOf, Revenue: tr.Evidence["revenue"]})
+					Action: string(tr.RecommendedAction), Treatment: string(tr.Treatment), Original: tr.OriginalTriggerID, AsOf: tr.AsOf, Revenue: tr.Evidence["revenue"]})
 			}
 			w.flush()
 			funnel, err := bioracle.Funnel(trigs)
