@@ -247,6 +247,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	if err != nil {
 		return usageError{err}
 	}
+	httpOpts, err := adminOptions(cfg, log) // the token file: before anything is created
+	if err != nil {
+		return usageError{err}
+	}
 	// Start-up checks, Kafka first: nothing (not even the ClickHouse DDL)
 	// is applied before every dependency has answered.
 	if err := checkKafka(ctx, cfg, kopts); err != nil {
@@ -335,10 +339,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		return err
 	}
 
-	httpOpts, err := adminOptions(cfg, log)
-	if err != nil {
-		return usageError{err}
-	}
 	liveness := cfg.Kafka.LivenessTimeout
 	if liveness == 0 {
 		liveness = 2 * cfg.Kafka.SessionTimeout

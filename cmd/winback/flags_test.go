@@ -61,6 +61,9 @@ func TestUsageErrorsFitOnAScreen(t *testing.T) {
 	// A DSN the driver cannot parse is a mistake, not an outage: exit 2
 	// at once, not 1 after the start-up timeout.
 	f([]string{"migrate", "--clickhouse-dsn", "clickhouse://127.0.0.1:1/default?secure=yes", "--startup-timeout", "1h"}, `winback migrate: --clickhouse-dsn: clickhouse: DSN: `, `parsing "yes"`)
+	// A missing token file stops run before it waits for Kafka (an hour
+	// here) or creates anything.
+	f([]string{"run", "--http-token-file", filepath.Join(dir, "missing"), "--kafka-brokers", "127.0.0.1:1", "--startup-timeout", "1h"}, "winback run: --http-token-file: open ")
 }
 
 // TestHelpListsOwnFlagsFirst: gen -h shows gen's five flags before the
