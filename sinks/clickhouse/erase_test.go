@@ -45,11 +45,15 @@ func TestErase(t *testing.T) {
 	s.AddDeadLetter(dl(1, "gone'1", "{"))
 	s.AddDeadLetter(dl(2, "", `{"customer_id":"gone2","amount":`))
 	s.AddDeadLetter(dl(3, "stays", `{"customer_id":"stays"`))
+	// The id of a customer with no other rows, as Python's json.dumps and
+	// Go's encoding/json write it: escaped.
+	s.AddDeadLetter(dl(4, "", `{"customer_id": "g\u00f6ne<3>", "amount": -1}`))
+	s.AddDeadLetter(dl(5, "", `{"customer_id":"göne\u003c3\u003e","amount":-1}`))
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s.AddAggregate(agg("gone2", 3, jan6, 3, 30)) // pending: before the erasure
-	if err := s.Erase(ctx, []string{"gone2", "gone'1", "gone2", "never-seen"}); err != nil {
+	if err := s.Erase(ctx, []string{"gone2", "gone'1", "gone2", "never-seen", "göne<3>"}); err != nil {
 		t.Fatal(err)
 	}
 	if s.Pending() != 0 {
