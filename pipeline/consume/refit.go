@@ -30,6 +30,14 @@ func newModelMetrics() *modelMetrics {
 	}
 }
 
+// forget drops the series of a partition the instance no longer holds.
+func (m *modelMetrics) forget(partition string) {
+	only := prometheus.Labels{"partition": partition}
+	m.refits.DeletePartialMatch(only)
+	m.duration.DeletePartialMatch(only)
+	m.params.DeletePartialMatch(only)
+}
+
 func (m *modelMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.refits, m.duration, m.params}
 }

@@ -359,9 +359,10 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 
 func (r *Runner) forgetGauges(p int32) {
 	l := strconv.Itoa(int(p))
-	for _, topic := range []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Erasures} {
+	for _, topic := range []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Erasures, r.cfg.Topics.Repartition} {
 		r.m.consumerLag.DeleteLabelValues(topic, l)
 	}
+	r.m.model.forget(l)
 	r.m.customers.DeleteLabelValues(l)
 	r.m.timers.DeleteLabelValues(l)
 	r.m.stateBytes.DeleteLabelValues(l)
