@@ -1,9 +1,14 @@
 package consume
 
 import (
+	"errors"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestForgetGauges: a revoked partition leaves no series behind, the
@@ -40,6 +45,72 @@ func TestForgetGauges(t *testing.T) {
 	} {
 		if got[name] != want {
 			t.Errorf("%s: %d series, want %d (partition 0's)", name, got[name], want)
+		}
+	}
+}
+
+// TestCountedOnCommit: a task's events and dead letters reach
+// winback_events_total and winback_dlq_records_total when the transaction
+// that applied them commits; an aborted transaction's are dropped (its
+// records are applied and counted again by the replay).
+func TestCountedOnCommit(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	r := truthRunner(&recSink{}, time.Unix(1e9, 0))
+	r.m = newMetrics(reg)
+	r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support = "o", "e", "s"
+	tk := r.newTask(0, inputPositions{})
+	value := func(name string, labels ...string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := 0.0
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+		next:
+			for _, m := range mf.GetMetric() {
+				for i := 0; i < len(labels); i += 2 {
+					if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+						return l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+					}) {
+						continue next
+					}
+				}
+				sum += m.GetCounter().GetValue()
+			}
+		}
+		return sum
+	}
+	txn := func(commit bool) {
+		r.cur.reset()
+		tk.src[0].counted = counted{ok: 3, late: 1}
+		tk.deadLetter(&kgo.Record{Topic: "o", Value: []byte("{")}, errors.New("bad"))
+		tk.out.recs = tk.out.recs[:0] // the dead-letter record: no session to produce it to here
+		r.collect(tk)
+		if commit {
+			r.cur.count(r.m)
+		}
+	}
+	txn(false) // aborted
+	if ok, dlq := value("winback_events_total"), value("winback_dlq_records_total"); ok != 0 || dlq != 0 {
+		t.Fatalf("an aborted transaction counted %v events and %v dead letters", ok, dlq)
+	}
+	txn(true) // its replay, committed
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"winback_events_total", []string{"topic", "o", "outcome", "ok"}, 3},
+		{"winback_events_total", []string{"topic", "o", "outcome", "late"}, 1},
+		{"winback_events_total", []string{"topic", "o", "outcome", "dlq"}, 1},
+		{"winback_late_events_total", nil, 1},
+		{"winback_dlq_records_total", nil, 1},
+	} {
+		if got := value(c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
 }

@@ -64,9 +64,11 @@ type source struct {
 	maxTime   int64
 	lastEvent time.Time
 	// the partition's series of winback_events_total and
-	// winback_consumer_lag_records, looked up once
+	// winback_consumer_lag_records, looked up once; the events are added
+	// to them when the transaction that applied them commits (counted)
 	ok, duplicates, late prometheus.Counter
 	lag                  prometheus.Gauge
+	counted              counted
 }
 
 // fifo is a source's queue of decoded records: a merge.Queue, which
@@ -187,7 +189,7 @@ func (r *Runner) drain(t *task, b barrier) {
 		probeAhead(t.eng, &s.fifo)
 		if q.erase {
 			t.erase(q)
-			s.ok.Inc()
+			s.counted.ok++
 			continue
 		}
 		if q.rec != nil {
@@ -203,13 +205,11 @@ func (r *Runner) drain(t *task, b barrier) {
 		trigs, dup, late := t.eng.Apply(t.trigBuf[:0], lapse.SourceOf(q.ev.Kind), &q.ev, now)
 		switch {
 		case dup:
-			r.m.duplicates.Inc()
-			s.duplicates.Inc()
+			s.counted.duplicates++
 		case late:
-			r.m.lateEvents.Inc()
-			s.late.Inc()
+			s.counted.late++
 		default:
-			s.ok.Inc()
+			s.counted.ok++
 		}
 		for j := range trigs {
 			t.emit(&trigs[j], q.arrive)

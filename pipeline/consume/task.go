@@ -83,7 +83,11 @@ type taskOut struct {
 	gone   gone       // customers erased and evicted
 	err    error      // the transaction must abort
 	fwd    earliest   // event time of the records forwarded
+	dead   []deadCount
 }
+
+// deadCount is a dead letter, counted on commit.
+type deadCount struct{ reason, topic string }
 
 func (o *taskOut) fail(err error) { o.err = errors.Join(o.err, err) }
 
@@ -149,20 +153,26 @@ func (r *Runner) collect(t *task) {
 	r.cur.trigs = append(r.cur.trigs, o.rows.Triggers...)
 	r.cur.arrive = append(r.cur.arrive, o.arrive...)
 	r.cur.gone.add(&o.gone)
+	r.cur.dead = append(r.cur.dead, o.dead...)
+	for i := range t.src {
+		if s := &t.src[i]; s.counted != (counted{}) {
+			r.cur.counts = append(r.cur.counts, sourceCount{s.ok, s.duplicates, s.late, s.counted})
+			s.counted = counted{}
+		}
+	}
 	if o.fwd.set {
 		r.cur.fwd.note(o.fwd.at)
 	}
 	clear(o.recs)
 	o.rows.Reset()
-	*o = taskOut{recs: o.recs[:0], rows: o.rows, arrive: o.arrive[:0], gone: o.gone.reset()}
+	*o = taskOut{recs: o.recs[:0], rows: o.rows, arrive: o.arrive[:0], gone: o.gone.reset(), dead: o.dead[:0]}
 }
 
 // deadLetter sends rec, which failed with err, to the dead-letter topic and
 // its row to ClickHouse.
 func (t *task) deadLetter(rec *kgo.Record, err error) {
 	out, row := t.dep.Outputs.DeadLetter(rec, err, t.now())
-	t.m.dlq.WithLabelValues(row.Reason).Inc()
-	t.m.events.WithLabelValues(rec.Topic, "dlq").Inc()
+	t.out.dead = append(t.out.dead, deadCount{row.Reason, rec.Topic})
 	t.out.rows.DeadLetters = append(t.out.rows.DeadLetters, row)
 	t.out.recs = append(t.out.recs, out)
 }
