@@ -49,7 +49,8 @@ func reasonIndex(r event.Reason) int {
 // TriggerID returns the deterministic id of a trigger: the hex of the first
 // 16 bytes of SHA-256 over the customer id, the kind, the reason and the
 // episode (an event time in Unix ms: the last order before the silence for
-// PURCHASE_LAPSE, the time the condition fired otherwise). A RECOVERED
+// PURCHASE_LAPSE, the time the condition fired otherwise; see
+// preemptEpisode for a trigger that pre-empts its cooldown). A RECOVERED
 // trigger uses its original trigger's reason and episode.
 func TriggerID(customerID string, kind event.TriggerKind, reason event.Reason, episode int64) string {
 	var buf [128]byte // on the stack for the usual id lengths

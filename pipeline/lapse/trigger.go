@@ -83,7 +83,7 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 	}
 	e.score(c, &v)
 	prio := e.priority(&v)
-	var allowed uint8
+	var allowed, preempting uint8
 	for r := 0; r < nReasons; r++ {
 		if cands&(1<<r) == 0 {
 			continue
@@ -99,6 +99,7 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 			allowed |= 1 << r
 		case cdPreempt:
 			allowed |= 1 << r
+			preempting |= 1 << r
 			e.stats.Preempted++
 		}
 	}
@@ -158,8 +159,11 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 		}
 		allowed &^= group
 		episode := at
-		if primary == rLapse {
+		switch {
+		case primary == rLapse:
 			episode = c.lastOrder
+		case preempting&(1<<primary) != 0:
+			episode = preemptEpisode(at, prio)
 		}
 		arm := e.treatment(c, primary, episode)
 		if group&e.p.recoverOn != 0 {
@@ -456,3 +460,11 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// preemptEpisode is the episode of a trigger that pre-empts its reason's
+// cooldown: the reason fired already within the cooldown, perhaps at the
+// same event time (the id of a trigger is its reason and episode), so the
+// episode also holds the priority, which each pre-emption raises by at
+// least lifecycle.preempt_margin. Negative, so that it is never an event
+// time, the episode of the reason's other triggers.
+func preemptEpisode(at int64, prio int) int64 { return -(at*128 + int64(prio)) }
