@@ -162,9 +162,8 @@ func registryClient(cfg *config.Config) (*sr.Client, error) {
 	return sr.NewClient(opts...)
 }
 
-// adminOptions reads --http-token-file and --http-pprof. It warns when
-// customer state is served without a token.
-func adminOptions(cfg *config.Config, log *slog.Logger) ([]admin.Option, error) {
+// adminOptions reads --http-token-file and --http-pprof.
+func adminOptions(cfg *config.Config) ([]admin.Option, error) {
 	var opts []admin.Option
 	if cfg.HTTPTokenFile != "" {
 		data, err := os.ReadFile(cfg.HTTPTokenFile)
@@ -176,8 +175,6 @@ func adminOptions(cfg *config.Config, log *slog.Logger) ([]admin.Option, error) 
 			return nil, fmt.Errorf("--http-token-file: %s holds %d characters; use a random token of at least 16 (e.g. openssl rand -hex 32)", cfg.HTTPTokenFile, len(token))
 		}
 		opts = append(opts, admin.WithToken(token))
-	} else {
-		log.Warn("serving /v1/customers/{id} without authentication; set --http-token-file", "http", cfg.HTTPAddr)
 	}
 	if cfg.HTTPPprof {
 		opts = append(opts, admin.WithPprof(config.RedactArgs(os.Args)))
@@ -247,7 +244,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	if err != nil {
 		return usageError{err}
 	}
-	httpOpts, err := adminOptions(cfg, log) // the token file: before anything is created
+	httpOpts, err := adminOptions(cfg) // the token file: before anything is created
 	if err != nil {
 		return usageError{err}
 	}
@@ -338,7 +335,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 	if err != nil {
 		return err
 	}
-
+	if cfg.HTTPTokenFile == "" {
+		log.Warn("serving /v1/customers/{id} without authentication; set --http-token-file", "http", cfg.HTTPAddr)
+	}
 	liveness := cfg.Kafka.LivenessTimeout
 	if liveness == 0 {
 		liveness = 2 * cfg.Kafka.SessionTimeout

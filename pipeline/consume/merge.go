@@ -64,11 +64,9 @@ type source struct {
 	maxTime   int64
 	lastEvent time.Time
 	// the partition's series of winback_events_total and
-	// winback_consumer_lag_records, looked up once; the events are added
-	// to them when the transaction that applied them commits (counted)
+	// winback_consumer_lag_records, looked up once
 	ok, duplicates, late prometheus.Counter
 	lag                  prometheus.Gauge
-	counted              counted
 }
 
 // fifo is a source's queue of decoded records: a merge.Queue, which
@@ -189,7 +187,7 @@ func (r *Runner) drain(t *task, b barrier) {
 		probeAhead(t.eng, &s.fifo)
 		if q.erase {
 			t.erase(q)
-			s.counted.ok++
+			s.ok.Inc()
 			continue
 		}
 		if q.rec != nil {
@@ -205,11 +203,13 @@ func (r *Runner) drain(t *task, b barrier) {
 		trigs, dup, late := t.eng.Apply(t.trigBuf[:0], lapse.SourceOf(q.ev.Kind), &q.ev, now)
 		switch {
 		case dup:
-			s.counted.duplicates++
+			r.m.duplicates.Inc()
+			s.duplicates.Inc()
 		case late:
-			s.counted.late++
+			r.m.lateEvents.Inc()
+			s.late.Inc()
 		default:
-			s.counted.ok++
+			s.ok.Inc()
 		}
 		for j := range trigs {
 			t.emit(&trigs[j], q.arrive)

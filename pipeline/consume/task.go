@@ -154,12 +154,6 @@ func (r *Runner) collect(t *task) {
 	r.cur.arrive = append(r.cur.arrive, o.arrive...)
 	r.cur.gone.add(&o.gone)
 	r.cur.dead = append(r.cur.dead, o.dead...)
-	for i := range t.src {
-		if s := &t.src[i]; s.counted != (counted{}) {
-			r.cur.counts = append(r.cur.counts, sourceCount{s.ok, s.duplicates, s.late, s.counted})
-			s.counted = counted{}
-		}
-	}
 	if o.fwd.set {
 		r.cur.fwd.note(o.fwd.at)
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/winback/winback/pipeline/event"
@@ -24,30 +23,14 @@ type txn struct {
 	arrive []int64  // arrival (record timestamp, ms) of event-driven triggers
 	gone   gone     // customers erased and evicted
 	fwd    earliest // event time of the records forwarded to the repartition topic
-	// what the transaction consumed, counted in the metrics when it
-	// commits: a replay after an abort counts it once
-	counts []sourceCount
-	dead   []deadCount
+	// the dead letters, counted in the metrics when the transaction
+	// commits, as the dead-letter topic has them: a replay after an abort
+	// counts them once
+	dead []deadCount
 }
 
-// counted are a source's events applied in the open transaction.
-type counted struct{ ok, duplicates, late int }
-
-// sourceCount is what a source counted, for its series.
-type sourceCount struct {
-	ok, duplicates, late prometheus.Counter
-	n                    counted
-}
-
-// count adds what t consumed to the metrics.
+// count adds t's dead letters to the metrics.
 func (t *txn) count(m *metrics) {
-	for _, c := range t.counts {
-		c.ok.Add(float64(c.n.ok))
-		c.duplicates.Add(float64(c.n.duplicates))
-		c.late.Add(float64(c.n.late))
-		m.duplicates.Add(float64(c.n.duplicates))
-		m.lateEvents.Add(float64(c.n.late))
-	}
 	for _, d := range t.dead {
 		m.dlq.WithLabelValues(d.reason).Inc()
 		m.events.WithLabelValues(d.topic, "dlq").Inc()
@@ -72,8 +55,7 @@ func (t *txn) reset() {
 	t.err = nil
 	t.mu.Unlock()
 	t.trigs, t.arrive, t.gone, t.fwd = t.trigs[:0], t.arrive[:0], t.gone.reset(), earliest{}
-	clear(t.counts)
-	t.counts, t.dead = t.counts[:0], t.dead[:0]
+	t.dead = t.dead[:0]
 }
 
 // fail marks the transaction for abort.
