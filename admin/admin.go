@@ -104,7 +104,9 @@ func (s *Server) auth(h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// The scheme is case-insensitive (RFC 7235): "bearer" works too.
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
 		// Hashes of equal length, so that the comparison's time says
 		// nothing about the token's length or prefix.
 		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))

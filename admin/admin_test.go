@@ -133,6 +133,7 @@ func TestToken(t *testing.T) {
 		{"/v1/customers/x", "Basic " + token, 401, "bearer token"},
 		{"/v1/customers/x", token, 401, "bearer token"},
 		{"/v1/customers/x", "Bearer " + token, 200, `"customer_id":"x"`},
+		{"/v1/customers/x", "bearer " + token, 200, `"customer_id":"x"`}, // RFC 7235: any case
 		{"/debug/pprof/", "", 401, "bearer token"},
 		{"/debug/pprof/cmdline", "", 401, "bearer token"},
 		{"/debug/pprof/heap?debug=1", "Bearer nope", 401, "bearer token"},
@@ -154,8 +155,8 @@ func TestToken(t *testing.T) {
 			t.Errorf("GET %s: the body shows the token", c.path)
 		}
 	}
-	if looked != 1 {
-		t.Errorf("the lookup ran %d times; only the authenticated request may reach it", looked)
+	if looked != 2 {
+		t.Errorf("the lookup ran %d times; only the two authenticated requests may reach it", looked)
 	}
 }
 
