@@ -301,8 +301,9 @@ func loadYAML(r io.Reader, name string, cfg *Config) (map[string]int, error) {
 		return nil, &FileError{Msgs: []string{msg}}
 	}
 	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		// A second document (after ---) would be ignored: say so.
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) && (err != nil || len(more.Content) > 0) {
+		// A second document (after ---) would be ignored: say so. (A
+		// trailing --- with nothing after it is none.)
 		if err == nil {
 			line := more.Line
 			if len(more.Content) > 0 {
