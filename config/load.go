@@ -301,7 +301,7 @@ func loadYAML(r io.Reader, name string, cfg *Config) (map[string]int, error) {
 		return nil, &FileError{Msgs: []string{msg}}
 	}
 	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) && (err != nil || len(more.Content) > 0) {
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) && (err != nil || !emptyDocument(&more)) {
 		// A second document (after ---) would be ignored: say so. (A
 		// trailing --- with nothing after it is none.)
 		if err == nil {
@@ -558,4 +558,9 @@ func ParseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("%s", oneOf(s, "debug", "info", "warn", "error"))
 	}
 	return l, nil
+}
+
+// emptyDocument reports whether doc holds nothing (a trailing ---).
+func emptyDocument(doc *yaml.Node) bool {
+	return len(doc.Content) == 0 || len(doc.Content) == 1 && doc.Content[0].Tag == "!!null" && doc.Content[0].Value == ""
 }
