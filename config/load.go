@@ -249,8 +249,7 @@ func (l *Loader) Load(lookup func(string) (string, bool)) error {
 // withLines adds "(FILE:LINE key)" to each validation error about a
 // setting whose value came from the file.
 func (l *Loader) withLines(err error, file string, lines map[string]int) error {
-	multi, ok := err.(interface{ Unwrap() []error })
-	if !ok || len(lines) == 0 {
+	if len(lines) == 0 {
 		return err
 	}
 	byFlag := map[string]string{}
@@ -258,7 +257,7 @@ func (l *Loader) withLines(err error, file string, lines map[string]int) error {
 		byFlag["--"+s.Flag] = s.Key
 	}
 	var out []error
-	for _, e := range multi.Unwrap() {
+	for _, e := range unwrapAll(err) {
 		flag, _, _ := strings.Cut(e.Error(), ":")
 		if key, ok := byFlag[flag]; ok {
 			if line, ok := lines[key]; ok {

@@ -47,15 +47,16 @@ func loadConfig(fs *flag.FlagSet, args []string, cfg *config.Config) error {
 	if err := boolApart(fs, args); err != nil {
 		return err
 	}
-	for _, w := range config.UnknownEnv(os.Environ()) {
-		fmt.Fprintf(fs.Output(), "%s: warning: %s\n", fs.Name(), w)
+	warn := func(ws []string) {
+		for _, w := range ws {
+			fmt.Fprintf(fs.Output(), "%s: warning: %s\n", fs.Name(), w)
+		}
 	}
+	warn(config.UnknownEnv(os.Environ())) // before Load: a misspelt variable may explain its error
 	if err := l.Load(os.LookupEnv); err != nil {
 		return usageError{err}
 	}
-	for _, w := range cfg.Warnings() {
-		fmt.Fprintf(fs.Output(), "%s: warning: %s\n", fs.Name(), w)
-	}
+	warn(cfg.Warnings())
 	return nil
 }
 

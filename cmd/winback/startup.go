@@ -162,18 +162,15 @@ func clickhouseStartError(ctx context.Context, cfg *config.Config, err error) er
 	dsn := redactURL(cfg.ClickHouse.DSN)
 	hint := "check the host, port and credentials of the DSN"
 	if u, perr := url.Parse(cfg.ClickHouse.DSN); perr == nil {
-		addr := u.Host
-		if u.Port() == "" {
-			addr = net.JoinHostPort(u.Hostname(), "9000")
-		}
+		addr := u.Host // with its port: config.Validate requires one
 		isHTTP, isClickHouse := answersHTTP(context.WithoutCancel(ctx), addr)
 		switch {
 		case isClickHouse:
 			hint = u.Port() + " is ClickHouse's HTTP port; winback speaks the native protocol on 9000 (clickhouse://host:9000/db)"
 		case isHTTP:
-			hint = addr + " answers HTTP, not ClickHouse's native protocol (port 9000 by default)"
+			hint = addr + " answers HTTP, not ClickHouse's native protocol (usually on port 9000)"
 		case strings.Contains(err.Error(), "connection refused"):
-			hint = "nothing listens there: start clickhouse-server, or fix the host and port (native protocol, 9000 by default)"
+			hint = "nothing listens there: start clickhouse-server, or fix the host and port (the native protocol, usually 9000)"
 		case strings.Contains(err.Error(), "Authentication") || strings.Contains(err.Error(), "password"):
 			hint = "the server refused the user or password in the DSN"
 		}
