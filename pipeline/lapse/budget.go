@@ -62,9 +62,16 @@ func (c *Customer) recordSend(day int32) {
 	}
 }
 
-// dropHeld drops every held reason (an order: the customer recovered).
-func (e *Engine) dropHeld(c *Customer) {
-	if c.held != 0 {
+// holdStarted reports whether what the budget holds was held on or before
+// day: an evaluation as of an earlier day (a late event's, or a timer that
+// looks back) neither releases nor drops it.
+func (c *Customer) holdStarted(day int32) bool { return int32(c.heldDay) <= day+1 }
+
+// dropHeld drops every held reason on an order of day: the customer
+// recovered. An order from before the hold, arriving late, is not one
+// placed meanwhile, and drops nothing.
+func (e *Engine) dropHeld(c *Customer, day int32) {
+	if c.held != 0 && c.holdStarted(day) {
 		e.stats.BudgetDropped += uint64(bits.OnesCount8(c.held))
 		c.held, c.heldDay = 0, 0
 	}

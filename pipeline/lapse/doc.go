@@ -62,7 +62,8 @@
 // episode is the last order before the silence for PURCHASE_LAPSE and the
 // event time at which the condition fired otherwise (with the priority, for
 // a trigger that pre-empts its cooldown: preemptEpisode), so a replay gives
-// the same ids and two triggers never share one. Reasons due together make one trigger per recommended action.
+// the same ids and two triggers never share one. Reasons due together make
+// one trigger per recommended action.
 // A reason does not fire again within its cooldown (event time) unless the
 // new trigger's priority is preempt_margin points higher; a lapse, spend or
 // engagement decline or friction held back is looked at again when the

@@ -413,11 +413,7 @@ func (e *Engine) applyOrder(dst []event.Trigger, c *Customer, ev *event.Event, n
 		// a return, nor a new silence to fire a lapse for; the open
 		// episode stays the one the customer's return closes.
 	}
-	if int32(c.heldDay) <= window.Day(t)+1 {
-		// The customer is back: nothing waits on the budget. (An order
-		// from before the hold, arriving late, is not "meanwhile".)
-		e.dropHeld(c)
-	}
+	e.dropHeld(c, window.Day(t)) // the customer is back: nothing waits on the budget
 	if c.flags&flagOpen != 0 && seconds(t) >= c.openAsOf {
 		e.refresh(c, true)
 		dst = append(dst, e.recovered(c, t, cents, prev, now))
@@ -451,7 +447,7 @@ func (e *Engine) applyEmail(c *Customer, ev *event.Event) uint8 {
 		c.mail.Add(day, window.EmailSent, hl)
 	case event.EmailDelivered:
 		c.mail.Add(day, window.EmailDelivered, hl)
-		if uint16(day)+1 > c.bounceDay[0] {
+		if c.afterLastBounce(day) {
 			// The address works again; a delivery of the last bounce's
 			// day or before it (arriving late) does not say so.
 			c.flags &^= flagHardBounced
@@ -469,7 +465,7 @@ func (e *Engine) applyEmail(c *Customer, ev *event.Event) uint8 {
 			c.mail.Add(day, window.EmailOpened, hl)
 		}
 	case event.EmailBounced:
-		if uint16(day)+1 > c.bounceDay[0] {
+		if c.afterLastBounce(day) {
 			c.bounceDay[1], c.bounceDay[0] = c.bounceDay[0], uint16(min(day+1, window.MaxDay))
 		}
 		if c.flags&flagHardBounced == 0 {

@@ -63,19 +63,17 @@ func (e *Engine) evaluate(dst []event.Trigger, c *Customer, T, at int64, cause u
 	wasPending := c.pending & active
 	cands |= wasPending
 	c.pending &= active
-	if gone := c.held &^ active; gone != 0 && int32(c.heldDay) <= day+1 {
-		// A reason the budget held back no longer holds. (A timer that
-		// looks back before the hold does not judge it.)
+	judged := c.holdStarted(day)
+	if gone := c.held &^ active; gone != 0 && judged {
+		// A reason the budget held back no longer holds.
 		e.stats.BudgetDropped += uint64(bits.OnesCount8(gone))
 		c.held &= active
 	}
 	if c.held == 0 {
 		c.heldDay = 0
 	}
-	if int32(c.heldDay) <= day+1 {
-		// What the budget holds goes out once it allows, never as of a
-		// day before the hold (a late event's evaluation).
-		cands |= c.held & active
+	if judged {
+		cands |= c.held & active // goes out once the budget allows
 	}
 	c.active = active
 	if cands == 0 {

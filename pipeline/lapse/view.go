@@ -40,6 +40,10 @@ func reasonsOf(mask uint8) []event.Reason { return reasonSets[mask&(1<<nReasons-
 
 func nonNeg(n int32) uint32 { return uint32(max(n, 0)) }
 
+// afterLastBounce reports whether day is later than c's newest bounce's
+// (true without one).
+func (c *Customer) afterLastBounce(day int32) bool { return uint16(day)+1 > c.bounceDay[0] }
+
 func (c *Customer) bounces90(day int32) uint32 {
 	var n uint32
 	for _, d := range c.bounceDay {
