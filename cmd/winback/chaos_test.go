@@ -461,8 +461,8 @@ func envInt(t *testing.T, name string, def, least int) int {
 	return n
 }
 
-// TestRebalanceThreeInstances starts three instances in one group, then
-// kills one, adds one and stops one gracefully while the stream is
+// TestRebalanceThreeInstances starts three instances in one group and,
+// once all three are ready, kills one, adds one and stops one gracefully while the stream is
 // processed (each fault once the group has committed more input since the
 // last), hands the rest over to one more instance, and requires the same
 // result as the reference run.
@@ -478,6 +478,12 @@ func TestRebalanceThreeInstances(t *testing.T) {
 	a := startInstance(t, cfg, "rebal-a")
 	b := startInstance(t, cfg, "rebal-b")
 	c := startInstance(t, cfg, "rebal-c")
+	// All three in the group before the first fault: an instance killed
+	// while it holds the ClickHouse migration lock would keep the others
+	// out until the lock expires, while the first drains the stream.
+	for _, in := range []*instance{a, b, c} {
+		in.waitReady(2 * time.Minute)
+	}
 	n := waitProgress(t, cfg, 0, 2*time.Minute)
 	lap(fmt.Sprintf("three instances: %d input records committed", n))
 	b.kill()
