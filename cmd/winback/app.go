@@ -233,8 +233,22 @@ func ensureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config) error
 }
 
 // serve runs the pipeline and the HTTP server until ctx is done. started,
-// if not nil, is called with the HTTP address once it listens.
+// if not nil, is called with the HTTP address once it listens. A stop
+// (SIGTERM, Ctrl-C) is not an error, also while it is still starting:
+// Kubernetes stops a pod that never became ready the same way.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, started func(httpAddr string)) error {
+	err := start(ctx, cfg, log, reg, started)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		if err != context.Canceled { // stopped while start-up waited
+			log.Info("stopped before start-up finished", "cause", context.Cause(ctx), "waiting_on", err.Error())
+		}
+		return nil
+	}
+	return err
+}
+
+// start is serve without its treatment of a stop.
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, started func(httpAddr string)) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoCollector())
 	// One kprom.Metrics per client, told apart by the client label.
 	kmetrics := func(client string) kgo.Opt {
@@ -400,11 +414,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prome
 		stopRunner()
 		return err
 	})
-	err = g.Wait()
-	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		err = nil
-	}
-	return err
+	return g.Wait()
 }
 
 // openClickHouse connects to ClickHouse, retrying for --startup-timeout.

@@ -61,7 +61,7 @@ func retryUntil(ctx context.Context, timeout time.Duration, try func(context.Con
 			return nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return stopped(ctx, err)
 		}
 		var p permanent
 		if errors.As(err, &p) {
@@ -76,7 +76,7 @@ func retryUntil(ctx context.Context, timeout time.Duration, try func(context.Con
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return stopped(ctx, last)
 		case <-time.After(min(backoff, left)):
 		}
 		if time.Until(deadline) <= 0 {
@@ -84,6 +84,14 @@ func retryUntil(ctx context.Context, timeout time.Duration, try func(context.Con
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// stopped is ctx's error with what the last attempt was waiting on.
+func stopped(ctx context.Context, last error) error {
+	if last == nil || errors.Is(last, context.Canceled) {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%w; the last attempt: %v", ctx.Err(), last)
 }
 
 // checkKafka waits until a seed broker answers a metadata request. The

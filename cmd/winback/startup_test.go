@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,5 +184,38 @@ func TestCompressionCodecs(t *testing.T) {
 	}
 	if _, err := compression("brotli"); err == nil {
 		t.Error("brotli: no error")
+	}
+}
+
+// TestStopDuringStartup: SIGTERM while run still waits for Kafka is a
+// clean stop (exit 0), as it is once running, and the log says what the
+// start-up was waiting on. It used to exit 1 with "context canceled".
+func TestStopDuringStartup(t *testing.T) {
+	noKafka := closedAddr(t)
+	cmd := exec.Command(binPath, "run", "--kafka-brokers", noKafka, "--startup-timeout", "5m")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // past the signal handler, into the retries
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("run did not stop on SIGTERM; stderr:\n%s", stderr.String())
+	}
+	for _, want := range []string{"stopped before start-up finished", "connection refused"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
 	}
 }
