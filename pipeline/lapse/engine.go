@@ -468,7 +468,9 @@ func (e *Engine) applyEmail(c *Customer, ev *event.Event) uint8 {
 		if c.afterLastBounce(day) {
 			c.bounceDay[1], c.bounceDay[0] = c.bounceDay[0], uint16(min(day+1, window.MaxDay))
 		}
-		if c.flags&flagHardBounced == 0 {
+		// A bounce reported late, after a delivery of a later bucket,
+		// is history: the address has worked since.
+		if c.flags&flagHardBounced == 0 && !c.deliveredAfter(day) {
 			c.flags |= flagHardBounced
 			return bitBounce
 		}

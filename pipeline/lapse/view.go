@@ -44,6 +44,17 @@ func nonNeg(n int32) uint32 { return uint32(max(n, 0)) }
 // (true without one).
 func (c *Customer) afterLastBounce(day int32) bool { return uint16(day)+1 > c.bounceDay[0] }
 
+// deliveredAfter reports whether an e-mail was delivered in a bucket
+// after day's (2 days; the ring holds 30): the address worked after day.
+func (c *Customer) deliveredAfter(day int32) bool {
+	for b := window.EmailBucket(day) + 1; b < c.mail.Head(); b++ {
+		if c.mail.Bucket(b).Delivered > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *Customer) bounces90(day int32) uint32 {
 	var n uint32
 	for _, d := range c.bounceDay {
