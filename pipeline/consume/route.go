@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -47,6 +48,7 @@ const (
 	hdrTopic     = "winback.source.topic"
 	hdrPartition = "winback.source.partition"
 	hdrOffset    = "winback.source.offset"
+	hdrTime      = "winback.source.timestamp" // Unix ms
 )
 
 var kindNames = map[event.Kind]string{event.KindOrder: "order", event.KindEmail: "email", event.KindSupport: "support"}
@@ -99,7 +101,10 @@ func (t *task) place(src int, rec *kgo.Record, q *queued, err error) {
 // customer_id, in t's outputs.
 func (t *task) forward(q *queued) {
 	src := q.rec
-	if err := t.dep.Outputs.Fits(src, 256); err != nil {
+	// What forwarding adds: the five headers' keys (101 bytes), values
+	// (kind ≤ 7, topic, partition ≤ 10, offset ≤ 19, timestamp ≤ 13
+	// digits) and their varint lengths (10).
+	if err := t.dep.Outputs.Fits(src, 160+len(src.Topic)); err != nil {
 		// With winback's headers it would not fit the producer's
 		// limit, and fail every replay of the transaction.
 		t.deadLetter(src, &decode.Error{Reason: decode.ReasonValueTooLarge, Field: "",
@@ -115,10 +120,44 @@ func (t *task) forward(q *queued) {
 		kgo.RecordHeader{Key: hdrTopic, Value: []byte(src.Topic)},
 		kgo.RecordHeader{Key: hdrPartition, Value: strconv.AppendInt(nil, int64(src.Partition), 10)},
 		kgo.RecordHeader{Key: hdrOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
+		kgo.RecordHeader{Key: hdrTime, Value: strconv.AppendInt(nil, src.Timestamp.UnixMilli(), 10)},
 	)
 	t.out.recs = append(t.out.recs, rec)
 	t.out.fwd.note(q.ev.Time)
 	t.m.repartitioned.WithLabelValues(src.Topic).Inc()
+}
+
+// origin returns rec, read from the repartition topic, as the input
+// record it was forwarded from: that record's topic, partition, offset,
+// timestamp and headers. A dead letter then points at the record its
+// producer wrote, not at winback's copy. Forwarding appended its headers
+// last; a record without them (not forwarded by winback) is returned as
+// it is, as is one forwarded before the timestamp header existed, whose
+// timestamp stays the forwarding time.
+func origin(rec *kgo.Record) *kgo.Record {
+	h := rec.Headers
+	o := *rec
+	if n := len(h); n > 0 && h[n-1].Key == hdrTime {
+		ms, err := strconv.ParseInt(string(h[n-1].Value), 10, 64)
+		if err != nil {
+			return rec
+		}
+		o.Timestamp, h = time.UnixMilli(ms), h[:n-1]
+	}
+	n := len(h)
+	if n < 4 || h[n-4].Key != hdrKind || h[n-3].Key != hdrTopic || h[n-2].Key != hdrPartition || h[n-1].Key != hdrOffset {
+		return rec
+	}
+	part, err := strconv.ParseInt(string(h[n-2].Value), 10, 32)
+	if err != nil {
+		return rec
+	}
+	off, err := strconv.ParseInt(string(h[n-1].Value), 10, 64)
+	if err != nil {
+		return rec
+	}
+	o.Topic, o.Partition, o.Offset, o.Headers = string(h[n-3].Value), int32(part), off, h[:n-4:n-4]
+	return &o
 }
 
 // fwdKey is the changelog key of a task's forwarding positions.

@@ -165,6 +165,9 @@ func (r *Runner) collect(t *task) {
 // deadLetter sends rec, which failed with err, to the dead-letter topic and
 // its row to ClickHouse.
 func (t *task) deadLetter(rec *kgo.Record, err error) {
+	if rec.Topic == t.cfg.Topics.Repartition {
+		rec = origin(rec)
+	}
 	out, row := t.dep.Outputs.DeadLetter(rec, err, t.now())
 	t.out.dead = append(t.out.dead, deadCount{row.Reason, rec.Topic})
 	t.out.rows.DeadLetters = append(t.out.rows.DeadLetters, row)
