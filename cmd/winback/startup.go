@@ -179,6 +179,8 @@ func clickhouseStartError(ctx context.Context, cfg *config.Config, err error) er
 			hint = addr + " answers HTTP, not ClickHouse's native protocol (usually on port 9000)"
 		case strings.Contains(err.Error(), "connection refused"):
 			hint = "nothing listens there: start clickhouse-server, or fix the host and port (the native protocol, usually 9000)"
+		case strings.Contains(err.Error(), "no answer to the handshake"):
+			hint = addr + " accepts connections but does not answer ClickHouse's native protocol: check the port (usually 9000) and that nothing else holds it"
 		case strings.Contains(err.Error(), "Authentication") || strings.Contains(err.Error(), "password"):
 			hint = "the server refused the user or password in the DSN"
 		}
@@ -194,7 +196,7 @@ func clickhouseStartError(ctx context.Context, cfg *config.Config, err error) er
 // answersHTTP reports whether addr answers an HTTP request, and whether
 // that answer is ClickHouse's ("Ok." on /ping).
 func answersHTTP(ctx context.Context, addr string) (isHTTP, isClickHouse bool) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -245,6 +247,8 @@ func speaksHTTP(ctx context.Context, dsn string) bool {
 	if err != nil || u.Port() == "" {
 		return false
 	}
-	isHTTP, _ := answersHTTP(context.WithoutCancel(ctx), u.Host)
+	// Within the attempt's time: clickhouseStartError probes again
+	// after the last attempt, for its hint.
+	isHTTP, _ := answersHTTP(ctx, u.Host)
 	return isHTTP
 }

@@ -48,6 +48,33 @@ func closedAddr(t *testing.T) string {
 	return freeAddr(t)
 }
 
+// muteAddr returns a loopback address that accepts connections and never
+// answers.
+func muteAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
 // TestStartupFailsFast runs each command against an unreachable
 // dependency with a short --startup-timeout: each must exit 1 with one
 // line naming the setting, the address and a fix, and nothing else.
@@ -64,6 +91,7 @@ func TestStartupFailsFast(t *testing.T) {
 	// Something else that answers HTTP: the registry.
 	otherHTTP := strings.TrimPrefix(reg.URL(), "http://")
 	noCH := closedAddr(t)
+	mute := muteAddr(t)
 
 	cases := []struct {
 		name    string
@@ -83,6 +111,8 @@ func TestStartupFailsFast(t *testing.T) {
 			fmt.Sprintf("%d is ClickHouse's HTTP port; winback speaks the native protocol on 9000", ch.HTTPPort())},
 		{"migrate on another HTTP server", []string{"migrate", "--clickhouse-dsn", "clickhouse://" + otherHTTP + "/default"},
 			"--clickhouse-dsn clickhouse://" + otherHTTP, "answers HTTP, not ClickHouse's native protocol"},
+		{"migrate on a port that never answers", []string{"migrate", "--clickhouse-dsn", "clickhouse://" + mute + "/default"},
+			"--clickhouse-dsn clickhouse://" + mute, "accepts connections but does not answer ClickHouse's native protocol"},
 	}
 	shape := regexp.MustCompile(`^winback (run|gen|backtest|migrate): --[a-z-]+ \S+: not reachable within 1s \(--startup-timeout\): .+; .+\n$`)
 	// An HTTP port is a mistake, not an outage: no waiting.

@@ -187,9 +187,8 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: open %s: %w", redact(cfg.DSN), err)
 	}
-	var raw string
-	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&raw); err != nil {
-		conn.Close()
+	raw, err := serverVersion(ctx, conn)
+	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %s: SELECT version(): %w", redact(cfg.DSN), err)
 	}
 	v, err := chsql.ParseVersion(raw)
@@ -503,6 +502,32 @@ func (s *Sink) insert(ctx context.Context, t *chsql.Table) (err error) {
 
 // insertBlockRows is the rows of one block sent to the server.
 const insertBlockRows = 8192
+
+// serverVersion asks conn for the server's version within ctx, which the
+// driver's handshake does not heed (a port that accepts and never answers
+// held it for DialTimeout). conn is closed on an error.
+func serverVersion(ctx context.Context, conn driver.Conn) (string, error) {
+	type answer struct {
+		raw string
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.err = conn.QueryRow(ctx, "SELECT version()").Scan(&a.raw)
+		ch <- a
+	}()
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			conn.Close()
+		}
+		return a.raw, a.err
+	case <-ctx.Done():
+		go func() { <-ch; conn.Close() }()
+		return "", fmt.Errorf("no answer to the handshake: %w", ctx.Err())
+	}
+}
 
 // Ping checks that ClickHouse answers, for readiness probes.
 func (s *Sink) Ping(ctx context.Context) error {
