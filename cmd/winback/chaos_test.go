@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/winback/winback/config"
+	"github.com/winback/winback/pipeline/consume"
 	"github.com/winback/winback/testenv"
 )
 
@@ -316,7 +318,8 @@ func chaosStack(t *testing.T) *stack {
 func generatedStack(t *testing.T, customers int, timeout time.Duration) *stack {
 	t.Helper()
 	s := newStack(t, 3)
-	o := genOptions{customers: customers, days: 300, seed: 42, encoding: "mixed"}
+	o := genOptions{customers: customers, days: 300, seed: 42, encoding: "mixed",
+		partitioner: librdkafkaFor(s.cfg.Topics.Email, s.cfg.Topics.Support)}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	st, err := produceTraffic(ctx, &s.cfg, &o, testenv.TestLogger(t), nil)
@@ -325,6 +328,43 @@ func generatedStack(t *testing.T, customers int, timeout time.Duration) *stack {
 	}
 	t.Logf("produced %d records (%d malformed, %d duplicates)", st.Records, st.Malformed, st.Duplicates)
 	return s
+}
+
+// librdkafkaFor places the records of topics as librdkafka's default
+// partitioner does (consistent_random: CRC32 of the key; kcat,
+// confluent-kafka-python, an e-mail webhook ingestor), and the others by
+// murmur2 (the Java client, franz-go). With three partitions about two in
+// three of the former are on another partition than their customer's
+// task, so they go through the repartition topic: the fault tests cover
+// forwarding (its changelog positions and barrier) as well as the direct
+// path.
+func librdkafkaFor(topics ...string) kgo.Partitioner {
+	return kgo.BasicConsistentPartitioner(func(topic string) func(*kgo.Record, int) int {
+		if slices.Contains(topics, topic) {
+			return func(r *kgo.Record, n int) int { return int(crc32.ChecksumIEEE(r.Key) % uint32(n)) }
+		}
+		return func(r *kgo.Record, n int) int { return int(consume.PartitionOf(string(r.Key), n)) }
+	})
+}
+
+// routed counts the records in cfg's repartition topic (aborted ones
+// too): records the group forwarded.
+func routed(t *testing.T, cfg config.Config) int64 {
+	t.Helper()
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, cfg.RepartitionTopic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
 }
 
 // behind counts the input partitions whose committed offset is short of
@@ -359,6 +399,13 @@ func inputs(cfg config.Config) []string {
 	return []string{cfg.Topics.Orders, cfg.Topics.Email, cfg.Topics.Support}
 }
 
+// drained is what a run has processed all of once its group has committed
+// it to the end: the inputs, and the repartition topic that forwarded
+// records go through (generatedStack routes some).
+func drained(cfg config.Config) []string {
+	return append(inputs(cfg), cfg.RepartitionTopic())
+}
+
 // largeTransactions is cfg with the transactions of the undisturbed
 // reference runs and of the drains that follow a fault loop: winback's
 // default commit interval (1 s) and up to 20,000 records. runConfig's
@@ -387,7 +434,7 @@ func reference(t *testing.T, s *stack) (config.Config, outcome) {
 	t.Helper()
 	cfg := largeTransactions(runConfig(s.cfg, "ref"))
 	in := startInstance(t, cfg, "ref-0")
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, drained(cfg)...)
 	in.stop(cfg.ShutdownTimeout)
 	return cfg, collect(t, cfg)
 }
@@ -440,9 +487,14 @@ func TestKillNine(t *testing.T) {
 		t.Fatalf("only %d of %d kills landed before the input was processed; the stream is too small to prove anything", midway, kills)
 	}
 	in := startInstance(t, largeTransactions(cfg), "kill")
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, drained(cfg)...)
 	in.stop(cfg.ShutdownTimeout)
 	lap("drained")
+	if n := routed(t, cfg); n == 0 {
+		t.Errorf("no record went through the repartition topic: the kills did not meet forwarding")
+	} else {
+		t.Logf("%d records forwarded through the repartition topic (aborted ones too)", n)
+	}
 	compare(t, fmt.Sprintf("after %d × SIGKILL", kills), ref, collect(t, cfg))
 }
 
@@ -508,7 +560,7 @@ func TestRebalanceThreeInstances(t *testing.T) {
 	a.stop(cfg.ShutdownTimeout)
 	d.stop(cfg.ShutdownTimeout)
 	e := startInstance(t, largeTransactions(cfg), "rebal-e")
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 4*time.Minute, inputs(cfg)...)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 4*time.Minute, drained(cfg)...)
 	e.stop(cfg.ShutdownTimeout)
 	lap("drained")
 	compare(t, "rebalancing group", ref, collect(t, cfg))

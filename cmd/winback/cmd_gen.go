@@ -28,6 +28,9 @@ type genOptions struct {
 	// campaignEffect plants a campaign effect (gen.Campaign) when > 0.
 	campaignEffect float64
 	campaignDays   float64
+	// partitioner, when set, places the records instead of franz-go's
+	// default (tests: another producer's partitioner).
+	partitioner kgo.Partitioner
 }
 
 func (o *genOptions) bind(fs *flag.FlagSet) {
@@ -35,7 +38,7 @@ func (o *genOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.days, "days", 365, "days of history to generate")
 	fs.Int64Var(&o.seed, "seed", 1, "random seed: the same seed gives the same traffic")
 	fs.StringVar(&o.encoding, "encoding", "mixed", "encoding of the generated records: avro, json or mixed")
-	fs.StringVar(&o.end, "end", "", "last day of the generated history, YYYY-MM-DD (default: today)")
+	fs.StringVar(&o.end, "end", "", "the day the generated history ends at, YYYY-MM-DD: its last events are of the day before (default: today, so the history runs up to yesterday)")
 	fs.Float64Var(&o.campaignEffect, "campaign-effect", 0, "plant a known campaign effect: a customer who gets a TREATED WINBACK trigger orders within --campaign-return-days with this extra probability (0 to 1; control triggers get nothing); the generator runs the lapse engine with the configured lapse settings to know the triggers (docs/signals.md)")
 	fs.Float64Var(&o.campaignDays, "campaign-return-days", 30, "with --campaign-effect, the planted order falls between 1 and this many days after the trigger")
 }
@@ -129,7 +132,11 @@ func produceTraffic(ctx context.Context, cfg *config.Config, o *genOptions, log 
 	if err := checkKafka(ctx, cfg, kopts); err != nil {
 		return gen.Stats{}, err
 	}
-	cl, err := kgo.NewClient(append(kopts, kgo.ProducerLinger(5*time.Millisecond))...)
+	kopts = append(kopts, kgo.ProducerLinger(5*time.Millisecond))
+	if o.partitioner != nil {
+		kopts = append(kopts, kgo.RecordPartitioner(o.partitioner))
+	}
+	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return gen.Stats{}, err
 	}

@@ -100,7 +100,7 @@ func TestEraseDuringKills(t *testing.T) {
 
 	// The drain in large transactions (see largeTransactions).
 	in := startInstance(t, largeTransactions(cfg), "erase")
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, append(inputs(cfg), cfg.Topics.Erasures)...)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, append(drained(cfg), cfg.Topics.Erasures)...)
 	in.waitReady(time.Minute)
 	lap("drained")
 	erased := map[string]bool{}
@@ -316,7 +316,7 @@ func TestEvictionKills(t *testing.T) {
 		// The undisturbed run, and the drain after the kills, in large
 		// transactions (see largeTransactions).
 		in := startInstance(t, largeTransactions(cfg), name)
-		waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
+		waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, drained(cfg)...)
 		in.waitReady(time.Minute)
 		lap(name + ": caught up")
 		// ClickHouse is written after each commit: wait until it

@@ -74,7 +74,7 @@ func livenessLoop(t *testing.T, s *stack, ref outcome, seed uint64, n, kills, at
 	}
 	formed := waitFormed(t, cfg, n, 2*time.Minute)
 	lap("group formed")
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute-time.Since(last), inputs(cfg)...)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 2*time.Minute-time.Since(last), drained(cfg)...)
 	t.Logf("%s: %d instances, %d × %d SIGKILLs (%d while the input was behind): group stable with every partition assigned %s after the last kill, drained after %s",
 		run, n, kills, atOnce, midway, formed.Round(100*time.Millisecond), time.Since(last).Round(100*time.Millisecond))
 	for i, in := range ins {

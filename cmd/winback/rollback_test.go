@@ -20,7 +20,7 @@ func TestAbortRollsBack(t *testing.T) {
 	ref := runConfig(base, "rbref")
 	ref.MaxPollRecords = 1000
 	in := startInstance(t, ref, "rbref-0")
-	waitCaughtUp(t, ref.Kafka.Brokers, ref.Kafka.Group, 3*time.Minute, inputs(ref)...)
+	waitCaughtUp(t, ref.Kafka.Brokers, ref.Kafka.Group, 3*time.Minute, drained(ref)...)
 	in.stop(ref.ShutdownTimeout)
 	want := collect(t, ref)
 
@@ -48,7 +48,7 @@ func TestAbortRollsBack(t *testing.T) {
 	if behind(t, cfg) == 0 {
 		t.Fatal("the stream was processed before the last injected failure; it proves nothing")
 	}
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, inputs(cfg)...)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 3*time.Minute, drained(cfg)...)
 
 	aborts := metricSum(t, in.http, "winback_transactions_aborted_total") - aborts0
 	rollbacks := metricSum(t, in.http, "winback_abort_rollbacks_total")

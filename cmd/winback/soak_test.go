@@ -16,7 +16,7 @@ func longReference(t *testing.T, s *stack) outcome {
 	t.Helper()
 	cfg := runConfig(s.cfg, "ref")
 	in := startInstance(t, cfg, "ref-0")
-	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 10*time.Minute, inputs(cfg)...)
+	waitCaughtUp(t, cfg.Kafka.Brokers, cfg.Kafka.Group, 10*time.Minute, drained(cfg)...)
 	in.stop(cfg.ShutdownTimeout)
 	return collect(t, cfg)
 }

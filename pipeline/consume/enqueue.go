@@ -69,6 +69,9 @@ func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartitio
 		if rec.Attrs.IsControl() {
 			continue // a transaction marker: only its offset counts
 		}
+		if src == srcRepartition && t.skip.applied(rec.Offset) {
+			continue // applied before the commit this task started from (held.go)
+		}
 		t.lastInput = now
 		q := s.add()
 		q.off, q.arrive = rec.Offset, rec.Timestamp.UnixMilli()
@@ -103,7 +106,11 @@ func (r *Runner) enqueue(ctx context.Context, t *task, fp kgo.FetchTopicPartitio
 		sort.Stable(byTime{&s.fifo})
 	}
 	s.next, s.hwm, s.seen = fp.Records[len(fp.Records)-1].Offset+1, fp.LastStableOffset, now
+	if src == srcRepartition && s.next >= t.skip.next {
+		t.skip = held{} // read past it: the queue says the rest
+	}
 	s.lag.Set(float64(max(s.hwm-s.next, 0)))
+	s.noteUncommitted(fp)
 	r.pause(t, src, b)
 }
 

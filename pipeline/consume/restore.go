@@ -61,6 +61,7 @@ func (r *Runner) readFrom(t *task, pos inputPositions) {
 		s.duplicates = r.m.events.WithLabelValues(s.topic, "duplicate")
 		s.late = r.m.events.WithLabelValues(s.topic, "late")
 		s.lag = r.m.consumerLag.WithLabelValues(s.topic, l)
+		s.uncommitted = r.m.consumerUncommitted.WithLabelValues(s.topic, l)
 	}
 }
 
@@ -235,6 +236,10 @@ func (t *task) restoreRecord(rec *kgo.Record) error {
 	case key == fwdKey:
 		if t.fwdNext, err = parseForwarded(rec.Value); err == nil {
 			t.fwdWritten, t.forwarded = t.fwdNext, true
+		}
+	case key == heldKey:
+		if t.skip, err = parseHeld(rec.Value); err == nil {
+			t.heldWritten = t.skip
 		}
 	case key == epochKey:
 		if t.epoch, err = parseEpoch(rec.Value); err == nil {

@@ -54,6 +54,7 @@ type taskMark struct {
 	ok                               bool // taken: the task committed since it was installed
 	fwdNext, fwdWritten              [srcRepartition]int64
 	forwarded                        bool
+	held                             held
 	epoch                            uint32
 	epochKnown, epochDirty, hadState bool
 	pending                          [3]pendingMark // of pendingSets, in order
@@ -84,6 +85,7 @@ func (t *task) checkpoint() {
 	t.eng.Checkpoint()
 	m := &t.mark
 	m.fwdNext, m.fwdWritten, m.forwarded = t.fwdNext, t.fwdWritten, t.forwarded
+	m.held = t.heldWritten
 	m.epoch, m.epochKnown, m.epochDirty, m.hadState = t.epoch, t.epochKnown, t.epochDirty, t.hadState
 	for i, s := range t.pendingSets() {
 		markPending(&m.pending[i], s)
@@ -122,6 +124,7 @@ func (r *Runner) rollbackTask(t *task, pos inputPositions) bool {
 	t.fetched = t.fetched[:0]
 	m := &t.mark
 	t.fwdNext, t.fwdWritten, t.forwarded = m.fwdNext, m.fwdWritten, m.forwarded
+	t.skip, t.heldWritten = m.held, m.held // the sources restart at the committed offsets
 	t.epoch, t.epochKnown, t.epochDirty, t.hadState = m.epoch, m.epochKnown, m.epochDirty, m.hadState
 	for i, s := range t.pendingSets() {
 		m.pending[i].restore(s)

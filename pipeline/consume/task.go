@@ -52,6 +52,10 @@ type task struct {
 	// what the changelog holds; forwarded that the task ever forwarded.
 	fwdNext, fwdWritten [srcRepartition]int64
 	forwarded           bool
+	// Held repartition records (held.go): skip is what the commit this
+	// task started from left queued (records read again past it and
+	// not in it are skipped); heldWritten what the changelog holds.
+	skip, heldWritten held
 	// fwdWait is the repartition partition's last stable offset when the
 	// cycle's barrier was taken: the merge waits to have read up to it.
 	fwdWait int64
@@ -268,6 +272,12 @@ func (t *task) advance(g int64, ok bool, b barrier, now time.Time) {
 				t.out.fail(err)
 			}
 			t.out.recs = append(t.out.recs, recs...)
+		}
+	}
+	if s := &t.src[srcRepartition]; s.topic != "" {
+		if h := heldNow(s, &t.skip); !h.equal(t.heldWritten) {
+			t.out.recs = append(t.out.recs, &kgo.Record{Topic: t.cfg.Topics.State, Partition: t.p, Key: []byte(heldKey), Value: appendHeld(nil, h)})
+			t.heldWritten = h
 		}
 	}
 	if t.fwdNext != t.fwdWritten {
