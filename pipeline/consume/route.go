@@ -53,15 +53,18 @@ const (
 
 var kindNames = map[event.Kind]string{event.KindOrder: "order", event.KindEmail: "email", event.KindSupport: "support"}
 
-// kindOf reads the kind header of a forwarded record.
+// kindOf reads the kind header of a forwarded record: the last one, which
+// forward appended after the input record's own headers (a producer may
+// have set one of that name too).
 func kindOf(rec *kgo.Record) (event.Kind, bool) {
-	for _, h := range rec.Headers {
-		if h.Key == hdrKind {
+	for i := len(rec.Headers) - 1; i >= 0; i-- {
+		if h := rec.Headers[i]; h.Key == hdrKind {
 			for k, name := range kindNames {
 				if string(h.Value) == name {
 					return k, true
 				}
 			}
+			return 0, false
 		}
 	}
 	return 0, false

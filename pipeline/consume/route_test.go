@@ -86,3 +86,25 @@ func withoutLast(rec *kgo.Record) *kgo.Record {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// TestKindOfOwnHeader: a forwarded record is read as the kind winback
+// forwarded it as, whatever winback.kind header its producer set (an
+// order with winback.kind=email was read as an e-mail and dead-lettered).
+func TestKindOfOwnHeader(t *testing.T) {
+	r := &Runner{env: &env{cfg: Config{Topics: Topics{Orders: "orders", Repartition: "rep"}},
+		dep: Deps{Outputs: testOutputs}, m: newMetrics(nil), now: time.Now}}
+	tk := &task{env: r.env, p: 0}
+	for _, k := range []event.Kind{event.KindOrder, event.KindEmail, event.KindSupport} {
+		tk.out = taskOut{}
+		in := &kgo.Record{Topic: "orders", Headers: []kgo.RecordHeader{{Key: hdrKind, Value: []byte("email")}, {Key: hdrKind, Value: []byte("bogus")}}}
+		q := &queued{rec: in}
+		q.ev.CustomerID, q.ev.Kind = "c-1", k
+		tk.forward(q)
+		if got, ok := kindOf(tk.out.recs[0]); !ok || got != k {
+			t.Errorf("forwarded as %v: read back as %v (%v)", k, got, ok)
+		}
+	}
+	if _, ok := kindOf(&kgo.Record{Headers: []kgo.RecordHeader{{Key: hdrKind, Value: []byte("order")}, {Key: hdrKind, Value: []byte("bogus")}}}); ok {
+		t.Error("a record whose last kind header is not a kind was read as one")
+	}
+}
