@@ -21,6 +21,7 @@ func TestForgetGauges(t *testing.T) {
 	for _, p := range []string{"0", "1"} {
 		for _, topic := range []string{"o", "e", "s", "x", "g-repartition"} {
 			r.m.consumerLag.WithLabelValues(topic, p).Set(1)
+			r.m.consumerUncommitted.WithLabelValues(topic, p).Set(1)
 		}
 		r.m.model.refits.WithLabelValues(p, "fitted").Inc()
 		r.m.model.duration.WithLabelValues(p).Set(1)
@@ -38,6 +39,7 @@ func TestForgetGauges(t *testing.T) {
 	}
 	for name, want := range map[string]int{
 		"winback_consumer_lag_records":         5,
+		"winback_consumer_uncommitted_records": 5,
 		"winback_model_refits_total":           1,
 		"winback_model_refit_duration_seconds": 1,
 		"winback_model_param":                  1,
@@ -107,6 +109,25 @@ func TestCountedOnCommit(t *testing.T) {
 	} {
 		if got := value(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
+
+// TestUncommittedGauge: a fetch's high watermark minus its last stable
+// offset is the records behind an open transaction; lag counts only to the
+// last stable offset (what winback can read).
+func TestUncommittedGauge(t *testing.T) {
+	m := newMetrics(nil)
+	s := source{uncommitted: m.consumerUncommitted.WithLabelValues("o", "0"), lag: m.consumerLag.WithLabelValues("o", "0")}
+	for _, c := range []struct{ hwm, lso, want int64 }{{122, 117, 5}, {117, 117, 0}, {10, -1, 0}} {
+		s.uncommitted.Set(0)
+		s.noteUncommitted(kgo.FetchTopicPartition{FetchPartition: kgo.FetchPartition{HighWatermark: c.hwm, LastStableOffset: c.lso}})
+		var mm dto.Metric
+		if err := s.uncommitted.Write(&mm); err != nil {
+			t.Fatal(err)
+		}
+		if got := mm.GetGauge().GetValue(); got != float64(c.want) {
+			t.Errorf("hwm %d, lso %d: %v, want %d", c.hwm, c.lso, got, c.want)
 		}
 	}
 }

@@ -66,7 +66,7 @@ type source struct {
 	// the partition's series of winback_events_total and
 	// winback_consumer_lag_records, looked up once
 	ok, duplicates, late prometheus.Counter
-	lag                  prometheus.Gauge
+	lag, uncommitted     prometheus.Gauge
 }
 
 // fifo is a source's queue of decoded records: a merge.Queue, which
@@ -157,6 +157,14 @@ func (r *Runner) noteEnd(t *task, fp kgo.FetchTopicPartition) {
 		return
 	}
 	t.src[src].noteEnd(fp.LastStableOffset, r.now())
+	t.src[src].noteUncommitted(fp)
+}
+
+// noteUncommitted sets s's gauge of records behind an open transaction.
+func (s *source) noteUncommitted(fp kgo.FetchTopicPartition) {
+	if s.uncommitted != nil && fp.LastStableOffset >= 0 {
+		s.uncommitted.Set(float64(max(fp.HighWatermark-fp.LastStableOffset, 0)))
+	}
 }
 
 func (s *source) noteEnd(lso int64, now time.Time) {

@@ -5,41 +5,42 @@ import (
 )
 
 type metrics struct {
-	events         *prometheus.CounterVec // topic, outcome
-	dlq            *prometheus.CounterVec // reason
-	triggers       *prometheus.CounterVec // kind, reason, action, tier, treatment
-	budgetDelayed  prometheus.Counter
-	lateEvents     prometheus.Counter
-	duplicates     prometheus.Counter
-	customers      *prometheus.GaugeVec   // partition
-	timers         *prometheus.GaugeVec   // partition
-	stateBytes     *prometheus.GaugeVec   // partition
-	watermark      *prometheus.GaugeVec   // partition
-	eventTimeLag   *prometheus.GaugeVec   // partition
-	consumerLag    *prometheus.GaugeVec   // topic, partition
-	restoreRecords *prometheus.CounterVec // partition
-	restoreSeconds prometheus.Histogram
-	restoring      prometheus.Gauge
-	restores       *prometheus.CounterVec // from: changelog, standby
-	standbyTasks   prometheus.Gauge
-	standbyLag     *prometheus.GaugeVec // partition
-	standbyRecords prometheus.Counter
-	txCommits      prometheus.Counter
-	txAborts       prometheus.Counter
-	abortRollbacks prometheus.Counter
-	abortRestores  *prometheus.CounterVec // reason
-	triggerLatency prometheus.Histogram
-	batchSeconds   prometheus.Histogram
-	txRecords      prometheus.Histogram
-	txEnds         *prometheus.CounterVec // cause
-	cacheBytes     prometheus.Gauge
-	assigned       prometheus.Gauge
-	repartitioned  *prometheus.CounterVec // topic
-	follows        prometheus.Counter
-	erasures       *prometheus.CounterVec // state: present, absent
-	evictions      prometheus.Counter
-	model          *modelMetrics // refit.go
-	unconfirmed    prometheus.Gauge
+	events              *prometheus.CounterVec // topic, outcome
+	dlq                 *prometheus.CounterVec // reason
+	triggers            *prometheus.CounterVec // kind, reason, action, tier, treatment
+	budgetDelayed       prometheus.Counter
+	lateEvents          prometheus.Counter
+	duplicates          prometheus.Counter
+	customers           *prometheus.GaugeVec   // partition
+	timers              *prometheus.GaugeVec   // partition
+	stateBytes          *prometheus.GaugeVec   // partition
+	watermark           *prometheus.GaugeVec   // partition
+	eventTimeLag        *prometheus.GaugeVec   // partition
+	consumerLag         *prometheus.GaugeVec   // topic, partition
+	consumerUncommitted *prometheus.GaugeVec   // topic, partition
+	restoreRecords      *prometheus.CounterVec // partition
+	restoreSeconds      prometheus.Histogram
+	restoring           prometheus.Gauge
+	restores            *prometheus.CounterVec // from: changelog, standby
+	standbyTasks        prometheus.Gauge
+	standbyLag          *prometheus.GaugeVec // partition
+	standbyRecords      prometheus.Counter
+	txCommits           prometheus.Counter
+	txAborts            prometheus.Counter
+	abortRollbacks      prometheus.Counter
+	abortRestores       *prometheus.CounterVec // reason
+	triggerLatency      prometheus.Histogram
+	batchSeconds        prometheus.Histogram
+	txRecords           prometheus.Histogram
+	txEnds              *prometheus.CounterVec // cause
+	cacheBytes          prometheus.Gauge
+	assigned            prometheus.Gauge
+	repartitioned       *prometheus.CounterVec // topic
+	follows             prometheus.Counter
+	erasures            *prometheus.CounterVec // state: present, absent
+	evictions           prometheus.Counter
+	model               *modelMetrics // refit.go
+	unconfirmed         prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -78,7 +79,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "winback_event_time_lag_seconds", Help: "Wall clock minus the watermark, by partition.",
 		}, []string{"partition"}),
 		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "winback_consumer_lag_records", Help: "High watermark minus the next offset to process, by topic and partition.",
+			Name: "winback_consumer_lag_records", Help: "Last stable offset (the end a read_committed reader can read) minus the next offset to process, by topic and partition.",
+		}, []string{"topic", "partition"}),
+		consumerUncommitted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "winback_consumer_uncommitted_records", Help: "High watermark minus the last stable offset at the last fetch, by topic and partition: records behind a producer's open transaction, which winback (read_committed) cannot read until it ends; one a producer abandoned ends at the broker's transaction timeout.",
 		}, []string{"topic", "partition"}),
 		restoreRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "winback_restore_records_total", Help: "Changelog records read while restoring state, by partition.",
@@ -154,7 +158,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.dlq, m.triggers, m.lateEvents, m.duplicates, m.customers, m.timers,
-			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.restoreRecords, m.restoreSeconds,
+			m.stateBytes, m.watermark, m.eventTimeLag, m.consumerLag, m.consumerUncommitted, m.restoreRecords, m.restoreSeconds,
 			m.restoring, m.restores, m.standbyTasks, m.standbyLag, m.standbyRecords, m.txCommits, m.txAborts, m.abortRollbacks, m.abortRestores,
 			m.triggerLatency, m.batchSeconds, m.assigned,
 			m.txRecords, m.txEnds, m.cacheBytes,

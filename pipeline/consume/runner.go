@@ -361,6 +361,7 @@ func (r *Runner) forgetGauges(p int32) {
 	l := strconv.Itoa(int(p))
 	for _, topic := range []string{r.cfg.Topics.Orders, r.cfg.Topics.Email, r.cfg.Topics.Support, r.cfg.Topics.Erasures, r.cfg.Topics.Repartition} {
 		r.m.consumerLag.DeleteLabelValues(topic, l)
+		r.m.consumerUncommitted.DeleteLabelValues(topic, l)
 	}
 	r.m.model.forget(l)
 	r.m.customers.DeleteLabelValues(l)
