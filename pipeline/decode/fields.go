@@ -240,6 +240,18 @@ func (f *fields) symbol(t target, v uint8) bool {
 // an Avro string such as Debezium's ZonedTimestamp), or records it invalid.
 func (f *fields) rfc3339(text string) {
 	tm, err := time.Parse(time.RFC3339Nano, text)
+	if err != nil && len(text) > 10 && (text[10] == 't' || text[len(text)-1] == 'z') {
+		// RFC 3339 allows a lower-case "t" and "z" (section 5.6), which
+		// Go's layout does not.
+		b := []byte(text)
+		if b[10] == 't' {
+			b[10] = 'T'
+		}
+		if b[len(b)-1] == 'z' {
+			b[len(b)-1] = 'Z'
+		}
+		tm, err = time.Parse(time.RFC3339Nano, string(b))
+	}
 	if err != nil {
 		f.invalid(tEventTime, newErr(ReasonFieldInvalid, "", err))
 		return

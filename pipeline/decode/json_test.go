@@ -176,6 +176,11 @@ func TestDecodeJSON(t *testing.T) {
 	f("empty id", o, "c-1", with(`"e-1"`, `""`), ReasonFieldInvalid, nil)
 	f("currency", o, "c-1", with(`"EUR"`, `"€"`), ReasonFieldInvalid, nil)
 	f("bad RFC 3339", o, "c-1", with(`1714564800000`, `"2024-05-01 12:00:00"`), ReasonFieldInvalid, nil)
+	// RFC 3339 5.6: "T" and "Z" may be lower case; Go's layout takes only
+	// upper case.
+	f("RFC 3339, lower-case t and z", o, "c-1", with(`1714564800000`, `"2024-05-01t12:00:00z"`), "", &wantOrder)
+	f("RFC 3339, lower-case t, offset", o, "c-1", with(`1714564800000`, `"2024-05-01t14:00:00.000+02:00"`), "", &wantOrder)
+	f("RFC 3339, a lower-case letter elsewhere", o, "c-1", with(`1714564800000`, `"2024-05-01x12:00:00z"`), ReasonFieldInvalid, nil)
 	f("digits as a time string", o, "c-1", with(`1714564800000`, `"1714564800000"`), ReasonFieldInvalid, nil)
 	f("csat 9", event.KindSupport, "c-1", strings.Replace(support, `"csat":2`, `"csat":9`, 1), ReasonFieldInvalid, nil)
 	f("nps 11", event.KindSupport, "c-1", strings.Replace(support, `"csat":2`, `"nps":11`, 1), ReasonFieldInvalid, nil)
