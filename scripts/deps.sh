@@ -14,8 +14,8 @@
 #      `chdb`, into .cache/chdb. Its absolute path is printed last and written
 #      to .cache/chdb/libpath, for the Makefile (CHDB_LIB_PATH).
 #
-# Only the tests use 2 and 3 (about 200 MB): `make run` calls this script
-# with --run-only and skips them.
+# Only the tests use ZooKeeper, 2 and 3 (about 200 MB): `make run` calls
+# this script with --run-only and skips them.
 #
 # Usage: deps.sh [--run-only] (--no-chdb is the same, its former name)
 #
@@ -38,7 +38,10 @@ done
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 chdb_dir=${CHDB_DIR:-$repo/.cache/chdb}
 chdb_version=${CHDB_NPM_VERSION:-3.4.0}
-apt_pkgs=(clickhouse-server clickhouse-client kcat zookeeper)
+apt_pkgs=(clickhouse-server clickhouse-client kcat)
+if [ "$with_tests" = 1 ]; then
+	apt_pkgs+=(zookeeper) # only the replicated-cluster test uses it
+fi
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 die() { printf 'deps: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -79,3 +79,53 @@ func TestRegistryFixedAddr(t *testing.T) {
 		t.Fatal(`StartRegistry("no-port") succeeded`)
 	}
 }
+
+// TestRegistryKept: a registry started again on the same file serves the
+// schemas registered before under the same ids and versions, and numbers
+// a new schema after them (a fresh one would give it id 1, which records
+// kept by the broker name for another schema).
+func TestRegistryKept(t *testing.T) {
+	ctx := testCtx(t)
+	path := t.TempDir() + "/registry.json"
+	other := `{"type":"record","name":"Pong","fields":[{"name":"n","type":"long"}]}`
+	third := `{"type":"record","name":"Pang","fields":[{"name":"s","type":"string"}]}`
+	r, err := StartRegistryIn("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := sr.NewClient(sr.URLs(r.URL()))
+	a, err := cl.CreateSchema(ctx, "ping-value", sr.Schema{Schema: testSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cl.CreateSchema(ctx, "pong-value", sr.Schema{Schema: other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.CreateSchema(ctx, "ping-copy-value", sr.Schema{Schema: testSchema}); err != nil {
+		t.Fatal(err) // the same schema under another subject
+	}
+	r.Close()
+
+	r, err = StartRegistryIn("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cl, _ = sr.NewClient(sr.URLs(r.URL()))
+	for _, want := range []sr.SubjectSchema{a, b} {
+		got, err := cl.SchemaByVersion(ctx, want.Subject, want.Version)
+		if err != nil || got.ID != want.ID || got.Schema.Schema != want.Schema.Schema {
+			t.Errorf("%s v%d after a restart: id %d, %v; want id %d", want.Subject, want.Version, got.ID, err, want.ID)
+		}
+	}
+	c, err := cl.CreateSchema(ctx, "pang-value", sr.Schema{Schema: third})
+	if err != nil || c.ID <= max(a.ID, b.ID) {
+		t.Errorf("a schema registered after the restart got id %d (%v); ids %d and %d are taken", c.ID, err, a.ID, b.ID)
+	}
+	fresh, err := StartRegistryIn("", t.TempDir()+"/none.json")
+	if err != nil {
+		t.Fatalf("no file yet: %v", err)
+	}
+	fresh.Close()
+}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/winback/winback/config"
@@ -30,7 +32,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.LogLevel = "warn"
 	fs := newFlagSet("dev", devSynopsis, stderr)
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka broker (kfake)")
-	dataDir := fs.String("data-dir", "", "directory where kfake (DIR/kafka) and the local ClickHouse (DIR/clickhouse) keep their data across restarts (default: memory and a temp dir)")
+	dataDir := fs.String("data-dir", "", "directory where kfake (DIR/kafka), the local ClickHouse (DIR/clickhouse) and the schema registry (DIR/registry.json) keep their data across restarts (default: memory and a temp dir); --generate does not produce again into inputs that hold records")
 	registryAddr := fs.String("registry-addr", "127.0.0.1:8081", "address of the embedded schema registry (srfake)")
 	chDSN := fs.String("clickhouse", "", "DSN of an existing ClickHouse (default: start clickhouse-server in a temp dir)")
 	partitions := fs.Int("partitions", 6, "partitions of each topic the embedded broker creates")
@@ -63,7 +65,11 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("embedded kafka: %w", err)
 	}
 	defer k.Close()
-	reg, err := testenv.StartRegistry(*registryAddr)
+	regFile := ""
+	if *dataDir != "" {
+		regFile = filepath.Join(*dataDir, "registry.json")
+	}
+	reg, err := testenv.StartRegistryIn(*registryAddr, regFile)
 	if err != nil {
 		return fmt.Errorf("embedded schema registry: %w", err)
 	}
@@ -88,6 +94,17 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	fmt.Fprintf(stdout, "\nwinback dev\n  Kafka (kfake)       %s\n  schema registry     %s\n  ClickHouse          %s\n",
 		k.Addr(), reg.URL(), dsn)
+	held, err := inputRecords(ctx, &cfg)
+	if err != nil {
+		return fmt.Errorf("embedded kafka: %w", err)
+	}
+	if *generate && held > 0 {
+		// A restart on a --data-dir: the history is there already, and
+		// producing it again would apply every event a second time as
+		// late data (new records, new offsets) on top of the first.
+		fmt.Fprintf(stdout, "generator: the inputs already hold %d records (kept in --data-dir); not generating them again\n\n", held)
+		*generate = false
+	}
 	if *generate {
 		// The history is produced before the pipeline starts: a generator
 		// that writes a year of events in a second, racing the consumer,
@@ -157,6 +174,22 @@ func printStopped(w io.Writer, cfg *config.Config, dataDir string, ch *testenv.C
 	} else {
 		fmt.Fprintln(w, "They kept their data in memory and a temp dir, now removed. To keep it across runs: --data-dir DIR (with make: make run ARGS=\"--data-dir DIR\").")
 	}
+}
+
+// inputRecords counts the records in cfg's input topics.
+func inputRecords(ctx context.Context, cfg *config.Config) (int64, error) {
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	if err != nil {
+		return 0, err
+	}
+	defer adm.Close()
+	ends, err := adm.ListEndOffsets(ctx, cfg.Topics.Orders, cfg.Topics.Email, cfg.Topics.Support)
+	if err == nil {
+		err = ends.Error()
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n, err
 }
 
 func printHowTo(w io.Writer, cfg *config.Config, kafkaAddr string, ch *testenv.ClickHouse) {
