@@ -244,6 +244,14 @@ func (c *Config) Validate() error {
 	if t := c.Kafka.TLS; !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify) {
 		bad("kafka-tls-enabled", "false (plaintext), but TLS settings are given (CA, client certificate or insecure-skip-verify); enable TLS, or remove them")
 	}
+	// `winback config --effective` prints Redacted in place of secrets;
+	// fed back through --config, it would be sent as the password.
+	for _, s := range []struct{ flag, secret string }{{"kafka-sasl-password", c.Kafka.SASL.Password}, {"registry-password", c.Registry.Password},
+		{"clickhouse-dsn", urlPassword(c.ClickHouse.DSN)}, {"registry-url", urlPassword(c.Registry.URL)}} {
+		if s.secret == Redacted {
+			bad(s.flag, "its password is %q, the placeholder `winback config --effective` prints for a secret; give the real one (a flag, or its WINBACK_* variable, which overrides --config)", Redacted)
+		}
+	}
 	if c.Registry.Password != "" && c.Registry.Username == "" {
 		bad("registry-username", "empty, but a registry password is set; basic auth needs both, or neither")
 	}

@@ -8,6 +8,16 @@ import (
 // Redacted replaces a secret wherever winback shows a setting.
 const Redacted = "***"
 
+// urlPassword is the password in the userinfo of URL s, if any.
+func urlPassword(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
+}
+
 // Redact masks the secrets in a URL or DSN so that it can be logged, shown
 // in an error or printed: the password of its userinfo
 // (clickhouse://user:pass@host becomes clickhouse://user:***@host) and the

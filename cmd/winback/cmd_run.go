@@ -77,14 +77,13 @@ func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 // redacted is cfg with its secrets replaced: the SASL and registry
 // passwords and the passwords in the ClickHouse DSN and registry URL.
 func redacted(cfg config.Config) config.Config {
-	const hidden = "<redacted>"
 	if cfg.Kafka.SASL.Password != "" {
-		cfg.Kafka.SASL.Password = hidden
+		cfg.Kafka.SASL.Password = config.Redacted
 	}
 	if cfg.Registry.Password != "" {
-		cfg.Registry.Password = hidden
+		cfg.Registry.Password = config.Redacted
 	}
-	cfg.ClickHouse.DSN = redactURL(cfg.ClickHouse.DSN)
-	cfg.Registry.URL = redactURL(cfg.Registry.URL)
+	cfg.ClickHouse.DSN = config.Redact(cfg.ClickHouse.DSN)
+	cfg.Registry.URL = config.Redact(cfg.Registry.URL)
 	return cfg
 }

@@ -158,7 +158,7 @@ func checkRegistry(ctx context.Context, cfg *config.Config, src *sr.Client) erro
 	case errors.As(err, &re):
 		hint = fmt.Sprintf("it answered HTTP %d: is this a Confluent-compatible schema registry?", re.StatusCode)
 	}
-	return &startupError{Setting: "registry-url", Addr: redactURL(cfg.Registry.URL), Waited: cfg.StartupTimeout, Err: lastLine(err), Hint: hint}
+	return &startupError{Setting: "registry-url", Addr: config.Redact(cfg.Registry.URL), Waited: cfg.StartupTimeout, Err: lastLine(err), Hint: hint}
 }
 
 // clickhouseStartError explains a failed ClickHouse connection: it looks
@@ -167,7 +167,7 @@ func clickhouseStartError(ctx context.Context, cfg *config.Config, err error) er
 	if ctx.Err() != nil {
 		return err
 	}
-	dsn := redactURL(cfg.ClickHouse.DSN)
+	dsn := config.Redact(cfg.ClickHouse.DSN)
 	hint := "check the host, port and credentials of the DSN"
 	if u, perr := url.Parse(cfg.ClickHouse.DSN); perr == nil {
 		addr := u.Host // with its port: config.Validate requires one
@@ -212,18 +212,6 @@ func answersHTTP(ctx context.Context, addr string) (isHTTP, isClickHouse bool) {
 	resp, _ := io.ReadAll(io.LimitReader(c, 4096))
 	isHTTP = bytes.HasPrefix(resp, []byte("HTTP/"))
 	return isHTTP, isHTTP && bytes.HasSuffix(bytes.TrimSpace(resp), []byte("Ok."))
-}
-
-// redactURL hides the password of a URL-shaped setting.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }
 
 // lastLine keeps an error on one line.

@@ -105,7 +105,7 @@ func TestStartupFailsFast(t *testing.T) {
 		{"run without registry", []string{"run", "--kafka-brokers", k.Addr(), "--registry-url", "http://" + noReg}, "--registry-url http://" + noReg, "start the registry"},
 		{"gen without registry", []string{"gen", "--kafka-brokers", k.Addr(), "--registry-url", "http://" + noReg}, "--registry-url http://" + noReg, "start the registry"},
 		{"run without clickhouse", []string{"run", "--kafka-brokers", k.Addr(), "--registry-url", reg.URL(),
-			"--clickhouse-dsn", "clickhouse://u:secret@" + noCH + "/default"}, "--clickhouse-dsn clickhouse://u:xxxxx@" + noCH + "/default", "start clickhouse-server"},
+			"--clickhouse-dsn", "clickhouse://u:secret@" + noCH + "/default"}, "--clickhouse-dsn clickhouse://u:***@" + noCH + "/default", "start clickhouse-server"},
 		{"run on ClickHouse's HTTP port", []string{"run", "--kafka-brokers", k.Addr(), "--registry-url", reg.URL(),
 			"--clickhouse-dsn", "clickhouse://" + chHTTP + "/default"}, "--clickhouse-dsn clickhouse://" + chHTTP,
 			fmt.Sprintf("%d is ClickHouse's HTTP port; winback speaks the native protocol on 9000", ch.HTTPPort())},
