@@ -131,3 +131,24 @@ func TestUncommittedGauge(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroSeries: the counters whose label values are known at start
+// exist at 0 before their first event.
+func TestZeroSeries(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := newMetrics(reg)
+	m.zero(Topics{Orders: "o", Email: "e", Support: "s"})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = len(mf.GetMetric())
+	}
+	for name, want := range map[string]int{"winback_repartitioned_records_total": 3, "winback_abort_restores_total": 4, "winback_erasures_total": 2} {
+		if got[name] != want {
+			t.Errorf("%s: %d series, want %d", name, got[name], want)
+		}
+	}
+}

@@ -167,3 +167,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// zero creates the series of counters whose label values are known at
+// start, so that they read 0 before their first event: rate() and an
+// alert on increase() see that first event, and a dashboard shows 0, not
+// "no data".
+func (m *metrics) zero(t Topics) {
+	for _, topic := range []string{t.Orders, t.Email, t.Support} {
+		m.repartitioned.WithLabelValues(topic)
+	}
+	for _, why := range []string{restoreUnknown, restoreUnconfirmed, restoreUndo, restorePositions} {
+		m.abortRestores.WithLabelValues(why)
+	}
+	for _, state := range []string{"present", "absent"} {
+		m.erasures.WithLabelValues(state)
+	}
+}

@@ -142,6 +142,7 @@ func New(cfg Config, dep Deps) (*Runner, error) {
 		confirmed: map[int32]uint64{},
 		board:     newBoard(),
 	}
+	r.m.zero(cfg.Topics)
 	r.standby = newStandbys(r, cfg.StandbyReplicas)
 	if cfg.StandbyReplicas > 0 {
 		// The task balancer reads and reports this member's standbys.
