@@ -314,12 +314,22 @@ func chaosStack(t *testing.T) *stack {
 }
 
 // generatedStack is a stack whose inputs hold the generator's stream of
-// customers (300 days each, Avro and JSON), produced within timeout.
+// customers (300 days each, Avro and JSON), produced within timeout, its
+// e-mails and tickets placed by librdkafka's partitioner (librdkafkaFor).
 func generatedStack(t *testing.T, customers int, timeout time.Duration) *stack {
 	t.Helper()
+	return producedStack(t, customers, timeout, true)
+}
+
+// producedStack is generatedStack, with the e-mails and tickets placed by
+// librdkafka's partitioner if routed, else every record by murmur2.
+func producedStack(t *testing.T, customers int, timeout time.Duration, routed bool) *stack {
+	t.Helper()
 	s := newStack(t, 3)
-	o := genOptions{customers: customers, days: 300, seed: 42, encoding: "mixed",
-		partitioner: librdkafkaFor(s.cfg.Topics.Email, s.cfg.Topics.Support)}
+	o := genOptions{customers: customers, days: 300, seed: 42, encoding: "mixed"}
+	if routed {
+		o.partitioner = librdkafkaFor(s.cfg.Topics.Email, s.cfg.Topics.Support)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	st, err := produceTraffic(ctx, &s.cfg, &o, testenv.TestLogger(t), nil)
