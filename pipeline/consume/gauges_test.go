@@ -29,14 +29,7 @@ func TestForgetGauges(t *testing.T) {
 		r.m.customers.WithLabelValues(p).Set(1)
 	}
 	r.forgetGauges(1)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int{}
-	for _, mf := range mfs {
-		got[mf.GetName()] = len(mf.GetMetric())
-	}
+	got := seriesCounts(t, reg)
 	for name, want := range map[string]int{
 		"winback_consumer_lag_records":         5,
 		"winback_consumer_uncommitted_records": 5,
@@ -138,6 +131,17 @@ func TestZeroSeries(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := newMetrics(reg)
 	m.zero(Topics{Orders: "o", Email: "e", Support: "s"})
+	got := seriesCounts(t, reg)
+	for name, want := range map[string]int{"winback_repartitioned_records_total": 3, "winback_abort_restores_total": 4, "winback_erasures_total": 2} {
+		if got[name] != want {
+			t.Errorf("%s: %d series, want %d", name, got[name], want)
+		}
+	}
+}
+
+// seriesCounts returns the number of series of each metric reg gathers.
+func seriesCounts(t *testing.T, reg prometheus.Gatherer) map[string]int {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -146,9 +150,5 @@ func TestZeroSeries(t *testing.T) {
 	for _, mf := range mfs {
 		got[mf.GetName()] = len(mf.GetMetric())
 	}
-	for name, want := range map[string]int{"winback_repartitioned_records_total": 3, "winback_abort_restores_total": 4, "winback_erasures_total": 2} {
-		if got[name] != want {
-			t.Errorf("%s: %d series, want %d", name, got[name], want)
-		}
-	}
+	return got
 }
