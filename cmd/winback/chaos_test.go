@@ -357,23 +357,15 @@ func librdkafkaFor(topics ...string) kgo.Partitioner {
 	})
 }
 
-// records counts the records in topics (aborted ones and transaction
-// markers too): the sum of their end offsets.
+// records is topicRecords, failing t on an error.
 func records(t *testing.T, brokers []string, topics ...string) int64 {
 	t.Helper()
-	adm, err := kadm.NewOptClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topics...)
+	n, err := topicRecords(ctx, brokers, topics...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 	return n
 }
 

@@ -94,7 +94,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	fmt.Fprintf(stdout, "\nwinback dev\n  Kafka (kfake)       %s\n  schema registry     %s\n  ClickHouse          %s\n",
 		k.Addr(), reg.URL(), dsn)
-	held, err := inputRecords(ctx, &cfg)
+	held, err := topicRecords(ctx, cfg.Kafka.Brokers, t.Orders, t.Email, t.Support)
 	if err != nil {
 		return fmt.Errorf("embedded kafka: %w", err)
 	}
@@ -176,14 +176,15 @@ func printStopped(w io.Writer, cfg *config.Config, dataDir string, ch *testenv.C
 	}
 }
 
-// inputRecords counts the records in cfg's input topics.
-func inputRecords(ctx context.Context, cfg *config.Config) (int64, error) {
-	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+// topicRecords counts the records in topics (aborted ones and transaction
+// markers too): the sum of their end offsets.
+func topicRecords(ctx context.Context, brokers []string, topics ...string) (int64, error) {
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return 0, err
 	}
 	defer adm.Close()
-	ends, err := adm.ListEndOffsets(ctx, cfg.Topics.Orders, cfg.Topics.Email, cfg.Topics.Support)
+	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err == nil {
 		err = ends.Error()
 	}
