@@ -25,6 +25,7 @@ const maxErasureID = 4 << 10
 func cmdErase(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := config.Default()
 	cfg.StartupTimeout = 10 * time.Second // a one-shot command: fail soon
+	cfg.LogLevel = "warn"                 // and quiet: the Kafka client's INFO lines are noise here
 	fs := newFlagSet("erase", "Request the erasure (GDPR, CCPA) of customers: produce one record per CUSTOMER_ID to the\nerasures topic (topics.erasures), keyed by the id with Kafka's murmur2 partitioner. The\npipeline removes each customer from its state, the changelog and every ClickHouse table,\nexactly once. Give the ids as arguments, or - to read them from standard input, one per line.\n\nUsage: winback erase [flags] CUSTOMER_ID... | -", stderr)
 	if err := loadConfig(fs, args, &cfg); err != nil {
 		return err

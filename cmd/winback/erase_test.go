@@ -95,6 +95,9 @@ func TestEraseDuringKills(t *testing.T) {
 	if code := run(ctx, args, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "requested the erasure of 100 customers") {
 		t.Fatalf("winback erase: exit %d, %q, %q", code, stdout.String(), stderr.String())
 	}
+	if stderr.Len() > 0 {
+		t.Errorf("winback erase, which succeeded, wrote to stderr (it logs at WARN by default):\n%s", stderr.String())
+	}
 	kills(4)
 	lap("erasure requested, 4 more kills")
 
