@@ -98,7 +98,7 @@ func (r *Registry) Close() {
 	<-r.served
 }
 
-// seedRegistry loads the schemas that saveRegistry wrote to path, if any.
+// seedRegistry loads the schemas that save wrote to path, if any.
 func seedRegistry(fake *srfake.Registry, path string) (err error) {
 	if path == "" {
 		return nil
