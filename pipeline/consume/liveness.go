@@ -2,10 +2,12 @@ package consume
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -47,6 +49,9 @@ func LeaveGroup(ctx context.Context, adm *kadm.Client, group, instance string) e
 	resp, err := adm.LeaveGroup(ctx, kadm.LeaveGroup(group).InstanceIDs(instance).Reason("winback shut down"))
 	if err == nil {
 		err = resp.Error()
+	}
+	if errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.GroupIDNotFound) {
+		return nil // not a member (it stopped before joining): nothing to leave
 	}
 	if err != nil {
 		return fmt.Errorf("consume: leave group %s as %s: %w", group, instance, err)

@@ -121,3 +121,15 @@ func TestMetaKeyIsNoCustomerID(t *testing.T) {
 		t.Fatalf("customer_id %q: %v, want field.invalid", metaKey, err)
 	}
 }
+
+// TestLeaveGroupNotJoined: leaving a group this instance never joined (it
+// stopped at start-up, before joining) is no error: there was nothing to
+// leave, and the warning it gave said otherwise.
+func TestLeaveGroupNotJoined(t *testing.T) {
+	_, adm := fakeKafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := LeaveGroup(ctx, adm, "never-joined", "inst-1"); err != nil {
+		t.Errorf("leaving a group never joined: %v", err)
+	}
+}
