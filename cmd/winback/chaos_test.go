@@ -306,11 +306,16 @@ func first(xs []string) string {
 	return xs[0]
 }
 
-// chaosStack produces a generated stream of 600 customers once; runs then
-// read it.
+// chaosStack produces a generated stream of 600 customers once, every
+// record placed by murmur2; runs then read it. Not routed: a malformed
+// record dead-lettered by another partition's task is not ordered after
+// an erasure, and its dlq_records row may outlive it (a known limit,
+// docs/production.md "Erasure requests"; 0 to 14 rows of 100 erased
+// customers in four runs of TestEraseDuringKills on the routed stream,
+// each from a record on another partition than its key's).
 func chaosStack(t *testing.T) *stack {
 	t.Helper()
-	return generatedStack(t, 600, 2*time.Minute)
+	return producedStack(t, 600, 2*time.Minute, false)
 }
 
 // generatedStack is a stack whose inputs hold the generator's stream of
