@@ -356,10 +356,17 @@ func producedStack(t *testing.T, customers int, timeout time.Duration, routed bo
 func librdkafkaFor(topics ...string) kgo.Partitioner {
 	return kgo.BasicConsistentPartitioner(func(topic string) func(*kgo.Record, int) int {
 		if slices.Contains(topics, topic) {
-			return func(r *kgo.Record, n int) int { return int(crc32.ChecksumIEEE(r.Key) % uint32(n)) }
+			return func(r *kgo.Record, n int) int { return int(librdkafkaPartition(r.Key, n)) }
 		}
 		return func(r *kgo.Record, n int) int { return int(consume.PartitionOf(string(r.Key), n)) }
 	})
+}
+
+// librdkafkaPartition is the partition librdkafka's default partitioner
+// (consistent_random) gives a non-empty key among n: CRC32 of the key
+// modulo n.
+func librdkafkaPartition(key []byte, n int) int32 {
+	return int32(crc32.ChecksumIEEE(key) % uint32(n))
 }
 
 // records is topicRecords, failing t on an error.

@@ -26,7 +26,7 @@ func TestDevRestartDataDir(t *testing.T) {
 	dir := t.TempDir()
 	kafkaAddr, regAddr := freeAddr(t), freeAddr(t)
 	var out bytes.Buffer
-	start := func(generate bool) (string, func()) {
+	start := func(generate bool) (stop func()) {
 		t.Helper()
 		out.Reset()
 		httpAddr := freeAddr(t)
@@ -43,7 +43,7 @@ func TestDevRestartDataDir(t *testing.T) {
 		t.Cleanup(func() { _ = cmd.Process.Kill() })
 		waitReady(t, httpAddr, 90*time.Second)
 		waitCaughtUp(t, []string{kafkaAddr}, "winback", 2*time.Minute, "orders", "email-events", "support-events")
-		return httpAddr, func() {
+		return func() {
 			t.Helper()
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			if err := cmd.Wait(); err != nil {
@@ -55,7 +55,7 @@ func TestDevRestartDataDir(t *testing.T) {
 		}
 	}
 	subjects := []string{"orders-value", "email-events-value", "support-events-value", "winback-triggers-value"}
-	_, stop := start(true)
+	stop := start(true)
 	first := records(t, []string{kafkaAddr}, "orders", "email-events", "support-events")
 	ids := schemaIDs(t, "http://"+regAddr, subjects)
 	stop()
@@ -63,7 +63,7 @@ func TestDevRestartDataDir(t *testing.T) {
 		t.Fatal("the first run generated nothing")
 	}
 
-	_, stop = start(true)
+	stop = start(true)
 	if got := records(t, []string{kafkaAddr}, "orders", "email-events", "support-events"); got != first {
 		t.Errorf("the inputs hold %d records after the restart, %d before: the history was produced again", got, first)
 	}
@@ -73,7 +73,7 @@ func TestDevRestartDataDir(t *testing.T) {
 	stop()
 	// Without --generate, nothing registers the input schemas again: the
 	// registry must have kept them, under their ids.
-	_, stop = start(false)
+	stop = start(false)
 	defer stop()
 	if got := schemaIDs(t, "http://"+regAddr, subjects); !slices.Equal(got, ids) {
 		t.Errorf("schema ids of %v: %v after the restart, %v before: the kept records name other schemas now", subjects, got, ids)

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"math/big"
 	"os"
@@ -227,7 +226,7 @@ func produceStyled(ctx context.Context, t *testing.T, cfg *config.Config, g *gen
 		if style == "mixed" {
 			switch r.Kind {
 			case event.KindEmail:
-				rec.Partition = int32(crc32.ChecksumIEEE(rec.Key) % uint32(partitions))
+				rec.Partition = librdkafkaPartition(rec.Key, partitions)
 			case event.KindSupport:
 				rec.Key, rec.Partition = nil, int32(n%partitions)
 			}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"maps"
 	"os/exec"
 	"slices"
@@ -211,7 +210,7 @@ func TestKcatQuietPartition(t *testing.T) {
 	// murmur2 was forwarded once.
 	want := 0
 	for cust, n := range map[string]int{a: 12, b: 23} {
-		if int32(crc32.ChecksumIEEE([]byte(cust))%partitions) != consume.PartitionOf(cust, partitions) {
+		if librdkafkaPartition([]byte(cust), partitions) != consume.PartitionOf(cust, partitions) {
 			want += n
 		}
 	}
@@ -318,7 +317,7 @@ func TestQuietPartitionAcrossInstances(t *testing.T) {
 		}
 		return struct{}{}, true
 	})
-	crc := func(c string) int32 { return int32(crc32.ChecksumIEEE([]byte(c)) % partitions) }
+	crc := func(c string) int32 { return librdkafkaPartition([]byte(c), partitions) }
 	var a, b string
 	for i := 0; a == ""; i++ {
 		if c := fmt.Sprintf("quiet-a%d", i); slices.Contains(owned[1], consume.PartitionOf(c, partitions)) && crc(c) == consume.PartitionOf(c, partitions) {
